@@ -1,0 +1,65 @@
+# IronCurtain: `make up TASK="..."` runs a session; `make test` runs the tests.
+# Every target sets up what it needs (idempotently) and is quick when nothing is missing.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+BASE_IMAGE ?= debian:bookworm-slim
+PYTEST_ARGS ?=
+
+# .env (optional, see .env.example) may set BASE_IMAGE, EXTRA_CA_CERT, ...
+-include .env
+export BASE_IMAGE EXTRA_CA_CERT VENV
+
+STAMP := $(VENV)/.installed
+
+.PHONY: help deps venv engine base images test test-unit test-container lint up bench clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+deps: venv engine ## set up everything: .venv, Docker engine (+ compose plugin)
+
+venv: $(STAMP) ## create .venv with the package and its dev tools
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+engine: $(STAMP) ## make sure a Docker engine answers and `docker compose` works
+	@scripts/engine.sh
+
+base: engine ## provide $(BASE_IMAGE): local, pulled, or built with debootstrap
+	@scripts/base.sh
+
+images: base ## build our images whose content hash changed
+	@$(BIN)/ironcurtain images build
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-unit: $(STAMP) ## fast tests, no Docker
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-container: images ## tests against the real engine and our images
+	$(BIN)/pytest -m container tests/container $(PYTEST_ARGS)
+
+test: images ## all tests (sets up the engine and images first)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+up: images ## run a session: make up TASK="fix the failing test"
+	@$(BIN)/ironcurtain run $(if $(TASK),--task "$(TASK)")
+
+bench: images ## run every benchmark, figures in bench/results/
+	@$(BIN)/python -m bench
+
+bench-%: images ## run one benchmark: make bench-NAME
+	@$(BIN)/python -m bench $*
+
+clean-venv: ## remove .venv
+	rm -rf $(VENV)

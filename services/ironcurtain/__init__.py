@@ -1,0 +1,3 @@
+"""IronCurtain: a secure runtime for AI coding agents."""
+
+__version__ = "0.1.0"

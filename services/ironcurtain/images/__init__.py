@@ -1,0 +1,1 @@
+"""Our container images: which exist, what goes into each, and building the changed ones."""

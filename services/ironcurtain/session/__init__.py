@@ -1,0 +1,1 @@
+"""Running a whole agent session: compose up, verify isolation, run the agent, tear down."""

@@ -1,0 +1,72 @@
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ironcurtain.images.build import (
+    EXTRA_CA_NAME,
+    BuildError,
+    BuildSettings,
+    context_files,
+    context_tar,
+)
+from ironcurtain.images.catalog import discover
+
+
+def _repo(tmp_path: Path) -> Path:
+    image = tmp_path / "images" / "svc"
+    image.mkdir(parents=True)
+    (image / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    (image / "context").write_text("src\n")
+    (image / "run.sh").write_text("#!/bin/sh\n")
+    (image / "run.sh").chmod(0o755)
+    src = tmp_path / "src"
+    (src / "__pycache__").mkdir(parents=True)
+    (src / "mod.py").write_text("x = 1\n")
+    (src / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    return tmp_path
+
+
+def test_settings_read_base_image_and_extra_ca_from_the_environment(tmp_path: Path) -> None:
+    settings = BuildSettings.from_environ(tmp_path, {"BASE_IMAGE": "x:1", "EXTRA_CA_CERT": "/c"})
+    assert settings.base_image == "x:1"
+    assert settings.extra_ca_cert == Path("/c")
+
+
+def test_settings_without_extra_ca_mean_none(tmp_path: Path) -> None:
+    settings = BuildSettings.from_environ(tmp_path, {"EXTRA_CA_CERT": "  "})
+    assert settings.extra_ca_cert is None
+    assert settings.base_image == "debian:bookworm-slim"
+
+
+def test_context_has_image_folder_extra_paths_and_an_empty_ca(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    files = {f.path: f for f in context_files(discover(repo)["svc"], BuildSettings(repo))}
+    assert set(files) == {"Dockerfile", "run.sh", "src/mod.py", EXTRA_CA_NAME}
+    assert files["run.sh"].executable
+    assert files[EXTRA_CA_NAME].data == b""
+
+
+def test_extra_ca_bytes_go_into_the_context(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    ca = tmp_path / "corp.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    files = context_files(discover(repo)["svc"], BuildSettings(repo, extra_ca_cert=ca))
+    assert next(f for f in files if f.path == EXTRA_CA_NAME).data == ca.read_bytes()
+
+
+def test_a_missing_extra_ca_file_is_a_clear_error(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    settings = BuildSettings(repo, extra_ca_cert=tmp_path / "nope.pem")
+    with pytest.raises(BuildError, match=r"EXTRA_CA_CERT=.*nope\.pem"):
+        context_files(discover(repo)["svc"], settings)
+
+
+def test_context_tar_is_reproducible_and_keeps_modes(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    files = context_files(discover(repo)["svc"], BuildSettings(repo))
+    first, second = context_tar(files).getvalue(), context_tar(files).getvalue()
+    assert first == second
+    with tarfile.open(fileobj=context_tar(files)) as tar:
+        assert tar.getmember("run.sh").mode == 0o755
+        assert tar.getmember("src/mod.py").mode == 0o644
