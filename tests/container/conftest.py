@@ -1,13 +1,16 @@
 """Container tests: a real Docker engine and our own images.
 
 testcontainers' reaper (Ryuk) cannot be pulled here, so it is off and every fixture cleans up
-after itself; the `no_leftovers` guard fails the run if any container or network survives it.
+after itself. The `no_leftovers` guard fails the run if a container or network it created
+survives: everything a test creates carries `TEST_LABELS` (testcontainers adds its own session
+label too). Under CI=true, where nothing else runs, *any* new container or network fails the run.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -16,10 +19,16 @@ import pytest
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+from testcontainers.core.labels import SESSION_ID
+
 from ironcurtain.images.build import BuildSettings, ImageBuilder
+from ironcurtain.images.catalog import image_ref
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_LABEL = "org.ironcurtain.test"
+TEST_LABEL = "org.ironcurtain.test-run"
+RUN_ID = uuid.uuid4().hex
+TEST_LABELS = {TEST_LABEL: RUN_ID}
+_TESTCONTAINERS_LABEL = "org.testcontainers.session-id"
 
 
 @pytest.fixture(scope="session")
@@ -34,33 +43,54 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
-def images(docker_client: docker.DockerClient) -> dict[str, str]:
+def build_settings() -> BuildSettings:
+    return BuildSettings.from_environ(REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def images(docker_client: docker.DockerClient, build_settings: BuildSettings) -> dict[str, str]:
     """Our images, built if their content changed (a no-op after `make images`)."""
-    builder = ImageBuilder(docker_client, BuildSettings.from_environ(REPO_ROOT), say=lambda _: None)
-    return builder.build()
+    return ImageBuilder(docker_client, build_settings, say=lambda _: None).build()
 
 
-def _ours(client: docker.DockerClient) -> tuple[set[str], set[str]]:
-    containers = {c.id for c in client.containers.list(all=True)}
-    networks = {n.id for n in client.networks.list()}
+@pytest.fixture(scope="session")
+def image(images: dict[str, str], build_settings: BuildSettings) -> Callable[[str], str]:
+    """image("redis") -> the reference of this worktree's built image."""
+
+    def ref(name: str) -> str:
+        assert name in images, f"no image {name!r}; have {sorted(images)}"
+        return image_ref(name, build_settings.image_tag)
+
+    return ref
+
+
+def _created_by_this_run(labels: dict[str, str] | None) -> bool:
+    labels = labels or {}
+    return labels.get(TEST_LABEL) == RUN_ID or labels.get(_TESTCONTAINERS_LABEL) == SESSION_ID
+
+
+def _snapshot(client: docker.DockerClient) -> tuple[dict[str, object], dict[str, object]]:
+    containers = {c.id: c for c in client.containers.list(all=True)}
+    networks = {n.id: n for n in client.networks.list()}
     return containers, networks
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
     """Fails the suite if it leaves a container or network behind (and then removes them)."""
-    containers_before, networks_before = _ours(docker_client)
+    strict = os.environ.get("CI") == "true"
+    containers_before, networks_before = _snapshot(docker_client)
     yield
-    containers_after, networks_after = _ours(docker_client)
-    left_containers = containers_after - containers_before
-    left_networks = networks_after - networks_before
-    names = []
-    for cid in left_containers:
-        container = docker_client.containers.get(cid)
-        names.append(f"container {container.name}")
-        container.remove(force=True, v=True)
-    for nid in left_networks:
-        network = docker_client.networks.get(nid)
-        names.append(f"network {network.name}")
-        network.remove()
-    assert not names, f"the container tests left these behind: {', '.join(sorted(names))}"
+    containers_after, networks_after = _snapshot(docker_client)
+    left = []
+    for cid in containers_after.keys() - containers_before.keys():
+        container = containers_after[cid]
+        if strict or _created_by_this_run(container.labels):
+            left.append(f"container {container.name}")
+            container.remove(force=True, v=True)
+    for nid in networks_after.keys() - networks_before.keys():
+        network = networks_after[nid]
+        if strict or _created_by_this_run(network.attrs.get("Labels")):
+            left.append(f"network {network.name}")
+            network.remove()
+    assert not left, f"the container tests left these behind: {', '.join(sorted(left))}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -12,9 +12,7 @@ import redis
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 
-from .conftest import TEST_LABEL
-
-IMAGE = "ironcurtain/redis:latest"
+from .conftest import TEST_LABELS
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +24,12 @@ def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def redis_container(images: dict[str, str], password_file: Path) -> Iterator[DockerContainer]:
+def redis_container(image: Callable[[str], str], password_file: Path) -> Iterator[DockerContainer]:
     container = (
-        DockerContainer(IMAGE)
+        DockerContainer(image("redis"))
         .with_exposed_ports(6379)
         .with_volume_mapping(str(password_file), "/run/secrets/redis_password", "ro")
-        .with_kwargs(labels={TEST_LABEL: "1"})
+        .with_kwargs(labels=TEST_LABELS)
         .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(30))
     )
     with container:
@@ -90,9 +88,9 @@ def test_the_password_is_not_in_the_container_config(
 
 
 def test_without_a_password_file_redis_refuses_to_start(
-    images: dict[str, str], docker_client: docker.DockerClient
+    image: Callable[[str], str], docker_client: docker.DockerClient
 ) -> None:
-    container = docker_client.containers.run(IMAGE, detach=True, labels={TEST_LABEL: "1"})
+    container = docker_client.containers.run(image("redis"), detach=True, labels=TEST_LABELS)
     try:
         result = container.wait(timeout=30)
         logs = container.logs().decode()

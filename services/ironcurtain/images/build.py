@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .catalog import HASH_LABEL, ImageSpec, build_order, discover
+from .catalog import DEFAULT_TAG, HASH_LABEL, ImageSpec, build_order, discover
 from .digest import ContextFile, content_hash
 
 EXTRA_CA_NAME = "extra-ca.pem"  # always present in a context; empty when no extra CA is set
@@ -34,6 +34,7 @@ class BuildSettings:
     repo_root: Path
     base_image: str = DEFAULT_BASE_IMAGE
     extra_ca_cert: Path | None = None
+    image_tag: str = DEFAULT_TAG  # IRONCURTAIN_IMAGE_TAG: images of parallel worktrees stay apart
 
     @classmethod
     def from_environ(cls, repo_root: Path, environ: dict[str, str] | None = None) -> BuildSettings:
@@ -43,6 +44,7 @@ class BuildSettings:
             repo_root=repo_root,
             base_image=env.get("BASE_IMAGE", "").strip() or DEFAULT_BASE_IMAGE,
             extra_ca_cert=Path(extra) if extra else None,
+            image_tag=env.get("IRONCURTAIN_IMAGE_TAG", "").strip() or DEFAULT_TAG,
         )
 
 
@@ -123,24 +125,33 @@ class ImageBuilder:
             files = context_files(spec, self._settings)
             digest = content_hash(
                 files,
-                {"BASE_IMAGE": self._settings.base_image, "BASE_IMAGE_ID": base_id},
+                {
+                    "BASE_IMAGE": self._settings.base_image,
+                    "BASE_IMAGE_ID": base_id,
+                    "IMAGE_TAG": self._settings.image_tag,
+                },
                 {parent: hashes[parent] for parent in spec.parents},
             )
             hashes[spec.name] = digest
-            if self._current_hash(spec.tag) == digest:
-                self._say(f"images: {spec.tag} is up to date")
+            if self._current_hash(spec.ref(self._settings.image_tag)) == digest:
+                self._say(f"images: {spec.ref(self._settings.image_tag)} is up to date")
                 continue
-            self._say(f"images: building {spec.tag}")
+            self._say(f"images: building {spec.ref(self._settings.image_tag)}")
             self._build_one(spec, files, digest)
         return hashes
 
     def _build_one(self, spec: ImageSpec, files: list[ContextFile], digest: str) -> None:
         log: list[str] = []
+        tag = spec.ref(self._settings.image_tag)
         stream = self._client.api.build(
             fileobj=context_tar(files),
             custom_context=True,
-            tag=spec.tag,
-            buildargs={"BASE_IMAGE": self._settings.base_image},
+            tag=tag,
+            # IMAGE_TAG lets a Dockerfile build FROM ironcurtain/NAME:${IMAGE_TAG} of its worktree.
+            buildargs={
+                "BASE_IMAGE": self._settings.base_image,
+                "IMAGE_TAG": self._settings.image_tag,
+            },
             labels={HASH_LABEL: digest},
             rm=True,
             forcerm=True,
@@ -157,7 +168,5 @@ class ImageBuilder:
                         "\nhint: TLS verification failed inside the build; if a TLS-intercepting"
                         " proxy sits in the way, set EXTRA_CA_CERT to its CA bundle (.env.example)"
                     )
-                raise BuildError(
-                    f"building {spec.tag} failed: {chunk['error'].strip()}\n{tail}{hint}"
-                )
-        self._say(f"images: built {spec.tag}")
+                raise BuildError(f"building {tag} failed: {chunk['error'].strip()}\n{tail}{hint}")
+        self._say(f"images: built {tag}")

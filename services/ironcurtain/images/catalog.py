@@ -11,6 +11,7 @@ from pathlib import Path
 
 TAG_PREFIX = "ironcurtain/"
 HASH_LABEL = "org.ironcurtain.content-hash"
+DEFAULT_TAG = "latest"
 EXTRA_CONTEXT_FILE = "context"  # repo-relative paths, one a line, added to an image's context
 
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
@@ -27,9 +28,13 @@ class ImageSpec:
     extra_paths: tuple[str, ...]  # repo-relative files or folders copied into the context
     parents: tuple[str, ...]  # names of our own images this one builds FROM
 
-    @property
-    def tag(self) -> str:
-        return f"{TAG_PREFIX}{self.name}:latest"
+    def ref(self, tag: str = DEFAULT_TAG) -> str:
+        return image_ref(self.name, tag)
+
+
+def image_ref(name: str, tag: str = DEFAULT_TAG) -> str:
+    """`ironcurtain/NAME:TAG`. Worktrees set their own tag so their images never collide."""
+    return f"{TAG_PREFIX}{name}:{tag}"
 
 
 def parents_of(dockerfile_text: str) -> tuple[str, ...]:

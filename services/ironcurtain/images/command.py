@@ -29,7 +29,7 @@ def _repo_root() -> Path:
 def _list(args: argparse.Namespace) -> int:
     for spec in discover(_repo_root()).values():
         parents = ", ".join(spec.parents) or "${BASE_IMAGE}"
-        print(f"{spec.tag:32} FROM {parents}")
+        print(f"{spec.ref():32} FROM {parents}")
     return 0
 
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.images.catalog import CatalogError, build_order, discover, parents_of
+from ironcurtain.images.catalog import CatalogError, build_order, discover, image_ref, parents_of
 
 
 def _image(root: Path, name: str, dockerfile: str, context: str | None = None) -> None:
@@ -75,3 +75,13 @@ def test_every_image_in_the_repository_starts_from_the_base_image_arg() -> None:
             *(f"ironcurtain/{p}" for p in spec.parents),
         }
         assert "ARG BASE_IMAGE" in text or spec.parents, spec.name
+
+
+def test_parents_built_from_this_worktrees_tag_are_found() -> None:
+    text = "ARG IMAGE_TAG=latest\nFROM ironcurtain/python:${IMAGE_TAG}\n"
+    assert parents_of(text) == ("python",)
+
+
+def test_image_refs_carry_the_worktree_tag() -> None:
+    assert image_ref("python") == "ironcurtain/python:latest"
+    assert image_ref("python", "wt-mitm") == "ironcurtain/python:wt-mitm"
