@@ -1,0 +1,1 @@
+"""The escalation channel: the MCP proxy asks, a human decides, the waiting call resumes."""
