@@ -85,12 +85,16 @@ def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
     left = []
     for cid in containers_after.keys() - containers_before.keys():
         container = containers_after[cid]
-        if strict or _created_by_this_run(container.labels):
+        ours = _created_by_this_run(container.labels)
+        if strict or ours:
             left.append(f"container {container.name}")
+        if ours:  # only ever remove what this run created
             container.remove(force=True, v=True)
     for nid in networks_after.keys() - networks_before.keys():
         network = networks_after[nid]
-        if strict or _created_by_this_run(network.attrs.get("Labels")):
+        ours = _created_by_this_run(network.attrs.get("Labels"))
+        if strict or ours:
             left.append(f"network {network.name}")
+        if ours:
             network.remove()
     assert not left, f"the container tests left these behind: {', '.join(sorted(left))}"
