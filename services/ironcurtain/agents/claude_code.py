@@ -1,0 +1,127 @@
+"""Claude Code (`@anthropic-ai/claude-code`) as an IronCurtain agent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .adapter import AGENT_HOME, SESSION_MOUNT, Endpoints, OrientationFile, guide
+
+MCP_SERVER_NAME = "ironcurtain"
+FAKE_KEY_ENV = "IRONCURTAIN_ANTHROPIC_FAKE_KEY"  # read by the image's apiKeyHelper
+MCP_CONFIG = f"{SESSION_MOUNT}/mcp.json"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaudeCode:
+    name: str = "claude-code"
+    image: str = "agent-claude-code"
+    providers: tuple[str, ...] = ("anthropic",)
+
+    def environment(self, endpoints: Endpoints, fake_keys: Mapping[str, str]) -> dict[str, str]:
+        env = {
+            "HOME": AGENT_HOME,
+            "HTTPS_PROXY": endpoints.https_proxy,
+            "https_proxy": endpoints.https_proxy,
+            "NO_PROXY": "",
+            "NODE_EXTRA_CA_CERTS": endpoints.ca_cert,
+            FAKE_KEY_ENV: fake_keys["anthropic"],
+            # Telemetry, error reporting and auto-update would only hit the allowlist.
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_ERROR_REPORTING": "1",
+            # List MCP tools directly instead of deferring them behind ToolSearch.
+            "ENABLE_TOOL_SEARCH": "false",
+        }
+        if endpoints.docker_host:
+            env["DOCKER_HOST"] = endpoints.docker_host
+        return env
+
+    def _common_args(self) -> list[str]:
+        return ["--mcp-config", MCP_CONFIG, "--strict-mcp-config"]
+
+    def oneshot_command(self, task: str) -> list[str]:
+        return [
+            "claude",
+            "-p",
+            task,
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            *self._common_args(),
+            "--allowedTools",
+            f"mcp__{MCP_SERVER_NAME}",
+        ]
+
+    def interactive_command(self) -> list[str]:
+        return ["claude", *self._common_args()]
+
+    def orientation_files(self, endpoints: Endpoints) -> list[OrientationFile]:
+        mcp = {"mcpServers": {MCP_SERVER_NAME: {"type": "http", "url": endpoints.mcp_url}}}
+        # Onboarding done: an interactive session starts at the prompt, not at a theme picker.
+        state = {"hasCompletedOnboarding": True, "autoUpdates": False}
+        return [
+            OrientationFile("mcp.json", json.dumps(mcp, indent=2) + "\n"),
+            OrientationFile(".claude/CLAUDE.md", guide()),
+            OrientationFile(".claude.json", json.dumps(state) + "\n"),
+        ]
+
+    def render(self, line: str) -> str | None:
+        event = _parse(line)
+        if event is None:
+            return line.rstrip("\n") or None
+        kind = event.get("type")
+        if kind == "system" and event.get("subtype") == "init":
+            return f"[agent] started (model {event.get('model', '?')})"
+        if kind == "assistant":
+            return _render_content(event.get("message", {}).get("content", []), "assistant")
+        if kind == "user":
+            return _render_content(event.get("message", {}).get("content", []), "user")
+        if kind == "result":
+            return f"[answer] {event.get('result', '')}"
+        return None
+
+    def final_answer(self, lines: Iterable[str]) -> str | None:
+        answer = None
+        for line in lines:
+            event = _parse(line)
+            if event is not None and event.get("type") == "result":
+                answer = event.get("result")
+        return answer
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _render_content(content: Any, role: str) -> str | None:
+    if not isinstance(content, list):
+        return None
+    shown = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text" and role == "assistant":
+            shown.append(f"[agent] {block.get('text', '')}")
+        elif block.get("type") == "tool_use":
+            args = json.dumps(block.get("input", {}), sort_keys=True)[:200]
+            shown.append(f"[tool] {block.get('name', '?')} {args}")
+        elif block.get("type") == "tool_result":
+            status = "error" if block.get("is_error") else "ok"
+            shown.append(f"[tool result: {status}] {_text_of(block.get('content'))[:200]}")
+    return "\n".join(shown) or None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+    return ""

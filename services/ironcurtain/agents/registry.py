@@ -1,0 +1,16 @@
+"""The agents IronCurtain knows, by name."""
+
+from __future__ import annotations
+
+from .adapter import AgentAdapter
+from .claude_code import ClaudeCode
+
+ADAPTERS: dict[str, AgentAdapter] = {adapter.name: adapter for adapter in (ClaudeCode(),)}
+
+
+def adapter_for(name: str) -> AgentAdapter:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise ValueError(f"unknown agent {name!r}; known agents: {known}") from None

@@ -1,0 +1,110 @@
+import dataclasses
+import json
+
+import pytest
+
+from ironcurtain.agents.adapter import Endpoints
+from ironcurtain.agents.claude_code import FAKE_KEY_ENV, MCP_CONFIG, ClaudeCode
+from ironcurtain.agents.registry import adapter_for
+
+ENDPOINTS = Endpoints(
+    mcp_url="http://sidecar:8080/mcp",
+    https_proxy="http://sidecar:3128",
+    ca_cert="/run/ironcurtain/ca.pem",
+)
+FAKE = "sk-ant-api03-FAKE-" + "0" * 48
+
+
+def test_environment_holds_only_the_fake_key_and_the_doors() -> None:
+    env = ClaudeCode().environment(ENDPOINTS, {"anthropic": FAKE})
+    assert env[FAKE_KEY_ENV] == FAKE
+    assert env["HTTPS_PROXY"] == "http://sidecar:3128"
+    assert env["NODE_EXTRA_CA_CERTS"] == "/run/ironcurtain/ca.pem"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert "ANTHROPIC_API_KEY" not in env
+    assert "DOCKER_HOST" not in env
+
+
+def test_docker_host_only_when_the_session_offers_it() -> None:
+    endpoints = dataclasses.replace(ENDPOINTS, docker_host="tcp://sidecar:2375")
+    assert ClaudeCode().environment(endpoints, {"anthropic": FAKE})["DOCKER_HOST"] == (
+        "tcp://sidecar:2375"
+    )
+
+
+def test_a_missing_fake_key_is_an_error_not_an_empty_key() -> None:
+    with pytest.raises(KeyError):
+        ClaudeCode().environment(ENDPOINTS, {})
+
+
+def test_oneshot_streams_json_and_uses_only_our_mcp_server() -> None:
+    argv = ClaudeCode().oneshot_command("fix the test")
+    assert argv[:3] == ["claude", "-p", "fix the test"]
+    assert argv[argv.index("--output-format") + 1] == "stream-json"
+    assert argv[argv.index("--mcp-config") + 1] == MCP_CONFIG
+    assert "--strict-mcp-config" in argv
+
+
+def test_orientation_points_the_mcp_client_at_the_sidecar() -> None:
+    files = {f.path: f.content for f in ClaudeCode().orientation_files(ENDPOINTS)}
+    config = json.loads(files["mcp.json"])
+    assert config == {"mcpServers": {"ironcurtain": {"type": "http", "url": ENDPOINTS.mcp_url}}}
+    assert "wait" in files[".claude/CLAUDE.md"]
+
+
+STREAM = [
+    json.dumps(event)
+    for event in (
+        {"type": "system", "subtype": "init", "model": "claude-sonnet-4-5"},
+        {
+            "type": "assistant",
+            "message": {
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "name": "mcp__ironcurtain__fs__read",
+                        "input": {"path": "a"},
+                    }
+                ]
+            },
+        },
+        {
+            "type": "user",
+            "message": {
+                "content": [
+                    {"type": "tool_result", "is_error": True, "content": "denied by rule x"}
+                ]
+            },
+        },
+        {"type": "assistant", "message": {"content": [{"type": "text", "text": "done"}]}},
+        {"type": "result", "subtype": "success", "result": "All fixed."},
+    )
+]
+
+
+def test_stream_renders_tool_calls_results_and_the_answer() -> None:
+    shown = [ClaudeCode().render(line) for line in STREAM]
+    assert shown[0] == "[agent] started (model claude-sonnet-4-5)"
+    assert shown[1] == '[tool] mcp__ironcurtain__fs__read {"path": "a"}'
+    assert shown[2] == "[tool result: error] denied by rule x"
+    assert shown[3] == "[agent] done"
+    assert shown[4] == "[answer] All fixed."
+
+
+def test_non_json_output_is_shown_as_is_and_hostile_json_is_ignored() -> None:
+    adapter = ClaudeCode()
+    assert adapter.render("plain text\n") == "plain text"
+    assert adapter.render("[1, 2]") == "[1, 2]"
+    assert adapter.render('{"type":"user","message":{"content":[7, null]}}') is None
+    assert adapter.render('{"type":"assistant","message":{"content":"not a list"}}') is None
+
+
+def test_final_answer_is_the_last_result() -> None:
+    assert ClaudeCode().final_answer(STREAM) == "All fixed."
+    assert ClaudeCode().final_answer(STREAM[:-1]) is None
+
+
+def test_registry_knows_claude_code_and_refuses_unknown_agents() -> None:
+    assert adapter_for("claude-code").image == "agent-claude-code"
+    with pytest.raises(ValueError, match="unknown agent 'gpt-agent'"):
+        adapter_for("gpt-agent")
