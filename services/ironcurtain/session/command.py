@@ -14,6 +14,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("run", help="run an agent session on a task")
     parser.add_argument("--task", help="the task for the agent (interactive when omitted)")
     parser.set_defaults(handler=_run)
+    register_sessions(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,3 +28,53 @@ def _run(args: argparse.Namespace) -> int:
     from .run import run_session  # the orchestration, once it exists
 
     return run_session(args)
+
+
+def register_sessions(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("sessions", help="list running sessions across worktrees")
+    listing.set_defaults(handler=_sessions)
+    down = commands.add_parser("down", help="stop a session and remove its containers")
+    down.add_argument("session", help="session id or compose project name (see `sessions`)")
+    down.set_defaults(handler=_down)
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    import docker
+
+    from .sessions import running_sessions
+
+    found = running_sessions(docker.from_env())
+    if not found:
+        print("sessions: none running")
+    for session in found:
+        states = ", ".join(
+            f"{c}={s}" for c, s in zip(session.containers, session.states, strict=True)
+        )
+        print(f"{session.name.session_id}  {session.name.project}  {states}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    import docker
+
+    from .compose import Compose, ComposeError
+    from .layout import SessionLayout, state_dir
+    from .sessions import running_sessions
+
+    matches = [
+        s.name
+        for s in running_sessions(docker.from_env())
+        if args.session in (s.name.session_id, s.name.project)
+    ]
+    if len(matches) != 1:
+        print(f"down: no single running session matches {args.session!r} (see `sessions`)")
+        return 1
+    name = matches[0]
+    try:
+        Compose(name.project).down()
+    except ComposeError as exc:
+        print(f"down: {exc}")
+        return 1
+    SessionLayout.for_session(state_dir(), name).remove_ephemeral()
+    print(f"down: stopped {name.project}")
+    return 0

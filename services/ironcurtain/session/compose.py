@@ -1,0 +1,103 @@
+"""The one module that drives `docker compose` for a session (all of its I/O is here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ComposeError(RuntimeError):
+    """A compose command failed; the message carries what it printed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compose:
+    project: str
+    files: tuple[Path, ...] = ()  # none: act on the project by its labels (down, ps)
+    env: Mapping[str, str] = field(default_factory=dict)  # interpolation variables
+    cwd: Path | None = None
+
+    def _argv(self, *args: str) -> list[str]:
+        argv = ["docker", "compose", "--project-name", self.project]
+        for f in self.files:
+            argv += ["--file", str(f)]
+        return [*argv, *args]
+
+    def _environ(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    def _check(self, *args: str, timeout_s: float) -> str:
+        try:
+            done = subprocess.run(
+                self._argv(*args),
+                cwd=self.cwd,
+                env=self._environ(),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ComposeError(
+                f"docker compose {args[0]} took longer than {timeout_s:.0f}s"
+            ) from exc
+        if done.returncode != 0:
+            raise ComposeError(
+                f"docker compose {' '.join(args[:2])} failed ({done.returncode}):\n"
+                f"{(done.stderr or done.stdout).strip()[-2000:]}"
+            )
+        return done.stdout
+
+    def up(self, services: Sequence[str] = (), timeout_s: float = 120) -> None:
+        """Start services and wait until each is healthy (compose's own --wait)."""
+        self._check(
+            "up",
+            "--detach",
+            "--wait",
+            "--wait-timeout",
+            str(int(timeout_s)),
+            *services,
+            timeout_s=timeout_s + 30,
+        )
+
+    def down(self, timeout_s: float = 60) -> None:
+        """Stop and remove every container, network and volume of the project."""
+        self._check("down", "--volumes", "--remove-orphans", "--timeout", "3", timeout_s=timeout_s)
+
+    def exec(self, service: str, argv: Sequence[str], timeout_s: float = 30) -> str:
+        return self._check("exec", "-T", service, *argv, timeout_s=timeout_s)
+
+    def logs(self, service: str, timeout_s: float = 30) -> str:
+        return self._check("logs", "--no-color", service, timeout_s=timeout_s)
+
+    def run_streaming(self, service: str, argv: Sequence[str]) -> Iterator[str]:
+        """Run a one-off container of `service`, yielding its output lines as they come.
+
+        The process's exit code is raised as ComposeError when it is not 0, after the output.
+        """
+        with subprocess.Popen(
+            self._argv("run", "--rm", "--no-deps", "-T", service, *argv),
+            cwd=self.cwd,
+            env=self._environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        ) as proc:
+            assert proc.stdout is not None
+            yield from proc.stdout
+            code = proc.wait()
+        if code != 0:
+            raise ComposeError(f"{service} exited with {code}")
+
+    def run_interactive(self, service: str, argv: Sequence[str]) -> int:
+        """Attach this terminal to a one-off container of `service` (TTY, resize included)."""
+        return subprocess.call(
+            self._argv("run", "--rm", "--no-deps", service, *argv),
+            cwd=self.cwd,
+            env=self._environ(),
+        )

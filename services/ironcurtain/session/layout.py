@@ -1,0 +1,89 @@
+"""A session's folder under the state directory: what is kept after it ends, and what is not.
+
+<state>/sessions/<project>/
+    agent/     orientation files, mounted read-only into the agent      (removed at teardown)
+    secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
+    audit/     the doors' audit logs                                    (kept)
+    summary.json                                                         (kept)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .naming import SessionName
+
+
+def state_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if env.get("IRONCURTAIN_STATE_DIR"):
+        return Path(env["IRONCURTAIN_STATE_DIR"])
+    base = env.get("XDG_STATE_HOME") or str(
+        Path(env.get("HOME", "~")).expanduser() / ".local/state"
+    )
+    return Path(base) / "ironcurtain"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLayout:
+    root: Path
+
+    @classmethod
+    def for_session(cls, state: Path, name: SessionName) -> SessionLayout:
+        return cls(state / "sessions" / name.project)
+
+    @property
+    def agent(self) -> Path:
+        return self.root / "agent"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def audit(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.agent, self.audit):
+            folder.mkdir(exist_ok=True)
+        self.secrets.mkdir(mode=0o700, exist_ok=True)
+        self.secrets.chmod(0o700)
+
+    def write_secret(self, name: str, value: str, reader_uid: int | None = None) -> Path:
+        """A secret file for one container user, written under a restrictive umask.
+
+        Compose bind-mounts secret files with their host owner and mode. As root we hand the
+        file (0400) to the container's uid; otherwise it is 0444 inside the 0700 secrets folder,
+        which nobody but us can enter on the host.
+        """
+        path = self.secrets / name
+        old = os.umask(0o077)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(value)
+        finally:
+            os.umask(old)
+        if path.stat().st_mode & 0o077:
+            raise PermissionError(f"{path} is readable by others after writing it")
+        if reader_uid is not None:
+            if os.geteuid() == 0:
+                os.chown(path, reader_uid, -1)
+                path.chmod(0o400)
+            else:
+                path.chmod(0o444)
+        return path
+
+    def remove_ephemeral(self) -> None:
+        """Teardown: secrets and orientation go; the audit log and summary stay."""
+        for folder in (self.secrets, self.agent):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,60 @@
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ironcurtain.session.layout import SessionLayout, state_dir
+from ironcurtain.session.naming import SessionName
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> SessionLayout:
+    layout = SessionLayout.for_session(tmp_path, SessionName("app-abc123", "0123abcd"))
+    layout.create()
+    return layout
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_dir_follows_the_override_then_xdg_then_home() -> None:
+    assert state_dir({"IRONCURTAIN_STATE_DIR": "/s"}) == Path("/s")
+    assert state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/ironcurtain")
+    assert state_dir({"HOME": "/h"}) == Path("/h/.local/state/ironcurtain")
+
+
+def test_the_secrets_folder_is_private(layout: SessionLayout) -> None:
+    assert _mode(layout.secrets) == 0o700
+
+
+def test_a_secret_without_a_reader_is_owner_only(layout: SessionLayout) -> None:
+    path = layout.write_secret("fake_key", "sk-ant-api03-fake")
+    assert _mode(path) == 0o600
+    assert path.read_text() == "sk-ant-api03-fake"
+
+
+def test_a_secret_for_a_container_user_is_readable_by_that_user_only(
+    layout: SessionLayout,
+) -> None:
+    path = layout.write_secret("real_key", "value", reader_uid=10001)
+    if os.geteuid() == 0:
+        assert (path.stat().st_uid, _mode(path)) == (10001, 0o400)
+    else:
+        assert _mode(path) == 0o444  # only reachable through the 0700 folder
+        assert _mode(layout.secrets) == 0o700
+
+
+def test_teardown_removes_secrets_and_orientation_but_keeps_the_audit(
+    layout: SessionLayout,
+) -> None:
+    layout.write_secret("k", "v")
+    (layout.agent / "mcp.json").write_text("{}")
+    (layout.audit / "mcp.jsonl").write_text("{}\n")
+    layout.summary.write_text("{}")
+    layout.remove_ephemeral()
+    assert not layout.secrets.exists()
+    assert not layout.agent.exists()
+    assert (layout.audit / "mcp.jsonl").exists()
+    assert layout.summary.exists()
