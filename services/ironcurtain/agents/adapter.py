@@ -7,9 +7,10 @@ The session orchestration does all the I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # Inside the agent container: where the session's read-only orientation files are mounted, and
 # the HOME (a tmpfs) the image's entrypoint copies them into.
@@ -85,3 +86,25 @@ workspace ({workspace}).
 
 def guide(workspace: str = WORKSPACE) -> str:
     return GUIDE.format(workspace=workspace)
+
+
+def json_event(line: str) -> dict[str, Any] | None:
+    """One line of an agent's JSON-lines output as an object; None when it is not one."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def proxy_environment(endpoints: Endpoints) -> dict[str, str]:
+    """What every agent needs to reach its LLM through the MITM proxy (and nothing else)."""
+    env = {
+        "HOME": AGENT_HOME,
+        "HTTPS_PROXY": endpoints.https_proxy,
+        "https_proxy": endpoints.https_proxy,
+        "NO_PROXY": "",
+    }
+    if endpoints.docker_host:
+        env["DOCKER_HOST"] = endpoints.docker_host
+    return env

@@ -7,7 +7,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .adapter import AGENT_HOME, SESSION_MOUNT, Endpoints, OrientationFile, guide
+from .adapter import (
+    SESSION_MOUNT,
+    Endpoints,
+    OrientationFile,
+    guide,
+    json_event,
+    proxy_environment,
+)
 
 MCP_SERVER_NAME = "ironcurtain"
 FAKE_KEY_ENV = "IRONCURTAIN_ANTHROPIC_FAKE_KEY"  # read by the image's apiKeyHelper
@@ -21,11 +28,8 @@ class ClaudeCode:
     providers: tuple[str, ...] = ("anthropic",)
 
     def environment(self, endpoints: Endpoints, fake_keys: Mapping[str, str]) -> dict[str, str]:
-        env = {
-            "HOME": AGENT_HOME,
-            "HTTPS_PROXY": endpoints.https_proxy,
-            "https_proxy": endpoints.https_proxy,
-            "NO_PROXY": "",
+        return {
+            **proxy_environment(endpoints),
             "NODE_EXTRA_CA_CERTS": endpoints.ca_cert,
             FAKE_KEY_ENV: fake_keys["anthropic"],
             # Telemetry, error reporting and auto-update would only hit the allowlist.
@@ -36,9 +40,6 @@ class ClaudeCode:
             # List MCP tools directly instead of deferring them behind ToolSearch.
             "ENABLE_TOOL_SEARCH": "false",
         }
-        if endpoints.docker_host:
-            env["DOCKER_HOST"] = endpoints.docker_host
-        return env
 
     def _common_args(self) -> list[str]:
         return ["--mcp-config", MCP_CONFIG, "--strict-mcp-config"]
@@ -70,7 +71,7 @@ class ClaudeCode:
         ]
 
     def render(self, line: str) -> str | None:
-        event = _parse(line)
+        event = json_event(line)
         if event is None:
             return line.rstrip("\n") or None
         kind = event.get("type")
@@ -87,18 +88,10 @@ class ClaudeCode:
     def final_answer(self, lines: Iterable[str]) -> str | None:
         answer = None
         for line in lines:
-            event = _parse(line)
+            event = json_event(line)
             if event is not None and event.get("type") == "result":
                 answer = event.get("result")
         return answer
-
-
-def _parse(line: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 def _render_content(content: Any, role: str) -> str | None:

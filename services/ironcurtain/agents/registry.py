@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .adapter import AgentAdapter
 from .claude_code import ClaudeCode
+from .codex import Codex
 
-ADAPTERS: dict[str, AgentAdapter] = {adapter.name: adapter for adapter in (ClaudeCode(),)}
+ADAPTERS: dict[str, AgentAdapter] = {adapter.name: adapter for adapter in (ClaudeCode(), Codex())}
 
 
 def adapter_for(name: str) -> AgentAdapter:
