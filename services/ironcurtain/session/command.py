@@ -15,6 +15,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--task", help="the task for the agent (interactive when omitted)")
     parser.set_defaults(handler=_run)
     register_sessions(commands)
+    register_keys(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,4 +78,42 @@ def _down(args: argparse.Namespace) -> int:
         return 1
     SessionLayout.for_session(state_dir(), name).remove_ephemeral()
     print(f"down: stopped {name.project}")
+    return 0
+
+
+def register_keys(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser("keys", help="store real provider keys (files, never env vars)")
+    sub = keys.add_subparsers(dest="keys_command", required=True)
+    setter = sub.add_parser("set", help="store a provider's real key, read from standard input")
+    setter.add_argument("provider", help="e.g. anthropic, openai")
+    setter.set_defaults(handler=_keys_set)
+    listing = sub.add_parser("list", help="list the providers that have a stored key")
+    listing.set_defaults(handler=_keys_list)
+
+
+def _keys_set(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+
+    from .keys import KeyStore, KeyStoreError
+    from .layout import state_dir
+
+    prompt = f"{args.provider} API key (not echoed): "
+    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
+    try:
+        path = KeyStore(state_dir() / "keys").set(args.provider, value)
+    except KeyStoreError as exc:
+        print(f"keys: refused: {exc}")
+        return 1
+    print(f"keys: stored the {args.provider} key in {path} (mode 0600)")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from .keys import KeyStore
+    from .layout import state_dir
+
+    store = KeyStore(state_dir() / "keys")
+    names = store.providers()
+    print("\n".join(names) if names else f"keys: none stored in {store.root}")
     return 0
