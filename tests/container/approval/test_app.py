@@ -357,7 +357,7 @@ def test_every_answer_carries_the_strict_security_headers(browser: FlaskClient, 
     assert "frame-ancestors 'none'" in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_no_page_carries_an_inline_script(browser: FlaskClient, channel: Channel) -> None:
