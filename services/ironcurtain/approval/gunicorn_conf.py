@@ -29,6 +29,7 @@ loglevel = "info"
 # The Authorization header never appears in the default access log format; keep it that way.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 proc_name = "ironcurtain-approval"
+control_socket_disable = True  # gunicorn >= 27: no runtime control socket (read-only root fs)
 forwarded_allow_ips = ""  # no proxy in front: never trust X-Forwarded-*
 
 
