@@ -74,7 +74,7 @@ class RedisEscalator:
         self._channel = channel
         self._audit = audit
         self._slots = threading.BoundedSemaphore(max_waiting)
-        self._pool = ThreadPoolExecutor(max_workers=max_waiting, thread_name_prefix="escalation")
+        self._pool = ThreadPoolExecutor(max(1, max_waiting), thread_name_prefix="escalation")
 
     @classmethod
     def connect(
