@@ -98,11 +98,19 @@ class RedisEscalator:
             return _unavailable(call, f"invalid escalation timeout {timeout_s!r}")
         if not self._slots.acquire(blocking=False):
             return _unavailable(call, "too many escalations are already waiting")
-        loop = asyncio.get_running_loop()
         try:
-            work = loop.run_in_executor(self._pool, self._ask, request, timeout_s)
+            thread = self._pool.submit(self._ask, request, timeout_s)
+        except RuntimeError:  # closed
+            self._slots.release()
+            return _unavailable(call, "the escalation channel is shut down")
+        # The slot is free again when the thread is done (not when a cancelled caller leaves),
+        # so abandoned waits can never pile up beyond max_waiting threads.
+        thread.add_done_callback(lambda _: self._slots.release())
+        try:
             # A backstop: the blocking read is bounded too, this makes sure we never hang.
-            escalation, decision = await asyncio.wait_for(work, timeout_s + 2 * WAIT_GRACE_S + 5.0)
+            escalation, decision = await asyncio.wait_for(
+                asyncio.wrap_future(thread), timeout_s + 2 * WAIT_GRACE_S + 5.0
+            )
         except (redis.RedisError, OSError, TimeoutError) as exc:
             return _unavailable(call, f"the escalation channel (Redis) is unreachable ({exc})")
         except ValueError as exc:
@@ -111,8 +119,6 @@ class RedisEscalator:
         except Exception:  # the edge: fail closed, say so, keep the details in the log
             logger.exception("escalation of %s failed", call)
             return _unavailable(call, "the escalation channel failed (see the proxy log)")
-        finally:
-            self._slots.release()
         try:
             if self._audit is not None:
                 result = self._audit(audit_entry(escalation, decision))

@@ -21,16 +21,30 @@ from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
 from ..redisserver import free_port
 
 ESCALATE = """
-import asyncio
+import asyncio, threading
+from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest
-escalator = RedisEscalator.connect("redis://redis:6379/0", "/run/secrets/redis_password")
+URL, SECRET = "redis://redis:6379/0", "/run/secrets/redis_password"
+notices, subscribed = [], threading.Event()
+def listen():
+    lines = Channel(connect(URL, SECRET)).follow("compose-session")
+    next(lines)  # subscribed (the first read returns None or a line)
+    subscribed.set()
+    for line in lines:
+        if line:
+            notices.append(line)
+            return
+threading.Thread(target=listen, daemon=True).start()
+subscribed.wait(10)
+escalator = RedisEscalator.connect(URL, SECRET)
 request = EscalationRequest(
     session_id="compose-session", worktree="wt", agent="claude-code", server="filesystem",
     tool="write_file", arguments={"path": "/work/a"}, rule="r", reason="needs a human",
 )
 outcome = asyncio.run(escalator.escalate(request, 60))
 print(outcome.verdict.value, outcome.decided_by)
+print("notice:", notices)
 """
 
 
@@ -141,6 +155,18 @@ def test_a_session_on_the_shared_network_escalates_and_the_cli_approves(
         assert again.returncode == 1
         assert "already decided" in again.stderr
         assert session.wait(timeout=30)["StatusCode"] == 0
-        assert session.logs().decode().split()[0] == "approved"
+        logs = session.logs().decode()
+        assert logs.split()[0] == "approved"
+        assert f"escalation {escalation_id}: filesystem__write_file needs approval" in logs
     finally:
         session.remove(force=True)
+
+
+def test_the_login_page_is_served_from_the_image(stack: dict[str, str]) -> None:
+    base = f"http://127.0.0.1:{stack['IRONCURTAIN_APPROVAL_PORT']}"
+    with urllib.request.urlopen(f"{base}/login", timeout=5) as response:  # noqa: S310
+        page = response.read()
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert b'name="csrf_token"' in page
+    with urllib.request.urlopen(f"{base}/static/live.js", timeout=5) as response:  # noqa: S310
+        assert b"textContent" in response.read()
