@@ -33,6 +33,7 @@ NOTIFY_JOB = "ironcurtain.escalation.notify.notify"
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
 WAIT_GRACE_S = 2.0  # a blocked read may take this much longer than its BLPOP timeout
+ABANDONED_AFTER_S = 30.0  # past its deadline by this much, nobody waits for it any more
 
 
 def connect(
@@ -245,11 +246,17 @@ class Channel:
             return []
         raws = self.redis.mget([keys.record(i) for i in ids])
         found = []
+        now = self._clock()
         for escalation_id, raw in zip(ids, raws, strict=True):
             if raw is None:
                 self.redis.zrem(keys.PENDING, escalation_id)
                 continue
-            found.append(Escalation.from_json(raw))
+            escalation = Escalation.from_json(raw)
+            if now > escalation.deadline + ABANDONED_AFTER_S:
+                # Its waiter is gone (a proxy that died): record the expiry it would have.
+                self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
+                continue
+            found.append(escalation)
         return found
 
     def history(

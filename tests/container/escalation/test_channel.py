@@ -171,6 +171,20 @@ def test_a_decision_after_the_deadline_is_refused_and_recorded_as_expired(
     assert channel.pending() == []
 
 
+def test_an_abandoned_escalation_leaves_the_pending_list_recorded_as_expired(
+    client: redis.Redis,
+) -> None:
+    now = [1000.0]
+    channel = Channel(client, clock=lambda: now[0])
+    escalation = channel.create(request(), 5)
+    now[0] += 6
+    assert [e.id for e in channel.pending()] == [escalation.id]  # shown as expired, still there
+    now[0] += 60
+    assert channel.pending() == []
+    [entry] = channel.history()
+    assert (entry.escalation.id, entry.decision.verdict) == (escalation.id, Verdict.EXPIRED)
+
+
 def test_deciding_an_unknown_escalation_is_refused(channel: Channel) -> None:
     assert channel.decide("nope", Verdict.APPROVED, by="alice").outcome is Outcome.MISSING
 
