@@ -112,7 +112,9 @@ class RedisEscalator:
                 asyncio.wrap_future(thread), timeout_s + 2 * WAIT_GRACE_S + 5.0
             )
         except (redis.RedisError, OSError, TimeoutError) as exc:
-            return _unavailable(call, f"the escalation channel (Redis) is unreachable ({exc})")
+            # The details (addresses) go to the proxy's log, not to the agent.
+            logger.warning("escalation of %s denied: Redis unreachable: %s", call, exc)
+            return _unavailable(call, "the escalation channel (Redis) is unreachable")
         except ValueError as exc:
             logger.exception("malformed escalation data for %s", call)
             return _unavailable(call, f"the escalation channel returned malformed data ({exc})")
