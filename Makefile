@@ -16,7 +16,7 @@ export BASE_IMAGE EXTRA_CA_CERT VENV
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv engine base images test test-unit test-container lint up bench clean-venv
+.PHONY: help deps venv engine base images browser test test-unit test-container lint up bench clean-venv shared-up shared-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,15 @@ base: engine ## provide $(BASE_IMAGE): local, pulled, or built with debootstrap
 images: base ## build our images whose content hash changed
 	@$(BIN)/ironcurtain images build
 
+browser: ## make sure Chromium exists for the browser tests (Debian's chromium)
+	@scripts/browser.sh
+
+shared-up: images ## start the team-shared Redis, approval service and worker (makes secrets)
+	@$(BIN)/ironcurtain shared up
+
+shared-down: $(STAMP) ## stop the team-shared infrastructure (secret files stay)
+	@$(BIN)/ironcurtain shared down
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,10 +55,10 @@ lint: $(STAMP) ## ruff
 test-unit: $(STAMP) ## fast tests, no Docker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test-container: images ## tests against the real engine and our images
+test-container: images browser ## tests against the real engine and our images
 	$(BIN)/pytest -m container tests/container $(PYTEST_ARGS)
 
-test: images ## all tests (sets up the engine and images first)
+test: images browser ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 up: images ## run a session: make up TASK="fix the failing test"

@@ -7,11 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .approval import command as approval_command
+from .escalation import worker as worker_command
 from .images import command as images_command
 from .session import command as session_command
+from .shared import command as shared_command
 
 # Each module exposes register(subparsers); a command appears in --help only once it exists.
-COMMAND_MODULES = (images_command, session_command)
+COMMAND_MODULES = (
+    images_command,
+    session_command,
+    approval_command,
+    worker_command,
+    shared_command,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,127 @@
+"""The JSON API (what the CLI and the page's live script use).
+
+Reads accept the bearer token or a logged-in browser session; anything that changes state needs
+the bearer token (no cookies, so no cross-site request can ride on a browser's login).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request, session
+from werkzeug.exceptions import HTTPException
+
+from ..escalation.channel import Channel, Outcome
+from ..escalation.remember import pick
+from ..escalation.types import Verdict
+from . import present
+from .auth import clean_name
+from .secret import matches
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+STATUS = {Outcome.DECIDED: 200, Outcome.ALREADY: 409, Outcome.LATE: 409, Outcome.MISSING: 404}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def channel() -> Channel:
+    return current_app.extensions["ironcurtain.channel"]
+
+
+def bearer_ok() -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    token = current_app.extensions["ironcurtain.token"]
+    return scheme.lower() == "bearer" and matches(given.strip(), token)
+
+
+@bp.before_request
+def authenticate() -> None:
+    if bearer_ok():
+        return
+    if request.method in ("GET", "HEAD") and session.get("user"):
+        return
+    abort(401, "a valid bearer token is required")
+
+
+@bp.errorhandler(HTTPException)
+def as_json(exc: HTTPException) -> Any:
+    return jsonify(error=exc.description), exc.code
+
+
+@bp.get("/escalations")
+def pending() -> Any:
+    now = time.time()
+    return jsonify(escalations=[present.escalation_json(e, now) for e in channel().pending()])
+
+
+@bp.get("/escalations/<escalation_id>")
+def escalation(escalation_id: str) -> Any:
+    found = channel().get(escalation_id)
+    if found is None:
+        abort(404, "no such escalation")
+    return jsonify(
+        escalation=present.escalation_json(found, time.time()),
+        decision=present.decision_json(channel().decision(escalation_id)),
+        choices=[present.scope_json(s) for s in present.scope_options(found)],
+    )
+
+
+@bp.post("/escalations/<escalation_id>/<action>")
+def decide(escalation_id: str, action: str) -> Any:
+    verdict = {"approve": Verdict.APPROVED, "deny": Verdict.DENIED}.get(action)
+    if verdict is None:
+        abort(404, "action must be approve or deny")
+    body = request.get_json(silent=True)
+    body = body if isinstance(body, dict) else {}
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        abort(400, "reason must be a string")
+    remember = None
+    scope_id = body.get("remember") or ""
+    if scope_id:
+        if verdict is not Verdict.APPROVED or not isinstance(scope_id, str):
+            abort(400, "only an approval can be remembered, with a scope id from `choices`")
+        found = channel().get(escalation_id)
+        if found is None:
+            abort(404, "no such escalation")
+        try:
+            remember = pick(present.scope_options(found), scope_id)
+        except ValueError as exc:
+            abort(400, str(exc))
+    by = clean_name(str(body.get("by", "")), default="api")
+    ruling = channel().decide(
+        escalation_id, verdict, by=by, reason=reason[:2000], remember=remember
+    )
+    return jsonify(
+        outcome=ruling.outcome.value,
+        message=present.ruling_text(ruling),
+        decision=present.decision_json(ruling.decision),
+    ), STATUS[ruling.outcome]
+
+
+@bp.get("/history")
+def history() -> Any:
+    now = time.time()
+    entries = channel().history(
+        session_id=request.args.get("session", "")[:200],
+        verdict=request.args.get("verdict", "")[:20],
+        text=request.args.get("q", "")[:200],
+    )
+    return jsonify(history=[present.history_json(h, now) for h in entries])
+
+
+@bp.get("/sessions")
+def sessions() -> Any:
+    return jsonify(sessions=[present.session_json(s) for s in channel().sessions()])
+
+
+@bp.delete("/sessions/<session_id>/remembered/<scope_id>")
+def revoke(session_id: str, scope_id: str) -> Any:
+    if not channel().revoke(session_id, scope_id):
+        abort(404, "no such remembered scope")
+    return jsonify(revoked=scope_id)

@@ -1,0 +1,60 @@
+"""A small client for the approval service's JSON API (what the CLI uses)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    base_url: str
+    token: str
+    timeout_s: float = 10.0
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ApiError(0, f"the approval URL must be http(s): {self.base_url!r}")
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            self.base_url.rstrip("/") + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                data = json.loads(exc.read())
+            except ValueError:
+                data = {}
+            message = data.get("message") or data.get("error") or exc.reason
+            raise ApiError(exc.code, str(message), data) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise ApiError(
+                0, f"the approval service at {self.base_url} is unreachable ({exc})"
+            ) from None
+
+    def pending(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/api/v1/escalations")["escalations"]
+
+    def decide(
+        self, escalation_id: str, action: str, *, reason: str = "", by: str = "", remember: str = ""
+    ) -> dict[str, Any]:
+        body = {"reason": reason, "by": by, "remember": remember}
+        return self.call("POST", f"/api/v1/escalations/{escalation_id}/{action}", body)

@@ -1,0 +1,95 @@
+"""`ironcurtain escalations | approve ID | deny ID`: decide from a terminal, via the API."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from .client import ApiError, Client
+from .secret import TokenError, read
+from .settings import DEFAULT_PORT, state_dir
+
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 2
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    listing = commands.add_parser("escalations", help="list pending escalations")
+    _common(listing)
+    listing.set_defaults(handler=_list)
+    for action in ("approve", "deny"):
+        parser = commands.add_parser(action, help=f"{action} a pending escalation")
+        parser.add_argument("id", help="the escalation id (see `ironcurtain escalations`)")
+        parser.add_argument("--reason", default="", help="why (kept in the history and audit)")
+        if action == "approve":
+            parser.add_argument(
+                "--remember",
+                default="",
+                metavar="SCOPE_ID",
+                help="also allow similar calls for the rest of the session (a scope id from "
+                "the escalation's choices, shown in the web UI and the API)",
+            )
+        _common(parser)
+        parser.set_defaults(handler=_decide, action=action)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("IRONCURTAIN_APPROVAL_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
+        help="the approval service (default: $IRONCURTAIN_APPROVAL_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path(
+            os.environ.get("IRONCURTAIN_APPROVAL_TOKEN_FILE")
+            or state_dir() / "shared" / "approval_token"
+        ),
+        help="file holding the approval token (default: $IRONCURTAIN_APPROVAL_TOKEN_FILE or "
+        "%(default)s)",
+    )
+
+
+def _client(args: argparse.Namespace) -> Client:
+    try:
+        return Client(args.url, read(args.token_file))
+    except (OSError, TokenError) as exc:
+        raise SystemExit(f"ironcurtain: cannot read the approval token: {exc}") from None
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        pending = _client(args).pending()
+    except ApiError as exc:
+        print(f"escalations: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
+    if not pending:
+        print("no pending escalations")
+        return 0
+    for e in pending:
+        # repr() of hostile text keeps control characters out of the terminal.
+        print(
+            f"{e['id']}  {e['created']}  {e['left']:>8}  {e['session_id']!r}  {e['call']!r}  "
+            f"rule {e['rule']!r}: {e['reason']!r}"
+        )
+    return 0
+
+
+def _decide(args: argparse.Namespace) -> int:
+    try:
+        result = _client(args).decide(
+            args.id,
+            args.action,
+            reason=args.reason,
+            by=f"{getpass.getuser()} (cli)",
+            remember=getattr(args, "remember", ""),
+        )
+    except ApiError as exc:
+        print(f"{args.action}: refused: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
+    print(f"{args.action}: {result['message']}")
+    return 0

@@ -1,0 +1,37 @@
+"""The approval service's settings, parsed once from the environment into a typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 8470
+
+
+def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(environ.get("IRONCURTAIN_STATE_DIR") or Path(base) / "ironcurtain")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str
+    redis_password_file: Path
+    token_file: Path
+    history_maxlen: int = 10_000
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        shared = state_dir(environ) / "shared"
+        return cls(
+            redis_url=environ.get("IRONCURTAIN_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_password_file=Path(
+                environ.get("IRONCURTAIN_REDIS_PASSWORD_FILE") or shared / "redis_password"
+            ),
+            token_file=Path(
+                environ.get("IRONCURTAIN_APPROVAL_TOKEN_FILE") or shared / "approval_token"
+            ),
+            history_maxlen=int(environ.get("IRONCURTAIN_HISTORY_MAXLEN", "10000")),
+        )

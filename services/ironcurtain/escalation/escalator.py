@@ -1,0 +1,155 @@
+"""RedisEscalator: the MCP proxy's Escalator over the Redis channel.
+
+escalate() never raises for channel failures and never allows by accident: remembered scopes are
+consulted first (they only turn escalate into allow), then the escalation is stored, notified and
+waited for in a bounded thread pool. Redis down -> UNAVAILABLE at once; no decision by the
+deadline -> EXPIRED. The audit hook sees every decision before the outcome is returned; if it
+fails, the call is denied (the audit entry comes before the effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from .channel import WAIT_GRACE_S, Channel, connect
+from .record import Decision, Escalation, new_id
+from .types import EscalationOutcome, EscalationRequest, Verdict
+
+logger = logging.getLogger(__name__)
+
+# The hook gets one flat JSON-ready mapping per decision (see audit_entry) and may be async.
+AuditHook = Callable[[Mapping[str, Any]], Awaitable[None] | None]
+
+
+def audit_entry(escalation: Escalation, decision: Decision) -> dict[str, Any]:
+    return {
+        "event": "escalation.decided",
+        "escalation_id": escalation.id,
+        "session_id": escalation.session_id,
+        "server": escalation.server,
+        "tool": escalation.tool,
+        "rule": escalation.rule,
+        "verdict": decision.verdict.value,
+        "decided_by": decision.by,
+        "decided_at": decision.at,
+        "reason": decision.reason,
+        "remembered_scope": decision.remember.to_dict() if decision.remember else None,
+        "created_at": escalation.created_at,
+        "deadline": escalation.deadline,
+    }
+
+
+def message(escalation: Escalation, decision: Decision, timeout_s: float) -> str:
+    """What the agent is told."""
+    why = f": {decision.reason}" if decision.reason else ""
+    if decision.verdict is Verdict.APPROVED:
+        return f"{escalation.call} was approved by {decision.by}{why}"
+    if decision.verdict is Verdict.EXPIRED:
+        return (
+            f"approval for {escalation.call} timed out: nobody decided within {timeout_s:g}s, "
+            "so it was not run. This is not a refusal; you may ask again or change course."
+        )
+    return f"{escalation.call} was denied by {decision.by}{why}"
+
+
+class RedisEscalator:
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        audit: AuditHook | None = None,
+        max_waiting: int = 32,
+    ) -> None:
+        self._channel = channel
+        self._audit = audit
+        self._slots = threading.BoundedSemaphore(max_waiting)
+        self._pool = ThreadPoolExecutor(max(1, max_waiting), thread_name_prefix="escalation")
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        password_file: Path | str,
+        *,
+        audit: AuditHook | None = None,
+        max_waiting: int = 32,
+    ) -> RedisEscalator:
+        """The usual construction: a fail-fast client for `url` with the password from a file."""
+        return cls(Channel(connect(url, password_file)), audit=audit, max_waiting=max_waiting)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._channel.redis.close()
+
+    async def escalate(self, request: EscalationRequest, timeout_s: float) -> EscalationOutcome:
+        call = f"{request.server}__{request.tool}"
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            return _unavailable(call, f"invalid escalation timeout {timeout_s!r}")
+        if not self._slots.acquire(blocking=False):
+            return _unavailable(call, "too many escalations are already waiting")
+        try:
+            thread = self._pool.submit(self._ask, request, timeout_s)
+        except RuntimeError:  # closed
+            self._slots.release()
+            return _unavailable(call, "the escalation channel is shut down")
+        # The slot is free again when the thread is done (not when a cancelled caller leaves),
+        # so abandoned waits can never pile up beyond max_waiting threads.
+        thread.add_done_callback(lambda _: self._slots.release())
+        try:
+            # A backstop: the blocking read is bounded too, this makes sure we never hang.
+            escalation, decision = await asyncio.wait_for(
+                asyncio.wrap_future(thread), timeout_s + 2 * WAIT_GRACE_S + 5.0
+            )
+        except (redis.RedisError, OSError, TimeoutError) as exc:
+            # The details (addresses) go to the proxy's log, not to the agent.
+            logger.warning("escalation of %s denied: Redis unreachable: %s", call, exc)
+            return _unavailable(call, "the escalation channel (Redis) is unreachable")
+        except ValueError as exc:
+            logger.exception("malformed escalation data for %s", call)
+            return _unavailable(call, f"the escalation channel returned malformed data ({exc})")
+        except Exception:  # the edge: fail closed, say so, keep the details in the log
+            logger.exception("escalation of %s failed", call)
+            return _unavailable(call, "the escalation channel failed (see the proxy log)")
+        try:
+            if self._audit is not None:
+                result = self._audit(audit_entry(escalation, decision))
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            logger.exception("could not audit the decision on escalation %s", escalation.id)
+            return _unavailable(call, "the decision could not be written to the audit log")
+        return EscalationOutcome(
+            verdict=decision.verdict,
+            message=message(escalation, decision, timeout_s),
+            escalation_id=escalation.id,
+            decided_by=decision.by,
+        )
+
+    def _ask(self, request: EscalationRequest, timeout_s: float) -> tuple[Escalation, Decision]:
+        for scope in self._channel.remembered(request.session_id):
+            if scope.covers(
+                request.server, request.tool, request.arguments, request.paths, request.domains
+            ):
+                escalation = Escalation.from_request(
+                    request, id=new_id(), now=time.time(), timeout_s=0.0
+                )
+                return escalation, self._channel.record_remembered(escalation, scope)
+        escalation = self._channel.create(request, timeout_s)
+        return escalation, self._channel.wait(escalation)
+
+
+def _unavailable(call: str, why: str) -> EscalationOutcome:
+    return EscalationOutcome(
+        verdict=Verdict.UNAVAILABLE, message=f"escalation of {call} denied: {why}"
+    )

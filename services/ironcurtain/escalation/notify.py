@@ -1,0 +1,73 @@
+"""The RQ job run for every new escalation: a terminal line for the session, an optional webhook.
+
+Runs in the worker process (`ironcurtain worker`). Notifications are a courtesy: the escalation is
+already stored and listed; a failed webhook is logged and retried by nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+
+from rq import get_current_job
+
+from .channel import Channel
+from .record import Escalation
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT_S = 5.0
+
+
+def notice(escalation: Escalation, approval_url: str) -> str:
+    """The line printed in the session's terminal (a bell first, so a human notices)."""
+    return (
+        f"\a[ironcurtain] escalation {escalation.id}: {escalation.call} needs approval "
+        f"(rule {escalation.rule}: {escalation.reason}) -> {approval_url.rstrip('/')}"
+        f"/escalations/{escalation.id} or `ironcurtain approve {escalation.id}`"
+    )
+
+
+def webhook_body(escalation: Escalation, approval_url: str) -> bytes:
+    # No arguments: a webhook leaves the machine's trust boundary; the UI shows them.
+    return json.dumps(
+        {
+            "id": escalation.id,
+            "session_id": escalation.session_id,
+            "worktree": escalation.worktree,
+            "call": escalation.call,
+            "rule": escalation.rule,
+            "reason": escalation.reason,
+            "deadline": escalation.deadline,
+            "url": f"{approval_url.rstrip('/')}/escalations/{escalation.id}",
+        }
+    ).encode()
+
+
+def notify(escalation_id: str) -> str:
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("notify runs as an RQ job")
+    channel = Channel(job.connection)
+    escalation = channel.get(escalation_id)
+    if escalation is None or channel.decision(escalation_id) is not None:
+        return "gone"
+    approval_url = os.environ.get("IRONCURTAIN_APPROVAL_URL", "http://127.0.0.1:8470")
+    channel.announce(escalation.session_id, notice(escalation, approval_url))
+    webhook = os.environ.get("IRONCURTAIN_WEBHOOK_URL", "")
+    if webhook:
+        if not webhook.startswith(("http://", "https://")):
+            logger.error("IRONCURTAIN_WEBHOOK_URL must be http(s); not calling it")
+            return "announced"
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            webhook,
+            data=webhook_body(escalation, approval_url),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
+            response.read(1024)
+        return "announced+webhook"
+    return "announced"

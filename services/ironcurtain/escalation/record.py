@@ -1,0 +1,189 @@
+"""The escalation as stored and shown: a typed record and the decision on it (pure, no I/O).
+
+Both sides of the channel (the MCP proxy that asks, the approval service that decides) read and
+write these as JSON; parsing at the edge turns anything malformed into a ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .remember import Scope
+from .types import EscalationRequest, Verdict
+
+# Who decides when nobody did: recorded as the decider of an expired escalation.
+DEADLINE = "deadline"
+
+
+def new_id() -> str:
+    """Short, unguessable, URL-safe."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    id: str
+    session_id: str
+    worktree: str
+    agent: str
+    server: str
+    tool: str
+    arguments: Mapping[str, Any]
+    rule: str
+    reason: str
+    created_at: float
+    deadline: float
+    task: str = ""
+    paths: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    recent_audit: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_request(
+        cls, request: EscalationRequest, *, id: str, now: float, timeout_s: float
+    ) -> Escalation:
+        return cls(
+            id=id,
+            session_id=request.session_id,
+            worktree=request.worktree,
+            agent=request.agent,
+            server=request.server,
+            tool=request.tool,
+            arguments=dict(request.arguments),
+            rule=request.rule,
+            reason=request.reason,
+            created_at=now,
+            deadline=now + timeout_s,
+            task=request.task,
+            paths=tuple(request.paths),
+            domains=tuple(request.domains),
+            recent_audit=tuple(request.recent_audit),
+        )
+
+    @property
+    def call(self) -> str:
+        return f"{self.server}__{self.tool}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "worktree": self.worktree,
+            "agent": self.agent,
+            "server": self.server,
+            "tool": self.tool,
+            "arguments": dict(self.arguments),
+            "rule": self.rule,
+            "reason": self.reason,
+            "created_at": self.created_at,
+            "deadline": self.deadline,
+            "task": self.task,
+            "paths": list(self.paths),
+            "domains": list(self.domains),
+            "recent_audit": list(self.recent_audit),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Escalation:
+        data = _object(text)
+        try:
+            arguments = data["arguments"]
+            if not isinstance(arguments, dict):
+                raise ValueError("arguments is not an object")
+            return cls(
+                id=_str(data, "id"),
+                session_id=_str(data, "session_id"),
+                worktree=_str(data, "worktree"),
+                agent=_str(data, "agent"),
+                server=_str(data, "server"),
+                tool=_str(data, "tool"),
+                arguments=arguments,
+                rule=_str(data, "rule"),
+                reason=_str(data, "reason"),
+                created_at=_num(data, "created_at"),
+                deadline=_num(data, "deadline"),
+                task=_str(data, "task"),
+                paths=_strs(data, "paths"),
+                domains=_strs(data, "domains"),
+                recent_audit=_strs(data, "recent_audit"),
+            )
+        except KeyError as exc:
+            raise ValueError(f"escalation record lacks {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    escalation_id: str
+    verdict: Verdict  # APPROVED, DENIED or EXPIRED
+    by: str
+    at: float
+    reason: str = ""
+    remember: Scope | None = None  # approve-and-remember: the scope kept for the session
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "escalation_id": self.escalation_id,
+            "verdict": self.verdict.value,
+            "by": self.by,
+            "at": self.at,
+            "reason": self.reason,
+            "remember": self.remember.to_dict() if self.remember else None,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Decision:
+        data = _object(text)
+        try:
+            verdict = Verdict(data["verdict"])
+            remember = data.get("remember")
+            return cls(
+                escalation_id=_str(data, "escalation_id"),
+                verdict=verdict,
+                by=_str(data, "by"),
+                at=_num(data, "at"),
+                reason=_str(data, "reason"),
+                remember=Scope.from_dict(remember) if remember is not None else None,
+            )
+        except KeyError as exc:
+            raise ValueError(f"decision record lacks {exc}") from None
+
+
+def _object(text: str | bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def _str(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _num(data: dict[str, Any], key: str) -> float:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} is not a number")
+    return float(value)
+
+
+def _strs(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} is not a list of strings")
+    return tuple(value)

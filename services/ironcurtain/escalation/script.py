@@ -1,0 +1,42 @@
+"""The Lua script that decides an escalation atomically, first wins (run inside Redis)."""
+
+DECIDE = """
+-- Decide an escalation atomically, first wins.
+-- KEYS: record, decision, wake, pending, history, remembered
+-- ARGV: decision_json, now, expiry_json, is_expiry, ttl_s, history_maxlen, id,
+--       scope_id, scope_json, session_id, verdict
+-- Returns {status, decision_json}: status is ok | decided | late | missing.
+local record = redis.call('GET', KEYS[1])
+if not record then
+  return {'missing', ''}
+end
+local existing = redis.call('GET', KEYS[2])
+if existing then
+  return {'decided', existing}
+end
+local status = 'ok'
+local chosen = ARGV[1]
+local verdict = ARGV[11]
+if ARGV[4] ~= '1' then
+  local deadline = tonumber(cjson.decode(record)['deadline'])
+  if tonumber(ARGV[2]) > deadline then
+    -- Too late for a human: the escalation expired; record that instead.
+    status = 'late'
+    chosen = ARGV[3]
+    verdict = 'expired'
+  end
+end
+local ttl = tonumber(ARGV[5])
+redis.call('SET', KEYS[2], chosen, 'EX', ttl)
+redis.call('RPUSH', KEYS[3], '1')
+redis.call('EXPIRE', KEYS[3], ttl)
+redis.call('ZREM', KEYS[4], ARGV[7])
+redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[6], '*',
+  'id', ARGV[7], 'session_id', ARGV[10], 'verdict', verdict,
+  'escalation', record, 'decision', chosen)
+if status == 'ok' and ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[6], ARGV[8], ARGV[9])
+  redis.call('EXPIRE', KEYS[6], ttl)
+end
+return {status, chosen}
+"""

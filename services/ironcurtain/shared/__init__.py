@@ -1,0 +1,1 @@
+"""Team-shared infrastructure (compose.shared.yaml): its secret files and its lifecycle."""

@@ -1,0 +1,58 @@
+"""The shared stack's secret files: made once (0600, under a 0700 directory), never overwritten.
+
+The containers that read them run as our service user (uid 10001): as root we hand the files to
+that uid; as anyone else the python services run as the caller's uid instead (compose reads
+IRONCURTAIN_SECRETS_UID), so the files never need to be readable by others.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..approval.secret import load_or_create
+
+SERVICE_UID = 10001
+
+
+@dataclass(frozen=True, slots=True)
+class SharedFiles:
+    directory: Path
+
+    @property
+    def redis_password(self) -> Path:
+        return self.directory / "redis_password"
+
+    @property
+    def approval_token(self) -> Path:
+        return self.directory / "approval_token"
+
+    def ensure(self, say: Callable[[str], None] = print) -> int:
+        """Create what is missing; returns the uid the python services must run as."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory.chmod(0o700)
+        if not self.redis_password.exists():
+            _write_private(self.redis_password, secrets.token_hex(32))
+            say(f"shared: a new Redis password was written to {self.redis_password}")
+        load_or_create(self.approval_token, say=say)
+        for path in (self.redis_password, self.approval_token):
+            if path.stat().st_mode & 0o077:
+                raise PermissionError(f"{path} is readable by others; fix its mode (0600)")
+        if os.geteuid() == 0:
+            for path in (self.redis_password, self.approval_token):
+                os.chown(path, SERVICE_UID, SERVICE_UID)
+            return SERVICE_UID
+        return os.geteuid()
+
+
+def _write_private(path: Path, text: str) -> None:
+    old = os.umask(0o077)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    finally:
+        os.umask(old)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")

@@ -1,0 +1,280 @@
+"""Real gunicorn, real Redis, real headless Chromium: a human logs in, sees an escalation arrive
+without reloading, approves it, and the waiting escalate() call resumes with APPROVED. Forged
+cross-site posts, missing CSRF tokens, wrong tokens and hostile arguments each fail safely."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ironcurtain.approval.secret import load_or_create
+from ironcurtain.escalation.channel import Channel, connect
+from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.types import EscalationRequest, Verdict
+
+from ..redisserver import RedisServer, free_port, redis_server
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+HOSTILE = "<script>alert('pwned')</script><img src=x onerror=alert(2)>"
+
+
+def request(**extra: Any) -> EscalationRequest:
+    fields: dict[str, Any] = {
+        "session_id": "browser-session",
+        "worktree": "wt-main",
+        "agent": "claude-code",
+        "server": "filesystem",
+        "tool": "write_file",
+        "arguments": {"path": "/work/src/a.py", "content": HOSTILE},
+        "rule": "writes-need-a-human",
+        "reason": "writes need a human",
+        "task": "fix the failing test",
+        "paths": ("/work/src/a.py",),
+        **extra,
+    }
+    return EscalationRequest(**fields)
+
+
+@pytest.fixture(scope="module")
+def server(
+    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
+        yield found
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            threading.Event().wait(0.1)  # a bounded back-off between health probes
+    raise TimeoutError(f"gunicorn at {url} not healthy within {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def service(
+    server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """gunicorn with our config; yields (base url, token)."""
+    state = tmp_path_factory.mktemp("state")
+    token_file = state / "approval_token"
+    token = load_or_create(token_file, say=lambda _: None)
+    port = free_port()
+    env = {
+        **os.environ,
+        "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
+        "IRONCURTAIN_APPROVAL_WORKERS": "1",
+        "IRONCURTAIN_REDIS_URL": server.url,
+        "IRONCURTAIN_REDIS_PASSWORD_FILE": str(server.password_file),
+        "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
+    }
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    log = (state / "gunicorn.log").open("wb")
+    process = subprocess.Popen(
+        [str(gunicorn), "-c", "python:ironcurtain.approval.gunicorn_conf"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url, token
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+        if sys.exc_info()[0] is not None:
+            print((state / "gunicorn.log").read_text())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs it (scripts/browser.sh)")
+    with sync_playwright() as playwright:
+        found = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield found
+        found.close()
+
+
+@pytest.fixture
+def channel(server: RedisServer) -> Iterator[Channel]:
+    client = connect(server.url, server.password_file)
+    client.flushdb()
+    yield Channel(client)
+    client.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    found = context.new_page()
+    found.set_default_timeout(10_000)
+    dialogs: list[str] = []
+    found.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    found.dialogs = dialogs  # type: ignore[attr-defined]
+    yield found
+    context.close()
+    assert dialogs == [], f"a script ran in the page: {dialogs}"
+
+
+def log_in(page: Page, url: str, token: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("Pending escalations")
+
+
+def escalate_in_thread(escalator: RedisEscalator, timeout_s: float = 60) -> Any:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(asyncio.run, escalator.escalate(request(), timeout_s))
+    pool.shutdown(wait=False)
+    return future
+
+
+def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
+    service: tuple[str, str], server: RedisServer, page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
+    loaded = page.evaluate("performance.timeOrigin")
+
+    escalator = RedisEscalator.connect(server.url, server.password_file)
+    try:
+        waiting = escalate_in_thread(escalator)
+        row = page.locator("#pending-rows tr[data-id]")
+        expect(row).to_have_count(1)  # appeared without a reload:
+        assert page.evaluate("performance.timeOrigin") == loaded
+        expect(row).to_contain_text("filesystem__write_file")
+        row.locator("a").click()
+
+        expect(page.locator("#arguments")).to_contain_text("<script>alert('pwned')</script>")
+        page.fill("input[name=reason]", "reviewed in the browser")
+        page.click("#approve")
+        expect(page.locator(".flash")).to_contain_text("Recorded: approved by alice")
+
+        outcome = waiting.result(timeout=10)
+        assert outcome.verdict is Verdict.APPROVED
+        assert outcome.decided_by == "alice"
+        assert "reviewed in the browser" in outcome.message
+        page.goto(url)
+        expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
+    finally:
+        escalator.close()
+
+
+def test_a_wrong_token_does_not_log_the_browser_in(service: tuple[str, str], page: Page) -> None:
+    url, _ = service
+    page.goto(f"{url}/login")
+    page.fill("input[name=token]", "w" * 43)
+    page.click("button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("not right")
+    page.goto(url)
+    assert page.url.startswith(f"{url}/login")
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    service: tuple[str, str], page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(request(), 60)
+    status = page.evaluate(
+        """async (path) => {
+            const body = new URLSearchParams({action: "approve"});
+            const response = await fetch(path, {method: "POST", body, redirect: "manual"});
+            return response.status;
+        }""",
+        f"/escalations/{escalation.id}/decide",
+    )
+    assert status == 403
+    assert channel.decision(escalation.id) is None
+
+
+def test_a_forged_cross_site_post_decides_nothing(
+    service: tuple[str, str], page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(request(), 60)
+    target = f"{url}/escalations/{escalation.id}/decide"
+    evil = (
+        f'<form id="f" method="post" action="{target}">'
+        '<input name="action" value="approve"><input name="csrf_token" value="guess"></form>'
+        '<script>document.getElementById("f").submit()</script>'
+    ).encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(evil)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    attacker = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+    serving = threading.Thread(target=attacker.serve_forever, daemon=True)
+    serving.start()
+    try:
+        # "localhost" is another site than "127.0.0.1": a real cross-site origin.
+        with page.expect_navigation(url=lambda u: u.startswith(url)) as landed:
+            page.goto(f"http://localhost:{attacker.server_port}/")
+        response = landed.value
+        assert response is not None
+        assert response.status in (302, 403) or page.url.startswith(f"{url}/login")
+    finally:
+        attacker.shutdown()
+        attacker.server_close()
+    assert channel.decision(escalation.id) is None
+    # Control: the same human, on the real page, can decide it.
+    page.goto(f"{url}/escalations/{escalation.id}")
+    page.click("#deny")
+    expect(page.locator(".flash")).to_contain_text("Recorded: denied by alice")
+
+
+def test_hostile_arguments_render_as_text_and_never_run(
+    service: tuple[str, str], page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(request(rule=HOSTILE, reason=HOSTILE, task=HOSTILE), 60)
+    expect(page.locator("#pending-rows")).to_contain_text(HOSTILE)  # the live script's rows
+    page.goto(f"{url}/escalations/{escalation.id}")
+    expect(page.locator("#arguments")).to_contain_text(HOSTILE)
+    assert page.locator("main script, main img").count() == 0
+    assert page.dialogs == []  # type: ignore[attr-defined]

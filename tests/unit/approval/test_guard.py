@@ -1,0 +1,65 @@
+"""Login, CSRF and headers need no Redis: checked with Flask's test client (Docker-free)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from ironcurtain.approval import create_app
+from ironcurtain.escalation.channel import Channel
+
+TOKEN = "k" * 40
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    # A client that is never used to connect: these paths do not touch Redis.
+    channel = Channel(redis.Redis(host="127.0.0.1", port=1))
+    return create_app({"CHANNEL": channel, "TOKEN": TOKEN, "TESTING": True}).test_client()
+
+
+def csrf(client: FlaskClient) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert found
+    return found.group(1)
+
+
+def test_the_login_page_carries_the_strict_headers(client: FlaskClient) -> None:
+    response = client.get("/login")
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 302),  # the control: same-origin, right token
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"}, 302),
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Origin": "null"}, 403),
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Sec-Fetch-Site": "same-site"}, 403),
+    ],
+)
+def test_login_posts_from_other_sites_are_refused(
+    client: FlaskClient, headers: dict[str, str], status: int
+) -> None:
+    token = csrf(client)
+    response = client.post("/login", data={"token": TOKEN, "csrf_token": token}, headers=headers)
+    assert response.status_code == status
+
+
+def test_a_login_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
+    client.get("/login")
+    assert client.post("/login", data={"token": TOKEN}).status_code == 403
+
+
+def test_the_login_name_is_cleaned(client: FlaskClient) -> None:
+    token = csrf(client)
+    client.post("/login", data={"token": TOKEN, "csrf_token": token, "name": "<b>eve</b>\n"})
+    with client.session_transaction() as session:
+        assert session["user"] == "beveb"

@@ -1,0 +1,76 @@
+"""RedisEscalator refusals that need no Redis, and what the agent and the human are told (pure)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis
+
+from ironcurtain.escalation.channel import Channel
+from ironcurtain.escalation.escalator import RedisEscalator, audit_entry, message
+from ironcurtain.escalation.notify import notice, webhook_body
+from ironcurtain.escalation.record import Decision, Escalation
+from ironcurtain.escalation.types import EscalationRequest, Verdict
+
+REQUEST = EscalationRequest(
+    session_id="s1",
+    worktree="wt",
+    agent="claude-code",
+    server="fs",
+    tool="write_file",
+    arguments={"path": "/w/a", "token": "sk-redacted"},
+    rule="r1",
+    reason="needs a human",
+)
+ESCALATION = Escalation.from_request(REQUEST, id="e1", now=100.0, timeout_s=30)
+
+
+def never_connects() -> Channel:
+    return Channel(redis.Redis(host="127.0.0.1", port=1))
+
+
+@pytest.mark.parametrize("timeout_s", [0, -1, float("nan"), float("inf")])
+def test_a_nonsense_timeout_is_denied_at_once(timeout_s: float) -> None:
+    outcome = asyncio.run(RedisEscalator(never_connects()).escalate(REQUEST, timeout_s))
+    assert outcome.verdict is Verdict.UNAVAILABLE
+    assert "timeout" in outcome.message
+
+
+def test_with_every_slot_taken_a_new_escalation_is_denied_at_once() -> None:
+    outcome = asyncio.run(RedisEscalator(never_connects(), max_waiting=0).escalate(REQUEST, 30))
+    assert outcome.verdict is Verdict.UNAVAILABLE
+    assert "too many" in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("verdict", "says"),
+    [
+        (Verdict.APPROVED, "approved by alice: ok"),
+        (Verdict.DENIED, "denied by alice: ok"),
+        (Verdict.EXPIRED, "timed out"),
+    ],
+)
+def test_the_agent_is_told_who_decided_or_that_it_timed_out(verdict: Verdict, says: str) -> None:
+    decision = Decision("e1", verdict, "alice", 101.0, "ok")
+    assert says in message(ESCALATION, decision, 30)
+
+
+def test_the_audit_entry_is_flat_json_with_who_when_and_why() -> None:
+    entry = audit_entry(ESCALATION, Decision("e1", Verdict.DENIED, "bob", 120.0, "no"))
+    assert json.loads(json.dumps(entry)) == entry
+    assert (entry["verdict"], entry["decided_by"], entry["reason"]) == ("denied", "bob", "no")
+
+
+def test_the_terminal_line_rings_and_names_the_way_to_decide() -> None:
+    line = notice(ESCALATION, "http://127.0.0.1:8470/")
+    assert line.startswith("\a")
+    assert "http://127.0.0.1:8470/escalations/e1" in line
+    assert "ironcurtain approve e1" in line
+
+
+def test_the_webhook_carries_no_arguments() -> None:
+    body = json.loads(webhook_body(ESCALATION, "http://127.0.0.1:8470"))
+    assert "arguments" not in body
+    assert "sk-redacted" not in json.dumps(body)
