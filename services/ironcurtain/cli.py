@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from . import __version__
 from .images import command as images_command
+from .mitm import command as mitm_command
 from .session import command as session_command
 
 # Each module exposes register(subparsers); a command appears in --help only once it exists.
-COMMAND_MODULES = (images_command, session_command)
+COMMAND_MODULES = (images_command, session_command, mitm_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

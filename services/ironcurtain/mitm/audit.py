@@ -1,0 +1,55 @@
+"""The audit trail: one JSON line per decision, never bodies or keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    session: str
+    event: str  # "connect" | "request" | "response"
+    decision: str  # "allow" | "refuse" | "local" | "done" | "error"
+    rule: str  # which rule decided (endpoint glob or refusal code)
+    host: str = ""
+    provider: str = ""
+    method: str = ""
+    path: str = ""  # normalised path; the query string is never logged
+    status: int = 0
+    reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    duration_ms: float = 0.0
+    request_id: str = ""
+    flag: str = ""
+
+
+class Audit:
+    """Appends lines to a file opened once (O_APPEND); each line is flushed before returning."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    @classmethod
+    def open(cls, path: Path) -> Audit:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return cls(os.fdopen(fd, "a", encoding="utf-8", buffering=1))
+
+    def write(self, entry: Entry) -> None:
+        record = {"time": round(time.time(), 3)}
+        record.update({k: v for k, v in asdict(entry).items() if v not in ("", 0, 0.0)})
+        record["decision"] = entry.decision
+        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()
