@@ -149,6 +149,12 @@ class Proxy:
                 conn.receive_data(await reader.read(READ_SIZE))
             async with asyncio.timeout(self._tuning.header_timeout_s):
                 event = await self._read_event(conn, reader)
+        if isinstance(event, h11.Request):
+            # h11 bounds only an incomplete head; a complete one that arrived at once is
+            # measured here.
+            size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
+            if size > self._tuning.max_header_bytes:
+                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
         return event
 
     def _refuse_connect(

@@ -71,7 +71,7 @@ def _context(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, host: str)
     def check_sni(sslobj: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> int | None:
         # SNI must name the CONNECT host: no fronting one name inside a tunnel to another.
         if server_name is None or server_name.lower() != host:
-            return ssl.ALERTDESCRIPTION_UNRECOGNIZED_NAME
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
     ctx.sni_callback = check_sni

@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,17 @@ class Stack:
 
     def audit(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+    def audit_until(self, predicate: Any, deadline_s: float = 5.0) -> list[dict[str, Any]]:
+        """The audit once its last line satisfies `predicate` (the proxy writes from its thread)."""
+        end = time.monotonic() + deadline_s
+        while True:
+            lines = self.audit()
+            if lines and predicate(lines[-1]):
+                return lines
+            if time.monotonic() > end:
+                raise AssertionError(f"audit never matched; last line: {lines[-1:]}")
+            self.loop.run(asyncio.sleep(0.005))  # let the proxy's loop run, then look again
 
     def open_gate(self) -> None:
         self.loop.call(self.vendor.release)
