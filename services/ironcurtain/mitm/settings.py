@@ -125,9 +125,10 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
                     raise ConfigError(f"keys: {a} and {b} share a fake key")
         listen = doc.get("listen") or {}
         budget = doc.get("budget") or {}
-        limits = Limits(
-            **{k: budget[k] for k in ("tokens", "requests", "seconds", "cost_usd") if k in budget}
-        )
+        unknown = set(budget) - {"tokens", "requests", "seconds", "cost_usd"}
+        if unknown:
+            raise ConfigError(f"budget: unknown field(s) {', '.join(sorted(unknown))}")
+        limits = Limits(**budget)
         tuning = Tuning(**(doc.get("limits") or {}))
         upstream = {}
         for host, entry in (doc.get("upstream") or {}).items():

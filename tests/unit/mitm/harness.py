@@ -100,7 +100,7 @@ async def _reset_gate(vendor: FakeVendor) -> None:
     vendor.gate = asyncio.Event()
 
 
-def start(directory: Path, **overrides: Any) -> Stack:
+def start(directory: Path, untrusted: tuple[str, ...] = (), **overrides: Any) -> Stack:
     """CA, fake vendor (own CA), settings routed to the vendor, proxy on a free port."""
     loop = LoopThread()
     hosts = sorted(h for p in providers.builtin().values() for h in p.hosts)
@@ -129,7 +129,8 @@ def start(directory: Path, **overrides: Any) -> Stack:
         "budget": {"tokens": None, "seconds": None, "cost_usd": None},
         "limits": {"header_timeout_s": 1.0, "response_timeout_s": 3.0, "max_body_bytes": 100_000},
         "upstream": {
-            h: {"address": f"127.0.0.1:{vport}", "ca_file": str(vendor_files.ca)}
+            h: {"address": f"127.0.0.1:{vport}"}
+            | ({} if h in untrusted else {"ca_file": str(vendor_files.ca)})
             for h in (*HOSTS, "platform.claude.com")
         },
     }
