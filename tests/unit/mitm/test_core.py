@@ -197,7 +197,6 @@ def test_openai_sse_usage_chunk_is_read_and_done_marker_ignored() -> None:
         b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n'
         b'data: {"model":"gpt-4o","choices":[],'
         b'"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n'
-        b'"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n'
         b"data: [DONE]\n\n"
     )
     meter = Meter("text/event-stream")
