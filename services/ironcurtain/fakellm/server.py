@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import ssl
 import time
@@ -29,6 +30,14 @@ class Seen:
     target: str
     headers: dict[str, list[str]]
     body: bytes
+
+
+def _key_digest(headers: dict[str, list[str]]) -> str:
+    """SHA-256 of the key the vendor received, so a test in another process can check it."""
+    values = headers.get("x-api-key") or headers.get("x-goog-api-key") or []
+    if not values:
+        values = [v.removeprefix("Bearer ") for v in headers.get("authorization", [])]
+    return hashlib.sha256(values[0].encode()).hexdigest() if values else "none"
 
 
 def _sse(event: str, data: object) -> bytes:
@@ -82,6 +91,8 @@ class FakeVendor:
     async def start(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, ssl=context)
         return self.server.sockets[0].getsockname()[1]
+
+    last_key_digest: str = ""  # of the latest request (tests send one at a time)
 
     def release(self) -> None:
         self.gate.set()
@@ -137,6 +148,7 @@ class FakeVendor:
         for name, value in req.headers:
             headers.setdefault(name.decode(), []).append(value.decode("latin-1"))
         path = req.target.decode().partition("?")[0]
+        self.last_key_digest = _key_digest(headers)
         self.seen.append(
             Seen(
                 headers.get("host", [""])[0],
@@ -210,7 +222,11 @@ class FakeVendor:
         self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, doc: object
     ) -> None:
         data = json.dumps(doc).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(data))]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(data)),
+            (b"x-fake-key-sha256", self.last_key_digest.encode()),
+        ]
         writer.write(
             conn.send(h11.Response(status_code=status, headers=headers))
             + conn.send(h11.Data(data))
