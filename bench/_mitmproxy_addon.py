@@ -20,9 +20,14 @@ class Guard:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.request.host not in ALLOWED_HOSTS or flow.request.port != 443:
             flow.response = http.Response.make(403, b"host not allowed\n")
+            return
+        # Like our upstream override map: the tunnel's server is the loopback fake vendor
+        # (TLS still verified for the CONNECT host's name, which is the client's SNI).
+        flow.request.host, flow.request.port = VENDOR
 
     def server_connect(self, data) -> None:
-        data.server.address = VENDOR  # loopback only, whatever the request said
+        if data.server.address != VENDOR:
+            data.server.address = VENDOR  # a safety net: loopback only, whatever happens
 
     def request(self, flow: http.HTTPFlow) -> None:
         path = flow.request.path.partition("?")[0]
@@ -36,7 +41,9 @@ class Guard:
         flow.request.headers["x-api-key"] = REAL
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        flow.response.stream = True  # pass SSE through as it arrives, like ours
+        # Pass SSE through as it arrives, like ours (mitmproxy buffers bodies by default).
+        if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
+            flow.response.stream = True
 
 
 addons = [Guard()]

@@ -160,9 +160,12 @@ def _exchange(
 
 def latency(paths: list[Path_], fake: str) -> dict[str, list[float]]:
     socks = {p.name: (_connect(p), h11.Connection(h11.CLIENT)) for p in paths}
-    for sock, conn in socks.values():
-        for _ in range(WARMUP):
-            _exchange(sock, conn, fake)
+    for name, (sock, conn) in socks.items():
+        try:
+            for _ in range(WARMUP):
+                _exchange(sock, conn, fake)
+        except (OSError, RuntimeError) as exc:
+            raise RuntimeError(f"{name}: warm-up failed: {exc!r}") from exc
     samples: dict[str, list[float]] = {p.name: [] for p in paths}
     for _ in range(LATENCY_ROUNDS):
         for p in paths:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import contextlib
 import signal
 from collections.abc import AsyncIterator
@@ -19,6 +20,9 @@ async def running(settings: Settings, port: int | None = None) -> AsyncIterator[
 
     Fails before listening if the CA is missing or unsafe or a real key file is unreadable.
     """
+    # asyncio's TLS transport keeps a 256 KiB read buffer per connection; TLS records are at most
+    # 16 KiB, so 32 KiB serves as well and lets thousands of streams (two TLS legs each) fit.
+    asyncio.sslproto.SSLProtocol.max_size = settings.tuning.tls_buffer_bytes
     authority = ca.load(settings.ca_dir)
     real_keys = read_real_keys(settings)
     audit = Audit.open(settings.audit_path)

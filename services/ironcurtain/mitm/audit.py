@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TextIO
 
@@ -32,6 +32,9 @@ class Entry:
     flag: str = ""
 
 
+_FIELDS = tuple(f.name for f in fields(Entry))
+
+
 class Audit:
     """Appends lines to a file opened once (O_APPEND); each line is flushed before returning."""
 
@@ -45,9 +48,11 @@ class Audit:
         return cls(os.fdopen(fd, "a", encoding="utf-8", buffering=1))
 
     def write(self, entry: Entry) -> None:
-        record = {"time": round(time.time(), 3)}
-        record.update({k: v for k, v in asdict(entry).items() if v not in ("", 0, 0.0)})
-        record["decision"] = entry.decision
+        record: dict[str, object] = {"time": round(time.time(), 3)}
+        for name in _FIELDS:  # not dataclasses.asdict: that deep-copies, and this is per request
+            value = getattr(entry, name)
+            if value or name == "decision":
+                record[name] = value
         self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._stream.flush()
 

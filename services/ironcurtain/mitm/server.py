@@ -49,8 +49,26 @@ _DROP_RESPONSE = frozenset(
 )
 
 
-class _ClientGone(Exception):
-    """The agent closed its side while a response was streaming."""
+class _Watch:
+    """Notices the agent hanging up (one per connection): cancels a response that is streaming."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.task = asyncio.current_task()
+        self.streaming = False
+        self.gone = False
+        self._closed = asyncio.ensure_future(writer.wait_closed())
+        self._closed.add_done_callback(self._on_closed)
+
+    def _on_closed(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled():
+            future.exception()  # retrieved: a reset connection is an expected way to hang up
+        self.gone = True
+        if self.streaming and self.task is not None:
+            self.task.cancel()
+
+    def stop(self) -> None:
+        self._closed.remove_done_callback(self._on_closed)
+        self._closed.cancel()
 
 
 @dataclass(slots=True)
@@ -274,6 +292,21 @@ class Proxy:
         provider = self.settings.provider_for(host)
         assert provider is not None  # _tunnel admitted only allowlisted hosts
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)
+        watch = _Watch(writer)
+        try:
+            await self._serve(reader, writer, conn, provider, host, watch)
+        finally:
+            watch.stop()
+
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: h11.Connection,
+        provider: Provider,
+        host: str,
+        watch: _Watch,
+    ) -> None:
         while True:
             try:
                 event = await self._read_head(conn, reader, self._tuning.idle_timeout_s)
@@ -294,7 +327,7 @@ class Proxy:
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed
-            keep = await self._request(reader, writer, conn, provider, host, event)
+            keep = await self._request(reader, writer, conn, provider, host, event, watch)
             if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
@@ -351,6 +384,7 @@ class Proxy:
         provider: Provider,
         host: str,
         request: h11.Request,
+        watch: _Watch,
     ) -> bool:
         started = time.perf_counter()
         rid = f"{next(self._ids):x}"
@@ -419,7 +453,7 @@ class Proxy:
         )
         self.totals = budget.count_request(self.totals)
         return await self._forward(
-            reader, writer, conn, provider, host, request, data, real_key, path, rid, started
+            writer, conn, provider, host, request, data, real_key, path, rid, started, watch
         )
 
     def _check_head(self, request: h11.Request, host: str):  # -> Target
@@ -596,7 +630,6 @@ class Proxy:
 
     async def _forward(
         self,
-        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         conn: h11.Connection,
         provider: Provider,
@@ -607,6 +640,7 @@ class Proxy:
         path: str,
         rid: str,
         started: float,
+        watch: _Watch,
     ) -> bool:
         method = request.method.decode()
         headers = self._upstream_headers(provider, host, request, data, real_key)
@@ -648,62 +682,52 @@ class Proxy:
             out_headers.append((name, value))
         meter = Meter(content_type)
         sent = 0
-        watcher = asyncio.ensure_future(reader.read(READ_SIZE))
-        me = asyncio.current_task()
-        gone: list[bool] = []
-
-        def on_client(task: asyncio.Future[bytes]) -> None:
-            if not task.cancelled() and (task.exception() is not None or task.result() == b""):
-                gone.append(True)
-                if me is not None:
-                    me.cancel()
-
-        watcher.add_done_callback(on_client)
         ok = False
-        try:
-            writer.write(
-                conn.send(
-                    h11.Response(
-                        status_code=response.status_code,
-                        headers=out_headers,
-                        reason=response.reason,
-                    )
+        # Bytes for the agent are gathered while upstream events are at hand and written once
+        # before waiting for more: one send per upstream read, so nothing is held back.
+        out = [
+            conn.send(
+                h11.Response(
+                    status_code=response.status_code, headers=out_headers, reason=response.reason
                 )
             )
-            uconn = upstream.conn
-            ureader = upstream.reader
-            timeout = self._tuning.response_timeout_s
+        ]
+        uconn = upstream.conn
+        ureader = upstream.reader
+        timeout = self._tuning.response_timeout_s
+        watch.streaming = True
+        try:
+            if watch.gone:
+                raise asyncio.CancelledError
             while True:
                 event = uconn.next_event()
                 if event is h11.NEED_DATA:
+                    writer.write(b"".join(out))
+                    out.clear()
+                    await writer.drain()
                     async with asyncio.timeout(timeout):
                         uconn.receive_data(await ureader.read(READ_SIZE))
-                    continue
-                if isinstance(event, h11.Data):
+                elif isinstance(event, h11.Data):
                     chunk = event.data
-                    writer.write(conn.send(h11.Data(chunk)))
+                    out.append(conn.send(h11.Data(chunk)))
                     sent += len(chunk)
                     meter.feed(chunk)
-                    await writer.drain()
                 elif isinstance(event, h11.EndOfMessage):
-                    writer.write(conn.send(h11.EndOfMessage()))
+                    out.append(conn.send(h11.EndOfMessage()))
+                    writer.write(b"".join(out))
                     ok = True
                     break
                 else:
                     break  # upstream closed mid-body
         except asyncio.CancelledError:
-            if not gone:
+            if not watch.gone:
                 raise
-            if me is not None:
-                me.uncancel()
+            if watch.task is not None and watch.task.cancelling():
+                watch.task.uncancel()
         except (TimeoutError, OSError, ssl.SSLError, h11.ProtocolError):
             pass
         finally:
-            watcher.remove_done_callback(on_client)
-            if not watcher.done():
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            watch.streaming = False
             if ok:
                 self._release(host, upstream)
             else:
@@ -715,7 +739,7 @@ class Proxy:
             Entry(
                 self.settings.session,
                 "response",
-                "done" if ok else ("cancelled" if gone else "error"),
+                "done" if ok else ("cancelled" if watch.gone else "error"),
                 "upstream",
                 host=host,
                 provider=provider.name,
@@ -732,11 +756,7 @@ class Proxy:
                 flag="" if meter.complete else "usage_not_metered",
             )
         )
-        if not ok:
-            return False
-        if watcher.done() and not watcher.cancelled():
-            conn.receive_data(watcher.result())  # a pipelined next request
-        return True
+        return ok
 
 
 def _is_ip(host: str) -> bool:
