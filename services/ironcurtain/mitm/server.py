@@ -143,6 +143,8 @@ class Proxy:
                 await self._inner(reader, writer, host)
         except (ConnectionError, TimeoutError, ssl.SSLError, h11.ProtocolError):
             pass  # the peer went away or broke the protocol; nothing more to say to it
+        except asyncio.CancelledError:
+            pass  # shutting down: the connection is closed below (3.11 logs cancelled handlers)
         except Exception:
             log.exception("connection handler failed; connection closed (fail closed)")
         finally:
@@ -261,13 +263,21 @@ class Proxy:
         if not isinstance(end, h11.EndOfMessage):
             self._refuse_connect(writer, conn, target, 400, "http", "CONNECT must not carry a body")
             return None
+        if conn.trailing_data[0]:
+            # Bytes sent before our 200 (an early ClientHello) are not supported: refuse.
+            self._refuse_connect(writer, conn, target, 400, "http", "data sent before the 200")
+            return None
+        try:
+            context = self._leaves.context(host)
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            log.exception("cannot issue a leaf certificate for %s", host)
+            self._refuse_connect(
+                writer, conn, target, 500, "tls", f"cannot issue a certificate: {_reason(exc)}"
+            )
+            return None
         writer.write(
             conn.send(h11.Response(status_code=200, headers=[], reason=b"Connection established"))
         )
-        if conn.trailing_data[0]:
-            # Bytes sent before our 200 (an early ClientHello) are not supported: refuse.
-            return None
-        context = self._leaves.context(host)
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self._tuning.header_timeout_s)
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
