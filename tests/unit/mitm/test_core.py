@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from ironcurtain.mitm import budget, errors, keys, providers, rewrite, settings
 from ironcurtain.mitm.errors import Refusal
 from ironcurtain.mitm.providers import ConfigError, ErrorShape, Price
 from ironcurtain.mitm.usage import Meter, Usage, extract
+
+# Parsers get a quick look locally and a deep one in CI.
+DEEP = hsettings(max_examples=1000 if os.environ.get("CI") == "true" else 100, deadline=None)
 
 # ---- keys ---------------------------------------------------------------------------------------
 
@@ -104,6 +109,7 @@ def test_a_body_that_cannot_be_checked_is_refused(body: bytes) -> None:
     assert info.value.status == 400
 
 
+@DEEP
 @given(st.binary(max_size=200))
 def test_rewrite_either_refuses_or_returns_json_without_server_tools(body: bytes) -> None:
     try:
@@ -204,6 +210,7 @@ def test_openai_sse_usage_chunk_is_read_and_done_marker_ignored() -> None:
     assert meter.finish() == Usage(3, 4, "gpt-4o")
 
 
+@DEEP
 @given(st.binary(max_size=500), st.sampled_from(["text/event-stream", "application/json"]))
 def test_the_meter_never_raises_on_garbage(data: bytes, content_type: str) -> None:
     meter = Meter(content_type)
@@ -213,6 +220,7 @@ def test_the_meter_never_raises_on_garbage(data: bytes, content_type: str) -> No
     assert usage.output_tokens >= 0
 
 
+@DEEP
 @given(
     st.recursive(
         st.none() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)

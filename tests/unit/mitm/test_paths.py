@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ironcurtain.mitm.paths import Endpoint, PathError, Target, first_match, normalise
+
+# Parsers get a quick look locally and a deep one in CI.
+DEEP = settings(max_examples=1000 if os.environ.get("CI") == "true" else 100, deadline=None)
 
 REFUSED = [
     b"/v1/../messages",
@@ -113,6 +117,7 @@ def test_malformed_endpoint_specs_are_rejected(spec: str) -> None:
         Endpoint.parse(spec)
 
 
+@DEEP
 @given(st.binary(max_size=300))
 def test_normalise_never_crashes_and_results_are_clean(target: bytes) -> None:
     try:
@@ -148,6 +153,7 @@ def _encode(segment: str) -> bytes:
     return bytes(out)
 
 
+@DEEP
 @given(st.lists(SEGMENT, min_size=1, max_size=6), st.text(max_size=20))
 def test_percent_encoded_paths_decode_back_to_their_segments(
     segments: list[str], query: str
@@ -158,6 +164,7 @@ def test_percent_encoded_paths_decode_back_to_their_segments(
     assert normalise(raw).segments == tuple(segments)
 
 
+@DEEP
 @given(st.lists(SEGMENT, min_size=1, max_size=5), st.data())
 def test_a_star_matches_exactly_one_whole_segment(segments: list[str], data: st.DataObject) -> None:
     safe = [re.sub(r"[^A-Za-z0-9]", "", s) or "x" for s in segments]
