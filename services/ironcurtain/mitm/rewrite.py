@@ -8,7 +8,7 @@ from .errors import Refusal
 
 
 def strip_server_tools(body: bytes) -> tuple[bytes, int]:
-    """Remove every `tools[]` entry whose `type` is set and is not "custom".
+    """Remove every `tools[]` entry whose `type` is set and is not "custom", and `mcp_servers`.
 
     Anthropic's server tools (web search, web fetch, code execution, ...) carry a versioned `type`;
     client tools have none (or "custom"). Returns (body, how many were removed); the body is
@@ -24,18 +24,22 @@ def strip_server_tools(body: bytes) -> tuple[bytes, int]:
         ) from None
     if not isinstance(doc, dict):
         raise Refusal(400, "rewrite", "request body is not a JSON object")
+    removed = 0
+    # The MCP connector makes the vendor's servers call URLs for the agent: never allowed.
+    if "mcp_servers" in doc:
+        servers = doc.pop("mcp_servers")
+        removed += len(servers) if isinstance(servers, list) else 1
     tools = doc.get("tools")
-    if tools is None:
-        return body, 0
-    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-        raise Refusal(400, "rewrite", "'tools' must be a list of objects")
-    kept = [t for t in tools if t.get("type") in (None, "custom")]
-    removed = len(tools) - len(kept)
+    if tools is not None:
+        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+            raise Refusal(400, "rewrite", "'tools' must be a list of objects")
+        kept = [t for t in tools if t.get("type") in (None, "custom")]
+        removed += len(tools) - len(kept)
+        doc["tools"] = kept
+        if not kept:
+            del doc["tools"]
+            # A tool_choice naming a removed tool would now be rejected upstream; drop it too.
+            doc.pop("tool_choice", None)
     if not removed:
         return body, 0
-    doc["tools"] = kept
-    if not kept:
-        del doc["tools"]
-        # A tool_choice naming a removed tool would now be rejected upstream; drop it too.
-        doc.pop("tool_choice", None)
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(), removed

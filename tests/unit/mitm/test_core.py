@@ -89,6 +89,13 @@ def test_server_tools_are_removed_and_client_tools_kept() -> None:
     assert [t["name"] for t in json.loads(out)["tools"]] == ["a", "b"]
 
 
+def test_mcp_servers_for_the_vendor_to_call_are_removed() -> None:
+    body = b'{"model":"m","mcp_servers":[{"type":"url","url":"https://evil.example/mcp"}]}'
+    out, removed = rewrite.strip_server_tools(body)
+    assert removed == 1
+    assert json.loads(out) == {"model": "m"}
+
+
 def test_a_body_without_server_tools_is_forwarded_byte_identical() -> None:
     body = b'{"model": "m",  "tools": [{"name": "a"}]}'
     assert rewrite.strip_server_tools(body) == (body, 0)
