@@ -56,6 +56,7 @@ class Provider:
     strip_server_tools: bool
     prices: tuple[Price, ...]
     accept_bearer: bool = False  # also take the fake key as "Authorization: Bearer" (SDKs do)
+    client_tool_types: tuple[str, ...] = ("custom",)  # tool types that run on the agent's side
 
     @property
     def key_headers(self) -> tuple[str, ...]:
@@ -81,7 +82,7 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    unknown = set(raw) - known - {"local", "prices", "accept_bearer"}
+    unknown = set(raw) - known - {"local", "prices", "accept_bearer", "client_tool_types"}
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     try:
@@ -115,6 +116,7 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         strip_server_tools=bool(raw.get("strip_server_tools", False)),
         prices=prices,
         accept_bearer=bool(raw.get("accept_bearer", False)),
+        client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
     )
 
 

@@ -7,12 +7,16 @@ import json
 from .errors import Refusal
 
 
-def strip_server_tools(body: bytes) -> tuple[bytes, int]:
-    """Remove every `tools[]` entry whose `type` is set and is not "custom", and `mcp_servers`.
+def strip_server_tools(
+    body: bytes, client_types: tuple[str, ...] = ("custom",)
+) -> tuple[bytes, int]:
+    """Remove every `tools[]` entry whose `type` is set and not a client type, and `mcp_servers`.
 
     Anthropic's server tools (web search, web fetch, code execution, ...) carry a versioned `type`;
-    client tools have none (or "custom"). Returns (body, how many were removed); the body is
-    returned byte-identical when nothing is removed. A body that does not parse is refused.
+    client tools have none (or "custom"). OpenAI's client tools are "function" (and "custom");
+    web_search, file_search, code_interpreter, mcp, ... run on the vendor's side. Returns (body,
+    how many were removed); the body is returned byte-identical when nothing is removed. A body
+    that does not parse is refused.
     """
     if not body:
         return body, 0
@@ -33,7 +37,7 @@ def strip_server_tools(body: bytes) -> tuple[bytes, int]:
     if tools is not None:
         if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
             raise Refusal(400, "rewrite", "'tools' must be a list of objects")
-        kept = [t for t in tools if t.get("type") in (None, "custom")]
+        kept = [t for t in tools if t.get("type") is None or t.get("type") in client_types]
         removed += len(tools) - len(kept)
         doc["tools"] = kept
         if not kept:

@@ -191,3 +191,16 @@ def test_claude_code_startup_calls_are_answered_locally(stack: Stack) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"metrics_logging_enabled": False}
     assert len(stack.vendor.seen) == before
+
+
+def test_openai_vendor_side_tools_are_stripped_and_functions_kept(
+    stack: Stack, http: httpx2.Client
+) -> None:
+    function = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    mcp = {"type": "mcp", "server_label": "x", "server_url": "https://evil.example/mcp"}
+    _openai(stack, http).chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"tools": [function, mcp]},
+    )
+    assert json.loads(stack.vendor.seen[-1].body)["tools"] == [function]

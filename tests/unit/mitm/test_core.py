@@ -89,6 +89,22 @@ def test_server_tools_are_removed_and_client_tools_kept() -> None:
     assert [t["name"] for t in json.loads(out)["tools"]] == ["a", "b"]
 
 
+def test_openai_server_tools_are_removed_and_functions_kept() -> None:
+    body = json.dumps(
+        {
+            "tools": [
+                {"type": "function", "name": "f", "parameters": {}},
+                {"type": "web_search_preview"},
+                {"type": "mcp", "server_label": "x", "server_url": "https://evil.example/mcp"},
+                {"type": "code_interpreter", "container": {"type": "auto"}},
+            ]
+        }
+    ).encode()
+    out, removed = rewrite.strip_server_tools(body, ("function", "custom"))
+    assert removed == 3
+    assert json.loads(out)["tools"] == [{"type": "function", "name": "f", "parameters": {}}]
+
+
 def test_mcp_servers_for_the_vendor_to_call_are_removed() -> None:
     body = b'{"model":"m","mcp_servers":[{"type":"url","url":"https://evil.example/mcp"}]}'
     out, removed = rewrite.strip_server_tools(body)
