@@ -57,6 +57,7 @@ class Provider:
     prices: tuple[Price, ...]
     accept_bearer: bool = False  # also take the fake key as "Authorization: Bearer" (SDKs do)
     client_tool_types: tuple[str, ...] = ("custom",)  # tool types that run on the agent's side
+    tool_shape: str = "typed"  # "typed" (Anthropic, OpenAI: tools[].type) or "gemini"
 
     @property
     def key_headers(self) -> tuple[str, ...]:
@@ -82,7 +83,8 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    unknown = set(raw) - known - {"local", "prices", "accept_bearer", "client_tool_types"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "tool_shape"}
+    unknown = set(raw) - known - extra
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     try:
@@ -117,7 +119,14 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         prices=prices,
         accept_bearer=bool(raw.get("accept_bearer", False)),
         client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
+        tool_shape=_tool_shape(where, raw.get("tool_shape", "typed")),
     )
+
+
+def _tool_shape(where: str, value: object) -> str:
+    if value not in ("typed", "gemini"):
+        raise ConfigError(f"{where}: tool_shape must be 'typed' or 'gemini', not {value!r}")
+    return str(value)
 
 
 def parse(document: Mapping[str, Any]) -> dict[str, Provider]:

@@ -443,7 +443,10 @@ class Proxy:
                 raise Refusal(403, "budget", exhausted)
             data = await self._read_body(reader, writer, conn)
             if provider.strip_server_tools and method == "POST":
-                data, _removed = rewrite.strip_server_tools(data, provider.client_tool_types)
+                if provider.tool_shape == "gemini":
+                    data, _removed = rewrite.strip_gemini_tools(data)
+                else:
+                    data, _removed = rewrite.strip_server_tools(data, provider.client_tool_types)
         except Refusal as refusal:
             self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
             return False

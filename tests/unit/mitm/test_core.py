@@ -105,6 +105,26 @@ def test_openai_server_tools_are_removed_and_functions_kept() -> None:
     assert json.loads(out)["tools"] == [{"type": "function", "name": "f", "parameters": {}}]
 
 
+def test_gemini_server_tools_are_removed_and_function_declarations_kept() -> None:
+    body = json.dumps(
+        {
+            "contents": [],
+            "tools": [
+                {"functionDeclarations": [{"name": "f"}]},
+                {"googleSearch": {}},
+                {"codeExecution": {}},
+                {"urlContext": {}},
+            ],
+        }
+    ).encode()
+    out, removed = rewrite.strip_gemini_tools(body)
+    assert removed == 3
+    assert json.loads(out)["tools"] == [{"functionDeclarations": [{"name": "f"}]}]
+    assert rewrite.strip_gemini_tools(b'{"contents":[]}') == (b'{"contents":[]}', 0)
+    with pytest.raises(Refusal):
+        rewrite.strip_gemini_tools(b"{nope")
+
+
 def test_mcp_servers_for_the_vendor_to_call_are_removed() -> None:
     body = b'{"model":"m","mcp_servers":[{"type":"url","url":"https://evil.example/mcp"}]}'
     out, removed = rewrite.strip_server_tools(body)
