@@ -25,7 +25,7 @@ from . import budget, keys, rewrite
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body
-from .paths import PathError, first_match, normalise
+from .paths import PathError, Target, first_match, normalise
 from .providers import Auth, Provider
 from .settings import Settings
 from .tls import Leaves
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 # Never forwarded: hop-by-hop headers, framing we recompute, and every credential header
-# (the real key is added by us; anything else the agent sends is refused, see _credentials).
+# (the real key is added by us; anything else the agent sends is refused, see _check_key).
 _DROP_REQUEST = frozenset(
     b"connection keep-alive proxy-connection proxy-authorization te trailer transfer-encoding "
     b"upgrade expect host content-length accept-encoding cookie".split()
@@ -86,14 +86,14 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
-def _one_line(status: int, message: str, close: bool = True) -> tuple[h11.Response, bytes]:
+def _one_line(status: int, message: str) -> tuple[h11.Response, bytes]:
+    """A refusal before the provider is known: one line of text, then the connection closes."""
     data = (message + "\n").encode()
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", b"%d" % len(data)),
+        (b"connection", b"close"),
     ]
-    if close:
-        headers.append((b"connection", b"close"))
     return h11.Response(status_code=status, headers=headers), data
 
 
@@ -469,7 +469,7 @@ class Proxy:
             writer, conn, provider, host, request, data, real_key, path, rid, started, watch
         )
 
-    def _check_head(self, request: h11.Request, host: str):  # -> Target
+    def _check_head(self, request: h11.Request, host: str) -> Target:
         headers = request.headers
         names = [name for name, _ in headers]
         if b"transfer-encoding" in names and b"content-length" in names:
