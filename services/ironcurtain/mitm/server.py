@@ -118,6 +118,7 @@ class Proxy:
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
         self._tuning = settings.tuning
+        self._open = 0  # agent connections being served
 
     async def start(self, host: str | None = None, port: int | None = None) -> asyncio.Server:
         """Listen (port 0 = any free port; read it from server.sockets)."""
@@ -128,6 +129,11 @@ class Proxy:
             limit=READ_SIZE,
         )
 
+    @property
+    def connections(self) -> int:
+        """Agent connections being served now."""
+        return self._open
+
     def close_pools(self) -> None:
         for pool in self._pools.values():
             for upstream in pool:
@@ -137,6 +143,7 @@ class Proxy:
     # ---- the CONNECT phase ------------------------------------------------------------------
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._open += 1
         try:
             host = await self._tunnel(reader, writer)
             if host is not None:
@@ -148,6 +155,7 @@ class Proxy:
         except Exception:
             log.exception("connection handler failed; connection closed (fail closed)")
         finally:
+            self._open -= 1
             writer.close()
 
     async def _read_event(
@@ -215,6 +223,13 @@ class Proxy:
         if not isinstance(event, h11.Request):
             return None
         target = event.target.decode("ascii", "replace")
+        if self._open > self._tuning.max_connections:
+            # Bounded resources: past the limit, connections are refused, not queued.
+            limit = self._tuning.max_connections
+            self._refuse_connect(
+                writer, conn, target, 503, "connections", f"too many connections (limit {limit})"
+            )
+            return None
         if event.method != b"CONNECT":
             self._refuse_connect(
                 writer,

@@ -52,6 +52,7 @@ class Tuning:
     connect_timeout_s: float = 10.0  # to the upstream
     response_timeout_s: float = 300.0  # upstream silence before 504 / abort
     pool_size: int = 32  # idle upstream connections kept per host
+    max_connections: int = 1024  # agent connections at once; more are refused (503)
     tls_buffer_bytes: int = 32 * 1024  # asyncio's TLS read buffer per connection
 
 

@@ -84,6 +84,14 @@ class Stack:
                 raise AssertionError(f"audit never matched; last line: {lines[-1:]}")
             self.loop.run(asyncio.sleep(0.005))  # let the proxy's loop run, then look again
 
+    def until(self, condition: Any, deadline_s: float = 5.0) -> None:
+        """Wait for a condition on the proxy's state, letting its loop run between looks."""
+        end = time.monotonic() + deadline_s
+        while not condition():
+            if time.monotonic() > end:
+                raise AssertionError("condition not reached before the deadline")
+            self.loop.run(asyncio.sleep(0.005))
+
     def open_gate(self) -> None:
         self.loop.call(self.vendor.release)
 

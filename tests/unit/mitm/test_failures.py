@@ -11,7 +11,7 @@ import anthropic
 import httpx2
 import pytest
 
-from .harness import Stack, post, raw, read_reply, start, tunnel
+from .harness import Stack, connect, post, raw, read_reply, start, tunnel
 
 
 @pytest.fixture
@@ -114,3 +114,24 @@ def test_keep_alive_serves_several_requests_on_one_tunnel(stack: Stack) -> None:
         for _ in range(3):
             sock.sendall(post("/v1/messages", key))
             assert read_reply(sock, b"POST").status == 200
+
+
+def test_connections_past_the_limit_are_refused(tmp_path: Path) -> None:
+    stack = start(tmp_path, limits={"max_connections": 2})
+    try:
+        held = [tunnel(stack, "api.anthropic.com") for _ in range(2)]
+        sock, reply = connect(stack.port, "api.anthropic.com:443")
+        sock.close()
+        assert reply.status == 503
+        assert "too many connections" in reply.body.decode()
+        held.pop().close()
+        stack.audit_until(lambda line: line["rule"] == "connections")
+        stack.until(lambda: stack.proxy.connections < 2)
+        # control: once one closes, a new connection is served again (the count went down)
+        with tunnel(stack, "api.anthropic.com") as again:
+            again.sendall(post("/v1/messages", b"x-api-key: " + stack.fakes["anthropic"].encode()))
+            assert read_reply(again, b"POST").status == 200
+        for sock in held:
+            sock.close()
+    finally:
+        stack.close()
