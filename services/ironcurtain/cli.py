@@ -10,6 +10,7 @@ from . import __version__
 from .approval import command as approval_command
 from .escalation import worker as worker_command
 from .images import command as images_command
+from .mitm import command as mitm_command
 from .session import command as session_command
 from .shared import command as shared_command
 
@@ -20,6 +21,7 @@ COMMAND_MODULES = (
     approval_command,
     worker_command,
     shared_command,
+    mitm_command,
 )
 
 

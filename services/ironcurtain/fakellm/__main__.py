@@ -1,0 +1,31 @@
+"""`python -m ironcurtain.fakellm --port 8443 --cert C --key K`: serve the fake vendor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ssl
+
+from .server import FakeVendor
+
+
+async def _main(args: argparse.Namespace) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+    vendor = FakeVendor()
+    port = await vendor.start(context, args.host, args.port)
+    print(f"fakellm: listening on {args.host}:{port}", flush=True)
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m ironcurtain.fakellm")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    asyncio.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The audit trail: one JSON line per decision, never bodies or keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    session: str
+    event: str  # "connect" | "request" | "response"
+    decision: str  # "allow" | "refuse" | "local" | "done" | "error"
+    rule: str  # which rule decided (endpoint glob or refusal code)
+    host: str = ""
+    provider: str = ""
+    method: str = ""
+    path: str = ""  # normalised path; the query string is never logged
+    status: int = 0
+    reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    duration_ms: float = 0.0
+    request_id: str = ""
+    flag: str = ""
+
+
+_FIELDS = tuple(f.name for f in fields(Entry))
+
+
+class Audit:
+    """Appends lines to a file opened once (O_APPEND); each line is flushed before returning."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    @classmethod
+    def open(cls, path: Path) -> Audit:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return cls(os.fdopen(fd, "a", encoding="utf-8", buffering=1))
+
+    def write(self, entry: Entry) -> None:
+        record: dict[str, object] = {"time": round(time.time(), 3)}
+        for name in _FIELDS:  # not dataclasses.asdict: that deep-copies, and this is per request
+            value = getattr(entry, name)
+            if value or name == "decision":
+                record[name] = value
+        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()

@@ -1,0 +1,169 @@
+"""Providers as data: parsed once from YAML/JSON into frozen objects, validated at the edge."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .paths import Endpoint
+
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class Auth(Enum):
+    X_API_KEY = "x-api-key"
+    BEARER = "bearer"
+    X_GOOG_API_KEY = "x-goog-api-key"
+    NONE = "none"
+
+    @property
+    def header(self) -> str | None:
+        """The request header that carries the key (lower-case), None for no auth."""
+        return {"bearer": "authorization", "none": None}.get(self.value, self.value)
+
+
+class ErrorShape(Enum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    GOOGLE = "google"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    model: str  # glob
+    input: float  # USD per million tokens
+    output: float
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    name: str
+    hosts: tuple[str, ...]
+    auth: Auth
+    key_prefix: str
+    error_shape: ErrorShape
+    endpoints: tuple[Endpoint, ...]
+    local: tuple[tuple[Endpoint, bytes], ...]  # endpoint -> JSON body answered by the proxy
+    strip_server_tools: bool
+    prices: tuple[Price, ...]
+    accept_bearer: bool = False  # also take the fake key as "Authorization: Bearer" (SDKs do)
+    client_tool_types: tuple[str, ...] = ("custom",)  # tool types that run on the agent's side
+    tool_shape: str = "typed"  # "typed" (Anthropic, OpenAI: tools[].type) or "gemini"
+
+    @property
+    def key_headers(self) -> tuple[str, ...]:
+        """Request headers that may carry the fake key; the first is also used upstream."""
+        header = self.auth.header
+        if header is None:
+            return ()
+        if self.accept_bearer and header != "authorization":
+            return (header, "authorization")
+        return (header,)
+
+    def price(self, model: str | None) -> Price:
+        for price in self.prices:
+            if fnmatch.fnmatchcase(model or "", price.model):
+                return price
+        return Price("*", 0.0, 0.0) if not self.prices else self.prices[-1]
+
+
+class ConfigError(ValueError):
+    """A provider file is malformed; the message names the provider and the field."""
+
+
+def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
+    where = f"provider {name!r}"
+    known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "tool_shape"}
+    unknown = set(raw) - known - extra
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    try:
+        hosts = tuple(str(h).lower() for h in raw["hosts"])
+        auth = Auth(raw["auth"])
+        shape = ErrorShape(raw.get("error_shape", "openai"))
+        endpoints = tuple(Endpoint.parse(e) for e in raw.get("endpoints") or ())
+        local = tuple(
+            (Endpoint.parse(e), json.dumps(body, separators=(",", ":")).encode())
+            for e, body in (raw.get("local") or {}).items()
+        )
+        prices = tuple(
+            Price(str(p["model"]), float(p["input"]), float(p["output"]))
+            for p in raw.get("prices") or ()
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not hosts or any(not _HOST.match(h) for h in hosts):
+        raise ConfigError(f"{where}: hosts must be DNS names (no IP literals, no ports)")
+    prefix = str(raw.get("key_prefix", ""))
+    if auth is not Auth.NONE and len(prefix) < 3:
+        raise ConfigError(f"{where}: key_prefix of at least 3 characters is required")
+    return Provider(
+        name=name,
+        hosts=hosts,
+        auth=auth,
+        key_prefix=prefix,
+        error_shape=shape,
+        endpoints=endpoints,
+        local=local,
+        strip_server_tools=bool(raw.get("strip_server_tools", False)),
+        prices=prices,
+        accept_bearer=bool(raw.get("accept_bearer", False)),
+        client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
+        tool_shape=_tool_shape(where, raw.get("tool_shape", "typed")),
+    )
+
+
+def _tool_shape(where: str, value: object) -> str:
+    if value not in ("typed", "gemini"):
+        raise ConfigError(f"{where}: tool_shape must be 'typed' or 'gemini', not {value!r}")
+    return str(value)
+
+
+def parse(document: Mapping[str, Any]) -> dict[str, Provider]:
+    """Parse `{"providers": {name: {...}}}` into providers; raise ConfigError when malformed."""
+    table = document.get("providers") if isinstance(document, Mapping) else None
+    if not isinstance(table, Mapping):
+        raise ConfigError("expected a top-level 'providers' mapping")
+    providers = {str(name): _parse_one(str(name), body or {}) for name, body in table.items()}
+    _check_hosts_unique(providers)
+    return providers
+
+
+def load_text(text: str) -> dict[str, Provider]:
+    """YAML (a superset of JSON) text -> providers."""
+    try:
+        return parse(yaml.safe_load(text))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML/JSON: {exc}") from None
+
+
+def builtin() -> dict[str, Provider]:
+    return load_text(resources.files(__package__).joinpath("providers.yaml").read_text())
+
+
+def load(extra: Path | None = None) -> dict[str, Provider]:
+    """The built-in providers, with a user's file adding providers or replacing them by name."""
+    providers = builtin()
+    if extra is not None:
+        providers.update(load_text(extra.read_text()))
+        _check_hosts_unique(providers)
+    return providers
+
+
+def _check_hosts_unique(providers: Mapping[str, Provider]) -> None:
+    seen: dict[str, str] = {}
+    for provider in providers.values():
+        for host in provider.hosts:
+            if host in seen:
+                raise ConfigError(f"host {host} is claimed by {seen[host]} and {provider.name}")
+            seen[host] = provider.name
