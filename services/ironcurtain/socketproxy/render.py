@@ -42,6 +42,19 @@ def _classify(rule: Rule) -> str:
     )
 
 
+def _resolve_ids(settings: Settings, rules: tuple[Rule, ...]) -> list[str]:
+    """A full-ID rule is re-classified by the engine's answer (or unclassified: refused)."""
+    lines = []
+    for rule in rules:
+        if rule.backend is Backend.BY_ID:
+            names = _quoted(",".join(settings.visible))
+            lines.append(
+                f"    http-request lua.visible_id {names} {_quoted(settings.socket_path)} "
+                f"if {{ var(txn.rule) -m str {rule.name} }}"
+            )
+    return lines
+
+
 def _server(settings: Settings) -> str:
     return f"    server docker {settings.socket_path}"
 
@@ -78,13 +91,14 @@ def render(settings: Settings) -> str:
         " if !{ url_beg / } or { path_sub // } or { path_sub /. } or { path_sub % }"
         " or { path_reg '[^A-Za-z0-9/._-]' }",
         *(_classify(rule) for rule in rules),
+        *_resolve_ids(settings, rules),
         f'    http-request deny deny_status 403 content-type text/plain lf-string "{_REFUSED}"'
         " unless { var(txn.rule) -m found }",
     ]
     for rule in rules:
         if rule.query is not None:
             lines.append(
-                f'    http-request set-query "{_log_format(rule.query)}" '
+                f'    http-request set-query "{_log_format(rule.query)}&%[query]" '
                 f"if {{ var(txn.rule) -m str {rule.name} }}"
             )
     for backend in (Backend.STREAM, Backend.INSPECT):
@@ -102,13 +116,10 @@ def render(settings: Settings) -> str:
         _server(settings),
         "",
         # Inspect answers carry the container's environment: buffer the whole body, strip every
-        # "Env" array, answer with the result; a body we cannot parse whole is refused (502).
+        # "Env" array, answer with the result; a body it cannot parse whole is refused (502).
         f"backend {Backend.INSPECT.value}",
         "    http-response wait-for-body time 10s if { status 200 }",
-        "    http-response set-var(txn.body) res.body,lua.strip_env if { status 200 }",
-        "    http-response deny deny_status 502 if { status 200 } !{ var(txn.body) -m found }",
-        "    http-response return status 200 content-type application/json"
-        ' lf-string "%[var(txn.body)]" if { status 200 }',
+        "    http-response lua.inspect_reply if { status 200 }",
         _server(settings),
         "",
     ]

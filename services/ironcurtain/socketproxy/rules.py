@@ -26,6 +26,7 @@ class Backend(Enum):
     API = "api"  # short request/response
     STREAM = "stream"  # long-lived responses: logs --follow, stats, events
     INSPECT = "inspect"  # container inspect: the body is buffered and its Env arrays stripped
+    BY_ID = "by-id"  # a full container ID: the engine is asked whose it is, then routed by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,9 @@ class Rule:
     methods: tuple[str, ...]
     path: str  # the path after the optional version prefix, as a regex body (no anchors)
     backend: Backend = Backend.API
-    query: str | None = None  # when set, the request's query is replaced by this one
+    # When set, put first in the request's query: Docker reads the first value of a parameter, so
+    # ours wins over anything the client sent (its other parameters, e.g. since/until, still work).
+    query: str | None = None
 
     @property
     def pattern(self) -> str:
@@ -95,6 +98,9 @@ def build(settings: Settings) -> tuple[Rule, ...]:
             Rule("logs", get, one + r"/logs", Backend.STREAM),
             Rule("stats", get, one + r"/stats", Backend.STREAM),
             Rule("top", get, one + r"/top"),
+            # Clients address containers by the full ID they read from inspect (the docker CLI's
+            # `logs`, the SDK's `list`): served only once the engine confirms a visible name.
+            Rule("byid", get, r"/containers/[0-9a-f]{64}/(json|logs|stats|top)", Backend.BY_ID),
         ]
     if settings.on("POST") and visible:
         one = r"/containers/" + _names(visible)

@@ -42,19 +42,30 @@ def test_anything_no_rule_classified_is_denied_before_a_backend_is_chosen(config
 
 def test_each_pattern_is_strongly_quoted_and_anchored(config: str) -> None:
     classify = [line for line in _frontend(config) if "set-var(txn.rule)" in line]
-    assert len(classify) == 8  # ping version events list inspect logs stats top
+    assert len(classify) == 9  # ping version events list inspect logs stats top byid
     for line in classify:
         assert "{ path_reg '^(/v1\\.[0-9]{1,2})?/" in line
         assert "$' }" in line
 
 
-def test_query_rewrites_are_literal_log_format_strings(config: str) -> None:
+def test_our_filter_comes_first_in_the_query_as_a_literal(config: str) -> None:
     rewrites = [line for line in _frontend(config) if line.startswith("http-request set-query")]
     assert len(rewrites) == 2
     for line in rewrites:
-        literal = line.split('"')[1]
+        literal, _, rest = line.split('"')[1].partition("&%[query]")
+        assert rest == ""
         assert "%[" not in literal
         assert literal.count("%") % 2 == 0
+
+
+def test_a_full_id_is_resolved_by_the_engine_before_the_final_deny(config: str) -> None:
+    rules = _frontend(config)
+    resolve = next(i for i, line in enumerate(rules) if "lua.visible_id" in line)
+    deny = next(i for i, line in enumerate(rules) if "unless { var(txn.rule) -m found }" in line)
+    assert resolve < deny
+    assert rules[resolve] == (
+        "http-request lua.visible_id 'web-1,db.main' '/run/d.sock' if { var(txn.rule) -m str byid }"
+    )
 
 
 def test_every_backend_talks_to_the_configured_socket_only(config: str) -> None:
@@ -63,8 +74,10 @@ def test_every_backend_talks_to_the_configured_socket_only(config: str) -> None:
 
 
 def test_inspect_answers_are_buffered_stripped_and_refused_when_not_parsable(config: str) -> None:
-    assert "res.body,lua.strip_env" in config
-    assert "deny deny_status 502 if { status 200 } !{ var(txn.body) -m found }" in config
+    lines = config.splitlines()
+    inspect = lines[lines.index("backend inspect") :]
+    assert inspect[1].strip() == "http-response wait-for-body time 10s if { status 200 }"
+    assert inspect[2].strip() == "http-response lua.inspect_reply if { status 200 }"
 
 
 def test_health_endpoint_listens_on_loopback_only(config: str) -> None:

@@ -91,7 +91,12 @@ REFUSED = [
     # containers not declared visible, IDs, prefixes of names
     ("GET", "/v1.41/containers/hidden/json"),
     ("GET", "/v1.41/containers/hidden/logs"),
-    ("GET", "/v1.41/containers/" + "a" * 64 + "/json"),
+    ("GET", "/v1.41/containers/" + "a" * 63 + "/json"),
+    ("GET", "/v1.41/containers/" + "a" * 65 + "/json"),
+    ("GET", "/v1.41/containers/" + "A" * 64 + "/json"),
+    ("GET", "/v1.41/containers/" + "a" * 64 + "/archive"),
+    ("GET", "/v1.41/containers/" + "a" * 64 + "/export"),
+    ("POST", "/v1.41/containers/" + "a" * 64 + "/start"),
     ("GET", "/v1.41/containers/web/json"),
     ("GET", "/v1.41/containers/web-10/json"),
     ("GET", "/v1.41/containers/dbXmain/json"),  # the '.' is literal, not any character
@@ -172,6 +177,15 @@ def test_a_forbidden_call_is_refused_even_with_every_switch_on(method: str, path
 )
 def test_a_section_switched_off_is_refused(env: dict[str, str], method: str, path: str) -> None:
     assert decide(build(from_environ(env)), method, path) is None
+
+
+@pytest.mark.parametrize("endpoint", ["json", "logs", "stats", "top"])
+def test_a_full_container_id_is_deferred_to_the_engine_check(endpoint: str) -> None:
+    rule = decide(
+        build(from_environ(EVERYTHING)), "GET", f"/v1.41/containers/{'0f' * 32}/{endpoint}"
+    )
+    assert rule is not None
+    assert rule.backend is Backend.BY_ID
 
 
 def test_with_default_switches_only_ping_and_version_are_served() -> None:
