@@ -73,6 +73,7 @@ def test_every_image_in_the_repository_starts_from_the_base_image_arg() -> None:
         assert first_from.split()[1] in {
             "${BASE_IMAGE}",
             *(f"ironcurtain/{p}" for p in spec.parents),
+            *(f"ironcurtain/{p}:${{IMAGE_TAG}}" for p in spec.parents),
         }
         assert "ARG BASE_IMAGE" in text or spec.parents, spec.name
 
