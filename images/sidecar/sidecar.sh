@@ -19,7 +19,7 @@ parse() {
   local -A seen=()
   IFS=',' read -ra entries <<<"$raw"
   for entry in "${entries[@]}"; do
-    entry="${entry//[[:space:]]/}"
+    read -r entry <<<"$entry" || true # trim the ends; inner spaces stay (and are refused)
     [[ -n "$entry" ]] || continue
     [[ "$entry" =~ ^([0-9]{1,5}):([A-Za-z0-9][A-Za-z0-9_.-]{0,252}):([0-9]{1,5})$ ]] \
       || refuse "malformed forward '$entry' (want LISTEN_PORT:HOST:PORT)"
