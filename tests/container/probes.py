@@ -35,6 +35,39 @@ except OSError as exc:
     print(f"blocked {type(exc).__name__}: {exc}")
 """
 
+RESOLVE = r"""
+import socket, sys
+try:
+    print("resolved " + socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET)[0][4][0])
+except OSError as exc:
+    print(f"failed {type(exc).__name__}: {exc}")
+"""
+
+# A resolver that answers every A query with one address and logs each question: the stand-in for
+# an outside DNS server. Nobody ever connects to the address it hands out.
+DNS_SERVER = r"""
+import socket, struct, sys
+address = socket.inet_aton(sys.argv[1])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("0.0.0.0", 53))
+print("ready", flush=True)
+while True:
+    data, peer = sock.recvfrom(512)
+    if len(data) < 17:
+        continue
+    i, labels = 12, []
+    while data[i]:
+        labels.append(data[i + 1 : i + 1 + data[i]].decode(errors="replace"))
+        i += data[i] + 1
+    qtype = struct.unpack(">H", data[i + 1 : i + 3])[0]
+    print("query", ".".join(labels), qtype, flush=True)
+    answers = b"\x00\x01" if qtype == 1 else b"\x00\x00"
+    reply = data[:2] + b"\x81\x80" + data[4:6] + answers + b"\x00\x00\x00\x00" + data[12 : i + 5]
+    if qtype == 1:
+        reply += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + address
+    sock.sendto(reply, peer)
+"""
+
 SERVER = r"""
 import http.server, sys
 marker = sys.argv[2].encode()
@@ -89,6 +122,18 @@ def probe(
     kind, _, detail = output.partition(" ")
     assert kind in ("open", "blocked"), output
     return Outcome(kind == "open", detail)
+
+
+def resolve(container: docker.models.containers.Container, name: str) -> str | None:
+    """The IPv4 address NAME resolves to inside CONTAINER, or None."""
+    result = container.exec_run(
+        ["python3", "-c", RESOLVE, name], environment={"RES_OPTIONS": "timeout:1 attempts:1"}
+    )
+    output = result.output.decode(errors="replace").strip()
+    assert result.exit_code == 0, f"the lookup itself failed: {output}"
+    kind, _, detail = output.partition(" ")
+    assert kind in ("resolved", "failed"), output
+    return detail if kind == "resolved" else None
 
 
 @contextmanager

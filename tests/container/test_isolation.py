@@ -29,18 +29,21 @@ from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
 
 from .conftest import RUN_ID, TEST_LABELS
 from .probes import (
+    DNS_SERVER,
     host_ipv4_of,
     host_server,
     link_local_of,
     probe,
+    resolve,
     server_command,
     server_healthcheck,
 )
-from .waiting import wait_healthy
+from .waiting import wait_healthy, wait_logged
 
 SHORT = RUN_ID[:8]
 SOCKET = "/var/run/docker.sock"
 HOST_MARKER = f"host-{secrets.token_hex(4)}"
+RESOLVED_TO = "192.0.2.55"  # TEST-NET-1: what the stand-in resolver answers; never connected to
 IPV6_ON = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0"}
 
 Container = docker.models.containers.Container
@@ -70,6 +73,11 @@ class World:
 
     def bridge(self, net: str) -> str:
         return "br-" + self.nets[net].id[:12]
+
+
+def ip_of(container: Container, network: Network) -> str:
+    container.reload()
+    return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
 
 
 class Builder:
@@ -175,10 +183,21 @@ def world(
             hardening = AgentHardening(
                 workspace=str(workspace), limits=Limits(memory_bytes=512 * 1024**2, cpus=1.0)
             )
-            build.box("agent", "agent-scripted", ["agent"], **hardening.run_kwargs())
+            # The outside resolver stand-in, given to the agent and the prober as their DNS server:
+            # the embedded resolver forwards unknown names to it, if it forwards at all.
+            build.box(
+                "resolver",
+                "python",
+                ["internet"],
+                command=["python3", "-c", DNS_SERVER, RESOLVED_TO],
+                sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+            )
+            wait_logged(build.boxes["resolver"], "ready")
+            dns = [ip_of(build.boxes["resolver"], build.nets["internet"])]
+            build.box("agent", "agent-scripted", ["agent"], dns=dns, **hardening.run_kwargs())
             # Controls: the same image without the hardening (and IPv6 switched on), and a prober.
             build.box("v6-control", "agent-scripted", ["agent"], sysctls=IPV6_ON)
-            build.box("prober", "agent-scripted", ["internet", "shared", "leaky", "other"])
+            build.box("prober", "agent-scripted", ["internet", "shared", "leaky", "other"], dns=dns)
             for key in ("upstream", "canary", "other-session", "redis", "socket-proxy", "sidecar"):
                 wait_healthy(build.boxes[key])
             yield World(docker_client, build.nets, build.boxes, host_port)
@@ -305,6 +324,18 @@ def test_the_agent_resolves_only_through_dockers_embedded_resolver(world: World)
     assert code == 0
     servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
     assert servers == ["127.0.0.11"]
+
+
+def test_the_agent_cannot_resolve_external_names(world: World) -> None:
+    """An outside name goes nowhere: not answered, and not even forwarded to the resolver the
+    agent's container is configured with (the control shows that resolver answers)."""
+    control_name = f"control-{secrets.token_hex(4)}.example"
+    assert resolve(world.boxes["prober"], control_name) == RESOLVED_TO
+    agent_name = f"agent-{secrets.token_hex(4)}.example"
+    assert resolve(agent(world), agent_name) is None
+    asked = world.boxes["resolver"].logs().decode()
+    assert f"query {control_name} 1" in asked
+    assert agent_name not in asked
 
 
 @pytest.mark.parametrize("name", ["host.docker.internal", "gateway.docker.internal"])
