@@ -11,7 +11,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import secrets
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -51,12 +53,15 @@ class Answer:
     body: bytes
 
 
-def call(proxy: Proxy, method: str, target: str) -> Answer:
+def call(proxy: Proxy, method: str, target: str, body: bytes | None = None) -> Answer:
     """One raw HTTP/1.1 request: the target and method are sent exactly as given."""
     conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
-        conn.endheaders()
+        if body is not None:
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
         response = conn.getresponse()
         return Answer(response.status, response.read())
     finally:
@@ -344,19 +349,38 @@ def test_the_full_id_of_a_visible_container_is_served(
     assert SECRETS[VISIBLE].encode() not in answer.body
 
 
+def _body(target: str, image: str) -> bytes | None:
+    """A body that would work if the call got through: a real create / exec request."""
+    if "/containers/create" in target:
+        config = {"Image": image, "Cmd": ["true"], "Labels": {**TEST_LABELS, "smuggled": "1"}}
+        return json.dumps(config).encode()
+    if target.split("?")[0].endswith("/exec"):
+        return json.dumps({"Cmd": ["true"], "AttachStdout": True}).encode()
+    return None
+
+
 def test_forbidden_calls_changed_nothing(
     proxy: Proxy,
     docker_client: docker.DockerClient,
     siblings: dict[str, docker.models.containers.Container],
+    image: Callable[[str], str],
 ) -> None:
     for method, target in CASES:
-        call(proxy, method, target)
+        assert call(proxy, method, target, _body(target, image("python"))).status == 403
     for container in siblings.values():
         container.reload()
         assert container.status == "running", container.name
-    created = docker_client.containers.list(all=True, filters={"label": "org.ironcurtain.test-run"})
-    assert {c.name for c in created} >= {VISIBLE, HIDDEN}
-    assert all(c.image.tags for c in created)  # nothing committed or created untagged
+        assert not container.attrs["ExecIDs"], container.name
+    smuggled = docker_client.containers.list(all=True, filters={"label": "smuggled=1"})
+    assert smuggled == []
+    # control: the same body straight to the engine does create a container
+    direct = docker_client.api.create_container(
+        image("python"), ["true"], labels={**TEST_LABELS, "smuggled": "1"}
+    )
+    try:
+        assert docker_client.containers.list(all=True, filters={"label": "smuggled=1"})
+    finally:
+        docker_client.api.remove_container(direct["Id"], force=True)
 
 
 def test_no_secret_of_any_container_appears_in_any_answer(proxy: Proxy) -> None:
@@ -389,3 +413,33 @@ def test_a_never_served_switch_stops_the_proxy_before_it_listens(
         container.remove(force=True)
     assert result["StatusCode"] == 64
     assert f"refusing to start: {switch}" in logs
+
+
+def test_each_request_on_a_kept_alive_connection_is_checked(proxy: Proxy) -> None:
+    conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=10)
+    try:
+        statuses = []
+        for target in ("/v1.41/_ping", f"/v1.41/containers/{HIDDEN}/json", "/v1.41/version"):
+            conn.request("GET", target)
+            response = conn.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        conn.close()
+    assert statuses == [200, 403, 200]
+
+
+def test_a_pipelined_forbidden_request_is_refused(proxy: Proxy) -> None:
+    requests = (
+        b"GET /v1.41/_ping HTTP/1.1\r\nHost: docker\r\n\r\n"
+        + f"GET /v1.41/containers/{HIDDEN}/json HTTP/1.1\r\nHost: docker\r\n".encode()
+        + b"Connection: close\r\n\r\n"
+    )
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as conn:
+        conn.sendall(requests)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert statuses == [b"200", b"403"]
+    assert SECRETS[HIDDEN].encode() not in received
