@@ -33,7 +33,17 @@ SHORT = RUN_ID[:8]
 VISIBLE = f"ic-visible-{SHORT}"
 HIDDEN = f"ic-hidden-{SHORT}"
 BIG = f"ic-big-{SHORT}"
-SECRETS = {name: f"sekrit-{secrets.token_hex(12)}" for name in (VISIBLE, HIDDEN, BIG)}
+TRICKY = f"ic-tricky-{SHORT}"
+SECRETS = {name: f"sekrit-{secrets.token_hex(12)}" for name in (VISIBLE, HIDDEN, BIG, TRICKY)}
+SHOWN = {VISIBLE, BIG, TRICKY}  # the declared visible containers
+# Strings that could confuse a JSON walker: keys named Env inside values, escapes, brackets.
+TRICKY_TEXT = {
+    "fake-env": '"Env":["NOT_A_SECRET=1"]',
+    "escapes": '\\"]}\\',
+    "brackets": "]]}}{{[[",
+    "unicode": "é☃\u0022",
+    "Env": "a label named Env",
+}
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ def _sibling(client: docker.DockerClient, image: str, name: str, **kwargs: objec
         ["sleep", "600"],
         name=name,
         detach=True,
-        labels=TEST_LABELS,
+        labels=kwargs.pop("labels", TEST_LABELS),
         environment={"SIBLING_TOKEN": SECRETS[name], **kwargs.pop("environment", {})},
         **kwargs,
     )
@@ -91,6 +101,13 @@ def siblings(
         # An environment larger than the proxy's buffer: its inspect answer cannot be stripped.
         filler = {f"FILLER_{i}": "x" * 1000 for i in range(300)}
         made[BIG] = _sibling(docker_client, image("python"), BIG, environment=filler)
+        made[TRICKY] = _sibling(
+            docker_client,
+            image("python"),
+            TRICKY,
+            labels={**TEST_LABELS, **TRICKY_TEXT},
+            environment={"TRICKY": f'{SECRETS[TRICKY]}"],"Env":["{SECRETS[TRICKY]}'},
+        )
         yield made
     finally:
         for container in made.values():
@@ -127,7 +144,7 @@ def proxy(
         "INFO": "1",
         "NETWORKS": "1",
         "VOLUMES": "1",
-        "VISIBLE_CONTAINERS": f"{VISIBLE},{BIG}",
+        "VISIBLE_CONTAINERS": ",".join(sorted(SHOWN)),
     }
     container = _run_proxy(
         docker_client, image("socket-proxy"), env, ports={"2375/tcp": ("127.0.0.1", None)}
@@ -179,7 +196,7 @@ def test_the_docker_cli_pings_lists_and_inspects_the_visible_container(proxy: Pr
 
     assert cli("version", "--format", "{{.Server.APIVersion}}").strip()
     listed = cli("ps", "-a", "--format", "{{.Names}}").split()
-    assert sorted(listed) == sorted([VISIBLE, BIG])
+    assert sorted(listed) == sorted(SHOWN)
     assert cli("inspect", "--format", "{{.Name}}", VISIBLE).strip() == f"/{VISIBLE}"
     assert cli("logs", VISIBLE) == ""  # the CLI reads logs by the full ID it got from inspect
 
@@ -189,7 +206,7 @@ def test_the_docker_sdk_reads_the_visible_container(proxy: Proxy) -> None:
     try:
         assert client.ping()
         listed = {c["Names"][0]: c["Id"] for c in client.api.containers(all=True)}
-        assert set(listed) == {f"/{VISIBLE}", f"/{BIG}"}
+        assert set(listed) == {f"/{name}" for name in SHOWN}
         by_id = client.containers.get(listed[f"/{VISIBLE}"])  # the SDK's models re-read by ID
         assert by_id.name == VISIBLE
         assert by_id.attrs["Config"]["Env"] == []
@@ -205,7 +222,7 @@ def test_the_container_list_shows_only_visible_containers_even_when_asked_for_al
     wide = '{"name":["."]}'.replace('"', "%22").replace("{", "%7B").replace("}", "%7D")
     for target in ("/v1.41/containers/json?all=1", f"/v1.41/containers/json?filters={wide}"):
         names = {n for c in json.loads(call(proxy, "GET", target).body) for n in c["Names"]}
-        assert names == {f"/{VISIBLE}", f"/{BIG}"}
+        assert names == {f"/{name}" for name in SHOWN}
 
 
 def test_events_are_narrowed_to_visible_containers(
@@ -233,6 +250,23 @@ def test_inspect_of_a_visible_container_strips_its_environment(
     assert through["Id"] == direct["Id"]
     assert through["Config"]["Labels"] == direct["Config"]["Labels"]
     assert SECRETS[VISIBLE].encode() not in answer.body
+
+
+def test_stripping_changes_nothing_but_env_even_with_tricky_strings(
+    proxy: Proxy, docker_client: docker.DockerClient
+) -> None:
+    direct = docker_client.api.inspect_container(TRICKY)
+    answer = call(proxy, "GET", f"/v1.41/containers/{TRICKY}/json")
+    assert answer.status == 200
+    through = json.loads(answer.body)
+    assert through["Config"]["Env"] == []
+    assert SECRETS[TRICKY].encode() not in answer.body
+    assert through["Config"]["Labels"] == direct["Config"]["Labels"]
+    for key in TRICKY_TEXT:
+        assert through["Config"]["Labels"][key] == TRICKY_TEXT[key]
+    direct["Config"]["Env"] = []
+    for key in ("Id", "Name", "Path", "Args", "Config", "HostConfig", "Mounts", "Image"):
+        assert through[key] == direct[key], key
 
 
 def test_an_inspect_answer_too_large_to_strip_is_refused_not_passed_through(proxy: Proxy) -> None:
@@ -385,7 +419,8 @@ def test_forbidden_calls_changed_nothing(
 
 def test_no_secret_of_any_container_appears_in_any_answer(proxy: Proxy) -> None:
     bodies = [call(proxy, m, t).body for m, t in ALLOWED_READS + CASES]
-    bodies.append(call(proxy, "GET", f"/v1.41/containers/{BIG}/json").body)
+    for name in SHOWN:
+        bodies.append(call(proxy, "GET", f"/v1.41/containers/{name}/json").body)
     for secret in SECRETS.values():
         assert all(secret.encode() not in body for body in bodies)
 
