@@ -22,7 +22,13 @@ def main() -> int:
     except SettingsError as exc:
         print(f"socket-proxy: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    target.write_text(render(settings))
+    try:
+        target.write_text(render(settings))
+    except OSError as exc:
+        print(
+            f"socket-proxy: cannot write {target}: {exc.strerror} (mount a tmpfs)", file=sys.stderr
+        )
+        return EXIT_CONFIG
     print(
         f"socket-proxy: serving {', '.join(sorted(settings.switches)) or 'nothing'}; "
         f"visible containers: {', '.join(settings.visible) or 'none'}",

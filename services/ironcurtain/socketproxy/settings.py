@@ -113,9 +113,9 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     socket_path = environ.get("SOCKET_PATH", DEFAULT_SOCKET).strip() or DEFAULT_SOCKET
     if not socket_path.startswith("/") or any(c.isspace() or c in "\"'#" for c in socket_path):
         raise SettingsError(f"SOCKET_PATH={socket_path!r}: an absolute path without spaces")
-    raw_port = environ.get("PORT", str(DEFAULT_PORT)).strip()
+    raw_port = environ.get("SOCKETPROXY_PORT", str(DEFAULT_PORT)).strip()
     if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
-        raise SettingsError(f"PORT={raw_port!r}: a TCP port number")
+        raise SettingsError(f"SOCKETPROXY_PORT={raw_port!r}: a TCP port number")
     return Settings(
         switches=frozenset(on),
         visible=visible_names(environ.get("VISIBLE_CONTAINERS", "")),

@@ -94,8 +94,8 @@ def test_an_unsafe_socket_path_is_refused(path: str) -> None:
 
 @pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "23 75"])
 def test_a_bad_port_is_refused(port: str) -> None:
-    with pytest.raises(SettingsError, match="PORT"):
-        from_environ({"PORT": port})
+    with pytest.raises(SettingsError, match="SOCKETPROXY_PORT"):
+        from_environ({"SOCKETPROXY_PORT": port})
 
 
 @given(st.text(max_size=60))
