@@ -114,7 +114,7 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     if not socket_path.startswith("/") or any(c.isspace() or c in "\"'#" for c in socket_path):
         raise SettingsError(f"SOCKET_PATH={socket_path!r}: an absolute path without spaces")
     raw_port = environ.get("SOCKETPROXY_PORT", str(DEFAULT_PORT)).strip()
-    if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+    if not re.fullmatch(r"[0-9]{1,5}", raw_port) or not 0 < int(raw_port) < 65536:
         raise SettingsError(f"SOCKETPROXY_PORT={raw_port!r}: a TCP port number")
     return Settings(
         switches=frozenset(on),

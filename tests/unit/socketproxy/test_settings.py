@@ -92,10 +92,18 @@ def test_an_unsafe_socket_path_is_refused(path: str) -> None:
         from_environ({"SOCKET_PATH": path})
 
 
-@pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "23 75"])
+@pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "23 75", "²", "٢٣٧٥", "0x10"])
 def test_a_bad_port_is_refused(port: str) -> None:
     with pytest.raises(SettingsError, match="SOCKETPROXY_PORT"):
         from_environ({"SOCKETPROXY_PORT": port})
+
+
+@given(st.dictionaries(st.sampled_from([*SERVED, *NEVER, "SOCKETPROXY_PORT"]), st.text(max_size=8)))
+def test_any_environment_either_parses_or_raises_a_settings_error(env: dict[str, str]) -> None:
+    try:
+        from_environ(env)
+    except SettingsError:
+        pass
 
 
 @given(st.text(max_size=60))
