@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ironcurtain.socketproxy.render import render
 from ironcurtain.socketproxy.settings import (
     NEVER,
     SERVED,
@@ -98,12 +99,16 @@ def test_a_bad_port_is_refused(port: str) -> None:
         from_environ({"SOCKETPROXY_PORT": port})
 
 
-@given(st.dictionaries(st.sampled_from([*SERVED, *NEVER, "SOCKETPROXY_PORT"]), st.text(max_size=8)))
-def test_any_environment_either_parses_or_raises_a_settings_error(env: dict[str, str]) -> None:
+KEYS = st.sampled_from([*SERVED, *NEVER, "SOCKETPROXY_PORT", "SOCKET_PATH"])
+
+
+@given(st.dictionaries(KEYS, st.text(max_size=8)))
+def test_any_environment_either_renders_or_raises_a_settings_error(env: dict[str, str]) -> None:
     try:
-        from_environ(env)
+        settings = from_environ(env)
     except SettingsError:
-        pass
+        return
+    assert render(settings).startswith("# Rendered")
 
 
 @given(st.text(max_size=60))
