@@ -53,6 +53,8 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}")
 # Docker resolves /containers/{x} by full ID, then name, then ID prefix: a hex-only name that is
 # not a running container would fall through to some other container's ID prefix.
 _HEX = re.compile(r"[0-9a-fA-F]+")
+# Written unquoted into haproxy.cfg: no spaces, quotes, '#', '$' or backslashes can reach it.
+_SOCKET_PATH = re.compile(r"/[A-Za-z0-9/._-]+")
 
 
 class SettingsError(ValueError):
@@ -111,8 +113,8 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         reasons = "; ".join(f"{name} ({NEVER[name]})" for name in refused)
         raise SettingsError(f"this proxy never serves these sections, refusing to start: {reasons}")
     socket_path = environ.get("SOCKET_PATH", DEFAULT_SOCKET).strip() or DEFAULT_SOCKET
-    if not socket_path.startswith("/") or any(c.isspace() or c in "\"'#" for c in socket_path):
-        raise SettingsError(f"SOCKET_PATH={socket_path!r}: an absolute path without spaces")
+    if not _SOCKET_PATH.fullmatch(socket_path) or "/." in socket_path:
+        raise SettingsError(f"SOCKET_PATH={socket_path!r}: an absolute path of [A-Za-z0-9/._-]")
     raw_port = environ.get("SOCKETPROXY_PORT", str(DEFAULT_PORT)).strip()
     if not re.fullmatch(r"[0-9]{1,5}", raw_port) or not 0 < int(raw_port) < 65536:
         raise SettingsError(f"SOCKETPROXY_PORT={raw_port!r}: a TCP port number")

@@ -87,7 +87,10 @@ def test_a_hex_only_name_is_refused_because_docker_would_read_it_as_an_id_prefix
         visible_names(raw)
 
 
-@pytest.mark.parametrize("path", ["relative.sock", "/var/run/docker sock", "/x'y", "/a#b"])
+@pytest.mark.parametrize(
+    "path",
+    ["relative.sock", "/var/run/docker sock", "/x'y", "/a#b", "/$HOME/d.sock", "/a\\b", "/../x"],
+)
 def test_an_unsafe_socket_path_is_refused(path: str) -> None:
     with pytest.raises(SettingsError, match="SOCKET_PATH"):
         from_environ({"SOCKET_PATH": path})
