@@ -24,7 +24,13 @@ import docker.models.containers
 import docker.models.networks
 import pytest
 
-from ironcurtain.session.hardening import AGENT_UID, AgentHardening, Limits, violations
+from ironcurtain.session.hardening import (
+    AGENT_UID,
+    AgentHardening,
+    Limits,
+    sidecar_run_kwargs,
+    violations,
+)
 from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
 
 from .conftest import RUN_ID, TEST_LABELS
@@ -176,9 +182,7 @@ def world(
                 "sidecar",
                 ["control", "agent"],
                 environment={"FORWARDS": forwards},
-                read_only=True,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
+                **sidecar_run_kwargs(),
             )
             hardening = AgentHardening(
                 workspace=str(workspace), limits=Limits(memory_bytes=512 * 1024**2, cpus=1.0)
@@ -446,6 +450,18 @@ def test_the_agent_has_pids_and_memory_limits(world: World) -> None:
     )
     assert pids == "512"
     assert int(memory) == 512 * 1024**2
+
+
+def test_the_sidecar_does_not_route_between_its_networks(
+    world: World, docker_client: docker.DockerClient, image: Callable[[str], str]
+) -> None:
+    read = ["cat", "/proc/sys/net/ipv4/ip_forward"]
+    assert run(world.boxes["sidecar"], *read)[1].strip() == "0"
+    # control: without the setting a container's namespace forwards (inherited from the host)
+    default = docker_client.containers.run(
+        image("sidecar"), read, entrypoint=[], remove=True, labels=TEST_LABELS
+    )
+    assert default.decode().strip() == "1"
 
 
 def test_docker_calls_through_the_sidecar_are_still_filtered(world: World) -> None:

@@ -166,3 +166,26 @@ def _mapping(value: object) -> Mapping[str, object]:
 
 def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+# The sidecar sits on both the agent and the control network. A new network namespace inherits
+# the host's IPv4 forwarding (on, for Docker): switch it off so the sidecar never routes between
+# its networks, whatever routes a future engine hands the agent. IPv6 is off there too.
+SIDECAR_SYSCTLS = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0", **IPV6_OFF}
+
+
+def sidecar_run_kwargs() -> dict[str, object]:
+    """Settings for the sidecar container (docker SDK `containers.create`/`run`)."""
+    return {
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": [NO_NEW_PRIVILEGES],
+        "privileged": False,
+        "sysctls": dict(SIDECAR_SYSCTLS),
+        "pids_limit": 512,
+    }
+
+
+def sidecar_compose_service() -> dict[str, object]:
+    """The same settings as keys of the sidecar's compose service."""
+    return sidecar_run_kwargs()

@@ -10,6 +10,8 @@ from ironcurtain.session.hardening import (
     AgentHardening,
     HardeningError,
     Limits,
+    sidecar_compose_service,
+    sidecar_run_kwargs,
     violations,
 )
 from ironcurtain.session.networks import AGENT, CONTROL, INHIBIT_IPV4
@@ -179,3 +181,12 @@ def test_the_agent_network_is_internal_without_a_host_gateway() -> None:
     }
     assert AGENT.create_kwargs()["options"] == {INHIBIT_IPV4: "true"}
     assert CONTROL.compose() == {"driver": "bridge", "internal": True}
+
+
+def test_the_sidecar_never_routes_and_keeps_no_privileges() -> None:
+    kwargs = sidecar_run_kwargs()
+    assert kwargs["sysctls"]["net.ipv4.ip_forward"] == "0"
+    assert kwargs["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["read_only"] is True
+    assert sidecar_compose_service() == kwargs
