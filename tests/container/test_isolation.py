@@ -29,6 +29,7 @@ from ironcurtain.session.hardening import (
     AgentHardening,
     Limits,
     sidecar_run_kwargs,
+    socket_proxy_run_kwargs,
     violations,
 )
 from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
@@ -166,12 +167,7 @@ def world(
                 "socket-proxy",
                 "socket-proxy",
                 ["control"],
-                read_only=True,
-                tmpfs={"/tmp": "rw,size=4m"},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                group_add=[str(os.stat(SOCKET).st_gid)],
-                volumes={SOCKET: {"bind": "/var/run/docker.sock", "mode": "ro"}},
+                **socket_proxy_run_kwargs(SOCKET, os.stat(SOCKET).st_gid),
             )
             forwards = (
                 f"8080:{build.boxes['upstream'].name}:8080,"

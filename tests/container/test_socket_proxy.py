@@ -24,6 +24,8 @@ import docker.errors
 import docker.models.containers
 import pytest
 
+from ironcurtain.session.hardening import socket_proxy_run_kwargs
+
 from .conftest import RUN_ID, TEST_LABELS
 from .waiting import wait_healthy
 
@@ -122,12 +124,7 @@ def _run_proxy(
         detach=True,
         labels=TEST_LABELS,
         environment=env,
-        read_only=True,
-        tmpfs={"/tmp": "rw,noexec,nosuid,size=4m"},
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        group_add=[str(os.stat(SOCKET).st_gid)],
-        volumes={SOCKET: {"bind": "/var/run/docker.sock", "mode": "ro"}},
+        **socket_proxy_run_kwargs(SOCKET, os.stat(SOCKET).st_gid),
         **kwargs,
     )
 

@@ -189,3 +189,21 @@ def sidecar_run_kwargs() -> dict[str, object]:
 def sidecar_compose_service() -> dict[str, object]:
     """The same settings as keys of the sidecar's compose service."""
     return sidecar_run_kwargs()
+
+
+def socket_proxy_run_kwargs(socket_path: str, socket_gid: int) -> dict[str, object]:
+    """Settings for the socket proxy: non-root with only the socket's group, the socket mounted
+    read-only, read-only root with a small tmpfs for the rendered config, no capabilities."""
+    if socket_gid == 0:
+        raise HardeningError("the socket's group is root's: give the socket its own group")
+    return {
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=4m"},  # noqa: S108 (a tmpfs)
+        "cap_drop": ["ALL"],
+        "security_opt": [NO_NEW_PRIVILEGES],
+        "privileged": False,
+        "group_add": [str(socket_gid)],
+        "volumes": {socket_path: {"bind": "/var/run/docker.sock", "mode": "ro"}},
+        "sysctls": dict(IPV6_OFF),
+        "pids_limit": 128,
+    }

@@ -12,6 +12,7 @@ from ironcurtain.session.hardening import (
     Limits,
     sidecar_compose_service,
     sidecar_run_kwargs,
+    socket_proxy_run_kwargs,
     violations,
 )
 from ironcurtain.session.networks import AGENT, CONTROL, INHIBIT_IPV4
@@ -190,3 +191,15 @@ def test_the_sidecar_never_routes_and_keeps_no_privileges() -> None:
     assert kwargs["cap_drop"] == ["ALL"]
     assert kwargs["read_only"] is True
     assert sidecar_compose_service() == kwargs
+
+
+def test_the_socket_proxy_gets_the_socket_read_only_and_its_group_only() -> None:
+    kwargs = socket_proxy_run_kwargs("/var/run/docker.sock", 105)
+    assert kwargs["volumes"] == {
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}
+    }
+    assert kwargs["group_add"] == ["105"]
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["read_only"] is True
+    with pytest.raises(HardeningError, match="root"):
+        socket_proxy_run_kwargs("/var/run/docker.sock", 0)
