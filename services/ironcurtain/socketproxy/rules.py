@@ -5,8 +5,9 @@ API version prefix (`/v1.41`), because Docker clients send one. Anything else â€
 percent-encodings, a second prefix, a trailing slash â€” matches no rule and is refused.
 
 Container-scoped endpoints name the container in the path; they are served only for the declared
-visible names (never IDs). List and event endpoints that would show every container get their
-query replaced by a filter on exactly those names.
+visible names, or for a full 64-hex ID once the engine confirms it is one of them (a Lua action in
+the image). List and event endpoints that would show every container get a filter on exactly
+those names put first in their query.
 """
 
 from __future__ import annotations
