@@ -1,0 +1,37 @@
+"""The session's networks, as data shared by the compose file and the tests. Pure.
+
+The agent network is internal *and* has no gateway address on the host bridge: on an internal
+network the gateway is the host itself (PLATFORM.md), reachable by anything bound to 0.0.0.0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+INHIBIT_IPV4 = "com.docker.network.bridge.inhibit_ipv4"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    role: str  # agent | control | egress
+    internal: bool
+    options: dict[str, str] = field(default_factory=dict)
+
+    def compose(self) -> dict[str, object]:
+        """The network's entry under compose's `networks:`."""
+        entry: dict[str, object] = {"driver": "bridge", "internal": self.internal}
+        if self.options:
+            entry["driver_opts"] = dict(self.options)
+        return entry
+
+    def create_kwargs(self) -> dict[str, object]:
+        """Keyword arguments for docker SDK `networks.create` (same settings as compose)."""
+        return {"driver": "bridge", "internal": self.internal, "options": dict(self.options)}
+
+
+# The agent's only network: it and the sidecar, nothing else, no route anywhere.
+AGENT = NetworkSpec("agent", internal=True, options={INHIBIT_IPV4: "true"})
+# The sidecar and the doors (mcp-proxy, mitm-proxy, socket-proxy).
+CONTROL = NetworkSpec("control", internal=True)
+# The doors that must reach upstreams (LLM vendors, remote MCP servers).
+EGRESS = NetworkSpec("egress", internal=False)

@@ -1,0 +1,205 @@
+"""Agent hardening: the settings it produces, and the checker that reads a container back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ironcurtain.session.hardening import (
+    AgentHardening,
+    HardeningError,
+    Limits,
+    sidecar_compose_service,
+    sidecar_run_kwargs,
+    socket_proxy_run_kwargs,
+    violations,
+)
+from ironcurtain.session.networks import AGENT, CONTROL, INHIBIT_IPV4
+
+HARDENING = AgentHardening(workspace="/srv/sessions/s1/workspace")
+
+
+def _inspected() -> dict[str, Any]:
+    """What `docker inspect` shows for a container started with HARDENING.run_kwargs()."""
+    return {
+        "Config": {"User": "10100:10100", "Env": ["PATH=/usr/bin", "HOME=/home/agent"]},
+        "HostConfig": {
+            "Privileged": False,
+            "CapDrop": ["ALL"],
+            "CapAdd": None,
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "Sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
+            "PidsLimit": 512,
+            "Memory": 4 * 1024**3,
+            "NanoCpus": 2_000_000_000,
+            "NetworkMode": "s1_agent",
+            "PidMode": "",
+            "IpcMode": "private",
+            "Devices": [],
+        },
+        "Mounts": [
+            {"Type": "bind", "Source": "/srv/sessions/s1/workspace", "Destination": "/workspace"}
+        ],
+    }
+
+
+def test_a_container_run_with_the_hardening_has_no_violation() -> None:
+    assert violations(_inspected()) == []
+
+
+def _set(path: str, value: object) -> dict[str, Any]:
+    attrs = _inspected()
+    *parents, key = path.split(".")
+    node = attrs
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    return attrs
+
+
+def _mount(source: str, target: str) -> dict[str, Any]:
+    attrs = _inspected()
+    attrs["Mounts"].append({"Type": "bind", "Source": source, "Destination": target})
+    return attrs
+
+
+def _env(entry: str) -> dict[str, Any]:
+    attrs = _inspected()
+    attrs["Config"]["Env"].append(entry)
+    return attrs
+
+
+WEAKENED = [
+    (_set("Config.User", ""), "runs as root"),
+    (_set("Config.User", "root"), "runs as root"),
+    (_set("Config.User", "0:0"), "runs as root"),
+    (_set("HostConfig.Privileged", True), "privileged"),
+    (_set("HostConfig.CapDrop", ["NET_RAW"]), "CapDrop lacks ALL"),
+    (_set("HostConfig.CapDrop", None), "CapDrop lacks ALL"),
+    (_set("HostConfig.CapAdd", ["SYS_ADMIN"]), "capabilities added"),
+    (_set("HostConfig.SecurityOpt", []), "no-new-privileges not set"),
+    (
+        _set("HostConfig.SecurityOpt", ["no-new-privileges:true", "seccomp=unconfined"]),
+        "unconfined",
+    ),
+    (_set("HostConfig.ReadonlyRootfs", False), "root filesystem is writable"),
+    (_set("HostConfig.Sysctls", {}), "IPv6 not disabled"),
+    (_set("HostConfig.PidsLimit", 0), "no pids limit"),
+    (_set("HostConfig.PidsLimit", None), "no pids limit"),
+    (_set("HostConfig.Memory", 0), "no memory limit"),
+    (_set("HostConfig.NanoCpus", 0), "no CPU limit"),
+    (_set("HostConfig.NetworkMode", "host"), "NetworkMode=host"),
+    (_set("HostConfig.PidMode", "host"), "PidMode=host"),
+    (_set("HostConfig.IpcMode", "host"), "IpcMode=host"),
+    (_set("HostConfig.Devices", [{"PathOnHost": "/dev/kvm"}]), "host devices"),
+    (_mount("/var/run/docker.sock", "/var/run/docker.sock"), "forbidden mount"),
+    (_mount("/run/docker.sock", "/tmp/d"), "forbidden mount"),
+    (_mount("/home/me/.ssh", "/home/agent/.ssh"), "forbidden mount"),
+    (_mount("/tmp/ssh-XXXX/agent.123", "/ssh-agent"), "forbidden mount"),
+    (_mount("/run/containerd/containerd.sock", "/c.sock"), "forbidden mount"),
+    (_env("SSH_AUTH_SOCK=/ssh-agent"), "SSH agent variable"),
+    (_env("DOCKER_HOST=unix:///var/run/docker.sock"), "DOCKER_HOST points at a local socket"),
+]
+
+
+@pytest.mark.parametrize(("attrs", "named"), WEAKENED)
+def test_each_weakening_is_named(attrs: dict[str, Any], named: str) -> None:
+    found = violations(attrs)
+    assert len(found) == 1, found
+    assert named in found[0]
+
+
+def test_an_empty_inspect_fails_everything_that_must_be_set() -> None:
+    assert len(violations({})) >= 8
+
+
+def test_docker_host_over_tcp_to_the_sidecar_is_fine() -> None:
+    assert violations(_env("DOCKER_HOST=tcp://sidecar:2375")) == []
+
+
+def test_run_kwargs_drop_everything_and_limit_resources() -> None:
+    kwargs = HARDENING.run_kwargs()
+    assert kwargs["user"] == "10100:10100"
+    assert kwargs["read_only"] is True
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["privileged"] is False
+    assert kwargs["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
+    assert kwargs["pids_limit"] == 512
+    assert kwargs["nano_cpus"] == 2_000_000_000
+    assert kwargs["volumes"] == {"/srv/sessions/s1/workspace": {"bind": "/workspace", "mode": "rw"}}
+    assert set(kwargs["tmpfs"]) == {"/tmp", "/home/agent"}
+    assert all("nosuid" in options for options in kwargs["tmpfs"].values())
+
+
+def test_compose_service_has_the_same_settings_and_only_the_agent_network() -> None:
+    service = HARDENING.compose_service()
+    kwargs = HARDENING.run_kwargs()
+    for key in ("user", "read_only", "cap_drop", "security_opt", "sysctls", "pids_limit"):
+        assert service[key] == kwargs[key]
+    assert service["cpus"] == 2.0
+    assert service["networks"] == ["agent"]
+    assert service["volumes"] == [
+        {
+            "type": "bind",
+            "source": "/srv/sessions/s1/workspace",
+            "target": "/workspace",
+            "read_only": False,
+        }
+    ]
+    assert "/tmp:" in service["tmpfs"][0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"workspace": "/w", "uid": 0}, "root"),
+        ({"workspace": "relative/dir"}, "absolute"),
+        ({"workspace": "/var/run/docker.sock"}, "socket"),
+        ({"workspace": "/home/me/.ssh"}, "socket or SSH"),
+    ],
+)
+def test_settings_that_would_weaken_the_agent_are_refused(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HardeningError, match=message):
+        AgentHardening(**kwargs)
+
+
+@pytest.mark.parametrize("limits", [{"pids": 0}, {"memory_bytes": -1}, {"cpus": 0}])
+def test_limits_must_be_positive(limits: dict[str, Any]) -> None:
+    with pytest.raises(HardeningError, match="positive"):
+        Limits(**limits)
+
+
+def test_the_agent_network_is_internal_without_a_host_gateway() -> None:
+    assert AGENT.compose() == {
+        "driver": "bridge",
+        "internal": True,
+        "driver_opts": {INHIBIT_IPV4: "true"},
+    }
+    assert AGENT.create_kwargs()["options"] == {INHIBIT_IPV4: "true"}
+    assert CONTROL.compose() == {"driver": "bridge", "internal": True}
+
+
+def test_the_sidecar_never_routes_and_keeps_no_privileges() -> None:
+    kwargs = sidecar_run_kwargs()
+    assert kwargs["sysctls"]["net.ipv4.ip_forward"] == "0"
+    assert kwargs["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["read_only"] is True
+    assert sidecar_compose_service() == kwargs
+
+
+def test_the_socket_proxy_gets_the_socket_read_only_and_its_group_only() -> None:
+    kwargs = socket_proxy_run_kwargs("/var/run/docker.sock", 105)
+    assert kwargs["volumes"] == {
+        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}
+    }
+    assert kwargs["group_add"] == ["105"]
+    assert kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["read_only"] is True
+    with pytest.raises(HardeningError, match="root"):
+        socket_proxy_run_kwargs("/var/run/docker.sock", 0)
