@@ -7,11 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .audit import command as audit_command
 from .images import command as images_command
+from .mcpproxy import command as mcpproxy_command
 from .session import command as session_command
 
 # Each module exposes register(subparsers); a command appears in --help only once it exists.
-COMMAND_MODULES = (images_command, session_command)
+COMMAND_MODULES = (images_command, session_command, mcpproxy_command, audit_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
