@@ -55,14 +55,20 @@ class AuditLog:
                 seq, prev = seq + 1, digest(raw[:-1])
         return seq, prev
 
-    def append(self, record: Mapping[str, Any]) -> str:
-        """Write one record (secrets redacted, time added), fsync, and return the line's hash."""
+    def append(self, record: Mapping[str, Any], *, durable: bool = True) -> str:
+        """Write one record (secrets redacted, time added) and return the line's hash.
+
+        durable=True (the default) returns only once the line is on disk: use it for anything
+        written before an action. A line written with durable=False (an outcome, after the
+        fact) reaches the disk with the next durable line at the latest.
+        """
         body = {"time": round(self._clock(), 6), **redact(record)}
         with self._lock:
             line = seal(self._seq, self._prev, body)
             try:
                 os.write(self._fd, line + b"\n")
-                os.fdatasync(self._fd)
+                if durable:
+                    os.fdatasync(self._fd)
                 value = digest(line)
                 # The head is best effort after the durable line: a crash here leaves it behind
                 # the log, which verify reports as a note, never as a cut-off end.

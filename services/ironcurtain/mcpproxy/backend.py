@@ -93,8 +93,8 @@ class Backend:
 
     async def _connect_and_watch(self) -> None:
         async with Client(self._target(), cache=None) as client:
-            self.starts += 1
             await self._list(client)
+            self.starts += 1  # after the listing: Gate rebuilds its tool list on this
             self._dead = anyio.Event()
             self._client = client
             self._ready.set()

@@ -83,16 +83,26 @@ class Gate:
         self.session = session or SessionInfo()
         self.egress = egress
         self.timeouts = timeouts or Timeouts()
+        self._tools: list[types.Tool] = []
+        self._schemas: dict[str, Mapping[str, Any]] = {}
+        self._tools_generation: tuple[int, ...] = ()
 
     def tools(self) -> list[types.Tool]:
         """The union of the backends' tools, renamed SERVER__TOOL, schemas passed through."""
-        listed = []
-        for backend in self.backends.values():
-            for tool in backend.tools.values():
-                listed.append(
-                    tool.model_copy(update={"name": f"{backend.name}{SEPARATOR}{tool.name}"})
-                )
-        return listed
+        generation = tuple(b.starts for b in self.backends.values())
+        if generation != self._tools_generation:  # rebuilt only when a backend (re)started
+            self._tools = [
+                tool.model_copy(update={"name": f"{backend.name}{SEPARATOR}{tool.name}"})
+                for backend in self.backends.values()
+                for tool in backend.tools.values()
+            ]
+            self._schemas = {t.name: t.input_schema for t in self._tools}
+            self._tools_generation = generation
+        return self._tools
+
+    def input_schema(self, name: str) -> Mapping[str, Any] | None:
+        self.tools()
+        return self._schemas.get(name)
 
     def _decide(self, server: str, tool: str, arguments: Mapping[str, Any]) -> Decision:
         backend = self.backends.get(server)
@@ -236,7 +246,8 @@ class Gate:
                     "tool_error": bool(result.is_error) and error is None,
                     "result_bytes": size,
                     "duration_ms": duration_ms,
-                }
+                },
+                durable=False,  # after the fact; the decision line before it is on disk
             )
         except AuditError as exc:
             # The call already happened; the decision line is on disk. Say so loudly.

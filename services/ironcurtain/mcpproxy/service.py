@@ -81,6 +81,7 @@ def build_server(gate: Gate) -> Server:
         "ironcurtain-mcp-proxy",
         version=__version__,
         instructions="Every tool call is checked against the IronCurtain policy and audited.",
+        get_tool_input_schema=gate.input_schema,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
