@@ -120,7 +120,8 @@ DENIED = [
 def test_allowed_calls_are_allowed_by_a_named_rule(engine: Engine, call: tuple) -> None:
     decision = engine.decide(Call(*call))
     assert decision.effect is Effect.ALLOW, decision
-    assert decision.rule and decision.reason
+    assert decision.rule
+    assert decision.reason
 
 
 @pytest.mark.parametrize("call", ESCALATED, ids=lambda c: f"{c[0]}__{c[1]}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +41,7 @@ BAD = [
     (GOOD.replace("paths_within", "path_within"), 15, "unknown key 'path_within'"),
     (GOOD.replace("version: 1", "version: 2"), 1, "version must be 1"),
     (GOOD.replace("[/p]", "[p]"), 3, "not absolute"),
-    (GOOD.replace("[/p]", "[\"${nope}\"]"), 3, "unknown variable ${nope}"),
+    (GOOD.replace("[/p]", '["${nope}"]'), 3, "unknown variable ${nope}"),
     (GOOD + "  - name: r\n    effect: deny\n    reason: twice\n", 16, "defined twice"),
     (GOOD.replace("    reason: ok\n", ""), 12, "reason must be a non-empty string"),
     (GOOD.replace("  fs:\n", "  fs:\n    bogus: 1\n"), 8, "unknown key 'bogus'"),
@@ -61,7 +63,5 @@ def test_a_malformed_policy_is_refused_with_its_line(text: str, line: int, fault
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_either_loads_or_raises_policy_error(text: str) -> None:
-    try:
+    with contextlib.suppress(PolicyError):
         parse_policy(text, "fuzz.yaml", {})
-    except PolicyError:
-        pass
