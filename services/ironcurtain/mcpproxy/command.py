@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +41,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.set_defaults(handler=_serve)
 
 
+def _announce(host: str, port: int) -> None:
+    # One machine-readable line, so a supervisor (or a test) that asked for port 0 learns the port.
+    print(f"mcp-proxy: serving on http://{host}:{port}/mcp", flush=True)
+
+
+async def _until_signalled(settings: ProxySettings, host: str) -> None:
+    """Serve until SIGTERM/SIGINT, then stop cleanly: backends' children are stopped too."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await serve(settings, started=lambda port: _announce(host, port))
+        tg.cancel_scope.cancel()
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ProxySettings(
@@ -56,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allowed_host),
     )
     try:
-        anyio.run(serve, settings)
+        anyio.run(_until_signalled, settings, args.host)
     except (PolicyError, ConfigError, StartupError, AuditError) as exc:
         print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -10,10 +10,11 @@ Entry point for the session orchestration:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,6 +152,14 @@ async def running_gate(
         audit.close()
 
 
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The caller owns signals (the CLI stops the whole task group, backends included);
+        # uvicorn's own handling would re-raise SIGTERM after its shutdown and skip ours.
+        yield
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -175,11 +184,21 @@ async def serve(
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            http_app(gate, settings), log_level="warning", lifespan="on", access_log=False
+            http_app(gate, settings),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
+        server = _Uvicorn(config)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve, [sock])
+
+            async def http() -> None:
+                with anyio.CancelScope(shield=True):  # stopped by should_exit, cleanly
+                    await server.serve([sock])
+                tg.cancel_scope.cancel()  # uvicorn stopped: stop the backends too
+
+            tg.start_soon(http)
             while not server.started:  # uvicorn offers no event; its own loop polls likewise
                 await anyio.sleep(0.01)
             logger.info("mcp-proxy serving on %s:%d", settings.host, port)
