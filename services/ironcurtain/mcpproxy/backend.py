@@ -106,10 +106,10 @@ class Backend:
                     return
                 try:
                     with anyio.fail_after(self._watch_s * 2):
-                        await client.send_ping()
+                        # A real request as the liveness probe (ping is gone from newer
+                        # protocol versions); any answer proves the server alive.
+                        await client.list_tools()
                 except MCPError as exc:
-                    # Any answer, "method not found" included (newer servers dropped ping),
-                    # proves the server alive; only a closed connection means it died.
                     if exc.code == CONNECTION_CLOSED:
                         logger.warning("backend %s died; restarting", self.name)
                         return

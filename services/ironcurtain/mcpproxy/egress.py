@@ -95,10 +95,6 @@ class Egress:
     async def check(self, host: str, port: int) -> tuple[str | None, str]:
         """(address to connect to, "") or (None, why it is refused)."""
         host = host.lower().rstrip(".").strip("[]")
-        if port not in self.rules.ports and not any(
-            a.endswith(f":{port}") for a in self.rules.addresses
-        ):
-            return None, f"port {port} is not allowed"
         if host not in self._permitted and host not in self.rules.hosts:
             return None, f"host {host} is not allowed by the policy for this call"
         try:
@@ -108,15 +104,19 @@ class Egress:
         except OSError as exc:
             return None, f"host {host} does not resolve ({exc.strerror})"
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        if not addresses:
+            return None, f"host {host} has no address"
+        excepted = True
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%")[0])
             if f"{ip}:{port}" in self.rules.addresses:
                 continue
+            excepted = False
             problem = address_problem(ip)
             if problem is not None:
                 return None, f"host {host} resolves to {ip}, {problem}"
-        if not addresses:
-            return None, f"host {host} has no address"
+        if not excepted and port not in self.rules.ports:
+            return None, f"port {port} is not allowed"
         return addresses[0], ""
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

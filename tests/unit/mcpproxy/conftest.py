@@ -57,6 +57,9 @@ def write_servers(
                 "command": str(BIN / "mcp-server-fetch"),
                 "args": fetch_args or [],
                 "egress": True,
+                # No node/npm in its PATH: readabilipy would otherwise `npm install` at run time
+                # (as in the image, which ships no npm: pure-Python extraction).
+                "env": {"PATH": str(BIN)},
             },
         }
     }
