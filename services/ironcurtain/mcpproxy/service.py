@@ -120,33 +120,36 @@ async def running_gate(
         backends: dict[str, Backend] = {
             spec.name: Backend(spec, egress.env() if spec.egress else None) for spec in specs
         }
+        down: list[str] = []
         async with anyio.create_task_group() as tg:
             for backend in backends.values():
                 tg.start_soon(backend.run, name=f"backend {backend.name}")
-            try:
-                with anyio.fail_after(settings.startup_timeout_s):
-                    for backend in backends.values():
-                        await backend.wait_ready()
-            except TimeoutError:
-                down = [b.name for b in backends.values() if not b.running]
-                raise StartupError(f"backends did not start: {', '.join(down)}") from None
-            audit.append(
-                {
-                    "event": "start",
-                    "session": settings.session.session_id,
-                    "backends": {b.name: sorted(b.tools) for b in backends.values()},
-                }
-            )
-            yield Gate(
-                engine,
-                backends,
-                audit,
-                escalator or UnavailableEscalator(),
-                session=settings.session,
-                egress=egress,
-                timeouts=settings.timeouts,
-            )
-            tg.cancel_scope.cancel()
+            with anyio.move_on_after(settings.startup_timeout_s):
+                for backend in backends.values():
+                    await backend.wait_ready()
+            down = [b.name for b in backends.values() if not b.running]
+            if down:  # fail closed: refuse to serve without every configured backend
+                tg.cancel_scope.cancel()
+            else:
+                audit.append(
+                    {
+                        "event": "start",
+                        "session": settings.session.session_id,
+                        "backends": {b.name: sorted(b.tools) for b in backends.values()},
+                    }
+                )
+                yield Gate(
+                    engine,
+                    backends,
+                    audit,
+                    escalator or UnavailableEscalator(),
+                    session=settings.session,
+                    egress=egress,
+                    timeouts=settings.timeouts,
+                )
+                tg.cancel_scope.cancel()
+        if down:
+            raise StartupError(f"backends did not start: {', '.join(down)}")
     finally:
         await egress.close()
         audit.close()

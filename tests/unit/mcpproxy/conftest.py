@@ -51,7 +51,7 @@ def write_servers(
             "filesystem": {"command": filesystem_server, "args": ["${workspace}"]},
             "git": {
                 "command": str(BIN / "mcp-server-git"),
-                "args": ["--repository", "${workspace}"],
+                "args": [],
             },
             "fetch": {
                 "command": str(BIN / "mcp-server-fetch"),
