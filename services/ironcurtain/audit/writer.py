@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
+
 from .chain import GENESIS, Head, digest, seal
 from .redact import redact
 
@@ -33,6 +36,8 @@ class AuditLog:
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._seq, self._prev = self._resume(path)
+        self._synced = self._seq  # lines known to be on disk
+        self._sync_done: anyio.Event | None = None
         old_umask = os.umask(0o077)
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -62,6 +67,34 @@ class AuditLog:
         written before an action. A line written with durable=False (an outcome, after the
         fact) reaches the disk with the next durable line at the latest.
         """
+        value, _ = self._write(record, durable)
+        return value
+
+    async def append_durably(self, record: Mapping[str, Any]) -> str:
+        """As append(durable=True), for event-loop callers: the records of every task that is
+        ready in the same turn of the loop share one fsync (group commit), so concurrent calls
+        do not each pay for their own."""
+        value, count = self._write(record, durable=False)
+        while self._synced < count:
+            if self._sync_done is None:
+                done = self._sync_done = anyio.Event()
+                try:
+                    await anyio.lowlevel.checkpoint()  # let the other ready tasks write first
+                    target = self._seq
+                    os.fdatasync(self._fd)
+                except OSError as exc:
+                    raise AuditError(
+                        f"cannot sync the audit log {self.path}: {exc.strerror}"
+                    ) from exc
+                finally:
+                    self._sync_done = None
+                    done.set()
+                self._synced = max(self._synced, target)
+            else:
+                await self._sync_done.wait()
+        return value
+
+    def _write(self, record: Mapping[str, Any], durable: bool) -> tuple[str, int]:
         body = {"time": round(self._clock(), 6), **redact(record)}
         with self._lock:
             line = seal(self._seq, self._prev, body)
@@ -70,13 +103,15 @@ class AuditLog:
                 if durable:
                     os.fdatasync(self._fd)
                 value = digest(line)
-                # The head is best effort after the durable line: a crash here leaves it behind
-                # the log, which verify reports as a note, never as a cut-off end.
+                # The head is best effort after the line: a crash here leaves it behind the
+                # log, which verify reports as a note, never as a cut-off end.
                 os.pwrite(self._head_fd, Head(self._seq, value).encode(), 0)
             except OSError as exc:
                 raise AuditError(f"cannot write the audit log {self.path}: {exc.strerror}") from exc
             self._seq, self._prev = self._seq + 1, value
-            return value
+            if durable:
+                self._synced = self._seq
+            return value, self._seq
 
     def tail(self, count: int) -> tuple[str, ...]:
         """The last `count` lines, e.g. for an escalation's context."""

@@ -129,7 +129,7 @@ class Gate:
             decision = self._decide(server, tool, args)
         logged_args = redact(_abbreviate(args))
         try:
-            self.audit.append(
+            await self.audit.append_durably(
                 {
                     "event": "decision",
                     "call": call_id,
@@ -193,7 +193,7 @@ class Gate:
             logger.exception("escalator failed; denying")
             outcome = EscalationOutcome(Verdict.UNAVAILABLE, "the escalation channel failed")
         try:
-            self.audit.append(
+            await self.audit.append_durably(
                 {
                     "event": "escalation",
                     "call": call_id,

@@ -90,7 +90,9 @@ class Engine:
         # is still protected).
         real = {p for raw in policy.protected for p in (raw, resolver.resolve("/", raw))}
         self._protected = tuple(sorted(pathcheck.fold(p) for p in real))
-        self._protected_names = tuple(n.casefold() for n in policy.protected_names)
+        self._protection = pathcheck.Protection.compile(
+            self._protected, tuple(pathcheck.fold(n) for n in policy.protected_names)
+        )
         self._lists = {
             name: tuple(resolver.resolve("/", e) if e.startswith("/") else e for e in entries)
             for name, entries in policy.lists.items()
@@ -203,10 +205,9 @@ class Engine:
             raise Refused(BAD_ARGUMENTS, f"argument {name!r}: {problem}")
         real = self._resolver.resolve(root, raw)
         lexical = _lexical(root, raw)
-        for candidate in (lexical, real):
-            hit = pathcheck.protected_by(
-                pathcheck.fold(candidate), self._protected, self._protected_names
-            )
+        # Both the path as written and where it really leads must be clear of protection.
+        for candidate in (lexical, real) if lexical != real else (real,):
+            hit = self._protection.hit(pathcheck.fold(candidate))
             if hit is not None:
                 raise Refused(
                     PROTECTED_PATH,

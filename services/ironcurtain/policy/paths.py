@@ -7,19 +7,20 @@ case-insensitive filesystem; containment (which grants) compares exact forms.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 import unicodedata
+from dataclasses import dataclass
 
-_CONTROL = {chr(c) for c in range(0x20)} | {"\x7f"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def character_problem(raw: str) -> str | None:
     """Why a raw path argument is refused before any resolution, or None if it is acceptable."""
     if not raw:
         return "the path is empty"
-    if any(ch in _CONTROL for ch in raw):
+    if _CONTROL.search(raw):
         return "the path contains a control character"
-    if unicodedata.normalize("NFKC", raw) != raw:
+    if not raw.isascii() and unicodedata.normalize("NFKC", raw) != raw:
         # Fullwidth dots and slashes, ligatures, compatibility forms: they look like something
         # else, and tools disagree on whether they are; refuse instead of guessing.
         return "the path contains look-alike (non-normalised) unicode characters"
@@ -34,22 +35,46 @@ def within(path: str, base: str) -> bool:
 
 
 def fold(path: str) -> str:
-    return unicodedata.normalize("NFKC", path).casefold().rstrip("/") or "/"
+    """The form protection compares: NFKC, case-folded, no trailing slash."""
+    folded = path.lower() if path.isascii() else unicodedata.normalize("NFKC", path).casefold()
+    return folded.rstrip("/") or "/"
 
 
-def protected_by(folded: str, protected: tuple[str, ...], names: tuple[str, ...]) -> str | None:
-    """The protected path or name pattern that `folded` (see fold()) touches, or None.
+def _glob(pattern: str) -> str:
+    """A file-name glob as a regex over one path component (`*` and `?` never cross `/`)."""
+    return "".join(
+        "[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in pattern
+    )
 
-    `protected` and `names` must already be folded.
-    """
-    for base in protected:
-        if within(folded, base):
-            return base
-    for part in folded.split("/"):
-        for pattern in names:
-            if part and fnmatch.fnmatchcase(part, pattern):
-                return pattern
-    return None
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """Protected directories and names, compiled once; `hit()` is one regex search."""
+
+    bases: tuple[str, ...]  # folded absolute paths
+    names: tuple[str, ...]  # folded globs
+    _regex: re.Pattern[str]
+
+    @classmethod
+    def compile(cls, bases: tuple[str, ...], names: tuple[str, ...]) -> Protection:
+        alternatives = (
+            ["(?P<base>" + "|".join(re.escape(b.rstrip("/")) for b in bases) + ")(?=/|$)"]
+            if bases
+            else []
+        )
+        if names:
+            alternatives.append(
+                "(?:^|.*/)(?P<name>" + "|".join(_glob(n) for n in names) + ")(?=/|$)"
+            )
+        regex = re.compile("^(?:" + "|".join(alternatives) + ")" if alternatives else "(?!)")
+        return cls(bases, names, regex)
+
+    def hit(self, folded: str) -> str | None:
+        """The protected path or name that `folded` (see fold()) touches, or None."""
+        match = self._regex.match(folded)
+        if match is None:
+            return None
+        return next(value for value in match.groupdict().values() if value is not None)
 
 
 def protected_under(workspace: str, protected: tuple[str, ...]) -> tuple[str, ...]:
