@@ -120,7 +120,10 @@ class AuditLog:
         return tuple(line.decode().rstrip("\n") for line in lines)
 
     def close(self) -> None:
+        """Close the files; later appends raise AuditError (never write to a reused fd)."""
         with self._lock:
             for fd in (self._fd, self._head_fd):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._fd = self._head_fd = -1

@@ -121,3 +121,29 @@ def test_the_cli_exits_non_zero_on_a_tampered_log(
     log.write_bytes(b"".join(lines))
     assert main(["audit", "verify", str(log)]) == 1
     assert "TAMPERED" in capsys.readouterr().out
+
+
+def test_concurrent_durable_appends_share_fsyncs_and_keep_the_chain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import anyio
+
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+    path = tmp_path / "a.jsonl"
+    audit = AuditLog(path)
+
+    async def go() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(50):
+                tg.start_soon(audit.append_durably, {"n": i})
+
+    anyio.run(go)
+    audit.close()
+    assert 1 <= len(syncs) < 50  # batched: one fsync covered many lines
+    report = verify_file(path)
+    assert report.ok, report.problem
+    assert report.lines == 50

@@ -197,3 +197,16 @@ def test_a_workspace_holding_a_protected_path_is_refused_at_start(layout: dict[s
 
     with pytest.raises(StartupError, match="contains protected paths"):
         anyio.run(go)
+
+
+def test_when_the_audit_log_cannot_be_written_nothing_is_forwarded(layout: dict[str, Path]) -> None:
+    target = layout["workspace"] / "written.txt"
+
+    async def body(gate: Gate) -> types.CallToolResult:
+        gate.audit.close()  # its file descriptors are gone: every write now fails
+        return await gate.call("filesystem__write_file", {"path": str(target), "content": "x"})
+
+    result = with_gate(layout, None, body)
+    assert result.is_error
+    assert "audit log cannot be written" in text(result)
+    assert not target.exists()
