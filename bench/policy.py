@@ -171,6 +171,32 @@ async def latency(url: str, fs: str, ws: Path) -> dict[str, float]:
     }
 
 
+async def gate_only(root: Path, ws: Path) -> dict[str, float]:
+    """The proxy's own work without HTTP: Gate.call (decide, schema, fsynced audit, forward)
+    versus the same backend's client called directly, in one process."""
+    from ironcurtain.mcpproxy import ProxySettings, running_gate
+
+    settings = ProxySettings(
+        policy_dir=root / "policy",
+        workspace=ws,
+        audit_file=root / "audit" / "gate.jsonl",
+        state_dir=root / "state",
+    )
+    paths = [str(ws / f"f{i % 400}.txt") for i in range(SEQUENTIAL)]
+    async with running_gate(settings) as gate:
+        backend = gate.backends["filesystem"]
+        g, d = [], []
+        for i, path in enumerate(paths):
+            start = time.perf_counter()
+            if i % 2:
+                await gate.call("filesystem__read_text_file", {"path": path})
+                g.append((time.perf_counter() - start) * 1000)
+            else:
+                await backend.call("read_text_file", {"path": path}, 30)
+                d.append((time.perf_counter() - start) * 1000)
+    return {"gate_added_p50_ms": round(_pct(g, 0.5) - _pct(d, 0.5), 3)}
+
+
 async def throughput(url: str, ws: Path) -> float:
     async def one(i: int) -> None:
         # Distinct arguments per client: the circuit breaker is not what is measured here.
@@ -211,6 +237,8 @@ def run() -> dict[str, float | int | str]:
             process.terminate()
             process.wait(timeout=30)
             process.stdout.close()
+        figures |= anyio.run(gate_only, root, ws)
+        figures["load_average_1m"] = round(os.getloadavg()[0], 2)
         figures["concurrent_clients"] = CONCURRENT_CLIENTS
         figures["cores"] = os.cpu_count() or 0
     return figures
