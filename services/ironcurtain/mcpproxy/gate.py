@@ -126,7 +126,11 @@ class Gate:
         if not sep:
             decision = Decision(Effect.DENY, UNKNOWN_TOOL, f"{name!r} is not a SERVER__TOOL name")
         else:
-            decision = self._decide(server, tool, args)
+            try:
+                decision = self._decide(server, tool, args)
+            except Exception:  # a request's top level: log it, and fail closed
+                logger.exception("deciding %s failed; denying", name)
+                decision = Decision(Effect.DENY, "internal-error", "the policy check failed")
         logged_args = redact(_abbreviate(args))
         try:
             await self.audit.append_durably(
