@@ -49,6 +49,7 @@ class Backend:
         self.tools: dict[str, types.Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self.starts = 0
+        self.last_error = ""  # why the last start or session failed, for start-up errors
 
     @property
     def name(self) -> str:
@@ -80,7 +81,8 @@ class Backend:
                 await self._connect_and_watch()
             except anyio.get_cancelled_exc_class():
                 raise
-            except Exception:
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 logger.exception("backend %s failed; restarting in %.1f s", self.name, delay)
             finally:
                 self._client = None

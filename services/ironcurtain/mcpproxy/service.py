@@ -58,7 +58,7 @@ class ProxySettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (DNS-rebinding guard); () = any
     egress_addresses: frozenset[str] = frozenset()  # "ip:port" exceptions for the egress checker
-    startup_timeout_s: float = 60.0
+    startup_timeout_s: float = 60.0  # every backend must be up by then, or the proxy refuses
 
     def variables(self) -> dict[str, str]:
         return {
@@ -127,7 +127,11 @@ async def running_gate(
             with anyio.move_on_after(settings.startup_timeout_s):
                 for backend in backends.values():
                     await backend.wait_ready()
-            down = [b.name for b in backends.values() if not b.running]
+            down = [
+                f"{b.name} ({b.last_error or 'not ready in time'})"
+                for b in backends.values()
+                if not b.running
+            ]
             if down:  # fail closed: refuse to serve without every configured backend
                 tg.cancel_scope.cancel()
             else:

@@ -210,3 +210,22 @@ def test_when_the_audit_log_cannot_be_written_nothing_is_forwarded(layout: dict[
     assert result.is_error
     assert "audit log cannot be written" in text(result)
     assert not target.exists()
+
+
+def test_a_backend_that_cannot_start_stops_the_proxy_from_starting(layout: dict[str, Path]) -> None:
+    servers = layout["policy"] / "servers.yaml"
+    servers.write_text("mcpServers:\n  filesystem:\n    command: /nonexistent/mcp-server\n")
+    quick = ProxySettings(
+        policy_dir=layout["policy"],
+        workspace=layout["workspace"],
+        audit_file=layout["audit"] / "session.jsonl",
+        state_dir=layout["state"],
+        startup_timeout_s=1.0,
+    )
+
+    async def go() -> None:
+        async with running_gate(quick):
+            pass
+
+    with pytest.raises(StartupError, match=r"filesystem \(.*nonexistent"):
+        anyio.run(go)
