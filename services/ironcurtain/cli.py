@@ -8,8 +8,10 @@ from collections.abc import Sequence
 
 from . import __version__
 from .approval import command as approval_command
+from .audit import command as audit_command
 from .escalation import worker as worker_command
 from .images import command as images_command
+from .mcpproxy import command as mcpproxy_command
 from .mitm import command as mitm_command
 from .session import command as session_command
 from .shared import command as shared_command
@@ -18,10 +20,12 @@ from .shared import command as shared_command
 COMMAND_MODULES = (
     images_command,
     session_command,
+    mitm_command,
+    mcpproxy_command,
+    audit_command,
     approval_command,
     worker_command,
     shared_command,
-    mitm_command,
 )
 
 

@@ -1,0 +1,244 @@
+"""Policy engine and MCP proxy figures, each against a baseline measured in the same run.
+
+- decision time over a generated, realistic 200-rule policy (per-tool tables), with the real
+  filesystem resolver on a temporary tree and with the lexical one;
+- added latency of one tool call through the proxy (a real `ironcurtain mcp-proxy serve`
+  process, Streamable HTTP) versus the same backend called directly (stdio) by the same client;
+- calls/s through the proxy with 16 concurrent clients.
+Bounded: a few hundred calls of each kind.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import yaml
+from mcp import Client, StdioServerParameters
+
+from ironcurtain.policy import Call, Engine, FsResolver, LexicalResolver, parse_policy
+
+REPO = Path(__file__).resolve().parents[1]
+NPM_PREFIX = REPO / ".cache" / "npm"
+SEQUENTIAL = 300
+CONCURRENT_CLIENTS = 16
+CALLS_PER_CLIENT = 25
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def generated_policy(workspace: str, rules: int = 200) -> str:
+    """20 servers x 10 tools; 200 rules spread over them, the realistic catch-alls last."""
+    roles = ["read-path", "write-path", "delete-path", "url", "none"]
+    servers = {}
+    for s in range(20):
+        tools = {}
+        for t in range(10):
+            tools[f"tool{t}"] = {"path": roles[t % 3], "url": "url", "n": "none"}
+        servers[f"srv{s}"] = {"root": workspace, "tools": tools}
+    body: list[dict] = []
+    for i in range(rules - 4):
+        s, t = i % 20, (i // 20) % 10
+        effect = ["deny", "escalate", "allow"][i % 3]
+        when = {"paths_within": f"zone{i % 10}"} if i % 2 else {"domains_in": f"sites{i % 10}"}
+        body.append(
+            {"name": f"r{i}", "effect": effect, "reason": "generated", "server": f"srv{s}",
+             "tools": [f"tool{t}"], "when": when}
+        )  # fmt: skip
+    body += [
+        {"name": "ws-delete", "effect": "escalate", "reason": "r",
+         "when": {"roles": ["delete-path"], "paths_within": "workspace"}},
+        {"name": "ws-read", "effect": "allow", "reason": "r",
+         "when": {"roles": ["read-path"], "paths_within": "workspace"}},
+        {"name": "ws-write", "effect": "allow", "reason": "r",
+         "when": {"roles": ["write-path"], "paths_within": "workspace"}},
+        {"name": "outside", "effect": "deny", "reason": "r",
+         "when": {"paths_outside": "workspace"}},
+    ]  # fmt: skip
+    lists = {"workspace": [workspace]}
+    lists |= {f"zone{i}": [f"{workspace}/zone{i}"] for i in range(10)}
+    lists |= {f"sites{i}": [f"site{i}.example.org", f"docs{i}.example.com"] for i in range(10)}
+    doc = {
+        "version": 1,
+        "protected": {
+            "paths": ["/policy", "/audit", "/state"],
+            "names": [".env", ".env.*", "*.pem"],
+        },
+        "lists": lists,
+        "servers": servers,
+        "rules": body,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def decisions(resolver_name: str, workspace: Path) -> float:
+    policy = parse_policy(generated_policy(str(workspace)), "bench.yaml", {})
+    resolver = FsResolver() if resolver_name == "fs" else LexicalResolver()
+    clock = iter(range(10**9)).__next__  # a fresh second per call: the breaker never trips
+    engine = Engine(policy, resolver, lambda: float(clock()) * 1000)
+    calls = [
+        Call(f"srv{i % 20}", f"tool{i % 10}", {"path": f"{workspace}/zone{i % 10}/f{i}.py", "n": i})
+        for i in range(2000)
+    ]
+    for i in range(2000):  # the files exist, as for most reads
+        (workspace / f"zone{i % 10}" / f"f{i}.py").touch()
+    for call in calls[:200]:
+        engine.decide(call)
+    times = []
+    for call in calls:
+        start = time.perf_counter_ns()
+        engine.decide(call)
+        times.append((time.perf_counter_ns() - start) / 1000)
+    return statistics.median(times)
+
+
+def filesystem_server() -> str:
+    found = NPM_PREFIX / "node_modules" / ".bin" / "mcp-server-filesystem"
+    if not found.exists():
+        NPM_PREFIX.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(NPM_PREFIX), "--no-audit", "--no-fund",
+             "@modelcontextprotocol/server-filesystem@2026.8.31"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return str(found)
+
+
+def start_proxy(root: Path, fs: str) -> tuple[subprocess.Popen[str], str]:
+    policy = root / "policy"
+    policy.mkdir()
+    shutil.copy(REPO / "policy" / "policy.yaml", policy / "policy.yaml")
+    bin_dir = Path(sys.executable).parent
+    servers = {
+        "mcpServers": {
+            "filesystem": {"command": fs, "args": ["${workspace}"]},
+            "git": {"command": str(bin_dir / "mcp-server-git"), "args": []},
+        }
+    }
+    (policy / "servers.yaml").write_text(yaml.safe_dump(servers))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "serve", "--policy", str(policy),
+         "--workspace", str(root / "ws"), "--audit", str(root / "audit" / "a.jsonl"),
+         "--state-dir", str(root / "state"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in process.stdout], daemon=True).start()
+    line = lines.get(timeout=60)
+    return process, line.split()[-1]
+
+
+async def timed_calls(client: Client, name: str, paths: list[str]) -> list[float]:
+    # A different file each call: the circuit breaker (20 identical calls a minute) stays out.
+    times = []
+    for path in paths:
+        start = time.perf_counter()
+        result = await client.call_tool(name, {"path": path})
+        times.append((time.perf_counter() - start) * 1000)
+        assert not result.is_error, result
+    return times
+
+
+async def latency(url: str, fs: str, ws: Path) -> dict[str, float]:
+    paths = [str(ws / f"f{i % 400}.txt") for i in range(SEQUENTIAL + 20)]
+    direct_params = StdioServerParameters(command=fs, args=[str(ws)])
+    async with Client(direct_params, cache=None) as direct, Client(url, cache=None) as proxied:
+        await timed_calls(direct, "read_text_file", paths[:20])  # warm up both
+        await timed_calls(proxied, "filesystem__read_text_file", paths[:20])
+        d, p = [], []
+        for i in range(20, SEQUENTIAL + 20, 50):  # interleaved: both see the same machine load
+            d += await timed_calls(direct, "read_text_file", paths[i : i + 50])
+            p += await timed_calls(proxied, "filesystem__read_text_file", paths[i : i + 50])
+    return {
+        "direct_p50_ms": round(_pct(d, 0.5), 3),
+        "direct_p99_ms": round(_pct(d, 0.99), 3),
+        "proxy_p50_ms": round(_pct(p, 0.5), 3),
+        "proxy_p99_ms": round(_pct(p, 0.99), 3),
+        "added_p50_ms": round(_pct(p, 0.5) - _pct(d, 0.5), 3),
+        "added_p99_ms": round(_pct(p, 0.99) - _pct(d, 0.99), 3),
+    }
+
+
+async def gate_only(root: Path, ws: Path) -> dict[str, float]:
+    """The proxy's own work without HTTP: Gate.call (decide, schema, fsynced audit, forward)
+    versus the same backend's client called directly, in one process."""
+    from ironcurtain.mcpproxy import ProxySettings, running_gate
+
+    settings = ProxySettings(
+        policy_dir=root / "policy",
+        workspace=ws,
+        audit_file=root / "audit" / "gate.jsonl",
+        state_dir=root / "state",
+    )
+    paths = [str(ws / f"f{i % 400}.txt") for i in range(SEQUENTIAL)]
+    async with running_gate(settings) as gate:
+        backend = gate.backends["filesystem"]
+        g, d = [], []
+        for i, path in enumerate(paths):
+            start = time.perf_counter()
+            if i % 2:
+                await gate.call("filesystem__read_text_file", {"path": path})
+                g.append((time.perf_counter() - start) * 1000)
+            else:
+                await backend.call("read_text_file", {"path": path}, 30)
+                d.append((time.perf_counter() - start) * 1000)
+    return {"gate_added_p50_ms": round(_pct(g, 0.5) - _pct(d, 0.5), 3)}
+
+
+async def throughput(url: str, ws: Path) -> float:
+    async def one(i: int) -> None:
+        # Distinct arguments per client: the circuit breaker is not what is measured here.
+        async with Client(url, cache=None) as client:
+            for n in range(CALLS_PER_CLIENT):
+                path = str(ws / f"f{(i * CALLS_PER_CLIENT + n) % 400}.txt")
+                result = await client.call_tool("filesystem__read_text_file", {"path": path})
+                assert not result.is_error, result
+
+    start = time.perf_counter()
+    with anyio.fail_after(300):
+        async with anyio.create_task_group() as tg:
+            for i in range(CONCURRENT_CLIENTS):
+                tg.start_soon(one, i)
+    return CONCURRENT_CLIENTS * CALLS_PER_CLIENT / (time.perf_counter() - start)
+
+
+def run() -> dict[str, float | int | str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp).resolve()
+        ws = root / "ws"
+        for d in ("ws", "audit", "state", *(f"ws/zone{i}" for i in range(10))):
+            (root / d).mkdir()
+        (ws / "hello.txt").write_text("hello\n")
+        for i in range(400):
+            (ws / f"f{i}.txt").write_text(f"file {i}\n")
+        figures: dict[str, float | int | str] = {
+            "decision_p50_us": round(decisions("fs", ws), 2),
+            "decision_lexical_p50_us": round(decisions("lexical", ws), 2),
+            "policy_rules": 200,
+        }
+        fs = filesystem_server()
+        process, url = start_proxy(root, fs)
+        try:
+            figures |= anyio.run(latency, url, fs, ws)
+            figures["proxy_calls_per_s_16_clients"] = round(anyio.run(throughput, url, ws), 1)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            process.stdout.close()
+        figures |= anyio.run(gate_only, root, ws)
+        figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+        figures["concurrent_clients"] = CONCURRENT_CLIENTS
+        figures["cores"] = os.cpu_count() or 0
+    return figures

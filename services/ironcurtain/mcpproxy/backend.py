@@ -1,0 +1,171 @@
+"""One backend MCP server: started (or reached), watched, restarted with back-off.
+
+The supervisor task owns the client connection. Calls come from request tasks; a call made while
+the backend is down waits briefly for it, then fails with BackendDown; a call in flight when the
+child dies gets CONNECTION_CLOSED from the SDK, turned into BackendDown here (never a hang).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import jsonschema
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+from .config import BackendSpec
+
+logger = logging.getLogger(__name__)
+
+
+class BackendDown(Exception):
+    """The backend is not running, or stopped during the call."""
+
+
+class Backend:
+    def __init__(
+        self,
+        spec: BackendSpec,
+        extra_env: Mapping[str, str] | None = None,
+        *,
+        backoff_min_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+        watch_s: float = 2.0,
+        wait_ready_s: float = 10.0,
+    ) -> None:
+        self.spec = spec
+        self._extra_env = dict(extra_env or {})
+        self._backoff = (backoff_min_s, backoff_max_s)
+        self._watch_s = watch_s
+        self._wait_ready_s = wait_ready_s
+        self._client: Client | None = None
+        self._ready = anyio.Event()
+        self._dead = anyio.Event()
+        self.tools: dict[str, types.Tool] = {}
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self.starts = 0
+        self.last_error = ""  # why the last start or session failed, for start-up errors
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def running(self) -> bool:
+        return self._client is not None
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def _target(self) -> str | StdioServerParameters:
+        if self.spec.url is not None:
+            return self.spec.url
+        assert self.spec.command is not None
+        return StdioServerParameters(
+            command=self.spec.command,
+            args=list(self.spec.args),
+            env={**self.spec.env, **self._extra_env},
+        )
+
+    async def run(self) -> None:
+        """Forever: connect, serve calls until the backend dies, wait, reconnect."""
+        delay = self._backoff[0]
+        while True:
+            began = anyio.current_time()
+            try:
+                await self._connect_and_watch()
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                logger.exception("backend %s failed; restarting in %.1f s", self.name, delay)
+            finally:
+                self._client = None
+                if self._ready.is_set():
+                    self._ready = anyio.Event()
+            if anyio.current_time() - began > 60:  # it ran a good while: start over gently
+                delay = self._backoff[0]
+            await anyio.sleep(delay)  # back-off between restarts, not a wait for a condition
+            delay = min(delay * 2, self._backoff[1])
+
+    async def _connect_and_watch(self) -> None:
+        async with Client(self._target(), cache=None) as client:
+            await self._list(client)
+            self.starts += 1  # after the listing: Gate rebuilds its tool list on this
+            self._dead = anyio.Event()
+            self._client = client
+            self._ready.set()
+            logger.info("backend %s up with %d tools", self.name, len(self.tools))
+            while True:
+                with anyio.move_on_after(self._watch_s):
+                    await self._dead.wait()
+                if self._dead.is_set():
+                    return
+                try:
+                    with anyio.fail_after(self._watch_s * 2):
+                        # A real request as the liveness probe (ping is gone from newer
+                        # protocol versions); any answer proves the server alive.
+                        await client.list_tools()
+                except MCPError as exc:
+                    if exc.code == CONNECTION_CLOSED:
+                        logger.warning("backend %s died; restarting", self.name)
+                        return
+                except TimeoutError:
+                    logger.warning("backend %s stopped answering; restarting", self.name)
+                    return
+
+    async def _list(self, client: Client) -> None:
+        tools: dict[str, types.Tool] = {}
+        cursor = None
+        for _ in range(100):  # a paginator that never ends cannot hang start-up
+            page = await client.list_tools(cursor=cursor)
+            tools.update({t.name: t for t in page.tools})
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        self.tools = tools
+        self._validators = {}
+        for name, tool in tools.items():
+            schema = tool.input_schema
+            cls = jsonschema.validators.validator_for(
+                schema, default=jsonschema.Draft202012Validator
+            )
+            try:
+                cls.check_schema(schema)
+                self._validators[name] = cls(schema)
+            except jsonschema.SchemaError:
+                logger.warning("backend %s: tool %s has an invalid input schema", self.name, name)
+
+    def schema_problem(self, tool: str, arguments: Mapping[str, Any]) -> str | None:
+        """Why the arguments do not fit the tool's input schema, or None if they do."""
+        validator = self._validators.get(tool)
+        if validator is None:
+            return f"{self.name} offers no tool {tool!r} with a valid input schema"
+        error = jsonschema.exceptions.best_match(validator.iter_errors(dict(arguments)))
+        if error is None:
+            return None
+        where = "/".join(str(p) for p in error.absolute_path) or "arguments"
+        return f"{where}: {error.message[:300]}"
+
+    async def call(
+        self, tool: str, arguments: Mapping[str, Any], timeout_s: float
+    ) -> types.CallToolResult:
+        client = self._client
+        if client is None:
+            with anyio.move_on_after(self._wait_ready_s):
+                await self._ready.wait()
+            client = self._client
+            if client is None:
+                raise BackendDown(f"backend {self.name!r} is not running (it is being restarted)")
+        try:
+            return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout_s)
+        except MCPError as exc:
+            if exc.code == CONNECTION_CLOSED:
+                self._dead.set()
+                raise BackendDown(f"backend {self.name!r} stopped during the call") from None
+            raise

@@ -1,0 +1,85 @@
+"""`ironcurtain mcp-proxy serve`: the policy proxy as a process (what the image runs)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from ..audit import AuditError
+from ..policy import PolicyError
+from .config import ConfigError
+from .gate import SessionInfo, Timeouts
+from .service import ProxySettings, StartupError, serve
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    proxy = commands.add_parser("mcp-proxy", help="the MCP policy proxy")
+    sub = proxy.add_subparsers(dest="mcp_proxy_command", metavar="ACTION", required=True)
+    run = sub.add_parser("serve", help="serve MCP (Streamable HTTP at /mcp) under policy")
+    run.add_argument("--policy", type=Path, required=True, help="policy directory")
+    run.add_argument("--workspace", type=Path, required=True, help="the session workspace")
+    run.add_argument("--audit", type=Path, required=True, help="the session's audit log file")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--state-dir", type=Path, default=Path("/var/lib/ironcurtain"))
+    run.add_argument("--ca-dir", type=Path, default=Path("/ca"))
+    run.add_argument("--secrets-dir", type=Path, default=Path("/run/secrets"))
+    run.add_argument("--session-id", default="local")
+    run.add_argument("--task", default="")
+    run.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        help="accepted Host header, e.g. sidecar:8080 (repeatable; none = any)",
+    )
+    run.add_argument("--escalation-timeout", type=float, default=300.0)
+    run.set_defaults(handler=_serve)
+
+
+def _announce(host: str, port: int) -> None:
+    # One machine-readable line, so a supervisor (or a test) that asked for port 0 learns the port.
+    print(f"mcp-proxy: serving on http://{host}:{port}/mcp", flush=True)
+
+
+async def _until_signalled(settings: ProxySettings, host: str) -> None:
+    """Serve until SIGTERM/SIGINT, then stop cleanly: backends' children are stopped too."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await serve(settings, started=lambda port: _announce(host, port))
+        tg.cancel_scope.cancel()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = ProxySettings(
+        policy_dir=args.policy.resolve(),
+        workspace=args.workspace.resolve(),
+        audit_file=args.audit.resolve(),
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        ca_dir=args.ca_dir,
+        secrets_dir=args.secrets_dir,
+        session=SessionInfo(session_id=args.session_id, task=args.task),
+        timeouts=Timeouts(escalation_s=args.escalation_timeout),
+        allowed_hosts=tuple(args.allowed_host),
+    )
+    try:
+        anyio.run(_until_signalled, settings, args.host)
+    except (PolicyError, ConfigError, StartupError, AuditError) as exc:
+        print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -1,0 +1,217 @@
+"""The MCP policy proxy as a service: load policy and backends, start them, serve Streamable HTTP.
+
+Entry point for the session orchestration:
+
+    settings = ProxySettings(policy_dir=..., workspace=..., audit_file=..., port=8080)
+    await serve(settings, escalator=RedisEscalator(...), started=lambda port: ...)
+
+`escalator` is the injection point for the escalation channel (default: UnavailableEscalator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import mcp_types as types
+import uvicorn
+from mcp.server import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+
+from .. import __version__
+from ..audit import AuditLog
+from ..escalation.types import Escalator, UnavailableEscalator
+from ..policy import Engine, FsResolver, load_policy
+from .backend import Backend
+from .config import load_backends
+from .egress import Egress, EgressRules
+from .gate import Gate, SessionInfo, Timeouts
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The proxy refuses to start (bad policy, protected path in the workspace, dead backend)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    policy_dir: Path
+    workspace: Path
+    audit_file: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    policy_file: str = "policy.yaml"
+    servers_file: str = "servers.yaml"
+    state_dir: Path = Path("/var/lib/ironcurtain")
+    ca_dir: Path = Path("/ca")
+    secrets_dir: Path = Path("/run/secrets")
+    session: SessionInfo = field(default_factory=SessionInfo)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (DNS-rebinding guard); () = any
+    egress_addresses: frozenset[str] = frozenset()  # "ip:port" exceptions for the egress checker
+    startup_timeout_s: float = 60.0  # every backend must be up by then, or the proxy refuses
+
+    def variables(self) -> dict[str, str]:
+        return {
+            "workspace": str(self.workspace),
+            "policy_dir": str(self.policy_dir),
+            "audit_dir": str(self.audit_file.parent),
+            "state_dir": str(self.state_dir),
+            "ca_dir": str(self.ca_dir),
+            "secrets_dir": str(self.secrets_dir),
+        }
+
+
+def build_server(gate: Gate) -> Server:
+    async def list_tools(ctx: object, params: object) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=gate.tools())
+
+    async def call_tool(ctx: object, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await gate.call(params.name, params.arguments)
+
+    return Server(
+        "ironcurtain-mcp-proxy",
+        version=__version__,
+        instructions="Every tool call is checked against the IronCurtain policy and audited.",
+        get_tool_input_schema=gate.input_schema,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def http_app(gate: Gate, settings: ProxySettings) -> Starlette:
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=bool(settings.allowed_hosts),
+        allowed_hosts=list(settings.allowed_hosts),
+        allowed_origins=[f"http://{h}" for h in settings.allowed_hosts],
+    )
+    return build_server(gate).streamable_http_app(
+        transport_security=security, host=settings.host, json_response=True
+    )
+
+
+@asynccontextmanager
+async def running_gate(
+    settings: ProxySettings, escalator: Escalator | None = None
+) -> AsyncIterator[Gate]:
+    """Policy loaded, backends started and listed, egress checker up: a Gate ready for calls."""
+    variables = settings.variables()
+    policy = load_policy(settings.policy_dir / settings.policy_file, variables)
+    engine = Engine(policy, FsResolver(), time.monotonic)
+    inside = engine.protected_in(str(settings.workspace))
+    if inside:
+        raise StartupError(
+            f"the workspace {settings.workspace} contains protected paths: {', '.join(inside)}"
+        )
+    specs = load_backends(settings.policy_dir / settings.servers_file, variables)
+    egress = Egress(EgressRules(addresses=settings.egress_addresses))
+    await egress.start()
+    audit = AuditLog(settings.audit_file)
+    try:
+        backends: dict[str, Backend] = {
+            spec.name: Backend(spec, egress.env() if spec.egress else None) for spec in specs
+        }
+        down: list[str] = []
+        async with anyio.create_task_group() as tg:
+            for backend in backends.values():
+                tg.start_soon(backend.run, name=f"backend {backend.name}")
+            with anyio.move_on_after(settings.startup_timeout_s):
+                for backend in backends.values():
+                    await backend.wait_ready()
+            down = [
+                f"{b.name} ({b.last_error or 'not ready in time'})"
+                for b in backends.values()
+                if not b.running
+            ]
+            if down:  # fail closed: refuse to serve without every configured backend
+                tg.cancel_scope.cancel()
+            else:
+                audit.append(
+                    {
+                        "event": "start",
+                        "session": settings.session.session_id,
+                        "backends": {b.name: sorted(b.tools) for b in backends.values()},
+                    }
+                )
+                yield Gate(
+                    engine,
+                    backends,
+                    audit,
+                    escalator or UnavailableEscalator(),
+                    session=settings.session,
+                    egress=egress,
+                    timeouts=settings.timeouts,
+                )
+                tg.cancel_scope.cancel()
+        if down:
+            raise StartupError(f"backends did not start: {', '.join(down)}")
+    finally:
+        await egress.close()
+        audit.close()
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The caller owns signals (the CLI stops the whole task group, backends included);
+        # uvicorn's own handling would re-raise SIGTERM after its shutdown and skip ours.
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this; without it a response written in two parts waits ~40 ms
+    # for the client's delayed ACK (Nagle).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    settings: ProxySettings,
+    escalator: Escalator | None = None,
+    *,
+    started: Callable[[int], None] | None = None,
+) -> None:
+    """Run until cancelled. `started(port)` is called once the port accepts MCP requests."""
+    async with running_gate(settings, escalator) as gate:
+        sock = bind(settings.host, settings.port)
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            http_app(gate, settings),
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        server = _Uvicorn(config)
+        async with anyio.create_task_group() as tg:
+
+            async def http() -> None:
+                with anyio.CancelScope(shield=True):  # stopped by should_exit, cleanly
+                    await server.serve([sock])
+                tg.cancel_scope.cancel()  # uvicorn stopped: stop the backends too
+
+            tg.start_soon(http)
+            while not server.started:  # uvicorn offers no event; its own loop polls likewise
+                await anyio.sleep(0.01)
+            logger.info("mcp-proxy serving on %s:%d", settings.host, port)
+            if started is not None:
+                started(port)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                server.should_exit = True  # a clean stop: uvicorn closes its connections

@@ -1,0 +1,231 @@
+"""The gate in-process with the real backends: escalation outcomes, a backend dying mid-call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+
+from ironcurtain.audit import verify_file
+from ironcurtain.escalation.types import EscalationOutcome, EscalationRequest, Verdict
+from ironcurtain.mcpproxy import Gate, ProxySettings, StartupError, running_gate
+
+
+class FakeEscalator:
+    """Answers every escalation with a fixed verdict and remembers what it was asked."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.requests: list[EscalationRequest] = []
+
+    async def escalate(self, request: EscalationRequest, timeout_s: float) -> EscalationOutcome:
+        self.requests.append(request)
+        return EscalationOutcome(self.verdict, f"{self.verdict.value} by test", "esc-1", "tester")
+
+
+class BrokenEscalator:
+    async def escalate(self, request: EscalationRequest, timeout_s: float) -> EscalationOutcome:
+        raise RuntimeError("redis exploded")
+
+
+def settings(layout: dict[str, Path]) -> ProxySettings:
+    return ProxySettings(
+        policy_dir=layout["policy"],
+        workspace=layout["workspace"],
+        audit_file=layout["audit"] / "session.jsonl",
+        state_dir=layout["state"],
+    )
+
+
+def with_gate(
+    layout: dict[str, Path], escalator: Any, body: Callable[[Gate], Awaitable[Any]]
+) -> Any:
+    async def go() -> Any:
+        with anyio.fail_after(60):
+            async with running_gate(settings(layout), escalator) as gate:
+                return await body(gate)
+
+    return anyio.run(go)
+
+
+def text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+def move(layout: dict[str, Path]) -> tuple[str, dict[str, str]]:
+    ws = layout["workspace"]
+    (ws / "old.txt").write_text("content")
+    return "filesystem__move_file", {
+        "source": str(ws / "old.txt"),
+        "destination": str(ws / "new.txt"),
+    }
+
+
+def test_an_approved_escalation_is_forwarded_and_audited(layout: dict[str, Path]) -> None:
+    escalator = FakeEscalator(Verdict.APPROVED)
+    name, arguments = move(layout)
+    result = with_gate(layout, escalator, lambda gate: gate.call(name, arguments))
+    assert not result.is_error, text(result)
+    assert (layout["workspace"] / "new.txt").read_text() == "content"
+    (request,) = escalator.requests
+    assert (request.server, request.tool, request.rule) == (
+        "filesystem",
+        "move_file",
+        "workspace-delete-escalates",
+    )
+    assert request.paths == (arguments["source"], arguments["destination"])
+    assert request.recent_audit  # the human sees what led here
+    events = [
+        json.loads(x)["event"] for x in (layout["audit"] / "session.jsonl").read_text().splitlines()
+    ]
+    assert events[-3:] == ["decision", "escalation", "outcome"]
+    assert verify_file(layout["audit"] / "session.jsonl").ok
+
+
+@pytest.mark.parametrize(
+    ("escalator", "says"),
+    [
+        (FakeEscalator(Verdict.DENIED), "denied by test"),
+        (FakeEscalator(Verdict.EXPIRED), "expired"),
+        (FakeEscalator(Verdict.UNAVAILABLE), "unavailable"),
+        (BrokenEscalator(), "the escalation channel failed"),
+        (None, "no escalation channel is configured"),
+    ],
+    ids=["denied", "expired", "unavailable", "broken-channel", "default"],
+)
+def test_an_escalation_that_is_not_approved_is_not_forwarded(
+    layout: dict[str, Path], escalator: Any, says: str
+) -> None:
+    name, arguments = move(layout)
+    result = with_gate(layout, escalator, lambda gate: gate.call(name, arguments))
+    assert result.is_error
+    assert says in text(result)
+    assert (layout["workspace"] / "old.txt").exists()
+    assert not (layout["workspace"] / "new.txt").exists()
+    last = json.loads((layout["audit"] / "session.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "escalation"
+    assert last["verdict"] != "approved"
+
+
+def test_secrets_in_arguments_never_reach_the_escalation_or_the_log(
+    layout: dict[str, Path],
+) -> None:
+    escalator = FakeEscalator(Verdict.DENIED)
+    secret = "sk-ant-api03-secretsecretsecret"
+
+    async def body(gate: Gate) -> None:
+        await gate.call("fetch__fetch", {"url": f"https://example.com/?api_key={secret}"})
+
+    with_gate(layout, escalator, body)
+    assert secret not in json.dumps(dict(escalator.requests[0].arguments))
+    assert secret not in (layout["audit"] / "session.jsonl").read_text()
+
+
+def _children_named(word: str) -> list[int]:
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            for pid in f.read().split():
+                with open(f"/proc/{pid}/cmdline", "rb") as c:
+                    if word.encode() in c.read():
+                        found.append(int(pid))
+    return found
+
+
+def test_a_backend_dying_mid_call_answers_with_an_error_and_comes_back(
+    layout: dict[str, Path],
+) -> None:
+    fifo = layout["workspace"] / "pipe"
+    os.mkfifo(fifo)  # reading a FIFO with no writer blocks: a call that never finishes
+
+    async def body(gate: Gate) -> tuple[types.CallToolResult, types.CallToolResult, int]:
+        backend = gate.backends["filesystem"]
+        starts = backend.starts
+        async with anyio.create_task_group() as tg:
+            box: list[types.CallToolResult] = []
+
+            async def hanging() -> None:
+                box.append(await gate.call("filesystem__read_text_file", {"path": str(fifo)}))
+
+            tg.start_soon(hanging)
+            # Wait (bounded) until the call is in flight at the backend: its decision is logged.
+            log = layout["audit"] / "session.jsonl"
+            with anyio.fail_after(10):
+                while "pipe" not in log.read_text():
+                    await anyio.sleep(0.01)
+            (pid,) = _children_named("mcp-server-filesystem")
+            os.kill(pid, signal.SIGKILL)
+        with anyio.fail_after(30):
+            while backend.starts == starts or not backend.running:
+                await anyio.sleep(0.05)
+        after = await gate.call(
+            "filesystem__read_text_file", {"path": str(layout["workspace"] / "hello.txt")}
+        )
+        return box[0], after, backend.starts - starts
+
+    died, after, restarts = with_gate(layout, None, body)
+    assert died.is_error
+    assert "stopped during the call" in text(died)
+    assert restarts == 1
+    assert not after.is_error, text(after)
+    assert "hello from the workspace" in text(after)
+    outcome = json.loads((layout["audit"] / "session.jsonl").read_text().splitlines()[-3])
+    assert outcome["event"] == "outcome"
+    assert "stopped during the call" in outcome["error"]
+
+
+def test_a_workspace_holding_a_protected_path_is_refused_at_start(layout: dict[str, Path]) -> None:
+    inside = layout["workspace"] / ".ironcurtain-state"
+    inside.mkdir()
+    bad = ProxySettings(
+        policy_dir=layout["policy"],
+        workspace=layout["workspace"],
+        audit_file=layout["audit"] / "session.jsonl",
+        state_dir=inside,
+    )
+
+    async def go() -> None:
+        async with running_gate(bad):
+            pass
+
+    with pytest.raises(StartupError, match="contains protected paths"):
+        anyio.run(go)
+
+
+def test_when_the_audit_log_cannot_be_written_nothing_is_forwarded(layout: dict[str, Path]) -> None:
+    target = layout["workspace"] / "written.txt"
+
+    async def body(gate: Gate) -> types.CallToolResult:
+        gate.audit.close()  # its file descriptors are gone: every write now fails
+        return await gate.call("filesystem__write_file", {"path": str(target), "content": "x"})
+
+    result = with_gate(layout, None, body)
+    assert result.is_error
+    assert "audit log cannot be written" in text(result)
+    assert not target.exists()
+
+
+def test_a_backend_that_cannot_start_stops_the_proxy_from_starting(layout: dict[str, Path]) -> None:
+    servers = layout["policy"] / "servers.yaml"
+    servers.write_text("mcpServers:\n  filesystem:\n    command: /nonexistent/mcp-server\n")
+    quick = ProxySettings(
+        policy_dir=layout["policy"],
+        workspace=layout["workspace"],
+        audit_file=layout["audit"] / "session.jsonl",
+        state_dir=layout["state"],
+        startup_timeout_s=1.0,
+    )
+
+    async def go() -> None:
+        async with running_gate(quick):
+            pass
+
+    with pytest.raises(StartupError, match=r"filesystem \(.*nonexistent"):
+        anyio.run(go)
