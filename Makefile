@@ -16,7 +16,7 @@ export BASE_IMAGE EXTRA_CA_CERT VENV
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv engine base images browser test test-unit test-container lint up bench clean-venv shared-up shared-down
+.PHONY: help deps venv engine base images browser node test test-unit test-container lint up bench clean-venv shared-up shared-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ images: base ## build our images whose content hash changed
 browser: ## make sure Chromium exists for the browser tests (Debian's chromium)
 	@scripts/browser.sh
 
+node: ## make sure node and npm exist (the MCP proxy tests run an npm MCP server)
+	@scripts/node.sh
+
 shared-up: images ## start the team-shared Redis, approval service and worker (makes secrets)
 	@$(BIN)/ironcurtain shared up
 
@@ -52,13 +55,13 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-unit: $(STAMP) ## fast tests, no Docker
+test-unit: $(STAMP) node ## fast tests, no Docker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-container: images browser ## tests against the real engine and our images
 	$(BIN)/pytest -m container tests/container $(PYTEST_ARGS)
 
-test: images browser ## all tests (sets up the engine and images first)
+test: images browser node ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 up: images ## run a session: make up TASK="fix the failing test"
