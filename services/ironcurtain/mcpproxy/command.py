@@ -76,7 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allowed_host),
     )
     try:
-        anyio.run(_until_signalled, settings, args.host)
+        # uvloop: the event loop's own overhead is a fair share of a tool call's time here.
+        anyio.run(_until_signalled, settings, args.host, backend_options={"use_uvloop": True})
     except (PolicyError, ConfigError, StartupError, AuditError) as exc:
         print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
         return 2
