@@ -76,8 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allowed_host),
     )
     try:
-        # uvloop: the event loop's own overhead is a fair share of a tool call's time here.
-        anyio.run(_until_signalled, settings, args.host, backend_options={"use_uvloop": True})
+        anyio.run(_until_signalled, settings, args.host)
     except (PolicyError, ConfigError, StartupError, AuditError) as exc:
         print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
         return 2
