@@ -4,12 +4,17 @@
   filesystem resolver on a temporary tree and with the lexical one;
 - added latency of one tool call through the proxy (a real `ironcurtain mcp-proxy serve`
   process, Streamable HTTP) versus the same backend called directly (stdio) by the same client;
-- calls/s through the proxy with 16 concurrent clients.
+- calls/s through the proxy with 16 concurrent clients: a lean HTTP load generator in its own
+  process (bench/_load.py; the SDK's client spends ~3 ms of CPU per call, so 16 of them on these
+  two cores would measure the client), and, for comparison, 16 SDK clients in this process;
+- the proxy's own CPU time per call (from /proc, robust to the machine's load), the disk's
+  fdatasync latency (the floor of the audit-first guarantee) and the gate alone in-process.
 Bounded: a few hundred calls of each kind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -31,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 NPM_PREFIX = REPO / ".cache" / "npm"
 SEQUENTIAL = 300
 CONCURRENT_CLIENTS = 16
-CALLS_PER_CLIENT = 25
+CALLS_PER_CLIENT = 25  # SDK clients
+LEAN_CALLS_PER_CLIENT = 60  # the lean load generator
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -151,17 +158,42 @@ async def timed_calls(client: Client, name: str, paths: list[str]) -> list[float
     return times
 
 
-async def latency(url: str, fs: str, ws: Path) -> dict[str, float]:
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def fsync_p50(directory: Path, count: int = 200) -> float:
+    """What one durable append costs on this disk right now: the audit line's floor."""
+    times = []
+    fd = os.open(directory / "fsync-probe", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 400 + b"\n")
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+    return _pct(times, 0.5)
+
+
+async def latency(url: str, fs: str, ws: Path, proxy_pid: int) -> dict[str, float]:
     paths = [str(ws / f"f{i % 400}.txt") for i in range(SEQUENTIAL + 20)]
     direct_params = StdioServerParameters(command=fs, args=[str(ws)])
     async with Client(direct_params, cache=None) as direct, Client(url, cache=None) as proxied:
         await timed_calls(direct, "read_text_file", paths[:20])  # warm up both
         await timed_calls(proxied, "filesystem__read_text_file", paths[:20])
         d, p = [], []
+        cpu = 0.0
         for i in range(20, SEQUENTIAL + 20, 50):  # interleaved: both see the same machine load
             d += await timed_calls(direct, "read_text_file", paths[i : i + 50])
+            before = cpu_ms(proxy_pid)
             p += await timed_calls(proxied, "filesystem__read_text_file", paths[i : i + 50])
+            cpu += cpu_ms(proxy_pid) - before
     return {
+        "proxy_cpu_ms_per_call": round(cpu / len(p), 3),
         "direct_p50_ms": round(_pct(d, 0.5), 3),
         "direct_p99_ms": round(_pct(d, 0.99), 3),
         "proxy_p50_ms": round(_pct(p, 0.5), 3),
@@ -194,7 +226,46 @@ async def gate_only(root: Path, ws: Path) -> dict[str, float]:
             else:
                 await backend.call("read_text_file", {"path": path}, 30)
                 d.append((time.perf_counter() - start) * 1000)
-    return {"gate_added_p50_ms": round(_pct(g, 0.5) - _pct(d, 0.5), 3)}
+
+        async def concurrent(call: Callable[[str], Awaitable[object]]) -> float:
+            async def one(i: int) -> None:
+                for n in range(CALLS_PER_CLIENT):
+                    await call(paths[(i * CALLS_PER_CLIENT + n) % len(paths)])
+
+            start = time.perf_counter()
+            with anyio.fail_after(300):
+                async with anyio.create_task_group() as tg:
+                    for i in range(CONCURRENT_CLIENTS):
+                        tg.start_soon(one, i)
+            return CONCURRENT_CLIENTS * CALLS_PER_CLIENT / (time.perf_counter() - start)
+
+        backend_rate = await concurrent(
+            lambda path: backend.call("read_text_file", {"path": path}, 30)
+        )
+        gate_rate = await concurrent(
+            lambda path: gate.call("filesystem__read_text_file", {"path": path})
+        )
+    return {
+        "gate_added_p50_ms": round(_pct(g, 0.5) - _pct(d, 0.5), 3),
+        "backend_calls_per_s_16_concurrent": round(backend_rate, 1),
+        "gate_calls_per_s_16_concurrent": round(gate_rate, 1),
+    }
+
+
+def lean_throughput(url: str, ws: Path) -> dict[str, float]:
+    """16 kept-alive connections from a separate, lean client process (bench/_load.py)."""
+    paths = [str(ws / f"f{i}.txt") for i in range(400)]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench._load", url, str(CONCURRENT_CLIENTS),
+         str(LEAN_CALLS_PER_CLIENT), "filesystem__read_text_file", *paths],
+        capture_output=True, text=True, timeout=300, check=True, cwd=REPO,
+    )  # fmt: skip
+    figures = json.loads(done.stdout)
+    assert figures["errors"] == 0, figures
+    return {
+        "proxy_calls_per_s_16_clients": figures["calls_per_s"],
+        "load_client_cpu_ms_per_call": figures["cpu_ms_per_call"],
+    }
 
 
 async def throughput(url: str, ws: Path) -> float:
@@ -224,15 +295,19 @@ def run() -> dict[str, float | int | str]:
         for i in range(400):
             (ws / f"f{i}.txt").write_text(f"file {i}\n")
         figures: dict[str, float | int | str] = {
+            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
             "decision_p50_us": round(decisions("fs", ws), 2),
             "decision_lexical_p50_us": round(decisions("lexical", ws), 2),
             "policy_rules": 200,
         }
         fs = filesystem_server()
+        figures["fsync_p50_ms"] = round(fsync_p50(root / "audit"), 3)
         process, url = start_proxy(root, fs)
         try:
-            figures |= anyio.run(latency, url, fs, ws)
-            figures["proxy_calls_per_s_16_clients"] = round(anyio.run(throughput, url, ws), 1)
+            figures |= anyio.run(latency, url, fs, ws, process.pid)
+            figures |= lean_throughput(url, ws)
+            sdk_rate = anyio.run(throughput, url, ws)
+            figures["proxy_calls_per_s_16_sdk_clients"] = round(sdk_rate, 1)
         finally:
             process.terminate()
             process.wait(timeout=30)

@@ -86,6 +86,7 @@ class Gate:
         self._tools: list[types.Tool] = []
         self._schemas: dict[str, Mapping[str, Any]] = {}
         self._tools_generation: tuple[int, ...] = ()
+        self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
 
     def tools(self) -> list[types.Tool]:
         """The union of the backends' tools, renamed SERVER__TOOL, schemas passed through."""
@@ -120,6 +121,13 @@ class Gate:
         return self.engine.decide(Call(server, tool, arguments))
 
     async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+        self._in_flight += 1
+        try:
+            return await self._call(name, arguments)
+        finally:
+            self._in_flight -= 1
+
+    async def _call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         call_id = uuid.uuid4().hex[:16]
         server, sep, tool = name.partition(SEPARATOR)
         args = dict(arguments or {})
@@ -145,7 +153,8 @@ class Gate:
                     "reason": decision.reason,
                     "paths": list(decision.paths),
                     "domains": list(decision.domains),
-                }
+                },
+                inline=self._in_flight == 1,
             )
         except AuditError as exc:
             logger.error("refusing %s: %s", name, exc)
@@ -205,7 +214,8 @@ class Gate:
                     "message": outcome.message,
                     "escalation_id": outcome.escalation_id,
                     "decided_by": outcome.decided_by,
-                }
+                },
+                inline=self._in_flight == 1,
             )
         except AuditError:
             return None

@@ -147,3 +147,103 @@ def test_concurrent_durable_appends_share_fsyncs_and_keep_the_chain(
     report = verify_file(path)
     assert report.ok, report.problem
     assert report.lines == 50
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_durable_append_returns_only_after_a_sync_that_covers_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
+) -> None:
+    import os
+
+    import anyio
+
+    synced_up_to = [0]  # bytes of the log on disk, as far as fdatasync has promised
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        size = os.fstat(fd).st_size  # what this sync covers: everything written before it
+        real(fd)
+        synced_up_to[0] = max(synced_up_to[0], size)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    path = tmp_path / "a.jsonl"
+    audit = AuditLog(path)
+    uncovered: list[int] = []
+
+    async def one(i: int) -> None:
+        await audit.append_durably({"n": i}, inline=inline)
+        data = path.read_bytes()
+        end = data.index(b'"n":%d,' % i)
+        end = data.index(b"\n", end) + 1
+        if end > synced_up_to[0]:
+            uncovered.append(i)
+
+    async def go() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(one, i)
+
+    anyio.run(go)
+    audit.close()
+    assert uncovered == []
+    assert verify_file(path).ok
+
+
+def test_a_failed_sync_fails_every_append_that_waited_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import anyio
+
+    from ironcurtain.audit import AuditError
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    audit = AuditLog(tmp_path / "a.jsonl")
+    outcomes: list[str] = []
+
+    async def one(i: int) -> None:
+        try:
+            await audit.append_durably({"n": i})
+            outcomes.append("returned")
+        except AuditError:
+            outcomes.append("refused")
+
+    async def go() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(10):
+                tg.start_soon(one, i)
+
+    anyio.run(go)
+    audit.close()
+    assert outcomes == ["refused"] * 10
+
+
+def test_overlapping_appends_sync_off_the_event_loop_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import threading
+
+    import anyio
+
+    threads: set[int] = set()
+    real = os.fdatasync
+    monkeypatch.setattr(
+        os, "fdatasync", lambda fd: (threads.add(threading.get_ident()), real(fd))[1]
+    )
+    audit = AuditLog(tmp_path / "a.jsonl")
+
+    async def go() -> None:
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(audit.append_durably, {"n": i})
+        await audit.append_durably({"n": "alone"}, inline=True)
+
+    anyio.run(go)
+    audit.close()
+    assert threading.get_ident() in threads  # the inline one
+    assert len(threads) >= 2  # and the others in a worker thread
