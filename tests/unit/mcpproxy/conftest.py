@@ -23,7 +23,7 @@ def filesystem_server() -> str:
     found = NPM_PREFIX / "node_modules" / ".bin" / "mcp-server-filesystem"
     if not found.exists():
         npm = shutil.which("npm")
-        assert npm, "npm is needed for the reference filesystem MCP server (`make test` installs it)"
+        assert npm, "npm is needed for the filesystem MCP server (`make test` installs it)"
         # The same version the mcp-proxy image ships.
         version = (REPO / "images" / "mcp-proxy" / "filesystem-server.version").read_text().strip()
         NPM_PREFIX.mkdir(parents=True, exist_ok=True)
