@@ -38,9 +38,10 @@ def offer(
     *,
     accept: bool,
     confirm: Callable[[], bool] = ask_tty,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> bool:
     """Print the diff; write if accepted. True when the file now holds the proposal."""
+    out = out or sys.stdout
     if proposed == current:
         print(f"{path}: no change", file=out)
         return True

@@ -24,7 +24,15 @@ from . import annotate, compile, invariants, refresh
 from .accept import offer
 from .cache import Cache
 from .listing import ListingError, call_tool, list_all
-from .oracle import DEFAULT_BASE_URL, DEFAULT_MODEL, Oracle, OracleError, Rejected, connect
+from .oracle import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MODEL,
+    AnthropicOracle,
+    Oracle,
+    OracleError,
+    Rejected,
+    connect,
+)
 from .splice import SpliceError, replace_list, replace_top
 
 
@@ -71,6 +79,10 @@ class _Lazy:
             )  # fmt: skip
         return self._oracle
 
+    def close(self) -> None:
+        if isinstance(self._oracle, AnthropicOracle):
+            self._oracle.close()
+
 
 def _fail(command: str, message: str) -> int:
     print(f"{command}: refused: {message}", file=sys.stderr)
@@ -108,7 +120,11 @@ def _run(command: str, body: Callable[[], int]) -> int:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    return _run("annotate-tools", lambda: annotate_tools(args, _Lazy(args)))
+    oracle = _Lazy(args)
+    try:
+        return _run("annotate-tools", lambda: annotate_tools(args, oracle))
+    finally:
+        oracle.close()
 
 
 def annotate_tools(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> int:
@@ -142,7 +158,11 @@ def annotate_tools(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
 
 
 def _compile(args: argparse.Namespace) -> int:
-    return _run("compile-policy", lambda: compile_policy(args, _Lazy(args)))
+    oracle = _Lazy(args)
+    try:
+        return _run("compile-policy", lambda: compile_policy(args, oracle))
+    finally:
+        oracle.close()
 
 
 def compile_policy(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> int:
@@ -176,7 +196,11 @@ def compile_policy(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    return _run("refresh-lists", lambda: refresh_lists(args, _Lazy(args)))
+    oracle = _Lazy(args)
+    try:
+        return _run("refresh-lists", lambda: refresh_lists(args, oracle))
+    finally:
+        oracle.close()
 
 
 def refresh_lists(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> int:

@@ -6,6 +6,7 @@ again once it has answered. A server that does not come up in time is named with
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,8 @@ class ListingError(RuntimeError):
 
 
 async def _one(spec: BackendSpec, timeout_s: float) -> tuple[ToolInfo, ...]:
+    if spec.command is not None and shutil.which(spec.command) is None:
+        raise ListingError(f"MCP server {spec.name!r}: command {spec.command!r} not found")
     backend = Backend(spec, backoff_min_s=0.2, backoff_max_s=1.0)
     async with anyio.create_task_group() as group:
         group.start_soon(backend.run)
@@ -44,7 +47,22 @@ def _schema(schema: Any) -> Mapping[str, Any]:
 async def list_all(
     specs: tuple[BackendSpec, ...], timeout_s: float = 30.0
 ) -> dict[str, tuple[ToolInfo, ...]]:
-    return {spec.name: await _one(spec, timeout_s) for spec in specs}
+    """All servers at once (start-up dominates); the result keeps the file's order."""
+    found: dict[str, tuple[ToolInfo, ...]] = {}
+    errors: list[str] = []
+
+    async def one(spec: BackendSpec) -> None:
+        try:
+            found[spec.name] = await _one(spec, timeout_s)
+        except ListingError as exc:
+            errors.append(str(exc))
+
+    async with anyio.create_task_group() as group:
+        for spec in specs:
+            group.start_soon(one, spec)
+    if errors:
+        raise ListingError("; ".join(sorted(errors)))
+    return {spec.name: found[spec.name] for spec in specs}
 
 
 async def call_tool(

@@ -20,7 +20,7 @@ import httpx2
 
 T = TypeVar("T")
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
@@ -79,6 +79,9 @@ class AnthropicOracle:
         if message.stop_reason == "max_tokens":
             raise OracleError("the LLM's answer was cut off (max_tokens); nothing was used")
         return "".join(b.text for b in message.content if b.type == "text")
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def read_key(path: Path) -> str:
