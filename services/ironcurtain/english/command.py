@@ -151,6 +151,7 @@ def annotate_tools(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
         servers[name] = (str(root), result)
     proposed = replace_top(current, "servers", annotate.render(servers))
     _checked_whole(proposed, str(path))
+    _warn_loosened(current, proposed, str(path))
     return 0 if offer(path, current, proposed, accept=args.accept) else 3
 
 
@@ -189,7 +190,21 @@ def compile_policy(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
         f"compile-policy: {len(proposal.policy.rules)} rules; {proposal.checked} example calls "
         "decided as the answer expected; invariants held"
     )
+    _warn_loosened(current, proposal.text, str(path))
     return 0 if offer(path, current, proposal.text, accept=args.accept) else 3
+
+
+def _warn_loosened(current: str, proposed: str, file: str) -> None:
+    try:
+        old = parse_policy(current, file, invariants.SAMPLE)
+    except PolicyError:
+        return  # nothing to compare with
+    new = parse_policy(proposed, file, invariants.SAMPLE)
+    found = invariants.loosened(old, new)
+    if found:
+        print(f"WARNING: {len(found)} sample calls would be decided more permissively:")
+        for line in found:
+            print(f"  ! {line}")
 
 
 # -- refresh-lists ----------------------------------------------------------------------------
@@ -235,4 +250,5 @@ def refresh_lists(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> int
         print(f"refresh-lists: {name}: {len(entries)} entries")
         proposed = replace_list(proposed, name, entries)
     _checked_whole(proposed, str(path))
+    _warn_loosened(current, proposed, str(path))
     return 0 if offer(path, current, proposed, accept=args.accept) else 3

@@ -26,6 +26,8 @@ class Kind(enum.Enum):
 
 def domain_problem(entry: str) -> str | None:
     name = entry.removeprefix("*.")
+    if "*" in name:
+        return f"{entry!r}: a wildcard may only lead ('*.example.com'); this one matches too much"
     if name != name.lower() or name.endswith("."):
         return f"{entry!r}: write host names in lower case, without a trailing dot"
     if len(name) > 253 or not name:

@@ -130,3 +130,40 @@ def probe_failures(policy: Policy, variables: Mapping[str, str] = SAMPLE) -> lis
 
 def check(policy: Policy, raw_lists: Mapping[str, object]) -> list[str]:
     return unconstrained_allows(policy) + list_problems(policy, raw_lists) + probe_failures(policy)
+
+
+_RANK = {Effect.DENY: 0, Effect.ESCALATE: 1, Effect.ALLOW: 2}
+
+
+def sample_calls(policy: Policy) -> list[Call]:
+    """A few calls per tool, inside and outside the workspace, trusted and unknown sites."""
+    ws = SAMPLE["workspace"]
+    calls = []
+    for server in policy.servers.values():
+        for tool in server.tools.values():
+            for path in (f"{ws}/src/app.py", "/srv/elsewhere"):
+                for url in ("https://docs.python.org/3/", "https://unknown.example.com/"):
+                    args: dict[str, object] = {}
+                    for arg in tool.arguments.values():
+                        value = {Role.URL: url, Role.GIT_REMOTE: "origin", Role.BRANCH: "main"}.get(
+                            arg.role, path if arg.role.is_path else None
+                        )
+                        if value is not None:
+                            args[arg.name] = [value] if arg.many else value
+                    calls.append(Call(server.name, tool.name, args))
+    return list({repr(c): c for c in calls}.values())
+
+
+def loosened(old: Policy, new: Policy) -> list[str]:
+    """Sample calls the proposal decides more permissively than the current policy."""
+    before = Engine(old, LexicalResolver(), _clock)
+    after = Engine(new, LexicalResolver(), _clock)
+    found = []
+    for call in sample_calls(new):
+        a, b = before.decide(call), after.decide(call)
+        if _RANK[b.effect] > _RANK[a.effect]:
+            found.append(
+                f"{call.server}__{call.tool} {dict(call.arguments)}: "
+                f"{a.effect.value} ({a.rule}) -> {b.effect.value} ({b.rule})"
+            )
+    return found
