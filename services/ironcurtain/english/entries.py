@@ -12,8 +12,9 @@ import ipaddress
 import posixpath
 import re
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_REMOTE = re.compile(r"^(?:https://|ssh://|git@)[A-Za-z0-9._@:/~-]+$|^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# fullmatch everywhere: `$` would let a trailing newline through.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_REMOTE = re.compile(r"(?:https://|ssh://|git@)[A-Za-z0-9._@:/~-]+|[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_ENTRIES = 500
 WORKSPACE = "${workspace}"
 
@@ -41,7 +42,7 @@ def domain_problem(entry: str) -> str | None:
     labels = name.split(".")
     if len(labels) < 2:
         return f"{entry!r} would match every host under a top-level domain"
-    if not all(_LABEL.match(label) for label in labels):
+    if not all(_LABEL.fullmatch(label) for label in labels):
         return f"{entry!r} is not a host name (letters, digits, '-' and '.' only)"
     if labels[-1].isdigit():
         return f"{entry!r} looks like an address, not a host name"
@@ -49,7 +50,7 @@ def domain_problem(entry: str) -> str | None:
 
 
 def remote_problem(entry: str) -> str | None:
-    if not _REMOTE.match(entry) or "*" in entry or ".." in entry:
+    if not _REMOTE.fullmatch(entry) or "*" in entry or ".." in entry:
         return f"{entry!r} is not a git remote (a name, or an https://, ssh:// or git@ URL)"
     return None
 

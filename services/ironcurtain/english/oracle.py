@@ -75,7 +75,7 @@ class AnthropicOracle:
         except anthropic.APIStatusError as exc:
             raise OracleError(f"the LLM vendor answered HTTP {exc.status_code}") from None
         except anthropic.APIConnectionError as exc:
-            raise OracleError(f"the LLM vendor is unreachable: {exc}") from None
+            raise OracleError(f"the LLM vendor is unreachable (or not trusted): {exc}") from None
         if message.stop_reason == "max_tokens":
             raise OracleError("the LLM's answer was cut off (max_tokens); nothing was used")
         return "".join(b.text for b in message.content if b.type == "text")

@@ -10,7 +10,17 @@ import json
 import re
 
 _TOP = re.compile(r"^[A-Za-z_][\w-]*:")
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _astral(match: re.Match[str]) -> str:
+    # JSON writes U+10000.. as a surrogate pair; YAML wants one \U escape.
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+
+_RESERVED = {"null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf"}
 
 
 class SpliceError(ValueError):
@@ -19,9 +29,9 @@ class SpliceError(ValueError):
 
 def scalar(text: str) -> str:
     """A YAML scalar for a name or value from outside (JSON strings are YAML strings)."""
-    if _PLAIN.fullmatch(text) and text not in ("null", "true", "false", "yes", "no", "on", "off"):
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
-    return json.dumps(text)
+    return _PAIR.sub(_astral, json.dumps(text))
 
 
 def _section(lines: list[str], start: int, is_end: re.Pattern[str]) -> int:
