@@ -113,7 +113,11 @@ HOSTILE_ANNOTATIONS = [
 ]
 
 
-@pytest.mark.parametrize(("server", "change", "why"), HOSTILE_ANNOTATIONS)
+@pytest.mark.parametrize(
+    ("server", "change", "why"),
+    HOSTILE_ANNOTATIONS,
+    ids=["injected-none", "unknown-role", "unknown-tool", "missing-tool", "array-mismatch"],
+)
 def test_a_hostile_annotation_is_refused_and_the_policy_is_untouched(
     policy_dir: Path,
     vendor: Vendor,
