@@ -114,6 +114,10 @@ def _run(command: str, body: Callable[[], int]) -> int:
         return _fail(command, str(exc))
     except refresh.ListsError as exc:
         return _fail(command, str(exc))
+    except OSError as exc:
+        return _fail(command, f"cannot read {exc.filename}: {exc.strerror}")
+    except yaml.YAMLError as exc:
+        return _fail(command, f"the current policy is not valid YAML: {exc}")
 
 
 # -- annotate-tools ---------------------------------------------------------------------------

@@ -120,8 +120,12 @@ def _example(raw: object, index: int) -> Example:
 
 
 def parse(text: str) -> Answer:
+    body = block(text)
     try:
-        doc = yaml.safe_load(block(text))
+        # Aliases could multiply a small answer into a huge one (a "billion laughs"): refused.
+        if any(isinstance(t, yaml.AliasToken | yaml.AnchorToken) for t in yaml.scan(body)):
+            raise Rejected("the answer uses YAML anchors or aliases; write every value out")
+        doc = yaml.safe_load(body)
     except yaml.YAMLError as exc:
         raise Rejected(f"the answer is not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(doc, dict):

@@ -307,3 +307,12 @@ def test_refreshing_an_unconfigured_list_is_refused(
     (policy_dir / "lists.yaml").write_text(LISTS)
     assert run("refresh-lists", policy_dir, vendor, "--list", "workspace", "--accept") == 1
     assert "does not say how to resolve 'workspace'" in capsys.readouterr().err
+
+
+def test_a_missing_constitution_is_a_clear_refusal(
+    policy_dir: Path, vendor: Vendor, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (policy_dir / "constitution.md").unlink()
+    assert run("compile-policy", policy_dir, vendor, "--accept") == 1
+    assert "constitution.md" in capsys.readouterr().err
+    assert vendor.requests() == 0

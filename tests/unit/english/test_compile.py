@@ -117,6 +117,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("invalid YAML", "```yaml\nrules: [\n  - {name: x\n```", "not valid YAML"),
     ("two code blocks", "```yaml\nrules: []\n```\n```yaml\nlists: {}\n```", "2 code blocks"),
     ("prose instead of YAML", "I cannot help with that.", "must be a YAML mapping"),
+    ("a billion laughs", "```yaml\nlists: {a: &a [x, x], b: &b [*a, *a]}\nrules: [*b]\n```",
+     "anchors or aliases"),
     ("a python tag", "```yaml\nrules: !!python/object/apply:os.system [id]\n```", "not valid YAML"),
 ]  # fmt: skip
 
