@@ -151,7 +151,8 @@ def annotate_tools(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
             result = q.parse(answer)
             cache.put("annotate", digest, json.dumps({"tools": result}))
             print(f"annotate-tools: {name}: {len(tools)} tools annotated")
-        root = (raw_servers.get(name) or {}).get("root", "${workspace}")
+        known = raw_servers.get(name) if isinstance(raw_servers, dict) else None
+        root = known.get("root", "${workspace}") if isinstance(known, dict) else "${workspace}"
         servers[name] = (str(root), result)
     proposed = replace_top(current, "servers", annotate.render(servers))
     _checked_whole(proposed, str(path))
