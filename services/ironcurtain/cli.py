@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from . import __version__
 from .approval import command as approval_command
 from .audit import command as audit_command
+from .english import command as english_command
 from .escalation import worker as worker_command
 from .images import command as images_command
 from .mcpproxy import command as mcpproxy_command
@@ -26,6 +27,7 @@ COMMAND_MODULES = (
     approval_command,
     worker_command,
     shared_command,
+    english_command,
 )
 
 

@@ -125,3 +125,19 @@ def revoke(session_id: str, scope_id: str) -> Any:
     if not channel().revoke(session_id, scope_id):
         abort(404, "no such remembered scope")
     return jsonify(revoked=scope_id)
+
+
+@bp.get("/sessions/<session_id>/auto-review")
+def auto_review(session_id: str) -> Any:
+    return jsonify(session_id=session_id, on=channel().auto_review(session_id))
+
+
+@bp.put("/sessions/<session_id>/auto-review")
+def set_auto_review(session_id: str) -> Any:
+    """Switch the session's auto-reviewer on or off (bearer token: see authenticate)."""
+    body = request.get_json(silent=True)
+    on = body.get("on") if isinstance(body, dict) else None
+    if not isinstance(on, bool):
+        abort(400, 'send {"on": true} or {"on": false}')
+    channel().set_auto_review(session_id[:200], on)
+    return jsonify(session_id=session_id, on=on)

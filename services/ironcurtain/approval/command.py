@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 from .client import ApiError, Client
@@ -34,6 +35,13 @@ def register(commands: argparse._SubParsersAction) -> None:
             )
         _common(parser)
         parser.set_defaults(handler=_decide, action=action)
+    review = commands.add_parser(
+        "auto-review", help="show or switch a session's auto-reviewer (off by default)"
+    )
+    review.add_argument("session", help="the session id (see the approval UI's sessions)")
+    review.add_argument("state", nargs="?", choices=("on", "off"), help="omit to show it")
+    _common(review)
+    review.set_defaults(handler=_auto_review)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -92,4 +100,18 @@ def _decide(args: argparse.Namespace) -> int:
         print(f"{args.action}: refused: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
     print(f"{args.action}: {result['message']}")
+    return 0
+
+
+def _auto_review(args: argparse.Namespace) -> int:
+    path = f"/api/v1/sessions/{urllib.parse.quote(args.session, safe='')}/auto-review"
+    try:
+        if args.state is None:
+            result = _client(args).call("GET", path)
+        else:
+            result = _client(args).call("PUT", path, {"on": args.state == "on"})
+    except ApiError as exc:
+        print(f"auto-review: refused: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
+    print(f"auto-review for session {args.session!r}: {'on' if result['on'] else 'off'}")
     return 0

@@ -30,6 +30,7 @@ from .types import EscalationRequest, Verdict
 logger = logging.getLogger(__name__)
 
 NOTIFY_JOB = "ironcurtain.escalation.notify.notify"
+REVIEW_JOB = "ironcurtain.english.review.review"  # the optional auto-reviewer (off by default)
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
 WAIT_GRACE_S = 2.0  # a blocked read may take this much longer than its BLPOP timeout
@@ -146,7 +147,32 @@ class Channel:
             raise
         except Exception:  # notifications are a courtesy: the UI still lists it
             logger.exception("could not enqueue the notification for escalation %s", escalation.id)
+        if self.auto_review(escalation.session_id):
+            try:  # it may only approve, first-wins; without it a human decides as always
+                self._queue.enqueue(
+                    REVIEW_JOB,
+                    escalation.id,
+                    job_timeout=max(1, int(timeout_s)),
+                    ttl=max(1, int(timeout_s)),
+                    result_ttl=60,
+                    failure_ttl=self._retention_s,
+                )
+            except redis.RedisError:
+                raise
+            except Exception:
+                logger.exception("could not enqueue the auto-review of %s", escalation.id)
         return escalation
+
+    # -- the auto-reviewer switch (per session, off unless a human turned it on) -----------
+
+    def auto_review(self, session_id: str) -> bool:
+        return self.redis.get(keys.autoreview(session_id)) == b"on"
+
+    def set_auto_review(self, session_id: str, on: bool) -> None:
+        if on:
+            self.redis.set(keys.autoreview(session_id), "on", ex=self._retention_s)
+        else:
+            self.redis.delete(keys.autoreview(session_id))
 
     def wait(self, escalation: Escalation) -> Decision:
         """Block (BLPOP, no polling) until decided or the deadline; then expire it, first-wins."""

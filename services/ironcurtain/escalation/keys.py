@@ -35,3 +35,8 @@ def remembered(session_id: str) -> str:
 def notices(session_id: str) -> str:
     """Pub/sub channel: terminal lines for the session's `make up` output."""
     return f"{PREFIX}:notices:{session_id}"
+
+
+def autoreview(session_id: str) -> str:
+    """ "on" while the session's auto-reviewer may approve (absent: off, the default)."""
+    return f"{PREFIX}:autoreview:{session_id}"

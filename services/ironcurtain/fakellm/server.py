@@ -5,6 +5,9 @@
 - "error-500" / "error-429": the vendor's error JSON with that status;
 - "hang": never answers (the proxy's timeout must fire);
 - "ticks-N-MS": SSE, N events MS milliseconds apart, each carrying its send time (benchmarks).
+
+Scripted answers: text put in `replies` is the next non-streamed Messages answer, in order (a
+test scripts what "the model" says, hostile answers included); empty: the usual greeting.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class FakeVendor:
     server: asyncio.Server | None = None
     connections: int = 0  # TLS connections accepted (upstream reuse shows here)
     aborted: int = 0  # streams whose client (the proxy) went away before the gate opened
+    replies: deque[str] = field(default_factory=deque)  # scripted answers, first in first out
 
     async def start(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, ssl=context)
@@ -192,7 +196,8 @@ class FakeVendor:
         if path == "/v1/messages":
             if doc.get("stream"):
                 return await self._anthropic_stream(conn, writer, reader, model)
-            return self._json(conn, writer, 200, anthropic_message(model, "hello from the fake"))
+            text = self.replies.popleft() if self.replies else "hello from the fake"
+            return self._json(conn, writer, 200, anthropic_message(model, text))
         if path == "/v1/chat/completions":
             if doc.get("stream"):
                 return await self._openai_stream(conn, writer, reader, model)

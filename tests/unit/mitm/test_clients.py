@@ -47,7 +47,8 @@ def test_anthropic_sdk_call_reaches_the_vendor_with_the_real_key(
     assert seen.host == "api.anthropic.com"
     assert seen.headers["x-api-key"] == [REAL["anthropic"]]
     assert stack.fakes["anthropic"] not in json.dumps(seen.headers)
-    done = [e for e in stack.audit() if e.get("event") == "response"][-1]
+    # The proxy audits the response after the client has it: wait for the line (deadline).
+    done = stack.audit_until(lambda e: e.get("event") == "response")[-1]
     assert (done["input_tokens"], done["output_tokens"], done["status"]) == (12, 34, 200)
 
 
@@ -65,7 +66,8 @@ def test_anthropic_stream_shows_its_first_event_before_the_vendor_finishes(
         assert stack.vendor.gate.is_set() is False
         stack.open_gate()
         assert "".join(texts) == "second"
-    done = [e for e in stack.audit() if e.get("event") == "response"][-1]
+    # The proxy audits the response after the client has it: wait for the line (deadline).
+    done = stack.audit_until(lambda e: e.get("event") == "response")[-1]
     assert (done["input_tokens"], done["output_tokens"]) == (12, 34)
 
 
@@ -94,7 +96,8 @@ def test_openai_stream_shows_its_first_chunk_before_the_vendor_finishes(
     stack.open_gate()
     rest = list(chunks)
     assert rest[0].choices[0].delta.content == "second"
-    done = [e for e in stack.audit() if e.get("event") == "response"][-1]
+    # The proxy audits the response after the client has it: wait for the line (deadline).
+    done = stack.audit_until(lambda e: e.get("event") == "response")[-1]
     assert (done["input_tokens"], done["output_tokens"]) == (12, 34)
 
 
