@@ -16,6 +16,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     init = ca_sub.add_parser("init", help="create the CA (key 0600), limited to provider hosts")
     init.add_argument("--dir", type=Path, default=Path("ca"), help="where to write (default: ca/)")
     init.add_argument("--providers", type=Path, help="extra providers file (YAML/JSON)")
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="also allow this host (repeatable): the package registries' hosts",
+    )
     init.add_argument("--days", type=int, default=365, help="CA lifetime in days (default 365)")
     init.set_defaults(handler=_ca_init)
 
@@ -35,7 +41,7 @@ def _ca_init(args: argparse.Namespace) -> int:
 
     try:
         known = providers.load(args.providers)
-        hosts = sorted(h for p in known.values() for h in p.hosts)
+        hosts = sorted({h for p in known.values() for h in p.hosts} | set(args.host))
         cert = ca.init(args.dir, hosts, dt.timedelta(days=args.days))
     except (ca.CAError, providers.ConfigError) as exc:
         print(f"ca: error: {exc}")
