@@ -139,6 +139,13 @@ class Depot:
         path = request.target.partition(b"?")[0].decode("ascii", "replace")
         registry = None
         try:
+            if method not in ("GET", "HEAD"):
+                raise Refusal(
+                    403,
+                    "registry-write",
+                    f"{method} refused: registries are read-only through IronCurtain "
+                    "(publishing, login and other writes are not allowed)",
+                )
             registry = self._check_head(request, host)
             found = route(registry, method, request.target)
             await self._drain_body(reader, conn)
@@ -283,8 +290,8 @@ class Depot:
     ) -> None:
         kind = registry.kind.value
         refusal = quarantine.name_refusal(self._config.rules, kind, found.name)
-        if refusal:
-            raise Refusal(403, "registry-name", refusal)
+        if refusal and registry.kind is not Kind.PYPI:
+            raise Refusal(403, "registry-name", refusal)  # npm prints the reason as is
         fetched = await self._upstream(
             registry.scheme,
             registry.host,
@@ -313,6 +320,7 @@ class Depot:
                     found.name,
                     self._config.rules,
                     self._now(),
+                    refusal,
                 )
             else:
                 page = quarantine.npm_packument(
@@ -411,7 +419,7 @@ class Depot:
                 )
             _reg, file = entry
             if file.refusal:
-                raise Refusal(403, "quarantine", file.refusal)
+                raise Refusal(403, file.rule, file.refusal)
             name, version, published = file.name, file.version, file.published
             digests, url = file.digests, file.upstream
             if not digests:

@@ -53,6 +53,7 @@ class File:
     digests: tuple[tuple[str, str], ...] = ()  # (hashlib name, hex digest) from the metadata
     refusal: str | None = None  # set: the proxy answers 403 with this reason
     published: str = ""  # ISO time from the registry
+    rule: str = "quarantine"  # the audit rule of the refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,13 +161,20 @@ def pypi_page(
     project: str,
     rules: Rules,
     now: dt.datetime,
+    denied: str | None = None,
 ) -> Page:
-    """A PEP 691 JSON project page -> the page the agent sees, and the files it lists."""
+    """A PEP 691 JSON project page -> the page the agent sees, and the files it lists.
+
+    `denied` (the project's name is refused) refuses every file with that reason: pip hides a
+    refused index page at its default verbosity, but prints a refused download's reason.
+    """
     doc = _object(data)
     files_in = doc.get("files")
     if not isinstance(files_in, list):
         raise MetadataError("PEP 691 page without a 'files' list")
     files_out: list[dict[str, Any]] = []
+    yank: list[tuple[dict[str, Any], str]] = []
+    admitted = False
     remembered: dict[str, File] = {}
     quarantined: list[str] = []
     for entry in files_in:
@@ -194,6 +202,7 @@ def pypi_page(
                 parse_time(entry.get("upload-time")),
                 now,
             )
+        refusal = denied or refusal
         version = _filename_version(filename)
         path = served_path(absolute, host, base)
         remembered[path] = File(
@@ -204,13 +213,22 @@ def pypi_page(
             digests,
             refusal,
             str(entry.get("upload-time") or ""),
+            "registry-name" if denied else "quarantine",
         )
         out = {k: v for k, v in entry.items() if k not in _PEP658}
         out["url"] = f"https://{host}{path}"
         if refusal is not None:
             quarantined.append(f"{filename}: {refusal}")
-            out["yanked"] = f"IronCurtain {refusal}"
+            yank.append((out, f"IronCurtain {refusal}"))
+        elif not entry.get("yanked"):
+            admitted = True
         files_out.append(out)
+    # Yank refused files only when an admitted one remains for pip to choose: with nothing
+    # left, pip would say only "no matching distribution"; unyanked, it picks one and prints
+    # our 403 reason when the download is refused.
+    if admitted:
+        for out, reason in yank:
+            out["yanked"] = reason
     doc["files"] = files_out
     body = json.dumps(doc, separators=(",", ":")).encode()
     return Page(body, remembered, tuple(quarantined))
@@ -283,7 +301,8 @@ def npm_packument(
             moved[tag] = version
         elif tag == "latest" and admitted:
             moved[tag] = max(admitted, key=lambda v: admitted[v])
-    doc["dist-tags"] = moved
+    # Nothing admitted: tags stay, so npm picks a version and prints our 403 for its tarball.
+    doc["dist-tags"] = moved if admitted else tags
     body = json.dumps(doc, separators=(",", ":")).encode()
     return Page(body, remembered, tuple(quarantined))
 

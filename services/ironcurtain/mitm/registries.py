@@ -304,12 +304,17 @@ def agent_environment(registries: Iterable[Registry]) -> dict[str, str]:
     env: dict[str, str] = {}
     pypi = [r.agent_url + "/" for r in registries if r.kind is Kind.PYPI]
     if pypi:
+        env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
         env["PIP_INDEX_URL"] = pypi[0]
         if pypi[1:]:
             env["PIP_EXTRA_INDEX_URL"] = " ".join(pypi[1:])
     npm = [r.agent_url + "/" for r in registries if r.kind is Kind.NPM]
     if npm:
         env["NPM_CONFIG_REGISTRY"] = npm[0]
+        # npm's audit and update check would only be refused by the proxy: say so up front.
+        env["NPM_CONFIG_AUDIT"] = "false"
+        env["NPM_CONFIG_FUND"] = "false"
+        env["NPM_CONFIG_UPDATE_NOTIFIER"] = "false"
     lines = []
     for r in registries:
         if r.kind is Kind.APT:

@@ -183,16 +183,23 @@ def test_a_file_no_served_index_listed_is_refused(flow: Flow) -> None:
 
 @pytest.mark.parametrize(
     ("host", "path"),
-    [
-        (PYPI, "/simple/ic-denied/"),
-        (NPM, "/npm/ic-denied"),
-        (APT, "/debian/pool/main/i/ic-denied/ic-denied_1.0_all.deb"),
-    ],
+    [(NPM, "/npm/ic-denied"), (APT, "/debian/pool/main/i/ic-denied/ic-denied_1.0_all.deb")],
 )
-def test_a_denied_name_is_refused_in_every_registry(flow: Flow, host: str, path: str) -> None:
+def test_a_denied_name_is_refused_in_npm_and_apt(flow: Flow, host: str, path: str) -> None:
     response, _ = flow.request(host, "GET", path)
     assert response.status == 403
     assert "deny list" in response.reason
+
+
+def test_a_denied_python_project_is_listed_but_its_files_are_refused(flow: Flow) -> None:
+    # pip does not show why an index page was refused; it does show a refused download's reason.
+    page = _pypi_page(flow, "ic-denied")
+    (entry,) = page["files"]
+    assert entry["yanked"] is False
+    response, _ = flow.request(PYPI, "GET", entry["url"].removeprefix(f"https://{PYPI}"))
+    assert response.status == 403
+    assert "deny list" in response.reason
+    assert response.getheader("x-ironcurtain-refused") == "registry-name"
 
 
 @pytest.mark.parametrize(
