@@ -294,7 +294,8 @@ def npm_packument(
             admitted[version] = published
         elif rules.quarantine_days <= 0:
             admitted[version] = dt.datetime.min.replace(tzinfo=dt.UTC)
-    tags = doc.get("dist-tags") if isinstance(doc.get("dist-tags"), dict) else {}
+    raw_tags = doc.get("dist-tags") if isinstance(doc.get("dist-tags"), dict) else {}
+    tags = {str(k): v for k, v in raw_tags.items() if isinstance(v, str)}
     moved: dict[str, str] = {}
     for tag, version in tags.items():
         if version in admitted:
