@@ -61,7 +61,8 @@ def test_apt_one_line_sources_with_options_and_comments() -> None:
         "# comment\n"
         "deb http://deb.test.internal/debian bookworm main contrib\n"
         "deb-src http://deb.test.internal/debian bookworm main\n"
-        "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] https://x.test.internal/r stable main\n"
+        "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] "
+        "https://x.test.internal/r stable main\n"
         "deb https://flat.test.internal/repo ./\n"
         "deb https://broken.test.internal/debian bookworm\n"
     )
