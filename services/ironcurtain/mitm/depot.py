@@ -23,7 +23,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
@@ -288,53 +288,7 @@ class Depot:
         found: Route,
         path: str,
     ) -> None:
-        kind = registry.kind.value
-        refusal = quarantine.name_refusal(self._config.rules, kind, found.name)
-        if refusal and registry.kind is not Kind.PYPI:
-            raise Refusal(403, "registry-name", refusal)  # npm prints the reason as is
-        fetched = await self._upstream(
-            registry.scheme,
-            registry.host,
-            registry.port,
-            request.target,
-            _ACCEPT[registry.kind],
-            self._tokens.get(registry.name),
-            self._config.max_metadata_bytes,
-        )
-        self._check_status(fetched, f"{kind} package {found.name}")
-        content_type = (fetched.header(b"content-type") or b"").split(b";")[0].strip().lower()
-        try:
-            if registry.kind is Kind.PYPI:
-                if content_type != _PYPI_JSON:
-                    raise Refusal(
-                        502,
-                        "registry-metadata",
-                        "the index did not answer PEP 691 JSON, which IronCurtain needs to "
-                        "read upload times",
-                    )
-                page = quarantine.pypi_page(
-                    fetched.body,
-                    f"https://{registry.host}{path}",
-                    registry.host,
-                    registry.base,
-                    found.name,
-                    self._config.rules,
-                    self._now(),
-                    refusal,
-                )
-            else:
-                page = quarantine.npm_packument(
-                    fetched.body,
-                    registry.host,
-                    registry.base,
-                    found.name,
-                    self._config.rules,
-                    self._now(),
-                )
-        except quarantine.MetadataError as exc:
-            raise Refusal(502, "registry-metadata", str(exc)) from None
-        for served, file in page.files.items():
-            self._files[(registry.host, unquote(served))] = (registry, file)
+        page = await self._load_index(registry, found.name, request.target)
         self._audit.write(
             Entry(
                 self._settings.session,
@@ -355,6 +309,58 @@ class Depot:
         content = _PYPI_JSON if registry.kind is Kind.PYPI else b"application/json"
         headers = [(b"content-type", content), (b"cache-control", b"no-store")]
         self._send(writer, conn, 200, headers, page.body, request.method == b"HEAD")
+
+    async def _load_index(self, registry: Registry, name: str, target: bytes) -> quarantine.Page:
+        """Fetch, check and filter one project page / packument; remember the files it lists."""
+        kind = registry.kind.value
+        refusal = quarantine.name_refusal(self._config.rules, kind, name)
+        if refusal and registry.kind is not Kind.PYPI:
+            raise Refusal(403, "registry-name", refusal)  # npm prints the reason as is
+        fetched = await self._upstream(
+            registry.scheme,
+            registry.host,
+            registry.port,
+            target,
+            _ACCEPT[registry.kind],
+            self._tokens.get(registry.name),
+            self._config.max_metadata_bytes,
+        )
+        self._check_status(fetched, f"{kind} package {name}")
+        content_type = (fetched.header(b"content-type") or b"").split(b";")[0].strip().lower()
+        path = target.partition(b"?")[0].decode("ascii")
+        try:
+            if registry.kind is Kind.PYPI:
+                if content_type != _PYPI_JSON:
+                    raise Refusal(
+                        502,
+                        "registry-metadata",
+                        "the index did not answer PEP 691 JSON, which IronCurtain needs to "
+                        "read upload times",
+                    )
+                page = quarantine.pypi_page(
+                    fetched.body,
+                    f"https://{registry.host}{path}",
+                    registry.host,
+                    registry.base,
+                    name,
+                    self._config.rules,
+                    self._now(),
+                    refusal,
+                )
+            else:
+                page = quarantine.npm_packument(
+                    fetched.body,
+                    registry.host,
+                    registry.base,
+                    name,
+                    self._config.rules,
+                    self._now(),
+                )
+        except quarantine.MetadataError as exc:
+            raise Refusal(502, "registry-metadata", str(exc)) from None
+        for served, file in page.files.items():
+            self._files[(registry.host, unquote(served))] = (registry, file)
+        return page
 
     async def _apt_index(
         self,
@@ -410,6 +416,14 @@ class Depot:
             token = self._tokens.get(registry.name)
         else:
             entry = self._files.get((registry.host, unquote(path)))
+            owner = _npm_tarball_owner(registry, path)
+            if entry is None and owner is not None:
+                # A lockfile names tarballs directly (npm ci): read the packument first, so
+                # the same quarantine, name and hash checks apply.
+                await self._load_index(
+                    registry, owner, f"{registry.base}/{quote(owner, safe='@')}".encode()
+                )
+                entry = self._files.get((registry.host, unquote(path)))
             if entry is None:
                 raise Refusal(
                     403,
@@ -489,3 +503,15 @@ class Depot:
         content = fetched.header(b"content-type") or b"application/octet-stream"
         head = request.method == b"HEAD"
         self._send(writer, conn, 200, [(b"content-type", content)], fetched.body, head)
+
+
+def _npm_tarball_owner(registry: Registry, path: str) -> str | None:
+    """`<base>/name/-/file.tgz` or `<base>/@scope/name/-/file.tgz` -> the package name."""
+    if registry.kind is not Kind.NPM or not path.endswith(".tgz"):
+        return None
+    parts = unquote(path[len(registry.base) :]).split("/")[1:]
+    if len(parts) == 3 and parts[1] == "-":
+        return parts[0]
+    if len(parts) == 4 and parts[0].startswith("@") and parts[2] == "-":
+        return f"{parts[0]}/{parts[1]}"
+    return None

@@ -36,6 +36,8 @@ PACKAGES = [
     artifacts.Package("pypi", "ic-denied", "1.0", 30 * DAY),
     artifacts.Package("npm", "ic-left", "1.0.0", 30 * DAY),
     artifacts.Package("npm", "ic-left", "1.1.0", dt.timedelta(hours=3)),
+    artifacts.Package("npm", "ic-lock", "1.0.0", 30 * DAY),
+    artifacts.Package("npm", "ic-lock", "2.0.0", dt.timedelta(hours=3)),
     artifacts.Package("apt", "ic-hello", "1.0", 30 * DAY),
     artifacts.Package("apt", "ic-denied", "1.0", 30 * DAY),
 ]
@@ -257,3 +259,18 @@ def test_apt_indexes_pass_and_an_allowed_deb_is_inventoried(flow: Flow) -> None:
     assert any(
         i["name"] == "ic-hello" and i["sha256"] == hashlib.sha256(body).hexdigest() for i in items
     )
+
+
+def test_a_tarball_named_by_a_lockfile_is_checked_against_its_packument_first(
+    flow: Flow,
+) -> None:
+    # npm ci fetches the lockfile's tarball URLs without asking for the packument.
+    ok, body = flow.request(NPM, "GET", "/npm/ic-lock/-/ic-lock-1.0.0.tgz")
+    assert ok.status == 200
+    assert hashlib.sha256(body).hexdigest() == flow.hashes["ic-lock-1.0.0.tgz"]
+    young, _ = flow.request(NPM, "GET", "/npm/ic-lock/-/ic-lock-2.0.0.tgz")
+    assert young.status == 403
+    assert "quarantined" in young.reason
+    unknown, _ = flow.request(NPM, "GET", "/npm/ic-lock/-/ic-lock-9.9.9.tgz")
+    assert unknown.status == 403
+    assert unknown.getheader("x-ironcurtain-refused") == "registry-unlisted"
