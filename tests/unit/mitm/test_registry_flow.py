@@ -34,6 +34,7 @@ PACKAGES = [
     artifacts.Package("pypi", "ic-old", "1.0", 30 * DAY),
     artifacts.Package("pypi", "ic-old", "2.0", dt.timedelta(hours=3)),
     artifacts.Package("pypi", "ic-denied", "1.0", 30 * DAY),
+    artifacts.Package("pypi", "ic-tampered", "1.0", 30 * DAY),
     artifacts.Package("npm", "ic-left", "1.0.0", 30 * DAY),
     artifacts.Package("npm", "ic-left", "1.1.0", dt.timedelta(hours=3)),
     artifacts.Package("npm", "ic-lock", "1.0.0", 30 * DAY),
@@ -74,6 +75,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     root = tmp_path_factory.mktemp("registry-flow")
     now = dt.datetime.now(dt.UTC)
     hashes = artifacts.build(root / "tree", PACKAGES, now, NPM)
+    # The registry now serves other bytes than its index's hash says (a swapped file).
+    (root / "tree" / "files" / "ic_tampered-1.0-py3-none-any.whl").write_bytes(b"swapped")
     hosts = [PYPI, NPM, APT]
     ca.init(root / "ca", ["api.anthropic.com", "platform.claude.com", *hosts])
     upstream_certs = certs.write(root / "upstream", hosts)
@@ -274,3 +277,18 @@ def test_a_tarball_named_by_a_lockfile_is_checked_against_its_packument_first(
     unknown, _ = flow.request(NPM, "GET", "/npm/ic-lock/-/ic-lock-9.9.9.tgz")
     assert unknown.status == 403
     assert unknown.getheader("x-ironcurtain-refused") == "registry-unlisted"
+
+
+def test_a_file_whose_bytes_do_not_match_the_index_hash_is_refused_and_not_recorded(
+    flow: Flow,
+) -> None:
+    (entry,) = _pypi_page(flow, "ic-tampered")["files"]
+    response, data = flow.request(PYPI, "GET", entry["url"].removeprefix(f"https://{PYPI}"))
+    assert response.status == 502
+    assert response.getheader("x-ironcurtain-refused") == "registry-hash"
+    assert b"swapped" not in data
+    assert not any(
+        e.get("package") == "ic-tampered" for e in flow.audit() if e["event"] == "package"
+    )
+    if flow.inventory_path.exists():
+        assert "ic-tampered" not in flow.inventory_path.read_text()
