@@ -69,7 +69,9 @@ class Stack:
             user=user,
             environment={"HOME": "/root"} if user == "root" else None,
         )
-        return result.exit_code, result.output.decode(errors="replace")
+        output = result.output.decode(errors="replace")
+        print(f"$ {script}\n{output}")  # shown with the failure (or with -s)
+        return result.exit_code, output
 
     def inventory(self) -> list[dict[str, object]]:
         return json.loads((self.audit_dir / "packages.json").read_text())["packages"]
