@@ -447,7 +447,7 @@ class Depot:
         if refusal:
             raise Refusal(403, "registry-name", refusal)
         parts = urlsplit(url)
-        if parts.hostname is None:
+        if parts.hostname is None or not parts.path.isascii():
             raise Refusal(502, "registry-metadata", f"bad file URL for {name}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         fetched = await self._upstream(

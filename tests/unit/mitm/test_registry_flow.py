@@ -30,6 +30,7 @@ from .harness import LoopThread
 
 PYPI, NPM, APT = "pypi.test.internal", "npm.test.internal", "apt.test.internal"
 DAY = dt.timedelta(days=1)
+TOKEN = "npm-registry-token-held-by-the-proxy-only"
 PACKAGES = [
     artifacts.Package("pypi", "ic-old", "1.0", 30 * DAY),
     artifacts.Package("pypi", "ic-old", "2.0", dt.timedelta(hours=3)),
@@ -52,6 +53,7 @@ class Flow:
     inventory_path: Path
     hashes: dict[str, str]
     writes: list[str]
+    seen_auth: dict[str, str | None]  # path -> Authorization header the registry received
 
     def request(
         self, host: str, method: str, path: str, headers: dict[str, str] | None = None
@@ -81,8 +83,14 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
     ca.init(root / "ca", ["api.anthropic.com", "platform.claude.com", *hosts])
     upstream_certs = certs.write(root / "upstream", hosts)
     writes: list[str] = []
+    seen_auth: dict[str, str | None] = {}
+    (root / "npm-token").write_text(TOKEN + "\n")
 
     class Recording(make_handler(root / "tree")):  # type: ignore[misc]
+        def do_GET(self) -> None:
+            seen_auth[self.path] = self.headers.get("authorization")
+            super().do_GET()
+
         def _write(self) -> None:
             writes.append(f"{self.command} {self.path}")
             super()._write()
@@ -108,7 +116,12 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
             "deny": ["ic-denied"],
             "list": [
                 {"name": "pip", "kind": "pypi", "url": f"https://{PYPI}/simple"},
-                {"name": "npm", "kind": "npm", "url": f"https://{NPM}/npm"},
+                {
+                    "name": "npm",
+                    "kind": "npm",
+                    "url": f"https://{NPM}/npm",
+                    "token_file": str(root / "npm-token"),
+                },
                 {"name": "apt", "kind": "apt", "url": f"https://{APT}/debian"},
             ],
         },
@@ -124,6 +137,7 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         parsed.audit_path.parent / "packages.json",
         hashes,
         writes,
+        seen_auth,
     )
     loop.run(running.__aexit__(None, None, None))
     loop.stop()
@@ -292,3 +306,17 @@ def test_a_file_whose_bytes_do_not_match_the_index_hash_is_refused_and_not_recor
     )
     if flow.inventory_path.exists():
         assert "ic-tampered" not in flow.inventory_path.read_text()
+
+
+def test_a_registry_token_is_added_upstream_and_the_agents_own_is_never_forwarded(
+    flow: Flow,
+) -> None:
+    response, data = flow.request(
+        NPM, "GET", "/npm/ic-left", {"authorization": "Bearer agent-chosen-token"}
+    )
+    assert response.status == 200
+    assert flow.seen_auth["/npm/ic-left"] == f"Bearer {TOKEN}"
+    assert TOKEN.encode() not in data
+    assert TOKEN not in flow.audit_path.read_text()
+    flow.request(PYPI, "GET", "/simple/ic-old/", {"authorization": "Bearer agent-chosen-token"})
+    assert flow.seen_auth["/simple/ic-old/"] is None  # no token configured for this registry
