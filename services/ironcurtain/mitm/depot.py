@@ -33,7 +33,8 @@ from .errors import Refusal
 from .fetch import Fetched, FetchError, fetch
 from .inventory import Inventory, Item
 from .providers import ConfigError
-from .registries import Kind, Registry, Route, route
+from .registries import Kind, Registry
+from .routes import Route, route
 from .settings import Settings
 
 log = logging.getLogger(__name__)
