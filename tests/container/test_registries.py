@@ -24,10 +24,12 @@ from ironcurtain.agents.adapter import Endpoints, proxy_environment
 from ironcurtain.fakellm import certs
 from ironcurtain.fakeregistry import artifacts
 from ironcurtain.mitm import ca, registries
+from ironcurtain.session.hardening import AgentHardening
 
 from .conftest import TEST_LABELS
 
 PROXY_UID = 10001
+AGENT_UID = 10002  # images/agent-base's user
 PYPI, NPM, APT = "pypi.test.internal", "npm.test.internal", "apt.test.internal"
 DAY = dt.timedelta(days=1)
 PACKAGES = [
@@ -58,13 +60,15 @@ CA_IN_AGENT = "/run/ironcurtain/ca.pem"
 @dataclass(frozen=True)
 class Stack:
     registry: DockerContainer
-    agent: DockerContainer
+    agent: DockerContainer  # confined as in a session: non-root, read-only root, no capabilities
+    root_agent: DockerContainer  # the same image as root, only to show `apt-get install`
     audit_dir: Path
     hashes: dict[str, str]
 
     def sh(self, script: str, user: str = "agent") -> tuple[int, str]:
         """Run `script` in the agent the way a session does (through the image's entrypoint)."""
-        result = self.agent.get_wrapped_container().exec_run(
+        container = self.root_agent if user == "root" else self.agent
+        result = container.get_wrapped_container().exec_run(
             ["/usr/local/bin/ironcurtain-agent-init", "sh", "-c", script],
             user=user,
             environment={"HOME": "/root"} if user == "root" else None,
@@ -143,17 +147,26 @@ def stack(image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory)
             )
             .waiting_for(LogMessageWaitStrategy("listening on").with_startup_timeout(30))
         )
-        agent = DockerContainer(image("agent-base"))
-        for key, value in env.items():
-            agent = agent.with_env(key, value)
-        agent = (
-            agent.with_command("sleep infinity")
-            .with_volume_mapping(str(root / "ca" / ca.CERT_FILE), CA_IN_AGENT, "ro")
-            .with_network(network)
-            .with_kwargs(labels=TEST_LABELS)
-        )
-        with registry, proxy, agent:
-            yield Stack(registry, agent, root / "audit", hashes)
+        (root / "workspace").mkdir()
+        confined = AgentHardening(workspace=str(root / "workspace"), uid=AGENT_UID).run_kwargs()
+
+        def agent_container(**kwargs: object) -> DockerContainer:
+            container = DockerContainer(image("agent-base"))
+            for key, value in env.items():
+                container = container.with_env(key, value)
+            return (
+                container.with_command("sleep infinity")
+                .with_volume_mapping(str(root / "ca" / ca.CERT_FILE), CA_IN_AGENT, "ro")
+                .with_network(network)
+                .with_kwargs(labels=TEST_LABELS, **kwargs)
+            )
+
+        agent = agent_container(**confined)
+        # Installing into the system needs root, which a session's agent never has (it uses
+        # `apt-get download` + `dpkg -x`); this container exists only to show the install path.
+        root_agent = agent_container()
+        with registry, proxy, agent, root_agent:
+            yield Stack(registry, agent, root_agent, root / "audit", hashes)
 
 
 # ---- pip ---------------------------------------------------------------------------------------
@@ -259,8 +272,7 @@ def test_apt_refuses_a_denied_package_and_says_why(stack: Stack) -> None:
 
 
 def test_apt_get_install_as_root_installs_through_the_proxy(stack: Stack) -> None:
-    # Installing into the system needs root: a session's agent is not root (it uses
-    # `apt-get download` + `dpkg -x`), so this one exec runs as root to show the install path.
+    # In the unconfined root container (see the fixture): a session's agent is never root.
     code, out = stack.sh(
         "apt-get update && apt-get install -y ic-hello "
         "&& echo installed: $(cat /usr/share/ic-hello/version)",
@@ -289,3 +301,10 @@ def test_the_inventory_lists_exactly_what_was_served_with_matching_hashes(stack:
     assert {(a["package"], a["sha256"]) for a in audit} >= {
         (str(i["name"]), str(i["sha256"])) for i in items
     }
+
+
+def test_the_agent_container_is_confined_as_in_a_session(stack: Stack) -> None:
+    _code, out = stack.sh("id -u && touch /usr/x 2>&1; cat /proc/self/status | grep CapEff")
+    assert out.splitlines()[0] == str(AGENT_UID)
+    assert "Read-only file system" in out
+    assert "0000000000000000" in out

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
-from ironcurtain.mitm import adopt, registries
+from ironcurtain.cli import main
+from ironcurtain.mitm import adopt, ca, registries
 from ironcurtain.mitm.providers import ConfigError
 from ironcurtain.mitm.registries import Kind, from_url
 
@@ -128,3 +130,12 @@ def test_settings_refuse_unknown_fields_duplicate_registries_and_negative_quaran
     ):
         with pytest.raises(ConfigError):
             registries.parse(doc)
+
+
+def test_ca_init_also_permits_the_registry_hosts_given(tmp_path: Path) -> None:
+    assert main(["ca", "init", "--dir", str(tmp_path / "ca"), "--host", "pypi.test.internal"]) == 0
+    cert = x509.load_pem_x509_certificate((tmp_path / "ca" / ca.CERT_FILE).read_bytes())
+    constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    permitted = {n.value for n in constraints.permitted_subtrees or ()}
+    assert "pypi.test.internal" in permitted
+    assert "api.anthropic.com" in permitted
