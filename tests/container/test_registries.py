@@ -148,12 +148,18 @@ def stack(image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory)
             .waiting_for(LogMessageWaitStrategy("listening on").with_startup_timeout(30))
         )
         (root / "workspace").mkdir()
+        os.chown(root / "workspace", AGENT_UID, AGENT_UID)
         confined = AgentHardening(workspace=str(root / "workspace"), uid=AGENT_UID).run_kwargs()
 
         def agent_container(**kwargs: object) -> DockerContainer:
             container = DockerContainer(image("agent-base"))
             for key, value in env.items():
                 container = container.with_env(key, value)
+            # testcontainers passes tmpfs and volumes itself: hand these over through it.
+            for path, options in dict(kwargs.pop("tmpfs", {})).items():  # type: ignore[call-overload]
+                container = container.with_tmpfs_mount(path, options)
+            for host, mount in dict(kwargs.pop("volumes", {})).items():  # type: ignore[call-overload]
+                container = container.with_volume_mapping(host, mount["bind"], mount["mode"])
             return (
                 container.with_command("sleep infinity")
                 .with_volume_mapping(str(root / "ca" / ca.CERT_FILE), CA_IN_AGENT, "ro")
@@ -174,16 +180,17 @@ def stack(image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def venv(stack: Stack) -> str:
-    code, out = stack.sh("python3 -m venv /tmp/venv")
+    # /tmp and HOME are noexec tmpfs in a session: a venv lives in the workspace.
+    code, out = stack.sh("python3 -m venv /workspace/venv")
     assert code == 0, out
-    return "/tmp/venv/bin/pip"
+    return "/workspace/venv/bin/pip"
 
 
 def test_pip_installs_the_old_enough_version_and_skips_the_quarantined_one(
     stack: Stack, venv: str
 ) -> None:
     code, out = stack.sh(
-        f"{venv} install ic-old && /tmp/venv/bin/python -c "
+        f"{venv} install ic-old && /workspace/venv/bin/python -c "
         "'import ic_old; print(\"version\", ic_old.VERSION)'"
     )
     assert code == 0, out
