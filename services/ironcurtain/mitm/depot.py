@@ -20,7 +20,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import logging
 import ssl
 from collections.abc import Callable
 from urllib.parse import quote, unquote, urlsplit
@@ -36,8 +35,6 @@ from .providers import ConfigError
 from .registries import Kind, Registry
 from .routes import Route, route
 from .settings import Settings
-
-log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 _ACCEPT = {

@@ -320,3 +320,9 @@ def test_a_registry_token_is_added_upstream_and_the_agents_own_is_never_forwarde
     assert TOKEN not in flow.audit_path.read_text()
     flow.request(PYPI, "GET", "/simple/ic-old/", {"authorization": "Bearer agent-chosen-token"})
     assert flow.seen_auth["/simple/ic-old/"] is None  # no token configured for this registry
+
+
+def test_a_request_for_another_registry_inside_a_tunnel_is_refused(flow: Flow) -> None:
+    response, _ = flow.request(PYPI, "GET", "/npm/ic-left", {"Host": NPM})
+    assert response.status == 403
+    assert response.getheader("x-ironcurtain-refused") == "host-header"
