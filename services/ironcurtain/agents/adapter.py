@@ -104,6 +104,11 @@ def proxy_environment(endpoints: Endpoints) -> dict[str, str]:
         "HTTPS_PROXY": endpoints.https_proxy,
         "https_proxy": endpoints.https_proxy,
         "NO_PROXY": "",
+        # Package tools trust the MITM CA (mounted at run time, never baked into the image) and
+        # use the same proxy; the registries themselves come from registries.agent_environment.
+        "PIP_CERT": endpoints.ca_cert,
+        "NPM_CONFIG_CAFILE": endpoints.ca_cert,
+        "IRONCURTAIN_CA_CERT": endpoints.ca_cert,  # agent-init writes apt's config from it
     }
     if endpoints.docker_host:
         env["DOCKER_HOST"] = endpoints.docker_host

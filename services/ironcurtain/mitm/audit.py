@@ -30,6 +30,9 @@ class Entry:
     duration_ms: float = 0.0
     request_id: str = ""
     flag: str = ""
+    package: str = ""  # package registries: name, version and SHA-256 of a served file
+    version: str = ""
+    sha256: str = ""
 
 
 _FIELDS = tuple(f.name for f in fields(Entry))

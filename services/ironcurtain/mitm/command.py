@@ -16,6 +16,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     init = ca_sub.add_parser("init", help="create the CA (key 0600), limited to provider hosts")
     init.add_argument("--dir", type=Path, default=Path("ca"), help="where to write (default: ca/)")
     init.add_argument("--providers", type=Path, help="extra providers file (YAML/JSON)")
+    init.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help="also allow this host (repeatable): the package registries' hosts",
+    )
     init.add_argument("--days", type=int, default=365, help="CA lifetime in days (default 365)")
     init.set_defaults(handler=_ca_init)
 
@@ -24,6 +30,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve = mitm_sub.add_parser("serve", help="run the proxy")
     serve.add_argument("--config", type=Path, required=True, help="settings file (YAML/JSON)")
     serve.set_defaults(handler=_serve)
+    adopted = mitm_sub.add_parser(
+        "registries",
+        help="show the package registries adopted from this host's pip, npm and apt config",
+    )
+    adopted.add_argument(
+        "--config", type=Path, help="YAML with adopt/add/remove (see docs/registries.md)"
+    )
+    adopted.set_defaults(handler=_registries)
     fake = mitm_sub.add_parser("fake-key", help="print a new fake key for a provider")
     fake.add_argument("provider")
     fake.add_argument("--providers", type=Path, help="extra providers file (YAML/JSON)")
@@ -35,7 +49,7 @@ def _ca_init(args: argparse.Namespace) -> int:
 
     try:
         known = providers.load(args.providers)
-        hosts = sorted(h for p in known.values() for h in p.hosts)
+        hosts = sorted({h for p in known.values() for h in p.hosts} | set(args.host))
         cert = ca.init(args.dir, hosts, dt.timedelta(days=args.days))
     except (ca.CAError, providers.ConfigError) as exc:
         print(f"ca: error: {exc}")
@@ -63,4 +77,30 @@ def _fake_key(args: argparse.Namespace) -> int:
         print(f"mitm: unknown provider {args.provider!r}; have {', '.join(sorted(known))}")
         return 2
     print(new_fake_key(known[args.provider].key_prefix))
+    return 0
+
+
+def _registries(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from . import registries
+
+    try:
+        config = yaml.safe_load(args.config.read_text()) if args.config else None
+        chosen = registries.plan(registries.adopt_from_host(), config)
+    except (OSError, yaml.YAMLError, providers.ConfigError) as exc:
+        print(f"mitm: error: {exc}")
+        return 1
+    print(
+        json.dumps(
+            {
+                "registries": {"list": registries.to_config(chosen)},
+                "agent_environment": registries.agent_environment(chosen),
+                "ca_hosts": sorted({r.host for r in chosen}),
+            },
+            indent=2,
+        )
+    )
     return 0

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
-from . import budget, keys, rewrite
+from . import budget, depot, keys, rewrite
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body
@@ -119,6 +119,12 @@ class Proxy:
         self._ids = itertools.count(1)
         self._tuning = settings.tuning
         self._open = 0  # agent connections being served
+        # Package registries (docs/registries.md) are served by depot.py, not as providers.
+        self._depot = (
+            depot.Depot(settings, audit, self._tls_for, depot.read_tokens(settings))
+            if settings.registries.registries
+            else None
+        )
 
     async def start(self, host: str | None = None, port: int | None = None) -> asyncio.Server:
         """Listen (port 0 = any free port; read it from server.sockets)."""
@@ -314,6 +320,9 @@ class Proxy:
     async def _inner(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
     ) -> None:
+        if self._depot is not None and host in self.settings.registries.hosts:
+            await self._depot.serve(reader, writer, host)  # a package registry: depot.py
+            return
         provider = self.settings.provider_for(host)
         assert provider is not None  # _tunnel admitted only allowlisted hosts
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)

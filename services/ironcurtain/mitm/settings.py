@@ -14,6 +14,10 @@ This is the entry point session orchestration uses (see docs/mitm.md):
     limits: {max_body_bytes: 10485760, max_header_bytes: 32768, header_timeout_s: 10}
     upstream:                               # tests and air-gapped mirrors only
       api.anthropic.com: {address: "127.0.0.1:8443", ca_file: /path/test-ca.pem}
+    registries:                             # package registries, see docs/registries.md
+      quarantine_days: 2
+      deny: [some-package]
+      list: [{name: pip, kind: pypi, url: "https://pypi.example.internal/simple"}]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import yaml
 
 from . import providers as providers_mod
+from . import registries as registries_mod
 from .budget import Limits
 from .keys import same
 from .providers import Auth, ConfigError, Provider
@@ -70,6 +75,9 @@ class Settings:
     tuning: Tuning = field(default_factory=Tuning)
     upstream: Mapping[str, Override] = field(default_factory=dict)
     extra_ca_file: Path | None = None  # trusted for all upstreams besides the system CAs
+    registries: registries_mod.RegistrySettings = field(
+        default_factory=registries_mod.RegistrySettings
+    )  # package registries (docs/registries.md), served by depot.py
 
     def provider_for(self, host: str) -> Provider | None:
         for provider in self.providers.values():
@@ -79,7 +87,8 @@ class Settings:
 
     @property
     def hosts(self) -> frozenset[str]:
-        return frozenset(h for p in self.providers.values() for h in p.hosts)
+        providers = frozenset(h for p in self.providers.values() for h in p.hosts)
+        return providers | self.registries.hosts
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -138,6 +147,11 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
             ca_file = entry.get("ca_file")
             upstream[str(host)] = Override(addr, port, path(ca_file) if ca_file else None)
         extra_ca = doc.get("extra_ca_file")
+        registries = registries_mod.parse(doc.get("registries"), base)
+        clash = registries.hosts & {h for p in enabled.values() for h in p.hosts}
+        if clash:
+            names = ", ".join(sorted(clash))
+            raise ConfigError(f"registries: host(s) {names} belong to a provider")
         return Settings(
             session=str(doc.get("session") or "default"),
             ca_dir=path(doc["ca_dir"]),
@@ -151,6 +165,7 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
             tuning=tuning,
             upstream=upstream,
             extra_ca_file=path(extra_ca) if extra_ca else None,
+            registries=registries,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):

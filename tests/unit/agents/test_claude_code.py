@@ -108,3 +108,12 @@ def test_registry_knows_claude_code_and_refuses_unknown_agents() -> None:
     assert adapter_for("claude-code").image == "agent-claude-code"
     with pytest.raises(ValueError, match="unknown agent 'gpt-agent'"):
         adapter_for("gpt-agent")
+
+
+@pytest.mark.parametrize("agent", ["claude-code", "codex"])
+def test_package_tools_trust_the_ca_mounted_at_run_time(agent: str) -> None:
+    adapter = adapter_for(agent)
+    keys = {p: "sk-FAKE" for p in adapter.providers}
+    env = adapter.environment(ENDPOINTS, keys)
+    for name in ("PIP_CERT", "NPM_CONFIG_CAFILE", "IRONCURTAIN_CA_CERT"):
+        assert env[name] == "/run/ironcurtain/ca.pem"
