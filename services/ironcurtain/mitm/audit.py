@@ -33,6 +33,8 @@ class Entry:
 
 
 _FIELDS = tuple(f.name for f in fields(Entry))
+# One encoder for every line: json.dumps with options builds a new encoder on each call.
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Audit:
@@ -53,7 +55,7 @@ class Audit:
             value = getattr(entry, name)
             if value or name == "decision":
                 record[name] = value
-        self._stream.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._stream.write(_ENCODE(record) + "\n")
         self._stream.flush()
 
     def close(self) -> None:
