@@ -30,7 +30,7 @@ _RECORD = 16384  # the largest TLS record's plaintext: a shorter read means the 
 _LOW_WATER = 16384  # drain() returns once no more than this is waiting to be sent
 _HIGH_WATER = 65536
 _CLOSE_FLUSH_S = 30.0  # how long a closing stream may wait to send what is still queued
-_LINGER_S = 30.0  # how long a closed TLS server stream reads on until the peer closes (asyncio: 30)
+_LINGER_S = 10.0  # how long a closed TLS server stream reads on, waiting for the peer to close
 _ACCEPT_PAUSE_S = 1.0  # out of file descriptors: stop accepting for this long (as asyncio does)
 _ACCEPT_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -57,6 +57,7 @@ class Stream:
         self._unsent_size = 0
         self._drainer: asyncio.Future[None] | None = None
         self._closing = False
+        self._tls = False  # a TLS session is established
         self._gone = False  # the socket is closed (by us or because the peer went away)
         self._closed_waiters: list[asyncio.Future[None]] = []
         self._close_timer: asyncio.TimerHandle | None = None
@@ -232,6 +233,7 @@ class Stream:
                     await self._ready(self._loop.add_reader, self._loop.remove_reader)
                 except ssl.SSLWantWriteError:
                     await self._ready(self._loop.add_writer, self._loop.remove_writer)
+        self._tls = True
         self._resume_reading()
 
     async def _ready(self, add: Callable[..., object], remove: Callable[[int], object]) -> None:
@@ -280,6 +282,9 @@ class Stream:
             self._unsent_size = 0
         if not isinstance(self._sock, ssl.SSLSocket):
             self._lost(None)
+            return
+        if not self._tls:
+            self._lost(None)  # no session (the handshake failed): nothing to end politely
             return
         with contextlib.suppress(OSError, ValueError):
             self._sock.unwrap()  # non-blocking: sends close_notify, not waiting for the peer's
