@@ -1,4 +1,4 @@
-"""The proxy's only I/O module: asyncio sockets, TLS, and h11 for every byte of HTTP framing.
+"""The proxy's I/O: connections (`stream.Stream`, TLS by OpenSSL on the socket), h11 framing.
 
 Per connection: CONNECT head -> host/port checks -> `200` -> TLS with a leaf for that host (SNI
 must match) -> a keep-alive loop of inner requests, each checked (Host, path, endpoint, key,
