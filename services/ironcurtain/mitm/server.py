@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
@@ -505,11 +506,10 @@ class Proxy:
                 415, "encoding", "compressed request bodies are refused (they cannot be checked)"
             )
         try:
-            target = normalise(request.target)
+            target, key_in_query = _parse_target(request.target)
         except PathError as exc:
             raise Refusal(400, "path", f"request path refused: {exc}") from None
-        query = request.target.partition(b"?")[2].decode("ascii", "replace")
-        if any(k.lower() in _KEY_QUERY_NAMES for k, _ in parse_qsl(query, keep_blank_values=True)):
+        if key_in_query:
             raise Refusal(403, "key", "credentials in the query string are refused")
         for name, value in headers:
             if name == b"content-length" and int(value) > self._tuning.max_body_bytes:
@@ -800,6 +800,19 @@ class Proxy:
             )
         )
         return ok
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_target(raw: bytes) -> tuple[Target, bool]:
+    """The normalised target, and whether its query names a credential.
+
+    Pure, so cached: an agent sends the same few targets again and again. A PathError is
+    raised again each time (lru_cache keeps only results).
+    """
+    target = normalise(raw)
+    query = raw.partition(b"?")[2].decode("ascii", "replace")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return target, any(k.lower() in _KEY_QUERY_NAMES for k, _ in pairs)
 
 
 def _is_ip(host: str) -> bool:
