@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from .providers import Price
 from .usage import Usage
@@ -48,14 +48,19 @@ def cost(usage: Usage, price: Price) -> float:
     return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000
 
 
+# Built directly, not with dataclasses.replace: these run on every request, and replace()
+# introspects the fields each time.
 def count_request(totals: Totals) -> Totals:
-    return replace(totals, requests=totals.requests + 1)
+    t = totals
+    return Totals(t.started, t.requests + 1, t.input_tokens, t.output_tokens, t.cost_usd)
 
 
 def add_usage(totals: Totals, usage: Usage, price: Price) -> Totals:
-    return replace(
-        totals,
-        input_tokens=totals.input_tokens + usage.input_tokens,
-        output_tokens=totals.output_tokens + usage.output_tokens,
-        cost_usd=totals.cost_usd + cost(usage, price),
+    t = totals
+    return Totals(
+        t.started,
+        t.requests,
+        t.input_tokens + usage.input_tokens,
+        t.output_tokens + usage.output_tokens,
+        t.cost_usd + cost(usage, price),
     )

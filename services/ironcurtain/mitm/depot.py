@@ -35,6 +35,7 @@ from .providers import ConfigError
 from .registries import Kind, Registry
 from .routes import Route, route
 from .settings import Settings
+from .stream import Stream
 
 READ_SIZE = 65536
 _ACCEPT = {
@@ -94,9 +95,7 @@ class Depot:
 
     # ---- the connection loop -----------------------------------------------------------------
 
-    async def serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
-    ) -> None:
+    async def serve(self, reader: Stream, writer: Stream, host: str) -> None:
         tuning = self._settings.tuning
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=tuning.max_header_bytes)
         while True:
@@ -116,9 +115,7 @@ class Depot:
                 return
             conn.start_next_cycle()
 
-    async def _next(
-        self, conn: h11.Connection, reader: asyncio.StreamReader
-    ) -> h11.Event | type[h11.NEED_DATA]:
+    async def _next(self, conn: h11.Connection, reader: Stream) -> h11.Event | type[h11.NEED_DATA]:
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
@@ -127,8 +124,8 @@ class Depot:
 
     async def _request(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         conn: h11.Connection,
         host: str,
         request: h11.Request,
@@ -170,7 +167,7 @@ class Depot:
                 return registry
         raise Refusal(403, "registry-path", f"{target} is not under a configured registry")
 
-    async def _drain_body(self, reader: asyncio.StreamReader, conn: h11.Connection) -> None:
+    async def _drain_body(self, reader: Stream, conn: h11.Connection) -> None:
         """GET/HEAD carry no body; one that does is refused rather than read."""
         async with asyncio.timeout(self._settings.tuning.body_timeout_s):
             event = await self._next(conn, reader)
@@ -181,7 +178,7 @@ class Depot:
 
     def _send(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         status: int,
         headers: list[tuple[bytes, bytes]],
@@ -199,7 +196,7 @@ class Depot:
 
     def _refuse(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         host: str,
         registry: Registry | None,
@@ -279,7 +276,7 @@ class Depot:
 
     async def _index(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         registry: Registry,
         request: h11.Request,
@@ -365,7 +362,7 @@ class Depot:
 
     async def _apt_index(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         registry: Registry,
         request: h11.Request,
@@ -401,7 +398,7 @@ class Depot:
 
     async def _file(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         registry: Registry,
         request: h11.Request,

@@ -1,4 +1,4 @@
-"""The proxy's only I/O module: asyncio sockets, TLS, and h11 for every byte of HTTP framing.
+"""The proxy's I/O: connections (`stream.Stream`, TLS by OpenSSL on the socket), h11 framing.
 
 Per connection: CONNECT head -> host/port checks -> `200` -> TLS with a leaf for that host (SNI
 must match) -> a keep-alive loop of inner requests, each checked (Host, path, endpoint, key,
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import itertools
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -26,8 +28,9 @@ from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body
 from .paths import PathError, Target, first_match, normalise
-from .providers import Auth, Provider
+from .providers import Auth, ConfigError, Provider
 from .settings import Settings
+from .stream import Listener, Stream, connect, listen
 from .tls import Leaves
 from .usage import Meter
 
@@ -44,6 +47,7 @@ _CREDENTIAL_HEADERS = frozenset(
     b"authorization x-api-key x-goog-api-key api-key proxy-authorization".split()
 )
 _KEY_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "access_token", "token"})
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, controls, CR or LF
 _DROP_RESPONSE = frozenset(
     b"connection keep-alive proxy-connection transfer-encoding upgrade trailer".split()
 )
@@ -52,7 +56,7 @@ _DROP_RESPONSE = frozenset(
 class _Watch:
     """Notices the agent hanging up (one per connection): cancels a response that is streaming."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: Stream) -> None:
         self.task = asyncio.current_task()
         self.streaming = False
         self.gone = False
@@ -73,8 +77,8 @@ class _Watch:
 
 @dataclass(slots=True)
 class _Upstream:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    reader: Stream
+    writer: Stream
     conn: h11.Connection
     reused: bool = False
 
@@ -110,6 +114,10 @@ class Proxy:
     ) -> None:
         self.settings = settings
         self._leaves = Leaves(authority)
+        for name, key in real_keys.items():
+            # Real keys go into request headers unvalidated by h11 (see _send_upstream).
+            if not _HEADER_TOKEN.fullmatch(key):
+                raise ConfigError(f"real key for {name}: not a header-safe token (visible ASCII)")
         self._real_keys = real_keys
         self._audit = audit
         self._clock = clock
@@ -126,9 +134,9 @@ class Proxy:
             else None
         )
 
-    async def start(self, host: str | None = None, port: int | None = None) -> asyncio.Server:
+    async def start(self, host: str | None = None, port: int | None = None) -> Listener:
         """Listen (port 0 = any free port; read it from server.sockets)."""
-        return await asyncio.start_server(
+        return await listen(
             self._handle,
             host if host is not None else self.settings.listen_host,
             self.settings.listen_port if port is None else port,
@@ -148,7 +156,7 @@ class Proxy:
 
     # ---- the CONNECT phase ------------------------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, reader: Stream, writer: Stream) -> None:
         self._open += 1
         try:
             host = await self._tunnel(reader, writer)
@@ -165,7 +173,7 @@ class Proxy:
             writer.close()
 
     async def _read_event(
-        self, conn: h11.Connection, reader: asyncio.StreamReader
+        self, conn: h11.Connection, reader: Stream
     ) -> h11.Event | type[h11.NEED_DATA]:
         while True:
             event = conn.next_event()
@@ -173,16 +181,16 @@ class Proxy:
                 return event
             conn.receive_data(await reader.read(READ_SIZE))
 
-    async def _read_head(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, idle: float
-    ) -> h11.Event:
+    async def _read_head(self, conn: h11.Connection, reader: Stream, idle: float) -> h11.Event:
         """Wait up to `idle` for a request to begin, then `header_timeout` for its whole head."""
         event = conn.next_event()
         if event is h11.NEED_DATA:
             async with asyncio.timeout(idle):
                 conn.receive_data(await reader.read(READ_SIZE))
-            async with asyncio.timeout(self._tuning.header_timeout_s):
-                event = await self._read_event(conn, reader)
+            event = conn.next_event()
+            if event is h11.NEED_DATA:  # the head came in pieces: it has header_timeout_s
+                async with asyncio.timeout(self._tuning.header_timeout_s):
+                    event = await self._read_event(conn, reader)
         if isinstance(event, h11.Request):
             # h11 bounds only an incomplete head; a complete one that arrived at once is
             # measured here.
@@ -193,7 +201,7 @@ class Proxy:
 
     def _refuse_connect(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         host: str,
         status: int,
@@ -217,9 +225,7 @@ class Proxy:
                 conn.send(response) + conn.send(h11.Data(data)) + conn.send(h11.EndOfMessage())
             )
 
-    async def _tunnel(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str | None:
+    async def _tunnel(self, reader: Stream, writer: Stream) -> str | None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)
         try:
             event = await self._read_head(conn, reader, self._tuning.header_timeout_s)
@@ -317,9 +323,7 @@ class Proxy:
 
     # ---- requests inside the tunnel ---------------------------------------------------------
 
-    async def _inner(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
-    ) -> None:
+    async def _inner(self, reader: Stream, writer: Stream, host: str) -> None:
         if self._depot is not None and host in self.settings.registries.hosts:
             await self._depot.serve(reader, writer, host)  # a package registry: depot.py
             return
@@ -334,8 +338,8 @@ class Proxy:
 
     async def _serve(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         conn: h11.Connection,
         provider: Provider,
         host: str,
@@ -368,7 +372,7 @@ class Proxy:
 
     def _write_refusal(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         provider: Provider,
         host: str,
@@ -412,8 +416,8 @@ class Proxy:
 
     async def _request(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: Stream,
+        writer: Stream,
         conn: h11.Connection,
         provider: Provider,
         host: str,
@@ -494,7 +498,7 @@ class Proxy:
         )
 
     def _check_head(self, request: h11.Request, host: str) -> Target:
-        headers = request.headers
+        headers = list(request.headers)  # iterating h11's Headers costs a Python call per item
         names = [name for name, _ in headers]
         if b"transfer-encoding" in names and b"content-length" in names:
             raise Refusal(400, "smuggling", "both Transfer-Encoding and Content-Length are set")
@@ -511,11 +515,10 @@ class Proxy:
                 415, "encoding", "compressed request bodies are refused (they cannot be checked)"
             )
         try:
-            target = normalise(request.target)
+            target, key_in_query = _parse_target(request.target)
         except PathError as exc:
             raise Refusal(400, "path", f"request path refused: {exc}") from None
-        query = request.target.partition(b"?")[2].decode("ascii", "replace")
-        if any(k.lower() in _KEY_QUERY_NAMES for k, _ in parse_qsl(query, keep_blank_values=True)):
+        if key_in_query:
             raise Refusal(403, "key", "credentials in the query string are refused")
         for name, value in headers:
             if name == b"content-length" and int(value) > self._tuning.max_body_bytes:
@@ -548,27 +551,30 @@ class Proxy:
                 raise Refusal(verdict.status, "key", verdict.reason, flag)
         return self._real_keys[provider.name]
 
-    async def _read_body(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: h11.Connection
-    ) -> bytes:
+    async def _read_body(self, reader: Stream, writer: Stream, conn: h11.Connection) -> bytes:
         if conn.they_are_waiting_for_100_continue:
             writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         chunks: list[bytes] = []
         size = 0
         limit = self._tuning.max_body_bytes
+        # One deadline for the whole body; a timer is armed only while waiting for bytes (a small
+        # body usually arrives with the head).
+        deadline = asyncio.get_running_loop().time() + self._tuning.body_timeout_s
         try:
-            async with asyncio.timeout(self._tuning.body_timeout_s):
-                while True:
-                    event = await self._read_event(conn, reader)
-                    if isinstance(event, h11.Data):
-                        size += len(event.data)
-                        if size > limit:
-                            raise Refusal(413, "size", f"request body over {limit} bytes")
-                        chunks.append(event.data)
-                    elif isinstance(event, h11.EndOfMessage):
-                        return b"".join(chunks)
-                    else:
-                        raise Refusal(400, "http", "request body ended early")
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    async with asyncio.timeout_at(deadline):
+                        event = await self._read_event(conn, reader)
+                if isinstance(event, h11.Data):
+                    size += len(event.data)
+                    if size > limit:
+                        raise Refusal(413, "size", f"request body over {limit} bytes")
+                    chunks.append(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return b"".join(chunks)
+                else:
+                    raise Refusal(400, "http", "request body ended early")
         except TimeoutError:
             raise Refusal(408, "timeout", "request body not received in time") from None
         except h11.RemoteProtocolError as exc:
@@ -599,10 +605,8 @@ class Proxy:
         override = self.settings.upstream.get(host)
         address, port = (override.host, override.port) if override else (host, 443)
         async with asyncio.timeout(self._tuning.connect_timeout_s):
-            reader, writer = await asyncio.open_connection(
-                address, port, ssl=self._tls_for(host), server_hostname=host, limit=READ_SIZE
-            )
-        return _Upstream(reader, writer, h11.Connection(h11.CLIENT))
+            stream = await connect(address, port, self._tls_for(host), host, limit=READ_SIZE)
+        return _Upstream(stream, stream, h11.Connection(h11.CLIENT))
 
     def _release(self, host: str, upstream: _Upstream) -> None:
         conn = upstream.conn
@@ -644,7 +648,15 @@ class Proxy:
             try:
                 upstream.writer.write(
                     conn.send(
-                        h11.Request(method=request.method, target=request.target, headers=headers)
+                        # Every part was validated already (h11 parsed the agent's request;
+                        # our own headers and the real keys were checked at start), so h11's
+                        # per-header validation is skipped here: it was a hot spot.
+                        h11.Request(
+                            method=request.method,
+                            target=request.target,
+                            headers=headers,
+                            _parsed=True,
+                        )
                     )
                     + conn.send(h11.Data(data))
                     + conn.send(h11.EndOfMessage())
@@ -667,7 +679,7 @@ class Proxy:
 
     async def _forward(
         self,
-        writer: asyncio.StreamWriter,
+        writer: Stream,
         conn: h11.Connection,
         provider: Provider,
         host: str,
@@ -725,7 +737,10 @@ class Proxy:
         out = [
             conn.send(
                 h11.Response(
-                    status_code=response.status_code, headers=out_headers, reason=response.reason
+                    status_code=response.status_code,
+                    headers=out_headers,
+                    reason=response.reason,
+                    _parsed=True,  # the vendor's head, validated by h11 when it was parsed
                 )
             )
         ]
@@ -794,6 +809,19 @@ class Proxy:
             )
         )
         return ok
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_target(raw: bytes) -> tuple[Target, bool]:
+    """The normalised target, and whether its query names a credential.
+
+    Pure, so cached: an agent sends the same few targets again and again. A PathError is
+    raised again each time (lru_cache keeps only results).
+    """
+    target = normalise(raw)
+    query = raw.partition(b"?")[2].decode("ascii", "replace")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return target, any(k.lower() in _KEY_QUERY_NAMES for k, _ in pairs)
 
 
 def _is_ip(host: str) -> bool:

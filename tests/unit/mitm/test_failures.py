@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from collections.abc import Iterator
@@ -10,6 +11,11 @@ from pathlib import Path
 import anthropic
 import httpx2
 import pytest
+
+from ironcurtain.mitm import ca
+from ironcurtain.mitm.audit import Audit
+from ironcurtain.mitm.providers import ConfigError
+from ironcurtain.mitm.server import Proxy
 
 from .harness import Stack, connect, post, raw, read_reply, start, tunnel
 
@@ -134,5 +140,20 @@ def test_connections_past_the_limit_are_refused(tmp_path: Path) -> None:
             assert read_reply(again, b"POST").status == 200
         for sock in held:
             sock.close()
+    finally:
+        stack.close()
+
+
+@pytest.mark.parametrize("real", ["sk-ant-real\r\nx-evil: 1", "sk-ant real", "sk-ant-\x00"])
+def test_a_real_key_that_is_not_a_header_safe_token_stops_the_proxy_starting(
+    tmp_path: Path, real: str
+) -> None:
+    # Real keys reach the vendor's request head without h11's validation (it runs once, on
+    # parsed input), so a key that could inject a header must be refused before listening.
+    stack = start(tmp_path)
+    try:
+        authority = ca.load(stack.dir / "ca")
+        with pytest.raises(ConfigError, match="header-safe"):
+            Proxy(stack.proxy.settings, authority, {"anthropic": real}, Audit(io.StringIO()))
     finally:
         stack.close()
