@@ -20,8 +20,9 @@ async def running(settings: Settings, port: int | None = None) -> AsyncIterator[
 
     Fails before listening if the CA is missing or unsafe or a real key file is unreadable.
     """
-    # asyncio's TLS transport keeps a 256 KiB read buffer per connection; TLS records are at most
-    # 16 KiB, so 32 KiB serves as well and lets thousands of streams (two TLS legs each) fit.
+    # asyncio's TLS transport (used by the registries' upstream fetches; agent and provider legs
+    # run on stream.py) keeps a 256 KiB read buffer per connection; TLS records are at most
+    # 16 KiB, so 32 KiB serves as well.
     asyncio.sslproto.SSLProtocol.max_size = settings.tuning.tls_buffer_bytes
     authority = ca.load(settings.ca_dir)
     real_keys = read_real_keys(settings)
