@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
 
 import anyio
-import httpx
 from mcp import Client
 
 SERVER = "filesystem"
@@ -25,35 +27,48 @@ def say(**event: Any) -> None:
 
 
 def llm_call(task: str) -> bool:
-    proxy = os.environ["HTTPS_PROXY"]
+    """POST /v1/messages through HTTPS_PROXY (urllib tunnels with CONNECT), trusting our CA."""
     body = {
         "model": "claude-sonnet-4-5",
         "max_tokens": 64,
         "messages": [{"role": "user", "content": task}],
     }
-    headers = {
-        "x-api-key": os.environ["IRONCURTAIN_ANTHROPIC_FAKE_KEY"],
-        "anthropic-version": "2023-06-01",
-    }
-    with httpx.Client(proxy=proxy, verify=os.environ["IRONCURTAIN_CA_CERT"], timeout=30) as client:
-        try:
-            answer = client.post(
-                "https://api.anthropic.com/v1/messages", json=body, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            say(step="llm", status=0, text=f"failed: {exc}")
-            return False
-    text = ""
-    if answer.headers.get("content-type", "").startswith("application/json"):
-        content = answer.json().get("content") or [{}]
-        text = str(content[0].get("text", "")) if isinstance(content, list) else ""
+    request = urllib.request.Request(
+        "https://api.anthropic.com/v1/messages",
+        data=json.dumps(body).encode(),
+        headers={
+            "x-api-key": os.environ["IRONCURTAIN_ANTHROPIC_FAKE_KEY"],
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+        },
+        method="POST",
+    )
+    tls = ssl.create_default_context(cafile=os.environ["IRONCURTAIN_CA_CERT"])
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"https": os.environ["HTTPS_PROXY"]}),
+        urllib.request.HTTPSHandler(context=tls),
+    )
+    try:
+        with opener.open(request, timeout=30) as answer:
+            status, headers, raw = answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as exc:
+        status, headers, raw = exc.code, exc.headers, exc.read()
+    except OSError as exc:
+        say(step="llm", status=0, text=f"failed: {exc}")
+        return False
+    text = raw.decode("utf-8", "replace")[:200]
+    try:
+        content = json.loads(raw).get("content") or [{}]
+        text = str(content[0].get("text", text))
+    except (ValueError, AttributeError, IndexError, TypeError):
+        pass
     say(
         step="llm",
-        status=answer.status_code,
-        text=text or answer.text[:200],
-        vendor_key_sha256=answer.headers.get("x-fake-key-sha256", ""),
+        status=status,
+        text=text,
+        vendor_key_sha256=headers.get("x-fake-key-sha256", ""),
     )
-    return answer.status_code == 200
+    return status == 200
 
 
 CALLS = (

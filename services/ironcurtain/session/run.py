@@ -252,6 +252,7 @@ class Session:
             self.outcome = "ok" if code == 0 else f"agent exited with {code}"
             return EXIT_OK if code == 0 else EXIT_AGENT_FAILED
         self.outcome = "running"
+        self.agent_started_at = time.time()
         stop = threading.Event()
         notices = threading.Thread(target=self._follow_notices, args=(stop,), daemon=True)
         notices.start()
@@ -308,7 +309,7 @@ class Session:
             outcome=self.outcome,
             duration_s=round(time.monotonic() - self.started, 3),
             tools=summary.tool_counts(summary.json_lines(texts["mcp"])),
-            llm=summary.llm_counts(summary.json_lines(texts["mitm"])),
+            llm=summary.llm_counts(summary.json_lines(texts["mitm"]), self.agent_started_at),
             audit={k: str(p) for k, p in audit.items() if p.exists()},
             answer=self.answer,
         )
@@ -323,6 +324,7 @@ class Session:
 
     _died: str | None = None
     _created = False
+    agent_started_at = 0.0
     teardown_s = 0.0
 
     def _ensure_images(self) -> None:

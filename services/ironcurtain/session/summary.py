@@ -93,11 +93,16 @@ def tool_counts(entries: Iterable[Mapping[str, Any]]) -> ToolCounts:
     )
 
 
-def llm_counts(entries: Iterable[Mapping[str, Any]]) -> LlmCounts:
-    """From the MITM's audit: `allow` requests, refusals, and usage on `response` lines."""
+def llm_counts(entries: Iterable[Mapping[str, Any]], since: float = 0.0) -> LlmCounts:
+    """From the MITM's audit: `allow` requests, refusals, and usage on `response` lines.
+
+    `since` (epoch seconds) leaves out the start-up check's own probe of the door.
+    """
     requests = refused = tokens_in = tokens_out = 0
     cost = 0.0
     for entry in entries:
+        if float(entry.get("time") or 0.0) < since:
+            continue
         decision = entry.get("decision")
         if entry.get("event") == "request" and decision == "allow":
             requests += 1
