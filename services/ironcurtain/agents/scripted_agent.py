@@ -93,6 +93,9 @@ async def tool_calls() -> bool:
 
 def main(argv: list[str]) -> int:
     task = " ".join(argv) or "say hello"
+    if task.startswith("crash"):  # for tests: an agent that dies at once
+        say(step="error", text="crashing on purpose")
+        return 3
     llm_ok = llm_call(task)
     try:
         mcp_ok = anyio.run(tool_calls)

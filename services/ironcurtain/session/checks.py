@@ -121,6 +121,7 @@ class Canary:
         self._sock.settimeout(0.2)
         self.port = self._sock.getsockname()[1]
         self.hits: list[str] = []
+        self.hit = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True, name="canary")
         self._thread.start()
@@ -134,6 +135,7 @@ class Canary:
             except OSError:
                 return
             self.hits.append(f"{peer[0]}:{peer[1]}")
+            self.hit.set()
             conn.close()
 
     def close(self) -> None:
