@@ -206,7 +206,7 @@ class Session:
         self.compose = Compose(
             self.name.project,
             files=(self.repo / "compose.yaml", *self.options.compose_files),
-            env={**self.plan.compose_env(), "COMPOSE_PROJECT_NAME": self.name.project},
+            env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
 
