@@ -143,7 +143,8 @@ def test_the_agent_cannot_reach_a_host_service_via_any_gateway(running: Running)
 # -- MITM ----------------------------------------------------------------------------------
 
 CURL = (
-    "curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 --proxy {proxy} --cacert " + CA
+    "curl -s -o /dev/null -w '%{{http_connect}} %{{http_code}}' --max-time 10 --proxy {proxy}"
+    " --cacert " + CA
     + " -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' {key} {data} {url};"
     " echo"
 )  # fmt: skip
@@ -166,22 +167,22 @@ def curl(
 
 
 def test_control_the_fake_key_reaches_the_vendor_through_the_mitm(running: Running) -> None:
-    assert curl(running).endswith("200")
+    assert curl(running) == "200 200"
 
 
 @pytest.mark.parametrize(
     ("case", "kwargs", "status"),
     [
-        ("host off the allowlist", {"url": "https://example.com/"}, "000"),
-        ("IP literal", {"url": "https://127.0.0.1/v1/messages"}, "000"),
-        ("forbidden path", {"url": "https://api.anthropic.com/v1/files"}, "403"),
-        ("no key", {"key": ""}, "401"),
-        ("wrong key", {"key": "sk-ant-api03-not-ours"}, "401"),
-        ("the real key", {"key": REAL_KEY}, "401"),
+        ("host off the allowlist", {"url": "https://example.com/"}, "403 000"),
+        ("IP literal", {"url": "https://127.0.0.1/v1/messages"}, "403 000"),
+        ("forbidden path", {"url": "https://api.anthropic.com/v1/files"}, "200 403"),
+        ("no key", {"key": ""}, "200 401"),
+        ("wrong key", {"key": "sk-ant-api03-not-ours"}, "200 401"),
+        ("the real key", {"key": REAL_KEY}, "200 401"),
     ],
 )
 def test_the_mitm_refuses(running: Running, case: str, kwargs: dict[str, str], status: str) -> None:
-    assert curl(running, **kwargs).endswith(status), case
+    assert curl(running, **kwargs) == status, case
 
 
 RELAY = r"""
@@ -203,8 +204,8 @@ def test_a_relay_in_the_agent_reaches_only_what_the_mitm_allows(running: Running
     relay = "http://127.0.0.1:9000"
     script = "for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:9000 && break; done"
     running.agent_sh(script)  # until the relay accepts (bounded)
-    assert curl(running, proxy=relay).endswith("200")  # control
-    assert curl(running, proxy=relay, url="https://example.com/").endswith("000")
+    assert curl(running, proxy=relay) == "200 200"  # control
+    assert curl(running, proxy=relay, url="https://example.com/") == "403 000"
 
 
 # -- Docker socket proxy --------------------------------------------------------------------

@@ -60,15 +60,15 @@ def test_a_scripted_session_calls_the_llm_and_its_tools_and_leaves_only_its_reco
         "--agent", "scripted", "--task", "say hello", "--workspace", str(workspace),
         "--session-id", session_id, "--escalation-timeout", "120",
     )  # fmt: skip
-    proc = popen(session_env, *args)
     output, approved = [], None
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the session's own output drives the test: no polling
-        output.append(line)
-        found = NOTICE.search(line)
-        if found and approved is None:
-            approved = approve(session_env, found.group(1))
-    code = proc.wait(timeout=60)
+    with popen(session_env, *args) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the session's own output drives the test: no polling
+            output.append(line)
+            found = NOTICE.search(line)
+            if found and approved is None:
+                approved = approve(session_env, found.group(1))
+        code = proc.wait(timeout=60)
     text = "".join(output)
     assert code == 0, text
     assert approved is not None, text
