@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import secrets
+import signal
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -184,3 +186,45 @@ def test_a_missing_real_key_refuses_with_how_to_store_one(
     )
     assert done.returncode == 2
     assert "ironcurtain keys set anthropic" in done.stdout
+
+
+def _hold_until_escalated(env: Env, session_id: str, workspace: Path) -> subprocess.Popen[str]:
+    """A running session whose agent waits on its escalation (nobody approves)."""
+    args = env.run_args(
+        "--agent", "scripted", "--task", "say hello", "--workspace", str(workspace),
+        "--session-id", session_id, "--escalation-timeout", "120",
+    )  # fmt: skip
+    proc = popen(env, *args)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if NOTICE.search(line):
+            return proc
+    proc.wait()
+    raise AssertionError("the session ended before its escalation")
+
+
+def test_sigterm_mid_session_tears_everything_down(
+    session_env: Env, workspace: Path, docker_client: docker.DockerClient
+) -> None:
+    session_id = secrets.token_hex(4)
+    with _hold_until_escalated(session_env, session_id, workspace) as proc:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read() if proc.stdout else ""
+        code = proc.wait(timeout=90)
+    assert code == 130, rest
+    assert "interrupted" in rest
+    assert_nothing_left(session_env, docker_client, session_id)
+
+
+def test_a_door_that_dies_mid_session_ends_it_and_leaves_nothing(
+    session_env: Env, workspace: Path, docker_client: docker.DockerClient
+) -> None:
+    session_id = secrets.token_hex(4)
+    project = session_name(REPO_ROOT, session_id).project
+    with _hold_until_escalated(session_env, session_id, workspace) as proc:
+        docker_client.containers.get(f"{project}-mitm-proxy-1").kill()
+        rest = proc.stdout.read() if proc.stdout else ""
+        code = proc.wait(timeout=90)
+    assert code == 1, rest
+    assert "mitm-proxy stopped while the agent was running" in rest
+    assert_nothing_left(session_env, docker_client, session_id)
