@@ -44,11 +44,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
     from dataclasses import replace
 
     from .plan import parse_upstream
     from .run import EXIT_REFUSED, Options, run_session
 
+    if args.task is None and not sys.stdin.isatty():
+        print("run: refused: interactive mode needs a terminal; give a task (make up TASK=...)")
+        return EXIT_REFUSED
     try:
         upstreams = tuple(
             replace(parse_upstream(text), ca_file=args.upstream_ca) for text in args.upstream
