@@ -116,7 +116,7 @@ def _down(args: argparse.Namespace) -> int:
     name = matches[0]
     try:
         # No compose file: compose acts on the project's labels (cwd without a compose.yaml).
-        Compose(name.project, cwd=state_dir()).down()
+        Compose(name.project, cwd=Path("/")).down()
     except ComposeError as exc:
         print(f"down: {exc}")
         return 1

@@ -63,8 +63,11 @@ class SessionLayout:
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        # Explicit modes: containers (other uids) enter these, whatever the process umask is.
+        self.root.chmod(0o755)
         for folder in (self.agent, self.audit, self.mitm):
             folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)
         self.secrets.mkdir(mode=0o700, exist_ok=True)
         self.secrets.chmod(0o700)
 

@@ -490,7 +490,10 @@ class Session:
 
 
 def _write_public(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A file every container user may read (modes set explicitly: the umask is process-wide)."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o755)
     path.write_text(text)
     path.chmod(0o644)
 
