@@ -46,13 +46,13 @@ def _stop(session: Session) -> float:
     return time.perf_counter() - began
 
 
-def _one(environ: dict[str, str], workspace: Path) -> tuple[float, float]:
+def _one(environ: dict[str, str], workspace: Path) -> tuple[float, float, dict[str, float]]:
     session = _session(environ, workspace)
     try:
         start = _start(session)
     finally:
         stop = _stop(session)
-    return start, stop
+    return start, stop, dict(session.timings)
 
 
 def _concurrent(environ: dict[str, str], workspace: Path) -> tuple[list[float], list[float]]:
@@ -117,9 +117,14 @@ def run() -> dict[str, float | int | str]:
             starts, stops = _concurrent(environ, workspace)
         finally:
             _cli(environ, "shared", "down")
-    start_s = statistics.median(s for s, _ in singles)
-    stop_s = statistics.median(t for _, t in singles)
+    start_s = statistics.median(s for s, _, _ in singles)
+    stop_s = statistics.median(t for _, t, _ in singles)
+    phases = {
+        f"start_{phase}_s": round(statistics.median(p[phase] for _, _, p in singles), 2)
+        for phase in ("prepare", "up", "check")
+    }
     return {
+        **phases,
         "rounds": ROUNDS,
         "start_s": round(start_s, 2),
         "teardown_s": round(stop_s, 2),

@@ -117,6 +117,7 @@ class Session:
         self.outcome = "not started"
         self.answer: str | None = None
         self.lines: list[str] = []
+        self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -147,6 +148,13 @@ class Session:
         return code
 
     def prepare(self) -> None:
+        began = time.monotonic()
+        try:
+            self._prepare()
+        finally:
+            self.timings["prepare"] = time.monotonic() - began
+
+    def _prepare(self) -> None:
         self.say(
             f"run: session {self.name.session_id} ({self.name.project}), agent {self.adapter.name}"
         )
@@ -218,10 +226,12 @@ class Session:
             self.compose.up(timeout_s=120)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
-        self.say(f"run: containers healthy in {time.monotonic() - began:.1f}s")
+        self.timings["up"] = time.monotonic() - began
+        self.say(f"run: containers healthy in {self.timings['up']:.1f}s")
 
     def check_isolation(self) -> None:
         assert self.compose is not None
+        began = time.monotonic()
         agent = self._container("agent")
         checks.check_hardening(agent.attrs)
         gateways = self._gateways()
@@ -235,6 +245,7 @@ class Session:
             )
             result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
+        self.timings["check"] = time.monotonic() - began
         if problems:
             raise checks.IsolationError("; ".join(problems))
         self.say(
@@ -293,7 +304,7 @@ class Session:
                 _force_remove(self.client, self.name.project, self.say)
         if self._created:
             self.layout.remove_ephemeral()
-        self.teardown_s = time.monotonic() - began
+        self.timings["teardown"] = time.monotonic() - began
 
     def report(self, code: int) -> None:
         audit = {
@@ -325,7 +336,6 @@ class Session:
     _died: str | None = None
     _created = False
     agent_started_at = 0.0
-    teardown_s = 0.0
 
     def _ensure_images(self) -> None:
         wanted = [*SESSION_IMAGES, self.adapter.image]
