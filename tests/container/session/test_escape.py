@@ -8,6 +8,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.models.containers
@@ -47,33 +48,55 @@ class Running:
         ]
 
 
-@pytest.fixture(scope="module")
-def running(
-    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Running]:
-    workspace = tmp_path_factory.mktemp("escape-ws")
-    workspace.chmod(0o777)
+def _start(env: Env, workspace: Path) -> Session:
     options = Options(
         task="(probes)",
         agent="scripted",
         workspace=workspace,
         session_id=secrets.token_hex(4),
         compose_files=(FAKELLM_COMPOSE,),
-        upstreams=(
-            plan.Upstream("api.anthropic.com", "fakellm:8443", session_env.vendor / "fake-ca.pem"),
-        ),
+        upstreams=(plan.Upstream("api.anthropic.com", "fakellm:8443", env.vendor / "fake-ca.pem"),),
         build_images=False,
     )
-    session = Session(options, say=lambda _: None, environ=session_env.environ)
+    return Session(options, say=lambda _: None, environ=env.environ)
+
+
+def _containers(client: docker.DockerClient, session: Session) -> dict[str, Container]:
+    label = f"com.docker.compose.project={session.name.project}"
+    return {
+        c.labels["com.docker.compose.service"]: c
+        for c in client.containers.list(filters={"label": label})
+    }
+
+
+@pytest.fixture(scope="module")
+def other(
+    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Container]]:
+    """Another session running beside the probed one (its containers)."""
+    workspace = tmp_path_factory.mktemp("other-ws")
+    workspace.chmod(0o777)
+    session = _start(session_env, workspace)
+    try:
+        session.prepare()
+        session.up()
+        yield _containers(docker_client, session)
+    finally:
+        session.teardown()
+
+
+@pytest.fixture(scope="module")
+def running(
+    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    workspace = tmp_path_factory.mktemp("escape-ws")
+    workspace.chmod(0o777)
+    session = _start(session_env, workspace)
     try:
         session.prepare()
         session.up()
         session.check_isolation()  # the run's own start-up check passes on this session
-        label = f"com.docker.compose.project={session.name.project}"
-        containers = {
-            c.labels["com.docker.compose.service"]: c
-            for c in docker_client.containers.list(filters={"label": label})
-        }
+        containers = _containers(docker_client, session)
         yield Running(session, containers, session_env)
     finally:
         session.teardown()
@@ -269,3 +292,27 @@ def test_the_session_folder_keeps_secrets_private(running: Running) -> None:
     for path in secrets_dir.rglob("*"):
         if path.is_file() and path.name != "ca.pem":  # the CA certificate is public
             assert path.stat().st_mode & 0o077 == 0, path
+
+
+@pytest.mark.parametrize(
+    ("service", "network", "port"),
+    [
+        ("sidecar", "agent", plan.MCP_PORT),
+        ("sidecar", "control", plan.MCP_PORT),
+        ("mcp-proxy", "control", plan.MCP_PORT),
+        ("mitm-proxy", "egress", plan.MITM_PORT),
+    ],
+)
+def test_the_agent_cannot_reach_another_sessions_containers(
+    running: Running, other: dict[str, Container], service: str, network: str, port: int
+) -> None:
+    project = other["agent"].labels["com.docker.compose.project"]
+    networks = other[service].attrs["NetworkSettings"]["Networks"]
+    address = networks[f"{project}_{network}"]["IPAddress"]
+    assert not probe(running.containers["agent"], address, port).opened
+    # control: a container of the other session on that network reaches it
+    neighbour = other["agent" if network == "agent" else "mitm-proxy"]
+    check = neighbour.exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
+    )
+    assert check.exit_code == 0, check.output
