@@ -64,8 +64,9 @@ test-container: images browser ## tests against the real engine and our images
 test: images browser node ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-up: images ## run a session: make up TASK="fix the failing test"
-	@$(BIN)/ironcurtain run $(if $(TASK),--task "$(TASK)")
+up: images ## run a session: make up TASK="fix the failing test" [WORKSPACE=path] [AGENT=codex]
+	@$(BIN)/ironcurtain run --no-build --workspace "$(or $(WORKSPACE),$(CURDIR))" \
+	  $(if $(AGENT),--agent "$(AGENT)") $(if $(TASK),--task "$(TASK)")
 
 bench: images ## run every benchmark, figures in bench/results/
 	@$(BIN)/python -m bench

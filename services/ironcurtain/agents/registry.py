@@ -5,8 +5,11 @@ from __future__ import annotations
 from .adapter import AgentAdapter
 from .claude_code import ClaudeCode
 from .codex import Codex
+from .scripted import Scripted
 
-ADAPTERS: dict[str, AgentAdapter] = {adapter.name: adapter for adapter in (ClaudeCode(), Codex())}
+ADAPTERS: dict[str, AgentAdapter] = {
+    adapter.name: adapter for adapter in (ClaudeCode(), Codex(), Scripted())
+}
 
 
 def adapter_for(name: str) -> AgentAdapter:

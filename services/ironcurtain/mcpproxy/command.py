@@ -7,14 +7,11 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
-
-from ..audit import AuditError
-from ..policy import PolicyError
-from .config import ConfigError
-from .gate import SessionInfo, Timeouts
-from .service import ProxySettings, StartupError, serve
+if TYPE_CHECKING:  # the proxy's imports are heavy: load them when serving, not for every CLI call
+    from ..escalation.types import Escalator
+    from .service import ProxySettings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,6 +35,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="accepted Host header, e.g. sidecar:8080 (repeatable; none = any)",
     )
     run.add_argument("--escalation-timeout", type=float, default=300.0)
+    run.add_argument("--worktree", default="", help="shown to the approver")
+    run.add_argument("--agent", default="", help="shown to the approver")
+    run.add_argument(
+        "--redis-url", default="", help="the escalation channel (none: escalations are denied)"
+    )
+    run.add_argument("--redis-password-file", type=Path, default=None)
     run.set_defaults(handler=_serve)
 
 
@@ -46,8 +49,23 @@ def _announce(host: str, port: int) -> None:
     print(f"mcp-proxy: serving on http://{host}:{port}/mcp", flush=True)
 
 
-async def _until_signalled(settings: ProxySettings, host: str) -> None:
+def _escalator(args: argparse.Namespace) -> Escalator | None:
+    """The Redis escalation channel when configured; None leaves escalations denied (said so)."""
+    if not args.redis_url:
+        return None
+    from ..escalation.escalator import RedisEscalator
+
+    return RedisEscalator.connect(args.redis_url, args.redis_password_file)
+
+
+async def _until_signalled(
+    settings: ProxySettings, host: str, escalator: Escalator | None = None
+) -> None:
     """Serve until SIGTERM/SIGINT, then stop cleanly: backends' children are stopped too."""
+    import anyio
+
+    from .service import serve
+
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -56,11 +74,19 @@ async def _until_signalled(settings: ProxySettings, host: str) -> None:
                     tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
-        await serve(settings, started=lambda port: _announce(host, port))
+        await serve(settings, escalator, started=lambda port: _announce(host, port))
         tg.cancel_scope.cancel()
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import anyio
+
+    from ..audit import AuditError
+    from ..policy import PolicyError
+    from .config import ConfigError
+    from .gate import SessionInfo, Timeouts
+    from .service import ProxySettings, StartupError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ProxySettings(
         policy_dir=args.policy.resolve(),
@@ -71,15 +97,25 @@ def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         ca_dir=args.ca_dir,
         secrets_dir=args.secrets_dir,
-        session=SessionInfo(session_id=args.session_id, task=args.task),
+        session=SessionInfo(
+            session_id=args.session_id, worktree=args.worktree, agent=args.agent, task=args.task
+        ),
         timeouts=Timeouts(escalation_s=args.escalation_timeout),
         allowed_hosts=tuple(args.allowed_host),
     )
     try:
-        anyio.run(_until_signalled, settings, args.host)
+        escalator = _escalator(args)
+    except OSError as exc:
+        print(f"mcp-proxy: refusing to start: the Redis password file: {exc}", file=sys.stderr)
+        return 2
+    try:
+        anyio.run(_until_signalled, settings, args.host, escalator)
     except (PolicyError, ConfigError, StartupError, AuditError) as exc:
         print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
+    finally:
+        if escalator is not None:
+            escalator.close()
     return 0

@@ -5,30 +5,73 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .readiness import missing_parts
-
-EXIT_NOT_BUILT = 3
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("run", help="run an agent session on a task")
     parser.add_argument("--task", help="the task for the agent (interactive when omitted)")
+    parser.add_argument(
+        "--agent",
+        default="claude-code",
+        help="claude-code | codex | scripted (default claude-code)",
+    )
+    parser.add_argument(
+        "--workspace", type=Path, default=None, help="the folder the agent works on (default: .)"
+    )
+    parser.add_argument("--policy", type=Path, default=None, help="policy folder (default policy/)")
+    parser.add_argument("--session-id", default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--compose-file",
+        type=Path,
+        action="append",
+        default=[],
+        help="an extra compose file merged over compose.yaml (tests, mirrors)",
+    )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST=ADDRESS:PORT",
+        help="send a provider host's traffic elsewhere (tests, air-gapped mirrors)",
+    )
+    parser.add_argument("--upstream-ca", type=Path, default=None, help="CA for --upstream")
+    parser.add_argument("--escalation-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--no-build", action="store_true", help="do not check or build images first"
+    )
     parser.set_defaults(handler=_run)
     register_sessions(commands)
     register_keys(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
-    missing = missing_parts(Path.cwd())
-    if missing:
-        print("run: cannot start a session: these parts are not built yet:")
-        for part in missing:
-            print(f"  - {part.name}")
-        print("run: refusing to start (no session was run).")
-        return EXIT_NOT_BUILT
-    from .run import run_session  # the orchestration, once it exists
+    import sys
+    from dataclasses import replace
 
-    return run_session(args)
+    from .plan import parse_upstream
+    from .run import EXIT_REFUSED, Options, run_session
+
+    if args.task is None and not sys.stdin.isatty():
+        print("run: refused: interactive mode needs a terminal; give a task (make up TASK=...)")
+        return EXIT_REFUSED
+    try:
+        upstreams = tuple(
+            replace(parse_upstream(text), ca_file=args.upstream_ca) for text in args.upstream
+        )
+    except ValueError as exc:
+        print(f"run: refused: {exc}")
+        return EXIT_REFUSED
+    options = Options(
+        task=args.task,
+        agent=args.agent,
+        workspace=args.workspace or Path.cwd(),
+        policy=args.policy,
+        session_id=args.session_id,
+        compose_files=tuple(p.resolve() for p in args.compose_file),
+        upstreams=upstreams,
+        escalation_timeout_s=args.escalation_timeout,
+        build_images=not args.no_build,
+    )
+    return run_session(options)
 
 
 def register_sessions(commands: argparse._SubParsersAction) -> None:
@@ -72,7 +115,8 @@ def _down(args: argparse.Namespace) -> int:
         return 1
     name = matches[0]
     try:
-        Compose(name.project).down()
+        # No compose file: compose acts on the project's labels (cwd without a compose.yaml).
+        Compose(name.project, cwd=Path("/")).down()
     except ComposeError as exc:
         print(f"down: {exc}")
         return 1

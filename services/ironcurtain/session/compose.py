@@ -70,8 +70,33 @@ class Compose:
     def exec(self, service: str, argv: Sequence[str], timeout_s: float = 30) -> str:
         return self._check("exec", "-T", service, *argv, timeout_s=timeout_s)
 
-    def logs(self, service: str, timeout_s: float = 30) -> str:
-        return self._check("logs", "--no-color", service, timeout_s=timeout_s)
+    def exec_process(self, service: str, argv: Sequence[str]) -> subprocess.Popen[str]:
+        """Start `argv` in the running `service` container; output (both streams) as lines.
+
+        The caller reads `stdout`, waits, and may kill it (a proxy died, a signal came).
+        """
+        return subprocess.Popen(
+            self._argv("exec", "-T", service, *argv),
+            cwd=self.cwd,
+            env=self._environ(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+
+    def exec_interactive(self, service: str, argv: Sequence[str]) -> int:
+        """Attach this terminal to `argv` in the running `service` container."""
+        return subprocess.call(
+            self._argv("exec", service, *argv), cwd=self.cwd, env=self._environ()
+        )
+
+    def logs(self, service: str = "", timeout_s: float = 30, tail: int = 0) -> str:
+        extra = [f"--tail={tail}"] if tail else []
+        return self._check(
+            "logs", "--no-color", *extra, *([service] if service else []), timeout_s=timeout_s
+        )
 
     def run_streaming(self, service: str, argv: Sequence[str]) -> Iterator[str]:
         """Run a one-off container of `service`, yielding its output lines as they come.

@@ -2,6 +2,8 @@
 
 <state>/sessions/<project>/
     agent/     orientation files, mounted read-only into the agent      (removed at teardown)
+    agent.env  the agent's environment (fake keys only)                 (removed at teardown)
+    mitm/      the MITM proxy's settings (fake keys, budgets)           (removed at teardown)
     secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
     audit/     the doors' audit logs                                    (kept)
     summary.json                                                         (kept)
@@ -40,6 +42,14 @@ class SessionLayout:
         return self.root / "agent"
 
     @property
+    def agent_env(self) -> Path:
+        return self.root / "agent.env"
+
+    @property
+    def mitm(self) -> Path:
+        return self.root / "mitm"
+
+    @property
     def secrets(self) -> Path:
         return self.root / "secrets"
 
@@ -53,8 +63,11 @@ class SessionLayout:
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        for folder in (self.agent, self.audit):
+        # Explicit modes: containers (other uids) enter these, whatever the process umask is.
+        self.root.chmod(0o755)
+        for folder in (self.agent, self.audit, self.mitm):
             folder.mkdir(exist_ok=True)
+            folder.chmod(0o755)
         self.secrets.mkdir(mode=0o700, exist_ok=True)
         self.secrets.chmod(0o700)
 
@@ -84,6 +97,7 @@ class SessionLayout:
         return path
 
     def remove_ephemeral(self) -> None:
-        """Teardown: secrets and orientation go; the audit log and summary stay."""
-        for folder in (self.secrets, self.agent):
+        """Teardown: secrets, settings and orientation go; the audit logs and summary stay."""
+        for folder in (self.secrets, self.agent, self.mitm):
             shutil.rmtree(folder, ignore_errors=True)
+        self.agent_env.unlink(missing_ok=True)

@@ -60,7 +60,7 @@ def test_the_version_is_recorded_in_a_label(
 @EVERY_AGENT
 def test_the_agent_is_not_root(run: Run, agent: str) -> None:
     status, out = run(agent, ["id", "-u"])
-    assert (status, out.strip()) == (0, "10002")
+    assert (status, out.strip()) == (0, "10100")
 
 
 @EVERY_AGENT

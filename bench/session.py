@@ -1,0 +1,138 @@
+"""Session start and teardown through the real compose.yaml (images already built).
+
+start_s: from `Session.prepare()` (session folder, keys, secrets, settings) through compose up
+(every healthcheck green) and the isolation check from inside the agent, to agent-ready.
+teardown_s: compose down and removal of the session's secrets. Then the same for 4 concurrent
+sessions; the ratio `concurrent4_start_ratio` compares their slowest start with one session's
+start measured in the same run (target <= 2). The team-shared stack is started once, before
+timing (a real team has it running already), and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ironcurtain.session.keys import KeyStore
+from ironcurtain.session.run import Options, Session
+
+REPO = Path(__file__).resolve().parents[1]
+ROUNDS = 2
+CONCURRENT = 4
+
+
+def _session(environ: dict[str, str], workspace: Path) -> Session:
+    options = Options(task="(bench)", agent="scripted", workspace=workspace, build_images=False)
+    return Session(options, say=lambda _: None, environ=environ)
+
+
+def _start(session: Session) -> float:
+    began = time.perf_counter()
+    session.prepare()
+    session.up()
+    session.check_isolation()
+    return time.perf_counter() - began
+
+
+def _stop(session: Session) -> float:
+    began = time.perf_counter()
+    session.teardown()
+    return time.perf_counter() - began
+
+
+def _one(environ: dict[str, str], workspace: Path) -> tuple[float, float, dict[str, float]]:
+    session = _session(environ, workspace)
+    try:
+        start = _start(session)
+    finally:
+        stop = _stop(session)
+    return start, stop, dict(session.timings)
+
+
+def _concurrent(environ: dict[str, str], workspace: Path) -> tuple[list[float], list[float]]:
+    sessions = [_session(environ, workspace) for _ in range(CONCURRENT)]
+    starts: list[float] = [0.0] * CONCURRENT
+    stops: list[float] = [0.0] * CONCURRENT
+    errors: list[BaseException] = []
+
+    def start(i: int) -> None:
+        try:
+            starts[i] = _start(sessions[i])
+        except BaseException as exc:  # reported after every session is torn down
+            errors.append(exc)
+
+    def stop(i: int) -> None:
+        stops[i] = _stop(sessions[i])
+
+    for action in (start, stop):
+        threads = [threading.Thread(target=action, args=(i,)) for i in range(CONCURRENT)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return starts, stops
+
+
+def _cli(environ: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "ironcurtain.cli", *args],
+        cwd=REPO,
+        env=environ,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+def run() -> dict[str, float | int | str]:
+    with tempfile.TemporaryDirectory(prefix="ironcurtain-bench-session-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        state = root / "state"
+        KeyStore(state / "keys").set("anthropic", "sk-ant-api03-bench-only-not-a-real-key-0123")
+        workspace = root / "workspace"
+        workspace.mkdir(mode=0o777)
+        workspace.chmod(0o777)
+        environ = {
+            **os.environ,
+            "IRONCURTAIN_STATE_DIR": str(state),
+            "IRONCURTAIN_SHARED_DIR": str(state / "shared"),
+            "IRONCURTAIN_SHARED_PROJECT": "ic-bench-shared",
+            "IRONCURTAIN_SHARED_NETWORK": "ic-bench-shared",
+            "IRONCURTAIN_APPROVAL_PORT": "18479",
+            "PYTHONPATH": str(REPO / "services"),
+        }
+        _cli(environ, "images", "build")
+        _cli(environ, "shared", "up")
+        try:
+            singles = [_one(environ, workspace) for _ in range(ROUNDS)]
+            starts, stops = _concurrent(environ, workspace)
+        finally:
+            _cli(environ, "shared", "down")
+    start_s = statistics.median(s for s, _, _ in singles)
+    stop_s = statistics.median(t for _, t, _ in singles)
+    phases = {
+        f"start_{phase}_s": round(statistics.median(p[phase] for _, _, p in singles), 2)
+        for phase in ("prepare", "up", "check")
+    }
+    return {
+        **phases,
+        "rounds": ROUNDS,
+        "start_s": round(start_s, 2),
+        "teardown_s": round(stop_s, 2),
+        "concurrent": CONCURRENT,
+        "concurrent4_start_max_s": round(max(starts), 2),
+        "concurrent4_teardown_max_s": round(max(stops), 2),
+        "concurrent4_start_ratio": round(max(starts) / start_s, 2),
+        "target_start_s": 8,
+        "target_teardown_s": 5,
+        "target_concurrent4_start_ratio": 2,
+    }

@@ -1,0 +1,150 @@
+"""Before the agent gets its task: prove from inside its container that the doors answer and that
+nothing else does. The probe is stdlib Python run in the agent (every agent image has python3);
+a canary listener that the run opens on the host is probed via every gateway address.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import hardening
+
+# Runs inside the agent: argv[1] is JSON {"doors": {name: [host, port, request, expect]},
+# "canaries": [[address, port], ...]}; prints one JSON line {"doors": {...}, "reached": [...]}.
+PROBE = r"""
+import json, socket, sys, threading
+spec = json.loads(sys.argv[1])
+doors, reached = {}, []
+def door(name, host, port, request, expect):
+    try:
+        with socket.create_connection((host, port), 3) as s:
+            s.settimeout(3)
+            s.sendall(request.encode())
+            got = s.recv(256).decode("latin-1")
+        doors[name] = got.startswith(expect) and "ok" or "answered %r" % got[:60]
+    except OSError as exc:
+        doors[name] = "unreachable: %s" % exc
+def canary(address, port):
+    try:
+        with socket.create_connection((address, port), 1.5):
+            reached.append("%s:%d" % (address, port))
+    except OSError:
+        pass
+threads = [threading.Thread(target=door, args=(n, *v)) for n, v in spec["doors"].items()]
+threads += [threading.Thread(target=canary, args=tuple(c)) for c in spec["canaries"]]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps({"doors": doors, "reached": reached}))
+"""
+
+
+def door_requests(mcp_port: int, mitm_port: int, docker_port: int) -> dict[str, list[Any]]:
+    """Each door and a request it must answer as expected (the control probes)."""
+    return {
+        "mcp": [
+            "sidecar",
+            mcp_port,
+            f"GET /mcp HTTP/1.1\r\nHost: sidecar:{mcp_port}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 ",
+        ],
+        "mitm": [
+            "sidecar",
+            mitm_port,
+            "CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n",
+            "HTTP/1.1 200",
+        ],
+        "docker": [
+            "sidecar",
+            docker_port,
+            "GET /_ping HTTP/1.1\r\nHost: sidecar\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200",
+        ],
+    }
+
+
+class IsolationError(RuntimeError):
+    """The session is not isolated as it must be: it is aborted before the agent gets its task."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    doors: Mapping[str, str]  # name -> "ok" or what went wrong
+    reached: tuple[str, ...]  # canary addresses the agent reached (must be none)
+    listener_hits: tuple[str, ...]  # peers the host canary saw (must be none)
+
+    def problems(self) -> list[str]:
+        found = [
+            f"door {name} does not answer from the agent: {state}"
+            for name, state in sorted(self.doors.items())
+            if state != "ok"
+        ]
+        found += [f"the agent reached the host canary at {a}" for a in self.reached]
+        found += [f"the host canary got a connection from {p}" for p in self.listener_hits]
+        return found
+
+
+def parse_probe(output: str, listener_hits: Iterable[str]) -> ProbeResult:
+    """The probe's last JSON line; anything else is a failed probe (fail closed)."""
+    for line in reversed(output.strip().splitlines()):
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("doors"), dict):
+            return ProbeResult(
+                doors={str(k): str(v) for k, v in doc["doors"].items()},
+                reached=tuple(str(r) for r in doc.get("reached", [])),
+                listener_hits=tuple(listener_hits),
+            )
+    raise IsolationError(f"the isolation probe printed no result: {output[-300:]!r}")
+
+
+def check_hardening(attrs: Mapping[str, object]) -> None:
+    found = hardening.violations(attrs)
+    if found:
+        raise IsolationError("the agent container is not hardened: " + "; ".join(found))
+
+
+class Canary:
+    """A TCP listener on every host address (0.0.0.0): any connection means isolation failed."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("0.0.0.0", 0))  # noqa: S104 - the point: a host service on every address
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.hits: list[str] = []
+        self.hit = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="canary")
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.hits.append(f"{peer[0]}:{peer[1]}")
+            self.hit.set()
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._sock.close()
+
+    def __enter__(self) -> Canary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,141 @@
+"""What one session is made of, as data: the compose variables, the MITM settings, the doors as the
+agent sees them. Pure; `run.py` does the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..agents.adapter import SESSION_MOUNT, Endpoints
+from .forwards import Forward, render
+from .layout import SessionLayout
+from .naming import SessionName
+
+# Every provider a session's compose file declares a secret for (unused ones get an empty file).
+SECRET_PROVIDERS = ("anthropic", "openai", "google")
+MITM_PORT = 3128
+MCP_PORT = 8080
+DOCKER_PORT = 2375
+CA_IN_AGENT = f"{SESSION_MOUNT}/ca.pem"
+MITM_CA_DIR = "/run/ironcurtain/ca"  # in the MITM container
+MITM_CONFIG_DIR = "/etc/ironcurtain/mitm"
+FORWARDS = (
+    Forward(MCP_PORT, "mcp-proxy", MCP_PORT),
+    Forward(MITM_PORT, "mitm-proxy", MITM_PORT),
+    Forward(DOCKER_PORT, "socket-proxy", DOCKER_PORT),
+)
+ENDPOINTS = Endpoints(
+    mcp_url=f"http://sidecar:{MCP_PORT}/mcp",
+    https_proxy=f"http://sidecar:{MITM_PORT}",
+    ca_cert=CA_IN_AGENT,
+    docker_host=f"tcp://sidecar:{DOCKER_PORT}",
+)
+
+
+def secret_name(provider: str) -> str:
+    return f"{provider}_api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Send a provider host's traffic elsewhere (tests, air-gapped mirrors); TLS still verified."""
+
+    host: str
+    address: str  # host:port, reachable from the MITM's egress network
+    ca_file: Path | None = None  # on the host; copied into the session
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: SessionName
+    layout: SessionLayout
+    agent: str  # adapter name
+    agent_image: str  # image reference
+    image_tag: str
+    workspace: Path
+    policy_dir: Path
+    task: str
+    mcp_uid: int
+    docker_socket: str
+    docker_socket_gid: int
+    shared_network: str
+    test_run: str = ""
+    escalation_timeout_s: float = 300.0
+    forwards: tuple[Forward, ...] = FORWARDS
+    upstreams: tuple[Upstream, ...] = ()
+    budget: Mapping[str, object] = field(default_factory=dict)
+
+    def compose_env(self) -> dict[str, str]:
+        """The variables compose.yaml interpolates (every `${X:?}` in it)."""
+        return {
+            "IRONCURTAIN_SESSION_ID": self.name.session_id,
+            "IRONCURTAIN_SESSION_DIR": str(self.layout.root),
+            "IRONCURTAIN_WORKSPACE": str(self.workspace),
+            "IRONCURTAIN_POLICY_DIR": str(self.policy_dir),
+            "IRONCURTAIN_IMAGE_TAG": self.image_tag,
+            "IRONCURTAIN_AGENT_IMAGE": self.agent_image,
+            "IRONCURTAIN_AGENT": self.agent,
+            "IRONCURTAIN_WORKTREE": self.name.worktree,
+            "IRONCURTAIN_TASK": self.task,
+            "IRONCURTAIN_FORWARDS": render(self.forwards),
+            "IRONCURTAIN_MCP_UID": str(self.mcp_uid),
+            "IRONCURTAIN_DOCKER_SOCKET": self.docker_socket,
+            "IRONCURTAIN_DOCKER_SOCKET_GID": str(self.docker_socket_gid),
+            "IRONCURTAIN_SHARED_NETWORK": self.shared_network,
+            "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",
+            "IRONCURTAIN_TEST_RUN": self.test_run,
+        }
+
+    def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:
+        """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them."""
+        keys: dict[str, object] = {
+            provider: {"fake": fake, "real_file": f"/run/secrets/{secret_name(provider)}"}
+            for provider, fake in sorted(fake_keys.items())
+        }
+        doc: dict[str, object] = {
+            "session": self.name.session_id,
+            "listen": {"host": "0.0.0.0", "port": MITM_PORT},  # noqa: S104 - container port
+            "ca_dir": MITM_CA_DIR,
+            "audit": "/var/log/ironcurtain/mitm.jsonl",
+            "keys": keys,
+        }
+        if self.budget:
+            doc["budget"] = dict(self.budget)
+        if self.upstreams:
+            doc["upstream"] = {
+                u.host: {
+                    "address": u.address,
+                    **({"ca_file": f"{MITM_CONFIG_DIR}/{_ca_name(u)}"} if u.ca_file else {}),
+                }
+                for u in self.upstreams
+            }
+        return doc
+
+
+def _ca_name(upstream: Upstream) -> str:
+    return f"upstream-{upstream.host}.pem"
+
+
+def upstream_ca_files(upstreams: Sequence[Upstream]) -> dict[str, Path]:
+    """Name in the MITM config folder -> host file, for the upstream CAs to copy in."""
+    return {_ca_name(u): u.ca_file for u in upstreams if u.ca_file is not None}
+
+
+def parse_upstream(text: str) -> Upstream:
+    """`HOST=ADDRESS:PORT` (the --upstream option)."""
+    host, sep, address = text.partition("=")
+    if not sep or not host or ":" not in address:
+        raise ValueError(f"--upstream {text!r}: expected HOST=ADDRESS:PORT")
+    return Upstream(host.strip(), address.strip())
+
+
+def agent_env_file(environment: Mapping[str, str]) -> str:
+    """The agent's environment as a compose env_file (fake keys only; values on one line)."""
+    lines = []
+    for key, value in sorted(environment.items()):
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"agent environment {key}: a value spans lines")
+        lines.append(f"{key}={value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,553 @@
+"""`ironcurtain run`: one agent session, start to summary, torn down whatever happens.
+
+images -> CA -> shared infra -> session folder (fake keys, secrets, settings, orientation) ->
+compose up (healthy) -> isolation checks from inside the agent -> the task (output streamed,
+escalation notices shown) -> teardown (in `finally`: Ctrl-C, SIGTERM, crashes, failed starts)
+-> summary.json. See docs/session.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import docker
+import docker.errors
+
+from ..agents.adapter import AgentAdapter
+from ..agents.registry import adapter_for
+from ..images.build import BuildError, BuildSettings, ImageBuilder
+from ..images.catalog import CatalogError, image_ref
+from ..mitm import ca, providers
+from ..mitm.keys import new_fake_key
+from ..policy import PolicyError
+from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
+from ..shared.command import shared_environ
+from ..shared.files import SharedFiles
+from . import checks, plan, summary, workspace
+from .compose import Compose, ComposeError
+from .keys import KeyStore, KeyStoreError
+from .layout import SessionLayout, state_dir
+from .naming import PROJECT_LABEL, session_name
+
+MITM_UID = 10001
+SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
+EXIT_OK, EXIT_AGENT_FAILED, EXIT_REFUSED, EXIT_ISOLATION, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
+
+Say = Callable[[str], None]
+
+
+class Refused(RuntimeError):
+    """A prerequisite is missing or a setting is unsafe: no session was started."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (Ctrl-C is KeyboardInterrupt): stop, tear down, report."""
+
+
+class SessionFailed(RuntimeError):
+    """Something ended the session early (a proxy died, the agent crashed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    task: str | None
+    agent: str = "claude-code"
+    workspace: Path = field(default_factory=Path.cwd)
+    policy: Path | None = None  # default: <repo>/policy
+    session_id: str | None = None
+    compose_files: tuple[Path, ...] = ()  # extra compose files (tests: a fake vendor)
+    upstreams: tuple[plan.Upstream, ...] = ()
+    escalation_timeout_s: float = 300.0
+    build_images: bool = True
+
+
+def repo_root(start: Path | None = None) -> Path:
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "compose.yaml").is_file() and (candidate / "images").is_dir():
+            return candidate
+    raise Refused("run this inside an IronCurtain checkout (no compose.yaml and images/ found)")
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises Interrupted in the main thread, so `finally` blocks tear down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Session:
+    """One session's parts and its steps; `run()` is the whole lifecycle."""
+
+    def __init__(self, options: Options, say: Say = print, environ: dict[str, str] | None = None):
+        self.options = options
+        self.say = say
+        self.environ = dict(os.environ if environ is None else environ)
+        self.repo = repo_root()
+        self.adapter: AgentAdapter = adapter_for(options.agent)
+        self.state = state_dir(self.environ)
+        self.name = session_name(self.repo, options.session_id)
+        self.layout = SessionLayout.for_session(self.state, self.name)
+        self.tag = BuildSettings.from_environ(self.repo, self.environ).image_tag
+        self.client = docker.from_env()
+        self.compose: Compose | None = None
+        self.plan: plan.Plan | None = None
+        self.started = time.monotonic()
+        self.outcome = "not started"
+        self.answer: str | None = None
+        self.lines: list[str] = []
+        self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
+
+    # -- the lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        code = EXIT_OK
+        try:
+            with _sigterm_interrupts():
+                try:
+                    self.prepare()
+                    self.up()
+                    self.check_isolation()
+                    code = self.run_agent()
+                finally:
+                    self.teardown()
+        except Refused as exc:
+            self.outcome = f"refused: {exc}"
+            code = EXIT_REFUSED
+        except checks.IsolationError as exc:
+            self.outcome = f"aborted, isolation does not hold: {exc}"
+            code = EXIT_ISOLATION
+        except (KeyboardInterrupt, Interrupted) as exc:
+            self.outcome = f"interrupted ({exc or 'Ctrl-C'})"
+            code = EXIT_INTERRUPTED
+        except (ComposeError, SessionFailed) as exc:
+            self.outcome = f"failed: {exc}"
+            code = EXIT_AGENT_FAILED
+        self.report(code)
+        return code
+
+    def prepare(self) -> None:
+        began = time.monotonic()
+        try:
+            self._prepare()
+        finally:
+            self.timings["prepare"] = time.monotonic() - began
+
+    def _prepare(self) -> None:
+        self.say(
+            f"run: session {self.name.session_id} ({self.name.project}), agent {self.adapter.name}"
+        )
+        if self.layout.root.exists():
+            raise Refused(f"{self.layout.root} exists already (session id reused?)")
+        policy_dir = (self.options.policy or self.repo / "policy").resolve()
+        keys = KeyStore(self.state / "keys")
+        try:
+            real_keys = {
+                p: keys.checked_path(p).read_text().strip() for p in self.adapter.providers
+            }
+        except KeyStoreError as exc:
+            raise Refused(str(exc)) from None
+        if self.options.build_images:
+            self._ensure_images()
+        ca_dir = self._ensure_ca()
+        shared = self._ensure_shared()
+        self.layout.create()
+        self._created = True
+        variables = {
+            "policy_dir": str(policy_dir),
+            "audit_dir": str(self.layout.audit),
+            "state_dir": str(self.state),
+            "ca_dir": str(ca_dir),
+            "secrets_dir": str(self.layout.secrets),
+        }
+        try:
+            work = workspace.check(self.options.workspace, policy_dir / "policy.yaml", variables)
+        except workspace.WorkspaceError as exc:
+            raise Refused(str(exc)) from None
+        except PolicyError as exc:
+            raise Refused(f"the policy is refused: {exc}") from None
+        mcp_uid = workspace.proxy_uid(work)
+        socket_path = self.environ.get("IRONCURTAIN_DOCKER_SOCKET", "/var/run/docker.sock")
+        try:
+            socket_gid = os.stat(socket_path).st_gid
+        except OSError as exc:
+            raise Refused(f"the Docker socket {socket_path}: {exc}") from None
+        self.plan = plan.Plan(
+            name=self.name,
+            layout=self.layout,
+            agent=self.adapter.name,
+            agent_image=image_ref(self.adapter.image, self.tag),
+            image_tag=self.tag,
+            workspace=work,
+            policy_dir=policy_dir,
+            task=self.options.task or "",
+            mcp_uid=mcp_uid,
+            docker_socket=socket_path,
+            docker_socket_gid=socket_gid,
+            shared_network=shared["IRONCURTAIN_SHARED_NETWORK"],
+            test_run=self.environ.get("IRONCURTAIN_TEST_RUN", ""),
+            escalation_timeout_s=self.options.escalation_timeout_s,
+            upstreams=self.options.upstreams,
+        )
+        self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
+        self.compose = Compose(
+            self.name.project,
+            files=(self.repo / "compose.yaml", *self.options.compose_files),
+            env={**self.environ, **self.plan.compose_env()},
+            cwd=self.repo,
+        )
+
+    def up(self) -> None:
+        assert self.compose is not None
+        self.outcome = "starting"
+        began = time.monotonic()
+        try:
+            self.compose.up(timeout_s=120)
+        except ComposeError as exc:
+            raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
+        self.timings["up"] = time.monotonic() - began
+        self.say(f"run: containers healthy in {self.timings['up']:.1f}s")
+
+    def check_isolation(self) -> None:
+        assert self.compose is not None
+        began = time.monotonic()
+        agent = self._container("agent")
+        checks.check_hardening(agent.attrs)
+        gateways = self._gateways()
+        with checks.Canary() as canary:
+            spec = {
+                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                "canaries": [[address, canary.port] for address in gateways],
+            }
+            output = self.compose.exec(
+                "agent", ["python3", "-c", checks.PROBE, json.dumps(spec)], timeout_s=30
+            )
+            result = checks.parse_probe(output, canary.hits)
+        problems = result.problems()
+        self.timings["check"] = time.monotonic() - began
+        if problems:
+            raise checks.IsolationError("; ".join(problems))
+        self.say(
+            f"run: isolation holds (doors answer; {len(gateways)} gateway addresses unreachable)"
+        )
+
+    def run_agent(self) -> int:
+        assert self.compose is not None
+        assert self.plan is not None
+        task = self.options.task
+        if task is None:
+            self.outcome = "interactive"
+            self.say("run: interactive session (the agent's own interface); exit it to tear down")
+            code = self.compose.exec_interactive("agent", self.adapter.interactive_command())
+            self.outcome = "ok" if code == 0 else f"agent exited with {code}"
+            return EXIT_OK if code == 0 else EXIT_AGENT_FAILED
+        self.outcome = "running"
+        self.agent_started_at = time.time()
+        stop = threading.Event()
+        notices = threading.Thread(target=self._follow_notices, args=(stop,), daemon=True)
+        notices.start()
+        proc = self.compose.exec_process("agent", self.adapter.oneshot_command(task))
+        watcher = threading.Thread(target=self._watch_proxies, args=(proc, stop), daemon=True)
+        watcher.start()
+        log_path = self.layout.root / "agent-output.log"
+        try:
+            assert proc.stdout is not None
+            with log_path.open("w") as log:
+                for line in proc.stdout:
+                    log.write(line)
+                    self.lines.append(line)
+                    shown = self.adapter.render(line)
+                    if shown:
+                        self.say(shown)
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            stop.set()
+        self.answer = self.adapter.final_answer(self.lines)
+        if self._died:
+            raise SessionFailed(f"{self._died} stopped while the agent was running")
+        if code != 0:
+            raise SessionFailed(f"the agent exited with {code}")
+        self.outcome = "ok"
+        return EXIT_OK
+
+    def teardown(self) -> None:
+        began = time.monotonic()
+        if self.compose is not None:
+            try:
+                self.compose.down(timeout_s=60)
+            except ComposeError as exc:
+                self.say(f"run: teardown: {exc}")
+                _force_remove(self.client, self.name.project, self.say)
+        if self._created:
+            self.layout.remove_ephemeral()
+        self.timings["teardown"] = time.monotonic() - began
+
+    def report(self, code: int) -> None:
+        audit = {
+            "mcp": self.layout.audit / "mcp" / "mcp.jsonl",
+            "mitm": self.layout.audit / "mitm" / "mitm.jsonl",
+        }
+        texts = {k: p.read_text() if p.is_file() else "" for k, p in audit.items()}
+        result = summary.Summary(
+            session=self.name.session_id,
+            project=self.name.project,
+            agent=self.adapter.name,
+            task=self.options.task or "(interactive)",
+            outcome=self.outcome,
+            duration_s=round(time.monotonic() - self.started, 3),
+            tools=summary.tool_counts(summary.json_lines(texts["mcp"])),
+            llm=summary.llm_counts(summary.json_lines(texts["mitm"]), self.agent_started_at),
+            audit={k: str(p) for k, p in audit.items() if p.exists()},
+            answer=self.answer,
+        )
+        if self.layout.root.exists():
+            self.layout.summary.write_text(result.to_json())
+        self.say(result.render())
+        if self.layout.root.exists():
+            self.say(f"  summary: {self.layout.summary}")
+        self.say(f"run: exit {code}")
+
+    # -- steps' parts ----------------------------------------------------------------------
+
+    _died: str | None = None
+    _created = False
+    agent_started_at = 0.0
+
+    def _ensure_images(self) -> None:
+        wanted = [*SESSION_IMAGES, self.adapter.image]
+        settings = BuildSettings.from_environ(self.repo, self.environ)
+        try:
+            ImageBuilder(self.client, settings, say=self.say).build(wanted)
+        except (BuildError, CatalogError) as exc:
+            raise Refused(f"images: {exc}") from None
+
+    def _ensure_ca(self) -> Path:
+        ca_dir = Path(self.environ.get("IRONCURTAIN_CA_DIR") or self.state / "ca")
+        if not (ca_dir / ca.CERT_FILE).is_file():
+            hosts = sorted(h for p in providers.builtin().values() for h in p.hosts)
+            ca.init(ca_dir, hosts)
+            self.say(f"run: made the MITM CA in {ca_dir}")
+        try:
+            ca.load(ca_dir)
+        except ca.CAError as exc:
+            raise Refused(f"the MITM CA in {ca_dir}: {exc}") from None
+        return ca_dir
+
+    def _ensure_shared(self) -> dict[str, str]:
+        environ = shared_environ(self.environ)
+        environ.setdefault("IRONCURTAIN_IMAGE_TAG", self.tag)
+        files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
+        try:
+            environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure(say=self.say))
+        except OSError as exc:
+            raise Refused(f"the shared stack's secret files: {exc}") from None
+        project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
+        if _healthy(self.client, project, ("redis", "approval", "worker")):
+            return environ
+        self.say("run: starting the team-shared stack (redis, approval, worker)")
+        shared = Compose(
+            project, files=(self.repo / SHARED_COMPOSE_FILE,), env=environ, cwd=self.repo
+        )
+        try:
+            shared.up(timeout_s=120)
+        except ComposeError as exc:
+            raise Refused(f"the shared stack did not start: {exc}") from None
+        return environ
+
+    def _write_files(self, real_keys: dict[str, str], ca_dir: Path, shared_dir: Path) -> None:
+        assert self.plan is not None
+        layout = self.layout
+        for folder, uid in (
+            (layout.audit / "mcp", self.plan.mcp_uid),
+            (layout.audit / "mitm", MITM_UID),
+        ):
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if workspace.is_root():
+                os.chown(folder, uid, uid)
+        # Real keys: one file per provider the compose file declares (empty when unused).
+        for provider in plan.SECRET_PROVIDERS:
+            layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
+        password = (shared_dir / "redis_password").read_text().strip()
+        layout.write_secret("redis_password", password, self.plan.mcp_uid)
+        # The CA key for the MITM only: a copy in the secrets folder, removed at teardown.
+        ca_copy = layout.secrets / "mitm-ca"
+        old = os.umask(0o077)
+        try:
+            ca_copy.mkdir(mode=0o700)
+            shutil.copyfile(ca_dir / ca.KEY_FILE, ca_copy / ca.KEY_FILE)
+            shutil.copyfile(ca_dir / ca.CERT_FILE, ca_copy / ca.CERT_FILE)
+        finally:
+            os.umask(old)
+        (ca_copy / ca.CERT_FILE).chmod(0o644)
+        if workspace.is_root():
+            for path in (ca_copy, ca_copy / ca.KEY_FILE, ca_copy / ca.CERT_FILE):
+                os.chown(path, MITM_UID, MITM_UID)
+        # The MITM's settings (fake keys) and any upstream CA (tests and mirrors).
+        fakes = {}
+        known = providers.builtin()
+        for provider in self.adapter.providers:
+            fakes[provider] = new_fake_key(known[provider].key_prefix)
+        _write_public(
+            layout.mitm / "mitm.yaml", json.dumps(self.plan.mitm_settings(fakes), indent=2)
+        )
+        for name, source in plan.upstream_ca_files(self.plan.upstreams).items():
+            _write_public(layout.mitm / name, source.read_text())
+        # The agent: orientation files, the CA certificate, its environment (fakes only).
+        _write_public(layout.agent / "ca.pem", (ca_dir / ca.CERT_FILE).read_text())
+        for item in self.adapter.orientation_files(plan.ENDPOINTS):
+            _write_public(layout.agent / item.path, item.content)
+        env = self.adapter.environment(plan.ENDPOINTS, fakes)
+        _write_public(layout.agent_env, plan.agent_env_file(env))
+
+    def _container(self, service: str) -> docker.models.containers.Container:
+        found = self.client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"{PROJECT_LABEL}={self.name.project}",
+                    f"com.docker.compose.service={service}",
+                ]
+            },
+        )
+        if len(found) != 1:
+            raise SessionFailed(f"expected one {service} container, found {len(found)}")
+        return found[0]
+
+    def _gateways(self) -> list[str]:
+        """Every gateway address of the session's networks, the shared one and docker0: each is
+        the host (or would be, without inhibit_ipv4)."""
+        assert self.plan is not None
+        names = [f"{self.name.project}_{role}" for role in ("agent", "control", "egress")]
+        names += [self.plan.shared_network, "bridge"]
+        found: list[str] = []
+        for name in names:
+            try:
+                network = self.client.networks.get(name)
+            except docker.errors.NotFound:
+                continue
+            for config in network.attrs.get("IPAM", {}).get("Config") or []:
+                gateway = config.get("Gateway")
+                if gateway and ":" not in gateway and gateway not in found:
+                    found.append(gateway)
+        return found
+
+    def _follow_notices(self, stop: threading.Event) -> None:
+        """Escalation notices for this session (the shared channel), printed as they come."""
+        assert self.plan is not None
+        from ..escalation.channel import Channel, connect
+
+        try:
+            address = _redis_address(self.client, self.plan.shared_network)
+            password = self.layout.secrets / "redis_password"
+            channel = Channel(connect(f"redis://{address}:6379/0", password))
+            for line in channel.follow(self.name.session_id, timeout_s=0.5):
+                if stop.is_set():
+                    return
+                if line:
+                    self.say(line)
+        except Exception as exc:  # notices are a convenience; the approval UI still works
+            self.say(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+
+    def _watch_proxies(self, proc: subprocess.Popen[str], stop: threading.Event) -> None:
+        """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
+        services = ("sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
+        while not stop.wait(1.0):
+            try:
+                states = {
+                    c.labels.get("com.docker.compose.service"): c.status
+                    for c in self.client.containers.list(
+                        all=True, filters={"label": f"{PROJECT_LABEL}={self.name.project}"}
+                    )
+                }
+            except docker.errors.DockerException:
+                continue
+            dead = [s for s in services if states.get(s) != "running"]
+            if dead:
+                self._died = ", ".join(dead)
+                proc.kill()
+                return
+
+    def _logs(self) -> str:
+        assert self.compose is not None
+        try:
+            return self.compose.logs(tail=20, timeout_s=20)
+        except ComposeError as exc:
+            return f"(no logs: {exc})"
+
+
+def _write_public(path: Path, text: str) -> None:
+    """A file every container user may read (modes set explicitly: the umask is process-wide)."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o755)
+    path.write_text(text)
+    path.chmod(0o644)
+
+
+def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...]) -> bool:
+    containers = client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"})
+    health = {
+        c.labels.get("com.docker.compose.service"): c.attrs.get("State", {})
+        .get("Health", {})
+        .get("Status")
+        for c in containers
+    }
+    return all(health.get(s) == "healthy" for s in services)
+
+
+def _redis_address(client: docker.DockerClient, network: str) -> str:
+    for container in client.networks.get(network).attrs.get("Containers", {}).values():
+        if container.get("Name", "").endswith("redis-1"):
+            return container["IPv4Address"].split("/")[0]
+    raise SessionFailed(f"no redis container on {network}")
+
+
+def _force_remove(client: docker.DockerClient, project: str, say: Say) -> None:
+    """The backstop when compose down fails: remove the project's containers and networks."""
+    label = f"{PROJECT_LABEL}={project}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        try:
+            container.remove(force=True)
+        except docker.errors.DockerException as exc:
+            say(f"run: could not remove {container.name}: {exc}")
+    for network in client.networks.list(filters={"label": label}):
+        try:
+            network.remove()
+        except docker.errors.DockerException as exc:
+            say(f"run: could not remove network {network.name}: {exc}")
+
+
+def run_session(options: Options, say: Say = print) -> int:
+    try:
+        session = Session(options, say)
+    except (Refused, ValueError) as exc:
+        say(f"run: refused: {exc}")
+        return EXIT_REFUSED
+    except docker.errors.DockerException as exc:
+        say(f"run: refused: no Docker engine answers ({exc}); `make engine` sets one up")
+        return EXIT_REFUSED
+    return session.run()

@@ -1,0 +1,318 @@
+"""The escape suite through a compose-built session (the real compose.yaml, `Session` steps):
+the agent, assumed hostile, tries every way out; each blocked probe has a control that succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.models.containers
+import pytest
+
+from ironcurtain.session import plan
+from ironcurtain.session.run import Options, Session
+
+from ..probes import host_server, probe
+from .conftest import FAKELLM_COMPOSE, REAL_KEY, Env
+
+Container = docker.models.containers.Container
+CA = plan.CA_IN_AGENT
+
+
+@dataclass(frozen=True)
+class Running:
+    session: Session
+    containers: dict[str, Container]
+    env: Env
+
+    def agent_sh(self, script: str) -> str:
+        """A shell script in the agent container (as the agent user), its output."""
+        result = self.containers["agent"].exec_run(["sh", "-c", script])
+        return result.output.decode(errors="replace")
+
+    def ip(self, service: str, network: str) -> str:
+        networks = self.containers[service].attrs["NetworkSettings"]["Networks"]
+        return networks[network]["IPAddress"]
+
+    def secrets(self) -> list[str]:
+        shared = self.env.shared_dir
+        return [
+            REAL_KEY,
+            (shared / "redis_password").read_text().strip(),
+            (shared / "approval_token").read_text().strip(),
+        ]
+
+
+def _start(env: Env, workspace: Path) -> Session:
+    options = Options(
+        task="(probes)",
+        agent="scripted",
+        workspace=workspace,
+        session_id=secrets.token_hex(4),
+        compose_files=(FAKELLM_COMPOSE,),
+        upstreams=(plan.Upstream("api.anthropic.com", "fakellm:8443", env.vendor / "fake-ca.pem"),),
+        build_images=False,
+    )
+    return Session(options, say=lambda _: None, environ=env.environ)
+
+
+def _containers(client: docker.DockerClient, session: Session) -> dict[str, Container]:
+    label = f"com.docker.compose.project={session.name.project}"
+    return {
+        c.labels["com.docker.compose.service"]: c
+        for c in client.containers.list(filters={"label": label})
+    }
+
+
+@pytest.fixture(scope="module")
+def other(
+    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Container]]:
+    """Another session running beside the probed one (its containers)."""
+    workspace = tmp_path_factory.mktemp("other-ws")
+    workspace.chmod(0o777)
+    session = _start(session_env, workspace)
+    try:
+        session.prepare()
+        session.up()
+        yield _containers(docker_client, session)
+    finally:
+        session.teardown()
+
+
+@pytest.fixture(scope="module")
+def running(
+    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    workspace = tmp_path_factory.mktemp("escape-ws")
+    workspace.chmod(0o777)
+    session = _start(session_env, workspace)
+    try:
+        session.prepare()
+        session.up()
+        session.check_isolation()  # the run's own start-up check passes on this session
+        containers = _containers(docker_client, session)
+        yield Running(session, containers, session_env)
+    finally:
+        session.teardown()
+
+
+# -- network -------------------------------------------------------------------------------
+
+
+def test_the_doors_answer_through_the_sidecar(running: Running) -> None:
+    agent = running.containers["agent"]
+    assert probe(agent, "sidecar", plan.DOCKER_PORT, "/_ping").opened
+    assert probe(agent, "sidecar", plan.MCP_PORT, "/mcp").opened
+
+
+@pytest.mark.parametrize("service", ["mcp-proxy", "mitm-proxy", "socket-proxy", "fakellm"])
+def test_the_agent_cannot_reach_a_door_or_the_vendor_directly(
+    running: Running, service: str
+) -> None:
+    agent = running.containers["agent"]
+    assert not probe(agent, service, 8080).opened  # the name does not even resolve
+    network = f"{running.session.name.project}_" + ("egress" if service == "fakellm" else "control")
+    address = running.ip(service, network)
+    port = {"mcp-proxy": 8080, "mitm-proxy": 3128, "socket-proxy": 2375, "fakellm": 8443}[service]
+    assert not probe(agent, address, port).opened
+    # control: the same address and port answer from a python container on that network
+    neighbour = running.containers["mcp-proxy" if service == "mitm-proxy" else "mitm-proxy"]
+    check = neighbour.exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
+    )
+    assert check.exit_code == 0, check.output
+
+
+@pytest.mark.parametrize(("target", "port"), [("redis", 6379), ("approval", 8000)])
+def test_the_agent_cannot_reach_the_shared_redis_or_approval_service(
+    running: Running, docker_client: docker.DockerClient, target: str, port: int
+) -> None:
+    network = running.env.environ["IRONCURTAIN_SHARED_NETWORK"]
+    project = running.env.environ["IRONCURTAIN_SHARED_PROJECT"]
+    container = docker_client.containers.get(f"{project}-{target}-1")
+    address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    agent = running.containers["agent"]
+    assert not probe(agent, address, port).opened
+    assert not probe(agent, target, port).opened
+    # control: the MCP proxy (on the shared network) reaches it
+    check = running.containers["mcp-proxy"].exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
+    )
+    assert check.exit_code == 0, check.output
+
+
+def test_the_agent_cannot_reach_a_host_service_via_any_gateway(running: Running) -> None:
+    gateways = running.session._gateways()
+    assert gateways
+    with host_server("host-service") as port:
+        agent = running.containers["agent"]
+        for gateway in gateways:
+            assert not probe(agent, gateway, port).opened, gateway
+        # control: the MITM (on the egress bridge) reaches the host service via its gateway
+        egress = running.containers["mitm-proxy"].attrs["NetworkSettings"]["Networks"][
+            f"{running.session.name.project}_egress"
+        ]["Gateway"]
+        assert probe(running.containers["mitm-proxy"], egress, port).opened
+
+
+# -- MITM ----------------------------------------------------------------------------------
+
+CURL = (
+    "curl -s -o /dev/null -w '%{{http_connect}} %{{http_code}}' --max-time 10 --proxy {proxy}"
+    " --cacert " + CA
+    + " -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' {key} {data} {url};"
+    " echo"
+)  # fmt: skip
+
+
+def curl(
+    running: Running,
+    url: str = "https://api.anthropic.com/v1/messages",
+    key: str = '"$IRONCURTAIN_ANTHROPIC_FAKE_KEY"',
+    proxy: str = "http://sidecar:3128",
+    post: bool = True,
+) -> str:
+    script = CURL.format(
+        proxy=proxy,
+        key=f"-H x-api-key:{key}" if key else "",
+        data='-d \'{"model":"m","max_tokens":5,"messages":[]}\'' if post else "",
+        url=url,
+    )
+    return running.agent_sh(script).strip()
+
+
+def test_control_the_fake_key_reaches_the_vendor_through_the_mitm(running: Running) -> None:
+    assert curl(running) == "200 200"
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "status"),
+    [
+        ("host off the allowlist", {"url": "https://example.com/"}, "403 000"),
+        ("IP literal", {"url": "https://127.0.0.1/v1/messages"}, "403 000"),
+        ("forbidden path", {"url": "https://api.anthropic.com/v1/files"}, "200 403"),
+        ("no key", {"key": ""}, "200 401"),
+        ("wrong key", {"key": "sk-ant-api03-not-ours"}, "200 401"),
+        ("the real key", {"key": REAL_KEY}, "200 401"),
+    ],
+)
+def test_the_mitm_refuses(running: Running, case: str, kwargs: dict[str, str], status: str) -> None:
+    assert curl(running, **kwargs) == status, case
+
+
+RELAY = r"""
+import socket, sys, threading
+listener = socket.socket(); listener.bind(("127.0.0.1", 9000)); listener.listen(4)
+def pump(a, b):
+    while data := a.recv(65536): b.sendall(data)
+    b.close()
+while True:
+    client, _ = listener.accept()
+    upstream = socket.create_connection(("sidecar", 3128))
+    threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+    threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+"""
+
+
+def test_a_relay_in_the_agent_reaches_only_what_the_mitm_allows(running: Running) -> None:
+    running.containers["agent"].exec_run(["python3", "-c", RELAY], detach=True)
+    relay = "http://127.0.0.1:9000"
+    script = "for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:9000 && break; done"
+    running.agent_sh(script)  # until the relay accepts (bounded)
+    assert curl(running, proxy=relay) == "200 200"  # control
+    assert curl(running, proxy=relay, url="https://example.com/") == "403 000"
+
+
+# -- Docker socket proxy --------------------------------------------------------------------
+
+
+def docker_get(running: Running, path: str, method: str = "GET") -> str:
+    script = (
+        f"curl -sS --max-time 10 -X {method} -w '\\n%{{http_code}}' "
+        f"http://sidecar:{plan.DOCKER_PORT}{path}"
+    )
+    return running.agent_sh(script)
+
+
+def test_control_the_docker_door_answers_ping_and_version(running: Running) -> None:
+    assert docker_get(running, "/_ping").endswith("200")
+    assert docker_get(running, "/version").endswith("200")
+
+
+@pytest.mark.parametrize("service", ["mitm-proxy", "mcp-proxy", "socket-proxy", "sidecar"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/containers/{id}/archive?path=/run/secrets"),
+        ("GET", "/containers/{id}/export"),
+        ("POST", "/containers/{id}/exec"),
+        ("GET", "/containers/{id}/json"),
+        ("GET", "/containers/{id}/logs?stdout=1"),
+    ],
+)
+def test_the_docker_door_refuses_reads_and_writes_of_session_containers(
+    running: Running, service: str, method: str, path: str
+) -> None:
+    answer = docker_get(running, path.format(id=running.containers[service].id), method)
+    assert answer.endswith("403"), answer
+    for secret in running.secrets():
+        assert secret not in answer
+
+
+def test_no_secret_is_in_any_session_containers_inspect_output(running: Running) -> None:
+    for name, container in running.containers.items():
+        container.reload()
+        text = json.dumps(container.attrs)
+        for secret in running.secrets():
+            assert secret not in text, name
+
+
+# -- the agent container ---------------------------------------------------------------------
+
+
+def test_the_agent_mounts_only_the_workspace_and_its_orientation(running: Running) -> None:
+    mounts = {m["Destination"]: m for m in running.containers["agent"].attrs["Mounts"]}
+    assert set(mounts) == {"/workspace", "/run/ironcurtain/session"}
+    assert mounts["/run/ironcurtain/session"]["RW"] is False
+    listing = running.agent_sh("ls -a /run/ironcurtain/session; ls /run/secrets 2>&1; env")
+    assert "ca-key.pem" not in listing
+    for secret in running.secrets():
+        assert secret not in listing
+
+
+def test_the_session_folder_keeps_secrets_private(running: Running) -> None:
+    secrets_dir = running.session.layout.secrets
+    assert secrets_dir.stat().st_mode & 0o777 == 0o700
+    for path in secrets_dir.rglob("*"):
+        if path.is_file() and path.name != "ca.pem":  # the CA certificate is public
+            assert path.stat().st_mode & 0o077 == 0, path
+
+
+@pytest.mark.parametrize(
+    ("service", "network", "port"),
+    [
+        ("sidecar", "agent", plan.MCP_PORT),
+        ("sidecar", "control", plan.MCP_PORT),
+        ("mcp-proxy", "control", plan.MCP_PORT),
+        ("mitm-proxy", "egress", plan.MITM_PORT),
+    ],
+)
+def test_the_agent_cannot_reach_another_sessions_containers(
+    running: Running, other: dict[str, Container], service: str, network: str, port: int
+) -> None:
+    project = other["agent"].labels["com.docker.compose.project"]
+    networks = other[service].attrs["NetworkSettings"]["Networks"]
+    address = networks[f"{project}_{network}"]["IPAddress"]
+    assert not probe(running.containers["agent"], address, port).opened
+    # control: a container of the other session on that network reaches it
+    neighbour = other["agent" if network == "agent" else "mitm-proxy"]
+    check = neighbour.exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
+    )
+    assert check.exit_code == 0, check.output

@@ -1,0 +1,57 @@
+"""`ironcurtain run` / `make up` argument handling that needs no Docker."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ironcurtain.cli import main
+from ironcurtain.session.compose import Compose
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_interactive_mode_without_a_terminal_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert "interactive mode needs a terminal" in capsys.readouterr().out
+
+
+def test_a_malformed_upstream_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--task", "x", "--upstream", "nonsense"]) == 2
+    assert "HOST=ADDRESS:PORT" in capsys.readouterr().out
+
+
+def _make_up(*variables: str) -> str:
+    done = subprocess.run(
+        ["make", "-n", "-s", "up", *variables],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    joined = done.stdout.replace("\\\n", " ")
+    return next(line for line in joined.splitlines() if "ironcurtain run" in line)
+
+
+def test_make_up_passes_the_task_workspace_and_agent() -> None:
+    line = _make_up("TASK=fix the test", "WORKSPACE=/srv/app", "AGENT=codex")
+    assert '--workspace "/srv/app"' in line
+    assert '--agent "codex"' in line
+    assert '--task "fix the test"' in line
+
+
+def test_make_up_without_a_task_is_interactive_on_the_current_directory() -> None:
+    line = _make_up()
+    assert "--task" not in line
+    assert f'--workspace "{REPO}"' in line
+
+
+def test_interactive_exec_gets_a_terminal_and_one_shot_exec_does_not() -> None:
+    compose = Compose("ic-x-0123abcd")
+    assert compose._argv("exec", "agent", "claude") == [
+        "docker", "compose", "--project-name", "ic-x-0123abcd", "exec", "agent", "claude",
+    ]  # fmt: skip
+    assert "-T" in compose._argv("exec", "-T", "agent", "claude")

@@ -1,0 +1,127 @@
+"""compose.yaml, read as data: the agent's hardening is exactly session/hardening.py's, the
+networks are networks.py's, only the proxies have an egress leg, every service is health-checked,
+and every per-session value is a required variable that `Plan.compose_env()` provides."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ironcurtain.session.hardening import AgentHardening, sidecar_compose_service
+from ironcurtain.session.layout import SessionLayout
+from ironcurtain.session.naming import SessionName
+from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
+from ironcurtain.session.plan import SECRET_PROVIDERS, Plan, secret_name
+
+COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
+TEXT = COMPOSE.read_text()
+DOC: dict[str, Any] = yaml.safe_load(TEXT)
+SERVICES: dict[str, Any] = DOC["services"]
+
+
+def _plan() -> Plan:
+    name = SessionName("wt-abc123", "0123abcd")
+    return Plan(
+        name=name,
+        layout=SessionLayout(Path("/state/sessions") / name.project),
+        agent="scripted",
+        agent_image="ironcurtain/agent-scripted:t",
+        image_tag="t",
+        workspace=Path("/srv/ws"),
+        policy_dir=Path("/repo/policy"),
+        task="fix it",
+        mcp_uid=10100,
+        docker_socket="/var/run/docker.sock",
+        docker_socket_gid=998,
+        shared_network="ironcurtain-shared",
+    )
+
+
+def test_every_required_variable_is_provided_by_the_plan() -> None:
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", TEXT))
+    assert required <= set(_plan().compose_env())
+    assert "IRONCURTAIN_SESSION_DIR" in required
+
+
+def test_the_agent_service_has_exactly_the_hardening_settings() -> None:
+    expected = AgentHardening(workspace="/srv/ws").compose_service()
+    agent = SERVICES["agent"]
+    for key, value in expected.items():
+        if key == "volumes":
+            workspace = agent["volumes"][0]
+            assert workspace["target"] == "/workspace"
+            assert workspace["read_only"] is False
+            assert workspace["source"].startswith("${IRONCURTAIN_WORKSPACE")
+            assert all(v["read_only"] for v in agent["volumes"][1:])
+        elif key == "sysctls":
+            assert {k: str(v) for k, v in agent["sysctls"].items()} == value
+        else:
+            assert agent[key] == value, key
+
+
+def test_the_sidecar_has_the_hardening_settings() -> None:
+    sidecar = SERVICES["sidecar"]
+    for key, value in sidecar_compose_service().items():
+        if key == "sysctls":
+            assert {k: str(v) for k, v in sidecar["sysctls"].items()} == value
+        else:
+            assert sidecar[key] == value, key
+
+
+@pytest.mark.parametrize("spec", [AGENT, CONTROL, EGRESS], ids=lambda s: s.role)
+def test_the_networks_are_the_specs(spec: Any) -> None:
+    entry = dict(DOC["networks"][spec.role])
+    entry.pop("labels")
+    assert entry == spec.compose()
+
+
+def test_the_agents_only_neighbour_is_the_sidecar() -> None:
+    on_agent = {name for name, s in SERVICES.items() if "agent" in s["networks"]}
+    assert on_agent == {"agent", "sidecar"}
+    assert SERVICES["agent"]["networks"] == ["agent"]
+
+
+def test_only_the_proxies_have_an_egress_leg_and_only_the_mcp_proxy_joins_the_shared_network() -> (
+    None
+):
+    assert {n for n, s in SERVICES.items() if "egress" in s["networks"]} == {
+        "mitm-proxy",
+        "mcp-proxy",
+    }
+    assert {n for n, s in SERVICES.items() if "shared" in s["networks"]} == {"mcp-proxy"}
+    assert DOC["networks"]["shared"]["external"] is True
+
+
+def test_every_service_is_health_checked_and_dependents_wait_for_health() -> None:
+    for name, service in SERVICES.items():
+        assert service["healthcheck"]["test"], name
+        for dependency in service.get("depends_on", {}).values():
+            assert dependency == {"condition": "service_healthy"}, name
+
+
+def test_every_container_is_labelled_for_the_session_and_test_runs() -> None:
+    for name, service in SERVICES.items():
+        assert "org.ironcurtain.test-run" in service["labels"], name
+    for name, network in DOC["networks"].items():
+        if name != "shared":
+            assert "org.ironcurtain.test-run" in network["labels"], name
+
+
+def test_secrets_are_files_and_only_the_proxies_get_them() -> None:
+    declared = set(DOC["secrets"])
+    assert {secret_name(p) for p in SECRET_PROVIDERS} | {"redis_password"} == declared
+    assert all("file" in entry for entry in DOC["secrets"].values())
+    assert set(SERVICES["mitm-proxy"]["secrets"]) == {secret_name(p) for p in SECRET_PROVIDERS}
+    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password"]
+    for name in ("agent", "sidecar", "socket-proxy"):
+        assert "secrets" not in SERVICES[name], name
+
+
+def test_no_service_takes_a_secret_from_its_environment() -> None:
+    for name, service in SERVICES.items():
+        for key in service.get("environment", {}) or {}:
+            assert not re.search(r"KEY|TOKEN|PASSWORD|SECRET", key), (name, key)

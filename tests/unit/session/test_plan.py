@@ -1,0 +1,68 @@
+"""The session plan: compose variables, the MITM's settings (parsed by the MITM's own parser),
+the agent's env file and the --upstream option."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ironcurtain.mitm import settings as mitm_settings
+from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.session.plan import Upstream, agent_env_file, parse_upstream
+
+from .test_compose_file import _plan
+
+
+def test_the_mitm_settings_parse_with_the_fake_key_and_the_secret_file() -> None:
+    fake = new_fake_key("sk-ant-api03-")
+    doc = _plan().mitm_settings({"anthropic": fake})
+    parsed = mitm_settings.parse(doc)
+    assert parsed.fake_keys == {"anthropic": fake}
+    assert parsed.real_key_files == {"anthropic": Path("/run/secrets/anthropic_api_key")}
+    assert parsed.session == "0123abcd"
+    assert parsed.upstream == {}
+
+
+def test_an_upstream_override_points_at_the_copied_ca() -> None:
+    plan = replace(
+        _plan(), upstreams=(Upstream("api.anthropic.com", "fakellm:8443", Path("/t/ca.pem")),)
+    )
+    parsed = mitm_settings.parse(plan.mitm_settings({"anthropic": new_fake_key("sk-ant-api03-")}))
+    override = parsed.upstream["api.anthropic.com"]
+    assert (override.host, override.port) == ("fakellm", 8443)
+    assert override.ca_file == Path("/etc/ironcurtain/mitm/upstream-api.anthropic.com.pem")
+
+
+def test_the_compose_env_names_the_session_and_its_forwards() -> None:
+    env = _plan().compose_env()
+    assert env["IRONCURTAIN_SESSION_ID"] == "0123abcd"
+    assert env["IRONCURTAIN_FORWARDS"] == (
+        "8080:mcp-proxy:8080,3128:mitm-proxy:3128,2375:socket-proxy:2375"
+    )
+    assert env["IRONCURTAIN_MCP_UID"] == "10100"
+    assert not any("KEY" in k for k in env)
+
+
+def test_the_agent_env_file_is_one_variable_a_line_and_refuses_line_breaks() -> None:
+    assert agent_env_file({"B": "2", "A": "1"}) == "A=1\nB=2\n"
+    with pytest.raises(ValueError, match="spans lines"):
+        agent_env_file({"A": "1\nEVIL=1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("api.anthropic.com=fakellm:8443", True),
+        ("api.anthropic.com", False),
+        ("=fakellm:8443", False),
+        ("api.anthropic.com=fakellm", False),
+    ],
+)
+def test_upstream_option(text: str, ok: bool) -> None:
+    if ok:
+        assert parse_upstream(text) == Upstream("api.anthropic.com", "fakellm:8443")
+    else:
+        with pytest.raises(ValueError, match="HOST=ADDRESS:PORT"):
+            parse_upstream(text)
