@@ -24,12 +24,13 @@ from ironcurtain.agents.adapter import Endpoints, proxy_environment
 from ironcurtain.fakellm import certs
 from ironcurtain.fakeregistry import artifacts
 from ironcurtain.mitm import ca, registries
+from ironcurtain.session.hardening import AGENT_UID as HARDENED_AGENT_UID
 from ironcurtain.session.hardening import AgentHardening
 
 from .conftest import TEST_LABELS
 
 PROXY_UID = 10001
-AGENT_UID = 10002  # images/agent-base's user
+AGENT_UID = HARDENED_AGENT_UID  # images/agent-base's user
 PYPI, NPM, APT = "pypi.test.internal", "npm.test.internal", "apt.test.internal"
 DAY = dt.timedelta(days=1)
 PACKAGES = [
