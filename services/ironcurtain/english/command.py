@@ -23,7 +23,6 @@ from ..session.layout import state_dir
 from . import annotate, compile, invariants, refresh
 from .accept import offer
 from .cache import Cache
-from .listing import ListingError, call_tool, list_all
 from .oracle import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
@@ -108,6 +107,8 @@ def _checked_whole(text: str, file: str) -> None:
 
 
 def _run(command: str, body: Callable[[], int]) -> int:
+    from .listing import ListingError  # the MCP client: imported only by commands that list
+
     try:
         return body()
     except (Rejected, OracleError, ListingError, ConfigError, SpliceError) as exc:
@@ -135,6 +136,8 @@ def annotate_tools(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> in
     path = args.policy_dir / "policy.yaml"
     current = path.read_text(encoding="utf-8")
     specs = load_backends(args.policy_dir / "servers.yaml", _variables(args))
+    from .listing import list_all
+
     listings = anyio.run(list_all, specs, args.timeout)
     raw_servers = (yaml.safe_load(current) or {}).get("servers") or {}
     cache = Cache(state_dir() / "llm-cache")
@@ -250,6 +253,8 @@ def refresh_lists(args: argparse.Namespace, oracle: Callable[[], Oracle]) -> int
             spec = specs.get(source.server or "")
             if spec is None:
                 raise refresh.ListsError(f"list {name!r}: no MCP server {source.server!r}")
+            from .listing import call_tool
+
             text = anyio.run(call_tool, spec, source.tool or "", source.arguments)
             entries = refresh.parse_mcp(text, source)
         print(f"refresh-lists: {name}: {len(entries)} entries")

@@ -13,10 +13,10 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-import anthropic
-import httpx2
+if TYPE_CHECKING:  # the SDK costs ~1.5 s and ~90 MB to import: only commands that ask pay it
+    import anthropic
 
 T = TypeVar("T")
 
@@ -65,6 +65,8 @@ class AnthropicOracle:
     max_tokens: int = 8192
 
     def ask(self, system: str, prompt: str) -> str:
+        import anthropic
+
         try:
             message = self.client.messages.create(
                 model=self.model,
@@ -104,6 +106,9 @@ def connect(
 ) -> AnthropicOracle:
     """The real oracle. `ca_file` replaces the system trust store (a test vendor, a corporate
     proxy); the environment is not consulted for keys, proxies or base URLs."""
+    import anthropic
+    import httpx2
+
     verify: ssl.SSLContext | bool = True
     if ca_file is not None:
         verify = ssl.create_default_context(cafile=str(ca_file))
