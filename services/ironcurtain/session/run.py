@@ -168,12 +168,7 @@ class Session:
             }
         except KeyStoreError as exc:
             raise Refused(str(exc)) from None
-        if self.options.build_images:
-            self._ensure_images()
         ca_dir = self._ensure_ca()
-        shared = self._ensure_shared()
-        self.layout.create()
-        self._created = True
         variables = {
             "policy_dir": str(policy_dir),
             "audit_dir": str(self.layout.audit),
@@ -181,12 +176,18 @@ class Session:
             "ca_dir": str(ca_dir),
             "secrets_dir": str(self.layout.secrets),
         }
+        # Cheap refusals first: a bad workspace or policy says so before images or shared infra.
         try:
             work = workspace.check(self.options.workspace, policy_dir / "policy.yaml", variables)
         except workspace.WorkspaceError as exc:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        if self.options.build_images:
+            self._ensure_images()
+        shared = self._ensure_shared()
+        self.layout.create()
+        self._created = True
         mcp_uid = workspace.proxy_uid(work)
         socket_path = self.environ.get("IRONCURTAIN_DOCKER_SOCKET", "/var/run/docker.sock")
         try:
