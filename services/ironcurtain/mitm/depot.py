@@ -176,6 +176,34 @@ class Depot:
 
     # ---- answers -----------------------------------------------------------------------------
 
+    def _audit_served(
+        self,
+        event: str,
+        decision: str,
+        rule: str,
+        registry: Registry,
+        request: h11.Request,
+        path: str,
+        size: int,
+        **extra: str,
+    ) -> None:
+        """The audit line of an answer served with 200, written before any byte is sent."""
+        self._audit.write(
+            Entry(
+                self._settings.session,
+                event,
+                decision,
+                rule,
+                host=registry.host,
+                provider=registry.name,
+                method=request.method.decode(),
+                path=path,
+                status=200,
+                bytes_out=size,
+                **extra,
+            )
+        )
+
     def _send(
         self,
         writer: Stream,
@@ -284,22 +312,17 @@ class Depot:
         path: str,
     ) -> None:
         page = await self._load_index(registry, found.name, request.target)
-        self._audit.write(
-            Entry(
-                self._settings.session,
-                "request",
-                "allow",
-                "registry:index",
-                host=registry.host,
-                provider=registry.name,
-                method=request.method.decode(),
-                path=path,
-                status=200,
-                bytes_out=len(page.body),
-                package=found.name,
-                reason="; ".join(page.quarantined)[:2000],
-                flag="quarantined" if page.quarantined else "",
-            )
+        self._audit_served(
+            "request",
+            "allow",
+            "registry:index",
+            registry,
+            request,
+            path,
+            len(page.body),
+            package=found.name,
+            reason="; ".join(page.quarantined)[:2000],
+            flag="quarantined" if page.quarantined else "",
         )
         content = _PYPI_JSON if registry.kind is Kind.PYPI else b"application/json"
         headers = [(b"content-type", content), (b"cache-control", b"no-store")]
@@ -378,19 +401,14 @@ class Depot:
             self._config.max_metadata_bytes,
         )
         self._check_status(fetched, path)
-        self._audit.write(
-            Entry(
-                self._settings.session,
-                "request",
-                "allow",
-                "registry:apt-index",
-                host=registry.host,
-                provider=registry.name,
-                method=request.method.decode(),
-                path=path,
-                status=200,
-                bytes_out=len(fetched.body),
-            )
+        self._audit_served(
+            "request",
+            "allow",
+            "registry:apt-index",
+            registry,
+            request,
+            path,
+            len(fetched.body),
         )
         content = fetched.header(b"content-type") or b"application/octet-stream"
         head = request.method == b"HEAD"
@@ -467,22 +485,17 @@ class Depot:
                 f"{name} {version}: the file's {mismatch} does not match the index; refused",
             )
         filename = unquote(path.rpartition("/")[2])
-        self._audit.write(
-            Entry(
-                self._settings.session,
-                "package",
-                "served",
-                "registry:file",
-                host=registry.host,
-                provider=registry.name,
-                method=request.method.decode(),
-                path=path,
-                status=200,
-                bytes_out=len(fetched.body),
-                package=name,
-                version=version,
-                sha256=sha256,
-            )
+        self._audit_served(
+            "package",
+            "served",
+            "registry:file",
+            registry,
+            request,
+            path,
+            len(fetched.body),
+            package=name,
+            version=version,
+            sha256=sha256,
         )
         if request.method == b"GET":
             self.inventory.add(
