@@ -695,31 +695,13 @@ class Proxy:
         headers = self._upstream_headers(provider, host, request, data, real_key)
         try:
             upstream, response = await self._send_upstream(host, request, headers, data)
-        except TimeoutError:
-            self._write_refusal(
-                writer,
-                conn,
-                provider,
-                host,
-                method,
-                path,
-                Refusal(504, "upstream", f"{host} did not answer in time"),
-                started,
-                rid,
-            )
-            return False
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
-            self._write_refusal(
-                writer,
-                conn,
-                provider,
-                host,
-                method,
-                path,
-                Refusal(502, "upstream", f"{host} unreachable: {_reason(exc)}"),
-                started,
-                rid,
+            refusal = (  # TimeoutError is an OSError: silence is 504, everything else 502
+                Refusal(504, "upstream", f"{host} did not answer in time")
+                if isinstance(exc, TimeoutError)
+                else Refusal(502, "upstream", f"{host} unreachable: {_reason(exc)}")
             )
+            self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
             return False
         content_type = ""
         out_headers = []
