@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
@@ -23,6 +24,9 @@ from testcontainers.core.labels import SESSION_ID
 
 from ironcurtain.images.build import BuildSettings, ImageBuilder
 from ironcurtain.images.catalog import image_ref
+
+if TYPE_CHECKING:
+    from .redisserver import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LABEL = "org.ironcurtain.test-run"
@@ -62,6 +66,17 @@ def image(images: dict[str, str], build_settings: BuildSettings) -> Callable[[st
         return image_ref(name, build_settings.image_tag)
 
     return ref
+
+
+@pytest.fixture(scope="module")
+def team_redis(
+    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    """Our Redis image with a password file, one per test module (escalation, approval tests)."""
+    from .redisserver import redis_server  # it imports TEST_LABELS from here
+
+    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
+        yield found
 
 
 def _created_by_this_run(labels: dict[str, str] | None) -> bool:

@@ -4,7 +4,7 @@ headers and escaping. Every refusal has a control that succeeds with the right c
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from ironcurtain.approval import create_app
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
-from ..redisserver import RedisServer, free_port, redis_server
+from ..redisserver import RedisServer, free_port
 
 TOKEN = "t" * 40
 HOSTILE = "<script>alert('pwned')</script>"
@@ -40,17 +40,9 @@ def request(session: str = "s1", **extra: Any) -> EscalationRequest:
     return EscalationRequest(**fields)
 
 
-@pytest.fixture(scope="module")
-def server(
-    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RedisServer]:
-    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
-        yield found
-
-
 @pytest.fixture
-def channel(server: RedisServer) -> Iterator[Channel]:
-    client = connect(server.url, server.password_file)
+def channel(team_redis: RedisServer) -> Iterator[Channel]:
+    client = connect(team_redis.url, team_redis.password_file)
     client.flushdb()
     yield Channel(client)
     client.close()

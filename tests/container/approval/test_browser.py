@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
-from ..redisserver import RedisServer, free_port, redis_server
+from ..redisserver import RedisServer, free_port
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -57,14 +57,6 @@ def request(**extra: Any) -> EscalationRequest:
     return EscalationRequest(**fields)
 
 
-@pytest.fixture(scope="module")
-def server(
-    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RedisServer]:
-    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
-        yield found
-
-
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -81,7 +73,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 @pytest.fixture(scope="module")
 def service(
-    server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    team_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """gunicorn with our config; yields (base url, token)."""
     state = tmp_path_factory.mktemp("state")
@@ -92,8 +84,8 @@ def service(
         **os.environ,
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
         "IRONCURTAIN_APPROVAL_WORKERS": "1",
-        "IRONCURTAIN_REDIS_URL": server.url,
-        "IRONCURTAIN_REDIS_PASSWORD_FILE": str(server.password_file),
+        "IRONCURTAIN_REDIS_URL": team_redis.url,
+        "IRONCURTAIN_REDIS_PASSWORD_FILE": str(team_redis.password_file),
         "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -129,8 +121,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def channel(server: RedisServer) -> Iterator[Channel]:
-    client = connect(server.url, server.password_file)
+def channel(team_redis: RedisServer) -> Iterator[Channel]:
+    client = connect(team_redis.url, team_redis.password_file)
     client.flushdb()
     yield Channel(client)
     client.close()
@@ -165,14 +157,14 @@ def escalate_in_thread(escalator: RedisEscalator, timeout_s: float = 60) -> Any:
 
 
 def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
-    service: tuple[str, str], server: RedisServer, page: Page, channel: Channel
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
 ) -> None:
     url, token = service
     log_in(page, url, token)
     expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
     loaded = page.evaluate("performance.timeOrigin")
 
-    escalator = RedisEscalator.connect(server.url, server.password_file)
+    escalator = RedisEscalator.connect(team_redis.url, team_redis.password_file)
     try:
         waiting = escalate_in_thread(escalator)
         row = page.locator("#pending-rows tr[data-id]")

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import ssl
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
 
-from ..redisserver import RedisServer, redis_server
+from ..redisserver import RedisServer
 
 KEY = "sk-ant-api03-REAL-reviewer-key"
 TOKEN = "approval-token-for-the-review-tests-0123456789"
@@ -48,14 +48,6 @@ def request(session: str = "s1", task: str = "fix the failing test") -> Escalati
         task=task,
         domains=("docs.pytest.org",),
     )
-
-
-@pytest.fixture(scope="module")
-def server(
-    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RedisServer]:
-    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
-        yield found
 
 
 class LoopThread:
@@ -106,8 +98,8 @@ def fake(
 
 
 @pytest.fixture
-def client(server: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(server.url, server.password_file)
+def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
+    found = connect(team_redis.url, team_redis.password_file)
     found.flushdb()
     yield found
     found.close()

@@ -43,17 +43,9 @@ def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -
     return EscalationRequest(**fields)
 
 
-@pytest.fixture(scope="module")
-def server(
-    image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RedisServer]:
-    with redis_server(image("redis"), tmp_path_factory.mktemp("redis")) as found:
-        yield found
-
-
 @pytest.fixture
-def client(server: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(server.url, server.password_file)
+def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
+    found = connect(team_redis.url, team_redis.password_file)
     found.flushdb()
     yield found
     found.close()
