@@ -76,11 +76,50 @@ def _wait_healthy(container: docker.models.containers.Container, timeout_s: floa
 
 
 @pytest.fixture(scope="module")
+def sandbox(
+    docker_client: docker.DockerClient,
+    image: Callable[[str], str],
+    network: docker.models.networks.Network,
+    session_dirs: dict[str, Path],
+) -> Iterator[str]:
+    """The sandbox container (git runs there), as a session deploys it: the workspace only."""
+    name = f"ic-test-mcp-sandbox-{uuid.uuid4().hex[:8]}"
+    container = docker_client.containers.run(
+        image("mcp-proxy"),
+        command=[
+            "ironcurtain",
+            "mcp-proxy",
+            "sandbox",
+            "--policy=/etc/ironcurtain/policy",
+            "--workspace=/workspace",
+            "--host=0.0.0.0",
+            "--port=8080",  # the image's healthcheck port
+            f"--allowed-host={name}:8080",
+        ],
+        name=name,
+        network=network.name,
+        volumes={str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"}},
+        labels=TEST_LABELS,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        read_only=True,
+        tmpfs={"/tmp": ""},
+        detach=True,
+    )
+    try:
+        _wait_healthy(container, 120)
+        yield f"http://{name}:8080"
+    finally:
+        container.remove(force=True)
+
+
+@pytest.fixture(scope="module")
 def proxy(
     docker_client: docker.DockerClient,
     image: Callable[[str], str],
     network: docker.models.networks.Network,
     session_dirs: dict[str, Path],
+    sandbox: str,
 ) -> Iterator[str]:
     name = f"ic-test-mcp-proxy-{uuid.uuid4().hex[:8]}"
     container = docker_client.containers.run(
@@ -101,6 +140,8 @@ def proxy(
             "8080",
             "--allowed-host",
             f"{name}:8080",
+            "--sandbox",
+            sandbox,
         ],
         name=name,
         network=network.name,

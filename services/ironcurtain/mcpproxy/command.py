@@ -41,7 +41,21 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--redis-url", default="", help="the escalation channel (none: escalations are denied)"
     )
     run.add_argument("--redis-password-file", type=Path, default=None)
+    run.add_argument(
+        "--sandbox",
+        default="",
+        help="where `sandbox: true` servers run: http://HOST:PORT of the sandbox container, or "
+        "`inline` (as children of the proxy: tests only); unset refuses them",
+    )
     run.set_defaults(handler=_serve)
+
+    box = sub.add_parser("sandbox", help="serve the `sandbox: true` servers to the proxy")
+    box.add_argument("--policy", type=Path, required=True, help="policy directory")
+    box.add_argument("--workspace", type=Path, required=True, help="the session workspace")
+    box.add_argument("--host", default="127.0.0.1")
+    box.add_argument("--port", type=int, default=8081)
+    box.add_argument("--allowed-host", action="append", default=[], help="accepted Host header")
+    box.set_defaults(handler=_sandbox)
 
 
 def _announce(host: str, port: int) -> None:
@@ -102,6 +116,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         timeouts=Timeouts(escalation_s=args.escalation_timeout),
         allowed_hosts=tuple(args.allowed_host),
+        sandbox=args.sandbox,
     )
     try:
         escalator = _escalator(args)
@@ -118,4 +133,35 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if escalator is not None:
             escalator.close()
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .config import ConfigError, load_backends
+    from .sandbox import serve_sandbox
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Only the workspace is here; the proxy's own folders are not, whatever a server names.
+    variables = dict.fromkeys(
+        ("policy_dir", "audit_dir", "state_dir", "ca_dir", "secrets_dir"), "/nonexistent"
+    )
+    variables["workspace"] = str(args.workspace.resolve())
+    try:
+        specs = load_backends(args.policy / "servers.yaml", variables)
+        anyio.run(
+            lambda: serve_sandbox(
+                specs,
+                args.host,
+                args.port,
+                args.allowed_host,
+                started=lambda port: print(f"sandbox: serving on port {port}", flush=True),
+            )
+        )
+    except (ConfigError, ValueError) as exc:
+        print(f"mcp-proxy sandbox: refusing to start: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
     return 0

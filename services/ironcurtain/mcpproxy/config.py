@@ -2,7 +2,10 @@
 
 Claude-style: `mcpServers: {NAME: {command, args, env}}` for a child process, or `{url}` for a
 remote Streamable HTTP server. `egress: true` routes the child's HTTP(S) through the checking
-egress proxy. `${name}` is filled from the variables the caller passes.
+egress proxy. `sandbox: true` marks a server that may run programs the agent wrote (git runs
+filter drivers and textconv commands from the repository's own config): in a session it runs in
+the sandbox container, which holds nothing but the workspace (see mcpproxy/sandbox.py).
+`${name}` is filled from the variables the caller passes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ class BackendSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     url: str | None = None
     egress: bool = False  # give the child HTTP(S)_PROXY pointing at the egress checker
+    sandbox: bool = False  # runs agent-written programs: never inside the proxy's container
+
+    def reached_at(self, sandbox_url: str) -> BackendSpec:
+        """This server as the proxy sees it when it runs in the sandbox at `sandbox_url`."""
+        return BackendSpec(name=self.name, url=f"{sandbox_url.rstrip('/')}/{self.name}/mcp")
 
 
 def load_backends(path: Path, variables: Mapping[str, str]) -> tuple[BackendSpec, ...]:
@@ -59,7 +67,7 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
             raise ConfigError(f"{file}: server name {name!r} must match [a-z][a-z0-9-]*")
         if not isinstance(body, dict):
             raise ConfigError(f"{file}: server {name!r} must be a mapping")
-        unknown = set(body) - {"command", "args", "env", "url", "egress", "type"}
+        unknown = set(body) - {"command", "args", "env", "url", "egress", "sandbox", "type"}
         if unknown:
             raise ConfigError(f"{file}: server {name!r}: unknown keys {sorted(unknown)}")
         if ("command" in body) == ("url" in body):
@@ -69,8 +77,12 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
         if not isinstance(args, list) or not isinstance(env, dict):
             raise ConfigError(f"{file}: server {name!r}: args must be a list, env a mapping")
         egress = body.get("egress", False)
-        if not isinstance(egress, bool):
-            raise ConfigError(f"{file}: server {name!r}: egress must be true or false")
+        sandbox = body.get("sandbox", False)
+        if not isinstance(egress, bool) or not isinstance(sandbox, bool):
+            raise ConfigError(f"{file}: server {name!r}: egress and sandbox must be true or false")
+        if sandbox and ("command" not in body or egress):
+            # The sandbox has no network: only a local child without egress can run there.
+            raise ConfigError(f"{file}: server {name!r}: sandbox needs a command and no egress")
         specs.append(
             BackendSpec(
                 name=name,
@@ -79,6 +91,32 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
                 env={str(k): sub(v, f"{name}.env.{k}") for k, v in env.items()},
                 url=sub(body["url"], f"{name}.url") if "url" in body else None,
                 egress=egress,
+                sandbox=sandbox,
             )
         )
     return tuple(specs)
+
+
+INLINE = "inline"  # run sandboxed servers as the proxy's own children (tests, benchmarks)
+
+
+def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ...]:
+    """Where each server runs: `sandbox` is the sandbox's base URL, INLINE, or "" (none).
+
+    With no sandbox a server marked `sandbox: true` is refused rather than run beside the
+    proxy's secrets and audit log.
+    """
+    if sandbox == INLINE:
+        return specs
+    if not sandbox:
+        boxed = [s.name for s in specs if s.sandbox]
+        if boxed:
+            raise ConfigError(
+                f"server(s) {', '.join(boxed)} run programs the agent can write and need the "
+                "sandbox container: pass --sandbox URL (a session does), or --sandbox inline "
+                "where no agent writes the workspace (tests)"
+            )
+        return specs
+    if not re.fullmatch(r"http://[a-z0-9.-]+(:[0-9]+)?/?", sandbox):
+        raise ConfigError(f"sandbox URL {sandbox!r} must be http://HOST[:PORT]")
+    return tuple(s.reached_at(sandbox) if s.sandbox else s for s in specs)

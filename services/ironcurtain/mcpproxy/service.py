@@ -31,7 +31,7 @@ from ..audit import AuditLog
 from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
-from .config import load_backends
+from .config import INLINE, load_backends, place
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
 
@@ -59,6 +59,9 @@ class ProxySettings:
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (DNS-rebinding guard); () = any
     egress_addresses: frozenset[str] = frozenset()  # "ip:port" exceptions for the egress checker
     startup_timeout_s: float = 60.0  # every backend must be up by then, or the proxy refuses
+    # Where `sandbox: true` servers run: the sandbox's URL in a session, INLINE in tests, ""
+    # (refuse them). The CLI has no default; this library default serves tests and benchmarks.
+    sandbox: str = INLINE
 
     def variables(self) -> dict[str, str]:
         return {
@@ -112,7 +115,9 @@ async def running_gate(
         raise StartupError(
             f"the workspace {settings.workspace} contains protected paths: {', '.join(inside)}"
         )
-    specs = load_backends(settings.policy_dir / settings.servers_file, variables)
+    specs = place(
+        load_backends(settings.policy_dir / settings.servers_file, variables), settings.sandbox
+    )
     egress = Egress(EgressRules(addresses=settings.egress_addresses))
     await egress.start()
     audit = AuditLog(settings.audit_file)

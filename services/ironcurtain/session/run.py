@@ -475,7 +475,7 @@ class Session:
 
     def _watch_proxies(self, proc: subprocess.Popen[str], stop: threading.Event) -> None:
         """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
-        services = ("sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
+        services = ("sidecar", "mcp-proxy", "mcp-sandbox", "mitm-proxy", "socket-proxy")
         while not stop.wait(1.0):
             try:
                 states = {

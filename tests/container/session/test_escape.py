@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from ironcurtain.session import plan
 from ironcurtain.session.run import Options, Session
 
 from ..probes import host_server, probe
-from .conftest import FAKELLM_COMPOSE, REAL_KEY, Env
+from .conftest import AGENT_UID, FAKELLM_COMPOSE, REAL_KEY, Env
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
@@ -316,3 +317,75 @@ def test_the_agent_cannot_reach_another_sessions_containers(
         ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
     )
     assert check.exit_code == 0, check.output
+
+
+# -- programs the agent writes for the MCP servers to run ------------------------------------
+
+# Run by git as a clean filter the agent configured in the workspace repository: where does it
+# run, what does it hold, what can it reach? Reported into the workspace.
+PROBE_SCRIPT = """\
+import json, os, socket
+report = {"hostname": socket.gethostname()}
+report["secrets"] = sorted(os.listdir("/run/secrets")) if os.path.isdir("/run/secrets") else []
+report["audit"] = sorted(os.listdir("/audit")) if os.path.isdir("/audit") else []
+report["reach"] = {}
+for host, port in [("mcp-proxy", 8080), ("redis", 6379), ("approval", 8470),
+                   ("fakellm", 8443), ("mitm-proxy", 3128), ("sidecar", 8080)]:
+    try:
+        socket.create_connection((host, port), 2).close()
+        report["reach"][host] = "open"
+    except OSError as exc:
+        report["reach"][host] = type(exc).__name__
+with open("/workspace/probe-report.json", "w") as out:
+    json.dump(report, out)
+"""
+
+MCP_CALL = """\
+import sys, anyio
+from mcp import Client
+
+async def main():
+    with anyio.fail_after(90):
+        async with Client("http://sidecar:8080/mcp") as client:
+            result = await client.call_tool(sys.argv[1], {"repo_path": "/workspace/repo"})
+            print("ERROR" if result.is_error else "OK", *(c.text for c in result.content))
+
+anyio.run(main)
+"""
+
+
+def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
+    running: Running, tmp_path: Path
+) -> None:
+    workspace = running.session.options.workspace
+    repo = workspace / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=a", "-c", "user.email=a@example.invalid"]
+    subprocess.run([*git[:3], "init", "-q"], check=True)
+    (repo / "notes.txt").write_text("first\n")
+    subprocess.run([*git, "add", "notes.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    # What a hostile agent writes: a filter driver in the repository's own config.
+    (workspace / ".probe.py").write_text(PROBE_SCRIPT)
+    with (repo / ".git" / "config").open("a") as config:
+        config.write(
+            '[filter "probe"]\n'
+            "\tclean = RES_OPTIONS='timeout:1 attempts:1' python3 /workspace/.probe.py; cat\n"
+        )
+    (repo / ".gitattributes").write_text("*.txt filter=probe\n")
+    (repo / "notes.txt").write_text("second\n")
+    subprocess.run(["chown", "-R", f"{AGENT_UID}:{AGENT_UID}", str(repo)], check=True)
+
+    call = running.containers["agent"].exec_run(
+        ["python3", "-c", MCP_CALL, "git__git_diff_unstaged"]
+    )
+    assert call.output.decode().startswith("OK"), call.output  # control: the call was allowed
+
+    report = json.loads((workspace / "probe-report.json").read_text())  # the filter did run
+    sandbox, proxy = running.containers["mcp-sandbox"], running.containers["mcp-proxy"]
+    assert report["hostname"] == sandbox.attrs["Config"]["Hostname"]
+    assert report["hostname"] != proxy.attrs["Config"]["Hostname"]
+    assert report["secrets"] == []
+    assert report["audit"] == []  # the image's empty mount point at most
+    assert report["reach"].pop("mcp-proxy") == "open"  # control: the probe can connect
+    assert all(outcome != "open" for outcome in report["reach"].values()), report["reach"]
