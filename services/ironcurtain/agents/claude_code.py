@@ -76,7 +76,7 @@ class ClaudeCode:
             return line.rstrip("\n") or None
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
-            return f"[agent] started (model {event.get('model', '?')})"
+            return f"[agent] started (model {event.get('model', '?')}{_mcp_status(event)})"
         if kind == "assistant":
             return _render_content(event.get("message", {}).get("content", []), "assistant")
         if kind == "user":
@@ -92,6 +92,15 @@ class ClaudeCode:
             if event is not None and event.get("type") == "result":
                 answer = event.get("result")
         return answer
+
+
+def _mcp_status(init: dict[str, Any]) -> str:
+    """Our MCP server's state as Claude Code saw it at start ("connected", "needs-auth", ...)."""
+    servers = init.get("mcp_servers")
+    for server in servers if isinstance(servers, list) else []:
+        if isinstance(server, dict) and server.get("name") == MCP_SERVER_NAME:
+            return f", MCP server {MCP_SERVER_NAME}: {server.get('status', '?')}"
+    return f", MCP server {MCP_SERVER_NAME}: missing" if isinstance(servers, list) else ""
 
 
 def _render_content(content: Any, role: str) -> str | None:
