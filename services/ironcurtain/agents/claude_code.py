@@ -82,7 +82,7 @@ class ClaudeCode:
         if kind == "user":
             return _render_content(event.get("message", {}).get("content", []), "user")
         if kind == "result":
-            return f"[answer] {event.get('result', '')}"
+            return "\n".join([*_refusals(event), f"[answer] {event.get('result', '')}"])
         return None
 
     def final_answer(self, lines: Iterable[str]) -> str | None:
@@ -101,6 +101,17 @@ def _mcp_status(init: dict[str, Any]) -> str:
         if isinstance(server, dict) and server.get("name") == MCP_SERVER_NAME:
             return f", MCP server {MCP_SERVER_NAME}: {server.get('status', '?')}"
     return f", MCP server {MCP_SERVER_NAME}: missing" if isinstance(servers, list) else ""
+
+
+def _refusals(result: dict[str, Any]) -> list[str]:
+    """Calls Claude Code refused on its own (not in --allowedTools): they never reached a door."""
+    denials = result.get("permission_denials")
+    names = (
+        [str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)]
+        if isinstance(denials, list)
+        else []
+    )
+    return [f"[refused by Claude Code, not by policy] {', '.join(names)}"] if names else []
 
 
 def _render_content(content: Any, role: str) -> str | None:

@@ -108,6 +108,7 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
     assert done.returncode == 0, output
     assert "MCP server ironcurtain: connected" in output, output
     assert f"[answer] {FINAL}" in output  # rendered as it arrived
+    assert "refused by Claude Code" not in output
 
     # The vendor's side: what reached the fake through the MITM proxy.
     seen = json_lines((play_dir / play.RECORD_FILE).read_text())

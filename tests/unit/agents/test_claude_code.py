@@ -154,3 +154,15 @@ def test_tools_are_listed_directly_not_deferred_behind_tool_search() -> None:
 def test_the_start_line_says_whether_our_mcp_server_connected(servers: object, shown: str) -> None:
     init = {"type": "system", "subtype": "init", "model": "m", "mcp_servers": servers}
     assert ClaudeCode().render(json.dumps(init)) == f"[agent] started (model m{shown})"
+
+
+def test_calls_claude_code_refused_itself_are_shown_before_the_answer() -> None:
+    result = {
+        "type": "result",
+        "result": "done",
+        "permission_denials": [{"tool_name": "Bash", "tool_use_id": "t", "tool_input": {}}, 7],
+    }
+    assert ClaudeCode().render(json.dumps(result)) == (
+        "[refused by Claude Code, not by policy] Bash\n[answer] done"
+    )
+    assert ClaudeCode().render(json.dumps({**result, "permission_denials": []})) == "[answer] done"
