@@ -49,6 +49,11 @@ NEVER_FORWARDED = (
     "proxy-authorization", "proxy-connection", "cookie", "te", "trailer", "upgrade", "expect",
     "transfer-encoding", "authorization", "x-goog-api-key", "api-key",
 )  # fmt: skip
+# What the vendor may see: the headers our MITM sets itself, and the ones Claude Code sends (no
+# Via, X-Forwarded-For or anything else naming the proxy, the agent or the session).
+OURS = ("host", "content-length", "accept-encoding", "x-api-key")
+CLIENTS = ("accept", "content-type", "user-agent", "x-app", "x-client-request-id")
+CLIENT_PREFIXES = ("anthropic-", "x-stainless-", "x-claude-")
 SERVER_TOOL_TYPES = (
     "web_search",
     "web_fetch",
@@ -124,6 +129,10 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
         assert headers.get("host") == ["api.anthropic.com"]
         assert headers.get("accept-encoding") == ["identity"]
         assert [h for h in NEVER_FORWARDED if h in headers] == []
+        unexpected = [
+            h for h in headers if h not in OURS + CLIENTS and not h.startswith(CLIENT_PREFIXES)
+        ]
+        assert unexpected == [], unexpected
         assert "sk-ant-" not in json.dumps(request)  # no key in clear: no fake, no real
         for tool in request["body"].get("tools") or []:
             kind = str(tool.get("type", "custom"))
