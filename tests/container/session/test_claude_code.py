@@ -9,6 +9,9 @@ each tool result) and what the session recorded (audit, summary, the printed ans
 
 Every check would fail if Claude Code quietly did something else: refused the tools itself
 (--allowedTools), never listed them (tool search), or never reached the vendor.
+
+A second session scripts a move (escalated by the default policy): Claude Code's MCP call waits
+while the test approves it through the approval API, and the move's result reaches the vendor.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +31,8 @@ from ironcurtain.audit import verify_file
 from ironcurtain.fakellm import play
 from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 
-from .conftest import REAL_KEY, SERVICE_UID, Env, cli
-from .test_run import assert_nothing_left, session_dir
+from .conftest import REAL_KEY, SERVICE_UID, Env, cli, popen
+from .test_run import NOTICE, approve, assert_nothing_left, session_dir
 
 PLAY_COMPOSE = Path(__file__).parent / "play.compose.yaml"
 READ = "mcp__ironcurtain__filesystem__read_text_file"
@@ -64,14 +67,24 @@ SERVER_TOOL_TYPES = (
 )
 
 
-@pytest.fixture
-def play_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "play"
+def _play_dir(root: Path, script: dict[str, Any]) -> Path:
+    folder = root / "play"
     folder.mkdir()
-    (folder / play.SCRIPT_FILE).write_text(json.dumps(SCRIPT))
+    (folder / play.SCRIPT_FILE).write_text(json.dumps(script))
     (folder / play.SCRIPT_FILE).chmod(0o644)
     os.chown(folder, SERVICE_UID, SERVICE_UID)  # the fake (uid 10001) writes its record here
     return folder
+
+
+def _env(session_env: Env, folder: Path) -> Env:
+    return replace(
+        session_env, environ={**session_env.environ, "IRONCURTAIN_FAKELLM_PLAY": str(folder)}
+    )
+
+
+@pytest.fixture
+def play_dir(tmp_path: Path) -> Path:
+    return _play_dir(tmp_path, SCRIPT)
 
 
 def _tool_results(request: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -99,9 +112,7 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
     docker_client: docker.DockerClient,
 ) -> None:
     image("agent-claude-code")
-    env = replace(
-        session_env, environ={**session_env.environ, "IRONCURTAIN_FAKELLM_PLAY": str(play_dir)}
-    )
+    env = _env(session_env, play_dir)
     session_id = secrets.token_hex(4)
     args = env.run_args(
         "--compose-file", str(PLAY_COMPOSE), "--agent", "claude-code",
@@ -181,4 +192,59 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
     for path in (mcp_log, mitm_log, root / "agent-output.log", root / "summary.json"):
         assert REAL_KEY not in path.read_text(), path
     assert REAL_KEY not in output
+    assert_nothing_left(env, docker_client, session_id)
+
+
+MOVE = "mcp__ironcurtain__filesystem__move_file"
+MOVED = "IC-FINAL: moved after a human said yes."
+
+
+def test_claude_code_waits_for_a_human_on_an_escalated_call_and_gets_its_result(
+    session_env: Env,
+    workspace: Path,
+    tmp_path: Path,
+    image: Callable[[str], str],
+    docker_client: docker.DockerClient,
+) -> None:
+    image("agent-claude-code")
+    source, target = "/workspace/old.txt", "/workspace/new.txt"
+    script = {
+        "turns": [
+            {"tool_calls": [{"name": MOVE, "input": {"source": source, "destination": target}}]},
+            {"text": MOVED},
+        ]
+    }
+    folder = _play_dir(tmp_path, script)
+    env = _env(session_env, folder)
+    session_id = secrets.token_hex(4)
+    args = env.run_args(
+        "--compose-file", str(PLAY_COMPOSE), "--agent", "claude-code",
+        "--task", "Rename old.txt to new.txt.", "--workspace", str(workspace),
+        "--session-id", session_id, "--escalation-timeout", "120",
+    )  # fmt: skip
+    output, approved = [], None
+    with popen(env, *args) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the session's own output drives the test: no polling
+            output.append(line)
+            found = NOTICE.search(line)
+            if found and approved is None:
+                approved = approve(env, found.group(1))
+        code = proc.wait(timeout=60)
+    text = "".join(output)
+    assert code == 0, text
+    assert approved is not None, text
+    assert f"[answer] {MOVED}" in text
+    assert (workspace / "new.txt").read_text() == "to be moved\n"  # the approved move ran
+    assert not (workspace / "old.txt").exists()
+
+    seen = json_lines((folder / play.RECORD_FILE).read_text())
+    last = [r for r in seen if r["body"].get("tools")][-1]
+    result = _tool_results(last)[play.tool_use_id(0, 0)]
+    assert not result.get("is_error"), result
+    assert "new.txt" in _text(result)
+    summary = json.loads((session_dir(env, session_id) / "summary.json").read_text())
+    audit = json_lines(Path(summary["audit"]["mcp"]).read_text())
+    assert summary["tools"] == asdict(tool_counts(audit))
+    assert (summary["tools"]["escalated"], summary["tools"]["approved"]) == (1, 1)
     assert_nothing_left(env, docker_client, session_id)
