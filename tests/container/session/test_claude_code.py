@@ -222,18 +222,20 @@ def test_claude_code_waits_for_a_human_on_an_escalated_call_and_gets_its_result(
         "--task", "Rename old.txt to new.txt.", "--workspace", str(workspace),
         "--session-id", session_id, "--escalation-timeout", "120",
     )  # fmt: skip
-    output, approved = [], None
+    output, approved, waiting = [], None, False
     with popen(env, *args) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:  # the session's own output drives the test: no polling
             output.append(line)
             found = NOTICE.search(line)
             if found and approved is None:
+                waiting = (workspace / "old.txt").exists()  # nothing moved before the decision
                 approved = approve(env, found.group(1))
         code = proc.wait(timeout=60)
     text = "".join(output)
     assert code == 0, text
     assert approved is not None, text
+    assert waiting, text
     assert f"[answer] {MOVED}" in text
     assert (workspace / "new.txt").read_text() == "to be moved\n"  # the approved move ran
     assert not (workspace / "old.txt").exists()
