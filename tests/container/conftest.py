@@ -85,7 +85,9 @@ def _created_by_this_run(labels: dict[str, str] | None) -> bool:
 
 
 def _snapshot(client: docker.DockerClient) -> tuple[dict[str, object], dict[str, object]]:
-    containers = {c.id: c for c in client.containers.list(all=True)}
+    # Other worktrees share the engine: a container of theirs removed between docker-py's list and
+    # its per-container inspect would raise NotFound here and error the whole run at setup.
+    containers = {c.id: c for c in client.containers.list(all=True, ignore_removed=True)}
     networks = {n.id: n for n in client.networks.list()}
     return containers, networks
 

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 # Inside the agent container: where the session's read-only orientation files are mounted, and
 # the HOME (a tmpfs) the image's entrypoint copies them into.
@@ -99,11 +100,17 @@ def json_event(line: str) -> dict[str, Any] | None:
 
 def proxy_environment(endpoints: Endpoints) -> dict[str, str]:
     """What every agent needs to reach its LLM through the MITM proxy (and nothing else)."""
+    # The MCP door is plain HTTP on the sidecar. Clients that send *every* request through
+    # HTTPS_PROXY (Claude Code does) would ask the MITM for it, which refuses plain-HTTP
+    # proxying (Claude Code then reports the server as "needs-auth"). The sidecar is the agent's
+    # only neighbour anyway: going to it directly reaches nothing new.
+    direct = urlsplit(endpoints.mcp_url).hostname or ""
     env = {
         "HOME": AGENT_HOME,
         "HTTPS_PROXY": endpoints.https_proxy,
         "https_proxy": endpoints.https_proxy,
-        "NO_PROXY": "",
+        "NO_PROXY": direct,
+        "no_proxy": direct,
         # Package tools trust the MITM CA (mounted at run time, never baked into the image) and
         # use the same proxy; the registries themselves come from registries.agent_environment.
         "PIP_CERT": endpoints.ca_cert,

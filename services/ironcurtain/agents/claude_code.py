@@ -76,13 +76,13 @@ class ClaudeCode:
             return line.rstrip("\n") or None
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
-            return f"[agent] started (model {event.get('model', '?')})"
+            return f"[agent] started (model {event.get('model', '?')}{_mcp_status(event)})"
         if kind == "assistant":
             return _render_content(event.get("message", {}).get("content", []), "assistant")
         if kind == "user":
             return _render_content(event.get("message", {}).get("content", []), "user")
         if kind == "result":
-            return f"[answer] {event.get('result', '')}"
+            return "\n".join([*_refusals(event), f"[answer] {event.get('result', '')}"])
         return None
 
     def final_answer(self, lines: Iterable[str]) -> str | None:
@@ -92,6 +92,26 @@ class ClaudeCode:
             if event is not None and event.get("type") == "result":
                 answer = event.get("result")
         return answer
+
+
+def _mcp_status(init: dict[str, Any]) -> str:
+    """Our MCP server's state as Claude Code saw it at start ("connected", "needs-auth", ...)."""
+    servers = init.get("mcp_servers")
+    for server in servers if isinstance(servers, list) else []:
+        if isinstance(server, dict) and server.get("name") == MCP_SERVER_NAME:
+            return f", MCP server {MCP_SERVER_NAME}: {server.get('status', '?')}"
+    return f", MCP server {MCP_SERVER_NAME}: missing" if isinstance(servers, list) else ""
+
+
+def _refusals(result: dict[str, Any]) -> list[str]:
+    """Calls Claude Code refused on its own (not in --allowedTools): they never reached a door."""
+    denials = result.get("permission_denials")
+    names = (
+        [str(d.get("tool_name", "?")) for d in denials if isinstance(d, dict)]
+        if isinstance(denials, list)
+        else []
+    )
+    return [f"[refused by Claude Code, not by policy] {', '.join(names)}"] if names else []
 
 
 def _render_content(content: Any, role: str) -> str | None:

@@ -1,11 +1,17 @@
-"""`python -m ironcurtain.fakellm --port 8443 --cert C --key K`: serve the fake vendor."""
+"""`python -m ironcurtain.fakellm --port 8443 --cert C --key K [--play DIR]`: serve the fake vendor.
+
+With `--play DIR`, Messages requests are answered from DIR/script.json and every request is
+recorded to DIR/seen.jsonl (play.py).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ssl
+from pathlib import Path
 
+from . import play
 from .server import FakeVendor
 
 
@@ -13,6 +19,9 @@ async def _main(args: argparse.Namespace) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(args.cert, args.key)
     vendor = FakeVendor()
+    if args.play is not None:
+        vendor.script = play.load(args.play)  # a bad script stops the fake before it listens
+        vendor.record_to = args.play / play.RECORD_FILE
     port = await vendor.start(context, args.host, args.port)
     print(f"fakellm: listening on {args.host}:{port}", flush=True)
     await asyncio.Event().wait()
@@ -24,6 +33,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
+    parser.add_argument("--play", type=Path, default=None, help="folder with script.json")
     asyncio.run(_main(parser.parse_args()))
 
 

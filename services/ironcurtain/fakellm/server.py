@@ -8,6 +8,9 @@
 
 Scripted answers: text put in `replies` is the next non-streamed Messages answer, in order (a
 test scripts what "the model" says, hostile answers included); empty: the usual greeting.
+
+Played conversations (`play`, see play.py): Messages requests are answered from a script (tool
+calls, then a final text) and every request is recorded to a file, for real clients in a session.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import h11
+
+from . import play as playing
 
 INPUT_TOKENS = 12
 OUTPUT_TOKENS = 34
@@ -91,6 +97,8 @@ class FakeVendor:
     connections: int = 0  # TLS connections accepted (upstream reuse shows here)
     aborted: int = 0  # streams whose client (the proxy) went away before the gate opened
     replies: deque[str] = field(default_factory=deque)  # scripted answers, first in first out
+    script: playing.Script | None = None  # Messages requests answered from it (play.py)
+    record_to: Path | None = None  # every request appended here, one JSON line each
 
     async def start(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, ssl=context)
@@ -153,6 +161,11 @@ class FakeVendor:
             headers.setdefault(name.decode(), []).append(value.decode("latin-1"))
         path = req.target.decode().partition("?")[0]
         self.last_key_digest = _key_digest(headers)
+        if self.record_to is not None:
+            pairs = [(n.decode(), v.decode("latin-1")) for n, v in req.headers]
+            seen = playing.record(req.method.decode(), req.target.decode(), pairs, body)
+            with self.record_to.open("a") as out:
+                out.write(json.dumps(seen) + "\n")
         self.seen.append(
             Seen(
                 headers.get("host", [""])[0],
@@ -193,6 +206,12 @@ class FakeVendor:
                     ],
                 },
             )
+        if path == "/v1/messages" and self.script is not None and isinstance(doc, dict):
+            number, turn = self.script.turn_for(doc)
+            if doc.get("stream"):
+                events: list[bytes | None] = list(playing.sse_events(model, number, turn))
+                return await self._stream(conn, writer, reader, events)
+            return self._json(conn, writer, 200, playing.message(model, number, turn))
         if path == "/v1/messages":
             if doc.get("stream"):
                 return await self._anthropic_stream(conn, writer, reader, model)

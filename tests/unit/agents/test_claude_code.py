@@ -117,3 +117,52 @@ def test_package_tools_trust_the_ca_mounted_at_run_time(agent: str) -> None:
     env = adapter.environment(ENDPOINTS, keys)
     for name in ("PIP_CERT", "NPM_CONFIG_CAFILE", "IRONCURTAIN_CA_CERT"):
         assert env[name] == "/run/ironcurtain/ca.pem"
+
+
+@pytest.mark.parametrize("agent", ["claude-code", "codex"])
+def test_the_mcp_door_is_reached_directly_and_everything_else_through_the_proxy(
+    agent: str,
+) -> None:
+    # Claude Code sends plain-HTTP MCP requests through HTTPS_PROXY unless NO_PROXY names the host;
+    # the MITM refuses plain-HTTP proxying, and Claude Code then reports "needs-auth".
+    adapter = adapter_for(agent)
+    env = adapter.environment(ENDPOINTS, {p: "sk-FAKE" for p in adapter.providers})
+    assert env["NO_PROXY"] == env["no_proxy"] == "sidecar"
+    assert env["HTTPS_PROXY"] == env["https_proxy"] == "http://sidecar:3128"
+
+
+def test_oneshot_allows_every_tool_of_our_mcp_server_and_only_those_without_asking() -> None:
+    argv = ClaudeCode().oneshot_command("x")
+    assert argv[argv.index("--allowedTools") + 1] == "mcp__ironcurtain"
+    assert "--dangerously-skip-permissions" not in argv
+
+
+def test_tools_are_listed_directly_not_deferred_behind_tool_search() -> None:
+    assert ClaudeCode().environment(ENDPOINTS, {"anthropic": FAKE})["ENABLE_TOOL_SEARCH"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("servers", "shown"),
+    [
+        ([{"name": "ironcurtain", "status": "connected"}], ", MCP server ironcurtain: connected"),
+        ([{"name": "ironcurtain", "status": "needs-auth"}], ", MCP server ironcurtain: needs-auth"),
+        ([{"name": "other", "status": "connected"}], ", MCP server ironcurtain: missing"),
+        ([], ", MCP server ironcurtain: missing"),
+        ("garbage", ""),
+    ],
+)
+def test_the_start_line_says_whether_our_mcp_server_connected(servers: object, shown: str) -> None:
+    init = {"type": "system", "subtype": "init", "model": "m", "mcp_servers": servers}
+    assert ClaudeCode().render(json.dumps(init)) == f"[agent] started (model m{shown})"
+
+
+def test_calls_claude_code_refused_itself_are_shown_before_the_answer() -> None:
+    result = {
+        "type": "result",
+        "result": "done",
+        "permission_denials": [{"tool_name": "Bash", "tool_use_id": "t", "tool_input": {}}, 7],
+    }
+    assert ClaudeCode().render(json.dumps(result)) == (
+        "[refused by Claude Code, not by policy] Bash\n[answer] done"
+    )
+    assert ClaudeCode().render(json.dumps({**result, "permission_denials": []})) == "[answer] done"
