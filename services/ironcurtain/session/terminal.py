@@ -299,9 +299,13 @@ class Relay:
         for signum in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(signum) is signal.SIG_DFL:  # the caller's own handler wins
                 old[signum] = signal.signal(signum, hangup)
+        # A signal may land on another thread; Python then runs its handler only when the main
+        # thread next runs code. The wakeup fd ends the loop's select() so that happens at once.
+        old_wakeup = signal.set_wakeup_fd(self._wake[1], warn_on_full_buffer=False)
         try:
             yield
         finally:
+            signal.set_wakeup_fd(old_wakeup)
             for signum, handler in old.items():
                 signal.signal(signum, handler)
 
