@@ -1,20 +1,12 @@
 """The interactive relay: pure splicing of notices into the agent's bytes, then the real thing on
-real ptys -- a relay host process (relayhost.py) whose controlling terminal is a pty this test
-owns, running a small child (ttychild.py) on the relay's own pty."""
+real ptys (ptys.py: a relay host whose controlling terminal is a pty the test owns)."""
 
 from __future__ import annotations
 
 import os
 import re
-import select
 import signal
-import subprocess
-import sys
 import termios
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,12 +21,9 @@ from ironcurtain.session.terminal import (
     safe_line,
     set_window_size,
     window_size,
-    with_controlling_tty,
 )
 
-HERE = Path(__file__).parent
-SERVICES = HERE.parents[2] / "services"
-DEADLINE_S = 20.0
+from .ptys import relay_host
 
 # -- pure ---------------------------------------------------------------------------------------
 
@@ -160,77 +149,6 @@ def test_a_notice_waits_out_an_escape_sequence_then_follows_it() -> None:
 
 
 # -- the relay on real ptys ---------------------------------------------------------------------
-
-
-@dataclass
-class Host:
-    """The relay host process, and this test's side of its (the user's) terminal."""
-
-    proc: subprocess.Popen[bytes]
-    master: int
-    slave: int
-    notices: int
-    seen: bytearray = field(default_factory=bytearray)
-    cursor: int = 0
-
-    def expect(self, pattern: bytes) -> re.Match[bytes]:
-        """Wait (bounded) until the terminal shows `pattern` past what was matched before."""
-        wanted = re.compile(pattern, re.DOTALL)
-        deadline = time.monotonic() + DEADLINE_S
-        while (found := wanted.search(self.seen, self.cursor)) is None:
-            left = deadline - time.monotonic()
-            assert left > 0, f"no {pattern!r} in {bytes(self.seen[self.cursor :])!r}"
-            self._pump(left)
-        self.cursor = found.end()
-        return found
-
-    def send(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def notice(self, line: str) -> None:
-        os.write(self.notices, line.encode() + b"\n")
-
-    def wait(self) -> int:
-        deadline = time.monotonic() + DEADLINE_S
-        while self.proc.poll() is None:
-            left = deadline - time.monotonic()
-            assert left > 0, f"the relay did not end: {bytes(self.seen)!r}"
-            self._pump(min(left, 0.2))
-        return self.proc.returncode
-
-    def _pump(self, timeout_s: float) -> None:
-        ready, _, _ = select.select([self.master], [], [], timeout_s)
-        if ready:
-            with suppress(OSError):  # EIO: the relay's side closed
-                self.seen += os.read(self.master, 65536)
-
-
-@contextmanager
-def relay_host(hold_s: float = 5.0, rows: int = 24, cols: int = 80) -> Iterator[Host]:
-    master, slave = os.openpty()
-    set_window_size(master, rows, cols)
-    notices_r, notices_w = os.pipe()
-    argv = [sys.executable, str(HERE / "relayhost.py"), str(notices_r), str(hold_s)]
-    argv += [sys.executable, str(HERE / "ttychild.py")]
-    proc = subprocess.Popen(
-        with_controlling_tty(argv),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        pass_fds=(notices_r,),
-        start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(SERVICES)},
-    )
-    os.close(notices_r)
-    host = Host(proc, master, slave, notices_w)
-    try:
-        yield host
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for fd in (master, slave, notices_w):
-            os.close(fd)
 
 
 def test_the_relay_passes_every_byte_value_both_ways_exactly() -> None:
