@@ -312,6 +312,8 @@ class Session:
         try:
             code = self.compose.exec_terminal("agent", self.adapter.interactive_command(), relay)
         except terminal.Hangup as exc:
+            if exc.gone:
+                terminal.detach_stdio()  # teardown goes on; the summary is in summary.json
             raise Interrupted(str(exc)) from None
         finally:
             stop.set()

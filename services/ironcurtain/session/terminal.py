@@ -46,6 +46,19 @@ _CTTY = (
 class Hangup(BaseException):
     """SIGTERM or SIGHUP (when nobody else handles them) or the user's terminal went away."""
 
+    def __init__(self, why: str, *, gone: bool = False) -> None:
+        super().__init__(why)
+        self.gone = gone  # the user's terminal is no more: nothing can be shown on it
+
+
+def detach_stdio() -> None:
+    """After the terminal went away: stdin/stdout/stderr on /dev/null, so that what is still
+    printed (teardown, summary) is dropped instead of failing with EIO."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
 
 def with_controlling_tty(argv: Sequence[str]) -> list[str]:
     """argv run with its stdin (a tty) as controlling terminal; start it with a new session."""
@@ -214,7 +227,8 @@ def _raw(fd: int) -> Iterator[None]:
         tty.setraw(fd, termios.TCSANOW)
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with suppress(termios.error):  # a terminal that hung up has no mode to restore
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class Relay:
@@ -293,7 +307,8 @@ class Relay:
             return
 
         def hangup(signum: int, frame: FrameType | None) -> None:
-            raise Hangup(f"signal {signal.Signals(signum).name}")
+            name = signal.Signals(signum).name
+            raise Hangup(f"signal {name}", gone=signum == signal.SIGHUP)
 
         old = {signal.SIGWINCH: signal.signal(signal.SIGWINCH, lambda s, f: self._resize())}
         for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -392,7 +407,7 @@ def _read_user(fd: int) -> bytes:
     except BlockingIOError:
         return b""
     except OSError as exc:
-        raise Hangup(f"the terminal went away ({exc.strerror})") from None
+        raise Hangup(f"the terminal went away ({exc.strerror})", gone=True) from None
     if not data:
-        raise Hangup("the terminal went away (end of input)")
+        raise Hangup("the terminal went away (end of input)", gone=True)
     return data

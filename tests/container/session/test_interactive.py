@@ -84,27 +84,44 @@ class Terminal:
         return bool(data)
 
 
-def test_an_interactive_session_resizes_shows_escalations_and_tears_down_on_exit(
-    session_env: Env, workspace: Path, docker_client: docker.DockerClient
-) -> None:
-    session_id = secrets.token_hex(4)
-    args = session_env.run_args(
+def start(env: Env, workspace: Path, session_id: str) -> tuple[Terminal, int]:
+    """`ironcurtain run --pty` with a new pty (24x80) as its controlling terminal."""
+    args = env.run_args(
         "--agent", "scripted", "--pty", "--workspace", str(workspace),
         "--session-id", session_id, "--escalation-timeout", "120",
     )  # fmt: skip
     master, slave = os.openpty()
     set_window_size(master, 24, 80)
-    before = termios.tcgetattr(slave)
     proc = subprocess.Popen(
         with_controlling_tty([sys.executable, "-m", "ironcurtain.cli", *args]),
         stdin=slave,
         stdout=slave,
         stderr=slave,
         cwd=REPO_ROOT,
-        env=session_env.environ,
+        env=env.environ,
         start_new_session=True,
     )
-    term = Terminal(proc, master)
+    return Terminal(proc, master), slave
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """After a failed step: SIGTERM tears the session down."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=90)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_interactive_session_resizes_shows_escalations_and_tears_down_on_exit(
+    session_env: Env, workspace: Path, docker_client: docker.DockerClient
+) -> None:
+    session_id = secrets.token_hex(4)
+    term, slave = start(session_env, workspace, session_id)
+    proc, master = term.proc, term.master
+    before = termios.tcgetattr(slave)
     try:
         term.expect(rb"scripted> ", within_s=START_S)
         term.send("size\r")
@@ -137,13 +154,7 @@ def test_an_interactive_session_resizes_shows_escalations_and_tears_down_on_exit
         term.send("exit\r")
         code = term.wait()
     finally:
-        if proc.poll() is None:  # a failed step: SIGTERM tears the session down
-            proc.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=90)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         after = termios.tcgetattr(slave)
         os.close(master)
         os.close(slave)
@@ -156,3 +167,26 @@ def test_an_interactive_session_resizes_shows_escalations_and_tears_down_on_exit
     assert summary["task"] == "(interactive)"
     assert summary["tools"]["escalated"] == 1
     assert summary["tools"]["approved"] == 1
+
+
+def test_closing_the_terminal_mid_session_tears_everything_down(
+    session_env: Env, workspace: Path, docker_client: docker.DockerClient
+) -> None:
+    session_id = secrets.token_hex(4)
+    term, slave = start(session_env, workspace, session_id)
+    try:
+        term.expect(rb"scripted> ", within_s=START_S)
+    except BaseException:
+        stop(term.proc)
+        raise
+    finally:
+        os.close(term.master)  # the window closes: the kernel hangs up the session (SIGHUP)
+        os.close(slave)
+    try:
+        code = term.proc.wait(timeout=120)
+    finally:
+        stop(term.proc)
+    assert code == 130
+    assert_nothing_left(session_env, docker_client, session_id)
+    summary = json.loads((session_dir(session_env, session_id) / "summary.json").read_text())
+    assert summary["outcome"].startswith("interrupted"), summary["outcome"]

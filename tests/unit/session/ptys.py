@@ -50,6 +50,12 @@ class Host:
     def send_resize(self, rows: int, cols: int) -> None:
         set_window_size(self.master, rows, cols)  # the kernel sends the relay SIGWINCH
 
+    def hang_up(self) -> None:
+        """Close the terminal as a closed window does (the kernel hangs up its session)."""
+        for fd in (self.master, self.slave):
+            os.close(fd)
+        self.master = self.slave = -1
+
     def notice(self, line: str) -> None:
         os.write(self.notices, line.encode() + b"\n")
 
@@ -95,5 +101,6 @@ def relay_host(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        for fd in (master, slave, notices_w):
-            os.close(fd)
+        for fd in (host.master, host.slave, notices_w):
+            if fd >= 0:
+                os.close(fd)

@@ -23,7 +23,7 @@ from ironcurtain.session.terminal import (
     window_size,
 )
 
-from .ptys import relay_host
+from .ptys import DEADLINE_S, relay_host
 
 # -- pure ---------------------------------------------------------------------------------------
 
@@ -209,13 +209,22 @@ def test_the_childs_exit_code_is_the_relays_and_the_terminal_mode_is_restored() 
         assert termios.tcgetattr(host.slave) == before
 
 
-def test_sigterm_restores_the_terminal_and_ends_the_child() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_restores_the_terminal_and_ends_the_child(signum: int) -> None:
     with relay_host() as host:
         before = termios.tcgetattr(host.slave)
         child = int(host.expect(rb"ready (\d+) 24x80\r\n").group(1))
-        host.proc.send_signal(signal.SIGTERM)
+        host.proc.send_signal(signum)
         assert host.wait() == 143
         assert termios.tcgetattr(host.slave) == before
+        assert not Path(f"/proc/{child}").exists()
+
+
+def test_a_terminal_that_goes_away_ends_the_relay_and_the_child() -> None:
+    with relay_host() as host:
+        child = int(host.expect(rb"ready (\d+) 24x80\r\n").group(1))
+        host.hang_up()
+        assert host.proc.wait(timeout=DEADLINE_S) == 143
         assert not Path(f"/proc/{child}").exists()
 
 
