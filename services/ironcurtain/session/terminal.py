@@ -33,6 +33,7 @@ from types import FrameType
 BELL = "\a"
 HOLD_S = 1.0  # a notice waits at most this long for the agent to finish an escape sequence
 CHUNK = 65536
+EXIT_CHECK_S = 0.2
 
 # Makes the pty the child's controlling terminal (so SIGWINCH reaches it), then execs argv.
 # A separate interpreter instead of preexec_fn: forking a threaded process to run Python is unsafe.
@@ -335,19 +336,25 @@ class Relay:
         splice = Splicer()
         to_child = bytearray()
         held_since = 0.0
-        pidfd = os.pidfd_open(proc.pid)
+        # Without pidfds (not Linux >= 5.3) the loop looks at the child every EXIT_CHECK_S.
+        pidfd = os.pidfd_open(proc.pid) if hasattr(os, "pidfd_open") else -1
         with selectors.DefaultSelector() as sel:
             sel.register(master, selectors.EVENT_READ, "pty")
             sel.register(self.stdin, selectors.EVENT_READ, "user")
             sel.register(wake, selectors.EVENT_READ, "notice")
-            sel.register(pidfd, selectors.EVENT_READ, "exit")
+            if pidfd >= 0:
+                sel.register(pidfd, selectors.EVENT_READ, "exit")
             pty_open = True
             try:
                 while True:
-                    timeout = None
+                    timeout = None if pidfd >= 0 else EXIT_CHECK_S
                     if splice.pending:
-                        timeout = max(0.0, held_since + self.hold_s - time.monotonic())
-                    for key, mask in sel.select(timeout):
+                        held = max(0.0, held_since + self.hold_s - time.monotonic())
+                        timeout = held if timeout is None else min(timeout, held)
+                    events = sel.select(timeout)
+                    if pidfd < 0 and proc.poll() is not None:
+                        events.append((selectors.SelectorKey(-1, -1, 0, "exit"), 0))
+                    for key, mask in events:
                         if key.data == "pty":
                             if mask & selectors.EVENT_WRITE:
                                 del to_child[: _write_some(master, to_child)]
@@ -379,7 +386,8 @@ class Relay:
                         writing = selectors.EVENT_WRITE if to_child else 0
                         sel.modify(master, selectors.EVENT_READ | writing, "pty")
             finally:
-                os.close(pidfd)
+                if pidfd >= 0:
+                    os.close(pidfd)
 
 
 def _write_some(fd: int, data: bytearray) -> int:

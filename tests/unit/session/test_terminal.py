@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import termios
 from pathlib import Path
 
@@ -245,6 +246,20 @@ def test_window_size_reads_what_was_set() -> None:
     try:
         set_window_size(master, 12, 34)
         assert window_size(slave) == (12, 34)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_without_pidfds_the_relay_still_sees_the_child_exit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(os, "pidfd_open")
+    master, slave = os.openpty()
+    try:
+        child = [sys.executable, "-c", "import sys; print('bye'); sys.exit(5)"]
+        assert Relay(stdin=slave, stdout=slave).run(child) == 5
+        assert b"bye" in os.read(master, 4096)
     finally:
         os.close(master)
         os.close(slave)
