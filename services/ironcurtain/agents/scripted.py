@@ -34,7 +34,7 @@ class Scripted:
         return ["python3", "-m", "ironcurtain.agents.scripted_agent", task]
 
     def interactive_command(self) -> list[str]:
-        return ["python3", "-i", "-m", "ironcurtain.agents.scripted_agent", "--interactive"]
+        return ["python3", "-m", "ironcurtain.agents.scripted_agent", "--interactive"]
 
     def orientation_files(self, endpoints: Endpoints) -> list[OrientationFile]:
         return [OrientationFile("GUIDE.md", guide())]

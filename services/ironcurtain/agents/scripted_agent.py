@@ -4,12 +4,14 @@ Steps, one JSON line each: an LLM call to api.anthropic.com through HTTPS_PROXY 
 fake key; then MCP calls through the sidecar: read a workspace file (policy: allow), read a file
 outside the workspace (deny), move a workspace file (escalate: waits for a human). A step that
 fails is reported and the script goes on; it exits 1 if the LLM call or the MCP session failed.
+With `--interactive` it is a tiny REPL instead (see `repl`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
 import sys
 import urllib.error
@@ -91,7 +93,58 @@ async def tool_calls() -> bool:
     return True
 
 
+PROMPT = "scripted> "
+HELP = "commands: size | call TOOL JSON | exit [CODE]"
+
+
+def _size() -> str:
+    columns, rows = os.get_terminal_size(sys.stdin.fileno())
+    return f"{rows}x{columns}"
+
+
+async def call_one(tool: str, arguments: dict[str, Any]) -> tuple[bool, str]:
+    async with Client(os.environ["IRONCURTAIN_MCP_URL"]) as client:
+        result = await client.call_tool(tool, arguments)
+    return bool(result.is_error), " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def repl() -> int:
+    """`--interactive`: a tiny REPL on the session's terminal (for the interactive-mode tests).
+
+    It reports its tty's size when asked and whenever the window changes (SIGWINCH), and makes
+    one MCP call per `call` line (an escalated call waits here until a human decides).
+    """
+    if not sys.stdin.isatty():
+        print("the scripted agent's interactive mode needs a terminal", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGWINCH, lambda s, f: print(f"\nwindow {_size()}", flush=True))
+    print(f"scripted agent, interactive ({HELP})", flush=True)
+    while True:
+        print(PROMPT, end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        command, _, rest = line.strip().partition(" ")
+        if command == "size":
+            print(f"size {_size()}", flush=True)
+        elif command == "call":
+            tool, _, text = rest.strip().partition(" ")
+            try:
+                arguments = json.loads(text or "{}")
+                is_error, shown = anyio.run(call_one, tool, arguments)
+            except Exception as exc:  # the REPL's top level: report it, carry on
+                print(f"result failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            print(f"result {'error' if is_error else 'ok'}: {shown}", flush=True)
+        elif command == "exit":
+            return int(rest or "0") if (rest or "0").isdigit() else 2
+        elif command:
+            print(HELP, flush=True)
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--interactive"]:
+        return repl()
     task = " ".join(argv) or "say hello"
     if task.startswith("crash"):  # for tests: an agent that dies at once
         say(step="error", text="crashing on purpose")

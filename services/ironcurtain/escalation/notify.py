@@ -21,12 +21,28 @@ logger = logging.getLogger(__name__)
 WEBHOOK_TIMEOUT_S = 5.0
 
 
+NOTICE_PATHS = 3  # paths named in a notice (the web UI shows every argument)
+NOTICE_PATH_CHARS = 80
+
+
 def notice(escalation: Escalation, approval_url: str) -> str:
-    """The line printed in the session's terminal (a bell first, so a human notices)."""
+    """The line printed in the session's terminal (a bell first, so a human notices).
+
+    It names the paths the call touches, never other argument values (file contents, tokens):
+    those are for the approval UI. The session shows it with controls escaped.
+    """
+    shown = [
+        p if len(p) <= NOTICE_PATH_CHARS else p[: NOTICE_PATH_CHARS - 1] + "\u2026"
+        for p in escalation.paths[:NOTICE_PATHS]
+    ]
+    if len(escalation.paths) > NOTICE_PATHS:
+        shown.append(f"+{len(escalation.paths) - NOTICE_PATHS} more")
+    on = f" on {', '.join(shown)}" if shown else ""
     return (
-        f"\a[ironcurtain] escalation {escalation.id}: {escalation.call} needs approval "
+        f"\a[ironcurtain] escalation {escalation.id}: {escalation.call} needs approval{on} "
         f"(rule {escalation.rule}: {escalation.reason}) -> {approval_url.rstrip('/')}"
-        f"/escalations/{escalation.id} or `ironcurtain approve {escalation.id}`"
+        f"/escalations/{escalation.id} or `ironcurtain approve {escalation.id}` / "
+        f"`ironcurtain deny {escalation.id}`"
     )
 
 

@@ -10,6 +10,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("run", help="run an agent session on a task")
     parser.add_argument("--task", help="the task for the agent (interactive when omitted)")
     parser.add_argument(
+        "--pty",
+        action="store_true",
+        help="interactive: this terminal on the agent's own interface, with resizes and "
+        "escalation notices (the default without --task; needs a terminal)",
+    )
+    parser.add_argument(
         "--agent",
         default="claude-code",
         help="claude-code | codex | scripted (default claude-code)",
@@ -50,8 +56,14 @@ def _run(args: argparse.Namespace) -> int:
     from .plan import parse_upstream
     from .run import EXIT_REFUSED, Options, run_session
 
-    if args.task is None and not sys.stdin.isatty():
-        print("run: refused: interactive mode needs a terminal; give a task (make up TASK=...)")
+    if args.pty and args.task is not None:
+        print("run: refused: --pty opens an interactive session; give it no --task")
+        return EXIT_REFUSED
+    if args.task is None and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(
+            "run: refused: an interactive session (--pty, or no --task) needs a terminal on "
+            "stdin and stdout; give a task instead (make up TASK=... / --task)"
+        )
         return EXIT_REFUSED
     try:
         upstreams = tuple(

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .terminal import Relay
+
 
 class ComposeError(RuntimeError):
     """A compose command failed; the message carries what it printed."""
@@ -86,11 +88,10 @@ class Compose:
             bufsize=1,
         )
 
-    def exec_interactive(self, service: str, argv: Sequence[str]) -> int:
-        """Attach this terminal to `argv` in the running `service` container."""
-        return subprocess.call(
-            self._argv("exec", service, *argv), cwd=self.cwd, env=self._environ()
-        )
+    def exec_terminal(self, service: str, argv: Sequence[str], relay: Relay) -> int:
+        """`argv` in the running `service` container on a tty, relayed to the user's terminal
+        through `relay`'s pty (resizes and notices); its exit code."""
+        return relay.run(self._argv("exec", service, *argv), env=self._environ(), cwd=self.cwd)
 
     def logs(self, service: str = "", timeout_s: float = 30, tail: int = 0) -> str:
         extra = [f"--tail={tail}"] if tail else []

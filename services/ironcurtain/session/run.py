@@ -34,7 +34,7 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, summary, workspace
+from . import checks, plan, summary, terminal, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
@@ -258,11 +258,7 @@ class Session:
         assert self.plan is not None
         task = self.options.task
         if task is None:
-            self.outcome = "interactive"
-            self.say("run: interactive session (the agent's own interface); exit it to tear down")
-            code = self.compose.exec_interactive("agent", self.adapter.interactive_command())
-            self.outcome = "ok" if code == 0 else f"agent exited with {code}"
-            return EXIT_OK if code == 0 else EXIT_AGENT_FAILED
+            return self._run_interactive()
         self.outcome = "running"
         self.agent_started_at = time.time()
         stop = threading.Event()
@@ -294,6 +290,37 @@ class Session:
             raise SessionFailed(f"the agent exited with {code}")
         self.outcome = "ok"
         return EXIT_OK
+
+    def _run_interactive(self) -> int:
+        """The user's terminal on the agent's own interface, through our pty relay: resizes
+        forwarded, escalation notices shown as lines in between (docs/session.md)."""
+        assert self.compose is not None
+        self.outcome = "interactive"
+        self.agent_started_at = time.time()
+        self.say(
+            "run: interactive session (the agent's own interface); escalations show up here as "
+            "[ironcurtain] lines; exit the agent to tear down"
+        )
+        relay = terminal.Relay()
+        stop = threading.Event()
+        notices = threading.Thread(
+            target=self._follow_notices, args=(stop, relay.notice), daemon=True
+        )
+        notices.start()
+        watcher = threading.Thread(target=self._watch_proxies, args=(relay, stop), daemon=True)
+        watcher.start()
+        try:
+            code = self.compose.exec_terminal("agent", self.adapter.interactive_command(), relay)
+        except terminal.Hangup as exc:
+            if exc.gone:
+                terminal.detach_stdio()  # teardown goes on; the summary is in summary.json
+            raise Interrupted(str(exc)) from None
+        finally:
+            stop.set()
+        if self._died:
+            raise SessionFailed(f"{self._died} stopped while the agent was running")
+        self.outcome = "ok" if code == 0 else f"agent exited with {code}"
+        return EXIT_OK if code == 0 else EXIT_AGENT_FAILED
 
     def teardown(self) -> None:
         began = time.monotonic()
@@ -456,9 +483,11 @@ class Session:
                     found.append(gateway)
         return found
 
-    def _follow_notices(self, stop: threading.Event) -> None:
-        """Escalation notices for this session (the shared channel), printed as they come."""
+    def _follow_notices(self, stop: threading.Event, show: Say | None = None) -> None:
+        """Escalation notices for this session (the shared channel), shown as they come: printed
+        (one-shot) or put into the user's terminal by the relay (interactive)."""
         assert self.plan is not None
+        show = show or self.say
         from ..escalation.channel import Channel, connect
 
         try:
@@ -469,11 +498,13 @@ class Session:
                 if stop.is_set():
                     return
                 if line:
-                    self.say(line)
+                    show(terminal.safe_line(line))  # it quotes the agent's tool arguments
         except Exception as exc:  # notices are a convenience; the approval UI still works
-            self.say(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+            show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
 
-    def _watch_proxies(self, proc: subprocess.Popen[str], stop: threading.Event) -> None:
+    def _watch_proxies(
+        self, proc: subprocess.Popen[str] | terminal.Relay, stop: threading.Event
+    ) -> None:
         """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
         services = ("sidecar", "mcp-proxy", "mcp-sandbox", "mitm-proxy", "socket-proxy")
         while not stop.wait(1.0):

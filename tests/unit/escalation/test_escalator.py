@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 import redis
@@ -68,6 +69,17 @@ def test_the_terminal_line_rings_and_names_the_way_to_decide() -> None:
     assert line.startswith("\a")
     assert "http://127.0.0.1:8470/escalations/e1" in line
     assert "ironcurtain approve e1" in line
+    assert "ironcurtain deny e1" in line
+
+
+def test_the_terminal_line_names_the_paths_but_no_other_argument_values() -> None:
+    many = ("/w/a", "/w/b", "/w/c", "/w/" + "x" * 200)
+    line = notice(replace(ESCALATION, paths=many), "http://127.0.0.1:8470")
+    assert "fs__write_file needs approval on /w/a, /w/b, /w/c, +1 more (rule r1" in line
+    assert "sk-redacted" not in line
+    long = notice(replace(ESCALATION, paths=("/w/" + "x" * 200,)), "http://127.0.0.1:8470")
+    assert "x" * 200 not in long
+    assert "\u2026" in long
 
 
 def test_the_webhook_carries_no_arguments() -> None:

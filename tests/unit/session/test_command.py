@@ -13,9 +13,17 @@ from ironcurtain.session.compose import Compose
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_interactive_mode_without_a_terminal_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run"]) == 2
-    assert "interactive mode needs a terminal" in capsys.readouterr().out
+@pytest.mark.parametrize("argv", [["run"], ["run", "--pty"]])
+def test_interactive_mode_without_a_terminal_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2  # pytest's stdin is not a terminal
+    assert "needs a terminal on stdin and stdout" in capsys.readouterr().out
+
+
+def test_pty_with_a_task_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--pty", "--task", "x"]) == 2
+    assert "--pty opens an interactive session" in capsys.readouterr().out
 
 
 def test_a_malformed_upstream_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -46,6 +54,7 @@ def test_make_up_passes_the_task_workspace_and_agent() -> None:
 def test_make_up_without_a_task_is_interactive_on_the_current_directory() -> None:
     line = _make_up()
     assert "--task" not in line
+    assert line.rstrip().endswith("--pty")
     assert f'--workspace "{REPO}"' in line
 
 
@@ -55,3 +64,21 @@ def test_interactive_exec_gets_a_terminal_and_one_shot_exec_does_not() -> None:
         "docker", "compose", "--project-name", "ic-x-0123abcd", "exec", "agent", "claude",
     ]  # fmt: skip
     assert "-T" in compose._argv("exec", "-T", "agent", "claude")
+
+
+class RecordingRelay:
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], Path | None]] = []
+
+    def run(self, argv: list[str], env: dict[str, str], cwd: Path | None) -> int:
+        self.calls.append((list(argv), cwd))
+        return 5
+
+
+def test_a_terminal_session_runs_exec_with_a_tty_through_the_relay() -> None:
+    relay = RecordingRelay()
+    compose = Compose("ic-x-0123abcd", cwd=REPO)
+    assert compose.exec_terminal("agent", ["claude"], relay) == 5  # type: ignore[arg-type]
+    assert relay.calls == [
+        (["docker", "compose", "--project-name", "ic-x-0123abcd", "exec", "agent", "claude"], REPO)
+    ]
