@@ -41,7 +41,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--redis-url", default="", help="the escalation channel (none: escalations are denied)"
     )
     run.add_argument("--redis-password-file", type=Path, default=None)
+    run.add_argument(
+        "--tools-cache",
+        type=Path,
+        default=None,
+        help="saved tool listings (cache-tools): those backends start on their first call",
+    )
     run.set_defaults(handler=_serve)
+
+    save = sub.add_parser(
+        "cache-tools",
+        help="start each child-process backend once, save its tool listing (image build step)",
+    )
+    save.add_argument("--policy", type=Path, required=True, help="policy directory")
+    save.add_argument("--workspace", type=Path, required=True, help="the workspace path served")
+    save.add_argument("--audit", type=Path, required=True, help="the audit file path served")
+    save.add_argument("--out", type=Path, required=True, help="the cache folder")
+    save.set_defaults(handler=_cache_tools)
 
 
 def _announce(host: str, port: int) -> None:
@@ -102,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         timeouts=Timeouts(escalation_s=args.escalation_timeout),
         allowed_hosts=tuple(args.allowed_host),
+        tools_cache=args.tools_cache,
     )
     try:
         escalator = _escalator(args)
@@ -119,3 +136,46 @@ def _serve(args: argparse.Namespace) -> int:
         if escalator is not None:
             escalator.close()
     return 0
+
+
+def _cache_tools(args: argparse.Namespace) -> int:
+    """The listings `serve --tools-cache` reads, made with the paths `serve` will be given."""
+    import anyio
+
+    from .backend import Backend
+    from .cache import ToolCache
+    from .config import ConfigError, load_backends
+    from .service import ProxySettings
+
+    settings = ProxySettings(
+        policy_dir=args.policy.resolve(),
+        workspace=args.workspace.resolve(),
+        audit_file=args.audit.resolve(),
+    )
+    try:
+        specs = load_backends(settings.policy_dir / settings.servers_file, settings.variables())
+    except ConfigError as exc:
+        print(f"mcp-proxy: cache-tools: {exc}", file=sys.stderr)
+        return 2
+    saved = ToolCache(args.out)
+
+    async def one(backend: Backend) -> str:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(backend.run)
+            with anyio.move_on_after(settings.startup_timeout_s):
+                await backend.wait_ready()
+            tg.cancel_scope.cancel()
+        if not backend.tools or backend.starts == 0:
+            return f"{backend.name}: did not start ({backend.last_error or 'no answer'})"
+        path = saved.put(backend.spec, list(backend.tools.values()))
+        return f"{backend.name}: {len(backend.tools)} tools -> {path}"
+
+    failed = False
+    for spec in specs:
+        if spec.command is None:
+            print(f"mcp-proxy: cache-tools: {spec.name}: remote, not cached")
+            continue
+        line = anyio.run(one, Backend(spec))
+        failed = failed or "did not start" in line
+        print(f"mcp-proxy: cache-tools: {line}", file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0

@@ -31,6 +31,7 @@ from ..audit import AuditLog
 from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
+from .cache import ToolCache
 from .config import load_backends
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
@@ -59,6 +60,7 @@ class ProxySettings:
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (DNS-rebinding guard); () = any
     egress_addresses: frozenset[str] = frozenset()  # "ip:port" exceptions for the egress checker
     startup_timeout_s: float = 60.0  # every backend must be up by then, or the proxy refuses
+    tools_cache: Path | None = None  # saved tool listings: those backends start on first call
 
     def variables(self) -> dict[str, str]:
         return {
@@ -117,8 +119,15 @@ async def running_gate(
     await egress.start()
     audit = AuditLog(settings.audit_file)
     try:
+        saved = ToolCache(settings.tools_cache) if settings.tools_cache else None
         backends: dict[str, Backend] = {
-            spec.name: Backend(spec, egress.env() if spec.egress else None) for spec in specs
+            spec.name: Backend(
+                spec,
+                egress.env() if spec.egress else None,
+                cached=saved.get(spec) if saved else None,
+                first_start_s=settings.startup_timeout_s,
+            )
+            for spec in specs
         }
         down: list[str] = []
         async with anyio.create_task_group() as tg:
@@ -130,7 +139,7 @@ async def running_gate(
             down = [
                 f"{b.name} ({b.last_error or 'not ready in time'})"
                 for b in backends.values()
-                if not b.running
+                if not b.ready
             ]
             if down:  # fail closed: refuse to serve without every configured backend
                 tg.cancel_scope.cancel()
@@ -140,6 +149,7 @@ async def running_gate(
                         "event": "start",
                         "session": settings.session.session_id,
                         "backends": {b.name: sorted(b.tools) for b in backends.values()},
+                        "on_demand": sorted(b.name for b in backends.values() if b.on_demand),
                     }
                 )
                 yield Gate(

@@ -42,6 +42,9 @@ from .naming import PROJECT_LABEL, session_name
 
 MITM_UID = 10001
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
+SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
+START_TIMEOUT_S = 120.0
+READY_ROUND_S = 3.0  # one probe waits this long for the doors; between rounds: stopped ones?
 EXIT_OK, EXIT_AGENT_FAILED, EXIT_REFUSED, EXIT_ISOLATION, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 
 Say = Callable[[str], None]
@@ -220,15 +223,57 @@ class Session:
         )
 
     def up(self) -> None:
+        """Containers started, then ready: every door answers from inside the agent.
+
+        Readiness is asked of the doors themselves, through the sidecar, rather than of Docker
+        healthchecks: on Docker 20.10 a healthcheck cannot run faster at start than later, and
+        one exec per second per container cost a quarter of a core per session for its whole life.
+        """
         assert self.compose is not None
         self.outcome = "starting"
         began = time.monotonic()
         try:
-            self.compose.up(timeout_s=120)
+            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False)
+            self._wait_ready(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
         self.timings["up"] = time.monotonic() - began
-        self.say(f"run: containers healthy in {self.timings['up']:.1f}s")
+        self.say(f"run: containers up, doors answering in {self.timings['up']:.1f}s")
+
+    def _wait_ready(self, deadline: float) -> None:
+        agent = self._container("agent")
+        spec = {
+            "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+            "canaries": [],
+            "wait_s": READY_ROUND_S,
+        }
+        while True:
+            stopped = self._stopped()
+            if stopped:
+                raise SessionFailed(
+                    f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
+                )
+            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
+            try:
+                problems = checks.parse_probe(output, ()).problems()
+            except checks.IsolationError as exc:
+                problems = [str(exc)]
+            if not problems:
+                return
+            if time.monotonic() >= deadline:
+                raise SessionFailed(
+                    f"the session did not start: {'; '.join(problems)}\n{self._logs()}"
+                )
+
+    def _stopped(self) -> list[str]:
+        """The session's services whose container is not running (exited, dead, gone)."""
+        states = {
+            c.labels.get("com.docker.compose.service"): c.status
+            for c in self.client.containers.list(
+                all=True, filters={"label": f"{PROJECT_LABEL}={self.name.project}"}
+            )
+        }
+        return sorted(s for s in SERVICES if states.get(s) != "running")
 
     def check_isolation(self) -> None:
         assert self.compose is not None
@@ -241,9 +286,7 @@ class Session:
                 "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
                 "canaries": [[address, canary.port] for address in gateways],
             }
-            output = self.compose.exec(
-                "agent", ["python3", "-c", checks.PROBE, json.dumps(spec)], timeout_s=30
-            )
+            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
             result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
         self.timings["check"] = time.monotonic() - began
@@ -498,6 +541,16 @@ class Session:
             return self.compose.logs(tail=20, timeout_s=20)
         except ComposeError as exc:
             return f"(no logs: {exc})"
+
+
+def _exec(container: docker.models.containers.Container, argv: list[str]) -> str:
+    """A command in a running container as its own user (through the engine's API: no compose
+    process to start), its output; the probe's result is its last JSON line."""
+    try:
+        result = container.exec_run(argv, stdout=True, stderr=True)
+    except docker.errors.DockerException as exc:
+        raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
+    return result.output.decode(errors="replace")
 
 
 def _write_public(path: Path, text: str) -> None:
