@@ -23,6 +23,7 @@ from types import FrameType
 
 import docker
 import docker.errors
+import yaml
 
 from ..agents.adapter import AgentAdapter
 from ..agents.registry import adapter_for
@@ -34,7 +35,7 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, summary, workspace
+from . import checks, plan, siblings, summary, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
@@ -73,6 +74,7 @@ class Options:
     upstreams: tuple[plan.Upstream, ...] = ()
     escalation_timeout_s: float = 300.0
     build_images: bool = True
+    siblings: Path | None = None  # sibling services file (session/siblings.py)
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -121,6 +123,7 @@ class Session:
         self.answer: str | None = None
         self.lines: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
+        self.services: tuple[str, ...] = SERVICES  # plus `siblings` when declared
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -186,6 +189,7 @@ class Session:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        found = self._siblings(work)
         if self.options.build_images:
             self._ensure_images()
         shared = self._ensure_shared()
@@ -213,11 +217,18 @@ class Session:
             test_run=self.environ.get("IRONCURTAIN_TEST_RUN", ""),
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
+            visible_containers=siblings.visible(found),
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
+        extra: tuple[Path, ...] = ()
+        if found:
+            override = self.layout.root / "compose.siblings.yaml"
+            _write_public(override, yaml.safe_dump(siblings.compose_override(found)))
+            extra = (override,)
+            self.services = (*SERVICES, siblings.SERVICE)
         self.compose = Compose(
             self.name.project,
-            files=(self.repo / "compose.yaml", *self.options.compose_files),
+            files=(self.repo / "compose.yaml", *self.options.compose_files, *extra),
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
@@ -273,7 +284,50 @@ class Session:
                 all=True, filters={"label": f"{PROJECT_LABEL}={self.name.project}"}
             )
         }
-        return sorted(s for s in SERVICES if states.get(s) != "running")
+        return sorted(s for s in self.services if states.get(s) != "running")
+
+    def _siblings(self, work: Path) -> tuple[siblings.Sibling, ...]:
+        """The declared sibling services, refused unless each network exists, is not one of
+        IronCurtain's, and each docker-visible service is a container on it."""
+        path = self.options.siblings
+        if path is None:
+            return ()
+        path = path.resolve()
+        if path.is_relative_to(work):
+            raise Refused(
+                f"the sibling services file {path} is inside the workspace, where the agent "
+                "can write: keep it outside"
+            )
+        doors = (plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT)
+        try:
+            found = siblings.load(path, doors)
+        except siblings.SiblingError as exc:
+            raise Refused(str(exc)) from None
+        shared = shared_environ(self.environ).get("IRONCURTAIN_SHARED_NETWORK", "")
+        for sibling in found:
+            try:
+                network = self.client.networks.get(sibling.network)
+                if network.name != sibling.network:  # the engine also matches ID prefixes
+                    raise docker.errors.NotFound(sibling.network)
+            except docker.errors.NotFound:
+                raise Refused(
+                    f"sibling {sibling.name!r}: the network {sibling.network!r} does not exist"
+                ) from None
+            labels = network.attrs.get("Labels") or {}
+            if network.name in (shared, "bridge", "host", "none") or any(
+                k.startswith("org.ironcurtain.") for k in labels
+            ):
+                raise Refused(
+                    f"sibling {sibling.name!r}: {sibling.network!r} is not a team network "
+                    "(IronCurtain's own, or Docker's default)"
+                )
+            attached = {c.get("Name") for c in (network.attrs.get("Containers") or {}).values()}
+            if sibling.docker_visible and sibling.host not in attached:
+                raise Refused(
+                    f"sibling {sibling.name!r}: docker_visible needs a container named "
+                    f"{sibling.host!r} on {sibling.network!r}"
+                )
+        return found
 
     def check_isolation(self) -> None:
         assert self.compose is not None
