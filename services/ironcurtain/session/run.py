@@ -303,7 +303,9 @@ class Session:
             found = siblings.load(path, doors)
         except siblings.SiblingError as exc:
             raise Refused(str(exc)) from None
-        shared = shared_environ(self.environ).get("IRONCURTAIN_SHARED_NETWORK", "")
+        environ = shared_environ(self.environ)
+        shared = environ.get("IRONCURTAIN_SHARED_NETWORK", "")
+        shared_project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
         for sibling in found:
             try:
                 network = self.client.networks.get(sibling.network)
@@ -314,8 +316,11 @@ class Session:
                     f"sibling {sibling.name!r}: the network {sibling.network!r} does not exist"
                 ) from None
             labels = network.attrs.get("Labels") or {}
-            if network.name in (shared, "bridge", "host", "none") or any(
-                k.startswith("org.ironcurtain.") for k in labels
+            ours = "org.ironcurtain.part" in labels or "org.ironcurtain.session" in labels
+            if (
+                ours
+                or network.name in (shared, "bridge", "host", "none")
+                or labels.get(PROJECT_LABEL) == shared_project
             ):
                 raise Refused(
                     f"sibling {sibling.name!r}: {sibling.network!r} is not a team network "
