@@ -71,9 +71,17 @@ def test_a_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
         siblings.load(bad, DOORS)
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12))  # fmt: skip
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+FIELDS = st.dictionaries(st.sampled_from([*sorted(siblings._KEYS), "other"]), VALUES, max_size=7)
+
+
+@given(st.one_of(VALUES, FIELDS))
 def test_any_document_parses_to_valid_siblings_or_is_refused(doc: object) -> None:
     try:
         found = parse({"siblings": [doc]}, "f", DOORS)
