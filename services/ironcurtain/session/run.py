@@ -1,9 +1,9 @@
 """`ironcurtain run`: one agent session, start to summary, torn down whatever happens.
 
 images -> CA -> shared infra -> session folder (fake keys, secrets, settings, orientation) ->
-compose up (healthy) -> isolation checks from inside the agent -> the task (output streamed,
-escalation notices shown) -> teardown (in `finally`: Ctrl-C, SIGTERM, crashes, failed starts)
--> summary.json. See docs/session.md.
+compose up, until the doors answer from inside the agent -> isolation checks from inside the
+agent -> the task (output streamed, escalation notices shown) -> teardown (in `finally`: Ctrl-C,
+SIGTERM, crashes, failed starts) -> summary.json. See docs/session.md.
 """
 
 from __future__ import annotations
