@@ -64,9 +64,10 @@ test-container: images browser ## tests against the real engine and our images
 test: images browser node ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-up: images ## run a session: make up TASK="fix the failing test" [WORKSPACE=path] [AGENT=codex]; no TASK: interactive
+up: images ## run a session: make up TASK="fix the failing test" [WORKSPACE=path] [AGENT=codex] [SIBLINGS=file]; no TASK: interactive
 	@$(BIN)/ironcurtain run --no-build --workspace "$(or $(WORKSPACE),$(CURDIR))" \
-	  $(if $(AGENT),--agent "$(AGENT)") $(if $(TASK),--task "$(TASK)",--pty)
+	  $(if $(AGENT),--agent "$(AGENT)") $(if $(TASK),--task "$(TASK)",--pty) \
+	  $(if $(SIBLINGS),--siblings "$(SIBLINGS)")
 
 bench: images ## run every benchmark, figures in bench/results/
 	@$(BIN)/python -m bench

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-
-import redis
-from rq import Queue, Worker
+from typing import TYPE_CHECKING
 
 from ..approval.settings import Settings
 from . import keys
-from .channel import connect
+
+if TYPE_CHECKING:  # loaded when the worker runs, not for every CLI command
+    import redis
+    from rq import Queue
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,6 +27,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from rq import Queue, Worker
+
+    from .channel import connect
+
     settings = Settings.from_environ()
     try:
         client = connect(settings.redis_url, settings.redis_password_file, timeout_s=10)
@@ -42,6 +47,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _health(client: redis.Redis, queue: Queue) -> int:
+    import redis
+    from rq import Worker
+
     try:
         client.ping()
         names = {w.name for w in Worker.all(queue=queue)}

@@ -1,5 +1,10 @@
 """One backend MCP server: started (or reached), watched, restarted with back-off.
 
+Given a saved listing of its tools (cache.py), the backend starts on its first call instead of
+at once: the listing answers `tools/list` and checks arguments meanwhile. When it does start and
+lists tools that differ from the saved ones (drift), the live listing replaces them and every
+call is checked again against the live tools before it is forwarded (fail closed).
+
 The supervisor task owns the client connection. Calls come from request tasks; a call made while
 the backend is down waits briefly for it, then fails with BackendDown; a call in flight when the
 child dies gets CONNECTION_CLOSED from the SDK, turned into BackendDown here (never a hang).
@@ -8,7 +13,7 @@ child dies gets CONNECTION_CLOSED from the SDK, turned into BackendDown here (ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -18,6 +23,7 @@ from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from . import cache
 from .config import BackendSpec
 
 logger = logging.getLogger(__name__)
@@ -37,6 +43,8 @@ class Backend:
         backoff_max_s: float = 30.0,
         watch_s: float = 2.0,
         wait_ready_s: float = 10.0,
+        cached: Sequence[types.Tool] | None = None,
+        first_start_s: float = 60.0,
     ) -> None:
         self.spec = spec
         self._extra_env = dict(extra_env or {})
@@ -50,6 +58,14 @@ class Backend:
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
         self.starts = 0
         self.last_error = ""  # why the last start or session failed, for start-up errors
+        self._wanted = anyio.Event()  # set: start (at once, or on the first call when cached)
+        self._cached = None if cached is None else cache.dump(cached)
+        self._first_start_s = first_start_s
+        self.drifted = False  # the live listing differs from the saved one
+        if cached is None:
+            self._wanted.set()
+        else:
+            self._set_tools({t.name: t for t in cached})
 
     @property
     def name(self) -> str:
@@ -59,7 +75,20 @@ class Backend:
     def running(self) -> bool:
         return self._client is not None
 
+    @property
+    def on_demand(self) -> bool:
+        """Started on its first call (a saved listing stands in until then)."""
+        return self._cached is not None
+
+    @property
+    def ready(self) -> bool:
+        """Calls can be served: it runs, or it starts on demand from a saved listing."""
+        return self.running or (self.on_demand and not self._wanted.is_set())
+
     async def wait_ready(self) -> None:
+        """Until calls can be served: at once for an on-demand backend not yet asked for."""
+        if self.ready:
+            return
         await self._ready.wait()
 
     def _target(self) -> str | StdioServerParameters:
@@ -74,6 +103,7 @@ class Backend:
 
     async def run(self) -> None:
         """Forever: connect, serve calls until the backend dies, wait, reconnect."""
+        await self._wanted.wait()
         delay = self._backoff[0]
         while True:
             began = anyio.current_time()
@@ -128,6 +158,17 @@ class Backend:
             cursor = page.next_cursor
             if not cursor:
                 break
+        if self._cached is not None and cache.dump(tools.values()) != self._cached:
+            if not self.drifted:
+                logger.warning(
+                    "backend %s lists other tools than its saved listing; using the live ones "
+                    "and checking every call again (rebuild the mcp-proxy image)",
+                    self.name,
+                )
+            self.drifted = True
+        self._set_tools(tools)
+
+    def _set_tools(self, tools: dict[str, types.Tool]) -> None:
         self.tools = tools
         self._validators = {}
         for name, tool in tools.items():
@@ -157,11 +198,23 @@ class Backend:
     ) -> types.CallToolResult:
         client = self._client
         if client is None:
-            with anyio.move_on_after(self._wait_ready_s):
+            first = not self._wanted.is_set()
+            self._wanted.set()
+            with anyio.move_on_after(self._first_start_s if first else self._wait_ready_s):
                 await self._ready.wait()
             client = self._client
             if client is None:
+                if first or not self.starts:
+                    why = self.last_error or "not ready in time"
+                    raise BackendDown(f"backend {self.name!r} did not start: {why}")
                 raise BackendDown(f"backend {self.name!r} is not running (it is being restarted)")
+        if self.drifted:
+            # The caller checked the saved listing; the live one differs: check again.
+            if tool not in self.tools:
+                raise BackendDown(f"backend {self.name!r} no longer offers {tool!r}")
+            problem = self.schema_problem(tool, arguments)
+            if problem is not None:
+                raise BackendDown(f"backend {self.name!r}: the arguments no longer fit: {problem}")
         try:
             return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout_s)
         except MCPError as exc:

@@ -47,6 +47,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="where `sandbox: true` servers run: http://HOST:PORT of the sandbox container, or "
         "`inline` (as children of the proxy: tests only); unset refuses them",
     )
+    run.add_argument(
+        "--tools-cache",
+        type=Path,
+        default=None,
+        help="saved tool listings (cache-tools): those backends start on their first call",
+    )
     run.set_defaults(handler=_serve)
 
     box = sub.add_parser("sandbox", help="serve the `sandbox: true` servers to the proxy")
@@ -55,7 +61,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     box.add_argument("--host", default="127.0.0.1")
     box.add_argument("--port", type=int, default=8081)
     box.add_argument("--allowed-host", action="append", default=[], help="accepted Host header")
+    box.add_argument(
+        "--tools-cache", type=Path, default=None, help="saved tool listings, as for serve"
+    )
     box.set_defaults(handler=_sandbox)
+
+    save = sub.add_parser(
+        "cache-tools",
+        help="start each child-process backend once, save its tool listing (image build step)",
+    )
+    save.add_argument("--policy", type=Path, required=True, help="policy directory")
+    save.add_argument("--workspace", type=Path, required=True, help="the workspace path served")
+    save.add_argument("--audit", type=Path, required=True, help="the audit file path served")
+    save.add_argument("--out", type=Path, required=True, help="the cache folder")
+    save.set_defaults(handler=_cache_tools)
 
 
 def _announce(host: str, port: int) -> None:
@@ -117,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeouts=Timeouts(escalation_s=args.escalation_timeout),
         allowed_hosts=tuple(args.allowed_host),
         sandbox=args.sandbox,
+        tools_cache=args.tools_cache,
     )
     try:
         escalator = _escalator(args)
@@ -139,6 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     import anyio
 
+    from .cache import ToolCache
     from .config import ConfigError, load_backends
     from .sandbox import serve_sandbox
 
@@ -156,6 +177,7 @@ def _sandbox(args: argparse.Namespace) -> int:
                 args.host,
                 args.port,
                 args.allowed_host,
+                tools_cache=ToolCache(args.tools_cache) if args.tools_cache else None,
                 started=lambda port: print(f"sandbox: serving on port {port}", flush=True),
             )
         )
@@ -165,3 +187,46 @@ def _sandbox(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _cache_tools(args: argparse.Namespace) -> int:
+    """The listings `serve --tools-cache` reads, made with the paths `serve` will be given."""
+    import anyio
+
+    from .backend import Backend
+    from .cache import ToolCache
+    from .config import ConfigError, load_backends
+    from .service import ProxySettings
+
+    settings = ProxySettings(
+        policy_dir=args.policy.resolve(),
+        workspace=args.workspace.resolve(),
+        audit_file=args.audit.resolve(),
+    )
+    try:
+        specs = load_backends(settings.policy_dir / settings.servers_file, settings.variables())
+    except ConfigError as exc:
+        print(f"mcp-proxy: cache-tools: {exc}", file=sys.stderr)
+        return 2
+    saved = ToolCache(args.out)
+
+    async def one(backend: Backend) -> str:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(backend.run)
+            with anyio.move_on_after(settings.startup_timeout_s):
+                await backend.wait_ready()
+            tg.cancel_scope.cancel()
+        if not backend.tools or backend.starts == 0:
+            return f"{backend.name}: did not start ({backend.last_error or 'no answer'})"
+        path = saved.put(backend.spec, list(backend.tools.values()))
+        return f"{backend.name}: {len(backend.tools)} tools -> {path}"
+
+    failed = False
+    for spec in specs:
+        if spec.command is None:
+            print(f"mcp-proxy: cache-tools: {spec.name}: remote, not cached")
+            continue
+        line = anyio.run(one, Backend(spec))
+        failed = failed or "did not start" in line
+        print(f"mcp-proxy: cache-tools: {line}", file=sys.stderr if failed else sys.stdout)
+    return 1 if failed else 0

@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 
 from .. import __version__
 from .backend import Backend, BackendDown
+from .cache import ToolCache
 from .config import BackendSpec
 
 logger = logging.getLogger(__name__)
@@ -85,12 +86,19 @@ async def serve_sandbox(
     port: int,
     allowed_hosts: Sequence[str] = (),
     *,
+    tools_cache: ToolCache | None = None,
     started: Callable[[int], None] | None = None,
 ) -> None:
-    """Run the sandboxed servers and serve them until cancelled."""
+    """Run the sandboxed servers and serve them until cancelled.
+
+    With `tools_cache`, a server whose listing was saved starts on its first call."""
     from .service import bind  # one socket recipe (TCP_NODELAY) for both servers
 
-    backends = [Backend(spec) for spec in specs if spec.sandbox]
+    backends = [
+        Backend(spec, cached=tools_cache.get(spec) if tools_cache else None)
+        for spec in specs
+        if spec.sandbox
+    ]
     if not backends:
         raise ValueError("no server in the backends file is marked sandbox: true")
     async with anyio.create_task_group() as tg:

@@ -31,6 +31,7 @@ from ..audit import AuditLog
 from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
+from .cache import ToolCache
 from .config import INLINE, load_backends, place
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
@@ -62,6 +63,7 @@ class ProxySettings:
     # Where `sandbox: true` servers run: the sandbox's URL in a session, INLINE in tests, ""
     # (refuse them). The CLI has no default; this library default serves tests and benchmarks.
     sandbox: str = INLINE
+    tools_cache: Path | None = None  # saved tool listings: those backends start on first call
 
     def variables(self) -> dict[str, str]:
         return {
@@ -115,15 +117,23 @@ async def running_gate(
         raise StartupError(
             f"the workspace {settings.workspace} contains protected paths: {', '.join(inside)}"
         )
-    specs = place(
-        load_backends(settings.policy_dir / settings.servers_file, variables), settings.sandbox
-    )
+    loaded = load_backends(settings.policy_dir / settings.servers_file, variables)
+    # A sandboxed server's saved listing is its command's (the sandbox runs the same image), so
+    # the proxy reaches the sandbox only on the server's first call, as for its own children.
+    specs = tuple(zip(loaded, place(loaded, settings.sandbox), strict=True))
     egress = Egress(EgressRules(addresses=settings.egress_addresses))
     await egress.start()
     audit = AuditLog(settings.audit_file)
     try:
+        saved = ToolCache(settings.tools_cache) if settings.tools_cache else None
         backends: dict[str, Backend] = {
-            spec.name: Backend(spec, egress.env() if spec.egress else None) for spec in specs
+            spec.name: Backend(
+                spec,
+                egress.env() if spec.egress else None,
+                cached=saved.get(command) if saved else None,
+                first_start_s=settings.startup_timeout_s,
+            )
+            for command, spec in specs
         }
         down: list[str] = []
         async with anyio.create_task_group() as tg:
@@ -135,7 +145,7 @@ async def running_gate(
             down = [
                 f"{b.name} ({b.last_error or 'not ready in time'})"
                 for b in backends.values()
-                if not b.running
+                if not b.ready
             ]
             if down:  # fail closed: refuse to serve without every configured backend
                 tg.cancel_scope.cancel()
@@ -145,6 +155,7 @@ async def running_gate(
                         "event": "start",
                         "session": settings.session.session_id,
                         "backends": {b.name: sorted(b.tools) for b in backends.values()},
+                        "on_demand": sorted(b.name for b in backends.values() if b.on_demand),
                     }
                 )
                 yield Gate(

@@ -15,20 +15,27 @@ from typing import Any
 from . import hardening
 
 # Runs inside the agent: argv[1] is JSON {"doors": {name: [host, port, request, expect]},
-# "canaries": [[address, port], ...]}; prints one JSON line {"doors": {...}, "reached": [...]}.
+# "canaries": [[address, port], ...], "wait_s": S}; prints one JSON line {"doors": {...},
+# "reached": [...]}. With wait_s, a door that does not answer yet is asked again (every 0.1 s)
+# until it answers as expected or wait_s has passed: how a starting session waits for its doors.
 PROBE = r"""
-import json, socket, sys, threading
+import json, socket, sys, threading, time
 spec = json.loads(sys.argv[1])
 doors, reached = {}, []
+until = time.monotonic() + spec.get("wait_s", 0)
 def door(name, host, port, request, expect):
-    try:
-        with socket.create_connection((host, port), 3) as s:
-            s.settimeout(3)
-            s.sendall(request.encode())
-            got = s.recv(256).decode("latin-1")
-        doors[name] = got.startswith(expect) and "ok" or "answered %r" % got[:60]
-    except OSError as exc:
-        doors[name] = "unreachable: %s" % exc
+    while True:
+        try:
+            with socket.create_connection((host, port), 3) as s:
+                s.settimeout(3)
+                s.sendall(request.encode())
+                got = s.recv(256).decode("latin-1")
+            doors[name] = got.startswith(expect) and "ok" or "answered %r" % got[:60]
+        except OSError as exc:
+            doors[name] = "unreachable: %s" % exc
+        if doors[name] == "ok" or time.monotonic() >= until:
+            return
+        time.sleep(0.1)  # polling a port that is not listening yet, with a deadline
 def canary(address, port):
     try:
         with socket.create_connection((address, port), 1.5):

@@ -42,6 +42,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--upstream-ca", type=Path, default=None, help="CA for --upstream")
     parser.add_argument("--escalation-timeout", type=float, default=300.0)
     parser.add_argument(
+        "--siblings",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="sibling services the agent may reach (YAML, outside the workspace; docs/session.md)",
+    )
+    parser.add_argument(
         "--no-build", action="store_true", help="do not check or build images first"
     )
     parser.set_defaults(handler=_run)
@@ -82,6 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         upstreams=upstreams,
         escalation_timeout_s=args.escalation_timeout,
         build_images=not args.no_build,
+        siblings=args.siblings.resolve() if args.siblings else None,
     )
     return run_session(options)
 

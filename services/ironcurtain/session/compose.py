@@ -53,17 +53,10 @@ class Compose:
             )
         return done.stdout
 
-    def up(self, services: Sequence[str] = (), timeout_s: float = 120) -> None:
-        """Start services and wait until each is healthy (compose's own --wait)."""
-        self._check(
-            "up",
-            "--detach",
-            "--wait",
-            "--wait-timeout",
-            str(int(timeout_s)),
-            *services,
-            timeout_s=timeout_s + 30,
-        )
+    def up(self, services: Sequence[str] = (), timeout_s: float = 120, wait: bool = True) -> None:
+        """Start services; with `wait`, until each is healthy (compose's own --wait)."""
+        waiting = ["--wait", "--wait-timeout", str(int(timeout_s))] if wait else []
+        self._check("up", "--detach", *waiting, *services, timeout_s=timeout_s + 30)
 
     def down(self, timeout_s: float = 60) -> None:
         """Stop and remove every container, network and volume of the project."""

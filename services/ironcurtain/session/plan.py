@@ -66,6 +66,7 @@ class Plan:
     forwards: tuple[Forward, ...] = FORWARDS
     upstreams: tuple[Upstream, ...] = ()
     budget: Mapping[str, object] = field(default_factory=dict)
+    visible_containers: tuple[str, ...] = ()  # served by the socket proxy (sibling services)
 
     def compose_env(self) -> dict[str, str]:
         """The variables compose.yaml interpolates (every `${X:?}` in it)."""
@@ -86,6 +87,8 @@ class Plan:
             "IRONCURTAIN_SHARED_NETWORK": self.shared_network,
             "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",
             "IRONCURTAIN_TEST_RUN": self.test_run,
+            "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),
+            "IRONCURTAIN_DOCKER_CONTAINERS": "1" if self.visible_containers else "0",
         }
 
     def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:

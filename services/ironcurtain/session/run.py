@@ -1,9 +1,9 @@
 """`ironcurtain run`: one agent session, start to summary, torn down whatever happens.
 
 images -> CA -> shared infra -> session folder (fake keys, secrets, settings, orientation) ->
-compose up (healthy) -> isolation checks from inside the agent -> the task (output streamed,
-escalation notices shown) -> teardown (in `finally`: Ctrl-C, SIGTERM, crashes, failed starts)
--> summary.json. See docs/session.md.
+compose up, until the doors answer from inside the agent -> isolation checks from inside the
+agent -> the task (output streamed, escalation notices shown) -> teardown (in `finally`: Ctrl-C,
+SIGTERM, crashes, failed starts) -> summary.json. See docs/session.md.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from types import FrameType
 
 import docker
 import docker.errors
+import yaml
 
 from ..agents.adapter import AgentAdapter
 from ..agents.registry import adapter_for
@@ -34,7 +35,7 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, summary, terminal, workspace
+from . import checks, plan, siblings, summary, terminal, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
@@ -42,6 +43,9 @@ from .naming import PROJECT_LABEL, session_name
 
 MITM_UID = 10001
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
+SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
+START_TIMEOUT_S = 120.0
+READY_ROUND_S = 3.0  # one probe waits this long for the doors; between rounds: stopped ones?
 EXIT_OK, EXIT_AGENT_FAILED, EXIT_REFUSED, EXIT_ISOLATION, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 
 Say = Callable[[str], None]
@@ -70,6 +74,7 @@ class Options:
     upstreams: tuple[plan.Upstream, ...] = ()
     escalation_timeout_s: float = 300.0
     build_images: bool = True
+    siblings: Path | None = None  # sibling services file (session/siblings.py)
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -118,6 +123,7 @@ class Session:
         self.answer: str | None = None
         self.lines: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
+        self.services: tuple[str, ...] = SERVICES  # plus `siblings` when declared
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -183,6 +189,7 @@ class Session:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        found = self._siblings(work)
         if self.options.build_images:
             self._ensure_images()
         shared = self._ensure_shared()
@@ -210,25 +217,122 @@ class Session:
             test_run=self.environ.get("IRONCURTAIN_TEST_RUN", ""),
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
+            visible_containers=siblings.visible(found),
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
+        extra: tuple[Path, ...] = ()
+        if found:
+            override = self.layout.root / "compose.siblings.yaml"
+            _write_public(override, yaml.safe_dump(siblings.compose_override(found)))
+            extra = (override,)
+            self.services = (*SERVICES, siblings.SERVICE)
         self.compose = Compose(
             self.name.project,
-            files=(self.repo / "compose.yaml", *self.options.compose_files),
+            files=(self.repo / "compose.yaml", *self.options.compose_files, *extra),
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
 
     def up(self) -> None:
+        """Containers started, then ready: every door answers from inside the agent.
+
+        Readiness is asked of the doors themselves, through the sidecar, rather than of Docker
+        healthchecks: on Docker 20.10 a healthcheck cannot run faster at start than later, and
+        one exec per second per container cost a quarter of a core per session for its whole life.
+        """
         assert self.compose is not None
         self.outcome = "starting"
         began = time.monotonic()
         try:
-            self.compose.up(timeout_s=120)
+            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False)
+            self._wait_ready(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
         self.timings["up"] = time.monotonic() - began
-        self.say(f"run: containers healthy in {self.timings['up']:.1f}s")
+        self.say(f"run: containers up, doors answering in {self.timings['up']:.1f}s")
+
+    def _wait_ready(self, deadline: float) -> None:
+        agent = self._container("agent")
+        spec = {
+            "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+            "canaries": [],
+            "wait_s": READY_ROUND_S,
+        }
+        while True:
+            stopped = self._stopped()
+            if stopped:
+                raise SessionFailed(
+                    f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
+                )
+            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
+            try:
+                problems = checks.parse_probe(output, ()).problems()
+            except checks.IsolationError as exc:
+                problems = [str(exc)]
+            if not problems:
+                return
+            if time.monotonic() >= deadline:
+                raise SessionFailed(
+                    f"the session did not start: {'; '.join(problems)}\n{self._logs()}"
+                )
+
+    def _stopped(self) -> list[str]:
+        """The session's services whose container is not running (exited, dead, gone)."""
+        states = {
+            c.labels.get("com.docker.compose.service"): c.status
+            for c in self.client.containers.list(
+                all=True, filters={"label": f"{PROJECT_LABEL}={self.name.project}"}
+            )
+        }
+        return sorted(s for s in self.services if states.get(s) != "running")
+
+    def _siblings(self, work: Path) -> tuple[siblings.Sibling, ...]:
+        """The declared sibling services, refused unless each network exists, is not one of
+        IronCurtain's, and each docker-visible service is a container on it."""
+        path = self.options.siblings
+        if path is None:
+            return ()
+        path = path.resolve()
+        if path.is_relative_to(work):
+            raise Refused(
+                f"the sibling services file {path} is inside the workspace, where the agent "
+                "can write: keep it outside"
+            )
+        doors = (plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT)
+        try:
+            found = siblings.load(path, doors)
+        except siblings.SiblingError as exc:
+            raise Refused(str(exc)) from None
+        environ = shared_environ(self.environ)
+        shared = environ.get("IRONCURTAIN_SHARED_NETWORK", "")
+        shared_project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
+        for sibling in found:
+            try:
+                network = self.client.networks.get(sibling.network)
+                if network.name != sibling.network:  # the engine also matches ID prefixes
+                    raise docker.errors.NotFound(sibling.network)
+            except docker.errors.NotFound:
+                raise Refused(
+                    f"sibling {sibling.name!r}: the network {sibling.network!r} does not exist"
+                ) from None
+            labels = network.attrs.get("Labels") or {}
+            ours = "org.ironcurtain.part" in labels or "org.ironcurtain.session" in labels
+            if (
+                ours
+                or network.name in (shared, "bridge", "host", "none")
+                or labels.get(PROJECT_LABEL) == shared_project
+            ):
+                raise Refused(
+                    f"sibling {sibling.name!r}: {sibling.network!r} is not a team network "
+                    "(IronCurtain's own, or Docker's default)"
+                )
+            attached = {c.get("Name") for c in (network.attrs.get("Containers") or {}).values()}
+            if sibling.docker_visible and sibling.host not in attached:
+                raise Refused(
+                    f"sibling {sibling.name!r}: docker_visible needs a container named "
+                    f"{sibling.host!r} on {sibling.network!r}"
+                )
+        return found
 
     def check_isolation(self) -> None:
         assert self.compose is not None
@@ -241,9 +345,7 @@ class Session:
                 "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
                 "canaries": [[address, canary.port] for address in gateways],
             }
-            output = self.compose.exec(
-                "agent", ["python3", "-c", checks.PROBE, json.dumps(spec)], timeout_s=30
-            )
+            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
             result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
         self.timings["check"] = time.monotonic() - began
@@ -529,6 +631,16 @@ class Session:
             return self.compose.logs(tail=20, timeout_s=20)
         except ComposeError as exc:
             return f"(no logs: {exc})"
+
+
+def _exec(container: docker.models.containers.Container, argv: list[str]) -> str:
+    """A command in a running container as its own user (through the engine's API: no compose
+    process to start), its output; the probe's result is its last JSON line."""
+    try:
+        result = container.exec_run(argv, stdout=True, stderr=True)
+    except docker.errors.DockerException as exc:
+        raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
+    return result.output.decode(errors="replace")
 
 
 def _write_public(path: Path, text: str) -> None:

@@ -51,6 +51,11 @@ def test_make_up_passes_the_task_workspace_and_agent() -> None:
     assert '--task "fix the test"' in line
 
 
+def test_make_up_passes_a_sibling_services_file_only_when_given() -> None:
+    assert '--siblings "/etc/team/siblings.yaml"' in _make_up("SIBLINGS=/etc/team/siblings.yaml")
+    assert "--siblings" not in _make_up()
+
+
 def test_make_up_without_a_task_is_interactive_on_the_current_directory() -> None:
     line = _make_up()
     assert "--task" not in line

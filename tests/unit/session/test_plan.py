@@ -43,6 +43,17 @@ def test_the_compose_env_names_the_session_and_its_forwards() -> None:
     )
     assert env["IRONCURTAIN_MCP_UID"] == "10100"
     assert not any("KEY" in k for k in env)
+    # No sibling declared: the socket proxy serves no container at all.
+    assert (env["IRONCURTAIN_DOCKER_CONTAINERS"], env["IRONCURTAIN_VISIBLE_CONTAINERS"]) == (
+        "0",
+        "",
+    )
+
+
+def test_docker_visible_siblings_are_exactly_the_socket_proxys_visible_containers() -> None:
+    env = replace(_plan(), visible_containers=("team-postgres", "team-redis")).compose_env()
+    assert env["IRONCURTAIN_DOCKER_CONTAINERS"] == "1"
+    assert env["IRONCURTAIN_VISIBLE_CONTAINERS"] == "team-postgres,team-redis"
 
 
 def test_the_agent_env_file_is_one_variable_a_line_and_refuses_line_breaks() -> None:

@@ -1,0 +1,260 @@
+"""Sibling services through a compose-built session: a team's TCP service on its own network is
+reached from the agent only through the declared forward of the siblings sidecar; an undeclared
+service on the same network is not; the declared one is visible through the socket proxy, others
+are 403; the doors are never offered to the team network; bad declarations are refused."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.models.containers
+import pytest
+import yaml
+
+from ironcurtain.session import plan
+from ironcurtain.session.run import Options, Refused, Session
+
+from ..conftest import TEST_LABELS
+from ..probes import probe
+from ..waiting import wait_logged
+from .conftest import FAKELLM_COMPOSE, Env
+
+Container = docker.models.containers.Container
+PORT = 7000
+# A TCP service that answers every connection with its name and what it was sent.
+ECHO = r"""
+import socket, sys, threading
+name = sys.argv[1].encode()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000))
+s.listen(16)
+print("listening", flush=True)
+def answer(c):
+    with c:
+        c.sendall(name + b":" + c.recv(100))
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=answer, args=(c,), daemon=True).start()
+"""
+# Run in the agent: connect to argv[1]:argv[2], send "ping", print the answer or the failure.
+ASK = r"""
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], int(sys.argv[2])), 3) as s:
+        s.settimeout(3)
+        s.sendall(b"ping")
+        print("answer " + s.recv(100).decode())
+except OSError as exc:
+    print("blocked %s" % exc)
+"""
+
+
+@dataclass(frozen=True)
+class Team:
+    network: str
+    declared: Container
+    undeclared: Container
+
+
+@dataclass(frozen=True)
+class Running:
+    session: Session
+    containers: dict[str, Container]
+    team: Team
+
+    def ask(self, host: str, port: int) -> str:
+        result = self.containers["agent"].exec_run(
+            ["python3", "-c", ASK, host, str(port)],
+            environment={"RES_OPTIONS": "timeout:1 attempts:1"},
+        )
+        return result.output.decode(errors="replace").strip()
+
+    def docker_get(self, path: str) -> str:
+        script = (
+            f"curl -sS --max-time 10 -w '\\n%{{http_code}}' http://sidecar:{plan.DOCKER_PORT}{path}"
+        )
+        result = self.containers["agent"].exec_run(["sh", "-c", script])
+        return result.output.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def team(docker_client: docker.DockerClient, image: Callable[[str], str]) -> Iterator[Team]:
+    suffix = uuid.uuid4().hex[:8]
+    network = docker_client.networks.create(f"ic-test-dev-{suffix}", labels=TEST_LABELS)
+    started: list[Container] = []
+    try:
+        for role in ("declared", "undeclared"):
+            name = f"ic-test-{role}-{suffix}"
+            started.append(
+                docker_client.containers.run(
+                    image("python"),
+                    ["python3", "-c", ECHO, role],
+                    name=name,
+                    detach=True,
+                    network=network.name,
+                    labels=TEST_LABELS,
+                    environment={"SIBLING_SECRET": "team-db-password-not-for-agents"},
+                )
+            )
+        for container in started:
+            wait_logged(container, "listening")
+        yield Team(network.name, *started)
+    finally:
+        for container in started:
+            container.remove(force=True)
+        network.remove()
+
+
+def _session(env: Env, workspace: Path, declared: Path) -> Session:
+    options = Options(
+        task="(siblings)",
+        agent="scripted",
+        workspace=workspace,
+        session_id=secrets.token_hex(4),
+        compose_files=(FAKELLM_COMPOSE,),
+        upstreams=(plan.Upstream("api.anthropic.com", "fakellm:8443", env.vendor / "fake-ca.pem"),),
+        build_images=False,
+        siblings=declared,
+    )
+    return Session(options, say=lambda _: None, environ=env.environ)
+
+
+def _declare(folder: Path, *entries: dict[str, object]) -> Path:
+    path = folder / "siblings.yaml"
+    path.write_text(yaml.safe_dump({"siblings": list(entries)}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def running(
+    session_env: Env,
+    team: Team,
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    workspace = tmp_path_factory.mktemp("siblings-ws")
+    workspace.chmod(0o777)
+    declared = _declare(
+        tmp_path_factory.mktemp("siblings-cfg"),
+        {
+            "name": "echo",
+            "network": team.network,
+            "host": team.declared.name,
+            "port": PORT,
+            "docker_visible": True,
+        },
+    )
+    session = _session(session_env, workspace, declared)
+    try:
+        session.prepare()
+        session.up()
+        session.check_isolation()
+        label = f"com.docker.compose.project={session.name.project}"
+        containers = {
+            c.labels["com.docker.compose.service"]: c
+            for c in docker_client.containers.list(filters={"label": label})
+        }
+        yield Running(session, containers, team)
+    finally:
+        session.teardown()
+
+
+def test_control_the_agent_reaches_the_declared_sibling_by_its_name(running: Running) -> None:
+    assert running.ask("echo", PORT) == "answer declared:ping"
+
+
+def test_the_agent_cannot_reach_an_undeclared_service_on_the_same_network(
+    running: Running,
+) -> None:
+    undeclared = running.team.undeclared
+    address = undeclared.attrs["NetworkSettings"]["Networks"][running.team.network]["IPAddress"]
+    for host in (undeclared.name, address, running.team.declared.name):
+        assert running.ask(host, PORT).startswith("blocked"), host
+    # The siblings sidecar forwards the declared port only.
+    assert running.ask("echo", PORT + 1).startswith("blocked")
+    assert not probe(running.containers["agent"], address, PORT).opened
+
+
+def test_the_team_network_never_sees_the_doors(running: Running) -> None:
+    networks = {
+        service: set(c.attrs["NetworkSettings"]["Networks"])
+        for service, c in running.containers.items()
+    }
+    joined = {s for s, names in networks.items() if running.team.network in names}
+    assert joined == {"siblings"}
+    assert not any(n.endswith("_control") for n in networks["siblings"])
+    sibling_sidecar = running.containers["siblings"]
+    address = sibling_sidecar.attrs["NetworkSettings"]["Networks"][running.team.network][
+        "IPAddress"
+    ]
+    neighbour = running.team.undeclared  # a container on the team network
+    for port in (plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT):
+        check = neighbour.exec_run(
+            ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 2)"]
+        )
+        assert check.exit_code != 0, port
+    # control: the same neighbour reaches the declared forward on that address
+    check = neighbour.exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('{address}', {PORT}), 2)"]
+    )
+    assert check.exit_code == 0, check.output
+
+
+def test_the_declared_sibling_is_visible_through_the_socket_proxy_and_nothing_else(
+    running: Running,
+) -> None:
+    shown = running.docker_get(f"/containers/{running.team.declared.name}/json")
+    body, _, status = shown.rpartition("\n")
+    assert status == "200", shown
+    assert json.loads(body)["Name"] == f"/{running.team.declared.name}"
+    assert "team-db-password-not-for-agents" not in body  # inspect without the environment
+    for other in (running.team.undeclared, running.containers["mcp-proxy"]):
+        for path in (f"/containers/{other.name}/json", f"/containers/{other.id}/json"):
+            assert running.docker_get(path).endswith("403"), path
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        ({"network": "ic-test-no-such-network-0"}, "does not exist"),
+        ({"network": "bridge"}, "not a team network"),
+        ({"network": "{shared}"}, "not a team network"),
+        ({"host": "ic-test-nobody", "docker_visible": True}, "docker_visible needs a container"),
+        ({"port": plan.MCP_PORT}, "a door's port"),
+        ({"colour": "red"}, "unknown keys"),
+    ],
+)
+def test_a_bad_declaration_refuses_the_session_before_anything_starts(
+    session_env: Env, team: Team, tmp_path: Path, entry: dict[str, object], reason: str
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(mode=0o777)
+    workspace.chmod(0o777)
+    shared = session_env.environ["IRONCURTAIN_SHARED_NETWORK"]
+    base = {"name": "echo", "network": team.network, "host": team.declared.name, "port": PORT}
+    declared = {**base, **entry}
+    if declared["network"] == "{shared}":
+        declared["network"] = shared
+    session = _session(session_env, workspace, _declare(tmp_path, declared))
+    with pytest.raises(Refused, match=reason):
+        session.prepare()
+    assert not session.layout.root.exists()
+
+
+def test_a_declaration_inside_the_workspace_is_refused(
+    session_env: Env, team: Team, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(mode=0o777)
+    workspace.chmod(0o777)
+    entry = {"name": "echo", "network": team.network, "host": team.declared.name, "port": PORT}
+    session = _session(session_env, workspace, _declare(workspace, entry))
+    with pytest.raises(Refused, match="inside the workspace"):
+        session.prepare()
