@@ -20,11 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import mcp_types as types
 import uvicorn
-from mcp.server import Server
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
 
 from .. import __version__
 from ..audit import AuditLog
@@ -34,6 +30,8 @@ from .backend import Backend
 from .config import load_backends
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
+from .http import McpHttp
+from .protocol import ServerInfo
 
 logger = logging.getLogger(__name__)
 
@@ -71,32 +69,13 @@ class ProxySettings:
         }
 
 
-def build_server(gate: Gate) -> Server:
-    async def list_tools(ctx: object, params: object) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=gate.tools())
-
-    async def call_tool(ctx: object, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await gate.call(params.name, params.arguments)
-
-    return Server(
-        "ironcurtain-mcp-proxy",
-        version=__version__,
-        instructions="Every tool call is checked against the IronCurtain policy and audited.",
-        get_tool_input_schema=gate.input_schema,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-    )
+INSTRUCTIONS = "Every tool call is checked against the IronCurtain policy and audited."
 
 
-def http_app(gate: Gate, settings: ProxySettings) -> Starlette:
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=bool(settings.allowed_hosts),
-        allowed_hosts=list(settings.allowed_hosts),
-        allowed_origins=[f"http://{h}" for h in settings.allowed_hosts],
-    )
-    return build_server(gate).streamable_http_app(
-        transport_security=security, host=settings.host, json_response=True
-    )
+def http_app(gate: Gate, settings: ProxySettings) -> McpHttp:
+    """The Streamable HTTP endpoint (/mcp): our own lean ASGI app, JSON responses."""
+    info = ServerInfo("ironcurtain-mcp-proxy", __version__, INSTRUCTIONS)
+    return McpHttp(gate, info, allowed_hosts=settings.allowed_hosts)
 
 
 @asynccontextmanager
@@ -195,6 +174,7 @@ async def serve(
             log_level="warning",
             http="httptools",  # a C parser (llhttp), not the pure-Python h11: less CPU a call
             lifespan="on",
+            ws="none",
             access_log=False,
             timeout_graceful_shutdown=5,
         )
