@@ -4,7 +4,7 @@ The same surface `Backend` uses of the SDK's `Client` (`list_tools`, `call_tool`
 context that starts and stops the child), without the SDK's per-request machinery: a request is
 one line written to the pipe and a future keyed by its id; one reader task resolves them.
 The child is started as the SDK starts it (its own process group, only the SDK's safe set of
-inherited variables plus the configured ones, stderr passed through) and stopped the same way
+inherited variables plus the configured ones, stderr inherited) and stopped the same way
 (stdin closed, a grace period, then the whole group terminated, then killed).
 A request in flight when the child dies fails at once with CONNECTION_CLOSED; one that outlives
 its timeout raises TimeoutError and the backend is told to cancel it.
@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,7 +63,7 @@ class StdioClient:
         self._process = await anyio.open_process(
             [self.command, *self.args],
             env=self.env,
-            stderr=sys.stderr,
+            stderr=None,  # inherited: the backend's complaints go where the proxy's go
             start_new_session=True,  # its own group: the stop reaches its children too
         )
         self._reader = asyncio.get_running_loop().create_task(self._read())
