@@ -136,16 +136,15 @@ class McpHttp:
         self._listing: tuple[object, dict[str, dict[str, Any]]] = (None, {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI, for any ASGI server and for tests; `server.py` calls `respond` directly."""
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
-            return  # no websockets here; the server runs with them off
-        try:
-            reply = await self.handle(scope, receive)
-        except Exception:  # a request's top level: log it and fail closed, no internals out
-            logger.exception("MCP request failed")
-            reply = _json(500, RpcError(INTERNAL_ERROR, "Internal error").body())
+            return  # no websockets here
+        body = await self._body(receive)
+        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        reply = await self.respond(scope["method"], scope["path"], raw, body)
         await reply.send(send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -157,27 +156,38 @@ class McpHttp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def handle(self, scope: Scope, receive: Receive) -> Reply:
-        if scope["path"] != self.path:
+    async def respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        """The reply to one HTTP request; `raw` holds lower-case header names, `body` is None
+        when it was over the limit (and not kept)."""
+        try:
+            return await self._respond(method, path, raw, body)
+        except Exception:  # a request's top level: log it and fail closed, no internals out
+            logger.exception("MCP request failed")
+            return _json(500, RpcError(INTERNAL_ERROR, "Internal error").body())
+
+    async def _respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        if path != self.path:
             return _text(404, "Not Found")
-        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        headers = dict(raw)  # ASGI names are lower-case
+        headers = dict(raw)
         if self.allowed_hosts:  # DNS-rebinding guard, as the SDK's transport security
             if not _host_allowed(headers.get("host"), self.allowed_hosts):
                 return _text(421, "Invalid Host header")
             origin = headers.get("origin")
             if origin and not _host_allowed(origin, self.allowed_origins):
                 return _text(403, "Invalid Origin header")
-        method = scope["method"]
         if method == "POST":
-            return await self._post(raw, headers, receive)
+            return await self._post(raw, headers, body)
         if method == "DELETE":
             return self._delete(headers)
         # GET would open a server-to-client SSE stream; this server sends nothing unprompted.
         return _text(405, "Method Not Allowed", (b"allow", b"POST, DELETE"))
 
     async def _post(
-        self, raw: list[tuple[str, str]], headers: dict[str, str], receive: Receive
+        self, raw: list[tuple[str, str]], headers: dict[str, str], body: bytes | None
     ) -> Reply:
         if not headers.get("content-type", "").lower().startswith("application/json"):
             error = RpcError(INVALID_REQUEST, "Unsupported Media Type: send application/json")
@@ -185,7 +195,6 @@ class McpHttp:
         if not accepts_json(headers.get("accept", "")):
             error = RpcError(INVALID_REQUEST, "Not Acceptable: the client must accept JSON")
             return _json(406, error.body())
-        body = await self._body(receive)
         if body is None:
             error = RpcError(INVALID_REQUEST, f"Request body over {self.max_body_bytes} bytes")
             return _json(413, error.body())

@@ -10,17 +10,15 @@ Entry point for the session orchestration:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import uvicorn
 
 from .. import __version__
 from ..audit import AuditLog
@@ -32,6 +30,7 @@ from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
 from .http import McpHttp
 from .protocol import ServerInfo
+from .server import HttpServer
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +137,6 @@ async def running_gate(
         audit.close()
 
 
-class _Uvicorn(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The caller owns signals (the CLI stops the whole task group, backends included);
-        # uvicorn's own handling would re-raise SIGTERM after its shutdown and skip ours.
-        yield
-
-
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -169,30 +160,14 @@ async def serve(
     async with running_gate(settings, escalator) as gate:
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            http_app(gate, settings),
-            log_level="warning",
-            http="httptools",  # a C parser (llhttp), not the pure-Python h11: less CPU a call
-            lifespan="on",
-            ws="none",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-        server = _Uvicorn(config)
-        async with anyio.create_task_group() as tg:
-
-            async def http() -> None:
-                with anyio.CancelScope(shield=True):  # stopped by should_exit, cleanly
-                    await server.serve([sock])
-                tg.cancel_scope.cancel()  # uvicorn stopped: stop the backends too
-
-            tg.start_soon(http)
-            while not server.started:  # uvicorn offers no event; its own loop polls likewise
-                await anyio.sleep(0.01)
+        # Our own HTTP/1.1 server (server.py): httptools frames requests, one write a response.
+        server = HttpServer(http_app(gate, settings))
+        await server.start(sock)
+        try:
             logger.info("mcp-proxy serving on %s:%d", settings.host, port)
             if started is not None:
                 started(port)
-            try:
-                await anyio.sleep_forever()
-            finally:
-                server.should_exit = True  # a clean stop: uvicorn closes its connections
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await server.close()  # a clean stop: connections closed, then the backends
