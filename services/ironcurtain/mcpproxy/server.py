@@ -51,14 +51,14 @@ def _reason(status: int) -> bytes:
         return b""
 
 
-def encode(reply: Reply, keep_alive: bool, date: bytes) -> bytes:
-    """Status line, headers and body as one buffer."""
+def encode(reply: Reply, keep_alive: bool, date: bytes, *, head: bool = False) -> bytes:
+    """Status line, headers and body as one buffer (no body in answer to HEAD)."""
     lines = [b"HTTP/1.1 %d %s" % (reply.status, _reason(reply.status)), b"date: " + date]
     lines += [name + b": " + value for name, value in reply.headers]
     lines.append(b"content-length: %d" % len(reply.body))
     if not keep_alive:
         lines.append(b"connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + reply.body
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else reply.body)
 
 
 class _Request:
@@ -183,7 +183,8 @@ class HttpConnection(asyncio.Protocol):
             reply = await self.app.respond(request.method, request.path, request.headers, body)
             if self.closing or self.transport is None:
                 return  # the client went away; the call itself went through the gate
-            self.transport.write(encode(reply, keep_alive, self.clock.date()))
+            head = request.method == "HEAD"
+            self.transport.write(encode(reply, keep_alive, self.clock.date(), head=head))
             if not keep_alive:
                 self.close()
                 return

@@ -159,6 +159,18 @@ def test_connection_close_is_honoured() -> None:
     assert with_server(body) == ("close", b"")
 
 
+def test_head_gets_no_body_and_the_connection_stays_usable() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[int, int]:
+        reader, writer = await connect()
+        writer.write(b"HEAD /mcp HTTP/1.1\r\nHost: p\r\n\r\n" + post(initialize()))
+        head = await reader.readuntil(b"\r\n\r\n")  # the HEAD answer: no body follows
+        status, _, _ = await read_response(reader)
+        writer.close()
+        return int(head.split()[1]), status
+
+    assert with_server(body) == (405, 200)
+
+
 def test_an_idle_connection_is_closed() -> None:
     async def body(connect: Client, gate: RecordingGate) -> bytes:
         reader, writer = await connect()
