@@ -7,30 +7,43 @@ call is checked again against the live tools before it is forwarded (fail closed
 
 The supervisor task owns the client connection. Calls come from request tasks; a call made while
 the backend is down waits briefly for it, then fails with BackendDown; a call in flight when the
-child dies gets CONNECTION_CLOSED from the SDK, turned into BackendDown here (never a hang).
+child dies gets CONNECTION_CLOSED from the session, turned into BackendDown here (never a hang).
+A command backend is spoken to by our lean stdio session (stdio.py); a URL one by the SDK client.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import anyio
 import jsonschema
 import mcp_types as types
-from mcp import Client, StdioServerParameters
+from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from . import cache
 from .config import BackendSpec
+from .stdio import StdioClient
 
 logger = logging.getLogger(__name__)
 
 
 class BackendDown(Exception):
     """The backend is not running, or stopped during the call."""
+
+
+class Session(Protocol):
+    """What a backend needs of its MCP client session (the SDK's Client, or StdioClient)."""
+
+    async def list_tools(self, cursor: str | None = None) -> types.ListToolsResult: ...
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+    ) -> types.CallToolResult: ...
 
 
 class Backend:
@@ -51,7 +64,7 @@ class Backend:
         self._backoff = (backoff_min_s, backoff_max_s)
         self._watch_s = watch_s
         self._wait_ready_s = wait_ready_s
-        self._client: Client | None = None
+        self._client: Session | None = None
         self._ready = anyio.Event()
         self._dead = anyio.Event()
         self.tools: dict[str, types.Tool] = {}
@@ -91,14 +104,12 @@ class Backend:
             return
         await self._ready.wait()
 
-    def _target(self) -> str | StdioServerParameters:
+    def _session(self) -> AbstractAsyncContextManager[Session]:
         if self.spec.url is not None:
-            return self.spec.url
+            return Client(self.spec.url, cache=None)  # type: ignore[return-value]
         assert self.spec.command is not None
-        return StdioServerParameters(
-            command=self.spec.command,
-            args=list(self.spec.args),
-            env={**self.spec.env, **self._extra_env},
+        return StdioClient(
+            self.spec.command, list(self.spec.args), {**self.spec.env, **self._extra_env}
         )
 
     async def run(self) -> None:
@@ -124,7 +135,7 @@ class Backend:
             delay = min(delay * 2, self._backoff[1])
 
     async def _connect_and_watch(self) -> None:
-        async with Client(self._target(), cache=None) as client:
+        async with self._session() as client:
             await self._list(client)
             self.starts += 1  # after the listing: Gate rebuilds its tool list on this
             self._dead = anyio.Event()
@@ -149,7 +160,7 @@ class Backend:
                     logger.warning("backend %s stopped answering; restarting", self.name)
                     return
 
-    async def _list(self, client: Client) -> None:
+    async def _list(self, client: Session) -> None:
         tools: dict[str, types.Tool] = {}
         cursor = None
         for _ in range(100):  # a paginator that never ends cannot hang start-up

@@ -10,21 +10,15 @@ Entry point for the session orchestration:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import mcp_types as types
-import uvicorn
-from mcp.server import Server
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
 
 from .. import __version__
 from ..audit import AuditLog
@@ -35,6 +29,9 @@ from .cache import ToolCache
 from .config import INLINE, load_backends, place
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
+from .http import McpHttp
+from .protocol import ServerInfo
+from .server import HttpServer
 
 logger = logging.getLogger(__name__)
 
@@ -76,32 +73,13 @@ class ProxySettings:
         }
 
 
-def build_server(gate: Gate) -> Server:
-    async def list_tools(ctx: object, params: object) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=gate.tools())
-
-    async def call_tool(ctx: object, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await gate.call(params.name, params.arguments)
-
-    return Server(
-        "ironcurtain-mcp-proxy",
-        version=__version__,
-        instructions="Every tool call is checked against the IronCurtain policy and audited.",
-        get_tool_input_schema=gate.input_schema,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-    )
+INSTRUCTIONS = "Every tool call is checked against the IronCurtain policy and audited."
 
 
-def http_app(gate: Gate, settings: ProxySettings) -> Starlette:
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=bool(settings.allowed_hosts),
-        allowed_hosts=list(settings.allowed_hosts),
-        allowed_origins=[f"http://{h}" for h in settings.allowed_hosts],
-    )
-    return build_server(gate).streamable_http_app(
-        transport_security=security, host=settings.host, json_response=True
-    )
+def http_app(gate: Gate, settings: ProxySettings) -> McpHttp:
+    """The Streamable HTTP endpoint (/mcp): our own lean ASGI app, JSON responses."""
+    info = ServerInfo("ironcurtain-mcp-proxy", __version__, INSTRUCTIONS)
+    return McpHttp(gate, info, allowed_hosts=settings.allowed_hosts)
 
 
 @asynccontextmanager
@@ -175,14 +153,6 @@ async def running_gate(
         audit.close()
 
 
-class _Uvicorn(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        # The caller owns signals (the CLI stops the whole task group, backends included);
-        # uvicorn's own handling would re-raise SIGTERM after its shutdown and skip ours.
-        yield
-
-
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -206,29 +176,14 @@ async def serve(
     async with running_gate(settings, escalator) as gate:
         sock = bind(settings.host, settings.port)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            http_app(gate, settings),
-            log_level="warning",
-            http="httptools",  # a C parser (llhttp), not the pure-Python h11: less CPU a call
-            lifespan="on",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-        server = _Uvicorn(config)
-        async with anyio.create_task_group() as tg:
-
-            async def http() -> None:
-                with anyio.CancelScope(shield=True):  # stopped by should_exit, cleanly
-                    await server.serve([sock])
-                tg.cancel_scope.cancel()  # uvicorn stopped: stop the backends too
-
-            tg.start_soon(http)
-            while not server.started:  # uvicorn offers no event; its own loop polls likewise
-                await anyio.sleep(0.01)
+        # Our own HTTP/1.1 server (server.py): httptools frames requests, one write a response.
+        server = HttpServer(http_app(gate, settings))
+        await server.start(sock)
+        try:
             logger.info("mcp-proxy serving on %s:%d", settings.host, port)
             if started is not None:
                 started(port)
-            try:
-                await anyio.sleep_forever()
-            finally:
-                server.should_exit = True  # a clean stop: uvicorn closes its connections
+            await anyio.sleep_forever()
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await server.close()  # a clean stop: connections closed, then the backends

@@ -1,0 +1,345 @@
+"""Streamable HTTP for the proxy: one lean ASGI app, JSON responses only.
+
+Spoken to the agent's MCP client (Claude Code, the Python SDK, ...). What it serves:
+- POST /mcp, one JSON-RPC message: initialize (opens a session, `Mcp-Session-Id` issued and then
+  required), notifications/initialized and other notifications (202), ping, tools/list,
+  tools/call; the 2026-07-28 per-request envelope (server/discover, tools/list, tools/call, with
+  the routing-header checks) when `MCP-Protocol-Version` names it; anything else a JSON-RPC error.
+- GET: 405 (this server never opens a server-to-client stream; the spec allows that answer).
+- DELETE: ends a session.
+Every tools/call goes to `Gate.call`, which decides, audits and forwards exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import mcp_types as types
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    unsupported_protocol_version_rejection,
+    validate_mcp_param_headers,
+)
+from mcp_types import HEADER_MISMATCH
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+from . import protocol
+from .jsonrpc import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    Notification,
+    Request,
+    Response,
+    RpcError,
+    parse_message,
+    result_body,
+)
+from .protocol import ServerInfo
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # as the SDK's server: a tool call's arguments, not uploads
+MAX_SESSIONS = 1024  # beyond this the least recently used session is forgotten (its client
+# gets 404 and, as the spec says, initializes again): a bound, never a lock-out
+_ALL_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+_JSON = (b"content-type", b"application/json")
+
+
+class Tools(Protocol):
+    """What the HTTP layer needs from the gate."""
+
+    def tools(self) -> list[types.Tool]: ...
+
+    def input_schema(self, name: str) -> Mapping[str, Any] | None: ...
+
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None
+    ) -> types.CallToolResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+    async def send(self, send: Send) -> None:
+        headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _json(status: int, body: bytes, session: str | None = None) -> Reply:
+    if session is None:
+        return Reply(status, body, (_JSON,))
+    return Reply(status, body, (_JSON, (b"mcp-session-id", session.encode())))
+
+
+def _text(status: int, text: str, *extra: tuple[bytes, bytes]) -> Reply:
+    return Reply(status, text.encode(), ((b"content-type", b"text/plain; charset=utf-8"), *extra))
+
+
+def _rejection(rejection: InboundLadderRejection, request_id: Any) -> Reply:
+    error = RpcError(rejection.code, rejection.message, id=request_id, data=rejection.data)
+    return _json(ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), error.body())
+
+
+def accepts_json(accept: str) -> bool:
+    """Whether an Accept header admits application/json (RFC 9110 wildcards included)."""
+    for item in accept.split(","):
+        media = item.split(";", 1)[0].strip().lower()
+        if media in ("application/json", "application/*", "*/*"):
+            return True
+    return False
+
+
+def _host_allowed(value: str | None, allowed: tuple[str, ...]) -> bool:
+    if not value:
+        return False
+    return any(value == a or (a.endswith(":*") and value.startswith(a[:-1])) for a in allowed)
+
+
+class McpHttp:
+    """The ASGI app. `allowed_hosts` () accepts any Host (the sidecar network is the boundary)."""
+
+    def __init__(
+        self,
+        gate: Tools,
+        info: ServerInfo,
+        *,
+        allowed_hosts: tuple[str, ...] = (),
+        path: str = "/mcp",
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
+        self.gate = gate
+        self.info = info
+        self.allowed_hosts = allowed_hosts
+        self.allowed_origins = tuple(f"http://{h}" for h in allowed_hosts)
+        self.path = path
+        self.max_body_bytes = max_body_bytes
+        self.max_sessions = max_sessions
+        self.sessions: OrderedDict[str, str] = OrderedDict()  # id -> negotiated version
+        self._listing: tuple[object, dict[str, dict[str, Any]]] = (None, {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI, for any ASGI server and for tests; `server.py` calls `respond` directly."""
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return  # no websockets here
+        body = await self._body(receive)
+        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        reply = await self.respond(scope["method"], scope["path"], raw, body)
+        await reply.send(send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        """The reply to one HTTP request; `raw` holds lower-case header names, `body` is None
+        when it was over the limit (and not kept)."""
+        try:
+            return await self._respond(method, path, raw, body)
+        except Exception:  # a request's top level: log it and fail closed, no internals out
+            logger.exception("MCP request failed")
+            return _json(500, RpcError(INTERNAL_ERROR, "Internal error").body())
+
+    async def _respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        if path != self.path:
+            return _text(404, "Not Found")
+        headers = dict(raw)
+        if self.allowed_hosts:  # DNS-rebinding guard, as the SDK's transport security
+            if not _host_allowed(headers.get("host"), self.allowed_hosts):
+                return _text(421, "Invalid Host header")
+            origin = headers.get("origin")
+            if origin and not _host_allowed(origin, self.allowed_origins):
+                return _text(403, "Invalid Origin header")
+        if method == "POST":
+            return await self._post(raw, headers, body)
+        if method == "DELETE":
+            return self._delete(headers)
+        # GET would open a server-to-client SSE stream; this server sends nothing unprompted.
+        return _text(405, "Method Not Allowed", (b"allow", b"POST, DELETE"))
+
+    async def _post(
+        self, raw: list[tuple[str, str]], headers: dict[str, str], body: bytes | None
+    ) -> Reply:
+        if not headers.get("content-type", "").lower().startswith("application/json"):
+            error = RpcError(INVALID_REQUEST, "Unsupported Media Type: send application/json")
+            return _json(415, error.body())
+        if not accepts_json(headers.get("accept", "")):
+            error = RpcError(INVALID_REQUEST, "Not Acceptable: the client must accept JSON")
+            return _json(406, error.body())
+        if body is None:
+            error = RpcError(INVALID_REQUEST, f"Request body over {self.max_body_bytes} bytes")
+            return _json(413, error.body())
+        version = headers.get("mcp-protocol-version")
+        if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
+            return await self._handshake_era(body, headers)
+        if version in MODERN_PROTOCOL_VERSIONS:
+            return await self._modern(body, raw, headers)
+        rejection = unsupported_protocol_version_rejection(version, _ALL_VERSIONS)
+        assert rejection is not None
+        return _rejection(rejection, None)
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)  # disconnected: what came parses or is refused
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    # -- handshake era: initialize, then a session ------------------------------------------
+
+    async def _handshake_era(self, body: bytes, headers: dict[str, str]) -> Reply:
+        session = headers.get("mcp-session-id")
+        if session is not None and session not in self.sessions:
+            return _json(404, RpcError(INVALID_REQUEST, "Session not found").body())
+        try:
+            message = parse_message(body)
+        except RpcError as exc:
+            return _json(exc.status, exc.body(), session)
+        if isinstance(message, Request) and message.method == "initialize":
+            return self._initialize(message, session)
+        if session is None:
+            error = RpcError(INVALID_REQUEST, "Bad Request: Missing session ID (initialize first)")
+            return _json(400, error.body())
+        self.sessions.move_to_end(session)
+        if not isinstance(message, Request):
+            return Reply(202, b"", ((b"mcp-session-id", session.encode()),))
+        version = self.sessions[session]
+        try:
+            result = await self._dispatch(message, version)
+        except RpcError as exc:
+            exc.id = message.id
+            return _json(200, exc.body(), session)  # in-session errors ride a 200, as the SDK
+        return _json(200, result_body(message.id, result), session)
+
+    def _initialize(self, message: Request, session: str | None) -> Reply:
+        try:
+            result = protocol.initialize_result(self.info, message.params)
+        except RpcError as exc:
+            exc.id = message.id
+            return _json(400, exc.body(), session)
+        if session is None:
+            session = secrets.token_hex(16)
+            while len(self.sessions) >= self.max_sessions:
+                self.sessions.popitem(last=False)
+        self.sessions[session] = result["protocolVersion"]
+        self.sessions.move_to_end(session)
+        return _json(200, result_body(message.id, result), session)
+
+    def _delete(self, headers: dict[str, str]) -> Reply:
+        session = headers.get("mcp-session-id")
+        if session is None:
+            return _text(400, "Bad Request: Missing session ID")
+        if self.sessions.pop(session, None) is None:
+            return _text(404, "Session not found")
+        return Reply(200)
+
+    # -- per-request envelope (2026-07-28) ---------------------------------------------------
+
+    async def _modern(
+        self, body: bytes, raw: list[tuple[str, str]], headers: dict[str, str]
+    ) -> Reply:
+        try:
+            message = parse_message(body)
+        except RpcError as exc:
+            return _json(exc.status, exc.body())
+        if isinstance(message, Notification):
+            return Reply(202)  # nothing to act on per request; acknowledged as the SDK does
+        if isinstance(message, Response):
+            error = RpcError(INVALID_REQUEST, "Body must be a JSON-RPC request or notification")
+            return _json(400, error.body())
+        duplicated = find_duplicated_routing_header(raw)
+        if duplicated is not None:
+            twice = f"{duplicated} header appears more than once"
+            return _rejection(InboundLadderRejection(HEADER_MISMATCH, twice), message.id)
+        envelope = {"method": message.method, "params": message.params}
+        verdict = classify_inbound_request(envelope, headers=headers)
+        if isinstance(verdict, InboundLadderRejection):
+            return _rejection(verdict, message.id)
+        try:
+            result = await self._dispatch(message, verdict.protocol_version, headers)
+        except RpcError as exc:
+            exc.id = message.id
+            return _json(ERROR_CODE_HTTP_STATUS.get(exc.code, 200), exc.body())
+        return _json(200, result_body(message.id, result))
+
+    # -- methods -----------------------------------------------------------------------------
+
+    async def _dispatch(
+        self, message: Request, version: str, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        method = message.method
+        if method == "tools/call":
+            name, arguments = protocol.call_arguments(message.params)
+            if headers is not None:
+                self._check_param_headers(name, arguments, headers)
+            result = await self.gate.call(name, arguments)
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            return protocol.shape(self.info, method, version, dumped)
+        if method == "tools/list":
+            return self._tools(version)
+        if method == "ping":
+            return protocol.shape(self.info, method, version, {})
+        if method == "server/discover" and version in MODERN_PROTOCOL_VERSIONS:
+            return protocol.discover_result(self.info, version)
+        raise RpcError(METHOD_NOT_FOUND, "Method not found", data=method, status=404)
+
+    def _check_param_headers(
+        self, name: str, arguments: dict[str, Any], headers: dict[str, str]
+    ) -> None:
+        """2026-07-28: `Mcp-Param-*` headers must agree with the arguments they mirror."""
+        if not arguments and not any(h.startswith("mcp-param-") for h in headers):
+            return
+        schema = self.gate.input_schema(name)
+        if schema is None:
+            return  # an unknown tool: the gate denies it, audited
+        rejection = validate_mcp_param_headers(schema, arguments, headers)
+        if rejection is not None:
+            raise RpcError(rejection.code, rejection.message, data=rejection.data)
+
+    def _tools(self, version: str) -> dict[str, Any]:
+        tools = self.gate.tools()  # the same list object until a backend restarts
+        source, shaped = self._listing
+        if source is not tools:
+            shaped = {}
+            self._listing = (tools, shaped)
+        if version not in shaped:
+            listing = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
+            shaped[version] = protocol.shape(self.info, "tools/list", version, {"tools": listing})
+        return shaped[version]

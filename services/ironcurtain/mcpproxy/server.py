@@ -1,0 +1,241 @@
+"""The proxy's HTTP/1.1 server: httptools (llhttp, C) frames each request, `McpHttp.respond`
+answers it, and the whole response goes out in one write.
+
+One write matters on these shared cores: a response written as head, then body (as ASGI servers
+do) wakes the client twice, and the client may take the core between the two. Requests on one
+connection are answered in order (pipelining included); a malformed request is answered 400 and
+the connection closed; a body over the limit 413 and closed; an idle keep-alive connection is
+closed after `idle_s`. A client that goes away mid-call does not cancel the call (the gate has
+audited it and forwards it; the answer is dropped), as with uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from email.utils import formatdate
+from http import HTTPStatus
+
+import httptools
+
+from .http import MAX_BODY_BYTES, McpHttp, Reply
+
+logger = logging.getLogger(__name__)
+
+IDLE_S = 120.0  # a kept-alive connection with no request for this long is closed
+MAX_HEADERS = 100
+MAX_QUEUED = 8  # pipelined requests waiting on one connection before it stops reading
+
+
+class _Clock:
+    """The Date header, formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def date(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode()
+        return self._value
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def encode(reply: Reply, keep_alive: bool, date: bytes, *, head: bool = False) -> bytes:
+    """Status line, headers and body as one buffer (no body in answer to HEAD)."""
+    lines = [b"HTTP/1.1 %d %s" % (reply.status, _reason(reply.status)), b"date: " + date]
+    lines += [name + b": " + value for name, value in reply.headers]
+    lines.append(b"content-length: %d" % len(reply.body))
+    if not keep_alive:
+        lines.append(b"connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else reply.body)
+
+
+class _Request:
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "too_large")
+
+    def __init__(self) -> None:
+        self.method = ""
+        self.path = ""
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.too_large = False
+        self.keep_alive = True
+
+
+class HttpConnection(asyncio.Protocol):
+    def __init__(
+        self,
+        app: McpHttp,
+        connections: set[HttpConnection],
+        clock: _Clock,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        idle_s: float = IDLE_S,
+    ) -> None:
+        self.app = app
+        self.connections = connections
+        self.clock = clock
+        self.max_body_bytes = max_body_bytes
+        self.idle_s = idle_s
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.url = b""
+        self.current = _Request()
+        self.size = 0
+        self.queue: deque[_Request] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.idle: asyncio.TimerHandle | None = None
+        self.closing = False
+
+    # -- transport events --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.connections.discard(self)
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, b"Upgrade is not supported")
+        except httptools.HttpParserError:
+            self._refuse(400, b"Malformed HTTP request")
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -- parser callbacks --------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.current = _Request()
+        self.size = 0
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self.current.headers
+        if len(headers) >= MAX_HEADERS:
+            raise httptools.HttpParserError("too many headers")
+        headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        request = self.current
+        request.method = self.parser.get_method().decode("ascii", "replace")
+        request.path = httptools.parse_url(self.url).path.decode("latin-1")
+        request.keep_alive = self.parser.should_keep_alive()
+        for name, value in request.headers:
+            if name == "expect" and value.lower() == "100-continue" and self.transport:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        if self.current.too_large:
+            return
+        self.size += len(body)
+        if self.size > self.max_body_bytes:
+            self.current.too_large = True
+            self.current.body = []
+        else:
+            self.current.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.queue.append(self.current)
+        if len(self.queue) >= MAX_QUEUED and self.transport is not None:
+            self.transport.pause_reading()
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._serve_queue())
+
+    # -- answering ---------------------------------------------------------------------------
+
+    async def _serve_queue(self) -> None:
+        while self.queue and not self.closing:
+            request = self.queue.popleft()
+            if self.transport is not None and len(self.queue) < MAX_QUEUED:
+                self.transport.resume_reading()
+            body = None if request.too_large else b"".join(request.body)
+            keep_alive = request.keep_alive and not request.too_large
+            reply = await self.app.respond(request.method, request.path, request.headers, body)
+            if self.closing or self.transport is None:
+                return  # the client went away; the call itself went through the gate
+            head = request.method == "HEAD"
+            self.transport.write(encode(reply, keep_alive, self.clock.date(), head=head))
+            if not keep_alive:
+                self.close()
+                return
+        self._arm_idle()
+
+    def _refuse(self, status: int, text: bytes) -> None:
+        reply = Reply(status, text, ((b"content-type", b"text/plain; charset=utf-8"),))
+        if self.transport is not None:
+            self.transport.write(encode(reply, False, self.clock.date()))
+        self.close()
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(self.idle_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if not self.queue and (self.worker is None or self.worker.done()):
+            self.close()
+
+
+class HttpServer:
+    """Serves `app` on an already bound socket until `close()`."""
+
+    def __init__(
+        self, app: McpHttp, *, max_body_bytes: int = MAX_BODY_BYTES, idle_s: float = IDLE_S
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.idle_s = idle_s
+        self.connections: set[HttpConnection] = set()
+        self._clock = _Clock()
+        self._server: asyncio.Server | None = None
+
+    def _connection(self) -> HttpConnection:
+        return HttpConnection(
+            self.app,
+            self.connections,
+            self._clock,
+            max_body_bytes=self.max_body_bytes,
+            idle_s=self.idle_s,
+        )
+
+    async def start(self, sock: object) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._connection, sock=sock)  # type: ignore[call-overload]
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,255 @@
+"""A lean MCP client session to one backend over its stdin/stdout (newline-delimited JSON-RPC).
+
+The same surface `Backend` uses of the SDK's `Client` (`list_tools`, `call_tool`, an async
+context that starts and stops the child), without the SDK's per-request machinery: a request is
+one line written to the pipe and a future keyed by its id; one reader task resolves them.
+The child is started as the SDK starts it (its own process group, only the SDK's safe set of
+inherited variables plus the configured ones, stderr inherited) and stopped the same way
+(stdin closed, a grace period, then the whole group terminated, then killed).
+A request in flight when the child dies fails at once with CONNECTION_CLOSED; one that outlives
+its timeout raises TimeoutError and the backend is told to cancel it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import Process
+from mcp.client.stdio import get_default_environment
+from mcp.os.posix.utilities import terminate_posix_process_tree
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+
+from .. import __version__
+from .jsonrpc import METHOD_NOT_FOUND
+
+logger = logging.getLogger(__name__)
+
+GRACE_S = 2.0  # for the child to exit after its stdin closes, and again after SIGTERM
+INITIALIZE_TIMEOUT_S = 60.0
+
+
+class StdioClient:
+    def __init__(
+        self,
+        command: str,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
+    ) -> None:
+        self.command = command
+        self.args = list(args)
+        self.env = {**get_default_environment(), **(env or {})}
+        self.initialize_timeout_s = initialize_timeout_s
+        self.protocol_version = ""
+        self._process: Process | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._closed: str | None = None  # why no more requests can be answered
+        self._reader: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> StdioClient:
+        self._process = await anyio.open_process(
+            [self.command, *self.args],
+            env=self.env,
+            stderr=None,  # inherited: the backend's complaints go where the proxy's go
+            start_new_session=True,  # its own group: the stop reaches its children too
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        try:
+            await self._initialize()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        self._fail_all("the backend session was closed")
+        with anyio.CancelScope(shield=True):
+            assert process.stdin is not None
+            with anyio.move_on_after(GRACE_S):
+                await process.stdin.aclose()
+                await process.wait()
+            if process.returncode is None:
+                await terminate_posix_process_tree(process, GRACE_S)
+            if self._reader is not None:
+                self._reader.cancel()
+                with anyio.move_on_after(GRACE_S):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._reader
+            await process.aclose()
+
+    async def _initialize(self) -> None:
+        params = {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "ironcurtain-mcp-proxy", "version": __version__},
+        }
+        result = await self.request("initialize", params, self.initialize_timeout_s)
+        version = result.get("protocolVersion")
+        if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            raise MCPError(CONNECTION_CLOSED, f"the backend speaks protocol version {version!r}")
+        self.protocol_version = version
+        await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def request(
+        self, method: str, params: Mapping[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        """The result of one request, or MCPError (the backend's error, or CONNECTION_CLOSED),
+        or TimeoutError."""
+        if self._closed is not None:
+            raise MCPError(CONNECTION_CLOSED, self._closed)
+        self._next_id += 1
+        request_id = self._next_id
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending[request_id] = future
+        # A timer, not a cancel scope: the cheapest deadline there is, and it cannot be lost.
+        timer = loop.call_later(timeout_s, _expire, future)
+        try:
+            await self._write(
+                {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            )
+            return await future
+        except TimeoutError:
+            await self._cancel(request_id, "timed out")
+            raise
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self._cancel(request_id, "the caller went away")
+            raise
+        finally:
+            timer.cancel()
+            self._pending.pop(request_id, None)
+
+    async def list_tools(self, cursor: str | None = None) -> types.ListToolsResult:
+        params = {} if cursor is None else {"cursor": cursor}
+        result = await self.request("tools/list", params, self.initialize_timeout_s)
+        return types.ListToolsResult.model_validate(result, by_name=False)
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+    ) -> types.CallToolResult:
+        params = {"name": name, "arguments": dict(arguments)}
+        result = await self.request("tools/call", params, read_timeout_seconds)
+        return types.CallToolResult.model_validate(result, by_name=False)
+
+    async def _cancel(self, request_id: int, reason: str) -> None:
+        if self._closed is None:
+            notice = {"requestId": request_id, "reason": reason}
+            message = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice}
+            with contextlib.suppress(MCPError):  # the backend is gone: nothing left to cancel
+                await self._write(message)
+
+    async def _write(self, message: Mapping[str, Any]) -> None:
+        process = self._process
+        if process is None or self._closed is not None:
+            raise MCPError(CONNECTION_CLOSED, self._closed or "the backend session is closed")
+        assert process.stdin is not None
+        line = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        try:
+            await process.stdin.send(line)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            self._fail_all(f"the backend's stdin is closed ({type(exc).__name__})")
+            raise MCPError(CONNECTION_CLOSED, self._closed or "closed") from None
+
+    # -- the reader --------------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        process = self._process
+        assert process is not None
+        assert process.stdout is not None
+        partial: list[bytes] = []  # a line arriving in pieces, joined once (no quadratic copy)
+        reason = "the backend closed its stdout (it exited)"
+        try:
+            async for chunk in process.stdout:
+                if b"\n" not in chunk:
+                    partial.append(chunk)
+                    continue
+                first, *lines = chunk.split(b"\n")
+                partial.append(first)
+                lines.insert(0, b"".join(partial))
+                partial = [lines.pop()]
+                for line in lines:
+                    if line.strip():
+                        await self._handle(line)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            reason = f"reading from the backend failed ({type(exc).__name__})"
+        finally:
+            self._fail_all(reason)
+
+    async def _handle(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except (ValueError, RecursionError):
+            logger.warning("backend %s wrote a line that is not JSON; ignored", self.command)
+            return
+        if not isinstance(message, dict):
+            logger.warning("backend %s wrote a JSON value that is not a message", self.command)
+            return
+        if "method" in message:
+            if "id" in message:  # a request to us: we offer nothing but ping
+                await self._answer(message)
+            return  # notifications (logging, list_changed, progress): nothing to do
+        request_id = message.get("id")
+        future = self._pending.get(request_id) if isinstance(request_id, int) else None
+        if future is None or future.done():
+            return  # a late answer to a cancelled or timed-out call
+        error = message.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            text = error.get("message")
+            future.set_exception(
+                MCPError(
+                    code if isinstance(code, int) else -32603,
+                    text if isinstance(text, str) else "the backend answered with an error",
+                    error.get("data"),
+                )
+            )
+        elif isinstance(message.get("result"), dict):
+            future.set_result(message["result"])
+        else:
+            future.set_exception(MCPError(-32603, "the backend answered without a result"))
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        request_id = message["id"]
+        if message["method"] == "ping":
+            reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "result": {}}
+        else:
+            error = {"code": METHOD_NOT_FOUND, "message": "Method not found"}
+            reply = {"jsonrpc": "2.0", "id": request_id, "error": error}
+        with contextlib.suppress(MCPError):
+            await self._write(reply)
+
+    def _fail_all(self, reason: str) -> None:
+        """No more answers will come: every waiting request fails now, and every later one."""
+        if self._closed is None:
+            self._closed = reason
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(MCPError(CONNECTION_CLOSED, reason))
+
+
+def _expire(future: asyncio.Future[dict[str, Any]]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())

@@ -1,0 +1,199 @@
+"""The proxy's own HTTP/1.1 server on a real socket: framing by httptools, answers in order, one
+write per response, refusals that close the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from ironcurtain.mcpproxy.server import HttpServer
+from ironcurtain.mcpproxy.service import bind
+
+from .test_http import RecordingGate, initialize, make_app
+
+Client = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+def with_server(body: Callable[[Client, RecordingGate], Awaitable[Any]], **kwargs: Any) -> Any:
+    gate = RecordingGate()
+
+    async def go() -> Any:
+        sock = bind("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        server = HttpServer(make_app(gate), **kwargs)
+        await server.start(sock)
+        try:
+            with anyio.fail_after(10):
+                return await body(lambda: asyncio.open_connection("127.0.0.1", port), gate)
+        finally:
+            await server.close()
+
+    return anyio.run(go)
+
+
+def post(body: dict[str, Any] | bytes, *extra: str, path: str = "/mcp") -> bytes:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    head = [
+        f"POST {path} HTTP/1.1",
+        "Host: proxy",
+        "Content-Type: application/json",
+        "Accept: application/json, text/event-stream",
+        f"Content-Length: {len(data)}",
+        *extra,
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines if line)
+    body = await reader.readexactly(int(headers["content-length"]))
+    return int(status_line.split()[1]), headers, body
+
+
+def test_requests_on_one_connection_are_answered_in_order_with_the_session() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> list[int]:
+        reader, writer = await connect()
+        writer.write(post(initialize()))
+        status, headers, _ = await read_response(reader)
+        assert status == 200
+        session = f"Mcp-Session-Id: {headers['mcp-session-id']}"
+        call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "fs__read"}}
+        # Three pipelined in one write: answered in order, each its own id.
+        writer.write(b"".join(post({**call, "id": n}, session) for n in (1, 2, 3)))
+        ids = []
+        for _ in range(3):
+            status, headers, data = await read_response(reader)
+            assert status == 200
+            assert "connection" not in headers  # kept alive
+            assert "date" in headers
+            ids.append(json.loads(data)["id"])
+        writer.close()
+        return ids
+
+    assert with_server(body) == [1, 2, 3]
+
+
+def test_a_response_arrives_in_one_piece() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        writer.write(post(initialize()))
+        first = await reader.read(65536)  # one write by the server: head and body together
+        writer.close()
+        return first
+
+    first = with_server(body)
+    head, _, rest = first.partition(b"\r\n\r\n")
+    length = next(
+        int(x.split(b": ")[1]) for x in head.split(b"\r\n") if x.startswith(b"content-length")
+    )
+    assert len(rest) == length
+
+
+def test_a_chunked_body_is_framed_by_the_parser() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> int:
+        reader, writer = await connect()
+        data = json.dumps(initialize()).encode()
+        half = len(data) // 2
+        chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+            half,
+            data[:half],
+            len(data) - half,
+            data[half:],
+        )
+        writer.write(
+            b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Type: application/json\r\n"
+            b"Accept: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+        )
+        status, _, _ = await read_response(reader)
+        writer.close()
+        return status
+
+    assert with_server(body) == 200
+
+
+def test_malformed_http_is_answered_400_and_the_connection_closed() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[int, bytes]:
+        reader, writer = await connect()
+        writer.write(b"POST /mcp HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert headers["connection"] == "close"
+        rest = await reader.read()  # EOF: closed by the server
+        writer.close()
+        return status, rest
+
+    assert with_server(body) == (400, b"")
+
+
+def test_a_body_over_the_limit_is_refused_and_the_connection_closed() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[int, bytes]:
+        reader, writer = await connect()
+        big = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "x" * 5000}}
+        writer.write(post(big))
+        status, _, _ = await read_response(reader)
+        rest = await reader.read()
+        writer.close()
+        return status, rest
+
+    status, rest = with_server(body, max_body_bytes=1000)
+    assert (status, rest) == (413, b"")
+
+
+def test_connection_close_is_honoured() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[str, bytes]:
+        reader, writer = await connect()
+        writer.write(post(initialize(), "Connection: close"))
+        _, headers, _ = await read_response(reader)
+        rest = await reader.read()
+        writer.close()
+        return headers["connection"], rest
+
+    assert with_server(body) == ("close", b"")
+
+
+def test_head_gets_no_body_and_the_connection_stays_usable() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[int, int]:
+        reader, writer = await connect()
+        writer.write(b"HEAD /mcp HTTP/1.1\r\nHost: p\r\n\r\n" + post(initialize()))
+        head = await reader.readuntil(b"\r\n\r\n")  # the HEAD answer: no body follows
+        status, _, _ = await read_response(reader)
+        writer.close()
+        return int(head.split()[1]), status
+
+    assert with_server(body) == (405, 200)
+
+
+def test_an_idle_connection_is_closed() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        rest = await reader.read()  # returns at EOF: the server closed the idle connection
+        writer.close()
+        return rest
+
+    assert with_server(body, idle_s=0.2) == b""
+
+
+@hsettings(max_examples=25, deadline=None)
+@given(st.binary(min_size=1, max_size=200))
+def test_garbage_never_stops_the_server(garbage: bytes) -> None:
+    async def body(connect: Client, gate: RecordingGate) -> int:
+        _, writer = await connect()
+        writer.write(garbage)
+        await writer.drain()
+        writer.close()
+        reader, writer = await connect()  # the next client is served as ever
+        writer.write(post(initialize()))
+        status, _, _ = await read_response(reader)
+        writer.close()
+        assert gate.calls == []
+        return status
+
+    assert with_server(body) == 200

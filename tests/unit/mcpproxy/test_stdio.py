@@ -1,0 +1,235 @@
+"""The lean stdio session to a backend. The real servers (filesystem, git, fetch) are driven
+through it by test_gate/test_proxy/test_wire; here a scripted peer provokes what real servers do
+rarely: answers out of order, a death mid-call, a hang, a request to us, a junk line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED
+
+from ironcurtain.mcpproxy.stdio import StdioClient
+
+PEER = r"""
+import json, os, sys
+VERSION = os.environ.get("PEER_VERSION", "2025-11-25")
+held = []
+log = open(os.environ["PEER_LOG"], "a", buffering=1)
+
+def send(message):
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+def result(request_id, value):
+    send({"jsonrpc": "2.0", "id": request_id, "result": value})
+
+for line in sys.stdin:
+    message = json.loads(line)
+    log.write(line)
+    method, request_id = message.get("method"), message.get("id")
+    params = message.get("params") or {}
+    if method == "initialize":
+        result(request_id, {"protocolVersion": VERSION, "capabilities": {"tools": {}},
+                            "serverInfo": {"name": "peer", "version": "0"}})
+    elif method == "tools/list":
+        result(request_id, {"tools": [{"name": "echo", "inputSchema": {"type": "object"}}]})
+    elif method == "tools/call":
+        name, args = params["name"], params.get("arguments", {})
+        text = lambda t: {"content": [{"type": "text", "text": t}], "isError": False}
+        if name == "echo":
+            result(request_id, text(json.dumps(args)))
+        elif name == "hold":
+            held.append((request_id, args))
+        elif name == "release":  # answer the held calls last-first, then this one
+            for rid, a in reversed(held):
+                result(rid, text(json.dumps(a)))
+            held.clear()
+            result(request_id, text("released"))
+        elif name == "die":
+            os._exit(3)
+        elif name == "hang":
+            pass
+        elif name == "ask":
+            send({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"})
+            send({"jsonrpc": "2.0", "id": "srv-2", "method": "roots/list"})
+            answers = [json.loads(sys.stdin.readline()) for _ in range(2)]
+            result(request_id, text(json.dumps(answers)))
+        elif name == "junk":
+            sys.stdout.write("this is not json\n")
+            send({"jsonrpc": "2.0", "method": "notifications/message", "params": {}})
+            send({"jsonrpc": "2.0", "id": 999999, "result": {}})
+            result(request_id, text("after junk"))
+        elif name == "error":
+            send({"jsonrpc": "2.0", "id": request_id,
+                  "error": {"code": -32602, "message": "bad arguments", "data": "x"}})
+        elif name == "env":
+            result(request_id, text(json.dumps(dict(os.environ))))
+        elif name == "big":
+            result(request_id, text("x" * args["size"]))
+"""
+
+
+@pytest.fixture
+def peer(tmp_path: Path) -> tuple[Path, Path]:
+    script = tmp_path / "peer.py"
+    script.write_text(PEER)
+    return script, tmp_path / "peer.log"
+
+
+def with_client(
+    peer: tuple[Path, Path],
+    body: Callable[[StdioClient], Awaitable[Any]],
+    env: dict[str, str] | None = None,
+) -> Any:
+    script, log = peer
+
+    async def go() -> Any:
+        with anyio.fail_after(20):
+            client = StdioClient(
+                sys.executable, [str(script)], {"PEER_LOG": str(log), **(env or {})}
+            )
+            async with client:
+                return await body(client)
+
+    return anyio.run(go)
+
+
+def text(result: Any) -> str:
+    return result.content[0].text
+
+
+def test_concurrent_calls_answered_out_of_order_reach_their_own_callers(
+    peer: tuple[Path, Path],
+) -> None:
+    async def body(client: StdioClient) -> dict[int, str]:
+        answers: dict[int, str] = {}
+
+        async def held(n: int) -> None:
+            answers[n] = text(await client.call_tool("hold", {"n": n}, 10))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(5):
+                tg.start_soon(held, n)
+            await anyio.wait_all_tasks_blocked()
+            assert text(await client.call_tool("release", {}, 10)) == "released"
+        return answers
+
+    assert with_client(peer, body) == {n: json.dumps({"n": n}) for n in range(5)}
+
+
+def test_a_call_in_flight_when_the_backend_dies_fails_at_once_and_so_do_later_ones(
+    peer: tuple[Path, Path],
+) -> None:
+    async def body(client: StdioClient) -> tuple[int, int, float]:
+        began = anyio.current_time()
+        with pytest.raises(MCPError) as during:
+            await client.call_tool("die", {}, 60)
+        took = anyio.current_time() - began
+        with pytest.raises(MCPError) as after:
+            await client.call_tool("echo", {}, 60)
+        return during.value.error.code, after.value.error.code, took
+
+    during, after, took = with_client(peer, body)
+    assert during == CONNECTION_CLOSED
+    assert after == CONNECTION_CLOSED
+    assert took < 5  # not the 60 s timeout: the death itself ends the call
+
+
+def test_a_call_that_outlives_its_timeout_is_cancelled_at_the_backend(
+    peer: tuple[Path, Path],
+) -> None:
+    async def body(client: StdioClient) -> str:
+        with pytest.raises(TimeoutError):
+            await client.call_tool("hang", {}, 0.2)
+        return text(await client.call_tool("echo", {"still": "alive"}, 10))
+
+    assert with_client(peer, body) == json.dumps({"still": "alive"})
+    logged = [json.loads(x) for x in peer[1].read_text().splitlines()]
+    hung = next(m["id"] for m in logged if m.get("params", {}).get("name") == "hang")
+    cancels = [m for m in logged if m.get("method") == "notifications/cancelled"]
+    assert [c["params"]["requestId"] for c in cancels] == [hung]
+
+
+def test_the_handshake_comes_first_and_requests_to_us_are_answered(
+    peer: tuple[Path, Path],
+) -> None:
+    async def body(client: StdioClient) -> Any:
+        return json.loads(text(await client.call_tool("ask", {}, 10)))
+
+    ping, roots = with_client(peer, body)
+    assert ping == {"jsonrpc": "2.0", "id": "srv-1", "result": {}}
+    assert roots["id"] == "srv-2"
+    assert roots["error"]["code"] == -32601  # we offer no roots: refused, not ignored
+    logged = [json.loads(x) for x in peer[1].read_text().splitlines()]
+    assert [m.get("method") for m in logged[:2]] == ["initialize", "notifications/initialized"]
+    assert logged[0]["params"]["clientInfo"]["name"] == "ironcurtain-mcp-proxy"
+
+
+def test_junk_notifications_and_stray_answers_are_ignored(peer: tuple[Path, Path]) -> None:
+    async def body(client: StdioClient) -> str:
+        return text(await client.call_tool("junk", {}, 10))
+
+    assert with_client(peer, body) == "after junk"
+
+
+def test_a_backend_error_keeps_its_code_and_message(peer: tuple[Path, Path]) -> None:
+    async def body(client: StdioClient) -> MCPError:
+        with pytest.raises(MCPError) as caught:
+            await client.call_tool("error", {}, 10)
+        return caught.value
+
+    error = with_client(peer, body)
+    assert (error.error.code, error.error.message) == (-32602, "bad arguments")
+
+
+def test_the_backend_gets_only_the_safe_environment_and_its_own_variables(
+    peer: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-real-key")
+
+    async def body(client: StdioClient) -> dict[str, str]:
+        return json.loads(text(await client.call_tool("env", {}, 10)))
+
+    env = with_client(peer, body, {"EXTRA": "yes"})
+    assert "ANTHROPIC_API_KEY" not in env
+    assert env["EXTRA"] == "yes"
+    assert set(env) <= {"HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "EXTRA", "PEER_LOG"} | {
+        k
+        for k in env
+        if k.startswith("LC_") or k == "PWD"  # set by the interpreter/loader
+    }
+
+
+def test_a_large_result_arriving_in_pieces_is_read_whole(peer: tuple[Path, Path]) -> None:
+    async def body(client: StdioClient) -> str:
+        return text(await client.call_tool("big", {"size": 3_000_000}, 30))
+
+    assert with_client(peer, body) == "x" * 3_000_000
+
+
+def test_a_backend_speaking_an_unknown_protocol_version_is_refused(
+    peer: tuple[Path, Path],
+) -> None:
+    async def body(client: StdioClient) -> None:
+        raise AssertionError("should not have started")
+
+    with pytest.raises(MCPError, match="protocol version"):
+        with_client(peer, body, {"PEER_VERSION": "1999-01-01"})
+
+
+def test_leaving_the_session_stops_the_child(peer: tuple[Path, Path]) -> None:
+    async def body(client: StdioClient) -> int:
+        assert client._process is not None
+        return client._process.pid
+
+    pid = with_client(peer, body)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
