@@ -32,6 +32,13 @@ from .stdio import StdioClient
 logger = logging.getLogger(__name__)
 
 
+def reason(exc: BaseException) -> str:
+    """One line on why: the first real error inside task-group wrappers, not the wrapper."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
 class BackendDown(Exception):
     """The backend is not running, or stopped during the call."""
 
@@ -123,7 +130,7 @@ class Backend:
             except anyio.get_cancelled_exc_class():
                 raise
             except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                self.last_error = reason(exc)
                 logger.exception("backend %s failed; restarting in %.1f s", self.name, delay)
             finally:
                 self._client = None

@@ -3,6 +3,7 @@ beside the proxy; the sandbox relays their tools to the proxy over Streamable HT
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from ironcurtain.mcpproxy import ProxySettings, running_gate
+from ironcurtain.mcpproxy.cache import ToolCache
 from ironcurtain.mcpproxy.config import (
     INLINE,
     BackendSpec,
@@ -134,3 +136,47 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
     assert "git__git_status" in names
     assert not result.is_error
     assert "new.txt" in "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fails_closed(
+    tmp_path: Path,
+) -> None:
+    """On demand through the sandbox: no connection at start-up; an unreachable sandbox refuses
+    the call with the reason instead of hanging or running git anywhere else."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "policy.yaml").write_text(POLICY)
+    spec = {"command": str(BIN / "mcp-server-git"), "args": [], "sandbox": True}
+    (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"git": spec}}))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (command,) = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
+    listing = [types.Tool(name="git_status", input_schema={"type": "object"})]
+    assert ToolCache(tmp_path / "tools").put(command, listing) is not None
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    settings = ProxySettings(
+        policy_dir=policy,
+        workspace=workspace,
+        audit_file=tmp_path / "audit" / "a.jsonl",
+        state_dir=tmp_path / "state",
+        sandbox=f"http://127.0.0.1:{closed.getsockname()[1]}",
+        tools_cache=tmp_path / "tools",
+        startup_timeout_s=3,
+    )
+
+    async def go() -> tuple[list[str], types.CallToolResult]:
+        with anyio.fail_after(30):
+            async with running_gate(settings) as gate:
+                names = [t.name for t in gate.tools()]
+                result = await gate.call("git__git_status", {"repo_path": str(workspace)})
+        return names, result
+
+    try:
+        names, result = anyio.run(go)
+    finally:
+        closed.close()
+    assert names == ["git__git_status"]
+    assert result.is_error
+    text = "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    assert "backend 'git' did not start: ConnectError" in text
