@@ -70,6 +70,14 @@ class Tools(Protocol):
     ) -> types.CallToolResult: ...
 
 
+class Responder(Protocol):
+    """What the HTTP/1.1 server (server.py) serves: McpHttp, or several by path."""
+
+    async def respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int

@@ -5,79 +5,81 @@ names, and the agent writes that file. Run beside the policy proxy, such a progr
 proxy's Redis password (to approve its own escalations), its audit log and its egress leg. So a
 session runs these servers (`sandbox: true` in servers.yaml) in a container of their own with the
 workspace and nothing else: no secrets, no audit log, and one internal network on which only the
-proxy is a neighbour. Each server is one child process (restarted like any backend), reached by
-the proxy at `/NAME/mcp`. The policy is not checked here: the proxy has decided before a call
-arrives, and this process is as untrusted as what it runs.
+proxy is a neighbour. Each server is one child process (restarted like any backend; started on
+its first call when its listing was saved), reached by the proxy at `/NAME/mcp` through the same
+lean HTTP layer the proxy serves. The policy is not checked here: the proxy has decided before a
+call arrives, and this process is as untrusted as what it runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import anyio
 import mcp_types as types
-import uvicorn
-from mcp.server import Server
-from mcp.server.transport_security import TransportSecuritySettings
-from starlette.applications import Starlette
 
 from .. import __version__
 from .backend import Backend, BackendDown
 from .cache import ToolCache
 from .config import BackendSpec
+from .http import McpHttp, Reply
+from .protocol import ServerInfo
+from .server import HttpServer
 
 logger = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 600.0  # the proxy keeps its own, shorter deadline per call
 
 
-def relay(backend: Backend) -> Server:
-    """An MCP server that offers `backend`'s tools as they are and forwards every call."""
+class Relay:
+    """One backend's tools as they are, every call forwarded (the `Tools` the HTTP layer needs)."""
 
-    async def list_tools(ctx: object, params: object) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=list(backend.tools.values()))
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
 
-    async def call_tool(ctx: object, params: types.CallToolRequestParams) -> types.CallToolResult:
+    def tools(self) -> list[types.Tool]:
+        return list(self.backend.tools.values())
+
+    def input_schema(self, name: str) -> Mapping[str, Any] | None:
+        tool = self.backend.tools.get(name)
+        return None if tool is None else tool.input_schema
+
+    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         try:
-            return await backend.call(params.name, params.arguments or {}, CALL_TIMEOUT_S)
+            return await self.backend.call(name, arguments or {}, CALL_TIMEOUT_S)
         except BackendDown as exc:
             return types.CallToolResult(
                 content=[types.TextContent(type="text", text=str(exc))], is_error=True
             )
 
-    return Server(
-        f"ironcurtain-sandbox-{backend.name}",
-        version=__version__,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
+
+class Routes:
+    """Each backend's MCP endpoint at `/NAME/mcp`; any other path is the first one's 404."""
+
+    def __init__(self, apps: Sequence[McpHttp]) -> None:
+        self.apps = {app.path: app for app in apps}
+        self.fallback = apps[0]
+
+    async def respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        return await self.apps.get(path, self.fallback).respond(method, path, raw, body)
+
+
+def http_app(backends: Sequence[Backend], allowed_hosts: Sequence[str]) -> Routes:
+    return Routes(
+        [
+            McpHttp(
+                Relay(b),
+                ServerInfo(f"ironcurtain-sandbox-{b.name}", __version__, ""),
+                allowed_hosts=tuple(allowed_hosts),
+                path=f"/{b.name}/mcp",
+            )
+            for b in backends
+        ]
     )
-
-
-def http_app(backends: Sequence[Backend], allowed_hosts: Sequence[str]) -> Starlette:
-    """One Starlette app with every backend at /NAME/mcp (JSON responses, Host checked)."""
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=bool(allowed_hosts),
-        allowed_hosts=list(allowed_hosts),
-        allowed_origins=[f"http://{h}" for h in allowed_hosts],
-    )
-    apps = [
-        relay(b).streamable_http_app(
-            streamable_http_path=f"/{b.name}/mcp", json_response=True, transport_security=security
-        )
-        for b in backends
-    ]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            for child in apps:
-                await stack.enter_async_context(child.router.lifespan_context(child))
-            yield
-
-    return Starlette(routes=[r for child in apps for r in child.routes], lifespan=lifespan)
 
 
 async def serve_sandbox(
@@ -107,43 +109,16 @@ async def serve_sandbox(
         for backend in backends:  # the port opens once every tool list is known
             await backend.wait_ready()
         sock = bind(host, port)
+        server = HttpServer(http_app(backends, allowed_hosts))
         try:
-            await _serve_http(backends, sock, allowed_hosts, started)
-        finally:
-            sock.close()  # after uvicorn stopped: it closes its connections first
-            tg.cancel_scope.cancel()
-
-
-async def _serve_http(
-    backends: Sequence[Backend],
-    sock: socket.socket,
-    allowed_hosts: Sequence[str],
-    started: Callable[[int], None] | None,
-) -> None:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            http_app(backends, allowed_hosts),
-            log_level="warning",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-        )
-    )
-    async with anyio.create_task_group() as tg:
-
-        async def http() -> None:
-            with anyio.CancelScope(shield=True):  # stopped by should_exit, cleanly
-                await server.serve([sock])
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(http)
-        try:
-            while not server.started:  # uvicorn offers no event; its own loop polls likewise
-                await anyio.sleep(0.01)
-            host, port = sock.getsockname()[:2]
-            logger.info("sandbox serving %s on %s:%d", [b.name for b in backends], host, port)
+            await server.start(sock)
+            bound = sock.getsockname()[1]
+            logger.info("sandbox serving %s on %s:%d", [b.name for b in backends], host, bound)
             if started is not None:
-                started(port)
+                started(bound)
             await anyio.sleep_forever()
         finally:
-            server.should_exit = True
+            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                await server.close()
+            sock.close()
+            tg.cancel_scope.cancel()

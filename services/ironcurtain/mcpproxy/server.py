@@ -20,7 +20,7 @@ from http import HTTPStatus
 
 import httptools
 
-from .http import MAX_BODY_BYTES, McpHttp, Reply
+from .http import MAX_BODY_BYTES, Reply, Responder
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class _Request:
 class HttpConnection(asyncio.Protocol):
     def __init__(
         self,
-        app: McpHttp,
+        app: Responder,
         connections: set[HttpConnection],
         clock: _Clock,
         *,
@@ -210,7 +210,7 @@ class HttpServer:
     """Serves `app` on an already bound socket until `close()`."""
 
     def __init__(
-        self, app: McpHttp, *, max_body_bytes: int = MAX_BODY_BYTES, idle_s: float = IDLE_S
+        self, app: Responder, *, max_body_bytes: int = MAX_BODY_BYTES, idle_s: float = IDLE_S
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
