@@ -47,7 +47,8 @@ def test_oneshot_streams_json_and_uses_only_our_mcp_server() -> None:
 
 def test_interactive_leaves_our_mcp_tools_to_the_policy_and_only_them() -> None:
     argv = ClaudeCode().interactive_command()
-    assert argv[0] == "claude" and "-p" not in argv
+    assert argv[0] == "claude"
+    assert "-p" not in argv
     assert argv[argv.index("--mcp-config") + 1] == MCP_CONFIG
     assert "--strict-mcp-config" in argv
     assert argv[argv.index("--allowedTools") + 1] == "mcp__ironcurtain"  # no wider grant
