@@ -7,7 +7,7 @@ its prompt (no trust or onboarding dialog left blocking), types a prompt, sees t
 notice as a whole line in its terminal, approves it from the CLI, sees the move happen and the
 final text in the interface, resizes its terminal and sees Claude Code redraw at the new width,
 exits Claude Code with Ctrl-C twice, and finds the session torn down with a summary that matches
-the audit.
+the audit, and its terminal back in the mode (and screen modes) it had.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import docker
 
 from ironcurtain.fakellm import play
 from ironcurtain.session.summary import json_lines, tool_counts
-from ironcurtain.session.terminal import set_window_size, with_controlling_tty
+from ironcurtain.session.terminal import Modes, set_window_size, with_controlling_tty
 
 from ..conftest import REPO_ROOT
 from .conftest import REAL_KEY, Env, cli
@@ -161,6 +161,9 @@ def test_claude_code_interactive_shows_escalations_follows_resizes_and_tears_dow
     assert code == 0, output
     assert "run: exit 0" in output
     assert after == before  # the relay put the terminal back as it found it
+    left_on = Modes()
+    left_on.feed(bytes(term.seen))
+    assert left_on.restore() == b""  # no mouse reports, alternate screen, ... left behind
     assert REAL_KEY not in output
     assert_nothing_left(env, docker_client, session_id)
 
