@@ -9,6 +9,7 @@ from typing import Any
 
 from .adapter import (
     SESSION_MOUNT,
+    WORKSPACE,
     Endpoints,
     OrientationFile,
     guide,
@@ -42,7 +43,15 @@ class ClaudeCode:
         }
 
     def _common_args(self) -> list[str]:
-        return ["--mcp-config", MCP_CONFIG, "--strict-mcp-config"]
+        # Our MCP server's tools run without Claude Code's own prompt or "auto mode" classifier:
+        # every call is decided by the policy proxy (allow / deny / escalate to a human).
+        return [
+            "--mcp-config",
+            MCP_CONFIG,
+            "--strict-mcp-config",
+            "--allowedTools",
+            f"mcp__{MCP_SERVER_NAME}",
+        ]
 
     def oneshot_command(self, task: str) -> list[str]:
         return [
@@ -53,8 +62,6 @@ class ClaudeCode:
             "stream-json",
             "--verbose",
             *self._common_args(),
-            "--allowedTools",
-            f"mcp__{MCP_SERVER_NAME}",
         ]
 
     def interactive_command(self) -> list[str]:
@@ -62,8 +69,13 @@ class ClaudeCode:
 
     def orientation_files(self, endpoints: Endpoints) -> list[OrientationFile]:
         mcp = {"mcpServers": {MCP_SERVER_NAME: {"type": "http", "url": endpoints.mcp_url}}}
-        # Onboarding done: an interactive session starts at the prompt, not at a theme picker.
-        state = {"hasCompletedOnboarding": True, "autoUpdates": False}
+        # Onboarding done and the workspace trusted: an interactive session starts at the prompt,
+        # not at a theme picker or the "do you trust this folder?" dialog (which blocks input).
+        state = {
+            "hasCompletedOnboarding": True,
+            "autoUpdates": False,
+            "projects": {WORKSPACE: {"hasTrustDialogAccepted": True}},
+        }
         return [
             OrientationFile("mcp.json", json.dumps(mcp, indent=2) + "\n"),
             OrientationFile(".claude/CLAUDE.md", guide()),

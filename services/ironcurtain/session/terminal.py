@@ -5,9 +5,10 @@ the user while the agent owns the screen. So `docker compose exec` runs on a pty
 the user's terminal in raw mode, copy bytes both ways, copy window sizes on SIGWINCH (docker exec
 then resizes the container's tty), and write notices as whole lines *between* the agent's bytes --
 never inside an escape sequence or a UTF-8 character. The user's terminal mode is restored on
-every exit path.
+every exit path, and so are the screen modes the agent's interface turned on and did not turn off
+(a killed full-screen client leaves mouse reports, the alternate screen, bracketed paste on).
 
-`Splicer` and `safe_line` are pure (tested with Hypothesis); `Relay` does the I/O.
+`Splicer`, `Modes` and `safe_line` are pure (tested with Hypothesis); `Relay` does the I/O.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import collections
 import errno
 import fcntl
 import os
+import re
 import selectors
 import signal
 import struct
@@ -194,6 +196,58 @@ class Splicer:
         return out
 
 
+# DEC private modes that a full-screen interface (Claude Code's Ink UI: 1049, 1000/1002/1003/1006,
+# 1004, 2004, 2031) turns on and a terminal keeps after the program that set them is gone. 25 (the
+# cursor shown) is on by default, so it is tracked the other way round.
+_SCREEN_MODES = (47, 1047, 1049)  # the alternate screen: left last, after the others are off
+_OTHER_MODES = (1, 1000, 1002, 1003, 1004, 1005, 1006, 1015, 2004, 2031)
+_MODE_SETS = re.compile(rb"\x1b\[\?([0-9;]*)([hl])|\x1b\[([<>])([0-9]*)u")
+_UNFINISHED = re.compile(rb"\x1b(?:\[(?:[?<>][0-9;]*)?)?")
+_TAIL_MAX = 32
+
+
+class Modes:
+    """Which terminal modes the agent's output left on, and the bytes that turn them off."""
+
+    __slots__ = ("_hidden", "_keyboard", "_on", "_tail")
+
+    def __init__(self) -> None:
+        self._on: set[int] = set()
+        self._hidden = False  # the cursor (mode 25)
+        self._keyboard = 0  # kitty keyboard flags pushed (CSI > N u) and not popped (CSI < N u)
+        self._tail = b""  # an unfinished sequence at the end of the last chunk
+
+    def feed(self, data: bytes) -> None:
+        data = self._tail + data
+        self._tail = b""
+        cut = data.rfind(0x1B)
+        if cut >= 0 and len(data) - cut <= _TAIL_MAX and _UNFINISHED.fullmatch(data, cut):
+            data, self._tail = data[:cut], data[cut:]
+        for found in _MODE_SETS.finditer(data):
+            if found.group(3) is not None:
+                count = int(found.group(4) or 1)
+                pushed = found.group(3) == b">"
+                self._keyboard = self._keyboard + 1 if pushed else max(0, self._keyboard - count)
+                continue
+            on = found.group(2) == b"h"
+            for part in found.group(1).split(b";"):
+                mode = int(part) if part else -1
+                if mode == 25:
+                    self._hidden = not on
+                elif mode in _SCREEN_MODES or mode in _OTHER_MODES:
+                    (self._on.add if on else self._on.discard)(mode)
+
+    def restore(self) -> bytes:
+        """Bytes that put the terminal's modes back to their defaults (b"" when they are)."""
+        out = [f"\x1b[?{m}l".encode() for m in _OTHER_MODES if m in self._on]
+        if self._keyboard:
+            out.append(f"\x1b[<{self._keyboard}u".encode())
+        out += [f"\x1b[?{m}l".encode() for m in _SCREEN_MODES if m in self._on]
+        if self._hidden:
+            out.append(b"\x1b[?25h")
+        return b"".join(out)
+
+
 # -- I/O: the relay ----------------------------------------------------------------------------
 
 
@@ -242,6 +296,7 @@ class Relay:
         self._wake = (-1, -1)  # a pipe while `run` runs: notices wake its loop
         self._proc: subprocess.Popen[bytes] | None = None
         self._master = -1
+        self._modes = Modes()
 
     def notice(self, line: str) -> None:
         """Show a line in the user's terminal (thread-safe; put between the agent's bytes)."""
@@ -287,11 +342,14 @@ class Relay:
                 )
                 os.close(slave)
                 slave = -1
+                self._modes = Modes()
                 try:
                     self._pump(master, wake[0], self._proc)
                 finally:
                     self.kill()
                     code = self._proc.wait()
+                    with suppress(OSError):  # a terminal that went away has no modes left
+                        _write_all(self.stdout, self._modes.restore())
         finally:
             self._master = -1
             with self._lock:
@@ -365,6 +423,7 @@ class Relay:
                                     pty_open = False
                                     to_child.clear()
                                 else:
+                                    self._modes.feed(data)
                                     _write_all(self.stdout, splice.output(data))
                         elif key.data == "user":
                             to_child += _read_user(self.stdin)
@@ -377,6 +436,7 @@ class Relay:
                                 _write_all(self.stdout, splice.notice(self._notices.popleft()))
                         else:  # the child exited: what it wrote is in the pty's buffer
                             while pty_open and (data := _read(master)):
+                                self._modes.feed(data)
                                 _write_all(self.stdout, splice.output(data))
                             _write_all(self.stdout, splice.force())
                             return

@@ -45,6 +45,23 @@ def test_oneshot_streams_json_and_uses_only_our_mcp_server() -> None:
     assert "--strict-mcp-config" in argv
 
 
+def test_interactive_leaves_our_mcp_tools_to_the_policy_and_only_them() -> None:
+    argv = ClaudeCode().interactive_command()
+    assert argv[0] == "claude"
+    assert "-p" not in argv
+    assert argv[argv.index("--mcp-config") + 1] == MCP_CONFIG
+    assert "--strict-mcp-config" in argv
+    assert argv[argv.index("--allowedTools") + 1] == "mcp__ironcurtain"  # no wider grant
+    assert "--dangerously-skip-permissions" not in argv
+
+
+def test_orientation_marks_onboarding_done_and_trusts_only_the_workspace() -> None:
+    files = {f.path: f.content for f in ClaudeCode().orientation_files(ENDPOINTS)}
+    state = json.loads(files[".claude.json"])
+    assert state["hasCompletedOnboarding"] is True
+    assert state["projects"] == {"/workspace": {"hasTrustDialogAccepted": True}}
+
+
 def test_orientation_points_the_mcp_client_at_the_sidecar() -> None:
     files = {f.path: f.content for f in ClaudeCode().orientation_files(ENDPOINTS)}
     config = json.loads(files["mcp.json"])

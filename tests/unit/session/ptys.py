@@ -65,13 +65,19 @@ class Host:
             left = deadline - time.monotonic()
             assert left > 0, f"the relay did not end: {bytes(self.seen)!r}"
             self._pump(min(left, 0.2))
+        while self.master >= 0 and self._pump(0):  # what it wrote last may still be buffered
+            pass
         return self.proc.returncode
 
-    def _pump(self, timeout_s: float) -> None:
+    def _pump(self, timeout_s: float) -> bool:
+        """Whether bytes came."""
         ready, _, _ = select.select([self.master], [], [], timeout_s)
         if ready:
             with suppress(OSError):  # EIO: the relay's side closed
-                self.seen += os.read(self.master, 65536)
+                data = os.read(self.master, 65536)
+                self.seen += data
+                return bool(data)
+        return False
 
 
 @contextmanager

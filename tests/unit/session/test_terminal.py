@@ -3,6 +3,7 @@ real ptys (ptys.py: a relay host whose controlling terminal is a pty the test ow
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ironcurtain.session.terminal import (
+    Modes,
     Relay,
     Scanner,
     Splicer,
@@ -149,6 +151,55 @@ def test_a_notice_waits_out_an_escape_sequence_then_follows_it() -> None:
     assert not splice.pending
 
 
+# -- modes a full-screen interface leaves on ---------------------------------------------------
+
+INK = (
+    b"\x1b[?2004h\x1b[?2031h\x1b[?1004h\x1b]0;\xe2\x9c\xb3 Claude Code\x07\x1b[?1049h\x1b[2J"
+    b"\x1b[?1000h\x1b[?1002h\x1b[?1003h\x1b[?1006h\x1b[?25l\x1b[>0q\x1b[?u\x1b[>1u hello"
+)  # what Claude Code 2.1.331's interface writes first (with a kitty keyboard push added)
+
+
+def _restored(*chunks: bytes) -> bytes:
+    modes = Modes()
+    for chunk in chunks:
+        modes.feed(chunk)
+    return modes.restore()
+
+
+@pytest.mark.parametrize(
+    ("case", "stream", "restore"),
+    [
+        ("nothing set", b"plain \x1b[1mtext\x1b[0m", b""),
+        ("set then reset", INK + b"\x1b[?1000l\x1b[?1002;1003;1006l\x1b[?1004l\x1b[?2004l"
+         b"\x1b[?2031l\x1b[<u\x1b[?1049l\x1b[?25h", b""),
+        ("left on by a killed interface", INK,
+         b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1004l\x1b[?1006l\x1b[?2004l\x1b[?2031l"
+         b"\x1b[<1u\x1b[?1049l\x1b[?25h"),
+        ("several in one sequence", b"\x1b[?1000;1049;12h", b"\x1b[?1000l\x1b[?1049l"),
+        ("a mode not on the list is left alone", b"\x1b[?7l\x1b[?12h\x1b[?9999h", b""),
+        ("a cursor shown again", b"\x1b[?25l\x1b[?25h", b""),
+        ("pops never go below zero", b"\x1b[<5u\x1b[>1u", b"\x1b[<1u"),
+    ],
+)  # fmt: skip
+def test_modes_an_interface_left_on_are_turned_off_and_only_those(
+    case: str, stream: bytes, restore: bytes
+) -> None:
+    assert _restored(stream) == restore, case
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(INK)), max_size=8))
+def test_modes_split_across_chunks_anywhere_are_still_seen(cuts: list[int]) -> None:
+    points = [0, *sorted(cuts), len(INK)]
+    chunks = [INK[a:b] for a, b in itertools.pairwise(points)]
+    assert _restored(*chunks) == _restored(INK)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=10))
+def test_modes_accept_any_bytes(chunks: list[bytes]) -> None:
+    restore = _restored(*chunks)
+    assert restore == b"" or restore.startswith(b"\x1b[")
+
+
 # -- the relay on real ptys ---------------------------------------------------------------------
 
 
@@ -208,6 +259,35 @@ def test_the_childs_exit_code_is_the_relays_and_the_terminal_mode_is_restored() 
         host.send(b"exit 7\r")
         assert host.wait() == 7
         assert termios.tcgetattr(host.slave) == before
+
+
+def test_modes_the_child_left_on_are_turned_off_when_it_exits() -> None:
+    with relay_host() as host:
+        host.expect(rb"ready \d+ 24x80\r\n")
+        host.send(b"modes\r")
+        host.expect(rb"modes on\r\n")
+        host.send(b"exit 0\r")
+        assert host.wait() == 0
+        rest = bytes(host.seen[host.cursor :])
+        assert rest == b"\x1b[?1000l\x1b[?1006l\x1b[?2004l\x1b[?1049l\x1b[?25h"
+
+
+def test_modes_are_turned_off_when_a_signal_ends_the_session() -> None:
+    with relay_host() as host:
+        host.expect(rb"ready \d+ 24x80\r\n")
+        host.send(b"modes\r")
+        host.expect(rb"modes on\r\n")
+        host.proc.send_signal(signal.SIGTERM)
+        assert host.wait() == 143
+        assert bytes(host.seen).endswith(b"\x1b[?1049l\x1b[?25h")
+
+
+def test_a_child_that_leaves_no_modes_on_gets_nothing_added() -> None:
+    with relay_host() as host:
+        host.expect(rb"ready \d+ 24x80\r\n")
+        host.send(b"exit 0\r")
+        assert host.wait() == 0
+        assert b"\x1b" not in bytes(host.seen[host.cursor :])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])

@@ -4,6 +4,8 @@
   payload N   writes bytes 0..255, N times, then "\r\nend\r\n"
   echo K      reads K more bytes, writes "got <hex>\r\n"
   partial     writes half an escape sequence ("\x1b[3"); `finish` writes the rest
+  modes       turns on what a full-screen interface does (alternate screen, mouse, bracketed
+              paste, hidden cursor), writes "modes on\r\n", and leaves them on
   exit N      exits with N
 On SIGWINCH it writes "size ROWSxCOLS\r\n".
 """
@@ -58,6 +60,8 @@ def main() -> int:
             out(f"got {read_exactly(int(arg), buffered).hex()}\r\n".encode())
         elif command == "partial":
             out(b"\x1b[3")
+        elif command == "modes":
+            out(b"\x1b[?1049h\x1b[?1000;1006h\x1b[?2004h\x1b[?25lmodes on\r\n")
         elif command == "finish":
             out(b"1mred\x1b[0m\r\n")
         elif command == "exit":
