@@ -94,7 +94,6 @@ def sandbox(
             "--workspace=/workspace",
             "--host=0.0.0.0",
             "--port=8080",  # the image's healthcheck port
-            f"--allowed-host={name}:8080",
         ],
         name=name,
         network=network.name,
@@ -108,7 +107,7 @@ def sandbox(
     )
     try:
         _wait_healthy(container, 120)
-        yield f"http://{name}:8080"
+        yield f"{name}:8080"
     finally:
         container.remove(force=True)
 

@@ -8,7 +8,8 @@ call is checked again against the live tools before it is forwarded (fail closed
 The supervisor task owns the client connection. Calls come from request tasks; a call made while
 the backend is down waits briefly for it, then fails with BackendDown; a call in flight when the
 child dies gets CONNECTION_CLOSED from the session, turned into BackendDown here (never a hang).
-A command backend is spoken to by our lean stdio session (stdio.py); a URL one by the SDK client.
+A command backend is spoken to by our lean stdio session (stdio.py), a sandboxed one by the same
+session over TCP to its pipe in the sandbox; a URL one by the SDK client.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mcp_types import CONNECTION_CLOSED
 
 from . import cache
 from .config import BackendSpec
-from .stdio import StdioClient
+from .stdio import SocketClient, StdioClient
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class Backend:
     def _session(self) -> AbstractAsyncContextManager[Session]:
         if self.spec.url is not None:
             return Client(self.spec.url, cache=None)  # type: ignore[return-value]
+        if self.spec.address is not None:
+            return SocketClient(*self.spec.address)
         assert self.spec.command is not None
         return StdioClient(
             self.spec.command, list(self.spec.args), {**self.spec.env, **self._extra_env}

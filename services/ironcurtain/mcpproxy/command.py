@@ -44,8 +44,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--sandbox",
         default="",
-        help="where `sandbox: true` servers run: http://HOST:PORT of the sandbox container, or "
-        "`inline` (as children of the proxy: tests only); unset refuses them",
+        help="where `sandbox: true` servers run: HOST:PORT of the sandbox container's first "
+        "pipe, or `inline` (as children of the proxy: tests only); unset refuses them",
     )
     run.add_argument(
         "--tools-cache",
@@ -59,11 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     box.add_argument("--policy", type=Path, required=True, help="policy directory")
     box.add_argument("--workspace", type=Path, required=True, help="the session workspace")
     box.add_argument("--host", default="127.0.0.1")
-    box.add_argument("--port", type=int, default=8081)
-    box.add_argument("--allowed-host", action="append", default=[], help="accepted Host header")
-    box.add_argument(
-        "--tools-cache", type=Path, default=None, help="saved tool listings, as for serve"
-    )
+    box.add_argument("--port", type=int, default=8081, help="the first sandboxed server's port")
     box.set_defaults(handler=_sandbox)
 
     save = sub.add_parser(
@@ -157,9 +153,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    import anyio
+    import asyncio
 
-    from .cache import ToolCache
     from .config import ConfigError, load_backends
     from .sandbox import serve_sandbox
 
@@ -171,17 +166,15 @@ def _sandbox(args: argparse.Namespace) -> int:
     variables["workspace"] = str(args.workspace.resolve())
     try:
         specs = load_backends(args.policy / "servers.yaml", variables)
-        anyio.run(
-            lambda: serve_sandbox(
+        asyncio.run(
+            serve_sandbox(
                 specs,
                 args.host,
                 args.port,
-                args.allowed_host,
-                tools_cache=ToolCache(args.tools_cache) if args.tools_cache else None,
-                started=lambda port: print(f"sandbox: serving on port {port}", flush=True),
+                started=lambda ports: print(f"sandbox: serving {ports}", flush=True),
             )
         )
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, OSError) as exc:
         print(f"mcp-proxy sandbox: refusing to start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -33,10 +33,11 @@ class BackendSpec:
     url: str | None = None
     egress: bool = False  # give the child HTTP(S)_PROXY pointing at the egress checker
     sandbox: bool = False  # runs agent-written programs: never inside the proxy's container
+    address: tuple[str, int] | None = None  # (host, port) of its pipe in the sandbox
 
-    def reached_at(self, sandbox_url: str) -> BackendSpec:
-        """This server as the proxy sees it when it runs in the sandbox at `sandbox_url`."""
-        return BackendSpec(name=self.name, url=f"{sandbox_url.rstrip('/')}/{self.name}/mcp")
+    def reached_at(self, host: str, port: int) -> BackendSpec:
+        """This server as the proxy sees it when it runs in the sandbox at host:port."""
+        return BackendSpec(name=self.name, address=(host, port))
 
 
 def load_backends(path: Path, variables: Mapping[str, str]) -> tuple[BackendSpec, ...]:
@@ -98,10 +99,18 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
 
 
 INLINE = "inline"  # run sandboxed servers as the proxy's own children (tests, benchmarks)
+_SANDBOX = re.compile(r"([a-z0-9][a-z0-9.-]*):([0-9]{1,5})")
+
+
+def sandbox_ports(specs: tuple[BackendSpec, ...], base: int) -> dict[str, int]:
+    """Each sandboxed server's port, in file order from `base`: the proxy and the sandbox
+    read the same file, so they agree without being told."""
+    return {s.name: base + i for i, s in enumerate(s for s in specs if s.sandbox)}
 
 
 def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ...]:
-    """Where each server runs: `sandbox` is the sandbox's base URL, INLINE, or "" (none).
+    """Where each server runs: `sandbox` is the sandbox's HOST:PORT (its first port), INLINE,
+    or "" (none).
 
     With no sandbox a server marked `sandbox: true` is refused rather than run beside the
     proxy's secrets and audit log.
@@ -113,10 +122,13 @@ def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ..
         if boxed:
             raise ConfigError(
                 f"server(s) {', '.join(boxed)} run programs the agent can write and need the "
-                "sandbox container: pass --sandbox URL (a session does), or --sandbox inline "
-                "where no agent writes the workspace (tests)"
+                "sandbox container: pass --sandbox HOST:PORT (a session does), or --sandbox "
+                "inline where no agent writes the workspace (tests)"
             )
         return specs
-    if not re.fullmatch(r"http://[a-z0-9.-]+(:[0-9]+)?/?", sandbox):
-        raise ConfigError(f"sandbox URL {sandbox!r} must be http://HOST[:PORT]")
-    return tuple(s.reached_at(sandbox) if s.sandbox else s for s in specs)
+    match = _SANDBOX.fullmatch(sandbox)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ConfigError(f"sandbox {sandbox!r} must be HOST:PORT")
+    host, base = match.group(1), int(match.group(2))
+    ports = sandbox_ports(specs, base)
+    return tuple(s.reached_at(host, ports[s.name]) if s.sandbox else s for s in specs)

@@ -1,124 +1,181 @@
-"""The sandbox: MCP servers that may run programs the agent wrote, served to the proxy over HTTP.
+"""The sandbox: MCP servers that may run programs the agent wrote, each behind a TCP pipe.
 
 git runs the filter drivers, textconv and merge commands that a repository's own `.git/config`
 names, and the agent writes that file. Run beside the policy proxy, such a program would hold the
 proxy's Redis password (to approve its own escalations), its audit log and its egress leg. So a
 session runs these servers (`sandbox: true` in servers.yaml) in a container of their own with the
 workspace and nothing else: no secrets, no audit log, and one internal network on which only the
-proxy is a neighbour. Each server is one child process (restarted like any backend; started on
-its first call when its listing was saved), reached by the proxy at `/NAME/mcp` through the same
-lean HTTP layer the proxy serves. The policy is not checked here: the proxy has decided before a
-call arrives, and this process is as untrusted as what it runs.
+proxy is a neighbour.
+
+This process understands no MCP and checks no policy (the proxy has decided before a line
+arrives; this process is as untrusted as what it runs): each sandboxed server gets a port
+(`sandbox_ports`), and each connection to it gets a fresh child whose stdin/stdout are the
+connection's two directions. The proxy speaks its stdio session over that connection (stdio.py
+SocketClient); closing it stops the child's whole process group, and a child that exits closes
+it. It imports nothing heavy, so the container costs little at session start.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import os
+import signal
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import anyio
-import mcp_types as types
 
-from .. import __version__
-from .backend import Backend, BackendDown
-from .cache import ToolCache
-from .config import BackendSpec
-from .http import McpHttp, Reply
-from .protocol import ServerInfo
-from .server import HttpServer
+from .config import BackendSpec, sandbox_ports
 
 logger = logging.getLogger(__name__)
 
-CALL_TIMEOUT_S = 600.0  # the proxy keeps its own, shorter deadline per call
+CHUNK = 65536
+GRACE_S = 2.0  # for a child to exit after its stdin closes, and again after SIGTERM
+MAX_PIPES = 4  # children per server at once: the proxy needs one, restarts briefly two
+# What a child inherits from this process besides its configured variables.
+INHERITED = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG")
 
 
-class Relay:
-    """One backend's tools as they are, every call forwarded (the `Tools` the HTTP layer needs)."""
+def child_environment(spec: BackendSpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """A short list of ordinary variables, then the server's own settings over them."""
+    return {**{k: environ[k] for k in INHERITED if k in environ}, **spec.env}
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
 
-    def tools(self) -> list[types.Tool]:
-        return list(self.backend.tools.values())
+class Pipe:
+    """One sandboxed server on one port: a fresh child for each connection."""
 
-    def input_schema(self, name: str) -> Mapping[str, Any] | None:
-        tool = self.backend.tools.get(name)
-        return None if tool is None else tool.input_schema
+    def __init__(self, spec: BackendSpec, environ: Mapping[str, str]) -> None:
+        assert spec.command is not None
+        self.spec = spec
+        self.env = child_environment(spec, environ)
+        self.open = 0
+        self.tasks: set[asyncio.Task[None]] = set()  # connections being served, for shutdown
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= MAX_PIPES:
+            logger.warning("%s: %d pipes open; refusing another", self.spec.name, self.open)
+            writer.close()
+            return
+        self.open += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
         try:
-            return await self.backend.call(name, arguments or {}, CALL_TIMEOUT_S)
-        except BackendDown as exc:
-            return types.CallToolResult(
-                content=[types.TextContent(type="text", text=str(exc))], is_error=True
-            )
+            await self._serve(reader, writer)
+        except Exception:  # one connection's failure must not stop the server
+            logger.exception("%s: pipe failed", self.spec.name)
+        finally:
+            self.tasks.discard(task)
+            self.open -= 1
+            writer.close()
+
+    async def close(self) -> None:
+        """Every connection ended, every child stopped."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.spec.command is not None
+        child = await asyncio.create_subprocess_exec(
+            self.spec.command,
+            *self.spec.args,
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=None,  # the container's log
+            start_new_session=True,  # its own group: the stop reaches its children too
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        logger.info("%s: child %d started", self.spec.name, child.pid)
+        up = asyncio.create_task(_copy_in(reader, child.stdin))
+        down = asyncio.create_task(_copy_out(child.stdout, writer))
+        try:
+            await asyncio.wait((up, down), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+            down.cancel()
+            await _uncancellable(_stop(child))
+            logger.info("%s: child %d stopped (%s)", self.spec.name, child.pid, child.returncode)
 
 
-class Routes:
-    """Each backend's MCP endpoint at `/NAME/mcp`; any other path is the first one's 404."""
-
-    def __init__(self, apps: Sequence[McpHttp]) -> None:
-        self.apps = {app.path: app for app in apps}
-        self.fallback = apps[0]
-
-    async def respond(
-        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
-    ) -> Reply:
-        return await self.apps.get(path, self.fallback).respond(method, path, raw, body)
+async def _copy_in(reader: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
+    while data := await reader.read(CHUNK):
+        stdin.write(data)
+        await stdin.drain()
+    stdin.close()  # the proxy hung up: end of input, as a closed pipe would say
 
 
-def http_app(backends: Sequence[Backend], allowed_hosts: Sequence[str]) -> Routes:
-    return Routes(
-        [
-            McpHttp(
-                Relay(b),
-                ServerInfo(f"ironcurtain-sandbox-{b.name}", __version__, ""),
-                allowed_hosts=tuple(allowed_hosts),
-                path=f"/{b.name}/mcp",
-            )
-            for b in backends
-        ]
-    )
+async def _copy_out(stdout: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await stdout.read(CHUNK):
+        writer.write(data)
+        await writer.drain()
+
+
+async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` to its end even if this task is cancelled meanwhile (then re-raise that)."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+async def _stop(child: asyncio.subprocess.Process) -> None:
+    """stdin closed, a grace period, then the whole group terminated, then killed."""
+    if child.stdin is not None and not child.stdin.is_closing():
+        child.stdin.close()
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, sig)
+        try:
+            await asyncio.wait_for(child.wait(), GRACE_S)
+            break
+        except TimeoutError:
+            continue
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)  # what the server left behind in its group
 
 
 async def serve_sandbox(
     specs: Sequence[BackendSpec],
     host: str,
     port: int,
-    allowed_hosts: Sequence[str] = (),
     *,
-    tools_cache: ToolCache | None = None,
-    started: Callable[[int], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    started: Callable[[dict[str, int]], None] | None = None,
 ) -> None:
-    """Run the sandboxed servers and serve them until cancelled.
-
-    With `tools_cache`, a server whose listing was saved starts on its first call."""
-    from .service import bind  # one socket recipe (TCP_NODELAY) for both servers
-
-    backends = [
-        Backend(spec, cached=tools_cache.get(spec) if tools_cache else None)
-        for spec in specs
-        if spec.sandbox
-    ]
-    if not backends:
+    """Serve every `sandbox: true` server on its port (from `port` on) until cancelled."""
+    ports = sandbox_ports(tuple(specs), port)
+    if not ports:
         raise ValueError("no server in the backends file is marked sandbox: true")
-    async with anyio.create_task_group() as tg:
-        for backend in backends:
-            tg.start_soon(backend.run, name=f"backend {backend.name}")
-        for backend in backends:  # the port opens once every tool list is known
-            await backend.wait_ready()
-        sock = bind(host, port)
-        server = HttpServer(http_app(backends, allowed_hosts))
-        try:
-            await server.start(sock)
-            bound = sock.getsockname()[1]
-            logger.info("sandbox serving %s on %s:%d", [b.name for b in backends], host, bound)
-            if started is not None:
-                started(bound)
-            await anyio.sleep_forever()
-        finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                await server.close()
-            sock.close()
-            tg.cancel_scope.cancel()
+    env = dict(os.environ if environ is None else environ)
+    servers: list[asyncio.Server] = []
+    pipes: list[Pipe] = []
+    try:
+        bound: dict[str, int] = {}
+        for spec in specs:
+            if spec.sandbox:
+                wanted = ports[spec.name] if port else 0  # 0: any free port (tests)
+                pipes.append(Pipe(spec, env))
+                server = await asyncio.start_server(pipes[-1], host, wanted)
+                servers.append(server)
+                bound[spec.name] = server.sockets[0].getsockname()[1]
+        logger.info("sandbox serving %s on %s", bound, host)
+        if started is not None:
+            started(bound)
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        for server in servers:
+            server.close()
+        with anyio.CancelScope(shield=True):  # a cancelled caller still gets its children stopped
+            for pipe in pipes:
+                await pipe.close()

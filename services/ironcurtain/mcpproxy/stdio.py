@@ -17,11 +17,11 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import mcp_types as types
-from anyio.abc import Process
+from anyio.abc import ByteReceiveStream, ByteSendStream, Process, SocketStream
 from mcp.client.stdio import get_default_environment
 from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.exceptions import MCPError
@@ -37,21 +37,15 @@ GRACE_S = 2.0  # for the child to exit after its stdin closes, and again after S
 INITIALIZE_TIMEOUT_S = 60.0
 
 
-class StdioClient:
-    def __init__(
-        self,
-        command: str,
-        args: list[str],
-        env: Mapping[str, str] | None = None,
-        *,
-        initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
-    ) -> None:
-        self.command = command
-        self.args = list(args)
-        self.env = {**get_default_environment(), **(env or {})}
+class LineSession:
+    """The JSON-RPC session over any byte stream pair; subclasses open and close the transport."""
+
+    def __init__(self, label: str, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S) -> None:
+        self.label = label  # names the backend in log lines
         self.initialize_timeout_s = initialize_timeout_s
         self.protocol_version = ""
-        self._process: Process | None = None
+        self._send: ByteSendStream | None = None
+        self._receive: ByteReceiveStream | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
         self._closed: str | None = None  # why no more requests can be answered
@@ -59,13 +53,14 @@ class StdioClient:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def __aenter__(self) -> StdioClient:
-        self._process = await anyio.open_process(
-            [self.command, *self.args],
-            env=self.env,
-            stderr=None,  # inherited: the backend's complaints go where the proxy's go
-            start_new_session=True,  # its own group: the stop reaches its children too
-        )
+    async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
+        raise NotImplementedError
+
+    async def _close_transport(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self._send, self._receive = await self._open()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         try:
             await self._initialize()
@@ -78,24 +73,17 @@ class StdioClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        process = self._process
-        if process is None:
+        if self._send is None:
             return
-        self._process = None
         self._fail_all("the backend session was closed")
         with anyio.CancelScope(shield=True):
-            assert process.stdin is not None
-            with anyio.move_on_after(GRACE_S):
-                await process.stdin.aclose()
-                await process.wait()
-            if process.returncode is None:
-                await terminate_posix_process_tree(process, GRACE_S)
+            await self._close_transport()
+            self._send = None
             if self._reader is not None:
                 self._reader.cancel()
                 with anyio.move_on_after(GRACE_S):
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._reader
-            await process.aclose()
 
     async def _initialize(self) -> None:
         params = {
@@ -162,13 +150,12 @@ class StdioClient:
                 await self._write(message)
 
     async def _write(self, message: Mapping[str, Any]) -> None:
-        process = self._process
-        if process is None or self._closed is not None:
+        send = self._send
+        if send is None or self._closed is not None:
             raise MCPError(CONNECTION_CLOSED, self._closed or "the backend session is closed")
-        assert process.stdin is not None
         line = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         try:
-            await process.stdin.send(line)
+            await send.send(line)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             self._fail_all(f"the backend's stdin is closed ({type(exc).__name__})")
             raise MCPError(CONNECTION_CLOSED, self._closed or "closed") from None
@@ -176,13 +163,12 @@ class StdioClient:
     # -- the reader --------------------------------------------------------------------------
 
     async def _read(self) -> None:
-        process = self._process
-        assert process is not None
-        assert process.stdout is not None
+        receive = self._receive
+        assert receive is not None
         partial: list[bytes] = []  # a line arriving in pieces, joined once (no quadratic copy)
         reason = "the backend closed its stdout (it exited)"
         try:
-            async for chunk in process.stdout:
+            async for chunk in receive:
                 if b"\n" not in chunk:
                     partial.append(chunk)
                     continue
@@ -202,10 +188,10 @@ class StdioClient:
         try:
             message = json.loads(line)
         except (ValueError, RecursionError):
-            logger.warning("backend %s wrote a line that is not JSON; ignored", self.command)
+            logger.warning("backend %s wrote a line that is not JSON; ignored", self.label)
             return
         if not isinstance(message, dict):
-            logger.warning("backend %s wrote a JSON value that is not a message", self.command)
+            logger.warning("backend %s wrote a JSON value that is not a message", self.label)
             return
         if "method" in message:
             if "id" in message:  # a request to us: we offer nothing but ping
@@ -248,6 +234,72 @@ class StdioClient:
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(MCPError(CONNECTION_CLOSED, reason))
+
+
+class StdioClient(LineSession):
+    """A child process's stdin/stdout."""
+
+    def __init__(
+        self,
+        command: str,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
+    ) -> None:
+        super().__init__(command, initialize_timeout_s=initialize_timeout_s)
+        self.command = command
+        self.args = list(args)
+        self.env = {**get_default_environment(), **(env or {})}
+        self._process: Process | None = None
+
+    async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
+        self._process = process = await anyio.open_process(
+            [self.command, *self.args],
+            env=self.env,
+            stderr=None,  # inherited: the backend's complaints go where the proxy's go
+            start_new_session=True,  # its own group: the stop reaches its children too
+        )
+        assert process.stdin is not None
+        assert process.stdout is not None
+        return process.stdin, process.stdout
+
+    async def _close_transport(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        assert process.stdin is not None
+        with anyio.move_on_after(GRACE_S):
+            await process.stdin.aclose()
+            await process.wait()
+        if process.returncode is None:
+            await terminate_posix_process_tree(process, GRACE_S)
+        await process.aclose()
+
+
+class SocketClient(LineSession):
+    """A TCP connection to a server's pipe in the sandbox (sandbox.py), one child per connection."""
+
+    def __init__(
+        self, host: str, port: int, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S
+    ) -> None:
+        super().__init__(f"{host}:{port}", initialize_timeout_s=initialize_timeout_s)
+        self.host, self.port = host, port
+        self._stream: SocketStream | None = None
+
+    async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
+        try:
+            self._stream = await anyio.connect_tcp(self.host, self.port)
+        except OSError as exc:
+            why = exc.__cause__ or exc
+            raise ConnectionError(f"the sandbox at {self.label} does not answer ({why})") from None
+        return self._stream, self._stream
+
+    async def _close_transport(self) -> None:
+        if self._stream is not None:
+            await self._stream.aclose()  # the sandbox stops the child when its pipe closes
+            self._stream = None
 
 
 def _expire(future: asyncio.Future[dict[str, Any]]) -> None:

@@ -1,13 +1,17 @@
 """Servers marked `sandbox: true` run only in the sandbox (or inline when asked), never by default
-beside the proxy; the sandbox relays their tools to the proxy over Streamable HTTP."""
+beside the proxy; the sandbox gives each connection a fresh child, spoken to over TCP."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import mcp_types as types
 import pytest
 import yaml
@@ -21,7 +25,7 @@ from ironcurtain.mcpproxy.config import (
     parse_backends,
     place,
 )
-from ironcurtain.mcpproxy.sandbox import serve_sandbox
+from ironcurtain.mcpproxy.sandbox import child_environment, serve_sandbox
 
 from .conftest import BIN
 
@@ -42,21 +46,33 @@ def test_no_sandbox_is_fine_when_no_server_asks_for_one() -> None:
     assert place((FS,), "") == (FS,)
 
 
-def test_a_sandbox_url_turns_only_the_sandboxed_servers_into_urls() -> None:
-    placed = place((FS, GIT), "http://mcp-sandbox:8081")
+def test_a_sandbox_address_turns_only_the_sandboxed_servers_into_pipes() -> None:
+    other = BackendSpec(name="other", command="x", sandbox=True)
+    placed = place((FS, GIT, other), "mcp-sandbox:8081")
     assert placed[0] == FS
-    assert placed[1] == BackendSpec(name="git", url="http://mcp-sandbox:8081/git/mcp")
+    assert placed[1] == BackendSpec(name="git", address=("mcp-sandbox", 8081))
+    assert placed[2] == BackendSpec(name="other", address=("mcp-sandbox", 8082))
     assert placed[1].command is None
     assert not placed[1].env
 
 
 @pytest.mark.parametrize(
-    "url",
-    ["https://mcp-sandbox:8081", "http://mcp-sandbox:8081/x", "mcp-sandbox:8081", "http://a b"],
+    "sandbox",
+    ["http://mcp-sandbox:8081", "mcp-sandbox", "mcp-sandbox:0", "mcp-sandbox:70000", "a b:1"],
 )
-def test_a_sandbox_that_is_not_a_plain_http_origin_is_refused(url: str) -> None:
-    with pytest.raises(ConfigError, match="sandbox URL"):
-        place((GIT,), url)
+def test_a_sandbox_that_is_not_host_and_port_is_refused(sandbox: str) -> None:
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        place((GIT,), sandbox)
+
+
+def test_a_sandboxed_child_inherits_only_ordinary_variables_and_its_own() -> None:
+    spec = BackendSpec(name="git", command="git", env={"GIT_CONFIG_COUNT": "0"}, sandbox=True)
+    environ = {"PATH": "/bin", "HOME": "/tmp", "REDIS_PASSWORD": "x", "AWS_SECRET": "y"}
+    assert child_environment(spec, environ) == {
+        "PATH": "/bin",
+        "HOME": "/tmp",
+        "GIT_CONFIG_COUNT": "0",
+    }
 
 
 @pytest.mark.parametrize(
@@ -113,8 +129,8 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
                 ports: list[int] = []
                 ready = anyio.Event()
 
-                def started(port: int) -> None:
-                    ports.append(port)
+                def started(bound: dict[str, int]) -> None:
+                    ports.append(bound["git"])
                     ready.set()
 
                 tg.start_soon(lambda: serve_sandbox(specs, "127.0.0.1", 0, started=started))
@@ -124,7 +140,7 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
                     workspace=workspace,
                     audit_file=tmp_path / "audit" / "a.jsonl",
                     state_dir=tmp_path / "state",
-                    sandbox=f"http://127.0.0.1:{ports[0]}",
+                    sandbox=f"127.0.0.1:{ports[0]}",
                 )
                 async with running_gate(settings) as gate:
                     names = [t.name for t in gate.tools()]
@@ -160,7 +176,7 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
         workspace=workspace,
         audit_file=tmp_path / "audit" / "a.jsonl",
         state_dir=tmp_path / "state",
-        sandbox=f"http://127.0.0.1:{closed.getsockname()[1]}",
+        sandbox=f"127.0.0.1:{closed.getsockname()[1]}",
         tools_cache=tmp_path / "tools",
         startup_timeout_s=3,
     )
@@ -179,4 +195,82 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     assert names == ["git__git_status"]
     assert result.is_error
     text = "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-    assert "backend 'git' did not start: ConnectError" in text
+    assert "backend 'git' did not start: ConnectionError: the sandbox at 127.0.0.1:" in text
+
+
+ECHO_CHILD = [
+    "-c",
+    "import os, sys\n"
+    "print(os.getpid(), flush=True)\n"
+    "for line in sys.stdin:\n"
+    "    if line.strip() == 'exit':\n"
+    "        break\n"
+    "    print(line.strip().upper(), flush=True)\n",
+]
+
+
+def _pipes(body: Callable[[int], Awaitable[None]]) -> None:
+    """Run `body(port)` against a sandbox serving one echoing child per connection."""
+    spec = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), sandbox=True)
+
+    async def go() -> None:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                bound: list[int] = []
+                ready = anyio.Event()
+
+                def started(ports: dict[str, int]) -> None:
+                    bound.append(ports["echo"])
+                    ready.set()
+
+                tg.start_soon(lambda: serve_sandbox([spec], "127.0.0.1", 0, started=started))
+                await ready.wait()
+                await body(bound[0])
+                tg.cancel_scope.cancel()
+
+    anyio.run(go)
+
+
+async def _line(stream: anyio.abc.SocketStream) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        data += await stream.receive()
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_each_connection_gets_its_own_child_and_hanging_up_stops_it() -> None:
+    async def body(port: int) -> None:
+        first = await anyio.connect_tcp("127.0.0.1", port)
+        second = await anyio.connect_tcp("127.0.0.1", port)
+        pids = [int(await _line(first)), int(await _line(second))]
+        assert pids[0] != pids[1]
+        await first.send(b"hello\n")
+        assert await _line(first) == b"HELLO\n"
+        await first.aclose()
+        with anyio.fail_after(10):
+            while _alive(pids[0]):  # no event for a stranger's exit: polled, under the deadline
+                await anyio.sleep(0.02)
+        assert _alive(pids[1])  # the other connection's child is untouched
+        await second.aclose()
+
+    _pipes(body)
+
+
+def test_a_child_that_exits_closes_its_connection() -> None:
+    async def body(port: int) -> None:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await _line(stream)
+        await stream.send(b"exit\n")
+        with anyio.fail_after(10), pytest.raises(anyio.EndOfStream):
+            await stream.receive()
+        await stream.aclose()
+
+    _pipes(body)
