@@ -18,6 +18,15 @@ from ironcurtain.audit import verify_file
 from .conftest import TEST_LABELS
 
 UID = 10001  # the images' ironcurtain user
+# How the proxy and its sandbox run here, as in a session: labelled, no capabilities, read-only.
+CONFINED: dict[str, object] = {
+    "labels": TEST_LABELS,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "read_only": True,
+    "tmpfs": {"/tmp": ""},
+    "detach": True,
+}
 
 CLIENT = r"""
 import json, sys, anyio
@@ -98,12 +107,7 @@ def sandbox(
         name=name,
         network=network.name,
         volumes={str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"}},
-        labels=TEST_LABELS,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        tmpfs={"/tmp": ""},
-        detach=True,
+        **CONFINED,
     )
     try:
         _wait_healthy(container, 120)
@@ -148,12 +152,7 @@ def proxy(
             str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
             str(session_dirs["audit"]): {"bind": "/audit", "mode": "rw"},
         },
-        labels=TEST_LABELS,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        tmpfs={"/tmp": ""},
-        detach=True,
+        **CONFINED,
     )
     try:
         _wait_healthy(container, 120)

@@ -197,6 +197,13 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
 
 MOVE = "mcp__ironcurtain__filesystem__move_file"
 MOVED = "IC-FINAL: moved after a human said yes."
+SOURCE, TARGET = "/workspace/old.txt", "/workspace/new.txt"
+
+
+def move_then(final: str) -> dict[str, object]:
+    """The vendor's script: move old.txt to new.txt (the policy escalates it), then `final`."""
+    move = {"name": MOVE, "input": {"source": SOURCE, "destination": TARGET}}
+    return {"turns": [{"tool_calls": [move]}, {"text": final}]}
 
 
 def test_claude_code_waits_for_a_human_on_an_escalated_call_and_gets_its_result(
@@ -207,14 +214,7 @@ def test_claude_code_waits_for_a_human_on_an_escalated_call_and_gets_its_result(
     docker_client: docker.DockerClient,
 ) -> None:
     image("agent-claude-code")
-    source, target = "/workspace/old.txt", "/workspace/new.txt"
-    script = {
-        "turns": [
-            {"tool_calls": [{"name": MOVE, "input": {"source": source, "destination": target}}]},
-            {"text": MOVED},
-        ]
-    }
-    folder = _play_dir(tmp_path, script)
+    folder = _play_dir(tmp_path, move_then(MOVED))
     env = _env(session_env, folder)
     session_id = secrets.token_hex(4)
     args = env.run_args(

@@ -32,7 +32,7 @@ from ironcurtain.session.terminal import Modes, set_window_size, with_controllin
 
 from ..conftest import REPO_ROOT
 from .conftest import REAL_KEY, Env, cli
-from .test_claude_code import MOVE, _env, _play_dir, _text, _tool_results
+from .test_claude_code import _env, _play_dir, _text, _tool_results, move_then
 from .test_interactive import NOTICE, START_S, Terminal, stop
 from .test_run import assert_nothing_left, session_dir
 
@@ -98,14 +98,7 @@ def test_claude_code_interactive_shows_escalations_follows_resizes_and_tears_dow
     docker_client: docker.DockerClient,
 ) -> None:
     image("agent-claude-code")
-    source, target = "/workspace/old.txt", "/workspace/new.txt"
-    script = {
-        "turns": [
-            {"tool_calls": [{"name": MOVE, "input": {"source": source, "destination": target}}]},
-            {"text": FINAL},
-        ]
-    }
-    folder = _play_dir(tmp_path, script)
+    folder = _play_dir(tmp_path, move_then(FINAL))
     env = _env(session_env, folder)
     session_id = secrets.token_hex(4)
     term, slave = start(env, workspace, session_id, 30, 100)

@@ -3,11 +3,12 @@ beside the proxy; the sandbox gives each connection a fresh child, spoken to ove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -31,6 +32,23 @@ from .conftest import BIN
 
 GIT = BackendSpec(name="git", command="mcp-server-git", sandbox=True)
 FS = BackendSpec(name="filesystem", command="mcp-server-filesystem", args=("/w",))
+
+
+@contextlib.asynccontextmanager
+async def serving(specs: Sequence[BackendSpec]) -> AsyncIterator[dict[str, int]]:
+    """A sandbox on free loopback ports for the block: server name -> port."""
+    async with anyio.create_task_group() as tg:
+        ports: dict[str, int] = {}
+        ready = anyio.Event()
+
+        def started(bound: dict[str, int]) -> None:
+            ports.update(bound)
+            ready.set()
+
+        tg.start_soon(lambda: serve_sandbox(specs, "127.0.0.1", 0, started=started))
+        await ready.wait()
+        yield ports
+        tg.cancel_scope.cancel()
 
 
 def test_inline_keeps_every_server_a_child_of_the_proxy() -> None:
@@ -125,27 +143,17 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
 
     async def go() -> tuple[list[str], types.CallToolResult]:
         with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                ports: list[int] = []
-                ready = anyio.Event()
-
-                def started(bound: dict[str, int]) -> None:
-                    ports.append(bound["git"])
-                    ready.set()
-
-                tg.start_soon(lambda: serve_sandbox(specs, "127.0.0.1", 0, started=started))
-                await ready.wait()
+            async with serving(specs) as ports:
                 settings = ProxySettings(
                     policy_dir=policy,
                     workspace=workspace,
                     audit_file=tmp_path / "audit" / "a.jsonl",
                     state_dir=tmp_path / "state",
-                    sandbox=f"127.0.0.1:{ports[0]}",
+                    sandbox=f"127.0.0.1:{ports['git']}",
                 )
                 async with running_gate(settings) as gate:
                     names = [t.name for t in gate.tools()]
                     result = await gate.call("git__git_status", {"repo_path": str(workspace)})
-                tg.cancel_scope.cancel()
         return names, result
 
     names, result = anyio.run(go)
@@ -215,18 +223,8 @@ def _pipes(body: Callable[[int], Awaitable[None]]) -> None:
 
     async def go() -> None:
         with anyio.fail_after(30):
-            async with anyio.create_task_group() as tg:
-                bound: list[int] = []
-                ready = anyio.Event()
-
-                def started(ports: dict[str, int]) -> None:
-                    bound.append(ports["echo"])
-                    ready.set()
-
-                tg.start_soon(lambda: serve_sandbox([spec], "127.0.0.1", 0, started=started))
-                await ready.wait()
-                await body(bound[0])
-                tg.cancel_scope.cancel()
+            async with serving([spec]) as ports:
+                await body(ports["echo"])
 
     anyio.run(go)
 
