@@ -15,19 +15,18 @@ session over TCP to its pipe in the sandbox; a URL one by the SDK client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, Protocol
 
 import anyio
 import jsonschema
 import mcp_types as types
-from mcp import Client
-from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
 from . import cache
 from .config import BackendSpec
+from .errors import BackendError
 from .stdio import SocketClient, StdioClient
 
 logger = logging.getLogger(__name__)
@@ -52,6 +51,46 @@ class Session(Protocol):
     async def call_tool(
         self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
     ) -> types.CallToolResult: ...
+
+
+class RemoteSession:
+    """The SDK's client for a `url` backend, raising BackendError like our own sessions. The SDK
+    is imported only here: no proxy without a remote backend pays for it at start-up."""
+
+    def __init__(self, url: str) -> None:
+        from mcp import Client
+
+        self._client = Client(url, cache=None)
+
+    async def __aenter__(self) -> RemoteSession:
+        with _as_backend_error():
+            await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._client.__aexit__(*exc)
+
+    async def list_tools(self, cursor: str | None = None) -> types.ListToolsResult:
+        with _as_backend_error():
+            return await self._client.list_tools(cursor=cursor)
+
+    async def call_tool(
+        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+    ) -> types.CallToolResult:
+        with _as_backend_error():
+            return await self._client.call_tool(
+                name, dict(arguments), read_timeout_seconds=read_timeout_seconds
+            )
+
+
+@contextmanager
+def _as_backend_error() -> Iterator[None]:
+    from mcp.shared.exceptions import MCPError
+
+    try:
+        yield
+    except MCPError as exc:
+        raise BackendError(exc.code, exc.error.message, exc.error.data) from None
 
 
 class Backend:
@@ -114,7 +153,7 @@ class Backend:
 
     def _session(self) -> AbstractAsyncContextManager[Session]:
         if self.spec.url is not None:
-            return Client(self.spec.url, cache=None)  # type: ignore[return-value]
+            return RemoteSession(self.spec.url)
         if self.spec.address is not None:
             return SocketClient(*self.spec.address)
         assert self.spec.command is not None
@@ -162,7 +201,7 @@ class Backend:
                         # A real request as the liveness probe (ping is gone from newer
                         # protocol versions); any answer proves the server alive.
                         await client.list_tools()
-                except MCPError as exc:
+                except BackendError as exc:
                     if exc.code == CONNECTION_CLOSED:
                         logger.warning("backend %s died; restarting", self.name)
                         return
@@ -238,7 +277,7 @@ class Backend:
                 raise BackendDown(f"backend {self.name!r}: the arguments no longer fit: {problem}")
         try:
             return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout_s)
-        except MCPError as exc:
+        except BackendError as exc:
             if exc.code == CONNECTION_CLOSED:
                 self._dead.set()
                 raise BackendDown(f"backend {self.name!r} stopped during the call") from None

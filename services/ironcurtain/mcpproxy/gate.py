@@ -18,7 +18,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.shared.exceptions import MCPError
 
 from ..audit import AuditError, AuditLog
 from ..audit.redact import redact
@@ -27,6 +26,7 @@ from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
 from .backend import Backend, BackendDown
 from .egress import Egress
+from .errors import BackendError
 
 logger = logging.getLogger(__name__)
 
@@ -242,8 +242,8 @@ class Gate:
                 result = await backend.call(tool, args, self.timeouts.call_s)
         except BackendDown as exc:
             error = str(exc)
-        except MCPError as exc:
-            error = f"backend {server!r} answered with an error: {exc.error.message[:500]}"
+        except BackendError as exc:
+            error = f"backend {server!r} answered with an error: {exc.message[:500]}"
         except TimeoutError:
             error = f"backend {server!r} did not answer within {self.timeouts.call_s:g} s"
         duration_ms = round((time.perf_counter() - began) * 1000, 3)

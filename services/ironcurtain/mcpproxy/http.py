@@ -17,19 +17,15 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
-from mcp.shared.inbound import (
-    ERROR_CODE_HTTP_STATUS,
-    InboundLadderRejection,
-    classify_inbound_request,
-    find_duplicated_routing_header,
-    unsupported_protocol_version_rejection,
-    validate_mcp_param_headers,
-)
 from mcp_types import HEADER_MISMATCH
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+if TYPE_CHECKING:
+    from mcp.shared.inbound import InboundLadderRejection
 
 from . import protocol
 from .jsonrpc import (
@@ -100,9 +96,17 @@ def _text(status: int, text: str, *extra: tuple[bytes, bytes]) -> Reply:
     return Reply(status, text.encode(), ((b"content-type", b"text/plain; charset=utf-8"), *extra))
 
 
+def _inbound() -> ModuleType:
+    """The SDK's request checks, loaded on first use: importing the SDK is a third of the
+    proxy's start-up, and a client of the handshake-era protocol never needs them."""
+    import mcp.shared.inbound
+
+    return mcp.shared.inbound
+
+
 def _rejection(rejection: InboundLadderRejection, request_id: Any) -> Reply:
     error = RpcError(rejection.code, rejection.message, id=request_id, data=rejection.data)
-    return _json(ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), error.body())
+    return _json(_inbound().ERROR_CODE_HTTP_STATUS.get(rejection.code, 400), error.body())
 
 
 def accepts_json(accept: str) -> bool:
@@ -211,7 +215,7 @@ class McpHttp:
             return await self._handshake_era(body, headers)
         if version in MODERN_PROTOCOL_VERSIONS:
             return await self._modern(body, raw, headers)
-        rejection = unsupported_protocol_version_rejection(version, _ALL_VERSIONS)
+        rejection = _inbound().unsupported_protocol_version_rejection(version, _ALL_VERSIONS)
         assert rejection is not None
         return _rejection(rejection, None)
 
@@ -292,19 +296,20 @@ class McpHttp:
         if isinstance(message, Response):
             error = RpcError(INVALID_REQUEST, "Body must be a JSON-RPC request or notification")
             return _json(400, error.body())
-        duplicated = find_duplicated_routing_header(raw)
+        inbound = _inbound()
+        duplicated = inbound.find_duplicated_routing_header(raw)
         if duplicated is not None:
             twice = f"{duplicated} header appears more than once"
-            return _rejection(InboundLadderRejection(HEADER_MISMATCH, twice), message.id)
+            return _rejection(inbound.InboundLadderRejection(HEADER_MISMATCH, twice), message.id)
         envelope = {"method": message.method, "params": message.params}
-        verdict = classify_inbound_request(envelope, headers=headers)
-        if isinstance(verdict, InboundLadderRejection):
+        verdict = inbound.classify_inbound_request(envelope, headers=headers)
+        if isinstance(verdict, inbound.InboundLadderRejection):
             return _rejection(verdict, message.id)
         try:
             result = await self._dispatch(message, verdict.protocol_version, headers)
         except RpcError as exc:
             exc.id = message.id
-            return _json(ERROR_CODE_HTTP_STATUS.get(exc.code, 200), exc.body())
+            return _json(inbound.ERROR_CODE_HTTP_STATUS.get(exc.code, 200), exc.body())
         return _json(200, result_body(message.id, result))
 
     # -- methods -----------------------------------------------------------------------------
@@ -337,7 +342,7 @@ class McpHttp:
         schema = self.gate.input_schema(name)
         if schema is None:
             return  # an unknown tool: the gate denies it, audited
-        rejection = validate_mcp_param_headers(schema, arguments, headers)
+        rejection = _inbound().validate_mcp_param_headers(schema, arguments, headers)
         if rejection is not None:
             raise RpcError(rejection.code, rejection.message, data=rejection.data)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import anyio
 
+from .childenv import inherited
 from .config import BackendSpec, sandbox_ports
 
 logger = logging.getLogger(__name__)
@@ -34,13 +35,11 @@ logger = logging.getLogger(__name__)
 CHUNK = 65536
 GRACE_S = 2.0  # for a child to exit after its stdin closes, and again after SIGTERM
 MAX_PIPES = 4  # children per server at once: the proxy needs one, restarts briefly two
-# What a child inherits from this process besides its configured variables.
-INHERITED = ("HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG")
 
 
 def child_environment(spec: BackendSpec, environ: Mapping[str, str]) -> dict[str, str]:
     """A short list of ordinary variables, then the server's own settings over them."""
-    return {**{k: environ[k] for k in INHERITED if k in environ}, **spec.env}
+    return {**inherited(environ), **spec.env}
 
 
 class Pipe:

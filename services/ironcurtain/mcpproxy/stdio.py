@@ -3,9 +3,9 @@
 The same surface `Backend` uses of the SDK's `Client` (`list_tools`, `call_tool`, an async
 context that starts and stops the child), without the SDK's per-request machinery: a request is
 one line written to the pipe and a future keyed by its id; one reader task resolves them.
-The child is started as the SDK starts it (its own process group, only the SDK's safe set of
-inherited variables plus the configured ones, stderr inherited) and stopped the same way
-(stdin closed, a grace period, then the whole group terminated, then killed).
+The child is started in its own process group with a short list of ordinary inherited variables
+plus the configured ones (stderr inherited), and stopped with stdin closed, a grace period, then
+the whole group terminated, then killed.
 A request in flight when the child dies fails at once with CONNECTION_CLOSED; one that outlives
 its timeout raises TimeoutError and the backend is told to cancel it.
 """
@@ -16,19 +16,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 from collections.abc import Mapping
 from typing import Any, Self
 
 import anyio
 import mcp_types as types
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process, SocketStream
-from mcp.client.stdio import get_default_environment
-from mcp.os.posix.utilities import terminate_posix_process_tree
-from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from .. import __version__
+from .childenv import inherited
+from .errors import BackendError
 from .jsonrpc import METHOD_NOT_FOUND
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class LineSession:
         result = await self.request("initialize", params, self.initialize_timeout_s)
         version = result.get("protocolVersion")
         if version not in HANDSHAKE_PROTOCOL_VERSIONS:
-            raise MCPError(CONNECTION_CLOSED, f"the backend speaks protocol version {version!r}")
+            raise BackendError(
+                CONNECTION_CLOSED, f"the backend speaks protocol version {version!r}"
+            )
         self.protocol_version = version
         await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
 
@@ -103,10 +106,10 @@ class LineSession:
     async def request(
         self, method: str, params: Mapping[str, Any], timeout_s: float
     ) -> dict[str, Any]:
-        """The result of one request, or MCPError (the backend's error, or CONNECTION_CLOSED),
+        """The result of one request, or BackendError (the backend's error, or CONNECTION_CLOSED),
         or TimeoutError."""
         if self._closed is not None:
-            raise MCPError(CONNECTION_CLOSED, self._closed)
+            raise BackendError(CONNECTION_CLOSED, self._closed)
         self._next_id += 1
         request_id = self._next_id
         loop = asyncio.get_running_loop()
@@ -146,19 +149,19 @@ class LineSession:
         if self._closed is None:
             notice = {"requestId": request_id, "reason": reason}
             message = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": notice}
-            with contextlib.suppress(MCPError):  # the backend is gone: nothing left to cancel
+            with contextlib.suppress(BackendError):  # the backend is gone: nothing left to cancel
                 await self._write(message)
 
     async def _write(self, message: Mapping[str, Any]) -> None:
         send = self._send
         if send is None or self._closed is not None:
-            raise MCPError(CONNECTION_CLOSED, self._closed or "the backend session is closed")
+            raise BackendError(CONNECTION_CLOSED, self._closed or "the backend session is closed")
         line = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         try:
             await send.send(line)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             self._fail_all(f"the backend's stdin is closed ({type(exc).__name__})")
-            raise MCPError(CONNECTION_CLOSED, self._closed or "closed") from None
+            raise BackendError(CONNECTION_CLOSED, self._closed or "closed") from None
 
     # -- the reader --------------------------------------------------------------------------
 
@@ -206,7 +209,7 @@ class LineSession:
             code = error.get("code")
             text = error.get("message")
             future.set_exception(
-                MCPError(
+                BackendError(
                     code if isinstance(code, int) else -32603,
                     text if isinstance(text, str) else "the backend answered with an error",
                     error.get("data"),
@@ -215,7 +218,7 @@ class LineSession:
         elif isinstance(message.get("result"), dict):
             future.set_result(message["result"])
         else:
-            future.set_exception(MCPError(-32603, "the backend answered without a result"))
+            future.set_exception(BackendError(-32603, "the backend answered without a result"))
 
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
@@ -224,7 +227,7 @@ class LineSession:
         else:
             error = {"code": METHOD_NOT_FOUND, "message": "Method not found"}
             reply = {"jsonrpc": "2.0", "id": request_id, "error": error}
-        with contextlib.suppress(MCPError):
+        with contextlib.suppress(BackendError):
             await self._write(reply)
 
     def _fail_all(self, reason: str) -> None:
@@ -233,7 +236,7 @@ class LineSession:
             self._closed = reason
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(MCPError(CONNECTION_CLOSED, reason))
+                future.set_exception(BackendError(CONNECTION_CLOSED, reason))
 
 
 class StdioClient(LineSession):
@@ -250,7 +253,7 @@ class StdioClient(LineSession):
         super().__init__(command, initialize_timeout_s=initialize_timeout_s)
         self.command = command
         self.args = list(args)
-        self.env = {**get_default_environment(), **(env or {})}
+        self.env = {**inherited(os.environ), **(env or {})}
         self._process: Process | None = None
 
     async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
@@ -274,7 +277,7 @@ class StdioClient(LineSession):
             await process.stdin.aclose()
             await process.wait()
         if process.returncode is None:
-            await terminate_posix_process_tree(process, GRACE_S)
+            await _terminate_group(process)
         await process.aclose()
 
 
@@ -300,6 +303,16 @@ class SocketClient(LineSession):
         if self._stream is not None:
             await self._stream.aclose()  # the sandbox stops the child when its pipe closes
             self._stream = None
+
+
+async def _terminate_group(process: Process) -> None:
+    """SIGTERM to the child's whole group, a grace period, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, sig)
+        with anyio.move_on_after(GRACE_S):
+            await process.wait()
+            return
 
 
 def _expire(future: asyncio.Future[dict[str, Any]]) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from ironcurtain.mcpproxy.errors import BackendError
 from ironcurtain.mcpproxy.stdio import StdioClient
 
 PEER = r"""
@@ -130,12 +130,12 @@ def test_a_call_in_flight_when_the_backend_dies_fails_at_once_and_so_do_later_on
 ) -> None:
     async def body(client: StdioClient) -> tuple[int, int, float]:
         began = anyio.current_time()
-        with pytest.raises(MCPError) as during:
+        with pytest.raises(BackendError) as during:
             await client.call_tool("die", {}, 60)
         took = anyio.current_time() - began
-        with pytest.raises(MCPError) as after:
+        with pytest.raises(BackendError) as after:
             await client.call_tool("echo", {}, 60)
-        return during.value.error.code, after.value.error.code, took
+        return during.value.code, after.value.code, took
 
     during, after, took = with_client(peer, body)
     assert during == CONNECTION_CLOSED
@@ -181,13 +181,13 @@ def test_junk_notifications_and_stray_answers_are_ignored(peer: tuple[Path, Path
 
 
 def test_a_backend_error_keeps_its_code_and_message(peer: tuple[Path, Path]) -> None:
-    async def body(client: StdioClient) -> MCPError:
-        with pytest.raises(MCPError) as caught:
+    async def body(client: StdioClient) -> BackendError:
+        with pytest.raises(BackendError) as caught:
             await client.call_tool("error", {}, 10)
         return caught.value
 
     error = with_client(peer, body)
-    assert (error.error.code, error.error.message) == (-32602, "bad arguments")
+    assert (error.code, error.message) == (-32602, "bad arguments")
 
 
 def test_the_backend_gets_only_the_safe_environment_and_its_own_variables(
@@ -221,7 +221,7 @@ def test_a_backend_speaking_an_unknown_protocol_version_is_refused(
     async def body(client: StdioClient) -> None:
         raise AssertionError("should not have started")
 
-    with pytest.raises(MCPError, match="protocol version"):
+    with pytest.raises(BackendError, match="protocol version"):
         with_client(peer, body, {"PEER_VERSION": "1999-01-01"})
 
 
