@@ -72,20 +72,17 @@ class SessionLayout:
         self.secrets.chmod(0o700)
 
     def write_secret(self, name: str, value: str, reader_uid: int | None = None) -> Path:
-        """A secret file for one container user, written under a restrictive umask.
+        """A secret file for one container user, created private (0600).
 
         Compose bind-mounts secret files with their host owner and mode. As root we hand the
         file (0400) to the container's uid; otherwise it is 0444 inside the 0700 secrets folder,
         which nobody but us can enter on the host.
         """
         path = self.secrets / name
-        old = os.umask(0o077)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(value)
-        finally:
-            os.umask(old)
+        # The mode at creation, never via the umask (the whole process's, shared by threads).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
         if path.stat().st_mode & 0o077:
             raise PermissionError(f"{path} is readable by others after writing it")
         if reader_uid is not None:

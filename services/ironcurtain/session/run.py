@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -525,14 +524,7 @@ class Session:
         layout.write_secret("redis_password", password, self.plan.mcp_uid)
         # The CA key for the MITM only: a copy in the secrets folder, removed at teardown.
         ca_copy = layout.secrets / "mitm-ca"
-        old = os.umask(0o077)
-        try:
-            ca_copy.mkdir(mode=0o700)
-            shutil.copyfile(ca_dir / ca.KEY_FILE, ca_copy / ca.KEY_FILE)
-            shutil.copyfile(ca_dir / ca.CERT_FILE, ca_copy / ca.CERT_FILE)
-        finally:
-            os.umask(old)
-        (ca_copy / ca.CERT_FILE).chmod(0o644)
+        copy_ca(ca_dir, ca_copy)
         if workspace.is_root():
             for path in (ca_copy, ca_copy / ca.KEY_FILE, ca_copy / ca.CERT_FILE):
                 os.chown(path, MITM_UID, MITM_UID)
@@ -641,6 +633,20 @@ def _exec(container: docker.models.containers.Container, argv: list[str]) -> str
     except docker.errors.DockerException as exc:
         raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
     return result.output.decode(errors="replace")
+
+
+def copy_ca(ca_dir: Path, dest: Path) -> None:
+    """The CA for one session's MITM: folder 0700, key 0600, certificate 0644.
+
+    Modes are given at creation, not through the umask: the umask is the whole process's, and
+    sessions started from threads of one process (benchmarks, tests) would race on it."""
+    dest.mkdir(mode=0o700)
+    dest.chmod(0o700)
+    for name, mode in ((ca.KEY_FILE, 0o600), (ca.CERT_FILE, 0o644)):
+        fd = os.open(dest / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as out:
+            out.write((ca_dir / name).read_bytes())
+        os.chmod(dest / name, mode)  # exactly this, whatever the umask took away
 
 
 def _write_public(path: Path, text: str) -> None:

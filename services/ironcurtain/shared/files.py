@@ -49,10 +49,6 @@ class SharedFiles:
 
 
 def _write_private(path: Path, text: str) -> None:
-    old = os.umask(0o077)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    finally:
-        os.umask(old)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from creation
     with os.fdopen(fd, "w") as handle:
         handle.write(text + "\n")
