@@ -4,17 +4,21 @@ the fake vendor's certificates, and a way to run `ironcurtain run` as the user w
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 
 from ironcurtain.fakellm import certs
+from ironcurtain.session import plan
 from ironcurtain.session.keys import KeyStore
+from ironcurtain.session.run import Options, Session
 
 from ..conftest import REPO_ROOT, RUN_ID
 from ..redisserver import free_port
@@ -34,6 +38,25 @@ class Env:
     @property
     def shared_dir(self) -> Path:
         return self.state / "shared"
+
+    def session(self, workspace: Path, task: str, **options: Any) -> Session:
+        """A scripted-agent session against the fake vendor, driven step by step in-process."""
+        return Session(
+            Options(
+                task=task,
+                agent="scripted",
+                workspace=workspace,
+                session_id=secrets.token_hex(4),
+                compose_files=(FAKELLM_COMPOSE,),
+                upstreams=(
+                    plan.Upstream("api.anthropic.com", "fakellm:8443", self.vendor / "fake-ca.pem"),
+                ),
+                build_images=False,
+                **options,
+            ),
+            say=lambda _: None,
+            environ=self.environ,
+        )
 
     def run_args(self, *extra: str) -> list[str]:
         return [

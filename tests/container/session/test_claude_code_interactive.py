@@ -16,8 +16,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
-import sys
 import termios
 import time
 from collections.abc import Callable
@@ -28,12 +26,11 @@ import docker
 
 from ironcurtain.fakellm import play
 from ironcurtain.session.summary import json_lines, tool_counts
-from ironcurtain.session.terminal import Modes, set_window_size, with_controlling_tty
+from ironcurtain.session.terminal import Modes, set_window_size
 
-from ..conftest import REPO_ROOT
 from .conftest import REAL_KEY, Env, cli
 from .test_claude_code import _env, _play_dir, _text, _tool_results, move_then
-from .test_interactive import NOTICE, START_S, Terminal, stop
+from .test_interactive import NOTICE, START_S, Terminal, start_on_pty, stop
 from .test_run import assert_nothing_left, session_dir
 
 FINAL = "IC-FINAL: renamed after a human said yes."
@@ -76,18 +73,7 @@ def start(env: Env, workspace: Path, session_id: str, rows: int, cols: int) -> t
         "--agent", "claude-code", "--pty", "--workspace", str(workspace),
         "--session-id", session_id, "--escalation-timeout", "120",
     )  # fmt: skip
-    master, slave = os.openpty()
-    set_window_size(master, rows, cols)
-    proc = subprocess.Popen(
-        with_controlling_tty([sys.executable, "-m", "ironcurtain.cli", *args]),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        cwd=REPO_ROOT,
-        env=env.environ,
-        start_new_session=True,
-    )
-    return Terminal(proc, master), slave
+    return start_on_pty(env, args, rows, cols)
 
 
 def test_claude_code_interactive_shows_escalations_follows_resizes_and_tears_down_on_exit(

@@ -5,7 +5,6 @@ the agent, assumed hostile, tries every way out; each blocked probe has a contro
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +15,10 @@ import docker.models.containers
 import pytest
 
 from ironcurtain.session import plan
-from ironcurtain.session.run import Options, Session
+from ironcurtain.session.run import Session
 
 from ..probes import host_server, probe
-from .conftest import AGENT_UID, FAKELLM_COMPOSE, REAL_KEY, Env
+from .conftest import AGENT_UID, REAL_KEY, Env
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
@@ -50,16 +49,7 @@ class Running:
 
 
 def _start(env: Env, workspace: Path) -> Session:
-    options = Options(
-        task="(probes)",
-        agent="scripted",
-        workspace=workspace,
-        session_id=secrets.token_hex(4),
-        compose_files=(FAKELLM_COMPOSE,),
-        upstreams=(plan.Upstream("api.anthropic.com", "fakellm:8443", env.vendor / "fake-ca.pem"),),
-        build_images=False,
-    )
-    return Session(options, say=lambda _: None, environ=env.environ)
+    return env.session(workspace, "(probes)")
 
 
 def _containers(client: docker.DockerClient, session: Session) -> dict[str, Container]:

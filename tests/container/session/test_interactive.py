@@ -90,8 +90,13 @@ def start(env: Env, workspace: Path, session_id: str) -> tuple[Terminal, int]:
         "--agent", "scripted", "--pty", "--workspace", str(workspace),
         "--session-id", session_id, "--escalation-timeout", "120",
     )  # fmt: skip
+    return start_on_pty(env, args, 24, 80)
+
+
+def start_on_pty(env: Env, args: list[str], rows: int, cols: int) -> tuple[Terminal, int]:
+    """`ironcurtain ARGS` with a new rows x cols pty as its controlling terminal."""
     master, slave = os.openpty()
-    set_window_size(master, 24, 80)
+    set_window_size(master, rows, cols)
     proc = subprocess.Popen(
         with_controlling_tty([sys.executable, "-m", "ironcurtain.cli", *args]),
         stdin=slave,

@@ -6,7 +6,6 @@ are 403; the doors are never offered to the team network; bad declarations are r
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,12 +17,12 @@ import pytest
 import yaml
 
 from ironcurtain.session import plan
-from ironcurtain.session.run import Options, Refused, Session
+from ironcurtain.session.run import Refused, Session
 
 from ..conftest import TEST_LABELS
 from ..probes import probe
 from ..waiting import wait_logged
-from .conftest import FAKELLM_COMPOSE, Env
+from .conftest import Env
 
 Container = docker.models.containers.Container
 PORT = 7000
@@ -113,17 +112,7 @@ def team(docker_client: docker.DockerClient, image: Callable[[str], str]) -> Ite
 
 
 def _session(env: Env, workspace: Path, declared: Path) -> Session:
-    options = Options(
-        task="(siblings)",
-        agent="scripted",
-        workspace=workspace,
-        session_id=secrets.token_hex(4),
-        compose_files=(FAKELLM_COMPOSE,),
-        upstreams=(plan.Upstream("api.anthropic.com", "fakellm:8443", env.vendor / "fake-ca.pem"),),
-        build_images=False,
-        siblings=declared,
-    )
-    return Session(options, say=lambda _: None, environ=env.environ)
+    return env.session(workspace, "(siblings)", siblings=declared)
 
 
 def _declare(folder: Path, *entries: dict[str, object]) -> Path:
