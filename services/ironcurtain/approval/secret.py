@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+
+from .. import once
 
 MIN_LENGTH = 32
 
@@ -31,15 +32,8 @@ def load_or_create(path: Path, say: Callable[[str], None] = print) -> str:
         pass
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = secrets.token_urlsafe(32)
-    old = os.umask(0o077)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use theirs
-        return read(path)
-    finally:
-        os.umask(old)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
+    if not once.publish(path, (token + "\n").encode(), 0o600):
+        return read(path)  # another process won the race: theirs is whole (published atomically)
     if path.stat().st_mode & 0o077:
         raise TokenError(f"{path} was created readable by others; refusing to use it")
     say(f"approval: a new token was generated (shown once): {token}")

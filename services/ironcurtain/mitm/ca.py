@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .. import once
 
 CERT_FILE = "ca.pem"
 KEY_FILE = "ca-key.pem"
@@ -97,28 +98,37 @@ def build(
 
 
 def init(directory: Path, hosts: Iterable[str], lifetime: dt.timedelta = DEFAULT_LIFETIME) -> Path:
-    """Write a new CA to `directory` (key 0600 under umask 077). Refuses to overwrite one."""
+    """Write a new CA to `directory` (key 0600, certificate 0644). Refuses to overwrite one.
+
+    Each file appears whole or not at all (`once.publish`), the key first: a certificate on disk
+    always has its key beside it."""
     key_path, cert_path = directory / KEY_FILE, directory / CERT_FILE
     if key_path.exists() or cert_path.exists():
         raise CAError(f"{directory} already holds a CA; remove it first to make a new one")
     cert, key = build(hosts, lifetime)
-    old = os.umask(0o077)
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-    finally:
-        os.umask(old)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    cert_path.chmod(0o644)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    if not once.publish(key_path, pem, 0o600):
+        raise CAError(f"{directory} already holds a CA; remove it first to make a new one")
+    once.publish(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     _check_key_mode(key_path)
     return cert_path
+
+
+def ensure(directory: Path, hosts: Iterable[str]) -> bool:
+    """Make the CA in `directory` unless it holds one; True if made here.
+
+    Sessions from several worktrees may start at once on a fresh machine: a lock beside the
+    folder lets exactly one of them make it, and the others use that one."""
+    with once.held(directory.parent / f".{directory.name}.lock"):
+        if (directory / CERT_FILE).is_file():
+            return False
+        init(directory, hosts)
+        return True
 
 
 def _check_key_mode(key_path: Path) -> None:

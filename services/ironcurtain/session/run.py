@@ -476,9 +476,8 @@ class Session:
 
     def _ensure_ca(self) -> Path:
         ca_dir = Path(self.environ.get("IRONCURTAIN_CA_DIR") or self.state / "ca")
-        if not (ca_dir / ca.CERT_FILE).is_file():
-            hosts = sorted(h for p in providers.builtin().values() for h in p.hosts)
-            ca.init(ca_dir, hosts)
+        hosts = sorted(h for p in providers.builtin().values() for h in p.hosts)
+        if ca.ensure(ca_dir, hosts):
             self.say(f"run: made the MITM CA in {ca_dir}")
         try:
             ca.load(ca_dir)
@@ -490,21 +489,23 @@ class Session:
         environ = shared_environ(self.environ)
         environ.setdefault("IRONCURTAIN_IMAGE_TAG", self.tag)
         files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
-        try:
-            environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure(say=self.say))
-        except OSError as exc:
-            raise Refused(f"the shared stack's secret files: {exc}") from None
         project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
-        if _healthy(self.client, project, ("redis", "approval", "worker")):
-            return environ
-        self.say("run: starting the team-shared stack (redis, approval, worker)")
-        shared = Compose(
-            project, files=(self.repo / SHARED_COMPOSE_FILE,), env=environ, cwd=self.repo
-        )
-        try:
-            shared.up(timeout_s=120)
-        except ComposeError as exc:
-            raise Refused(f"the shared stack did not start: {exc}") from None
+        # Held while checking and starting: concurrent first sessions start the stack once.
+        with files.lock():
+            try:
+                environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure(say=self.say))
+            except OSError as exc:
+                raise Refused(f"the shared stack's secret files: {exc}") from None
+            if _healthy(self.client, project, ("redis", "approval", "worker")):
+                return environ
+            self.say("run: starting the team-shared stack (redis, approval, worker)")
+            shared = Compose(
+                project, files=(self.repo / SHARED_COMPOSE_FILE,), env=environ, cwd=self.repo
+            )
+            try:
+                shared.up(timeout_s=120)
+            except ComposeError as exc:
+                raise Refused(f"the shared stack did not start: {exc}") from None
         return environ
 
     def _write_files(self, real_keys: dict[str, str], ca_dir: Path, shared_dir: Path) -> None:

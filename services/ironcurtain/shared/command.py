@@ -45,12 +45,13 @@ def _compose(environ: Mapping[str, str], *args: str) -> int:
 def _up(args: argparse.Namespace) -> int:
     environ = shared_environ()
     files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
-    try:
-        environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure())
-    except OSError as exc:
-        print(f"shared: cannot prepare the secret files: {exc}", file=sys.stderr)
-        return 2
-    code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120")
+    with files.lock():  # the same lock as sessions starting the stack on demand
+        try:
+            environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure())
+        except OSError as exc:
+            print(f"shared: cannot prepare the secret files: {exc}", file=sys.stderr)
+            return 2
+        code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120")
     if code == 0:
         print(f"shared: up; approvals at http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return code

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import once
 from ..approval.secret import load_or_create
 
 SERVICE_UID = 10001
@@ -30,12 +32,17 @@ class SharedFiles:
     def approval_token(self) -> Path:
         return self.directory / "approval_token"
 
+    def lock(self) -> AbstractContextManager[None]:
+        """Held by whoever checks and starts the shared stack (one at a time, across processes)."""
+        return once.held(self.directory / ".up.lock")
+
     def ensure(self, say: Callable[[str], None] = print) -> int:
         """Create what is missing; returns the uid the python services must run as."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory.chmod(0o700)
-        if not self.redis_password.exists():
-            _write_private(self.redis_password, secrets.token_hex(32))
+        if not self.redis_password.exists() and once.publish(
+            self.redis_password, (secrets.token_hex(32) + "\n").encode(), 0o600
+        ):
             say(f"shared: a new Redis password was written to {self.redis_password}")
         load_or_create(self.approval_token, say=say)
         for path in (self.redis_password, self.approval_token):
@@ -46,9 +53,3 @@ class SharedFiles:
                 os.chown(path, SERVICE_UID, SERVICE_UID)
             return SERVICE_UID
         return os.geteuid()
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private from creation
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")

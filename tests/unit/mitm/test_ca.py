@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from ironcurtain.cli import main
 from ironcurtain.mitm import ca, tls
 
+from ..racers import race
+
 HOSTS = ["api.anthropic.com", "api.openai.com"]
 
 
@@ -141,3 +143,16 @@ def test_clients_enforce_the_name_constraints(authority: ca.Authority, tmp_path:
     server.load_cert_chain(pem)
     with pytest.raises(ssl.SSLCertVerificationError, match=r"name constraint|permitted"):
         _handshake(client, server, "bank.example")
+
+
+def test_sessions_starting_together_make_one_ca_and_all_use_it(tmp_path: Path) -> None:
+    results = race(
+        "from pathlib import Path\nfrom ironcurtain.mitm import ca",
+        f"directory = Path({str(tmp_path / 'ca')!r})\n"
+        f"made = ca.ensure(directory, {HOSTS!r})\n"
+        "result = [made, str(ca.load(directory).cert.serial_number)]",
+    )
+    assert sorted(made for made, _ in results) == [False] * 7 + [True]  # type: ignore[misc]
+    assert len({serial for _, serial in results}) == 1  # type: ignore[misc]
+    made = sorted(p.name for p in (tmp_path / "ca").iterdir())
+    assert made == sorted([ca.CERT_FILE, ca.KEY_FILE])

@@ -8,6 +8,8 @@ import pytest
 
 from ironcurtain.shared.files import SharedFiles
 
+from ..racers import race
+
 
 def test_missing_secrets_are_made_private_and_kept(tmp_path: Path) -> None:
     files = SharedFiles(tmp_path / "shared")
@@ -27,3 +29,21 @@ def test_a_secret_readable_by_others_is_refused(tmp_path: Path) -> None:
     files.redis_password.chmod(0o644)
     with pytest.raises(PermissionError, match="readable by others"):
         files.ensure(say=lambda _: None)
+
+
+def test_sessions_starting_together_share_one_password_and_one_token(tmp_path: Path) -> None:
+    results = race(
+        "from pathlib import Path\nfrom ironcurtain.shared.files import SharedFiles",
+        f"files = SharedFiles(Path({str(tmp_path / 'shared')!r}))\n"
+        "files.ensure(say=lambda _: None)\n"
+        "result = [files.redis_password.read_text(), files.approval_token.read_text()]",
+    )
+    assert all(isinstance(r, list) for r in results), results  # nobody failed
+    assert len({tuple(r) for r in results}) == 1  # type: ignore[arg-type]
+    password, token = results[0]  # type: ignore[misc]
+    assert len(password.strip()) == 64
+    assert len(token.strip()) >= 32
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == [
+        "approval_token",
+        "redis_password",
+    ]
