@@ -1,9 +1,11 @@
+import argparse
+import importlib
 import subprocess
 import sys
 
 import pytest
 
-from ironcurtain.cli import build_parser, main
+from ironcurtain.cli import COMMANDS, build_parser, main
 
 
 def _help_commands() -> set[str]:
@@ -39,3 +41,29 @@ def test_the_cli_loads_no_web_framework_or_queue_library_until_a_command_needs_o
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_command_table_names_exactly_what_each_module_registers() -> None:
+    registered: dict[str, str] = {}
+    for module in dict.fromkeys(COMMANDS.values()):
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module).register(sub)
+        registered.update(dict.fromkeys(sub.choices, module))
+    assert registered == COMMANDS
+
+
+@pytest.mark.parametrize(
+    "argv", [["mcp-proxy", "serve", "--help"], ["mitm", "serve", "--help"], ["worker", "--help"]]
+)
+def test_a_command_loads_only_the_module_that_registers_it(argv: list[str]) -> None:
+    # A container's start pays for the imports of its own command, not for every command's.
+    probe = (
+        "import sys\nfrom ironcurtain.cli import COMMANDS, main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m for m in COMMANDS.values() if m in sys.modules}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == repr([COMMANDS[argv[0]]])
