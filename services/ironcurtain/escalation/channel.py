@@ -41,6 +41,7 @@ def connect(
     url: str,
     password_file: Path | str | None = None,
     *,
+    password: str | None = None,
     connect_timeout_s: float = 2.0,
     timeout_s: float = 5.0,
 ) -> redis.Redis:
@@ -48,7 +49,8 @@ def connect(
 
     The pool reconnects on the next command, so a Redis that comes back works without restarts.
     """
-    password = Path(password_file).read_text().strip() if password_file else None
+    if password_file:
+        password = Path(password_file).read_text().strip()
     return redis.Redis.from_url(
         url,
         password=password,

@@ -15,16 +15,17 @@ import logging
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-
-from .channel import WAIT_GRACE_S, Channel, connect
 from .record import Decision, Escalation, new_id
 from .types import EscalationOutcome, EscalationRequest, Verdict
+
+if TYPE_CHECKING:  # Redis and RQ load with the first escalation: most sessions never escalate
+    from .channel import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,19 @@ def message(escalation: Escalation, decision: Decision, timeout_s: float) -> str
 
 
 class RedisEscalator:
+    """Escalations over the shared Redis. `channel` may be a factory: the Redis client (and the
+    Redis and RQ libraries, ~65 ms of a proxy's start) is then made on the first escalation."""
+
     def __init__(
         self,
-        channel: Channel,
+        channel: Channel | Callable[[], Channel],
         *,
         audit: AuditHook | None = None,
         max_waiting: int = 32,
     ) -> None:
-        self._channel = channel
+        self._made: Channel | None = None if callable(channel) else channel
+        self._make = channel if callable(channel) else None
+        self._making = threading.Lock()
         self._audit = audit
         self._slots = threading.BoundedSemaphore(max_waiting)
         self._pool = ThreadPoolExecutor(max(1, max_waiting), thread_name_prefix="escalation")
@@ -85,12 +91,33 @@ class RedisEscalator:
         audit: AuditHook | None = None,
         max_waiting: int = 32,
     ) -> RedisEscalator:
-        """The usual construction: a fail-fast client for `url` with the password from a file."""
-        return cls(Channel(connect(url, password_file)), audit=audit, max_waiting=max_waiting)
+        """The usual construction: a fail-fast client for `url` with the password from a file.
+
+        The URL is checked and the password read now, so either mistake stops the proxy at
+        start; the client is made on the first escalation."""
+        if urllib.parse.urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"not a Redis URL: {url!r}")
+        password = Path(password_file).read_text().strip()
+
+        def make() -> Channel:
+            from .channel import Channel, connect
+
+            return Channel(connect(url, password=password))
+
+        return cls(make, audit=audit, max_waiting=max_waiting)
+
+    @property
+    def _channel(self) -> Channel:
+        with self._making:
+            if self._made is None:
+                assert self._make is not None
+                self._made = self._make()
+            return self._made
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._channel.redis.close()
+        if self._made is not None:
+            self._made.redis.close()
 
     async def escalate(self, request: EscalationRequest, timeout_s: float) -> EscalationOutcome:
         call = f"{request.server}__{request.tool}"
@@ -106,6 +133,10 @@ class RedisEscalator:
         # The slot is free again when the thread is done (not when a cancelled caller leaves),
         # so abandoned waits can never pile up beyond max_waiting threads.
         thread.add_done_callback(lambda _: self._slots.release())
+        import redis
+
+        from .channel import WAIT_GRACE_S
+
         try:
             # A backstop: the blocking read is bounded too, this makes sure we never hang.
             escalation, decision = await asyncio.wait_for(

@@ -139,6 +139,9 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"mcp-proxy: refusing to start: the Redis password file: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        print(f"mcp-proxy: refusing to start: --redis-url: {exc}", file=sys.stderr)
+        return 2
     try:
         anyio.run(_until_signalled, settings, args.host, escalator)
     except (PolicyError, ConfigError, StartupError, AuditError) as exc:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -86,3 +89,33 @@ def test_the_webhook_carries_no_arguments() -> None:
     body = json.loads(webhook_body(ESCALATION, "http://127.0.0.1:8470"))
     assert "arguments" not in body
     assert "sk-redacted" not in json.dumps(body)
+
+
+def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Path) -> None:
+    # Most sessions never escalate: Redis and RQ would cost every MCP proxy's start ~65 ms CPU.
+    secret = tmp_path / "redis_password"
+    secret.write_text("pw\n")
+    probe = (
+        "import asyncio, sys\n"
+        "from ironcurtain.escalation.escalator import RedisEscalator\n"
+        "from ironcurtain.escalation.types import EscalationRequest\n"
+        f"e = RedisEscalator.connect('redis://127.0.0.1:1/0', {str(secret)!r})\n"
+        "before = sorted(m for m in ('redis', 'rq') if m in sys.modules)\n"
+        "r = EscalationRequest(session_id='s', worktree='w', agent='a', server='fs', tool='t',\n"
+        "    arguments={}, rule='r', reason='why')\n"
+        "outcome = asyncio.run(e.escalate(r, 5))\n"
+        "e.close()\n"
+        "print(before, outcome.verdict.value, 'redis' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["[]", "unavailable", "True"]
+
+
+def test_a_missing_password_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "missing")
+    (tmp_path / "pw").write_text("pw")
+    with pytest.raises(ValueError, match="not a Redis URL"):
+        RedisEscalator.connect("http://redis:6379/0", tmp_path / "pw")
