@@ -18,13 +18,16 @@ SECRET_PROVIDERS = ("anthropic", "openai", "google")
 MITM_PORT = 3128
 MCP_PORT = 8080
 DOCKER_PORT = 2375
+# The socket proxy shares the sidecar's network namespace and listens on its loopback: socat
+# holds DOCKER_PORT on every address there, so HAProxy takes the next port.
+SOCKET_PROXY_PORT = 2376
 CA_IN_AGENT = f"{SESSION_MOUNT}/ca.pem"
 MITM_CA_DIR = "/run/ironcurtain/ca"  # in the MITM container
 MITM_CONFIG_DIR = "/etc/ironcurtain/mitm"
 FORWARDS = (
     Forward(MCP_PORT, "mcp-proxy", MCP_PORT),
     Forward(MITM_PORT, "mitm-proxy", MITM_PORT),
-    Forward(DOCKER_PORT, "socket-proxy", DOCKER_PORT),
+    Forward(DOCKER_PORT, "localhost", SOCKET_PROXY_PORT),
 )
 ENDPOINTS = Endpoints(
     mcp_url=f"http://sidecar:{MCP_PORT}/mcp",
@@ -83,6 +86,7 @@ class Plan:
             "IRONCURTAIN_FORWARDS": render(self.forwards),
             "IRONCURTAIN_MCP_UID": str(self.mcp_uid),
             "IRONCURTAIN_DOCKER_SOCKET": self.docker_socket,
+            "IRONCURTAIN_SOCKET_PROXY_PORT": str(SOCKET_PROXY_PORT),
             "IRONCURTAIN_DOCKER_SOCKET_GID": str(self.docker_socket_gid),
             "IRONCURTAIN_SHARED_NETWORK": self.shared_network,
             "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",

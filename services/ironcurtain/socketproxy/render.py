@@ -85,7 +85,7 @@ def render(settings: Settings) -> str:
         "    http-request deny",
         "",
         "frontend docker",
-        f"    bind 0.0.0.0:{settings.port}",
+        f"    bind {settings.bind}:{settings.port}",
         # Shape first: origin-form targets only, and no path a normaliser could reinterpret.
         f'    http-request deny deny_status 403 content-type text/plain lf-string "{_MALFORMED}"'
         " if !{ url_beg / } or { path_sub // } or { path_sub /. } or { path_sub % }"

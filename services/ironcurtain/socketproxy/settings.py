@@ -48,6 +48,11 @@ NEVER = {
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 DEFAULT_PORT = 2375
+DEFAULT_BIND = "0.0.0.0"  # noqa: S104 - standalone, as Tecnativa's: its own container network
+# An IPv4 address, written into haproxy.cfg: dotted decimal and nothing else.
+_BIND = re.compile(
+    r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+)
 # Docker's own rule for container names.
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{1,127}")
 # Docker resolves /containers/{x} by full ID, then name, then ID prefix: a hex-only name that is
@@ -67,6 +72,7 @@ class Settings:
     visible: tuple[str, ...]  # container names whose inspect/logs/top/stats are served
     socket_path: str = DEFAULT_SOCKET
     port: int = DEFAULT_PORT
+    bind: str = DEFAULT_BIND  # 127.0.0.1 when it shares the sidecar's network namespace
 
     def on(self, switch: str) -> bool:
         if switch not in SERVED:
@@ -118,9 +124,13 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     raw_port = environ.get("SOCKETPROXY_PORT", str(DEFAULT_PORT)).strip()
     if not re.fullmatch(r"[0-9]{1,5}", raw_port) or not 0 < int(raw_port) < 65536:
         raise SettingsError(f"SOCKETPROXY_PORT={raw_port!r}: a TCP port number")
+    bind = environ.get("SOCKETPROXY_BIND", DEFAULT_BIND).strip()
+    if not _BIND.fullmatch(bind):
+        raise SettingsError(f"SOCKETPROXY_BIND={bind!r}: an IPv4 address (e.g. 127.0.0.1)")
     return Settings(
         switches=frozenset(on),
         visible=visible_names(environ.get("VISIBLE_CONTAINERS", "")),
         socket_path=socket_path,
         port=int(raw_port),
+        bind=bind,
     )

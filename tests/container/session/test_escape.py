@@ -102,7 +102,7 @@ def test_the_doors_answer_through_the_sidecar(running: Running) -> None:
     assert probe(agent, "sidecar", plan.MCP_PORT, "/mcp").opened
 
 
-@pytest.mark.parametrize("service", ["mcp-proxy", "mitm-proxy", "socket-proxy", "fakellm"])
+@pytest.mark.parametrize("service", ["mcp-proxy", "mitm-proxy", "fakellm"])
 def test_the_agent_cannot_reach_a_door_or_the_vendor_directly(
     running: Running, service: str
 ) -> None:
@@ -110,12 +110,31 @@ def test_the_agent_cannot_reach_a_door_or_the_vendor_directly(
     assert not probe(agent, service, 8080).opened  # the name does not even resolve
     network = f"{running.session.name.project}_" + ("egress" if service == "fakellm" else "control")
     address = running.ip(service, network)
-    port = {"mcp-proxy": 8080, "mitm-proxy": 3128, "socket-proxy": 2375, "fakellm": 8443}[service]
+    port = {"mcp-proxy": 8080, "mitm-proxy": 3128, "fakellm": 8443}[service]
     assert not probe(agent, address, port).opened
     # control: the same address and port answer from a python container on that network
     neighbour = running.containers["mcp-proxy" if service == "mitm-proxy" else "mitm-proxy"]
     check = neighbour.exec_run(
         ["python3", "-c", f"import socket; socket.create_connection(('{address}', {port}), 3)"]
+    )
+    assert check.exit_code == 0, check.output
+
+
+@pytest.mark.parametrize("port", [plan.SOCKET_PROXY_PORT, 8404])
+def test_the_socket_proxy_in_the_sidecars_namespace_answers_only_on_its_loopback(
+    running: Running, port: int
+) -> None:
+    # HAProxy (Docker API, health page) shares the sidecar's network namespace: the agent
+    # reaches the sidecar's address, but only socat's forwarded port there, never HAProxy's own.
+    agent = running.containers["agent"]
+    assert not probe(agent, "socket-proxy", port).opened  # no name, no address of its own
+    assert not probe(agent, "sidecar", port).opened
+    sidecar = running.ip("sidecar", f"{running.session.name.project}_agent")
+    assert not probe(agent, sidecar, port).opened
+    assert not running.containers["socket-proxy"].attrs["NetworkSettings"]["Networks"]
+    # control: on that namespace's loopback it answers
+    check = running.containers["socket-proxy"].exec_run(
+        ["python3", "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), 3)"]
     )
     assert check.exit_code == 0, check.output
 

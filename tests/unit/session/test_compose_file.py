@@ -79,20 +79,37 @@ def test_the_networks_are_the_specs(spec: Any) -> None:
     assert entry == spec.compose()
 
 
+def _owner(name: str) -> str:
+    """The service whose network namespace `name` runs in (itself, or the one it shares)."""
+    mode = SERVICES[name].get("network_mode", "")
+    return _owner(mode.removeprefix("service:")) if mode.startswith("service:") else name
+
+
+def _networks(name: str) -> list[str]:
+    """The networks reachable from `name`'s network namespace."""
+    return list(SERVICES[_owner(name)].get("networks", []))
+
+
 def test_the_agents_only_neighbour_is_the_sidecar() -> None:
-    on_agent = {name for name, s in SERVICES.items() if "agent" in s["networks"]}
+    on_agent = {_owner(name) for name in SERVICES if "agent" in _networks(name)}
     assert on_agent == {"agent", "sidecar"}
     assert SERVICES["agent"]["networks"] == ["agent"]
+
+
+def test_only_the_socket_proxy_shares_a_namespace_the_sidecars_and_only_on_its_loopback() -> None:
+    sharing = {name: _owner(name) for name in SERVICES if _owner(name) != name}
+    assert sharing == {"socket-proxy": "sidecar"}
+    environment = SERVICES["socket-proxy"]["environment"]
+    assert environment["SOCKETPROXY_BIND"] == "127.0.0.1"
+    assert "sysctls" not in SERVICES["socket-proxy"]  # the sidecar's apply (IPv6 off)
+    assert SERVICES["sidecar"]["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
 
 
 def test_only_the_proxies_have_an_egress_leg_and_only_the_mcp_proxy_joins_the_shared_network() -> (
     None
 ):
-    assert {n for n, s in SERVICES.items() if "egress" in s["networks"]} == {
-        "mitm-proxy",
-        "mcp-proxy",
-    }
-    assert {n for n, s in SERVICES.items() if "shared" in s["networks"]} == {"mcp-proxy"}
+    assert {n for n in SERVICES if "egress" in _networks(n)} == {"mitm-proxy", "mcp-proxy"}
+    assert {n for n in SERVICES if "shared" in _networks(n)} == {"mcp-proxy"}
     assert DOC["networks"]["shared"]["external"] is True
 
 

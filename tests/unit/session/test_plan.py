@@ -39,7 +39,7 @@ def test_the_compose_env_names_the_session_and_its_forwards() -> None:
     env = _plan().compose_env()
     assert env["IRONCURTAIN_SESSION_ID"] == "0123abcd"
     assert env["IRONCURTAIN_FORWARDS"] == (
-        "8080:mcp-proxy:8080,3128:mitm-proxy:3128,2375:socket-proxy:2375"
+        "8080:mcp-proxy:8080,3128:mitm-proxy:3128,2375:localhost:2376"
     )
     assert env["IRONCURTAIN_MCP_UID"] == "10100"
     assert not any("KEY" in k for k in env)

@@ -102,7 +102,22 @@ def test_a_bad_port_is_refused(port: str) -> None:
         from_environ({"SOCKETPROXY_PORT": port})
 
 
-KEYS = st.sampled_from([*SERVED, *NEVER, "SOCKETPROXY_PORT", "SOCKET_PATH"])
+@pytest.mark.parametrize(
+    "bind",
+    ["localhost", "0.0.0.0:1", "256.0.0.1", "1.2.3", "::1", "1.2.3.4\n#", "01.2.3.4"],
+)
+def test_a_bind_address_that_is_not_a_plain_ipv4_address_is_refused(bind: str) -> None:
+    with pytest.raises(SettingsError, match="SOCKETPROXY_BIND"):
+        from_environ({"SOCKETPROXY_BIND": bind})
+
+
+def test_the_docker_frontend_binds_where_it_is_told() -> None:
+    config = render(from_environ({"SOCKETPROXY_BIND": "127.0.0.1", "SOCKETPROXY_PORT": "2376"}))
+    binds = [line.strip() for line in config.splitlines() if line.strip().startswith("bind ")]
+    assert binds == ["bind 127.0.0.1:8404", "bind 127.0.0.1:2376"]
+
+
+KEYS = st.sampled_from([*SERVED, *NEVER, "SOCKETPROXY_PORT", "SOCKET_PATH", "SOCKETPROXY_BIND"])
 
 
 @given(st.dictionaries(KEYS, st.text(max_size=8)))
