@@ -50,6 +50,14 @@ print(json.dumps({"doors": doors, "reached": reached}))
 """
 
 
+def probe_argv(spec: Mapping[str, Any]) -> list[str]:
+    """The probe as a command for the agent container. Isolated mode (-I: no current directory,
+    user site or PYTHON* variables on the import path) and no site (-S): the working directory is
+    the workspace, where a `socket.py` or `json.py` the agent left would otherwise be imported by
+    the very check that decides whether the session is isolated."""
+    return ["python3", "-I", "-S", "-c", PROBE, json.dumps(spec)]
+
+
 def door_requests(mcp_port: int, mitm_port: int, docker_port: int) -> dict[str, list[Any]]:
     """Each door and a request it must answer as expected (the control probes)."""
     return {

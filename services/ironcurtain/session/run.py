@@ -263,7 +263,7 @@ class Session:
                 raise SessionFailed(
                     f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
                 )
-            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
+            output = _exec(agent, checks.probe_argv(spec))
             try:
                 problems = checks.parse_probe(output, ()).problems()
             except checks.IsolationError as exc:
@@ -344,7 +344,7 @@ class Session:
                 "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
                 "canaries": [[address, canary.port] for address in gateways],
             }
-            output = _exec(agent, ["python3", "-c", checks.PROBE, json.dumps(spec)])
+            output = _exec(agent, checks.probe_argv(spec))
             result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
         self.timings["check"] = time.monotonic() - began

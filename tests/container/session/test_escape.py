@@ -120,6 +120,26 @@ def test_the_agent_cannot_reach_a_door_or_the_vendor_directly(
     assert check.exit_code == 0, check.output
 
 
+def test_the_isolation_probe_imports_nothing_the_agent_left_in_the_workspace(
+    running: Running,
+) -> None:
+    # The probe runs with the workspace as its working directory: a stdlib-named module there
+    # would be imported by the check that decides whether the session is isolated, and could
+    # fake its answer.
+    workspace = running.session.options.workspace
+    planted = workspace / "json.py"
+    planted.write_text("open('/tmp/planted-module-ran', 'w').close()\n")
+    try:
+        running.session.check_isolation()  # passes, and our json was never imported
+        assert "absent" in running.agent_sh("test -e /tmp/planted-module-ran || echo absent")
+        # control: an interpreter that is not isolated does import it from there
+        running.agent_sh("cd /workspace && python3 -c 'import json' 2>/dev/null; true")
+        assert "present" in running.agent_sh("test -e /tmp/planted-module-ran && echo present")
+    finally:
+        planted.unlink()
+        running.agent_sh("rm -f /tmp/planted-module-ran")
+
+
 @pytest.mark.parametrize("port", [plan.SOCKET_PROXY_PORT, 8404])
 def test_the_socket_proxy_in_the_sidecars_namespace_answers_only_on_its_loopback(
     running: Running, port: int
