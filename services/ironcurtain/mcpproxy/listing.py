@@ -16,6 +16,7 @@ version, on the image's saved listings and on generated tools.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,11 +88,25 @@ def _schema(value: object, where: str) -> None:
         _strings(schema["required"], f"{where}.required")
 
 
+def _finite(value: object, where: str) -> None:
+    """No Infinity or NaN anywhere (Python's json reads them; JSON has none; the SDK would turn
+    them into null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(where, "holds a number JSON cannot carry (Infinity or NaN)")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item, where)
+
+
 def check(tool: object) -> dict[str, Any]:
     """`tool` itself if it is a well-formed tool in the stored form, else ListingError."""
     doc = _object(tool, "tool", _TOOL_FIELDS)
     name = _string(doc.get("name"), "tool.name")
     where = f"tool {name!r}"
+    _finite(doc, where)
     for key in ("title", "description"):
         if key in doc:
             _string(doc[key], f"{where}.{key}")

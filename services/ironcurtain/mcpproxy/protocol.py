@@ -32,8 +32,11 @@ CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
 # Results a client may cache, and for how long: nothing here is cacheable (policy can change).
 _CACHE_HINT: dict[str, Any] = {"ttlMs": 0, "cacheScope": "private"}
 _CACHEABLE = frozenset({"tools/list", "server/discover"})
-# Built here already in every version's wire form (no field a version lacks, no None).
+# Built here already in every version's wire form (no field a version lacks, no None). The
+# SDK's wire models for initialize and server/discover, generated from the schema, declare
+# their fields in sorted order: sorted here too, the same bytes on the wire.
 _BUILT = frozenset({"initialize", "ping", "server/discover"})
+_SORTED = frozenset({"initialize", "server/discover"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,8 @@ def shape(info: ServerInfo, method: str, version: str, result: dict[str, Any]) -
         }
     if method == "tools/list":
         result = listing.result(version, result)
+    elif method in _SORTED:
+        result = dict(sorted(result.items()))
     elif method not in _BUILT:
         from mcp_types import methods  # the first tools/call loads it: see the module doc
 

@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ironcurtain.mcpproxy.wire import HEADER_MISMATCH
-
 from ironcurtain.mcpproxy.http import McpHttp, accepts_json
 from ironcurtain.mcpproxy.protocol import SERVER_INFO_META_KEY, ServerInfo
+from ironcurtain.mcpproxy.wire import HEADER_MISMATCH
 
 JSON = "application/json"
 BOTH = "application/json, text/event-stream"
