@@ -250,3 +250,44 @@ def test_the_proxy_runs_as_a_non_root_user(docker_client: docker.DockerClient, p
     status = docker_client.containers.get(proxy).exec_run(["cat", "/proc/1/status"]).output.decode()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     assert uid_line.split()[1] == str(UID)
+
+
+SAME_AS_SDK = r"""
+import json, pathlib
+import mcp_types as types
+from mcp_types import methods
+from ironcurtain.mcpproxy import protocol, wire
+from ironcurtain.mcpproxy.listing import check_all
+
+info = protocol.ServerInfo("ironcurtain-mcp-proxy", "1", "checked")
+stamp = {protocol.SERVER_INFO_META_KEY: {"name": info.name, "version": info.version}}
+checked = {}
+for path in sorted(pathlib.Path("/opt/ironcurtain/tools").glob("*.json")):
+    tools = check_all(json.loads(path.read_text())["tools"])
+    for version in wire.KNOWN_PROTOCOL_VERSIONS:
+        dumped = [types.Tool.model_validate(t).model_dump(by_alias=True, mode="json",
+                                                          exclude_none=True) for t in tools]
+        raw = {"tools": dumped}
+        if version in wire.MODERN_PROTOCOL_VERSIONS:
+            raw = {"ttlMs": 0, "cacheScope": "private", "resultType": "complete", **raw}
+        sdk = methods.serialize_server_result("tools/list", version, raw)
+        if version in wire.MODERN_PROTOCOL_VERSIONS:
+            sdk["_meta"] = stamp
+        ours = protocol.shape(info, "tools/list", version, {"tools": tools})
+        assert json.dumps(ours) == json.dumps(sdk), (path.name, version)
+    checked[path.name] = len(tools)
+print(json.dumps(checked))
+"""
+
+
+def test_the_images_saved_listings_are_served_exactly_as_the_sdk_shapes_them(
+    docker_client: docker.DockerClient, image: Callable[[str], str]
+) -> None:
+    """For every protocol version, tools/list from each saved listing (our plain-JSON form) is
+    byte for byte what the SDK's per-version result surface makes of it."""
+    out = docker_client.containers.run(
+        image("mcp-proxy"), ["python3", "-c", SAME_AS_SDK], remove=True, labels=TEST_LABELS
+    )
+    checked = json.loads(out.decode().strip().splitlines()[-1])
+    assert len(checked) == 3  # filesystem, git, fetch
+    assert all(count > 0 for count in checked.values())

@@ -34,9 +34,9 @@ async def _one(spec: BackendSpec, timeout_s: float) -> tuple[ToolInfo, ...]:
     if tools is None:
         why = backend.last_error or "no answer"
         raise ListingError(f"MCP server {spec.name!r} did not start in {timeout_s:g}s: {why}")
-    return tuple(
-        ToolInfo(t.name, t.description or "", _schema(t.input_schema))
-        for t in sorted(tools.values(), key=lambda t: t.name)
+    return tuple(  # tools as plain JSON (mcpproxy/listing.py: checked, the stored form)
+        ToolInfo(t["name"], t.get("description", ""), _schema(t["inputSchema"]))
+        for t in sorted(tools.values(), key=lambda t: t["name"])
     )
 
 

@@ -10,24 +10,34 @@ the backend is down waits briefly for it, then fails with BackendDown; a call in
 child dies gets CONNECTION_CLOSED from the session, turned into BackendDown here (never a hang).
 A command backend is spoken to by our lean stdio session (stdio.py), a sandboxed one by the same
 session over TCP to its pipe in the sandbox; a URL one by the SDK client.
+
+Tools are plain JSON in the stored form (listing.py checks them: a malformed listing fails the
+start). jsonschema loads with the first argument check, on the first tools/call, and each tool's
+validator is built on its first call: the proxy's start needs neither. When a backend starts,
+the SDK's result models are loaded on a thread meanwhile (`preload`): the child's start and the
+import overlap on two cores instead of adding up on the first call.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-import jsonschema
-import mcp_types as types
-from mcp_types import CONNECTION_CLOSED
 
-from . import cache
+from . import cache, listing
 from .config import BackendSpec
 from .errors import BackendError
 from .stdio import SocketClient, StdioClient
+from .wire import CONNECTION_CLOSED
+
+if TYPE_CHECKING:
+    import jsonschema
+    import mcp_types as types
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,29 @@ def reason(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return f"{type(exc).__name__}: {exc}"[:300]
+
+
+_MODELS = ("mcp_types.methods", "jsonschema")  # what a backend's first call needs
+_preloading = threading.Lock()
+_preloaded = threading.Event()
+
+
+def _load_models() -> None:
+    for name in _MODELS:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the importing caller meets the same error, where it is handled
+            logger.exception("preloading %s failed", name)
+
+
+def preload() -> None:
+    """Start loading the SDK's models on a daemon thread, once per process (an import that
+    finds one half done waits for it, under the import system's module lock)."""
+    with _preloading:
+        if _preloaded.is_set():
+            return
+        _preloaded.set()
+    threading.Thread(target=_load_models, name="preload-models", daemon=True).start()
 
 
 class BackendDown(Exception):
@@ -103,7 +136,7 @@ class Backend:
         backoff_max_s: float = 30.0,
         watch_s: float = 2.0,
         wait_ready_s: float = 10.0,
-        cached: Sequence[types.Tool] | None = None,
+        cached: Sequence[dict[str, Any]] | None = None,
         first_start_s: float = 60.0,
     ) -> None:
         self.spec = spec
@@ -114,18 +147,19 @@ class Backend:
         self._client: Session | None = None
         self._ready = anyio.Event()
         self._dead = anyio.Event()
-        self.tools: dict[str, types.Tool] = {}
-        self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self.tools: dict[str, dict[str, Any]] = {}  # name -> tool in the stored form
+        # Built on a tool's first call; None: its input schema is invalid (calls denied).
+        self._validators: dict[str, jsonschema.protocols.Validator | None] = {}
         self.starts = 0
         self.last_error = ""  # why the last start or session failed, for start-up errors
         self._wanted = anyio.Event()  # set: start (at once, or on the first call when cached)
-        self._cached = None if cached is None else cache.dump(cached)
+        self._cached = None if cached is None else cache.ordered(listing.check_all(list(cached)))
         self._first_start_s = first_start_s
         self.drifted = False  # the live listing differs from the saved one
         if cached is None:
             self._wanted.set()
         else:
-            self._set_tools({t.name: t for t in cached})
+            self._set_tools({t["name"]: t for t in self._cached})
 
     @property
     def name(self) -> str:
@@ -164,6 +198,7 @@ class Backend:
     async def run(self) -> None:
         """Forever: connect, serve calls until the backend dies, wait, reconnect."""
         await self._wanted.wait()
+        preload()
         delay = self._backoff[0]
         while True:
             began = anyio.current_time()
@@ -210,15 +245,16 @@ class Backend:
                     return
 
     async def _list(self, client: Session) -> None:
-        tools: dict[str, types.Tool] = {}
+        tools: dict[str, dict[str, Any]] = {}
         cursor = None
         for _ in range(100):  # a paginator that never ends cannot hang start-up
             page = await client.list_tools(cursor=cursor)
-            tools.update({t.name: t for t in page.tools})
+            # Malformed for some version (ListingError): the start fails, saying why.
+            tools.update({t["name"]: t for t in listing.check_all(cache.dump(page.tools))})
             cursor = page.next_cursor
             if not cursor:
                 break
-        if self._cached is not None and cache.dump(tools.values()) != self._cached:
+        if self._cached is not None and cache.ordered(tools.values()) != self._cached:
             if not self.drifted:
                 logger.warning(
                     "backend %s lists other tools than its saved listing; using the live ones "
@@ -228,25 +264,33 @@ class Backend:
             self.drifted = True
         self._set_tools(tools)
 
-    def _set_tools(self, tools: dict[str, types.Tool]) -> None:
+    def _set_tools(self, tools: dict[str, dict[str, Any]]) -> None:
         self.tools = tools
         self._validators = {}
-        for name, tool in tools.items():
-            schema = tool.input_schema
-            cls = jsonschema.validators.validator_for(
-                schema, default=jsonschema.Draft202012Validator
-            )
-            try:
-                cls.check_schema(schema)
-                self._validators[name] = cls(schema)
-            except jsonschema.SchemaError:
-                logger.warning("backend %s: tool %s has an invalid input schema", self.name, name)
+
+    def _validator(self, tool: str) -> jsonschema.protocols.Validator | None:
+        if tool in self._validators:
+            return self._validators[tool]
+        import jsonschema  # the first call's argument check loads it: see the module doc
+
+        schema = self.tools[tool]["inputSchema"]
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator = None
+        try:
+            cls.check_schema(schema)
+            validator = cls(schema)
+        except jsonschema.SchemaError:
+            logger.warning("backend %s: tool %s has an invalid input schema", self.name, tool)
+        self._validators[tool] = validator
+        return validator
 
     def schema_problem(self, tool: str, arguments: Mapping[str, Any]) -> str | None:
         """Why the arguments do not fit the tool's input schema, or None if they do."""
-        validator = self._validators.get(tool)
+        validator = self._validator(tool) if tool in self.tools else None
         if validator is None:
             return f"{self.name} offers no tool {tool!r} with a valid input schema"
+        import jsonschema
+
         error = jsonschema.exceptions.best_match(validator.iter_errors(dict(arguments)))
         if error is None:
             return None

@@ -14,26 +14,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import mcp_types as types
-
+from . import listing
 from .config import BackendSpec
+
+if TYPE_CHECKING:
+    import mcp_types as types
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 1
 _PACKAGE_LEVELS = 6  # how far up from an npm bin's real path a package.json may be
 
 
-def dump(tools: Iterable[types.Tool]) -> list[dict[str, object]]:
-    """Tools as plain JSON, sorted by name: the form stored and compared."""
-    return sorted(
-        (t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools),
-        key=lambda d: str(d["name"]),
-    )
+def dump(tools: Iterable[types.Tool]) -> list[dict[str, Any]]:
+    """The SDK's tool models as plain JSON (the stored form), sorted by name."""
+    return ordered(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools)
+
+
+def ordered(tools: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tools in the stored form sorted by name: as stored, and as compared (drift)."""
+    return sorted(tools, key=lambda d: str(d["name"]))
 
 
 def console_scripts() -> dict[str, list[str]]:
@@ -111,8 +119,11 @@ class ToolCache:
             return None
         return self.folder / f"{key(spec, installed)}.json"
 
-    def get(self, spec: BackendSpec) -> list[types.Tool] | None:
-        """The saved listing for exactly this backend and installed server, or None."""
+    def get(self, spec: BackendSpec) -> list[dict[str, Any]] | None:
+        """The saved listing for exactly this backend and installed server, or None.
+
+        Plain JSON, each tool checked strictly (listing.py); a malformed one is refused whole:
+        the backend then starts at once and its live listing is used, as without a cache."""
         path = self._path(spec)
         if path is None or not path.is_file():
             return None
@@ -120,16 +131,22 @@ class ToolCache:
             doc = json.loads(path.read_text(encoding="utf-8"))
             if doc.get("format") != FORMAT or doc.get("name") != spec.name:
                 return None
-            return [types.Tool.model_validate(t) for t in doc["tools"]]
-        except (OSError, ValueError, KeyError, TypeError):
+            return listing.check_all(doc["tools"])
+        except listing.ListingError as exc:
+            logger.warning("saved listing %s of %s refused: %s", path.name, spec.name, exc)
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # unreadable or malformed: start the backend, as without a cache
 
-    def put(self, spec: BackendSpec, tools: Sequence[types.Tool]) -> Path | None:
+    def put(self, spec: BackendSpec, tools: Sequence[dict[str, Any]]) -> Path | None:
+        """Save tools in the stored form (each checked: a listing `get` would refuse is not
+        written)."""
         path = self._path(spec)
         if path is None:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
-        doc = {"format": FORMAT, "name": spec.name, "tools": dump(tools)}
+        checked = listing.check_all(list(tools))
+        doc = {"format": FORMAT, "name": spec.name, "tools": ordered(checked)}
         path.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
         path.chmod(0o644)
         return path

@@ -4,6 +4,7 @@ allow -> forward to the backend; deny -> an MCP tool error result naming the rul
 escalate -> the Escalator decides (only APPROVED forwards). Audit lines: `decision` before
 anything happens, `escalation` when the channel answers, `outcome` after a forwarded call.
 If the audit log cannot be written the call is refused: nothing happens unaudited.
+The tool list is plain JSON (listing.py); the SDK's result models load with the first call.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types as types
 
 from ..audit import AuditError, AuditLog
 from ..audit.redact import redact
@@ -27,6 +27,9 @@ from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
 from .backend import Backend, BackendDown
 from .egress import Egress
 from .errors import BackendError
+
+if TYPE_CHECKING:
+    import mcp_types as types
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class Timeouts:
 
 
 def error_result(text: str) -> types.CallToolResult:
+    import mcp_types as types  # loaded by the first call (see the module doc)
+
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
@@ -83,21 +88,22 @@ class Gate:
         self.session = session or SessionInfo()
         self.egress = egress
         self.timeouts = timeouts or Timeouts()
-        self._tools: list[types.Tool] = []
+        self._tools: list[dict[str, Any]] = []
         self._schemas: dict[str, Mapping[str, Any]] = {}
         self._tools_generation: tuple[int, ...] = ()
         self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
 
-    def tools(self) -> list[types.Tool]:
-        """The union of the backends' tools, renamed SERVER__TOOL, schemas passed through."""
+    def tools(self) -> list[dict[str, Any]]:
+        """The union of the backends' tools (plain JSON, the stored form of listing.py),
+        renamed SERVER__TOOL, schemas passed through."""
         generation = tuple(b.starts for b in self.backends.values())
         if generation != self._tools_generation:  # rebuilt only when a backend (re)started
             self._tools = [
-                tool.model_copy(update={"name": f"{backend.name}{SEPARATOR}{tool.name}"})
+                {**tool, "name": f"{backend.name}{SEPARATOR}{tool['name']}"}
                 for backend in self.backends.values()
                 for tool in backend.tools.values()
             ]
-            self._schemas = {t.name: t.input_schema for t in self._tools}
+            self._schemas = {t["name"]: t["inputSchema"] for t in self._tools}
             self._tools_generation = generation
         return self._tools
 

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-import mcp_types as types
-from mcp_types import HEADER_MISMATCH
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-
 if TYPE_CHECKING:
+    import mcp_types as types
     from mcp.shared.inbound import InboundLadderRejection
 
 from . import protocol
@@ -40,6 +37,7 @@ from .jsonrpc import (
     result_body,
 )
 from .protocol import ServerInfo
+from .wire import HANDSHAKE_PROTOCOL_VERSIONS, HEADER_MISMATCH, MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ _JSON = (b"content-type", b"application/json")
 class Tools(Protocol):
     """What the HTTP layer needs from the gate."""
 
-    def tools(self) -> list[types.Tool]: ...
+    def tools(self) -> list[dict[str, Any]]: ...  # the stored form (listing.py)
 
     def input_schema(self, name: str) -> Mapping[str, Any] | None: ...
 
@@ -353,6 +351,5 @@ class McpHttp:
             shaped = {}
             self._listing = (tools, shaped)
         if version not in shaped:
-            listing = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
-            shaped[version] = protocol.shape(self.info, "tools/list", version, {"tools": listing})
+            shaped[version] = protocol.shape(self.info, "tools/list", version, {"tools": tools})
         return shaped[version]

@@ -4,8 +4,12 @@ Two eras reach the proxy over Streamable HTTP:
 - handshake (2024-11-05 .. 2025-11-25): `initialize` negotiates a version and opens a session;
 - per-request envelope (2026-07-28): every request carries its version, client info and
   capabilities in `params._meta`, mirrored in routing headers; no session.
-Results are shaped by the SDK's per-version result surface (`serialize_server_result`), so a
-field a version does not define never reaches a client of that version.
+Results are shaped per version, so a field a version does not define never reaches a client of
+that version. What needs no backend is plain JSON here: `initialize`, `ping` and
+`server/discover` results are built in every version's wire form, and a `tools/list` result is
+sieved by listing.py; a `tools/call` result goes through the SDK's per-version result surface
+(`serialize_server_result`), loaded on the first call (a backend starts for it anyway).
+Tests compare every one of these with the SDK's surface, for every version.
 """
 
 from __future__ import annotations
@@ -14,20 +18,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_types import methods as _methods
-from mcp_types.version import (
+from . import listing
+from .jsonrpc import INVALID_PARAMS, RpcError
+from .wire import (
     HANDSHAKE_PROTOCOL_VERSIONS,
+    KNOWN_PROTOCOL_VERSIONS,
     LATEST_HANDSHAKE_VERSION,
     MODERN_PROTOCOL_VERSIONS,
 )
-
-from .jsonrpc import INVALID_PARAMS, RpcError
 
 SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
 CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
 # Results a client may cache, and for how long: nothing here is cacheable (policy can change).
 _CACHE_HINT: dict[str, Any] = {"ttlMs": 0, "cacheScope": "private"}
 _CACHEABLE = frozenset({"tools/list", "server/discover"})
+# Built here already in every version's wire form (no field a version lacks, no None). The
+# SDK's wire models for initialize and server/discover, generated from the schema, declare
+# their fields in sorted order: sorted here too, the same bytes on the wire.
+_BUILT = frozenset({"initialize", "ping", "server/discover"})
+_SORTED = frozenset({"initialize", "server/discover"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,8 @@ def call_arguments(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def shape(info: ServerInfo, method: str, version: str, result: dict[str, Any]) -> dict[str, Any]:
     """A result in `version`'s wire form: sieved by its surface, stamped as 2026 requires."""
+    if version not in KNOWN_PROTOCOL_VERSIONS:
+        raise ValueError(f"version must be a known protocol version, got {version!r}")
     modern = version in MODERN_PROTOCOL_VERSIONS
     if modern:  # 2026-07-28 requires resultType; these methods also carry cache hints
         result = {
@@ -106,8 +117,15 @@ def shape(info: ServerInfo, method: str, version: str, result: dict[str, Any]) -
             "resultType": "complete",
             **result,
         }
-    if (method, version) in _methods.SERVER_RESULTS:
-        result = _methods.serialize_server_result(method, version, result)
+    if method == "tools/list":
+        result = listing.result(version, result)
+    elif method in _SORTED:
+        result = dict(sorted(result.items()))
+    elif method not in _BUILT:
+        from mcp_types import methods  # the first tools/call loads it: see the module doc
+
+        if (method, version) in methods.SERVER_RESULTS:
+            result = methods.serialize_server_result(method, version, result)
     if modern:
         meta = result.get("_meta")
         stamp = {SERVER_INFO_META_KEY: {"name": info.name, "version": info.version}}

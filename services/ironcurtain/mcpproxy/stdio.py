@@ -19,18 +19,19 @@ import logging
 import os
 import signal
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
-import mcp_types as types
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process, SocketStream
-from mcp_types import CONNECTION_CLOSED
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
 from .. import __version__
 from .childenv import inherited
 from .errors import BackendError
 from .jsonrpc import METHOD_NOT_FOUND
+from .wire import CONNECTION_CLOSED, HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+
+if TYPE_CHECKING:
+    import mcp_types as types
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ class LineSession:
     async def list_tools(self, cursor: str | None = None) -> types.ListToolsResult:
         params = {} if cursor is None else {"cursor": cursor}
         result = await self.request("tools/list", params, self.initialize_timeout_s)
+        import mcp_types as types  # a backend's results: loaded when one first starts
+
         return types.ListToolsResult.model_validate(result, by_name=False)
 
     async def call_tool(
@@ -143,6 +146,8 @@ class LineSession:
     ) -> types.CallToolResult:
         params = {"name": name, "arguments": dict(arguments)}
         result = await self.request("tools/call", params, read_timeout_seconds)
+        import mcp_types as types
+
         return types.CallToolResult.model_validate(result, by_name=False)
 
     async def _cancel(self, request_id: int, reason: str) -> None:

@@ -13,19 +13,19 @@ import mcp_types as types
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from mcp_types import HEADER_MISMATCH
 
 from ironcurtain.mcpproxy.http import McpHttp, accepts_json
 from ironcurtain.mcpproxy.protocol import SERVER_INFO_META_KEY, ServerInfo
+from ironcurtain.mcpproxy.wire import HEADER_MISMATCH
 
 JSON = "application/json"
 BOTH = "application/json, text/event-stream"
 MODERN = "2026-07-28"
-TOOL = types.Tool(
-    name="fs__read",
-    description="read a file",
-    input_schema={"type": "object", "properties": {"path": {"type": "string"}}},
-)
+TOOL: dict[str, Any] = {
+    "name": "fs__read",
+    "description": "read a file",
+    "inputSchema": {"type": "object", "properties": {"path": {"type": "string"}}},
+}
 
 
 class RecordingGate:
@@ -33,11 +33,11 @@ class RecordingGate:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail = fail
 
-    def tools(self) -> list[types.Tool]:
+    def tools(self) -> list[dict[str, Any]]:
         return [TOOL]
 
     def input_schema(self, name: str) -> Mapping[str, Any] | None:
-        return TOOL.input_schema if name == TOOL.name else None
+        return TOOL["inputSchema"] if name == TOOL["name"] else None
 
     async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         if self.fail:

@@ -85,7 +85,7 @@ def test_a_url_backend_is_listed_and_policed(tmp_path: Path, remote_url: str) ->
     async def go() -> tuple[list[str], types.CallToolResult, types.CallToolResult]:
         with anyio.fail_after(30):
             async with running_gate(settings) as gate:
-                names = [t.name for t in gate.tools()]
+                names = [t["name"] for t in gate.tools()]
                 allowed = await gate.call("remote__greet", {"name": "ada"})
                 refused = await gate.call("remote__undeclared", {})
                 return names, allowed, refused

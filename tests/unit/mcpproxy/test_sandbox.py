@@ -152,7 +152,7 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
                     sandbox=f"127.0.0.1:{ports['git']}",
                 )
                 async with running_gate(settings) as gate:
-                    names = [t.name for t in gate.tools()]
+                    names = [t["name"] for t in gate.tools()]
                     result = await gate.call("git__git_status", {"repo_path": str(workspace)})
         return names, result
 
@@ -175,7 +175,7 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     workspace = tmp_path / "ws"
     workspace.mkdir()
     (command,) = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
-    listing = [types.Tool(name="git_status", input_schema={"type": "object"})]
+    listing = [{"name": "git_status", "inputSchema": {"type": "object"}}]
     assert ToolCache(tmp_path / "tools").put(command, listing) is not None
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
@@ -192,7 +192,7 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     async def go() -> tuple[list[str], types.CallToolResult]:
         with anyio.fail_after(30):
             async with running_gate(settings) as gate:
-                names = [t.name for t in gate.tools()]
+                names = [t["name"] for t in gate.tools()]
                 result = await gate.call("git__git_status", {"repo_path": str(workspace)})
         return names, result
 

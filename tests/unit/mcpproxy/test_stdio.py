@@ -13,10 +13,10 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp_types import CONNECTION_CLOSED
 
 from ironcurtain.mcpproxy.errors import BackendError
 from ironcurtain.mcpproxy.stdio import StdioClient
+from ironcurtain.mcpproxy.wire import CONNECTION_CLOSED
 
 PEER = r"""
 import json, os, sys
