@@ -6,8 +6,8 @@ backend starts for it), each as wall time and the proxy process's own CPU.
 container each (`docker run --rm`), and reports medians. The probe reads the proxy's CPU from
 /proc/PID/stat (utime + stime: its own, not its children's) the moment its announce line
 arrives. The baseline of the same run is the bare interpreter's start in the same image
-(`python_start_cpu_ms`). Redis is left out (the session's proxy connects to it at start: ~65 ms
-of CPU for redis and rq, the same before and after).
+(`python_start_cpu_ms`). Redis is left out: the proxy makes its Redis client (and loads redis
+and rq) on the first escalation, so a session's start does not pay for it either.
 """
 
 from __future__ import annotations
