@@ -418,10 +418,10 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     assert report["hostname"] != proxy.attrs["Config"]["Hostname"]
     assert report["secrets"] == []
     assert report["audit"] == []  # the image's empty mount point at most
-    assert report["interfaces"] == ["lo"]
-    assert report["routes"] == []
     assert set(report["reach"]) == {label for label, _, _ in targets}
     assert not [label for label, outcome in report["reach"].items() if outcome == "open"], report
+    assert report["interfaces"] == ["lo"]
+    assert report["routes"] == []
 
     # control: the same probe in the MCP proxy reaches every target, and sees its networks
     control = proxy.exec_run(["python3", "/workspace/.probe.py", "/workspace/control.json"])
