@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
 import subprocess
 import sys
@@ -348,3 +349,46 @@ def test_a_child_that_exits_closes_its_connection(tmp_path: Path) -> None:
         await stream.aclose()
 
     _pipes(tmp_path, body)
+
+
+def test_the_sandbox_command_serves_until_sigterm_then_leaves_no_socket_or_child(
+    tmp_path: Path,
+) -> None:
+    """`mcp-proxy sandbox --sockets DIR` as compose runs it: SIGTERM (compose down) stops it at
+    once and cleanly, its children stopped and its sockets removed."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    echo = {"command": sys.executable, "args": ECHO_CHILD, "sandbox": True}
+    (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"echo": echo}}))
+    folder = _folder(tmp_path)
+    command = [
+        sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "sandbox",
+        "--policy", str(policy), "--workspace", str(tmp_path), "--sockets", str(folder),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "the sandbox did not announce its sockets within 60 s"
+        assert process.stdout.readline().decode().startswith("sandbox: serving {'echo': ")
+
+        async def child() -> int:
+            with anyio.fail_after(30):
+                stream = await anyio.connect_unix(str(folder / "echo.sock"))
+                pid = int(await _line(stream))
+                process.terminate()
+                with pytest.raises(anyio.EndOfStream):  # the sandbox hung up on stopping
+                    await _line(stream)
+                await stream.aclose()
+                return pid
+
+        pid = anyio.run(child)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert not _alive(pid)
+    assert not list(folder.iterdir())
