@@ -28,6 +28,14 @@ CONFINED: dict[str, object] = {
     "detach": True,
 }
 
+SOCKETS = "/run/ironcurtain/sandbox"
+SOCKETS_THERE = {  # compose.yaml's check for the sandbox (nanoseconds, as the engine wants)
+    "test": ["CMD", "python3", "-c", f"import glob; assert glob.glob('{SOCKETS}/*.sock')"],
+    "interval": 500_000_000,
+    "timeout": 3_000_000_000,
+    "retries": 3,
+}
+
 CLIENT = r"""
 import json, sys, anyio
 from mcp import Client
@@ -51,9 +59,10 @@ anyio.run(main)
 @pytest.fixture(scope="module")
 def session_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mcp-proxy")
-    dirs = {"workspace": root / "workspace", "audit": root / "audit"}
+    dirs = {"workspace": root / "workspace", "audit": root / "audit", "sockets": root / "sandbox"}
     for d in dirs.values():
         d.mkdir()
+    dirs["sockets"].chmod(0o700)  # as `ironcurtain run` makes it: the sandbox refuses otherwise
     (dirs["workspace"] / "hello.txt").write_text("hello from the mounted workspace\n")
     (dirs["workspace"] / ".env").write_text("TOKEN=do-not-read\n")
     for path in (root, *dirs.values(), *dirs["workspace"].iterdir()):
@@ -88,10 +97,10 @@ def _wait_healthy(container: docker.models.containers.Container, timeout_s: floa
 def sandbox(
     docker_client: docker.DockerClient,
     image: Callable[[str], str],
-    network: docker.models.networks.Network,
     session_dirs: dict[str, Path],
 ) -> Iterator[str]:
-    """The sandbox container (git runs there), as a session deploys it: the workspace only."""
+    """The sandbox container (git runs there), as a session deploys it: the workspace and the
+    socket folder only, no network."""
     name = f"ic-test-mcp-sandbox-{uuid.uuid4().hex[:8]}"
     container = docker_client.containers.run(
         image("mcp-proxy"),
@@ -101,17 +110,20 @@ def sandbox(
             "sandbox",
             "--policy=/etc/ironcurtain/policy",
             "--workspace=/workspace",
-            "--host=0.0.0.0",
-            "--port=8080",  # the image's healthcheck port
+            f"--sockets={SOCKETS}",
         ],
         name=name,
-        network=network.name,
-        volumes={str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"}},
+        network_mode="none",
+        volumes={
+            str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
+            str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "rw"},
+        },
+        healthcheck=SOCKETS_THERE,
         **CONFINED,
     )
     try:
         _wait_healthy(container, 120)
-        yield f"{name}:8080"
+        yield f"unix:{SOCKETS}"
     finally:
         container.remove(force=True)
 
@@ -151,6 +163,7 @@ def proxy(
         volumes={
             str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
             str(session_dirs["audit"]): {"bind": "/audit", "mode": "rw"},
+            str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "ro"},
         },
         **CONFINED,
     )

@@ -44,8 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--sandbox",
         default="",
-        help="where `sandbox: true` servers run: HOST:PORT of the sandbox container's first "
-        "pipe, or `inline` (as children of the proxy: tests only); unset refuses them",
+        help="where `sandbox: true` servers run: unix:DIR, the folder of the sandbox "
+        "container's sockets (one per server, NAME.sock), or `inline` (as children of the "
+        "proxy: tests only); unset refuses them",
     )
     run.add_argument(
         "--tools-cache",
@@ -58,8 +59,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     box = sub.add_parser("sandbox", help="serve the `sandbox: true` servers to the proxy")
     box.add_argument("--policy", type=Path, required=True, help="policy directory")
     box.add_argument("--workspace", type=Path, required=True, help="the session workspace")
-    box.add_argument("--host", default="127.0.0.1")
-    box.add_argument("--port", type=int, default=8081, help="the first sandboxed server's port")
+    box.add_argument(
+        "--sockets",
+        type=Path,
+        required=True,
+        help="a private folder (0700, this user's) shared with the proxy: NAME.sock per server",
+    )
     box.set_defaults(handler=_sandbox)
 
     save = sub.add_parser(
@@ -167,21 +172,29 @@ def _sandbox(args: argparse.Namespace) -> int:
         ("policy_dir", "audit_dir", "state_dir", "ca_dir", "secrets_dir"), "/nonexistent"
     )
     variables["workspace"] = str(args.workspace.resolve())
+
+    async def until_signalled() -> None:
+        # SIGTERM (compose down) ends serving cleanly: children stopped, sockets removed.
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, main.cancel)
+        try:
+            await serve_sandbox(
+                specs,
+                args.sockets,
+                started=lambda paths: print(f"sandbox: serving {paths}", flush=True),
+            )
+        except asyncio.CancelledError:
+            return
+
     try:
         specs = load_backends(args.policy / "servers.yaml", variables)
-        asyncio.run(
-            serve_sandbox(
-                specs,
-                args.host,
-                args.port,
-                started=lambda ports: print(f"sandbox: serving {ports}", flush=True),
-            )
-        )
+        asyncio.run(until_signalled())
     except (ConfigError, ValueError, OSError) as exc:
         print(f"mcp-proxy sandbox: refusing to start: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 0
     return 0
 
 

@@ -4,7 +4,8 @@ Claude-style: `mcpServers: {NAME: {command, args, env}}` for a child process, or
 remote Streamable HTTP server. `egress: true` routes the child's HTTP(S) through the checking
 egress proxy. `sandbox: true` marks a server that may run programs the agent wrote (git runs
 filter drivers and textconv commands from the repository's own config): in a session it runs in
-the sandbox container, which holds nothing but the workspace (see mcpproxy/sandbox.py).
+the sandbox container, which holds nothing but the workspace and has no network: the proxy
+reaches each such server through a unix socket named after it (see mcpproxy/sandbox.py).
 `${name}` is filled from the variables the caller passes.
 """
 
@@ -33,11 +34,12 @@ class BackendSpec:
     url: str | None = None
     egress: bool = False  # give the child HTTP(S)_PROXY pointing at the egress checker
     sandbox: bool = False  # runs agent-written programs: never inside the proxy's container
-    address: tuple[str, int] | None = None  # (host, port) of its pipe in the sandbox
+    # (the path of its unix socket in the sandbox,): SocketClient's arguments, as a tuple
+    address: tuple[str] | None = None
 
-    def reached_at(self, host: str, port: int) -> BackendSpec:
-        """This server as the proxy sees it when it runs in the sandbox at host:port."""
-        return BackendSpec(name=self.name, address=(host, port))
+    def reached_at(self, path: str) -> BackendSpec:
+        """This server as the proxy sees it when it runs in the sandbox behind socket `path`."""
+        return BackendSpec(name=self.name, address=(path,))
 
 
 def load_backends(path: Path, variables: Mapping[str, str]) -> tuple[BackendSpec, ...]:
@@ -99,18 +101,28 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
 
 
 INLINE = "inline"  # run sandboxed servers as the proxy's own children (tests, benchmarks)
-_SANDBOX = re.compile(r"([a-z0-9][a-z0-9.-]*):([0-9]{1,5})")
+UNIX = "unix:"  # `unix:DIR`: the folder the sandbox's sockets are in, shared by both containers
+_SOCKET_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
+MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108 with the terminating NUL
 
 
-def sandbox_ports(specs: tuple[BackendSpec, ...], base: int) -> dict[str, int]:
-    """Each sandboxed server's port, in file order from `base`: the proxy and the sandbox
-    read the same file, so they agree without being told."""
-    return {s.name: base + i for i, s in enumerate(s for s in specs if s.sandbox)}
+def socket_path(folder: str, name: str) -> str:
+    """A sandboxed server's socket, `<folder>/<name>.sock`: the proxy and the sandbox read the
+    same servers.yaml, so they agree without being told. The name is checked again here (a spec
+    need not come from the file): a name never leaves the folder or hides in it."""
+    if not _SOCKET_NAME.fullmatch(name):
+        raise ConfigError(f"server name {name!r} cannot name a socket: [a-z][a-z0-9-]{{0,62}}")
+    if not folder.startswith("/") or "\0" in folder:
+        raise ConfigError(f"the sandbox folder {folder!r} must be an absolute path")
+    path = f"{folder.rstrip('/')}/{name}.sock"
+    if len(path.encode()) > MAX_SOCKET_PATH:
+        raise ConfigError(f"the socket path {path!r} is longer than {MAX_SOCKET_PATH} bytes")
+    return path
 
 
 def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ...]:
-    """Where each server runs: `sandbox` is the sandbox's HOST:PORT (its first port), INLINE,
-    or "" (none).
+    """Where each server runs: `sandbox` is `unix:DIR` (the folder of the sandbox's sockets),
+    INLINE, or "" (none).
 
     With no sandbox a server marked `sandbox: true` is refused rather than run beside the
     proxy's secrets and audit log.
@@ -122,13 +134,11 @@ def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ..
         if boxed:
             raise ConfigError(
                 f"server(s) {', '.join(boxed)} run programs the agent can write and need the "
-                "sandbox container: pass --sandbox HOST:PORT (a session does), or --sandbox "
+                "sandbox container: pass --sandbox unix:DIR (a session does), or --sandbox "
                 "inline where no agent writes the workspace (tests)"
             )
         return specs
-    match = _SANDBOX.fullmatch(sandbox)
-    if match is None or not 0 < int(match.group(2)) < 65536:
-        raise ConfigError(f"sandbox {sandbox!r} must be HOST:PORT")
-    host, base = match.group(1), int(match.group(2))
-    ports = sandbox_ports(specs, base)
-    return tuple(s.reached_at(host, ports[s.name]) if s.sandbox else s for s in specs)
+    if not sandbox.startswith(UNIX):
+        raise ConfigError(f"sandbox {sandbox!r} must be unix:DIR (the sandbox's socket folder)")
+    folder = sandbox.removeprefix(UNIX)
+    return tuple(s.reached_at(socket_path(folder, s.name)) if s.sandbox else s for s in specs)

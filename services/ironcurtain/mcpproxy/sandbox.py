@@ -1,18 +1,20 @@
-"""The sandbox: MCP servers that may run programs the agent wrote, each behind a TCP pipe.
+"""The sandbox: MCP servers that may run programs the agent wrote, each behind a unix socket.
 
 git runs the filter drivers, textconv and merge commands that a repository's own `.git/config`
 names, and the agent writes that file. Run beside the policy proxy, such a program would hold the
 proxy's Redis password (to approve its own escalations), its audit log and its egress leg. So a
 session runs these servers (`sandbox: true` in servers.yaml) in a container of their own with the
-workspace and nothing else: no secrets, no audit log, and one internal network on which only the
-proxy is a neighbour.
+workspace and nothing else: no secrets, no audit log, and no network at all (`network_mode:
+none`: loopback only). The proxy reaches it through a folder both containers bind-mount, the
+session's `sandbox/` (0700, the MCP uid's; never mounted into the agent).
 
 This process understands no MCP and checks no policy (the proxy has decided before a line
-arrives; this process is as untrusted as what it runs): each sandboxed server gets a port
-(`sandbox_ports`), and each connection to it gets a fresh child whose stdin/stdout are the
-connection's two directions. The proxy speaks its stdio session over that connection (stdio.py
-SocketClient); closing it stops the child's whole process group, and a child that exits closes
-it. It imports nothing heavy, so the container costs little at session start.
+arrives; this process is as untrusted as what it runs): each sandboxed server gets a socket
+`<folder>/<name>.sock` (`socket_path`), and each connection to it gets a fresh child whose
+stdin/stdout are the connection's two directions. The proxy speaks its stdio session over that
+connection (stdio.py SocketClient); closing it stops the child's whole process group, and a
+child that exits closes it. It imports nothing heavy, so the container costs little at session
+start.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import contextlib
 import logging
 import os
 import signal
+import stat
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from .childenv import inherited
-from .config import BackendSpec, sandbox_ports
+from .config import BackendSpec, socket_path
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ def child_environment(spec: BackendSpec, environ: Mapping[str, str]) -> dict[str
 
 
 class Pipe:
-    """One sandboxed server on one port: a fresh child for each connection."""
+    """One sandboxed server on one socket: a fresh child for each connection."""
 
     def __init__(self, spec: BackendSpec, environ: Mapping[str, str]) -> None:
         assert spec.command is not None
@@ -144,37 +148,52 @@ async def _stop(child: asyncio.subprocess.Process) -> None:
         os.killpg(child.pid, signal.SIGKILL)  # what the server left behind in its group
 
 
+def check_folder(folder: Path) -> None:
+    """The socket folder is ours alone: a folder others may enter would offer the servers to
+    them (connecting needs only the socket's path and write permission on it)."""
+    info = folder.lstat()  # the folder itself, never where a symlink leads
+    if not stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"the socket folder {folder} is not a folder")
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise ValueError(
+            f"the socket folder {folder} must be private to this user (owner uid "
+            f"{info.st_uid}, mode {info.st_mode & 0o777:o}; expected uid {os.geteuid()}, 700)"
+        )
+
+
 async def serve_sandbox(
     specs: Sequence[BackendSpec],
-    host: str,
-    port: int,
+    folder: Path,
     *,
     environ: Mapping[str, str] | None = None,
-    started: Callable[[dict[str, int]], None] | None = None,
+    started: Callable[[dict[str, str]], None] | None = None,
 ) -> None:
-    """Serve every `sandbox: true` server on its port (from `port` on) until cancelled."""
-    ports = sandbox_ports(tuple(specs), port)
-    if not ports:
+    """Serve every `sandbox: true` server on its socket in `folder` until cancelled; the
+    sockets are removed again when it ends."""
+    boxed = [spec for spec in specs if spec.sandbox]
+    if not boxed:
         raise ValueError("no server in the backends file is marked sandbox: true")
+    check_folder(folder)
+    paths = {spec.name: socket_path(str(folder), spec.name) for spec in boxed}
     env = dict(os.environ if environ is None else environ)
     servers: list[asyncio.Server] = []
     pipes: list[Pipe] = []
     try:
-        bound: dict[str, int] = {}
-        for spec in specs:
-            if spec.sandbox:
-                wanted = ports[spec.name] if port else 0  # 0: any free port (tests)
-                pipes.append(Pipe(spec, env))
-                server = await asyncio.start_server(pipes[-1], host, wanted)
-                servers.append(server)
-                bound[spec.name] = server.sockets[0].getsockname()[1]
-        logger.info("sandbox serving %s on %s", bound, host)
+        for spec in boxed:
+            pipes.append(Pipe(spec, env))
+            # A stale socket of an earlier run at the path is replaced (asyncio unlinks it).
+            servers.append(await asyncio.start_unix_server(pipes[-1], paths[spec.name]))
+            os.chmod(paths[spec.name], 0o600)  # the folder guards it already; this too
+        logger.info("sandbox serving %s", paths)
         if started is not None:
-            started(bound)
+            started(paths)
         await asyncio.Event().wait()  # until cancelled
     finally:
         for server in servers:
             server.close()
+        for path in paths.values():
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # nothing of the session's left in the folder
         with anyio.CancelScope(shield=True):  # a cancelled caller still gets its children stopped
             for pipe in pipes:
                 await pipe.close()

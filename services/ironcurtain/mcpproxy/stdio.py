@@ -287,21 +287,22 @@ class StdioClient(LineSession):
 
 
 class SocketClient(LineSession):
-    """A TCP connection to a server's pipe in the sandbox (sandbox.py), one child per connection."""
+    """A connection to a server's unix socket in the sandbox (sandbox.py), one child per
+    connection."""
 
-    def __init__(
-        self, host: str, port: int, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S
-    ) -> None:
-        super().__init__(f"{host}:{port}", initialize_timeout_s=initialize_timeout_s)
-        self.host, self.port = host, port
+    def __init__(self, path: str, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S) -> None:
+        super().__init__(path, initialize_timeout_s=initialize_timeout_s)
+        self.path = path
         self._stream: SocketStream | None = None
 
     async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
         try:
-            self._stream = await anyio.connect_tcp(self.host, self.port)
+            self._stream = await anyio.connect_unix(self.path)
         except OSError as exc:
-            why = exc.__cause__ or exc
-            raise ConnectionError(f"the sandbox at {self.label} does not answer ({why})") from None
+            why = exc.strerror or exc
+            raise ConnectionError(
+                f"the sandbox socket {self.path} does not answer ({why})"
+            ) from None
         return self._stream, self._stream
 
     async def _close_transport(self) -> None:

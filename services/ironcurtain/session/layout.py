@@ -5,6 +5,8 @@
     agent.env  the agent's environment (fake keys only)                 (removed at teardown)
     mitm/      the MITM proxy's settings (fake keys, budgets)           (removed at teardown)
     secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
+    sandbox/   0700, the MCP uid's: the sandbox's unix sockets, mounted into mcp-sandbox (rw)
+               and mcp-proxy (ro) only, never into the agent            (removed at teardown)
     audit/     the doors' audit logs                                    (kept)
     summary.json                                                         (kept)
 """
@@ -54,6 +56,10 @@ class SessionLayout:
         return self.root / "secrets"
 
     @property
+    def sandbox(self) -> Path:
+        return self.root / "sandbox"
+
+    @property
     def audit(self) -> Path:
         return self.root / "audit"
 
@@ -94,7 +100,8 @@ class SessionLayout:
         return path
 
     def remove_ephemeral(self) -> None:
-        """Teardown: secrets, settings and orientation go; the audit logs and summary stay."""
-        for folder in (self.secrets, self.agent, self.mitm):
+        """Teardown: secrets, settings, orientation and sockets go; the audit logs and summary
+        stay."""
+        for folder in (self.secrets, self.agent, self.mitm, self.sandbox):
             shutil.rmtree(folder, ignore_errors=True)
         self.agent_env.unlink(missing_ok=True)

@@ -511,11 +511,16 @@ class Session:
     def _write_files(self, real_keys: dict[str, str], ca_dir: Path, shared_dir: Path) -> None:
         assert self.plan is not None
         layout = self.layout
+        # Private folders, each for the one container uid that writes it. The sandbox's socket
+        # folder is shared by the MCP proxy and its sandbox, which run as the same uid: nobody
+        # else may enter it (and it is never mounted into the agent).
         for folder, uid in (
             (layout.audit / "mcp", self.plan.mcp_uid),
             (layout.audit / "mitm", MITM_UID),
+            (layout.sandbox, self.plan.mcp_uid),
         ):
             folder.mkdir(mode=0o700, exist_ok=True)
+            folder.chmod(0o700)  # exactly this, whatever the umask took away
             if workspace.is_root():
                 os.chown(folder, uid, uid)
         # Real keys: one file per provider the compose file declares (empty when unused).

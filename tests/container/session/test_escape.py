@@ -5,6 +5,7 @@ the agent, assumed hostile, tries every way out; each blocked probe has a contro
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .conftest import AGENT_UID, REAL_KEY, Env
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
+SOCKETS = "/run/ironcurtain/sandbox"  # the sandbox's socket folder in compose.yaml
 
 
 @dataclass(frozen=True)
@@ -351,22 +353,28 @@ def test_the_agent_cannot_reach_another_sessions_containers(
 # -- programs the agent writes for the MCP servers to run ------------------------------------
 
 # Run by git as a clean filter the agent configured in the workspace repository: where does it
-# run, what does it hold, what can it reach? Reported into the workspace.
+# run, what does it hold, what can it reach? Reported into the file named by its argument. The
+# targets are addresses, not names (with no network there is no resolver to ask), written by the
+# test; the same script run in the MCP proxy is the control that they answer.
 PROBE_SCRIPT = """\
-import json, os, socket
+import json, os, socket, sys
 report = {"hostname": socket.gethostname()}
 report["secrets"] = sorted(os.listdir("/run/secrets")) if os.path.isdir("/run/secrets") else []
 report["audit"] = sorted(os.listdir("/audit")) if os.path.isdir("/audit") else []
+report["interfaces"] = sorted(name for _, name in socket.if_nameindex())
+with open("/proc/net/route") as routes:
+    report["routes"] = routes.read().splitlines()[1:]
 report["reach"] = {}
-for host, port in [("mcp-proxy", 8080), ("redis", 6379), ("approval", 8470),
-                   ("fakellm", 8443), ("mitm-proxy", 3128), ("sidecar", 8080)]:
-    try:
-        socket.create_connection((host, port), 2).close()
-        report["reach"][host] = "open"
-    except OSError as exc:
-        report["reach"][host] = type(exc).__name__
-with open("/workspace/probe-report.json", "w") as out:
+with open("/workspace/.probe-targets.json") as targets:
+    for label, host, port in json.load(targets):
+        try:
+            socket.create_connection((host, port), 2).close()
+            report["reach"][label] = "open"
+        except OSError as exc:
+            report["reach"][label] = type(exc).__name__
+with open(sys.argv[1], "w") as out:
     json.dump(report, out)
+sys.stdout.buffer.write(sys.stdin.buffer.read())  # a clean filter: the content passes through
 """
 
 MCP_CALL = """\
@@ -383,9 +391,37 @@ anyio.run(main)
 """
 
 
+def _targets(running: Running, client: docker.DockerClient) -> list[tuple[str, str, int]]:
+    """Every door, the vendor, Redis and the approval service, at each address the MCP proxy
+    shares a network with (so that the proxy can show they answer), and the proxy's MCP port on
+    loopback."""
+    ports = {
+        "mcp-proxy": plan.MCP_PORT,
+        "mitm-proxy": plan.MITM_PORT,
+        "socket-proxy": plan.DOCKER_PORT,
+        "sidecar": plan.MCP_PORT,
+        "fakellm": 8443,
+    }
+    containers: dict[str, Container] = {s: running.containers[s] for s in ports}
+    shared = running.env.environ["IRONCURTAIN_SHARED_PROJECT"]
+    for service, port in (("redis", 6379), ("approval", 8000)):
+        containers[service] = client.containers.get(f"{shared}-{service}-1")
+        ports[service] = port
+    proxy_networks = set(running.containers["mcp-proxy"].attrs["NetworkSettings"]["Networks"])
+    targets = [("loopback:mcp", "127.0.0.1", plan.MCP_PORT)]
+    for service, container in containers.items():
+        for network, settings in container.attrs["NetworkSettings"]["Networks"].items():
+            if network in proxy_networks:
+                label = f"{service}@{network.rsplit('_', 1)[-1]}"
+                targets.append((label, settings["IPAddress"], ports[service]))
+    return targets
+
+
 def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
-    running: Running, tmp_path: Path
+    running: Running, docker_client: docker.DockerClient
 ) -> None:
+    """The filter runs in the sandbox, which holds no secret and has no network: it reaches
+    nothing, not even the proxy whose call made git run it; its only interface is loopback."""
     workspace = running.session.options.workspace
     repo = workspace / "repo"
     repo.mkdir()
@@ -394,12 +430,13 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     (repo / "notes.txt").write_text("first\n")
     subprocess.run([*git, "add", "notes.txt"], check=True)
     subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    targets = _targets(running, docker_client)
+    (workspace / ".probe-targets.json").write_text(json.dumps(targets))
     # What a hostile agent writes: a filter driver in the repository's own config.
     (workspace / ".probe.py").write_text(PROBE_SCRIPT)
     with (repo / ".git" / "config").open("a") as config:
         config.write(
-            '[filter "probe"]\n'
-            "\tclean = RES_OPTIONS='timeout:1 attempts:1' python3 /workspace/.probe.py; cat\n"
+            '[filter "probe"]\n\tclean = python3 /workspace/.probe.py /workspace/probe.json\n'
         )
     (repo / ".gitattributes").write_text("*.txt filter=probe\n")
     (repo / "notes.txt").write_text("second\n")
@@ -408,13 +445,72 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     call = running.containers["agent"].exec_run(
         ["python3", "-c", MCP_CALL, "git__git_diff_unstaged"]
     )
-    assert call.output.decode().startswith("OK"), call.output  # control: the call was allowed
+    output = call.output.decode()
+    # control: the call was allowed and git's answer came back through the proxy
+    assert output.startswith("OK"), output
+    assert "-first" in output, output
+    assert "+second" in output, output
 
-    report = json.loads((workspace / "probe-report.json").read_text())  # the filter did run
+    report = json.loads((workspace / "probe.json").read_text())  # the filter did run
     sandbox, proxy = running.containers["mcp-sandbox"], running.containers["mcp-proxy"]
     assert report["hostname"] == sandbox.attrs["Config"]["Hostname"]
     assert report["hostname"] != proxy.attrs["Config"]["Hostname"]
     assert report["secrets"] == []
     assert report["audit"] == []  # the image's empty mount point at most
-    assert report["reach"].pop("mcp-proxy") == "open"  # control: the probe can connect
-    assert all(outcome != "open" for outcome in report["reach"].values()), report["reach"]
+    assert set(report["reach"]) == {label for label, _, _ in targets}
+    assert not [label for label, outcome in report["reach"].items() if outcome == "open"], report
+    assert report["interfaces"] == ["lo"]
+    assert report["routes"] == []
+
+    # control: the same probe in the MCP proxy reaches every target, and sees its networks
+    control = proxy.exec_run(["python3", "/workspace/.probe.py", "/workspace/control.json"])
+    assert control.exit_code == 0, control.output
+    seen = json.loads((workspace / "control.json").read_text())
+    assert all(outcome == "open" for outcome in seen["reach"].values()), seen["reach"]
+    assert len(seen["reach"]) >= 9  # each door, the vendor, Redis and approval, and loopback
+    assert len(seen["interfaces"]) > 1
+    assert seen["routes"]
+
+
+def test_the_sandbox_is_on_no_network(running: Running, docker_client: docker.DockerClient) -> None:
+    sandbox = running.containers["mcp-sandbox"]
+    sandbox.reload()
+    assert sandbox.attrs["HostConfig"]["NetworkMode"] == "none"
+    attached = sandbox.attrs["NetworkSettings"]["Networks"]
+    assert set(attached) <= {"none"}
+    assert not any(settings.get("IPAddress") for settings in attached.values())
+    networks = docker_client.networks.list(greedy=True)
+    holding = [n.name for n in networks if sandbox.id in (n.attrs.get("Containers") or {})]
+    assert set(holding) <= {"none"}, holding
+    # control: the same inspection finds the proxy on its session networks
+    proxy = running.containers["mcp-proxy"].id
+    project = running.session.name.project
+    on = {n.name for n in networks if proxy in (n.attrs.get("Containers") or {})}
+    assert {f"{project}_control", f"{project}_egress"} <= on
+
+
+def test_the_sandbox_sockets_are_for_the_proxy_and_its_sandbox_only(running: Running) -> None:
+    """The socket folder: the MCP uid's, 0700, mounted into those two containers only; another
+    uid is refused even where it is mounted, and the agent does not have it."""
+    folder = running.session.layout.sandbox
+    assert running.session.plan is not None
+    info = folder.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (running.session.plan.mcp_uid, 0o700)
+    assert stat.S_ISSOCK((folder / "git.sock").stat().st_mode)
+    mounted = {
+        service: [m["RW"] for m in c.attrs["Mounts"] if Path(m["Source"]) == folder]
+        for service, c in running.containers.items()
+    }
+    assert {s: rw for s, rw in mounted.items() if rw} == {
+        "mcp-proxy": [False],
+        "mcp-sandbox": [True],
+    }
+    assert "absent" in running.agent_sh(f"ls {SOCKETS} 2>/dev/null || echo absent")
+    connect = f"import socket; socket.socket(socket.AF_UNIX).connect('{SOCKETS}/git.sock')"
+    proxy = running.containers["mcp-proxy"]
+    refused = proxy.exec_run(["python3", "-c", connect], user=str(AGENT_UID))
+    assert b"PermissionError" in refused.output, refused.output
+    assert refused.exit_code != 0
+    # control: the proxy's own user connects
+    allowed = proxy.exec_run(["python3", "-c", connect])
+    assert allowed.exit_code == 0, allowed.output

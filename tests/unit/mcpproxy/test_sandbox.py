@@ -1,11 +1,13 @@
 """Servers marked `sandbox: true` run only in the sandbox (or inline when asked), never by default
-beside the proxy; the sandbox gives each connection a fresh child, spoken to over TCP."""
+beside the proxy; the sandbox gives each connection a fresh child, spoken to over a unix socket
+named after the server in a private folder."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
+import select
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -25,6 +27,7 @@ from ironcurtain.mcpproxy.config import (
     ConfigError,
     parse_backends,
     place,
+    socket_path,
 )
 from ironcurtain.mcpproxy.sandbox import child_environment, serve_sandbox
 
@@ -34,20 +37,28 @@ GIT = BackendSpec(name="git", command="mcp-server-git", sandbox=True)
 FS = BackendSpec(name="filesystem", command="mcp-server-filesystem", args=("/w",))
 
 
+def _folder(tmp_path: Path) -> Path:
+    """A private socket folder, as `ironcurtain run` makes it (0700)."""
+    folder = tmp_path / "sandbox"
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o700)
+    return folder
+
+
 @contextlib.asynccontextmanager
-async def serving(specs: Sequence[BackendSpec]) -> AsyncIterator[dict[str, int]]:
-    """A sandbox on free loopback ports for the block: server name -> port."""
+async def serving(specs: Sequence[BackendSpec], folder: Path) -> AsyncIterator[dict[str, str]]:
+    """A sandbox serving in `folder` for the block: server name -> socket path."""
     async with anyio.create_task_group() as tg:
-        ports: dict[str, int] = {}
+        paths: dict[str, str] = {}
         ready = anyio.Event()
 
-        def started(bound: dict[str, int]) -> None:
-            ports.update(bound)
+        def started(bound: dict[str, str]) -> None:
+            paths.update(bound)
             ready.set()
 
-        tg.start_soon(lambda: serve_sandbox(specs, "127.0.0.1", 0, started=started))
+        tg.start_soon(lambda: serve_sandbox(specs, folder, started=started))
         await ready.wait()
-        yield ports
+        yield paths
         tg.cancel_scope.cancel()
 
 
@@ -64,23 +75,83 @@ def test_no_sandbox_is_fine_when_no_server_asks_for_one() -> None:
     assert place((FS,), "") == (FS,)
 
 
-def test_a_sandbox_address_turns_only_the_sandboxed_servers_into_pipes() -> None:
+def test_a_sandbox_folder_turns_only_the_sandboxed_servers_into_sockets_named_after_them() -> None:
     other = BackendSpec(name="other", command="x", sandbox=True)
-    placed = place((FS, GIT, other), "mcp-sandbox:8081")
+    placed = place((FS, GIT, other), "unix:/run/ironcurtain/sandbox")
     assert placed[0] == FS
-    assert placed[1] == BackendSpec(name="git", address=("mcp-sandbox", 8081))
-    assert placed[2] == BackendSpec(name="other", address=("mcp-sandbox", 8082))
+    assert placed[1] == BackendSpec(name="git", address=("/run/ironcurtain/sandbox/git.sock",))
+    assert placed[2] == BackendSpec(name="other", address=("/run/ironcurtain/sandbox/other.sock",))
     assert placed[1].command is None
     assert not placed[1].env
 
 
 @pytest.mark.parametrize(
     "sandbox",
-    ["http://mcp-sandbox:8081", "mcp-sandbox", "mcp-sandbox:0", "mcp-sandbox:70000", "a b:1"],
+    [
+        "mcp-sandbox:8081",  # the old TCP form: the sandbox has no network now
+        "http://mcp-sandbox:8081",
+        "/run/ironcurtain/sandbox",
+        "unix:",
+        "unix:run/ironcurtain/sandbox",  # relative
+        "unix:/run/\0x",
+        "unix:/" + "d" * 120,  # no room for a socket name in sun_path
+    ],
 )
-def test_a_sandbox_that_is_not_host_and_port_is_refused(sandbox: str) -> None:
-    with pytest.raises(ConfigError, match="HOST:PORT"):
+def test_a_sandbox_that_is_not_an_absolute_socket_folder_is_refused(sandbox: str) -> None:
+    with pytest.raises(ConfigError, match=r"sandbox|socket path"):
         place((GIT,), sandbox)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "../git", "git/x", ".git", "Git", "git.sock", "-git", "g" * 64, "git\0", "git name"],
+)
+def test_a_name_that_cannot_be_a_socket_in_the_folder_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match="cannot name a socket"):
+        socket_path("/run/ironcurtain/sandbox", name)
+    with pytest.raises(ConfigError, match="cannot name a socket"):
+        place((BackendSpec(name=name, command="x", sandbox=True),), "unix:/run/s")
+
+
+def test_the_sandbox_refuses_to_serve_a_name_that_cannot_be_a_socket(tmp_path: Path) -> None:
+    spec = BackendSpec(name="../escape", command="true", sandbox=True)
+    with pytest.raises(ConfigError, match="cannot name a socket"):
+        anyio.run(lambda: serve_sandbox([spec], _folder(tmp_path)))
+    assert list(tmp_path.rglob("*")) == [tmp_path / "sandbox"]
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o710, 0o701, 0o770])
+def test_the_sandbox_refuses_a_socket_folder_others_may_enter(tmp_path: Path, mode: int) -> None:
+    folder = _folder(tmp_path)
+    folder.chmod(mode)
+    with pytest.raises(ValueError, match="must be private"):
+        anyio.run(lambda: serve_sandbox([GIT], folder))
+    assert not list(folder.iterdir())
+
+
+def test_the_sandbox_refuses_a_socket_folder_that_is_a_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(_folder(tmp_path))
+    with pytest.raises(ValueError, match="not a folder"):
+        anyio.run(lambda: serve_sandbox([GIT], link))
+
+
+def test_the_sockets_are_private_and_gone_when_the_sandbox_stops(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    echo = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), sandbox=True)
+
+    async def go() -> dict[str, str]:
+        with anyio.fail_after(30):
+            async with serving([FS, echo, GIT], folder) as paths:
+                for path in paths.values():
+                    mode = os.stat(path).st_mode
+                    assert stat.S_ISSOCK(mode)
+                    assert stat.S_IMODE(mode) == 0o600
+        return paths
+
+    paths = anyio.run(go)
+    assert paths == {"echo": f"{folder}/echo.sock", "git": f"{folder}/git.sock"}  # not FS
+    assert not list(folder.iterdir())
 
 
 def test_a_sandboxed_child_inherits_only_ordinary_variables_and_its_own() -> None:
@@ -140,16 +211,18 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
     (workspace / "new.txt").write_text("untracked\n")
     specs = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
+    folder = _folder(tmp_path)
 
     async def go() -> tuple[list[str], types.CallToolResult]:
         with anyio.fail_after(60):
-            async with serving(specs) as ports:
+            async with serving(specs, folder) as paths:
+                assert paths == {"git": f"{folder}/git.sock"}
                 settings = ProxySettings(
                     policy_dir=policy,
                     workspace=workspace,
                     audit_file=tmp_path / "audit" / "a.jsonl",
                     state_dir=tmp_path / "state",
-                    sandbox=f"127.0.0.1:{ports['git']}",
+                    sandbox=f"unix:{folder}",
                 )
                 async with running_gate(settings) as gate:
                     names = [t["name"] for t in gate.tools()]
@@ -177,14 +250,13 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     (command,) = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
     listing = [{"name": "git_status", "inputSchema": {"type": "object"}}]
     assert ToolCache(tmp_path / "tools").put(command, listing) is not None
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    folder = _folder(tmp_path)  # no sandbox serves here: no socket in it
     settings = ProxySettings(
         policy_dir=policy,
         workspace=workspace,
         audit_file=tmp_path / "audit" / "a.jsonl",
         state_dir=tmp_path / "state",
-        sandbox=f"127.0.0.1:{closed.getsockname()[1]}",
+        sandbox=f"unix:{folder}",
         tools_cache=tmp_path / "tools",
         startup_timeout_s=3,
     )
@@ -196,14 +268,14 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
                 result = await gate.call("git__git_status", {"repo_path": str(workspace)})
         return names, result
 
-    try:
-        names, result = anyio.run(go)
-    finally:
-        closed.close()
+    names, result = anyio.run(go)
     assert names == ["git__git_status"]
     assert result.is_error
     text = "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-    assert "backend 'git' did not start: ConnectionError: the sandbox at 127.0.0.1:" in text
+    assert (
+        f"backend 'git' did not start: ConnectionError: the sandbox socket {folder}/git.sock "
+        "does not answer (No such file or directory)"
+    ) in text
 
 
 ECHO_CHILD = [
@@ -217,14 +289,14 @@ ECHO_CHILD = [
 ]
 
 
-def _pipes(body: Callable[[int], Awaitable[None]]) -> None:
-    """Run `body(port)` against a sandbox serving one echoing child per connection."""
+def _pipes(tmp_path: Path, body: Callable[[str], Awaitable[None]]) -> None:
+    """Run `body(path)` against a sandbox serving one echoing child per connection."""
     spec = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), sandbox=True)
 
     async def go() -> None:
         with anyio.fail_after(30):
-            async with serving([spec]) as ports:
-                await body(ports["echo"])
+            async with serving([spec], _folder(tmp_path)) as paths:
+                await body(paths["echo"])
 
     anyio.run(go)
 
@@ -244,10 +316,10 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
-def test_each_connection_gets_its_own_child_and_hanging_up_stops_it() -> None:
-    async def body(port: int) -> None:
-        first = await anyio.connect_tcp("127.0.0.1", port)
-        second = await anyio.connect_tcp("127.0.0.1", port)
+def test_each_connection_gets_its_own_child_and_hanging_up_stops_it(tmp_path: Path) -> None:
+    async def body(path: str) -> None:
+        first = await anyio.connect_unix(path)
+        second = await anyio.connect_unix(path)
         pids = [int(await _line(first)), int(await _line(second))]
         assert pids[0] != pids[1]
         await first.send(b"hello\n")
@@ -257,18 +329,66 @@ def test_each_connection_gets_its_own_child_and_hanging_up_stops_it() -> None:
             while _alive(pids[0]):  # no event for a stranger's exit: polled, under the deadline
                 await anyio.sleep(0.02)
         assert _alive(pids[1])  # the other connection's child is untouched
+        await second.send(b"still\n")
+        assert await _line(second) == b"STILL\n"
         await second.aclose()
+        third = await anyio.connect_unix(path)  # a reconnection: a fresh child again
+        assert int(await _line(third)) not in pids
+        await third.aclose()
 
-    _pipes(body)
+    _pipes(tmp_path, body)
 
 
-def test_a_child_that_exits_closes_its_connection() -> None:
-    async def body(port: int) -> None:
-        stream = await anyio.connect_tcp("127.0.0.1", port)
+def test_a_child_that_exits_closes_its_connection(tmp_path: Path) -> None:
+    async def body(path: str) -> None:
+        stream = await anyio.connect_unix(path)
         await _line(stream)
         await stream.send(b"exit\n")
         with anyio.fail_after(10), pytest.raises(anyio.EndOfStream):
             await stream.receive()
         await stream.aclose()
 
-    _pipes(body)
+    _pipes(tmp_path, body)
+
+
+def test_the_sandbox_command_serves_until_sigterm_then_leaves_no_socket_or_child(
+    tmp_path: Path,
+) -> None:
+    """`mcp-proxy sandbox --sockets DIR` as compose runs it: SIGTERM (compose down) stops it at
+    once and cleanly, its children stopped and its sockets removed."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    echo = {"command": sys.executable, "args": ECHO_CHILD, "sandbox": True}
+    (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"echo": echo}}))
+    folder = _folder(tmp_path)
+    command = [
+        sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "sandbox",
+        "--policy", str(policy), "--workspace", str(tmp_path), "--sockets", str(folder),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "the sandbox did not announce its sockets within 60 s"
+        assert process.stdout.readline().decode().startswith("sandbox: serving {'echo': ")
+
+        async def child() -> int:
+            with anyio.fail_after(30):
+                stream = await anyio.connect_unix(str(folder / "echo.sock"))
+                pid = int(await _line(stream))
+                process.terminate()
+                with pytest.raises(anyio.EndOfStream):  # the sandbox hung up on stopping
+                    await _line(stream)
+                await stream.aclose()
+                return pid
+
+        pid = anyio.run(child)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert not _alive(pid)
+    assert not list(folder.iterdir())

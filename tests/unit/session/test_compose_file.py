@@ -1,6 +1,7 @@
 """compose.yaml, read as data: the agent's hardening is exactly session/hardening.py's, the
-networks are networks.py's, only the proxies have an egress leg, every service is health-checked,
-and every per-session value is a required variable that `Plan.compose_env()` provides."""
+networks are networks.py's, only the proxies have an egress leg, the MCP sandbox has no network
+and shares its socket folder with the MCP proxy only, every service is health-checked, and every
+per-session value is a required variable that `Plan.compose_env()` provides."""
 
 from __future__ import annotations
 
@@ -111,6 +112,40 @@ def test_only_the_proxies_have_an_egress_leg_and_only_the_mcp_proxy_joins_the_sh
     assert {n for n in SERVICES if "egress" in _networks(n)} == {"mitm-proxy", "mcp-proxy"}
     assert {n for n in SERVICES if "shared" in _networks(n)} == {"mcp-proxy"}
     assert DOC["networks"]["shared"]["external"] is True
+
+
+def test_the_mcp_sandbox_has_no_network_and_every_other_service_joins_declared_ones() -> None:
+    sandbox = SERVICES["mcp-sandbox"]
+    assert sandbox["network_mode"] == "none"
+    assert "networks" not in sandbox
+    for name, service in SERVICES.items():
+        if name == "socket-proxy":  # the sidecar's namespace (tested above)
+            assert service["network_mode"] == "service:sidecar"
+            assert "networks" not in service
+        elif name != "mcp-sandbox":
+            assert "network_mode" not in service, name
+            assert set(service["networks"]) <= set(DOC["networks"]), name
+    assert set(DOC["networks"]) == {"agent", "control", "egress", "shared"}
+
+
+def test_the_sandbox_socket_folder_is_mounted_into_the_mcp_proxy_and_its_sandbox_only() -> None:
+    source = "${IRONCURTAIN_SESSION_DIR}/sandbox"
+    mounts = {
+        name: [v for v in service.get("volumes", []) if v["source"] == source]
+        for name, service in SERVICES.items()
+    }
+    assert {name for name, found in mounts.items() if found} == {"mcp-proxy", "mcp-sandbox"}
+    (proxy,) = mounts["mcp-proxy"]
+    (sandbox,) = mounts["mcp-sandbox"]
+    assert proxy["target"] == sandbox["target"] == "/run/ironcurtain/sandbox"
+    assert proxy["read_only"] is True  # it only connects
+    assert sandbox["read_only"] is False  # it makes the sockets
+    assert "--sandbox=unix:/run/ironcurtain/sandbox" in SERVICES["mcp-proxy"]["command"]
+    assert "--sockets=/run/ironcurtain/sandbox" in SERVICES["mcp-sandbox"]["command"]
+    # Nothing mounts the session folder itself, or an ancestor of the socket folder.
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            assert volume["source"].rstrip("/") != "${IRONCURTAIN_SESSION_DIR}", name
 
 
 def test_every_service_is_health_checked_slowly_and_start_up_waits_on_the_doors_instead() -> None:

@@ -46,14 +46,17 @@ def test_a_secret_for_a_container_user_is_readable_by_that_user_only(
         assert _mode(layout.secrets) == 0o700
 
 
-def test_teardown_removes_secrets_and_orientation_but_keeps_the_audit(
+def test_teardown_removes_secrets_orientation_and_sockets_but_keeps_the_audit(
     layout: SessionLayout,
 ) -> None:
     layout.write_secret("k", "v")
     (layout.agent / "mcp.json").write_text("{}")
+    layout.sandbox.mkdir(mode=0o700)
+    os.mknod(layout.sandbox / "git.sock", 0o600 | stat.S_IFSOCK)  # a killed sandbox's socket
     (layout.audit / "mcp.jsonl").write_text("{}\n")
     layout.summary.write_text("{}")
     layout.remove_ephemeral()
+    assert not layout.sandbox.exists()
     assert not layout.secrets.exists()
     assert not layout.agent.exists()
     assert (layout.audit / "mcp.jsonl").exists()
