@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -138,8 +138,10 @@ class Backend:
         wait_ready_s: float = 10.0,
         cached: Sequence[dict[str, Any]] | None = None,
         first_start_s: float = 60.0,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
+        self._wake = wake  # a sandboxed server: asks for the sandbox container (on demand)
         self._extra_env = dict(extra_env or {})
         self._backoff = (backoff_min_s, backoff_max_s)
         self._watch_s = watch_s
@@ -189,7 +191,7 @@ class Backend:
         if self.spec.url is not None:
             return RemoteSession(self.spec.url)
         if self.spec.address is not None:
-            return SocketClient(*self.spec.address)
+            return SocketClient(*self.spec.address, wake=self._wake)
         assert self.spec.command is not None
         return StdioClient(
             self.spec.command, list(self.spec.args), {**self.spec.env, **self._extra_env}

@@ -49,6 +49,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "proxy: tests only); unset refuses them",
     )
     run.add_argument(
+        "--sandbox-wake",
+        type=Path,
+        default=None,
+        help="a file to create to ask for the sandbox container, started on the first call to "
+        "a sandboxed server (`ironcurtain run` watches for it); unset: it is already running",
+    )
+    run.add_argument(
         "--tools-cache",
         type=Path,
         default=None,
@@ -137,6 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeouts=Timeouts(escalation_s=args.escalation_timeout),
         allowed_hosts=tuple(args.allowed_host),
         sandbox=args.sandbox,
+        sandbox_wake=args.sandbox_wake,
         tools_cache=args.tools_cache,
     )
     try:

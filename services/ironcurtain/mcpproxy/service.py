@@ -10,7 +10,9 @@ Entry point for the session orchestration:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -60,6 +62,9 @@ class ProxySettings:
     # Where `sandbox: true` servers run: the sandbox's URL in a session, INLINE in tests, ""
     # (refuse them). The CLI has no default; this library default serves tests and benchmarks.
     sandbox: str = INLINE
+    # A file the proxy creates to ask `ironcurtain run` for the sandbox container, started on the
+    # first call to a sandboxed server; None: the sandbox is already running.
+    sandbox_wake: Path | None = None
     tools_cache: Path | None = None  # saved tool listings: those backends start on first call
 
     def variables(self) -> dict[str, str]:
@@ -80,6 +85,18 @@ def http_app(gate: Gate, settings: ProxySettings) -> McpHttp:
     """The Streamable HTTP endpoint (/mcp): our own lean ASGI app, JSON responses."""
     info = ServerInfo("ironcurtain-mcp-proxy", __version__, INSTRUCTIONS)
     return McpHttp(gate, info, allowed_hosts=settings.allowed_hosts)
+
+
+def _asker(path: Path) -> Callable[[], None]:
+    """Asks for the sandbox by creating `path` (once; never through a link)."""
+
+    def ask() -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        with contextlib.suppress(FileExistsError):  # asked already
+            os.close(os.open(path, flags, 0o600))
+        logger.info("asked for the sandbox container (%s)", path)
+
+    return ask
 
 
 @asynccontextmanager
@@ -110,6 +127,9 @@ async def running_gate(
                 egress.env() if spec.egress else None,
                 cached=saved.get(command) if saved else None,
                 first_start_s=settings.startup_timeout_s,
+                wake=_asker(settings.sandbox_wake)
+                if spec.address and settings.sandbox_wake
+                else None,
             )
             for command, spec in specs
         }

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 GRACE_S = 2.0  # for the child to exit after its stdin closes, and again after SIGTERM
 INITIALIZE_TIMEOUT_S = 60.0
+# How long a call waits for a sandbox started on demand (a container start, ~1-2 s; more when
+# many sessions start at once).
+WAKE_WAIT_S = 60.0
 
 
 class LineSession:
@@ -288,27 +291,61 @@ class StdioClient(LineSession):
 
 class SocketClient(LineSession):
     """A connection to a server's unix socket in the sandbox (sandbox.py), one child per
-    connection."""
+    connection.
 
-    def __init__(self, path: str, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S) -> None:
+    With `wake`, a missing socket means the sandbox container is not started yet (`ironcurtain
+    run` starts it on demand): `wake()` asks for it, and the socket is tried every 0.1 s until it
+    answers or `wake_wait_s` have passed."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
+        wake: Callable[[], None] | None = None,
+        wake_wait_s: float = WAKE_WAIT_S,
+    ) -> None:
         super().__init__(path, initialize_timeout_s=initialize_timeout_s)
         self.path = path
         self._stream: SocketStream | None = None
+        self._wake = wake
+        self._wake_wait_s = wake_wait_s
 
     async def _open(self) -> tuple[ByteSendStream, ByteReceiveStream]:
         try:
             self._stream = await anyio.connect_unix(self.path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            if self._wake is None:
+                raise _no_answer(self.path, exc) from None
+            self._stream = await self._woken()
         except OSError as exc:
-            why = exc.strerror or exc
-            raise ConnectionError(
-                f"the sandbox socket {self.path} does not answer ({why})"
-            ) from None
+            raise _no_answer(self.path, exc) from None
         return self._stream, self._stream
+
+    async def _woken(self) -> SocketStream:
+        assert self._wake is not None
+        try:
+            self._wake()
+        except OSError as exc:
+            raise ConnectionError(f"cannot ask for the sandbox to start: {exc}") from None
+        with anyio.move_on_after(self._wake_wait_s):
+            while True:
+                await anyio.sleep(0.1)  # the socket appears when the sandbox is up; a deadline
+                with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
+                    return await anyio.connect_unix(self.path)
+        raise ConnectionError(
+            f"the sandbox socket {self.path} did not appear within {self._wake_wait_s:g} s of "
+            "asking for the sandbox to start"
+        )
 
     async def _close_transport(self) -> None:
         if self._stream is not None:
             await self._stream.aclose()  # the sandbox stops the child when its pipe closes
             self._stream = None
+
+
+def _no_answer(path: str, exc: OSError) -> ConnectionError:
+    return ConnectionError(f"the sandbox socket {path} does not answer ({exc.strerror or exc})")
 
 
 async def _terminate_group(process: Process) -> None:

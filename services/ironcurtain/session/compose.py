@@ -53,10 +53,18 @@ class Compose:
             )
         return done.stdout
 
-    def up(self, services: Sequence[str] = (), timeout_s: float = 120, wait: bool = True) -> None:
-        """Start services; with `wait`, until each is healthy (compose's own --wait)."""
+    def up(
+        self,
+        services: Sequence[str] = (),
+        timeout_s: float = 120,
+        wait: bool = True,
+        later: Sequence[str] = (),
+    ) -> None:
+        """Start services (all when none are named) except those in `later`; with `wait`, until
+        each is healthy (compose's own --wait)."""
         waiting = ["--wait", "--wait-timeout", str(int(timeout_s))] if wait else []
-        self._check("up", "--detach", *waiting, *services, timeout_s=timeout_s + 30)
+        held = [arg for name in later for arg in ("--scale", f"{name}=0")]
+        self._check("up", "--detach", *waiting, *held, *services, timeout_s=timeout_s + 30)
 
     def down(self, timeout_s: float = 60) -> None:
         """Stop and remove every container, network and volume of the project."""

@@ -7,6 +7,8 @@
     secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
     sandbox/   0700, the MCP uid's: the sandbox's unix sockets, mounted into mcp-sandbox (rw)
                and mcp-proxy (ro) only, never into the agent            (removed at teardown)
+    wake/      0700, the MCP uid's: mcp-proxy (rw) asks here for the sandbox container,
+               which `ironcurtain run` starts on the first sandboxed call (removed at teardown)
     audit/     the doors' audit logs                                    (kept)
     summary.json                                                         (kept)
 """
@@ -60,6 +62,10 @@ class SessionLayout:
         return self.root / "sandbox"
 
     @property
+    def wake(self) -> Path:
+        return self.root / "wake"
+
+    @property
     def audit(self) -> Path:
         return self.root / "audit"
 
@@ -102,6 +108,6 @@ class SessionLayout:
     def remove_ephemeral(self) -> None:
         """Teardown: secrets, settings, orientation and sockets go; the audit logs and summary
         stay."""
-        for folder in (self.secrets, self.agent, self.mitm, self.sandbox):
+        for folder in (self.secrets, self.agent, self.mitm, self.sandbox, self.wake):
             shutil.rmtree(folder, ignore_errors=True)
         self.agent_env.unlink(missing_ok=True)

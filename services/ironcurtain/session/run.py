@@ -123,6 +123,11 @@ class Session:
         self.lines: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
         self.services: tuple[str, ...] = SERVICES  # plus `siblings` when declared
+        # The sandbox container starts on demand, from a thread that lives with the session.
+        self._waker = threading.Thread(target=self._wake_sandbox, name="sandbox-waker", daemon=True)
+        self._stop_waking = threading.Event()
+        self._sandbox_up = threading.Event()
+        self.sandbox_error = ""
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -243,7 +248,9 @@ class Session:
         self.outcome = "starting"
         began = time.monotonic()
         try:
-            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False)
+            # Not the sandbox: it starts when the proxy first asks for it (_wake_sandbox).
+            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=["mcp-sandbox"])
+            self._waker.start()
             self._wait_ready(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
@@ -425,6 +432,9 @@ class Session:
 
     def teardown(self) -> None:
         began = time.monotonic()
+        self._stop_waking.set()
+        if self._waker.is_alive():
+            self._waker.join(timeout=START_TIMEOUT_S)  # a sandbox start in progress ends first
         if self.compose is not None:
             try:
                 self.compose.down(timeout_s=60)
@@ -518,6 +528,7 @@ class Session:
             (layout.audit / "mcp", self.plan.mcp_uid),
             (layout.audit / "mitm", MITM_UID),
             (layout.sandbox, self.plan.mcp_uid),
+            (layout.wake, self.plan.mcp_uid),
         ):
             folder.mkdir(mode=0o700, exist_ok=True)
             folder.chmod(0o700)  # exactly this, whatever the umask took away
@@ -602,12 +613,33 @@ class Session:
         except Exception as exc:  # notices are a convenience; the approval UI still works
             show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
 
+    def _wake_sandbox(self) -> None:
+        """Start the sandbox container when the MCP proxy asks (its first call to a sandboxed
+        server creates wake/sandbox), once. A failed start is left to the proxy's deadline,
+        which fails that call saying the sandbox did not appear."""
+        asked = self.layout.wake / "sandbox"
+        while not self._stop_waking.wait(0.1):  # a cheap stat, until asked or torn down
+            if not asked.exists():
+                continue
+            assert self.compose is not None
+            began = time.monotonic()
+            try:
+                self.compose.up(["mcp-sandbox"], timeout_s=START_TIMEOUT_S, wait=False)
+            except ComposeError as exc:
+                self.sandbox_error = str(exc)
+            else:
+                self.timings["sandbox"] = time.monotonic() - began
+                self._sandbox_up.set()
+            return
+
     def _watch_proxies(
         self, proc: subprocess.Popen[str] | terminal.Relay, stop: threading.Event
     ) -> None:
         """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
-        services = ("sidecar", "mcp-proxy", "mcp-sandbox", "mitm-proxy", "socket-proxy")
         while not stop.wait(1.0):
+            services = ["sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy"]
+            if self._sandbox_up.is_set():  # started on demand
+                services.append("mcp-sandbox")
             try:
                 states = {
                     c.labels.get("com.docker.compose.service"): c.status

@@ -398,11 +398,15 @@ def _targets(running: Running, client: docker.DockerClient) -> list[tuple[str, s
     ports = {
         "mcp-proxy": plan.MCP_PORT,
         "mitm-proxy": plan.MITM_PORT,
-        "socket-proxy": plan.DOCKER_PORT,
         "sidecar": plan.MCP_PORT,
         "fakellm": 8443,
     }
     containers: dict[str, Container] = {s: running.containers[s] for s in ports}
+    # The socket proxy has no address of its own: it answers at the sidecar's (socat's) port.
+    containers["socket-proxy"], ports["socket-proxy"] = (
+        running.containers["sidecar"],
+        plan.DOCKER_PORT,
+    )
     shared = running.env.environ["IRONCURTAIN_SHARED_PROJECT"]
     for service, port in (("redis", 6379), ("approval", 8000)):
         containers[service] = client.containers.get(f"{shared}-{service}-1")
@@ -452,7 +456,7 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     assert "+second" in output, output
 
     report = json.loads((workspace / "probe.json").read_text())  # the filter did run
-    sandbox, proxy = running.containers["mcp-sandbox"], running.containers["mcp-proxy"]
+    sandbox, proxy = _sandbox(running), running.containers["mcp-proxy"]
     assert report["hostname"] == sandbox.attrs["Config"]["Hostname"]
     assert report["hostname"] != proxy.attrs["Config"]["Hostname"]
     assert report["secrets"] == []
@@ -472,8 +476,42 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     assert seen["routes"]
 
 
-def test_the_sandbox_is_on_no_network(running: Running, docker_client: docker.DockerClient) -> None:
-    sandbox = running.containers["mcp-sandbox"]
+def _sandbox(running: Running) -> Container:
+    """The sandbox container, once a sandboxed call has started it (it starts on demand)."""
+    label = f"com.docker.compose.project={running.session.name.project}"
+    found = [
+        c
+        for c in running.session.client.containers.list(filters={"label": label})
+        if c.labels["com.docker.compose.service"] == "mcp-sandbox"
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def woken(running: Running) -> Container:
+    """The sandbox, started by a first git call (on a folder that is no repository: an error
+    answer from git, through the sandbox)."""
+    call = running.containers["agent"].exec_run(
+        ["python3", "-c", MCP_CALL.replace("/workspace/repo", "/workspace"), "git__git_status"]
+    )
+    assert call.output.decode().startswith(("OK", "ERROR")), call.output
+    return _sandbox(running)
+
+
+def test_the_sandbox_starts_on_the_first_sandboxed_call_and_not_before(
+    running: Running, woken: Container
+) -> None:
+    # Sessions that never call git never start a sixth container.
+    assert "mcp-sandbox" not in running.containers  # none after start-up and the isolation check
+    assert woken.status == "running"  # control: the call started it
+    assert running.session.timings.get("sandbox", 0) > 0
+
+
+def test_the_sandbox_is_on_no_network(
+    woken: Container, running: Running, docker_client: docker.DockerClient
+) -> None:
+    sandbox = woken
     sandbox.reload()
     assert sandbox.attrs["HostConfig"]["NetworkMode"] == "none"
     attached = sandbox.attrs["NetworkSettings"]["Networks"]
@@ -489,7 +527,9 @@ def test_the_sandbox_is_on_no_network(running: Running, docker_client: docker.Do
     assert {f"{project}_control", f"{project}_egress"} <= on
 
 
-def test_the_sandbox_sockets_are_for_the_proxy_and_its_sandbox_only(running: Running) -> None:
+def test_the_sandbox_sockets_are_for_the_proxy_and_its_sandbox_only(
+    running: Running, woken: Container
+) -> None:
     """The socket folder: the MCP uid's, 0700, mounted into those two containers only; another
     uid is refused even where it is mounted, and the agent does not have it."""
     folder = running.session.layout.sandbox
@@ -499,7 +539,7 @@ def test_the_sandbox_sockets_are_for_the_proxy_and_its_sandbox_only(running: Run
     assert stat.S_ISSOCK((folder / "git.sock").stat().st_mode)
     mounted = {
         service: [m["RW"] for m in c.attrs["Mounts"] if Path(m["Source"]) == folder]
-        for service, c in running.containers.items()
+        for service, c in {**running.containers, "mcp-sandbox": woken}.items()
     }
     assert {s: rw for s, rw in mounted.items() if rw} == {
         "mcp-proxy": [False],

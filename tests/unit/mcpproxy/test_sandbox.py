@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +31,8 @@ from ironcurtain.mcpproxy.config import (
     socket_path,
 )
 from ironcurtain.mcpproxy.sandbox import child_environment, serve_sandbox
+from ironcurtain.mcpproxy.service import _asker
+from ironcurtain.mcpproxy.stdio import SocketClient
 
 from .conftest import BIN
 
@@ -392,3 +395,62 @@ def test_the_sandbox_command_serves_until_sigterm_then_leaves_no_socket_or_child
             process.stdout.close()
     assert not _alive(pid)
     assert not list(folder.iterdir())
+
+
+def test_a_missing_socket_asks_for_the_sandbox_once_and_connects_when_it_appears(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "git.sock"
+    asked: list[bool] = []
+
+    async def main() -> None:
+        listener: list[socket.socket] = []
+
+        def wake() -> None:  # the sandbox "starts": its socket appears
+            asked.append(True)
+            server = socket.socket(socket.AF_UNIX)
+            server.bind(str(path))
+            server.listen()
+            listener.append(server)
+
+        client = SocketClient(str(path), wake=wake, wake_wait_s=10)
+        send, _ = await client._open()
+        await send.aclose()
+        listener[0].close()
+
+    anyio.run(main)
+    assert asked == [True]
+
+
+def test_a_sandbox_that_never_appears_fails_the_call_naming_the_socket(tmp_path: Path) -> None:
+    path = tmp_path / "git.sock"
+
+    async def main() -> None:
+        client = SocketClient(str(path), wake=lambda: None, wake_wait_s=0.3)
+        with pytest.raises(ConnectionError, match=r"git\.sock did not appear within 0\.3 s"):
+            await client._open()
+
+    anyio.run(main)
+
+
+def test_without_a_wake_a_missing_socket_fails_at_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(ConnectionError, match="does not answer"):
+            await SocketClient(str(tmp_path / "git.sock"))._open()
+
+    anyio.run(main)
+
+
+def test_asking_for_the_sandbox_creates_its_file_once_and_never_through_a_link(
+    tmp_path: Path,
+) -> None:
+    ask = _asker(tmp_path / "sandbox")
+    ask()
+    ask()  # asked already: nothing more
+    assert stat.S_IMODE((tmp_path / "sandbox").stat().st_mode) == 0o600
+    target = tmp_path / "audit.jsonl"
+    target.write_text("kept\n")
+    (tmp_path / "linked").symlink_to(target)
+    _asker(tmp_path / "linked")()  # a link planted there is never followed (O_EXCL)
+    assert target.read_text() == "kept\n"
+    assert (tmp_path / "linked").is_symlink()

@@ -180,3 +180,13 @@ def test_no_service_takes_a_secret_from_its_environment() -> None:
     for name, service in SERVICES.items():
         for key in service.get("environment", {}) or {}:
             assert not re.search(r"KEY|TOKEN|PASSWORD|SECRET", key), (name, key)
+
+
+def test_the_wake_folder_is_the_mcp_proxys_alone() -> None:
+    source = "${IRONCURTAIN_SESSION_DIR}/wake"
+    mounts = {
+        name: [v["read_only"] for v in service.get("volumes", []) if v["source"] == source]
+        for name, service in SERVICES.items()
+    }
+    assert {name: ro for name, ro in mounts.items() if ro} == {"mcp-proxy": [False]}
+    assert "--sandbox-wake=/run/ironcurtain/wake/sandbox" in SERVICES["mcp-proxy"]["command"]
