@@ -1,11 +1,14 @@
 """Session start and teardown through the real compose.yaml (images already built).
 
 start_s: from `Session.prepare()` (session folder, keys, secrets, settings) through compose up
-(every healthcheck green) and the isolation check from inside the agent, to agent-ready.
-teardown_s: compose down and removal of the session's secrets. Then the same for 4 concurrent
-sessions; the ratio `concurrent4_start_ratio` compares their slowest start with one session's
-start measured in the same run (target <= 2). The team-shared stack is started once, before
-timing (a real team has it running already), and stopped at the end.
+(every door answering from inside the agent) and the isolation check, to agent-ready.
+teardown_s: compose down and removal of the session's secrets.
+git_first_call_s / git_second_call_s: one git tool call from inside the agent after start-up (its
+MCP client's start included); the first starts the sandbox container on demand, the second is
+its baseline. Then the same start for 4 concurrent sessions; `concurrent4_start_ratio` compares
+their slowest start with one session's start measured in the same run (target <= 2). The
+team-shared stack is started once, before timing (a real team has it running already), and
+stopped at the end.
 """
 
 from __future__ import annotations
@@ -46,13 +49,42 @@ def _stop(session: Session) -> float:
     return time.perf_counter() - began
 
 
+# One git tool call from inside the agent, through the MCP door, as an agent's client makes it.
+GIT_CALL = """\
+import anyio
+from mcp import Client
+
+async def main():
+    with anyio.fail_after(120):
+        async with Client("http://sidecar:8080/mcp") as client:
+            result = await client.call_tool("git__git_status", {"repo_path": "/workspace"})
+            print("answered", result.is_error)
+
+anyio.run(main)
+"""
+
+
+def _git_call(session: Session) -> float:
+    """Wall time of one git call from the agent (its client's start included)."""
+    agent = session.client.containers.get(f"{session.name.project}-agent-1")
+    began = time.perf_counter()
+    done = agent.exec_run(["python3", "-c", GIT_CALL])
+    elapsed = time.perf_counter() - began
+    if b"answered" not in done.output:
+        raise RuntimeError(f"the git call failed: {done.output.decode(errors='replace')}")
+    return elapsed
+
+
 def _one(environ: dict[str, str], workspace: Path) -> tuple[float, float, dict[str, float]]:
     session = _session(environ, workspace)
     try:
         start = _start(session)
+        # The sandbox container starts on the first sandboxed call: its cost, against a second
+        # call of the same session as the baseline.
+        timings = {"git_first": _git_call(session), "git_second": _git_call(session)}
     finally:
         stop = _stop(session)
-    return start, stop, dict(session.timings)
+    return start, stop, {**session.timings, **timings}
 
 
 def _concurrent(
@@ -125,8 +157,13 @@ def run() -> dict[str, float | int | str]:
         f"start_{phase}_s": round(statistics.median(p[phase] for _, _, p in singles), 2)
         for phase in ("prepare", "up", "check")
     }
+    git = {
+        f"{name}_call_s": round(statistics.median(p[name] for _, _, p in singles), 2)
+        for name in ("git_first", "git_second")
+    }
     return {
         **phases,
+        **git,
         "rounds": ROUNDS,
         "start_s": round(start_s, 2),
         "teardown_s": round(stop_s, 2),
