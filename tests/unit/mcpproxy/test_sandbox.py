@@ -203,7 +203,8 @@ rules:
 """
 
 
-def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -> None:
+def _sandboxed_git(tmp_path: Path) -> tuple[Path, Path, dict[str, object]]:
+    """A policy folder serving git as a `sandbox: true` server, and an empty workspace."""
     policy = tmp_path / "policy"
     policy.mkdir()
     (policy / "policy.yaml").write_text(POLICY)
@@ -211,6 +212,11 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
     (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"git": spec}}))
     workspace = tmp_path / "ws"
     workspace.mkdir()
+    return policy, workspace, spec
+
+
+def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -> None:
+    policy, workspace, spec = _sandboxed_git(tmp_path)
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
     (workspace / "new.txt").write_text("untracked\n")
     specs = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
@@ -243,13 +249,7 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
 ) -> None:
     """On demand through the sandbox: no connection at start-up; an unreachable sandbox refuses
     the call with the reason instead of hanging or running git anywhere else."""
-    policy = tmp_path / "policy"
-    policy.mkdir()
-    (policy / "policy.yaml").write_text(POLICY)
-    spec = {"command": str(BIN / "mcp-server-git"), "args": [], "sandbox": True}
-    (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"git": spec}}))
-    workspace = tmp_path / "ws"
-    workspace.mkdir()
+    policy, workspace, spec = _sandboxed_git(tmp_path)
     (command,) = parse_backends({"mcpServers": {"git": spec}}, "servers.yaml", {})
     listing = [{"name": "git_status", "inputSchema": {"type": "object"}}]
     assert ToolCache(tmp_path / "tools").put(command, listing) is not None
