@@ -466,6 +466,8 @@ class Session:
         if self.layout.root.exists():
             self.layout.summary.write_text(result.to_json())
         self.say(result.render())
+        if self.sandbox_error:  # the git calls that waited for it said so to the agent
+            self.say(f"  the git sandbox did not start: {self.sandbox_error}")
         if self.layout.root.exists():
             self.say(f"  summary: {self.layout.summary}")
         self.say(f"run: exit {code}")
