@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -215,6 +216,20 @@ def _sandboxed_git(tmp_path: Path) -> tuple[Path, Path, dict[str, object]]:
     return policy, workspace, spec
 
 
+def _settings(
+    tmp_path: Path, policy: Path, workspace: Path, folder: Path, **more: Any
+) -> ProxySettings:
+    """The proxy's settings for that policy, reaching the sandbox's sockets in `folder`."""
+    return ProxySettings(
+        policy_dir=policy,
+        workspace=workspace,
+        audit_file=tmp_path / "audit" / "a.jsonl",
+        state_dir=tmp_path / "state",
+        sandbox=f"unix:{folder}",
+        **more,
+    )
+
+
 def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -> None:
     policy, workspace, spec = _sandboxed_git(tmp_path)
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)
@@ -226,13 +241,7 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
         with anyio.fail_after(60):
             async with serving(specs, folder) as paths:
                 assert paths == {"git": f"{folder}/git.sock"}
-                settings = ProxySettings(
-                    policy_dir=policy,
-                    workspace=workspace,
-                    audit_file=tmp_path / "audit" / "a.jsonl",
-                    state_dir=tmp_path / "state",
-                    sandbox=f"unix:{folder}",
-                )
+                settings = _settings(tmp_path, policy, workspace, folder)
                 async with running_gate(settings) as gate:
                     names = [t["name"] for t in gate.tools()]
                     result = await gate.call("git__git_status", {"repo_path": str(workspace)})
@@ -254,14 +263,8 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     listing = [{"name": "git_status", "inputSchema": {"type": "object"}}]
     assert ToolCache(tmp_path / "tools").put(command, listing) is not None
     folder = _folder(tmp_path)  # no sandbox serves here: no socket in it
-    settings = ProxySettings(
-        policy_dir=policy,
-        workspace=workspace,
-        audit_file=tmp_path / "audit" / "a.jsonl",
-        state_dir=tmp_path / "state",
-        sandbox=f"unix:{folder}",
-        tools_cache=tmp_path / "tools",
-        startup_timeout_s=3,
+    settings = _settings(
+        tmp_path, policy, workspace, folder, tools_cache=tmp_path / "tools", startup_timeout_s=3
     )
 
     async def go() -> tuple[list[str], types.CallToolResult]:
