@@ -16,7 +16,7 @@ export BASE_IMAGE EXTRA_CA_CERT VENV
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv engine base images browser node test test-unit test-container lint up bench clean-venv shared-up shared-down
+.PHONY: help deps venv engine base images browser node lua test test-unit test-container lint up bench clean-venv shared-up shared-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,13 +55,16 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test-unit: $(STAMP) node ## fast tests, no Docker
+lua: ## make sure lua5.3 exists (the socket proxy's Lua is unit-tested outside HAProxy)
+	@scripts/lua.sh
+
+test-unit: $(STAMP) node lua ## fast tests, no Docker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-container: images browser ## tests against the real engine and our images
 	$(BIN)/pytest -m container tests/container $(PYTEST_ARGS)
 
-test: images browser node ## all tests (sets up the engine and images first)
+test: images browser node lua ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 up: images ## run a session: make up TASK="fix the failing test" [WORKSPACE=path] [AGENT=codex] [SIBLINGS=file]; no TASK: interactive

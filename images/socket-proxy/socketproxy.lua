@@ -1,156 +1,56 @@
--- IronCurtain socket proxy helpers for HAProxy.
+-- IronCurtain socket proxy helpers for HAProxy: the glue between HAProxy and the pure modules
+-- beside this file (scan.lua: the JSON scanner; query.lua: the query allowlist), which are
+-- unit-tested outside HAProxy with Debian's lua5.3.
 --
 -- lua.visible_id (action): a container-scoped request that names a full container ID is let
 -- through only if the engine says that ID belongs to one of the declared visible names.
---
--- strip_env(body) walks the whole JSON text (strings with escapes, nesting) and replaces the
--- value of every "Env" key that holds an array with []. It returns nil, so HAProxy refuses the
--- answer, when the text is not one complete, balanced JSON value (e.g. cut at the buffer size).
+-- lua.query (action): the request's query is checked against its rule's allowlist and replaced
+-- by the canonical query rebuilt from the checked values; a refusal sets txn.refusal.
+-- lua.inspect_reply (action): an inspect answer with every "Env" array emptied, or a 502.
 
-local function skip_ws(s, i)
-  local _, e = string.find(s, "^[ \t\r\n]*", i)
-  return e + 1
-end
+local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
+local scan = dofile(here .. "scan.lua")
+local query = dofile(here .. "query.lua")
 
--- i points at an opening quote; returns the index after the closing quote, or nil.
-local function skip_string(s, i)
-  local j = i + 1
-  while true do
-    local k = string.find(s, '["\\]', j)
-    if k == nil then return nil end
-    if string.sub(s, k, k) == '"' then return k + 1 end
-    j = k + 2 -- a backslash escapes the next character
-  end
-end
-
--- i points at '[' or '{'; returns the index after its matching close, or nil.
-local function skip_container(s, i)
-  local depth = 0
-  local j = i
-  local n = #s
-  while j <= n do
-    local c = string.sub(s, j, j)
-    if c == '"' then
-      j = skip_string(s, j)
-      if j == nil then return nil end
-    else
-      if c == "[" or c == "{" then
-        depth = depth + 1
-      elseif c == "]" or c == "}" then
-        depth = depth - 1
-        if depth == 0 then return j + 1 end
-        if depth < 0 then return nil end
-      end
-      j = j + 1
-    end
-  end
-  return nil
-end
-
-local function strip_env(s)
-  if type(s) ~= "string" then return nil end
+local function split(names)
   local out = {}
-  local from = 1 -- start of the text not yet copied to out
-  local depth = 0
-  local started = false
-  local i = skip_ws(s, 1)
-  local n = #s
-  while i <= n do
-    local c = string.sub(s, i, i)
-    if c == '"' then
-      local after = skip_string(s, i)
-      if after == nil then return nil end
-      local key = string.sub(s, i, after - 1)
-      local colon = skip_ws(s, after)
-      if depth > 0 and key == '"Env"' and string.sub(s, colon, colon) == ":" then
-        local v = skip_ws(s, colon + 1)
-        if string.sub(s, v, v) == "[" then
-          local close = skip_container(s, v)
-          if close == nil then return nil end
-          out[#out + 1] = string.sub(s, from, v - 1)
-          out[#out + 1] = "[]"
-          from = close
-          i = close
-        else
-          i = after
-        end
-      else
-        i = after
-      end
-    else
-      if c == "[" or c == "{" then
-        depth = depth + 1
-        started = true
-      elseif c == "]" or c == "}" then
-        depth = depth - 1
-        if depth < 0 then return nil end
-        if depth == 0 then
-          -- the top-level value is complete: only whitespace may follow
-          if skip_ws(s, i + 1) <= n then return nil end
-          out[#out + 1] = string.sub(s, from, n)
-          return table.concat(out)
-        end
-      elseif depth == 0 and not string.find(c, "[ \t\r\n]") then
-        return nil -- a top-level scalar: not an inspect answer
-      end
-      i = i + 1
-    end
-  end
-  return nil -- never closed: cut short
+  for name in string.gmatch(names, "[^,]+") do out[#out + 1] = name end
+  return out
 end
 
-
-
--- The string value of a top-level key of a JSON object, or nil.
-local function top_level_string(s, wanted)
-  local depth = 0
-  local i = 1
-  local n = #s
-  while i <= n do
-    local c = string.sub(s, i, i)
-    if c == '"' then
-      local after = skip_string(s, i)
-      if after == nil then return nil end
-      local colon = skip_ws(s, after)
-      if depth == 1 and string.sub(s, colon, colon) == ":" then
-        local v = skip_ws(s, colon + 1)
-        if string.sub(s, i, after - 1) == '"' .. wanted .. '"' then
-          if string.sub(s, v, v) ~= '"' then return nil end
-          local close = skip_string(s, v)
-          if close == nil then return nil end
-          return string.sub(s, v + 1, close - 2)
-        end
-        i = v
-      else
-        i = after
-      end
-    else
-      if c == "[" or c == "{" then
-        depth = depth + 1
-      elseif c == "]" or c == "}" then
-        depth = depth - 1
-      end
-      i = i + 1
-    end
-  end
-  return nil
-end
-
--- Ask the engine which container an ID names: its "/name", or nil.
-local function name_of(socket_path, id)
+-- The engine's inspect answer for REF (a name or full ID): its body, or nil.
+local function inspect(socket_path, ref)
   local sock = core.tcp()
   sock:settimeout(5)
   if not sock:connect("unix@" .. socket_path) then return nil end
-  sock:send("GET /containers/" .. id .. "/json HTTP/1.0\r\nHost: docker\r\n\r\n")
+  sock:send("GET /containers/" .. ref .. "/json HTTP/1.0\r\nHost: docker\r\n\r\n")
   local answer = sock:receive("*a")
   sock:close()
   if answer == nil then return nil end
   if not string.find(answer, "^HTTP/1%.[01] 200 ") then return nil end
   local head_end = string.find(answer, "\r\n\r\n", 1, true)
   if head_end == nil then return nil end
-  local body = string.sub(answer, head_end + 4)
-  if top_level_string(body, "Id") ~= id then return nil end
-  return top_level_string(body, "Name")
+  return string.sub(answer, head_end + 4)
+end
+
+-- Ask the engine which container an ID names: its "/name", or nil.
+local function name_of(socket_path, id)
+  local body = inspect(socket_path, id)
+  if body == nil or scan.top_level_string(body, "Id") ~= id then return nil end
+  return scan.top_level_string(body, "Name")
+end
+
+-- The full IDs of the visible names that exist now: {name = id}.
+local function ids_of(socket_path, names)
+  local ids = {}
+  for _, name in ipairs(names) do
+    local body = inspect(socket_path, name)
+    if body ~= nil and scan.top_level_string(body, "Name") == "/" .. name then
+      local id = scan.top_level_string(body, "Id")
+      if id ~= nil and #id == 64 and not string.find(id, "[^0-9a-f]") then ids[name] = id end
+    end
+  end
+  return ids
 end
 
 local ENDPOINT_RULE = { json = "inspect", logs = "logs", stats = "stats", top = "top" }
@@ -172,10 +72,32 @@ core.register_action("visible_id", { "http-req" }, function(txn, names, socket_p
   end
 end, 2)
 
+-- lua.query (http-req action, once the rule is known): spec, owned filters, visible names,
+-- socket path, as rendered from ironcurtain.socketproxy.rules ("-" for an empty argument).
+core.register_action("query", { "http-req" }, function(txn, spec, owned, names, socket_path)
+  if spec == "-" then spec = "" end
+  if owned == "-" then owned = "" end
+  if names == "-" then names = "" end
+  local visible = split(names)
+  local canonical, why = query.canonical(txn.sf:query() or "", spec, owned, visible,
+    function(wanted) return ids_of(socket_path, wanted) end)
+  if canonical == nil then
+    txn:set_var("txn.refusal", why)
+    return
+  end
+  local path = txn.sf:path()
+  if canonical == "" then
+    txn.http:req_set_uri(path)
+  else
+    txn.http:req_set_uri(path .. "?" .. canonical)
+  end
+  txn:set_var("txn.checked", "1")
+end, 4)
+
 -- lua.inspect_reply (http-res action, after wait-for-body): answer with the stripped inspect body,
 -- or refuse with a 502 when the body cannot be parsed whole (e.g. larger than the buffer).
 core.register_action("inspect_reply", { "http-res" }, function(txn)
-  local stripped = strip_env(txn.sf:res_body())
+  local stripped = scan.strip_env(txn.sf:res_body())
   local reply = txn:reply()
   if stripped == nil then
     reply:set_status(502, "Bad Gateway")

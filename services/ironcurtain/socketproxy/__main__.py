@@ -9,10 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+from .engine import EngineError, api_range
 from .render import render
+from .rules import omitted
 from .settings import SettingsError, from_environ
 
 EXIT_CONFIG = 64
+EXIT_ENGINE = 69  # EX_UNAVAILABLE: the engine did not say which API versions it speaks
 
 
 def main() -> int:
@@ -23,7 +26,17 @@ def main() -> int:
         print(f"socket-proxy: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        target.write_text(render(settings))
+        engine = api_range(settings.socket_path)
+    except EngineError as exc:
+        print(f"socket-proxy: {exc}", file=sys.stderr)
+        return EXIT_ENGINE
+    for name in omitted(settings, engine):
+        print(
+            f"socket-proxy: not serving {name}: the engine's API {engine.high} is below its floor",
+            file=sys.stderr,
+        )
+    try:
+        target.write_text(render(settings, engine))
     except OSError as exc:
         print(
             f"socket-proxy: cannot write {target}: {exc.strerror} (mount a tmpfs)", file=sys.stderr
@@ -31,7 +44,8 @@ def main() -> int:
         return EXIT_CONFIG
     print(
         f"socket-proxy: serving {', '.join(sorted(settings.switches)) or 'nothing'}; "
-        f"visible containers: {', '.join(settings.visible) or 'none'}",
+        f"visible containers: {', '.join(settings.visible) or 'none'}; "
+        f"API {engine.low[0]}.{engine.low[1]}-{engine.high[0]}.{engine.high[1]}",
         file=sys.stderr,
         flush=True,
     )

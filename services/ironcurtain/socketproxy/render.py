@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from .rules import Backend, Rule, build
+from .rules import ApiRange, Backend, Rule, build
 from .settings import Settings
 
 LUA_PATH = "/etc/ironcurtain/socketproxy.lua"
 HEALTH_PORT = 8404
 BUFSIZE = 262144  # an inspect body must fit in one buffer to be stripped; larger ones get a 502
+MAX_URL = 8192  # no Docker call needs more; a longer target is answered 414, never forwarded
 
 _REFUSED = (
     "refused by the IronCurtain socket proxy: %[method] %[path] is not allowed "
     "(read-only, exact paths, declared containers only)\\n"
 )
+_TOO_LONG = (
+    f"refused by the IronCurtain socket proxy: the request target is longer than {MAX_URL} bytes\\n"
+)
+_QUERY = "refused by the IronCurtain socket proxy: %[var(txn.refusal)] (%[method] %[path])\\n"
+_UNCHECKED = "refused by the IronCurtain socket proxy: %[method] %[path] has no query check\\n"
 _MALFORMED = (
     "refused by the IronCurtain socket proxy: malformed request target "
     "(absolute form, '//', '/.', '%%', or a non-path character)\\n"
@@ -26,11 +32,16 @@ def _quoted(text: str) -> str:
     return f"'{text}'"
 
 
-def _log_format(text: str) -> str:
-    """A literal inside a log-format string: '%' doubled, double quotes refused."""
-    if '"' in text or "\\" in text:
-        raise ValueError(f"unexpected character in {text!r}")
-    return text.replace("%", "%%")
+def _arg(text: str) -> str:
+    """A Lua action argument: strongly quoted, '-' standing for an empty one."""
+    return _quoted(text or "-")
+
+
+def _deny(status: int, text: str, condition: str) -> str:
+    return (
+        f'    http-request deny deny_status {status} content-type text/plain lf-string "{text}"'
+        f" {condition}"
+    )
 
 
 def _classify(rule: Rule) -> str:
@@ -59,8 +70,17 @@ def _server(settings: Settings) -> str:
     return f"    server docker {settings.socket_path}"
 
 
-def render(settings: Settings) -> str:
-    rules = build(settings)
+def _check_query(settings: Settings, rule: Rule) -> str:
+    """Every rule's query is checked and rebuilt by the Lua action, none forwarded raw."""
+    args = (rule.spec(), rule.owned_spec(), ",".join(settings.visible), settings.socket_path)
+    return (
+        f"    http-request lua.query {' '.join(_arg(a) for a in args)} "
+        f"if {{ var(txn.rule) -m str {rule.name} }}"
+    )
+
+
+def render(settings: Settings, engine: ApiRange) -> str:
+    rules = build(settings, engine)
     lines = [
         "# Rendered at start-up by ironcurtain.socketproxy from the environment; do not edit.",
         "global",
@@ -86,21 +106,20 @@ def render(settings: Settings) -> str:
         "",
         "frontend docker",
         f"    bind {settings.bind}:{settings.port}",
-        # Shape first: origin-form targets only, and no path a normaliser could reinterpret.
+        # Size first (Tecnativa answers a 60 KB target with 400; we never forward one).
+        f"    http-request deny deny_status 414 content-type text/plain "
+        f'lf-string "{_TOO_LONG}" if {{ url,length gt {MAX_URL} }}',
+        # Shape next: origin-form targets only, and no path a normaliser could reinterpret.
         f'    http-request deny deny_status 403 content-type text/plain lf-string "{_MALFORMED}"'
         " if !{ url_beg / } or { path_sub // } or { path_sub /. } or { path_sub % }"
         " or { path_reg '[^A-Za-z0-9/._-]' }",
         *(_classify(rule) for rule in rules),
         *_resolve_ids(settings, rules),
-        f'    http-request deny deny_status 403 content-type text/plain lf-string "{_REFUSED}"'
-        " unless { var(txn.rule) -m found }",
+        _deny(403, _REFUSED, "unless { var(txn.rule) -m found }"),
+        *(_check_query(settings, rule) for rule in rules if rule.backend is not Backend.BY_ID),
+        _deny(403, _QUERY, "if { var(txn.refusal) -m found }"),
+        _deny(403, _UNCHECKED, "unless { var(txn.checked) -m found }"),
     ]
-    for rule in rules:
-        if rule.query is not None:
-            lines.append(
-                f'    http-request set-query "{_log_format(rule.query)}&%[query]" '
-                f"if {{ var(txn.rule) -m str {rule.name} }}"
-            )
     for backend in (Backend.STREAM, Backend.INSPECT):
         names = " ".join(rule.name for rule in rules if rule.backend is backend)
         if names:

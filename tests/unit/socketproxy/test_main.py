@@ -7,6 +7,13 @@ from pathlib import Path
 import pytest
 
 from ironcurtain.socketproxy import __main__ as entry
+from ironcurtain.socketproxy.engine import EngineError
+from ironcurtain.socketproxy.rules import ApiRange
+
+
+@pytest.fixture(autouse=True)
+def engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(entry, "api_range", lambda path: ApiRange((1, 12), (1, 41)))
 
 
 def test_a_refused_setting_exits_64_with_the_reason(
@@ -41,3 +48,17 @@ def test_a_good_setting_writes_the_config_and_execs_haproxy(
     entry.main()
     assert calls == [("haproxy", ["haproxy", "-db", "-f", str(target)])]
     assert "containers/(web-1)/json" in target.read_text()
+
+
+def test_an_engine_that_does_not_say_its_api_version_stops_the_proxy_with_69(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def refuse(path: str) -> ApiRange:
+        raise EngineError(f"cannot ask the engine at {path}")
+
+    monkeypatch.setenv("SOCKETPROXY_CONFIG", str(tmp_path / "haproxy.cfg"))
+    monkeypatch.setattr(entry, "api_range", refuse)
+    monkeypatch.setattr(entry.os, "execvp", pytest.fail)
+    assert entry.main() == 69
+    assert "cannot ask the engine" in capsys.readouterr().err
+    assert not (tmp_path / "haproxy.cfg").exists()

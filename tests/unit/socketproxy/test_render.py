@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ironcurtain.socketproxy.render import render
+from ironcurtain.socketproxy.render import MAX_URL, render
+from ironcurtain.socketproxy.rules import ApiRange
 from ironcurtain.socketproxy.settings import from_environ
 
 ENV = {"CONTAINERS": "1", "VISIBLE_CONTAINERS": "web-1,db.main", "SOCKET_PATH": "/run/d.sock"}
@@ -12,7 +13,7 @@ ENV = {"CONTAINERS": "1", "VISIBLE_CONTAINERS": "web-1,db.main", "SOCKET_PATH": 
 
 @pytest.fixture
 def config() -> str:
-    return render(from_environ(ENV))
+    return render(from_environ(ENV), ApiRange((1, 12), (1, 41)))
 
 
 def _frontend(config: str) -> list[str]:
@@ -44,18 +45,43 @@ def test_each_pattern_is_strongly_quoted_and_anchored(config: str) -> None:
     classify = [line for line in _frontend(config) if "set-var(txn.rule)" in line]
     assert len(classify) == 9  # ping version events list inspect logs stats top byid
     for line in classify:
-        assert "{ path_reg '^(/v1\\.[0-9]{1,2})?/" in line
+        assert "{ path_reg '^(/v1\\.(25|26|" in line
+        assert "|41))?/" in line
         assert "$' }" in line
 
 
-def test_our_filter_comes_first_in_the_query_as_a_literal(config: str) -> None:
-    rewrites = [line for line in _frontend(config) if line.startswith("http-request set-query")]
-    assert len(rewrites) == 2
-    for line in rewrites:
-        literal, _, rest = line.split('"')[1].partition("&%[query]")
-        assert rest == ""
-        assert "%[" not in literal
-        assert literal.count("%") % 2 == 0
+def test_a_long_target_is_answered_414_before_anything_else(config: str) -> None:
+    rules = _frontend(config)
+    first = next(i for i, line in enumerate(rules) if line.startswith("http-request"))
+    assert rules[first].startswith("http-request deny deny_status 414 ")
+    assert rules[first].endswith(f"if {{ url,length gt {MAX_URL} }}")
+
+
+def test_every_classified_rule_has_its_query_checked_and_unchecked_ones_are_denied(
+    config: str,
+) -> None:
+    rules = _frontend(config)
+    named = [line.split("str(")[1].split(")")[0] for line in rules if "set-var(txn.rule)" in line]
+    checked = [
+        line.rsplit(" ", 2)[-2] for line in rules if line.startswith("http-request lua.query")
+    ]
+    assert sorted(checked) == sorted(n for n in named if n != "byid")
+    refusal = next(i for i, line in enumerate(rules) if "var(txn.refusal) -m found" in line)
+    unchecked = next(i for i, line in enumerate(rules) if "var(txn.checked) -m found" in line)
+    last_check = max(i for i, line in enumerate(rules) if "lua.query" in line)
+    backend = next(i for i, line in enumerate(rules) if line.startswith("use_backend"))
+    assert last_check < refusal < unchecked < backend
+    assert "set-query" not in config  # the raw query is never forwarded, not even in part
+
+
+def test_the_query_check_gets_the_rules_allowlist_as_literals(config: str) -> None:
+    top = next(line for line in _frontend(config) if line.endswith("-m str top }"))
+    assert top == (
+        "http-request lua.query '-' '-' 'web-1,db.main' '/run/d.sock' "
+        "if { var(txn.rule) -m str top }"
+    )
+    listing = next(line for line in _frontend(config) if line.endswith("-m str list }"))
+    assert "'name=@exact'" in listing
 
 
 def test_a_full_id_is_resolved_by_the_engine_before_the_final_deny(config: str) -> None:

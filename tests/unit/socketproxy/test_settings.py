@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ironcurtain.socketproxy.render import render
+from ironcurtain.socketproxy.rules import ApiRange
 from ironcurtain.socketproxy.settings import (
     NEVER,
     SERVED,
@@ -14,6 +15,8 @@ from ironcurtain.socketproxy.settings import (
     from_environ,
     visible_names,
 )
+
+ENGINE = ApiRange((1, 12), (1, 41))
 
 
 def test_defaults_are_tecnativas_ping_version_events() -> None:
@@ -112,7 +115,9 @@ def test_a_bind_address_that_is_not_a_plain_ipv4_address_is_refused(bind: str) -
 
 
 def test_the_docker_frontend_binds_where_it_is_told() -> None:
-    config = render(from_environ({"SOCKETPROXY_BIND": "127.0.0.1", "SOCKETPROXY_PORT": "2376"}))
+    config = render(
+        from_environ({"SOCKETPROXY_BIND": "127.0.0.1", "SOCKETPROXY_PORT": "2376"}), ENGINE
+    )
     binds = [line.strip() for line in config.splitlines() if line.strip().startswith("bind ")]
     assert binds == ["bind 127.0.0.1:8404", "bind 127.0.0.1:2376"]
 
@@ -126,7 +131,7 @@ def test_any_environment_either_renders_or_raises_a_settings_error(env: dict[str
         settings = from_environ(env)
     except SettingsError:
         return
-    assert render(settings).startswith("# Rendered")
+    assert render(settings, ENGINE).startswith("# Rendered")
 
 
 @given(st.text(max_size=60))
