@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import docker
 import docker.errors
@@ -36,7 +37,10 @@ VISIBLE = f"ic-visible-{SHORT}"
 HIDDEN = f"ic-hidden-{SHORT}"
 BIG = f"ic-big-{SHORT}"
 TRICKY = f"ic-tricky-{SHORT}"
-SECRETS = {name: f"sekrit-{secrets.token_hex(12)}" for name in (VISIBLE, HIDDEN, BIG, TRICKY)}
+PREFIXED = f"{VISIBLE}0"  # not declared; the engine's prefix matches would show it for VISIBLE
+SECRETS = {
+    name: f"sekrit-{secrets.token_hex(12)}" for name in (VISIBLE, HIDDEN, BIG, TRICKY, PREFIXED)
+}
 SHOWN = {VISIBLE, BIG, TRICKY}  # the declared visible containers
 # Strings that could confuse a JSON walker: keys named Env inside values, escapes, brackets.
 TRICKY_TEXT = {
@@ -100,6 +104,7 @@ def siblings(
     try:
         made[VISIBLE] = _sibling(docker_client, image("python"), VISIBLE)
         made[HIDDEN] = _sibling(docker_client, image("python"), HIDDEN)
+        made[PREFIXED] = _sibling(docker_client, image("python"), PREFIXED)
         # An environment larger than the proxy's buffer: its inspect answer cannot be stripped.
         filler = {f"FILLER_{i}": "x" * 1000 for i in range(300)}
         made[BIG] = _sibling(docker_client, image("python"), BIG, environment=filler)
@@ -213,13 +218,30 @@ def test_the_docker_sdk_reads_the_visible_container(proxy: Proxy) -> None:
         client.close()
 
 
+def _filters(value: object) -> str:
+    return quote(json.dumps(value), safe="")
+
+
 def test_the_container_list_shows_only_visible_containers_even_when_asked_for_all(
     proxy: Proxy,
 ) -> None:
-    wide = '{"name":["."]}'.replace('"', "%22").replace("{", "%7B").replace("}", "%7D")
-    for target in ("/v1.41/containers/json?all=1", f"/v1.41/containers/json?filters={wide}"):
-        names = {n for c in json.loads(call(proxy, "GET", target).body) for n in c["Names"]}
-        assert names == {f"/{name}" for name in SHOWN}
+    names = {
+        n
+        for c in json.loads(call(proxy, "GET", "/v1.41/containers/json?all=1").body)
+        for n in c["Names"]
+    }
+    assert names == {f"/{name}" for name in SHOWN}
+    assert f"/{PREFIXED}" not in names
+
+
+@pytest.mark.parametrize("spelled", [VISIBLE, f"/{VISIBLE}", f"^/{VISIBLE}$"])
+def test_a_name_filter_on_the_list_matches_the_visible_name_exactly_not_by_prefix(
+    proxy: Proxy, spelled: str
+) -> None:
+    target = "/v1.41/containers/json?all=1&filters=" + _filters({"name": [spelled]})
+    answer = call(proxy, "GET", target)
+    assert answer.status == 200, answer.body[:300]
+    assert [c["Names"] for c in json.loads(answer.body)] == [[f"/{VISIBLE}"]]
 
 
 def test_events_are_narrowed_to_visible_containers(
@@ -233,6 +255,22 @@ def test_events_are_narrowed_to_visible_containers(
     names = {e.get("Actor", {}).get("Attributes", {}).get("name") for e in events}
     assert f"{VISIBLE}" in names  # control: the visible container's own start event is there
     assert HIDDEN not in names
+    assert PREFIXED not in names  # the engine's container filter matches names by prefix
+    assert {e["Type"] for e in events} == {"container"}
+
+
+@pytest.mark.parametrize("spelled", [VISIBLE, "{visible_id}"])
+def test_an_events_filter_on_a_visible_container_is_exact_not_by_prefix(
+    proxy: Proxy, siblings: dict[str, docker.models.containers.Container], spelled: str
+) -> None:
+    since = int(time.time()) - 600
+    wanted = _filters({"container": [_by_id(spelled, siblings)]})
+    target = f"/v1.41/events?since={since}&until={int(time.time())}&filters={wanted}"
+    answer = call(proxy, "GET", target)
+    assert answer.status == 200, answer.body[:300]
+    events = [json.loads(line) for line in answer.body.splitlines() if line.strip()]
+    assert events  # control: the visible container's create and start
+    assert {e["Actor"]["Attributes"]["name"] for e in events} == {VISIBLE}
 
 
 def test_inspect_of_a_visible_container_strips_its_environment(
@@ -333,6 +371,8 @@ def test_a_forbidden_call_gets_the_proxys_403(proxy: Proxy, method: str, target:
 
 
 def _by_id(target: str, siblings: dict[str, docker.models.containers.Container]) -> str:
+    if "{" not in target.split("?")[0] and "{visible_id}" not in target:
+        return target
     return target.format(
         hidden_id=siblings[HIDDEN].id,
         hidden_prefix=siblings[HIDDEN].id[:12],
@@ -475,3 +515,104 @@ def test_a_pipelined_forbidden_request_is_refused(proxy: Proxy) -> None:
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
     assert statuses == [b"200", b"403"]
     assert SECRETS[HIDDEN].encode() not in received
+
+
+# ---- queries and API versions: every answer of this table is refused and carries no secret -----
+
+LONG = "x" * 60_000
+QUERIES_REFUSED = [
+    # (target, status): the engine runs `ps ps_args` on the host; `aeww` prints environments
+    (f"/v1.41/containers/{VISIBLE}/top?ps_args=aeww", 403),
+    (f"/containers/{VISIBLE}/top?ps_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?ps_args=-eo%20pid,args,env", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?ps_%61rgs=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?%70s_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?PS_ARGS=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?x=1;ps_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?&ps_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?=1&ps_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/top?ps_args=ef&ps_args=aeww", 403),
+    ("/v1.41/containers/{visible_id}/top?ps_args=aeww", 403),
+    (f"/v1.41/containers/{VISIBLE}/logs?stdout=1&details=1", 403),
+    (f"/v1.41/containers/{VISIBLE}/logs?stdout=1&stdout=0", 403),
+    (f"/v1.41/containers/{VISIBLE}/json?env=1", 403),
+    # API versions below a section's floor widen answers (1.27 lists every network's endpoints)
+    ("/v1.27/networks", 403),
+    ("/v1.12/networks", 403),
+    (f"/v1.24/containers/{VISIBLE}/json", 403),
+    ("/v1.24/containers/json?all=1", 403),
+    ("/v1.24/events?since=0&until=1", 403),
+    ("/v1.42/_ping", 403),
+    ("/v1.99/version", 403),
+    # filters that widen or name what is hidden
+    ("/v1.41/containers/json?filters=" + _filters({"name": ["."]}), 403),
+    ("/v1.41/containers/json?filters=" + _filters({"name": [VISIBLE[:-1]]}), 403),
+    ("/v1.41/containers/json?filters=" + _filters({"name": [PREFIXED]}), 403),
+    ("/v1.41/containers/json?filters=" + _filters({"name": []}), 403),
+    ("/v1.41/containers/json?before=" + HIDDEN, 403),
+    ("/v1.41/containers/json?filters={}&filters=" + _filters({"name": ["."]}), 403),
+    ("/v1.41/events?filters=" + _filters({"container": [VISIBLE[:-1]]}), 403),
+    ("/v1.41/events?filters=" + _filters({"container": [PREFIXED]}), 403),
+    ("/v1.41/events?filters=" + _filters({"type": ["network"]}), 403),
+    ("/v1.41/events?filters=" + _filters({"container": []}), 403),
+    # size: a 60 KB target is never forwarded
+    (f"/v1.41/containers/{VISIBLE}/logs?stdout=1&x={LONG}", 414),
+    (f"/v1.41/containers/json?filters=%7B%22label%22%3A%5B%22{LONG}%22%5D%7D", 414),
+    (f"/v1.41/{LONG}", 414),
+]
+
+
+@pytest.mark.parametrize(("target", "status"), QUERIES_REFUSED)
+def test_a_query_or_version_outside_the_allowlist_is_refused_naming_it(
+    proxy: Proxy, siblings: dict[str, docker.models.containers.Container], target: str, status: int
+) -> None:
+    answer = call(proxy, "GET", _by_id(target, siblings))
+    assert answer.status == status, answer.body[:300]
+    assert REFUSAL in answer.body
+    for secret in SECRETS.values():
+        assert secret.encode() not in answer.body
+    if target.endswith("/top?ps_args=aeww"):
+        assert b'"ps_args"' in answer.body  # the refusal names the parameter
+
+
+def test_control_the_engine_itself_prints_environments_for_ps_args_and_old_versions(
+    docker_client: docker.DockerClient,
+) -> None:
+    """The table above guards something real: straight to the engine both calls leak."""
+    top = docker_client.api.top(VISIBLE, ps_args="aeww")
+    assert SECRETS[VISIBLE] in json.dumps(top)
+    old = docker_client.api.get(f"{docker_client.api.base_url}/v1.27/networks").json()
+    endpoints = {e["Name"] for n in old for e in (n.get("Containers") or {}).values()}
+    assert HIDDEN in endpoints
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        f"/v1.41/containers/{VISIBLE}/logs?stdout=1&stderr=1&tail=all&timestamps=0",
+        f"/v1.41/containers/{VISIBLE}/logs?%73tdout=1",
+        f"/v1.41/containers/{VISIBLE}/top",
+        f"/v1.41/containers/{VISIBLE}/json?size=1",
+        "/v1.41/containers/json?all=1&limit=-1&size=0&trunc_cmd=0",
+        "/v1.41/containers/json?filters=" + _filters({"status": ["running"]}),
+        "/v1.41/containers/json?filters=" + _filters({"label": {"ironcurtain.test": True}}),
+        "/v1.28/networks",
+        "/v1.25/version",
+        "/version",
+    ],
+)
+def test_control_allowed_queries_and_versions_are_answered(proxy: Proxy, target: str) -> None:
+    answer = call(proxy, "GET", target)
+    assert answer.status == 200, answer.body[:300]
+    for secret in SECRETS.values():
+        assert secret.encode() not in answer.body
+
+
+def test_no_secret_appears_in_any_answer_of_the_query_table(
+    proxy: Proxy, siblings: dict[str, docker.models.containers.Container]
+) -> None:
+    targets = [_by_id(t, siblings) for t, _ in QUERIES_REFUSED]
+    targets += [f"/v1.41/containers/{VISIBLE}/json", f"/v1.41/containers/{VISIBLE}/logs?stdout=1"]
+    bodies = [call(proxy, "GET", target).body for target in targets]
+    for secret in SECRETS.values():
+        assert all(secret.encode() not in body for body in bodies)
