@@ -210,6 +210,29 @@ def test_the_declared_sibling_is_visible_through_the_socket_proxy_and_nothing_el
 
 
 @pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (
+            "/containers/{name}/top?ps_args=aeww",
+            "403",
+        ),  # the engine would run `ps aeww` on the host
+        ("/v1.41/containers/{name}/top?ps_%61rgs=aeww", "403"),
+        ("/v1.41/containers/{name}/logs?stdout=1&details=1", "403"),
+        ("/v1.27/networks", "403"),  # before 1.28 the list shows every network's endpoints
+        ("/v1.41/containers/json?filters=%7B%22name%22%3A%5B%22.%22%5D%7D", "403"),
+        ("/v1.41/containers/{name}/top", "200"),  # controls
+        ("/v1.41/containers/{name}/logs?stdout=1&stderr=1", "200"),
+    ],
+)
+def test_the_agent_gets_no_sibling_environment_through_any_query_of_the_docker_door(
+    running: Running, target: str, status: str
+) -> None:
+    answer = running.docker_get(target.format(name=running.team.declared.name))
+    assert answer.rpartition("\n")[2] == status, answer[-300:]
+    assert "team-db-password-not-for-agents" not in answer
+
+
+@pytest.mark.parametrize(
     ("entry", "reason"),
     [
         ({"network": "ic-test-no-such-network-0"}, "does not exist"),
