@@ -7,16 +7,20 @@ only the query this function rebuilds, so every case checks the forwarded string
 from __future__ import annotations
 
 import json
+import os
 from urllib.parse import parse_qsl, quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ironcurtain.socketproxy.rules import ApiRange, Rule, build
 from ironcurtain.socketproxy.settings import from_environ
 
 from .lua import Lua
+
+# One interpreter call per example: no deadline (a busy machine is slow), many more examples in CI.
+DEEP = settings(max_examples=2000 if os.environ.get("CI") == "true" else 200, deadline=None)
 
 ENGINE = ApiRange((1, 12), (1, 41))
 ENV = {"CONTAINERS": "1", "IMAGES": "1", "NETWORKS": "1", "VOLUMES": "1", "INFO": "1"}
@@ -220,6 +224,7 @@ PIECES = st.one_of(
 RAW = st.lists(PIECES, max_size=12).map("".join)
 
 
+@DEEP
 @given(raw=RAW, rule=st.sampled_from(["logs", "top", "list", "events", "stats", "images"]))
 def test_the_forwarded_query_names_only_allowed_parameters_once_and_is_stable(
     lua: Lua, raw: str, rule: str
@@ -238,6 +243,7 @@ def test_the_forwarded_query_names_only_allowed_parameters_once_and_is_stable(
     assert again == out  # canonical: checking the forwarded query changes nothing
 
 
+@DEEP
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_are_refused_or_forwarded_plain_never_raise(lua: Lua, raw: bytes) -> None:
     r = RULES["list"]
@@ -252,6 +258,7 @@ def test_arbitrary_bytes_are_refused_or_forwarded_plain_never_raise(lua: Lua, ra
 FILTER_VALUES = st.lists(st.text(max_size=8), max_size=3)
 
 
+@DEEP
 @given(st.dictionaries(st.text(max_size=8), FILTER_VALUES, max_size=4), st.booleans())
 def test_filters_are_read_as_the_engine_reads_them(
     lua: Lua, filters: dict[str, list[str]], map_form: bool
@@ -272,6 +279,7 @@ def test_filters_are_read_as_the_engine_reads_them(
     assert all(v is True for values in decoded.values() for v in values.values())
 
 
+@DEEP
 @given(st.binary(max_size=80))
 def test_the_filter_reader_never_raises_and_accepts_only_json(lua: Lua, text: bytes) -> None:
     out, _ = lua.call("filters", text)

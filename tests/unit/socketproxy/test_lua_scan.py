@@ -8,12 +8,16 @@ kept, and on anything that is not one whole JSON value it must refuse (nil), nev
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from .lua import Lua
+
+# One interpreter call per example: no deadline (a busy machine is slow), many more examples in CI.
+DEEP = settings(max_examples=2000 if os.environ.get("CI") == "true" else 200, deadline=None)
 
 SECRET = "SIBLING_TOKEN=sekrit"
 
@@ -90,6 +94,7 @@ JSON = st.recursive(
 OBJECTS = st.dictionaries(st.sampled_from(["Env", "Config", "Id", "x"]), JSON, max_size=4)
 
 
+@DEEP
 @given(OBJECTS, st.booleans())
 def test_the_scanner_agrees_with_a_json_decoder_on_every_object(
     lua: Lua, value: dict[str, object], ascii_only: bool
@@ -98,6 +103,7 @@ def test_the_scanner_agrees_with_a_json_decoder_on_every_object(
     assert strip(lua, text) == stripped(value)
 
 
+@DEEP
 @given(OBJECTS, st.data())
 def test_any_cut_of_an_answer_is_refused(
     lua: Lua, value: dict[str, object], data: st.DataObject
@@ -107,6 +113,7 @@ def test_any_cut_of_an_answer_is_refused(
     assert lua.call("strip_env", text[:cut].encode())[0] is None
 
 
+@DEEP
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_never_raise_and_no_env_string_survives(lua: Lua, body: bytes) -> None:
     out, _ = lua.call("strip_env", body)
