@@ -19,34 +19,26 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 import h11
 
-from . import budget, depot, keys, rewrite
+from . import budget, depot, headers, keys, shapes
 from .audit import Audit, Entry
 from .ca import Authority
-from .errors import Refusal, body
-from .paths import PathError, Target, first_match, normalise
-from .providers import Auth, ConfigError, Provider
+from .errors import Refusal, body, bounded, http_error
+from .paths import Endpoint, PathError, Target, admit_query, first_match, normalise
+from .providers import RESERVED_HEADERS, Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
+from .throttle import Throttle, Verdict
 from .tls import Leaves
 from .usage import Meter
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
-# Never forwarded: hop-by-hop headers, framing we recompute, and every credential header
-# (the real key is added by us; anything else the agent sends is refused, see _check_key).
-_DROP_REQUEST = frozenset(
-    b"connection keep-alive proxy-connection proxy-authorization te trailer transfer-encoding "
-    b"upgrade expect host content-length accept-encoding cookie".split()
-)
-_CREDENTIAL_HEADERS = frozenset(
-    b"authorization x-api-key x-goog-api-key api-key proxy-authorization".split()
-)
-_KEY_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "access_token", "token"})
+# Never taken from the agent: hop-by-hop headers, framing we recompute, Host (ours).
+_RESERVED = frozenset(n.encode() for n in RESERVED_HEADERS)
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, controls, CR or LF
 _DROP_RESPONSE = frozenset(
     b"connection keep-alive proxy-connection transfer-encoding upgrade trailer".split()
@@ -75,6 +67,16 @@ class _Watch:
         self._closed.cancel()
 
 
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """The request as it goes to the vendor: built only from what the checks admitted."""
+
+    method: bytes
+    target: bytes  # canonical path + admitted query
+    headers: list[tuple[bytes, bytes]]
+    body: bytes  # canonical JSON (shapes.admit)
+
+
 @dataclass(slots=True)
 class _Upstream:
     reader: Stream
@@ -86,8 +88,30 @@ class _Upstream:
         self.writer.close()
 
 
-def _reason(exc: BaseException) -> str:
-    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    """What a provider admits, precomputed once: its header allowlist and key headers."""
+
+    allowed: headers.Allowlist
+    key_headers: frozenset[bytes]
+    tools: shapes.Tools
+
+    @classmethod
+    def of(cls, provider: Provider) -> _Admission:
+        return cls(
+            headers.Allowlist(provider.headers),
+            frozenset(h.encode() for h in provider.key_headers),
+            shapes.Tools(provider.client_tool_types, provider.strip_server_tools),
+        )
+
+
+def _upstream_error(host: str, exc: BaseException) -> Refusal:
+    """502/504 naming the vendor's host only: never the address we dialled or the OS's text."""
+    if isinstance(exc, TimeoutError):  # an OSError too: silence is 504, everything else 502
+        return Refusal(504, "upstream", f"{host} did not answer in time")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Refusal(502, "upstream", f"{host} unreachable: its certificate is not trusted")
+    return Refusal(502, "upstream", f"{host} unreachable ({type(exc).__name__})")
 
 
 def _one_line(status: int, message: str) -> tuple[h11.Response, bytes]:
@@ -122,6 +146,8 @@ class Proxy:
         self._audit = audit
         self._clock = clock
         self.totals = budget.Totals(started=clock())
+        self._admission = {p.name: _Admission.of(p) for p in settings.providers.values()}
+        self._throttle = Throttle(clock)
         self._pools: dict[str, list[_Upstream]] = {}
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
@@ -208,29 +234,69 @@ class Proxy:
         rule: str,
         reason: str,
     ) -> None:
-        self._audit.write(
-            Entry(
-                self.settings.session,
-                "connect",
-                "refuse",
-                rule,
-                host=host,
-                status=status,
-                reason=reason,
-            )
+        refusal = Refusal(status, rule, reason)  # bounds the reason
+        entry = Entry(
+            self.settings.session,
+            "connect",
+            "refuse",
+            rule,
+            host=bounded(host),
+            status=status,
+            reason=refusal.reason,
         )
-        response, data = _one_line(status, f"IronCurtain refused: {reason}")
+        if not self._audit_refusal(entry):
+            return  # over the rate limit: closed unanswered
+        response, data = _one_line(status, f"IronCurtain refused: {refusal.reason}")
         with contextlib.suppress(h11.LocalProtocolError):
             writer.write(
                 conn.send(response) + conn.send(h11.Data(data)) + conn.send(h11.EndOfMessage())
             )
+
+    def _audit_refusal(self, entry: Entry) -> bool:
+        """Write a refusal's line unless over the rate limit (throttle.py); False = close now."""
+        verdict, dropped = self._throttle.admit()
+        if dropped:
+            self._write_summary(dropped)
+        if verdict is Verdict.WRITE:
+            self._audit.write(entry)
+            return True
+        if verdict is Verdict.LIMIT:
+            self._audit.write(
+                Entry(
+                    self.settings.session,
+                    entry.event,
+                    "limit",
+                    "rate",
+                    reason=f"over {self._throttle.rate:g} refusals/s: further refused "
+                    "connections are closed unanswered and counted, not written",
+                )
+            )
+        return False
+
+    def _write_summary(self, dropped: int) -> None:
+        self._audit.write(
+            Entry(
+                self.settings.session,
+                "refusals",
+                "limit",
+                "rate",
+                reason=f"{dropped} refused connection(s) closed unanswered, not written",
+            )
+        )
+
+    def flush_refusals(self) -> None:
+        """At shutdown: the count of refusals the rate limit kept out of the log."""
+        dropped = self._throttle.flush()
+        if dropped:
+            self._write_summary(dropped)
 
     async def _tunnel(self, reader: Stream, writer: Stream) -> str | None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)
         try:
             event = await self._read_head(conn, reader, self._tuning.header_timeout_s)
         except h11.RemoteProtocolError as exc:
-            self._refuse_connect(writer, conn, "", exc.error_status_hint, "http", str(exc))
+            refusal = http_error(exc)
+            self._refuse_connect(writer, conn, "", refusal.status, "http", refusal.reason)
             return None
         if not isinstance(event, h11.Request):
             return None
@@ -272,18 +338,17 @@ class Proxy:
                 target,
                 403,
                 "ip",
-                f"IP literal {host} is not allowed; use a host name",
+                "IP literals are not allowed; use a host name",
             )
             return None
         if port != "443":
+            shown = port if len(port) <= 5 else "(a long number)"
             self._refuse_connect(
-                writer, conn, target, 403, "port", f"port {port} is not allowed (only 443)"
+                writer, conn, target, 403, "port", f"port {shown} is not allowed (only 443)"
             )
             return None
         if host not in self.settings.hosts:
-            self._refuse_connect(
-                writer, conn, target, 403, "host", f"host {host} is not on the allowlist"
-            )
+            self._refuse_connect(writer, conn, target, 403, "host", "host not on the allowlist")
             return None
         async with asyncio.timeout(self._tuning.header_timeout_s):
             end = await self._read_event(conn, reader)
@@ -299,7 +364,12 @@ class Proxy:
         except (OSError, ValueError, ssl.SSLError) as exc:
             log.exception("cannot issue a leaf certificate for %s", host)
             self._refuse_connect(
-                writer, conn, target, 500, "tls", f"cannot issue a certificate: {_reason(exc)}"
+                writer,
+                conn,
+                target,
+                500,
+                "tls",
+                f"cannot issue a certificate ({type(exc).__name__})",
             )
             return None
         writer.write(
@@ -308,14 +378,16 @@ class Proxy:
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self._tuning.header_timeout_s)
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self._audit.write(
+            self._audit_refusal(
                 Entry(
                     self.settings.session,
                     "connect",
                     "refuse",
                     "tls",
                     host=host,
-                    reason=f"TLS handshake failed (SNI must be {host}): {_reason(exc)}",
+                    reason=bounded(
+                        f"TLS handshake failed (SNI must be the CONNECT host): {exc}", 300
+                    ),
                 )
             )
             return None
@@ -350,15 +422,7 @@ class Proxy:
                 event = await self._read_head(conn, reader, self._tuning.idle_timeout_s)
             except h11.RemoteProtocolError as exc:
                 self._write_refusal(
-                    writer,
-                    conn,
-                    provider,
-                    host,
-                    "",
-                    "",
-                    Refusal(exc.error_status_hint, "http", f"malformed request: {exc}"),
-                    0.0,
-                    "",
+                    writer, conn, provider, host, "", "", http_error(exc), 0.0, "", False
                 )
                 return
             except TimeoutError:
@@ -381,24 +445,25 @@ class Proxy:
         refusal: Refusal,
         started: float,
         rid: str,
+        head: bool,
     ) -> None:
-        self._audit.write(
-            Entry(
-                self.settings.session,
-                "request",
-                "refuse",
-                refusal.rule,
-                host=host,
-                provider=provider.name,
-                method=method,
-                path=path,
-                status=refusal.status,
-                reason=refusal.reason,
-                request_id=rid,
-                flag=refusal.flag or "",
-                duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else 0.0,
-            )
+        entry = Entry(
+            self.settings.session,
+            "request",
+            "refuse",
+            refusal.rule,
+            host=host,
+            provider=provider.name,
+            method=bounded(method, 16),
+            path=bounded(path),
+            status=refusal.status,
+            reason=refusal.reason,
+            request_id=rid,
+            flag=refusal.flag or "",
+            duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else 0.0,
         )
+        if not self._audit_refusal(entry):
+            return  # over the rate limit: closed unanswered
         data = body(provider.error_shape, refusal.status, refusal.reason)
         headers = [
             (b"content-type", b"application/json"),
@@ -408,11 +473,10 @@ class Proxy:
         if conn.their_state is not h11.DONE:
             headers.append((b"connection", b"close"))
         with contextlib.suppress(h11.LocalProtocolError):
-            writer.write(
-                conn.send(h11.Response(status_code=refusal.status, headers=headers))
-                + conn.send(h11.Data(data))
-                + conn.send(h11.EndOfMessage())
-            )
+            out = conn.send(h11.Response(status_code=refusal.status, headers=headers))
+            if not head:  # a HEAD answer has the length but no body (h11 would refuse one)
+                out += conn.send(h11.Data(data))
+            writer.write(out + conn.send(h11.EndOfMessage()))
 
     async def _request(
         self,
@@ -434,49 +498,32 @@ class Proxy:
             local = next((b for e, b in provider.local if e.matches(method, target)), None)
             if local is not None:
                 await self._read_body(reader, writer, conn)
-                self._audit.write(
-                    Entry(
-                        self.settings.session,
-                        "request",
-                        "local",
-                        "local",
-                        host=host,
-                        provider=provider.name,
-                        method=method,
-                        path=path,
-                        status=200,
-                        request_id=rid,
-                    )
-                )
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(local)),
-                ]
-                writer.write(
-                    conn.send(h11.Response(status_code=200, headers=headers))
-                    + conn.send(h11.Data(local))
-                    + conn.send(h11.EndOfMessage())
-                )
+                self._answer_local(writer, conn, provider, host, method, path, rid, local)
                 return True
             endpoint = first_match(provider.endpoints, method, target)
             if endpoint is None:
                 raise Refusal(
                     403,
                     "endpoint",
-                    f"{method} {path} is not an allowed endpoint for {provider.name}",
+                    f"{bounded(method, 16)} {bounded(path, 120)} is not an allowed endpoint "
+                    f"for {provider.name}",
                 )
-            real_key = self._check_key(provider, request)
+            upstream_target = _upstream_target(endpoint, target)
+            admission = self._admission[provider.name]
+            forward, presented = headers.admit(
+                request.headers, admission.key_headers, admission.allowed, _RESERVED
+            )
+            real_key = self._check_key(provider, presented)
             exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
             if exhausted:
                 raise Refusal(403, "budget", exhausted)
-            data = await self._read_body(reader, writer, conn)
-            if provider.strip_server_tools and method == "POST":
-                if provider.tool_shape == "gemini":
-                    data, _removed = rewrite.strip_gemini_tools(data)
-                else:
-                    data, _removed = rewrite.strip_server_tools(data, provider.client_tool_types)
+            data = shapes.admit(
+                endpoint.body, await self._read_body(reader, writer, conn), admission.tools
+            )
         except Refusal as refusal:
-            self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
+            self._write_refusal(
+                writer, conn, provider, host, method, path, refusal, started, rid, method == "HEAD"
+            )
             return False
         self._audit.write(
             Entry(
@@ -493,9 +540,49 @@ class Proxy:
             )
         )
         self.totals = budget.count_request(self.totals)
-        return await self._forward(
-            writer, conn, provider, host, request, data, real_key, path, rid, started, watch
+        outgoing = _Outgoing(
+            request.method,
+            upstream_target,
+            self._upstream_headers(provider, host, forward, data, real_key),
+            data,
         )
+        return await self._forward(
+            writer, conn, provider, host, outgoing, path, rid, started, watch
+        )
+
+    def _answer_local(
+        self,
+        writer: Stream,
+        conn: h11.Connection,
+        provider: Provider,
+        host: str,
+        method: str,
+        path: str,
+        rid: str,
+        local: bytes,
+    ) -> None:
+        self._audit.write(
+            Entry(
+                self.settings.session,
+                "request",
+                "local",
+                "local",
+                host=host,
+                provider=provider.name,
+                method=method,
+                path=path,
+                status=200,
+                request_id=rid,
+            )
+        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(local)),
+        ]
+        out = conn.send(h11.Response(status_code=200, headers=headers))
+        if method != "HEAD":
+            out += conn.send(h11.Data(local))
+        writer.write(out + conn.send(h11.EndOfMessage()))
 
     def _check_head(self, request: h11.Request, host: str) -> Target:
         headers = list(request.headers)  # iterating h11's Headers costs a Python call per item
@@ -515,34 +602,22 @@ class Proxy:
                 415, "encoding", "compressed request bodies are refused (they cannot be checked)"
             )
         try:
-            target, key_in_query = _parse_target(request.target)
+            target = _parse_target(request.target)
         except PathError as exc:
             raise Refusal(400, "path", f"request path refused: {exc}") from None
-        if key_in_query:
-            raise Refusal(403, "key", "credentials in the query string are refused")
         for name, value in headers:
             if name == b"content-length" and int(value) > self._tuning.max_body_bytes:
                 raise Refusal(413, "size", f"request body over {self._tuning.max_body_bytes} bytes")
         return target
 
-    def _check_key(self, provider: Provider, request: h11.Request) -> str | None:
-        """Every credential header must be an accepted one and carry this provider's fake key."""
-        present = [(n, v) for n, v in request.headers if n in _CREDENTIAL_HEADERS]
+    def _check_key(self, provider: Provider, present: list[tuple[bytes, bytes]]) -> str | None:
+        """Every key header presented must carry this provider's fake key; one is required."""
         if provider.auth is Auth.NONE:
             if present:
                 raise Refusal(403, "key", f"{provider.name} takes no credentials; refused")
             return None
-        accepted = provider.key_headers
-        unexpected = sorted({n.decode() for n, _ in present} - set(accepted))
-        if unexpected:
-            raise Refusal(
-                403,
-                "key",
-                f"unexpected credential header(s) {', '.join(unexpected)}; "
-                f"send the session's key in {' or '.join(accepted)}",
-            )
         if not present:
-            present = [(accepted[0].encode(), b"")]
+            present = [(provider.key_headers[0].encode(), b"")]
         for name, value in present:
             presented = keys.presented_key(name.decode(), value.decode("latin-1"))
             verdict = keys.check(presented, provider.name, self.settings.fake_keys)
@@ -577,8 +652,8 @@ class Proxy:
                     raise Refusal(400, "http", "request body ended early")
         except TimeoutError:
             raise Refusal(408, "timeout", "request body not received in time") from None
-        except h11.RemoteProtocolError as exc:
-            raise Refusal(400, "http", f"malformed request body: {exc}") from None
+        except h11.RemoteProtocolError:
+            raise Refusal(400, "http", "malformed request body (the bytes are not shown)") from None
 
     # ---- upstream ---------------------------------------------------------------------------
 
@@ -622,14 +697,15 @@ class Proxy:
             upstream.close()
 
     def _upstream_headers(
-        self, provider: Provider, host: str, request: h11.Request, data: bytes, real_key: str | None
+        self,
+        provider: Provider,
+        host: str,
+        forward: list[tuple[bytes, bytes]],
+        data: bytes,
+        real_key: str | None,
     ) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (n, v)
-            for n, v in request.headers
-            if n not in _DROP_REQUEST and n not in _CREDENTIAL_HEADERS
-        ]
-        headers.insert(0, (b"host", host.encode()))
+        """Host, the allowlisted headers (headers.admit), our framing and the real key."""
+        headers = [(b"host", host.encode()), *forward]
         headers.append((b"content-length", b"%d" % len(data)))
         headers.append((b"accept-encoding", b"identity"))  # so usage can be read from the body
         header = provider.auth.header
@@ -638,9 +714,7 @@ class Proxy:
             headers.append((header.encode(), value.encode()))
         return headers
 
-    async def _send_upstream(
-        self, host: str, request: h11.Request, headers: list[tuple[bytes, bytes]], data: bytes
-    ) -> tuple[_Upstream, h11.Response]:
+    async def _send_upstream(self, host: str, out: _Outgoing) -> tuple[_Upstream, h11.Response]:
         """Send and wait for the response head; one retry if a reused connection was stale."""
         for attempt in (0, 1):
             upstream = await self._connect(host)
@@ -652,13 +726,13 @@ class Proxy:
                         # our own headers and the real keys were checked at start), so h11's
                         # per-header validation is skipped here: it was a hot spot.
                         h11.Request(
-                            method=request.method,
-                            target=request.target,
-                            headers=headers,
+                            method=out.method,
+                            target=out.target,
+                            headers=out.headers,
                             _parsed=True,
                         )
                     )
-                    + conn.send(h11.Data(data))
+                    + conn.send(h11.Data(out.body))
                     + conn.send(h11.EndOfMessage())
                 )
                 async with asyncio.timeout(self._tuning.response_timeout_s):
@@ -683,25 +757,21 @@ class Proxy:
         conn: h11.Connection,
         provider: Provider,
         host: str,
-        request: h11.Request,
-        data: bytes,
-        real_key: str | None,
+        out: _Outgoing,
         path: str,
         rid: str,
         started: float,
         watch: _Watch,
     ) -> bool:
-        method = request.method.decode()
-        headers = self._upstream_headers(provider, host, request, data, real_key)
+        method = out.method.decode()
+        data = out.body
         try:
-            upstream, response = await self._send_upstream(host, request, headers, data)
+            upstream, response = await self._send_upstream(host, out)
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
-            refusal = (  # TimeoutError is an OSError: silence is 504, everything else 502
-                Refusal(504, "upstream", f"{host} did not answer in time")
-                if isinstance(exc, TimeoutError)
-                else Refusal(502, "upstream", f"{host} unreachable: {_reason(exc)}")
+            refusal = _upstream_error(host, exc)
+            self._write_refusal(
+                writer, conn, provider, host, method, path, refusal, started, rid, method == "HEAD"
             )
-            self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
             return False
         content_type = ""
         out_headers = []
@@ -716,7 +786,7 @@ class Proxy:
         ok = False
         # Bytes for the agent are gathered while upstream events are at hand and written once
         # before waiting for more: one send per upstream read, so nothing is held back.
-        out = [
+        pending = [
             conn.send(
                 h11.Response(
                     status_code=response.status_code,
@@ -736,19 +806,19 @@ class Proxy:
             while True:
                 event = uconn.next_event()
                 if event is h11.NEED_DATA:
-                    writer.write(b"".join(out))
-                    out.clear()
+                    writer.write(b"".join(pending))
+                    pending.clear()
                     await writer.drain()
                     async with asyncio.timeout(timeout):
                         uconn.receive_data(await ureader.read(READ_SIZE))
                 elif isinstance(event, h11.Data):
                     chunk = event.data
-                    out.append(conn.send(h11.Data(chunk)))
+                    pending.append(conn.send(h11.Data(chunk)))
                     sent += len(chunk)
                     meter.feed(chunk)
                 elif isinstance(event, h11.EndOfMessage):
-                    out.append(conn.send(h11.EndOfMessage()))
-                    writer.write(b"".join(out))
+                    pending.append(conn.send(h11.EndOfMessage()))
+                    writer.write(b"".join(pending))
                     ok = True
                     break
                 else:
@@ -794,16 +864,20 @@ class Proxy:
 
 
 @functools.lru_cache(maxsize=512)
-def _parse_target(raw: bytes) -> tuple[Target, bool]:
-    """The normalised target, and whether its query names a credential.
-
-    Pure, so cached: an agent sends the same few targets again and again. A PathError is
-    raised again each time (lru_cache keeps only results).
+def _parse_target(raw: bytes) -> Target:
+    """The normalised target. Pure, so cached: an agent sends the same few targets again and
+    again. A PathError is raised again each time (lru_cache keeps only results).
     """
-    target = normalise(raw)
-    query = raw.partition(b"?")[2].decode("ascii", "replace")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return target, any(k.lower() in _KEY_QUERY_NAMES for k, _ in pairs)
+    return normalise(raw)
+
+
+def _upstream_target(endpoint: Endpoint, target: Target) -> bytes:
+    """What is forwarded: the canonical path that matched, and the query the endpoint admits."""
+    try:
+        query = admit_query(endpoint, target.query)
+    except PathError as exc:
+        raise Refusal(403, "query", str(exc)) from None
+    return target.canonical + b"?" + query if query else target.canonical
 
 
 def _is_ip(host: str) -> bool:
