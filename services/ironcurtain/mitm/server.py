@@ -147,7 +147,9 @@ class Proxy:
         self._clock = clock
         self.totals = budget.Totals(started=clock())
         self._admission = {p.name: _Admission.of(p) for p in settings.providers.values()}
-        self._throttle = Throttle(clock)
+        self._throttle = Throttle(
+            clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
+        )
         self._pools: dict[str, list[_Upstream]] = {}
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
