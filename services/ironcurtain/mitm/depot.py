@@ -28,7 +28,7 @@ import h11
 
 from . import quarantine
 from .audit import Audit, Entry
-from .errors import Refusal
+from .errors import Refusal, http_error
 from .fetch import Fetched, FetchError, fetch
 from .inventory import Inventory, Item
 from .providers import ConfigError
@@ -105,7 +105,7 @@ class Depot:
             except TimeoutError:
                 return
             except h11.RemoteProtocolError as exc:
-                self._refuse(writer, conn, host, None, "", "", Refusal(400, "http", str(exc)))
+                self._refuse(writer, conn, host, None, "", "", http_error(exc))
                 return
             if not isinstance(event, h11.Request):
                 return
