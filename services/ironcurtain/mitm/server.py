@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import h11
 
-from . import budget, depot, headers, keys, shapes
+from . import budget, depot, driver, headers, keys, shapes
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
@@ -36,7 +36,7 @@ from .usage import Meter
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 65536
+READ_SIZE = driver.READ_SIZE
 # Never taken from the agent: hop-by-hop headers, framing we recompute, Host (ours).
 _RESERVED = frozenset(n.encode() for n in RESERVED_HEADERS)
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, controls, CR or LF
@@ -200,32 +200,9 @@ class Proxy:
             self._open -= 1
             writer.close()
 
-    async def _read_event(
-        self, conn: h11.Connection, reader: Stream
-    ) -> h11.Event | type[h11.NEED_DATA]:
-        while True:
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            conn.receive_data(await reader.read(READ_SIZE))
-
     async def _read_head(self, conn: h11.Connection, reader: Stream, idle: float) -> h11.Event:
-        """Wait up to `idle` for a request to begin, then `header_timeout` for its whole head."""
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            async with asyncio.timeout(idle):
-                conn.receive_data(await reader.read(READ_SIZE))
-            event = conn.next_event()
-            if event is h11.NEED_DATA:  # the head came in pieces: it has header_timeout_s
-                async with asyncio.timeout(self._tuning.header_timeout_s):
-                    event = await self._read_event(conn, reader)
-        if isinstance(event, h11.Request):
-            # h11 bounds only an incomplete head; a complete one that arrived at once is
-            # measured here.
-            size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
-            if size > self._tuning.max_header_bytes:
-                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
-        return event
+        t = self._tuning
+        return await driver.read_head(conn, reader, idle, t.header_timeout_s, t.max_header_bytes)
 
     def _refuse_connect(
         self,
@@ -321,10 +298,9 @@ class Proxy:
                 "(absolute-form and plain-HTTP proxying are refused)",
             )
             return None
-        if any(name in (b"upgrade", b"http2-settings") for name, _ in event.headers):
-            self._refuse_connect(
-                writer, conn, target, 403, "upgrade", "protocol upgrades are refused"
-            )
+        upgrade = driver.upgrade_refused(name for name, _ in event.headers)
+        if upgrade is not None:
+            self._refuse_connect(writer, conn, target, 403, "upgrade", upgrade.reason)
             return None
         host, sep, port = target.rpartition(":")
         host = host.lower()
@@ -353,7 +329,7 @@ class Proxy:
             self._refuse_connect(writer, conn, target, 403, "host", "host not on the allowlist")
             return None
         async with asyncio.timeout(self._tuning.header_timeout_s):
-            end = await self._read_event(conn, reader)
+            end = await driver.next_event(conn, reader)
         if not isinstance(end, h11.EndOfMessage):
             self._refuse_connect(writer, conn, target, 400, "http", "CONNECT must not carry a body")
             return None
@@ -475,10 +451,7 @@ class Proxy:
         if conn.their_state is not h11.DONE:
             headers.append((b"connection", b"close"))
         with contextlib.suppress(h11.LocalProtocolError):
-            out = conn.send(h11.Response(status_code=refusal.status, headers=headers))
-            if not head:  # a HEAD answer has the length but no body (h11 would refuse one)
-                out += conn.send(h11.Data(data))
-            writer.write(out + conn.send(h11.EndOfMessage()))
+            writer.write(driver.answer(conn, refusal.status, headers, data, head))
 
     async def _request(
         self,
@@ -581,10 +554,7 @@ class Proxy:
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(local)),
         ]
-        out = conn.send(h11.Response(status_code=200, headers=headers))
-        if method != "HEAD":
-            out += conn.send(h11.Data(local))
-        writer.write(out + conn.send(h11.EndOfMessage()))
+        writer.write(driver.answer(conn, 200, headers, local, method == "HEAD"))
 
     def _check_head(self, request: h11.Request, host: str) -> Target:
         headers = list(request.headers)  # iterating h11's Headers costs a Python call per item
@@ -594,10 +564,9 @@ class Proxy:
         hosts = [value for name, value in headers if name == b"host"]
         if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
             raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        if b"upgrade" in names or b"http2-settings" in names:
-            raise Refusal(
-                403, "upgrade", "protocol upgrades (WebSocket, h2c) are refused; use HTTP/1.1"
-            )
+        upgrade = driver.upgrade_refused(names)
+        if upgrade is not None:
+            raise upgrade
         encodings = [v.strip().lower() for n, v in headers if n == b"content-encoding"]
         if any(e not in (b"", b"identity") for e in encodings):
             raise Refusal(
@@ -629,33 +598,8 @@ class Proxy:
         return self._real_keys[provider.name]
 
     async def _read_body(self, reader: Stream, writer: Stream, conn: h11.Connection) -> bytes:
-        if conn.they_are_waiting_for_100_continue:
-            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-        chunks: list[bytes] = []
-        size = 0
-        limit = self._tuning.max_body_bytes
-        # One deadline for the whole body; a timer is armed only while waiting for bytes (a small
-        # body usually arrives with the head).
-        deadline = asyncio.get_running_loop().time() + self._tuning.body_timeout_s
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    async with asyncio.timeout_at(deadline):
-                        event = await self._read_event(conn, reader)
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > limit:
-                        raise Refusal(413, "size", f"request body over {limit} bytes")
-                    chunks.append(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(chunks)
-                else:
-                    raise Refusal(400, "http", "request body ended early")
-        except TimeoutError:
-            raise Refusal(408, "timeout", "request body not received in time") from None
-        except h11.RemoteProtocolError:
-            raise Refusal(400, "http", "malformed request body (the bytes are not shown)") from None
+        t = self._tuning
+        return await driver.read_body(conn, reader, writer, t.max_body_bytes, t.body_timeout_s)
 
     # ---- upstream ---------------------------------------------------------------------------
 
@@ -739,7 +683,7 @@ class Proxy:
                 )
                 async with asyncio.timeout(self._tuning.response_timeout_s):
                     while True:
-                        event = await self._read_event(conn, upstream.reader)
+                        event = await driver.next_event(conn, upstream.reader)
                         if isinstance(event, h11.Response):
                             return upstream, event
                         if not isinstance(event, h11.InformationalResponse):
