@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import itertools
 import logging
@@ -22,12 +21,12 @@ from dataclasses import dataclass
 
 import h11
 
-from . import budget, depot, driver, headers, keys, shapes
+from . import budget, checks, depot, driver
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
-from .paths import Endpoint, PathError, Target, admit_query, first_match, normalise
-from .providers import RESERVED_HEADERS, Auth, ConfigError, Provider
+from .flow import Flow, Outgoing, outgoing
+from .providers import Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
 from .throttle import Throttle, Verdict
@@ -37,8 +36,6 @@ from .usage import Meter
 log = logging.getLogger(__name__)
 
 READ_SIZE = driver.READ_SIZE
-# Never taken from the agent: hop-by-hop headers, framing we recompute, Host (ours).
-_RESERVED = frozenset(n.encode() for n in RESERVED_HEADERS)
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, controls, CR or LF
 _DROP_RESPONSE = frozenset(
     b"connection keep-alive proxy-connection transfer-encoding upgrade trailer".split()
@@ -67,16 +64,6 @@ class _Watch:
         self._closed.cancel()
 
 
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    """The request as it goes to the vendor: built only from what the checks admitted."""
-
-    method: bytes
-    target: bytes  # canonical path + admitted query
-    headers: list[tuple[bytes, bytes]]
-    body: bytes  # canonical JSON (shapes.admit)
-
-
 @dataclass(slots=True)
 class _Upstream:
     reader: Stream
@@ -86,23 +73,6 @@ class _Upstream:
 
     def close(self) -> None:
         self.writer.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Admission:
-    """What a provider admits, precomputed once: its header allowlist and key headers."""
-
-    allowed: headers.Allowlist
-    key_headers: frozenset[bytes]
-    tools: shapes.Tools
-
-    @classmethod
-    def of(cls, provider: Provider) -> _Admission:
-        return cls(
-            headers.Allowlist(provider.headers),
-            frozenset(h.encode() for h in provider.key_headers),
-            shapes.Tools(provider.client_tool_types, provider.strip_server_tools),
-        )
 
 
 def _upstream_error(host: str, exc: BaseException) -> Refusal:
@@ -146,7 +116,7 @@ class Proxy:
         self._audit = audit
         self._clock = clock
         self.totals = budget.Totals(started=clock())
-        self._admission = {p.name: _Admission.of(p) for p in settings.providers.values()}
+        self._admission = {p.name: checks.Admission.of(p) for p in settings.providers.values()}
         self._throttle = Throttle(
             clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
         )
@@ -399,9 +369,7 @@ class Proxy:
             try:
                 event = await self._read_head(conn, reader, self._tuning.idle_timeout_s)
             except h11.RemoteProtocolError as exc:
-                self._write_refusal(
-                    writer, conn, provider, host, "", "", http_error(exc), 0.0, "", False
-                )
+                self._write_refusal(writer, conn, provider, host, http_error(exc))
                 return
             except TimeoutError:
                 return
@@ -418,12 +386,8 @@ class Proxy:
         conn: h11.Connection,
         provider: Provider,
         host: str,
-        method: str,
-        path: str,
         refusal: Refusal,
-        started: float,
-        rid: str,
-        head: bool,
+        flow: Flow | None = None,  # None: refused before a request was parsed
     ) -> None:
         entry = Entry(
             self.settings.session,
@@ -432,13 +396,13 @@ class Proxy:
             refusal.rule,
             host=host,
             provider=provider.name,
-            method=bounded(method, 16),
-            path=bounded(path),
+            method=bounded(flow.method, 16) if flow else "",
+            path=bounded(flow.path) if flow else "",
             status=refusal.status,
             reason=refusal.reason,
-            request_id=rid,
+            request_id=flow.rid if flow else "",
             flag=refusal.flag or "",
-            duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else 0.0,
+            duration_ms=round((time.perf_counter() - flow.started) * 1000, 3) if flow else 0.0,
         )
         if not self._audit_refusal(entry):
             return  # over the rate limit: closed unanswered
@@ -451,6 +415,7 @@ class Proxy:
         if conn.their_state is not h11.DONE:
             headers.append((b"connection", b"close"))
         with contextlib.suppress(h11.LocalProtocolError):
+            head = bool(flow and flow.head)
             writer.write(driver.answer(conn, refusal.status, headers, data, head))
 
     async def _request(
@@ -463,78 +428,61 @@ class Proxy:
         request: h11.Request,
         watch: _Watch,
     ) -> bool:
-        started = time.perf_counter()
-        rid = f"{next(self._ids):x}"
-        method = request.method.decode("ascii", "replace")
-        path = ""
+        """One request: the checks in order (checks.py), then a local answer or the vendor's."""
+        flow = Flow(
+            request,
+            provider,
+            host,
+            f"{next(self._ids):x}",
+            time.perf_counter(),
+            request.method.decode("ascii", "replace"),
+        )
+        admission = self._admission[provider.name]
         try:
-            target = self._check_head(request, host)
-            path = target.path
-            local = next((b for e, b in provider.local if e.matches(method, target)), None)
-            if local is not None:
-                await self._read_body(reader, writer, conn)
-                self._answer_local(writer, conn, provider, host, method, path, rid, local)
-                return True
-            endpoint = first_match(provider.endpoints, method, target)
-            if endpoint is None:
-                raise Refusal(
-                    403,
-                    "endpoint",
-                    f"{bounded(method, 16)} {bounded(path, 120)} is not an allowed endpoint "
-                    f"for {provider.name}",
-                )
-            upstream_target = _upstream_target(endpoint, target)
-            admission = self._admission[provider.name]
-            forward, presented = headers.admit(
-                request.headers, admission.key_headers, admission.allowed, _RESERVED
+            refusal = checks.head(flow, self._tuning.max_body_bytes)
+            if refusal is None:
+                answer = checks.local(flow)
+                if answer is not None:
+                    await self._read_body(reader, writer, conn)
+                    self._answer_local(writer, conn, flow, answer)
+                    return True
+            refusal = (
+                refusal
+                or checks.endpoint(flow)
+                or checks.header_allowlist(flow, admission)
+                or checks.key(flow, self.settings.fake_keys, self._real_keys)
+                or self._check_budget()  # the budget seam: admission against session totals
             )
-            real_key = self._check_key(provider, presented)
-            exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
-            if exhausted:
-                raise Refusal(403, "budget", exhausted)
-            data = shapes.admit(
-                endpoint.body, await self._read_body(reader, writer, conn), admission.tools
-            )
-        except Refusal as refusal:
-            self._write_refusal(
-                writer, conn, provider, host, method, path, refusal, started, rid, method == "HEAD"
-            )
+            if refusal is None:
+                refusal = checks.body(flow, await self._read_body(reader, writer, conn), admission)
+        except Refusal as raised:  # from reading the body (size, time, framing)
+            refusal = raised
+        if refusal is not None:
+            self._write_refusal(writer, conn, provider, host, refusal, flow)
             return False
         self._audit.write(
             Entry(
                 self.settings.session,
                 "request",
                 "allow",
-                str(endpoint),
+                str(flow.endpoint),
                 host=host,
                 provider=provider.name,
-                method=method,
-                path=path,
-                bytes_in=len(data),
-                request_id=rid,
+                method=flow.method,
+                path=flow.path,
+                bytes_in=len(flow.body),
+                request_id=flow.rid,
             )
         )
         self.totals = budget.count_request(self.totals)
-        outgoing = _Outgoing(
-            request.method,
-            upstream_target,
-            self._upstream_headers(provider, host, forward, data, real_key),
-            data,
-        )
-        return await self._forward(
-            writer, conn, provider, host, outgoing, path, rid, started, watch
-        )
+        return await self._forward(writer, conn, flow, watch)
+
+    def _check_budget(self) -> Refusal | None:
+        exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
+        return Refusal(403, "budget", exhausted) if exhausted else None
 
     def _answer_local(
-        self,
-        writer: Stream,
-        conn: h11.Connection,
-        provider: Provider,
-        host: str,
-        method: str,
-        path: str,
-        rid: str,
-        local: bytes,
+        self, writer: Stream, conn: h11.Connection, flow: Flow, answer: bytes
     ) -> None:
         self._audit.write(
             Entry(
@@ -542,60 +490,19 @@ class Proxy:
                 "request",
                 "local",
                 "local",
-                host=host,
-                provider=provider.name,
-                method=method,
-                path=path,
+                host=flow.host,
+                provider=flow.provider.name,
+                method=flow.method,
+                path=flow.path,
                 status=200,
-                request_id=rid,
+                request_id=flow.rid,
             )
         )
         headers = [
             (b"content-type", b"application/json"),
-            (b"content-length", b"%d" % len(local)),
+            (b"content-length", b"%d" % len(answer)),
         ]
-        writer.write(driver.answer(conn, 200, headers, local, method == "HEAD"))
-
-    def _check_head(self, request: h11.Request, host: str) -> Target:
-        headers = list(request.headers)  # iterating h11's Headers costs a Python call per item
-        names = [name for name, _ in headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
-            raise Refusal(400, "smuggling", "both Transfer-Encoding and Content-Length are set")
-        hosts = [value for name, value in headers if name == b"host"]
-        if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
-            raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        upgrade = driver.upgrade_refused(names)
-        if upgrade is not None:
-            raise upgrade
-        encodings = [v.strip().lower() for n, v in headers if n == b"content-encoding"]
-        if any(e not in (b"", b"identity") for e in encodings):
-            raise Refusal(
-                415, "encoding", "compressed request bodies are refused (they cannot be checked)"
-            )
-        try:
-            target = _parse_target(request.target)
-        except PathError as exc:
-            raise Refusal(400, "path", f"request path refused: {exc}") from None
-        for name, value in headers:
-            if name == b"content-length" and int(value) > self._tuning.max_body_bytes:
-                raise Refusal(413, "size", f"request body over {self._tuning.max_body_bytes} bytes")
-        return target
-
-    def _check_key(self, provider: Provider, present: list[tuple[bytes, bytes]]) -> str | None:
-        """Every key header presented must carry this provider's fake key; one is required."""
-        if provider.auth is Auth.NONE:
-            if present:
-                raise Refusal(403, "key", f"{provider.name} takes no credentials; refused")
-            return None
-        if not present:
-            present = [(provider.key_headers[0].encode(), b"")]
-        for name, value in present:
-            presented = keys.presented_key(name.decode(), value.decode("latin-1"))
-            verdict = keys.check(presented, provider.name, self.settings.fake_keys)
-            if not verdict.ok:
-                flag = "foreign_fake_key" if verdict.foreign else None
-                raise Refusal(verdict.status, "key", verdict.reason, flag)
-        return self._real_keys[provider.name]
+        writer.write(driver.answer(conn, 200, headers, answer, flow.head))
 
     async def _read_body(self, reader: Stream, writer: Stream, conn: h11.Connection) -> bytes:
         t = self._tuning
@@ -642,25 +549,7 @@ class Proxy:
         else:
             upstream.close()
 
-    def _upstream_headers(
-        self,
-        provider: Provider,
-        host: str,
-        forward: list[tuple[bytes, bytes]],
-        data: bytes,
-        real_key: str | None,
-    ) -> list[tuple[bytes, bytes]]:
-        """Host, the allowlisted headers (headers.admit), our framing and the real key."""
-        headers = [(b"host", host.encode()), *forward]
-        headers.append((b"content-length", b"%d" % len(data)))
-        headers.append((b"accept-encoding", b"identity"))  # so usage can be read from the body
-        header = provider.auth.header
-        if real_key is not None and header is not None:
-            value = f"Bearer {real_key}" if provider.auth is Auth.BEARER else real_key
-            headers.append((header.encode(), value.encode()))
-        return headers
-
-    async def _send_upstream(self, host: str, out: _Outgoing) -> tuple[_Upstream, h11.Response]:
+    async def _send_upstream(self, host: str, out: Outgoing) -> tuple[_Upstream, h11.Response]:
         """Send and wait for the response head; one retry if a reused connection was stale."""
         for attempt in (0, 1):
             upstream = await self._connect(host)
@@ -698,26 +587,15 @@ class Proxy:
         raise AssertionError("unreachable")
 
     async def _forward(
-        self,
-        writer: Stream,
-        conn: h11.Connection,
-        provider: Provider,
-        host: str,
-        out: _Outgoing,
-        path: str,
-        rid: str,
-        started: float,
-        watch: _Watch,
+        self, writer: Stream, conn: h11.Connection, flow: Flow, watch: _Watch
     ) -> bool:
-        method = out.method.decode()
-        data = out.body
+        provider, host = flow.provider, flow.host
+        out = outgoing(flow, provider.auth.header, provider.auth is Auth.BEARER)
+        method, path, rid, started, data = flow.method, flow.path, flow.rid, flow.started, out.body
         try:
             upstream, response = await self._send_upstream(host, out)
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
-            refusal = _upstream_error(host, exc)
-            self._write_refusal(
-                writer, conn, provider, host, method, path, refusal, started, rid, method == "HEAD"
-            )
+            self._write_refusal(writer, conn, provider, host, _upstream_error(host, exc), flow)
             return False
         content_type = ""
         out_headers = []
@@ -807,23 +685,6 @@ class Proxy:
             )
         )
         return ok
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_target(raw: bytes) -> Target:
-    """The normalised target. Pure, so cached: an agent sends the same few targets again and
-    again. A PathError is raised again each time (lru_cache keeps only results).
-    """
-    return normalise(raw)
-
-
-def _upstream_target(endpoint: Endpoint, target: Target) -> bytes:
-    """What is forwarded: the canonical path that matched, and the query the endpoint admits."""
-    try:
-        query = admit_query(endpoint, target.query)
-    except PathError as exc:
-        raise Refusal(403, "query", str(exc)) from None
-    return target.canonical + b"?" + query if query else target.canonical
 
 
 def _is_ip(host: str) -> bool:
