@@ -9,6 +9,7 @@ because a second credential beside ours means the agent holds a key we did not g
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -21,6 +22,7 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _SHOWN = re.compile(r"[a-z0-9_.-]{1,40}")
 
 
+@functools.lru_cache(maxsize=1024)  # agents send the same few names on every request
 def credential_like(name: str) -> bool:
     squashed = _NOT_ALNUM.sub("", name.lower())
     return any(word in squashed for word in _CREDENTIAL_WORDS)
@@ -33,17 +35,15 @@ def shown(name: bytes) -> str:
 
 
 class Allowlist:
-    """Exact names and `prefix*` globs of one provider, matched in O(1) + O(prefixes)."""
+    """Exact names and `prefix*` globs of one provider (providers.py refuses credential-like
+    names on the list, so an exact name never needs the credential check)."""
 
-    __slots__ = ("_exact", "_prefixes")
+    __slots__ = ("exact", "prefixes")
 
     def __init__(self, names: Iterable[str]) -> None:
         names = tuple(names)
-        self._exact = frozenset(n.encode() for n in names if not n.endswith("*"))
-        self._prefixes = tuple(n[:-1].encode() for n in names if n.endswith("*"))
-
-    def __contains__(self, name: bytes) -> bool:
-        return name in self._exact or name.startswith(self._prefixes)
+        self.exact = frozenset(n.encode() for n in names if not n.endswith("*"))
+        self.prefixes = tuple(n[:-1].encode() for n in names if n.endswith("*"))
 
 
 def admit(
@@ -58,8 +58,11 @@ def admit(
     """
     forward: list[tuple[bytes, bytes]] = []
     presented: list[tuple[bytes, bytes]] = []
+    exact, prefixes = allowed.exact, allowed.prefixes
     for name, value in headers:
-        if name in key_headers:
+        if name in exact:  # the common case first: a name on the list
+            forward.append((name, value))
+        elif name in key_headers:
             presented.append((name, value))
         elif name in reserved:
             if name == b"proxy-authorization":
@@ -71,6 +74,6 @@ def admit(
                 f"credential-like header {shown(name)} is refused; "
                 "send only the session's key, in the provider's own header",
             )
-        elif name in allowed:
+        elif name.startswith(prefixes):  # a glob (x-stainless-*), after the credential check
             forward.append((name, value))
     return forward, presented
