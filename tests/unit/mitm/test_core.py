@@ -279,6 +279,50 @@ def test_the_builtin_providers_are_data() -> None:
         (
             {
                 "providers": {
+                    "x": {"hosts": ["a.example"], "auth": "none", "endpoints": ["POST /v1"]}
+                }
+            },
+            "needs a body shape",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {
+                        "hosts": ["a.example"],
+                        "auth": "none",
+                        "endpoints": [{"call": "POST /v1", "body": "anything"}],
+                    }
+                }
+            },
+            "unknown body shape",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {
+                        "hosts": ["a.example"],
+                        "auth": "none",
+                        "endpoints": [{"call": "GET /v1", "query": {"k": ["a b"]}}],
+                    }
+                }
+            },
+            "plain values",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {"hosts": ["a.example"], "auth": "none", "headers": ["x-api_key"]}
+                }
+            },
+            "looks like a credential",
+        ),
+        (
+            {"providers": {"x": {"hosts": ["a.example"], "auth": "none", "headers": ["cookie"]}}},
+            "cannot be forwarded",
+        ),
+        (
+            {
+                "providers": {
                     "x": {"hosts": ["a.example"], "auth": "none"},
                     "y": {"hosts": ["a.example"], "auth": "none"},
                 }
