@@ -164,6 +164,12 @@ def test_a_request_through_the_proxy_container_reaches_the_vendor_with_the_real_
     assert "hello from the fake" in result.stdout
 
 
+def _status(stdout: str) -> int:
+    """The inner response's status (curl -D prints the CONNECT's 200 first)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("HTTP/1.1 ")]
+    return int(lines[-1].split()[1])
+
+
 def _image(source: dict[str, str]) -> str:
     block = {"type": "image", "source": source}
     message = {"role": "user", "content": [block]}
@@ -174,11 +180,11 @@ def test_the_proxy_container_refuses_content_the_vendor_would_fetch_and_admits_i
     running: Running,
 ) -> None:
     fetched = _curl(running, running.fake, body=_image({"type": "url", "url": "https://e.test/a"}))
-    assert " 400" in fetched.stdout.splitlines()[0]
+    assert _status(fetched.stdout) == 400
     assert "messages[0].content[0].source.type" in fetched.stdout
     inline = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
     control = _curl(running, running.fake, body=_image(inline))
-    assert " 200" in control.stdout.splitlines()[0], control.stdout
+    assert _status(control.stdout) == 200, control.stdout
     assert "hello from the fake" in control.stdout
 
 
