@@ -474,7 +474,22 @@ def _run(tmp: Path) -> dict[str, float | int | str]:
             failures, peak = asyncio.run(streams(p, fake))
             figures[f"{p.name}_streams_{STREAMS}_failed"] = failures
             figures[f"{p.name}_streams_{STREAMS}_peak_rss_mb"] = round(peak, 1)
+        figures["ours_audit_bytes_per_refusal"] = _audit_bytes_per_refusal(
+            proxy_port, tmp / "audit.jsonl"
+        )
     return figures
+
+
+def _audit_bytes_per_refusal(port: int, audit: Path, count: int = 100) -> float:
+    """Audit bytes written per refused CONNECT with a 16 KB host (issue #16: target <= 2 KB)."""
+    host = b"a" * 16_000 + b".test:443"
+    before = audit.stat().st_size
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host))
+            while sock.recv(65536):
+                pass  # the proxy answers (or, past its rate limit, closes) and closes
+    return round((audit.stat().st_size - before) / count, 1)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,12 @@ def running(image: Callable[[str], str], files: tuple[Path, str]) -> Iterator[Ru
             yield Running(proxy, port, root / "ca" / ca.CERT_FILE, fake)
 
 
-def _curl(run: Running, key: str, url: str = "https://api.anthropic.com/v1/messages"):
+def _curl(
+    run: Running,
+    key: str,
+    url: str = "https://api.anthropic.com/v1/messages",
+    body: str = '{"model":"m","max_tokens":5,"messages":[]}',
+):
     env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
     env["HTTPS_PROXY"] = f"http://127.0.0.1:{run.port}"
     result = subprocess.run(
@@ -136,7 +141,7 @@ def _curl(run: Running, key: str, url: str = "https://api.anthropic.com/v1/messa
             "-H",
             "content-type: application/json",
             "-d",
-            '{"model":"m","max_tokens":5,"messages":[]}',
+            body,
             url,
         ],
         env=env,
@@ -157,6 +162,30 @@ def test_a_request_through_the_proxy_container_reaches_the_vendor_with_the_real_
     digest = hashlib.sha256(REAL_KEY.encode()).hexdigest()
     assert f"x-fake-key-sha256: {digest}" in result.stdout
     assert "hello from the fake" in result.stdout
+
+
+def _status(stdout: str) -> int:
+    """The inner response's status (curl -D prints the CONNECT's 200 first)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("HTTP/1.1 ")]
+    return int(lines[-1].split()[1])
+
+
+def _image(source: dict[str, str]) -> str:
+    block = {"type": "image", "source": source}
+    message = {"role": "user", "content": [block]}
+    return json.dumps({"model": "m", "max_tokens": 5, "messages": [message]})
+
+
+def test_the_proxy_container_refuses_content_the_vendor_would_fetch_and_admits_inline_data(
+    running: Running,
+) -> None:
+    fetched = _curl(running, running.fake, body=_image({"type": "url", "url": "https://e.test/a"}))
+    assert _status(fetched.stdout) == 400
+    assert "messages[0].content[0].source.type" in fetched.stdout
+    inline = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    control = _curl(running, running.fake, body=_image(inline))
+    assert _status(control.stdout) == 200, control.stdout
+    assert "hello from the fake" in control.stdout
 
 
 def test_the_proxy_container_refuses_a_wrong_key(running: Running) -> None:

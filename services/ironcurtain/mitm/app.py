@@ -34,6 +34,7 @@ async def running(settings: Settings, port: int | None = None) -> AsyncIterator[
     finally:
         server.close()
         proxy.close_pools()
+        proxy.flush_refusals()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 5)
         audit.close()

@@ -26,9 +26,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 import h11
 
-from . import quarantine
+from . import driver, quarantine
 from .audit import Audit, Entry
-from .errors import Refusal
+from .errors import Refusal, http_error
 from .fetch import Fetched, FetchError, fetch
 from .inventory import Inventory, Item
 from .providers import ConfigError
@@ -37,7 +37,6 @@ from .routes import Route, route
 from .settings import Settings
 from .stream import Stream
 
-READ_SIZE = 65536
 _ACCEPT = {
     Kind.PYPI: b"application/vnd.pypi.simple.v1+json",
     Kind.NPM: b"application/json",
@@ -100,12 +99,17 @@ class Depot:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=tuning.max_header_bytes)
         while True:
             try:
-                async with asyncio.timeout(tuning.idle_timeout_s):
-                    event = await self._next(conn, reader)
+                event = await driver.read_head(
+                    conn,
+                    reader,
+                    tuning.idle_timeout_s,
+                    tuning.header_timeout_s,
+                    tuning.max_header_bytes,
+                )
             except TimeoutError:
                 return
             except h11.RemoteProtocolError as exc:
-                self._refuse(writer, conn, host, None, "", "", Refusal(400, "http", str(exc)))
+                self._refuse(writer, conn, host, None, "", "", http_error(exc))
                 return
             if not isinstance(event, h11.Request):
                 return
@@ -114,13 +118,6 @@ class Depot:
             if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
-
-    async def _next(self, conn: h11.Connection, reader: Stream) -> h11.Event | type[h11.NEED_DATA]:
-        while True:
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            conn.receive_data(await reader.read(READ_SIZE))
 
     async def _request(
         self,
@@ -159,8 +156,9 @@ class Depot:
         hosts = [v for n, v in request.headers if n == b"host"]
         if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
             raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        if any(n in (b"upgrade", b"http2-settings") for n, _ in request.headers):
-            raise Refusal(403, "upgrade", "protocol upgrades are refused")
+        upgrade = driver.upgrade_refused(n for n, _ in request.headers)
+        if upgrade is not None:
+            raise upgrade
         target = request.target.decode("ascii", "replace")
         for registry in self._config.for_host(host):
             if target.startswith(registry.base + "/"):
@@ -170,7 +168,7 @@ class Depot:
     async def _drain_body(self, reader: Stream, conn: h11.Connection) -> None:
         """GET/HEAD carry no body; one that does is refused rather than read."""
         async with asyncio.timeout(self._settings.tuning.body_timeout_s):
-            event = await self._next(conn, reader)
+            event = await driver.next_event(conn, reader)
         if not isinstance(event, h11.EndOfMessage):
             raise Refusal(400, "http", "a body on a registry read is refused")
 
@@ -217,10 +215,7 @@ class Depot:
         headers = [*headers, (b"content-length", b"%d" % len(data))]
         if conn.their_state is not h11.DONE:
             headers.append((b"connection", b"close"))
-        out = conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
-        if data and not head:  # a HEAD answer has the length but no body
-            out += conn.send(h11.Data(data))
-        writer.write(out + conn.send(h11.EndOfMessage()))
+        writer.write(driver.answer(conn, status, headers, data, head, reason))
 
     def _refuse(
         self,

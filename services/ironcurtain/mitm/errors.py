@@ -1,9 +1,17 @@
-"""Refusals that carry what to answer, and the providers' own error JSON shapes."""
+"""Refusals that carry what to answer, and the providers' own error JSON shapes.
+
+A refusal never echoes what the agent sent beyond a short, plain name: h11's error text (it
+quotes raw header bytes), query strings and the addresses we dial stay out, and every reason
+and audited field is bounded (`bounded`), so a refusal's audit line stays small whatever the
+request was.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
+import h11
 
 from .providers import ErrorShape
 
@@ -31,6 +39,23 @@ _GOOGLE_STATUS = {
 }
 
 
+REASON_LIMIT = 300  # characters of a refusal's reason
+FIELD_LIMIT = 253  # characters of an audited host, path or method (a DNS name's maximum)
+
+
+def bounded(text: str, limit: int = FIELD_LIMIT) -> str:
+    """`text` cut to `limit` characters, marked when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def http_error(exc: h11.RemoteProtocolError) -> Refusal:
+    """A malformed request, answered without h11's text (which quotes the raw bytes)."""
+    status = exc.error_status_hint
+    if status == 431:
+        return Refusal(431, "http", "request head too large")
+    return Refusal(status, "http", "malformed HTTP/1.1 request (the bytes are not shown)")
+
+
 @dataclass(eq=False)
 class Refusal(Exception):
     """Raised anywhere in request handling; the server answers `status` and audits `rule`."""
@@ -39,6 +64,9 @@ class Refusal(Exception):
     rule: str  # short machine-readable code, e.g. "endpoint", "key", "budget:tokens"
     reason: str  # one line for humans; never contains a key
     flag: str | None = None  # extra audit marker, e.g. "foreign_fake_key"
+
+    def __post_init__(self) -> None:
+        self.reason = bounded(self.reason, REASON_LIMIT)
 
     def __str__(self) -> str:
         return f"{self.status} {self.rule}: {self.reason}"

@@ -60,7 +60,10 @@ async def fetch(
                 limit=READ_SIZE,
             )
     except (OSError, ssl.SSLError, TimeoutError) as exc:
-        raise FetchError(f"{host} unreachable: {type(exc).__name__}: {exc}") from None
+        # The exception's text names the address we dialled (internal in a session): not shown.
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            raise FetchError(f"{host} unreachable: its certificate is not trusted") from None
+        raise FetchError(f"{host} unreachable ({type(exc).__name__})") from None
     conn = h11.Connection(h11.CLIENT)
     try:
         head = [(b"host", host.encode()), *headers, (b"connection", b"close")]
@@ -92,6 +95,6 @@ async def fetch(
     except TimeoutError:
         raise FetchError(f"{host} did not answer in time") from None
     except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
-        raise FetchError(f"{host}: {type(exc).__name__}: {exc}") from None
+        raise FetchError(f"{host}: malformed answer ({type(exc).__name__})") from None
     finally:
         writer.close()

@@ -16,6 +16,7 @@ import yaml
 
 from .paths import Endpoint
 
+DEFAULT_HEADERS = ("accept", "content-type", "user-agent")
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -57,7 +58,9 @@ class Provider:
     prices: tuple[Price, ...]
     accept_bearer: bool = False  # also take the fake key as "Authorization: Bearer" (SDKs do)
     client_tool_types: tuple[str, ...] = ("custom",)  # tool types that run on the agent's side
-    tool_shape: str = "typed"  # "typed" (Anthropic, OpenAI: tools[].type) or "gemini"
+    # Request headers forwarded besides the ones we set (exact names, or a prefix ending "*");
+    # every other header is dropped, credential-like ones are refused (headers.py).
+    headers: tuple[str, ...] = DEFAULT_HEADERS
 
     @property
     def key_headers(self) -> tuple[str, ...]:
@@ -76,6 +79,11 @@ class Provider:
         return Price("*", 0.0, 0.0) if not self.prices else self.prices[-1]
 
 
+def _names(text: str) -> frozenset[str]:
+    """A set of names written as one space-separated string (easier to read in long lists)."""
+    return frozenset(text.split())
+
+
 class ConfigError(ValueError):
     """A provider file is malformed; the message names the provider and the field."""
 
@@ -83,7 +91,7 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    extra = {"local", "prices", "accept_bearer", "client_tool_types", "tool_shape"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "headers"}
     unknown = set(raw) - known - extra
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -91,9 +99,9 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         hosts = tuple(str(h).lower() for h in raw["hosts"])
         auth = Auth(raw["auth"])
         shape = ErrorShape(raw.get("error_shape", "openai"))
-        endpoints = tuple(Endpoint.parse(e) for e in raw.get("endpoints") or ())
+        endpoints = tuple(_endpoint(e) for e in raw.get("endpoints") or ())
         local = tuple(
-            (Endpoint.parse(e), json.dumps(body, separators=(",", ":")).encode())
+            (Endpoint.parse(e, body="any"), json.dumps(body, separators=(",", ":")).encode())
             for e, body in (raw.get("local") or {}).items()
         )
         prices = tuple(
@@ -119,14 +127,54 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         prices=prices,
         accept_bearer=bool(raw.get("accept_bearer", False)),
         client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
-        tool_shape=_tool_shape(where, raw.get("tool_shape", "typed")),
+        headers=_headers(where, raw.get("headers")),
     )
 
 
-def _tool_shape(where: str, value: object) -> str:
-    if value not in ("typed", "gemini"):
-        raise ConfigError(f"{where}: tool_shape must be 'typed' or 'gemini', not {value!r}")
-    return str(value)
+def _endpoint(raw: object) -> Endpoint:
+    """`"METHOD /path"` or `{call: "METHOD /path", body: SHAPE, query: {name: [values]}}`."""
+    if isinstance(raw, str):
+        raw = {"call": raw}
+    if not isinstance(raw, Mapping) or set(raw) - {"call", "body", "query"} or "call" not in raw:
+        raise ValueError(f"endpoint {raw!r}: expected 'METHOD /path' or {{call, body, query}}")
+    query = raw.get("query") or {}
+    if not isinstance(query, Mapping):
+        raise ValueError(f"endpoint {raw['call']!r}: query must map names to values")
+    body = raw.get("body")
+    if body is not None and body not in BODY_SHAPES:
+        raise ValueError(f"endpoint {raw['call']!r}: unknown body shape {body!r}")
+    endpoint = Endpoint.parse(str(raw["call"]), query, None if body is None else str(body))
+    if not endpoint.body:
+        raise ValueError(
+            f"endpoint {raw['call']!r}: a {endpoint.method} endpoint needs a body shape"
+        )
+    return endpoint
+
+
+# The body shapes shapes.py understands ("none": no body at all).
+BODY_SHAPES = frozenset({"none", "anthropic-messages", "openai-chat", "openai-responses", "gemini"})
+_HEADER_GLOB = re.compile(r"^[a-z0-9][a-z0-9_-]*\*?$")
+# Set by us or framing: never taken from the agent, so never on a provider's list.
+RESERVED_HEADERS = _names(
+    "connection keep-alive proxy-connection proxy-authorization te trailer transfer-encoding "
+    "upgrade expect host content-length accept-encoding cookie http2-settings"
+)
+
+
+def _headers(where: str, value: object) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_HEADERS
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: headers must be a list of names")
+    from .headers import credential_like  # here: headers -> errors -> providers at import
+
+    names = tuple(str(v).lower() for v in value)
+    for name in names:
+        if not _HEADER_GLOB.match(name) or name.rstrip("*") in RESERVED_HEADERS:
+            raise ConfigError(f"{where}: header {name!r} cannot be forwarded from the agent")
+        if credential_like(name.rstrip("*")):
+            raise ConfigError(f"{where}: header {name!r} looks like a credential")
+    return names
 
 
 def parse(document: Mapping[str, Any]) -> dict[str, Provider]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import itertools
 import logging
@@ -19,34 +18,24 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
 
 import h11
 
-from . import budget, depot, keys, rewrite
+from . import budget, checks, depot, driver
 from .audit import Audit, Entry
 from .ca import Authority
-from .errors import Refusal, body
-from .paths import PathError, Target, first_match, normalise
+from .errors import Refusal, body, bounded, http_error
+from .flow import Flow, Outgoing, outgoing
 from .providers import Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
+from .throttle import Throttle, Verdict
 from .tls import Leaves
 from .usage import Meter
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 65536
-# Never forwarded: hop-by-hop headers, framing we recompute, and every credential header
-# (the real key is added by us; anything else the agent sends is refused, see _check_key).
-_DROP_REQUEST = frozenset(
-    b"connection keep-alive proxy-connection proxy-authorization te trailer transfer-encoding "
-    b"upgrade expect host content-length accept-encoding cookie".split()
-)
-_CREDENTIAL_HEADERS = frozenset(
-    b"authorization x-api-key x-goog-api-key api-key proxy-authorization".split()
-)
-_KEY_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "access_token", "token"})
+READ_SIZE = driver.READ_SIZE
 _HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")  # visible ASCII: no spaces, controls, CR or LF
 _DROP_RESPONSE = frozenset(
     b"connection keep-alive proxy-connection transfer-encoding upgrade trailer".split()
@@ -86,8 +75,13 @@ class _Upstream:
         self.writer.close()
 
 
-def _reason(exc: BaseException) -> str:
-    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+def _upstream_error(host: str, exc: BaseException) -> Refusal:
+    """502/504 naming the vendor's host only: never the address we dialled or the OS's text."""
+    if isinstance(exc, TimeoutError):  # an OSError too: silence is 504, everything else 502
+        return Refusal(504, "upstream", f"{host} did not answer in time")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return Refusal(502, "upstream", f"{host} unreachable: its certificate is not trusted")
+    return Refusal(502, "upstream", f"{host} unreachable ({type(exc).__name__})")
 
 
 def _one_line(status: int, message: str) -> tuple[h11.Response, bytes]:
@@ -122,6 +116,10 @@ class Proxy:
         self._audit = audit
         self._clock = clock
         self.totals = budget.Totals(started=clock())
+        self._admission = {p.name: checks.Admission.of(p) for p in settings.providers.values()}
+        self._throttle = Throttle(
+            clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
+        )
         self._pools: dict[str, list[_Upstream]] = {}
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
@@ -172,32 +170,9 @@ class Proxy:
             self._open -= 1
             writer.close()
 
-    async def _read_event(
-        self, conn: h11.Connection, reader: Stream
-    ) -> h11.Event | type[h11.NEED_DATA]:
-        while True:
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            conn.receive_data(await reader.read(READ_SIZE))
-
     async def _read_head(self, conn: h11.Connection, reader: Stream, idle: float) -> h11.Event:
-        """Wait up to `idle` for a request to begin, then `header_timeout` for its whole head."""
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            async with asyncio.timeout(idle):
-                conn.receive_data(await reader.read(READ_SIZE))
-            event = conn.next_event()
-            if event is h11.NEED_DATA:  # the head came in pieces: it has header_timeout_s
-                async with asyncio.timeout(self._tuning.header_timeout_s):
-                    event = await self._read_event(conn, reader)
-        if isinstance(event, h11.Request):
-            # h11 bounds only an incomplete head; a complete one that arrived at once is
-            # measured here.
-            size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
-            if size > self._tuning.max_header_bytes:
-                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
-        return event
+        t = self._tuning
+        return await driver.read_head(conn, reader, idle, t.header_timeout_s, t.max_header_bytes)
 
     def _refuse_connect(
         self,
@@ -208,29 +183,69 @@ class Proxy:
         rule: str,
         reason: str,
     ) -> None:
-        self._audit.write(
-            Entry(
-                self.settings.session,
-                "connect",
-                "refuse",
-                rule,
-                host=host,
-                status=status,
-                reason=reason,
-            )
+        refusal = Refusal(status, rule, reason)  # bounds the reason
+        entry = Entry(
+            self.settings.session,
+            "connect",
+            "refuse",
+            rule,
+            host=bounded(host),
+            status=status,
+            reason=refusal.reason,
         )
-        response, data = _one_line(status, f"IronCurtain refused: {reason}")
+        if not self._audit_refusal(entry):
+            return  # over the rate limit: closed unanswered
+        response, data = _one_line(status, f"IronCurtain refused: {refusal.reason}")
         with contextlib.suppress(h11.LocalProtocolError):
             writer.write(
                 conn.send(response) + conn.send(h11.Data(data)) + conn.send(h11.EndOfMessage())
             )
+
+    def _audit_refusal(self, entry: Entry) -> bool:
+        """Write a refusal's line unless over the rate limit (throttle.py); False = close now."""
+        verdict, dropped = self._throttle.admit()
+        if dropped:
+            self._write_summary(dropped)
+        if verdict is Verdict.WRITE:
+            self._audit.write(entry)
+            return True
+        if verdict is Verdict.LIMIT:
+            self._audit.write(
+                Entry(
+                    self.settings.session,
+                    entry.event,
+                    "limit",
+                    "rate",
+                    reason=f"over {self._throttle.rate:g} refusals/s: further refused "
+                    "connections are closed unanswered and counted, not written",
+                )
+            )
+        return False
+
+    def _write_summary(self, dropped: int) -> None:
+        self._audit.write(
+            Entry(
+                self.settings.session,
+                "refusals",
+                "limit",
+                "rate",
+                reason=f"{dropped} refused connection(s) closed unanswered, not written",
+            )
+        )
+
+    def flush_refusals(self) -> None:
+        """At shutdown: the count of refusals the rate limit kept out of the log."""
+        dropped = self._throttle.flush()
+        if dropped:
+            self._write_summary(dropped)
 
     async def _tunnel(self, reader: Stream, writer: Stream) -> str | None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)
         try:
             event = await self._read_head(conn, reader, self._tuning.header_timeout_s)
         except h11.RemoteProtocolError as exc:
-            self._refuse_connect(writer, conn, "", exc.error_status_hint, "http", str(exc))
+            refusal = http_error(exc)
+            self._refuse_connect(writer, conn, "", refusal.status, "http", refusal.reason)
             return None
         if not isinstance(event, h11.Request):
             return None
@@ -253,10 +268,9 @@ class Proxy:
                 "(absolute-form and plain-HTTP proxying are refused)",
             )
             return None
-        if any(name in (b"upgrade", b"http2-settings") for name, _ in event.headers):
-            self._refuse_connect(
-                writer, conn, target, 403, "upgrade", "protocol upgrades are refused"
-            )
+        upgrade = driver.upgrade_refused(name for name, _ in event.headers)
+        if upgrade is not None:
+            self._refuse_connect(writer, conn, target, 403, "upgrade", upgrade.reason)
             return None
         host, sep, port = target.rpartition(":")
         host = host.lower()
@@ -272,21 +286,20 @@ class Proxy:
                 target,
                 403,
                 "ip",
-                f"IP literal {host} is not allowed; use a host name",
+                "IP literals are not allowed; use a host name",
             )
             return None
         if port != "443":
+            shown = port if len(port) <= 5 else "(a long number)"
             self._refuse_connect(
-                writer, conn, target, 403, "port", f"port {port} is not allowed (only 443)"
+                writer, conn, target, 403, "port", f"port {shown} is not allowed (only 443)"
             )
             return None
         if host not in self.settings.hosts:
-            self._refuse_connect(
-                writer, conn, target, 403, "host", f"host {host} is not on the allowlist"
-            )
+            self._refuse_connect(writer, conn, target, 403, "host", "host not on the allowlist")
             return None
         async with asyncio.timeout(self._tuning.header_timeout_s):
-            end = await self._read_event(conn, reader)
+            end = await driver.next_event(conn, reader)
         if not isinstance(end, h11.EndOfMessage):
             self._refuse_connect(writer, conn, target, 400, "http", "CONNECT must not carry a body")
             return None
@@ -299,7 +312,12 @@ class Proxy:
         except (OSError, ValueError, ssl.SSLError) as exc:
             log.exception("cannot issue a leaf certificate for %s", host)
             self._refuse_connect(
-                writer, conn, target, 500, "tls", f"cannot issue a certificate: {_reason(exc)}"
+                writer,
+                conn,
+                target,
+                500,
+                "tls",
+                f"cannot issue a certificate ({type(exc).__name__})",
             )
             return None
         writer.write(
@@ -308,14 +326,16 @@ class Proxy:
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self._tuning.header_timeout_s)
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            self._audit.write(
+            self._audit_refusal(
                 Entry(
                     self.settings.session,
                     "connect",
                     "refuse",
                     "tls",
                     host=host,
-                    reason=f"TLS handshake failed (SNI must be {host}): {_reason(exc)}",
+                    reason=bounded(
+                        f"TLS handshake failed (SNI must be the CONNECT host): {exc}", 300
+                    ),
                 )
             )
             return None
@@ -349,17 +369,7 @@ class Proxy:
             try:
                 event = await self._read_head(conn, reader, self._tuning.idle_timeout_s)
             except h11.RemoteProtocolError as exc:
-                self._write_refusal(
-                    writer,
-                    conn,
-                    provider,
-                    host,
-                    "",
-                    "",
-                    Refusal(exc.error_status_hint, "http", f"malformed request: {exc}"),
-                    0.0,
-                    "",
-                )
+                self._write_refusal(writer, conn, provider, host, http_error(exc))
                 return
             except TimeoutError:
                 return
@@ -376,29 +386,26 @@ class Proxy:
         conn: h11.Connection,
         provider: Provider,
         host: str,
-        method: str,
-        path: str,
         refusal: Refusal,
-        started: float,
-        rid: str,
+        flow: Flow | None = None,  # None: refused before a request was parsed
     ) -> None:
-        self._audit.write(
-            Entry(
-                self.settings.session,
-                "request",
-                "refuse",
-                refusal.rule,
-                host=host,
-                provider=provider.name,
-                method=method,
-                path=path,
-                status=refusal.status,
-                reason=refusal.reason,
-                request_id=rid,
-                flag=refusal.flag or "",
-                duration_ms=round((time.perf_counter() - started) * 1000, 3) if started else 0.0,
-            )
+        entry = Entry(
+            self.settings.session,
+            "request",
+            "refuse",
+            refusal.rule,
+            host=host,
+            provider=provider.name,
+            method=bounded(flow.method, 16) if flow else "",
+            path=bounded(flow.path) if flow else "",
+            status=refusal.status,
+            reason=refusal.reason,
+            request_id=flow.rid if flow else "",
+            flag=refusal.flag or "",
+            duration_ms=round((time.perf_counter() - flow.started) * 1000, 3) if flow else 0.0,
         )
+        if not self._audit_refusal(entry):
+            return  # over the rate limit: closed unanswered
         data = body(provider.error_shape, refusal.status, refusal.reason)
         headers = [
             (b"content-type", b"application/json"),
@@ -408,11 +415,8 @@ class Proxy:
         if conn.their_state is not h11.DONE:
             headers.append((b"connection", b"close"))
         with contextlib.suppress(h11.LocalProtocolError):
-            writer.write(
-                conn.send(h11.Response(status_code=refusal.status, headers=headers))
-                + conn.send(h11.Data(data))
-                + conn.send(h11.EndOfMessage())
-            )
+            head = bool(flow and flow.head)
+            writer.write(driver.answer(conn, refusal.status, headers, data, head))
 
     async def _request(
         self,
@@ -424,161 +428,85 @@ class Proxy:
         request: h11.Request,
         watch: _Watch,
     ) -> bool:
-        started = time.perf_counter()
-        rid = f"{next(self._ids):x}"
-        method = request.method.decode("ascii", "replace")
-        path = ""
+        """One request: the checks in order (checks.py), then a local answer or the vendor's."""
+        flow = Flow(
+            request,
+            provider,
+            host,
+            f"{next(self._ids):x}",
+            time.perf_counter(),
+            request.method.decode("ascii", "replace"),
+        )
+        admission = self._admission[provider.name]
         try:
-            target = self._check_head(request, host)
-            path = target.path
-            local = next((b for e, b in provider.local if e.matches(method, target)), None)
-            if local is not None:
-                await self._read_body(reader, writer, conn)
-                self._audit.write(
-                    Entry(
-                        self.settings.session,
-                        "request",
-                        "local",
-                        "local",
-                        host=host,
-                        provider=provider.name,
-                        method=method,
-                        path=path,
-                        status=200,
-                        request_id=rid,
-                    )
-                )
-                headers = [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(local)),
-                ]
-                writer.write(
-                    conn.send(h11.Response(status_code=200, headers=headers))
-                    + conn.send(h11.Data(local))
-                    + conn.send(h11.EndOfMessage())
-                )
-                return True
-            endpoint = first_match(provider.endpoints, method, target)
-            if endpoint is None:
-                raise Refusal(
-                    403,
-                    "endpoint",
-                    f"{method} {path} is not an allowed endpoint for {provider.name}",
-                )
-            real_key = self._check_key(provider, request)
-            exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
-            if exhausted:
-                raise Refusal(403, "budget", exhausted)
-            data = await self._read_body(reader, writer, conn)
-            if provider.strip_server_tools and method == "POST":
-                if provider.tool_shape == "gemini":
-                    data, _removed = rewrite.strip_gemini_tools(data)
-                else:
-                    data, _removed = rewrite.strip_server_tools(data, provider.client_tool_types)
-        except Refusal as refusal:
-            self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
+            refusal = checks.head(flow, self._tuning.max_body_bytes)
+            if refusal is None:
+                answer = checks.local(flow)
+                if answer is not None:
+                    await self._read_body(reader, writer, conn)
+                    self._answer_local(writer, conn, flow, answer)
+                    return True
+            refusal = (
+                refusal
+                or checks.endpoint(flow)
+                or checks.header_allowlist(flow, admission)
+                or checks.key(flow, self.settings.fake_keys, self._real_keys)
+                or self._check_budget()  # the budget seam: admission against session totals
+            )
+            if refusal is None:
+                refusal = checks.body(flow, await self._read_body(reader, writer, conn), admission)
+        except Refusal as raised:  # from reading the body (size, time, framing)
+            refusal = raised
+        if refusal is not None:
+            self._write_refusal(writer, conn, provider, host, refusal, flow)
             return False
         self._audit.write(
             Entry(
                 self.settings.session,
                 "request",
                 "allow",
-                str(endpoint),
+                str(flow.endpoint),
                 host=host,
                 provider=provider.name,
-                method=method,
-                path=path,
-                bytes_in=len(data),
-                request_id=rid,
+                method=flow.method,
+                path=flow.path,
+                bytes_in=len(flow.body),
+                request_id=flow.rid,
             )
         )
         self.totals = budget.count_request(self.totals)
-        return await self._forward(
-            writer, conn, provider, host, request, data, real_key, path, rid, started, watch
+        return await self._forward(writer, conn, flow, watch)
+
+    def _check_budget(self) -> Refusal | None:
+        exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
+        return Refusal(403, "budget", exhausted) if exhausted else None
+
+    def _answer_local(
+        self, writer: Stream, conn: h11.Connection, flow: Flow, answer: bytes
+    ) -> None:
+        self._audit.write(
+            Entry(
+                self.settings.session,
+                "request",
+                "local",
+                "local",
+                host=flow.host,
+                provider=flow.provider.name,
+                method=flow.method,
+                path=flow.path,
+                status=200,
+                request_id=flow.rid,
+            )
         )
-
-    def _check_head(self, request: h11.Request, host: str) -> Target:
-        headers = list(request.headers)  # iterating h11's Headers costs a Python call per item
-        names = [name for name, _ in headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
-            raise Refusal(400, "smuggling", "both Transfer-Encoding and Content-Length are set")
-        hosts = [value for name, value in headers if name == b"host"]
-        if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
-            raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        if b"upgrade" in names or b"http2-settings" in names:
-            raise Refusal(
-                403, "upgrade", "protocol upgrades (WebSocket, h2c) are refused; use HTTP/1.1"
-            )
-        encodings = [v.strip().lower() for n, v in headers if n == b"content-encoding"]
-        if any(e not in (b"", b"identity") for e in encodings):
-            raise Refusal(
-                415, "encoding", "compressed request bodies are refused (they cannot be checked)"
-            )
-        try:
-            target, key_in_query = _parse_target(request.target)
-        except PathError as exc:
-            raise Refusal(400, "path", f"request path refused: {exc}") from None
-        if key_in_query:
-            raise Refusal(403, "key", "credentials in the query string are refused")
-        for name, value in headers:
-            if name == b"content-length" and int(value) > self._tuning.max_body_bytes:
-                raise Refusal(413, "size", f"request body over {self._tuning.max_body_bytes} bytes")
-        return target
-
-    def _check_key(self, provider: Provider, request: h11.Request) -> str | None:
-        """Every credential header must be an accepted one and carry this provider's fake key."""
-        present = [(n, v) for n, v in request.headers if n in _CREDENTIAL_HEADERS]
-        if provider.auth is Auth.NONE:
-            if present:
-                raise Refusal(403, "key", f"{provider.name} takes no credentials; refused")
-            return None
-        accepted = provider.key_headers
-        unexpected = sorted({n.decode() for n, _ in present} - set(accepted))
-        if unexpected:
-            raise Refusal(
-                403,
-                "key",
-                f"unexpected credential header(s) {', '.join(unexpected)}; "
-                f"send the session's key in {' or '.join(accepted)}",
-            )
-        if not present:
-            present = [(accepted[0].encode(), b"")]
-        for name, value in present:
-            presented = keys.presented_key(name.decode(), value.decode("latin-1"))
-            verdict = keys.check(presented, provider.name, self.settings.fake_keys)
-            if not verdict.ok:
-                flag = "foreign_fake_key" if verdict.foreign else None
-                raise Refusal(verdict.status, "key", verdict.reason, flag)
-        return self._real_keys[provider.name]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(answer)),
+        ]
+        writer.write(driver.answer(conn, 200, headers, answer, flow.head))
 
     async def _read_body(self, reader: Stream, writer: Stream, conn: h11.Connection) -> bytes:
-        if conn.they_are_waiting_for_100_continue:
-            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-        chunks: list[bytes] = []
-        size = 0
-        limit = self._tuning.max_body_bytes
-        # One deadline for the whole body; a timer is armed only while waiting for bytes (a small
-        # body usually arrives with the head).
-        deadline = asyncio.get_running_loop().time() + self._tuning.body_timeout_s
-        try:
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    async with asyncio.timeout_at(deadline):
-                        event = await self._read_event(conn, reader)
-                if isinstance(event, h11.Data):
-                    size += len(event.data)
-                    if size > limit:
-                        raise Refusal(413, "size", f"request body over {limit} bytes")
-                    chunks.append(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    return b"".join(chunks)
-                else:
-                    raise Refusal(400, "http", "request body ended early")
-        except TimeoutError:
-            raise Refusal(408, "timeout", "request body not received in time") from None
-        except h11.RemoteProtocolError as exc:
-            raise Refusal(400, "http", f"malformed request body: {exc}") from None
+        t = self._tuning
+        return await driver.read_body(conn, reader, writer, t.max_body_bytes, t.body_timeout_s)
 
     # ---- upstream ---------------------------------------------------------------------------
 
@@ -621,26 +549,7 @@ class Proxy:
         else:
             upstream.close()
 
-    def _upstream_headers(
-        self, provider: Provider, host: str, request: h11.Request, data: bytes, real_key: str | None
-    ) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (n, v)
-            for n, v in request.headers
-            if n not in _DROP_REQUEST and n not in _CREDENTIAL_HEADERS
-        ]
-        headers.insert(0, (b"host", host.encode()))
-        headers.append((b"content-length", b"%d" % len(data)))
-        headers.append((b"accept-encoding", b"identity"))  # so usage can be read from the body
-        header = provider.auth.header
-        if real_key is not None and header is not None:
-            value = f"Bearer {real_key}" if provider.auth is Auth.BEARER else real_key
-            headers.append((header.encode(), value.encode()))
-        return headers
-
-    async def _send_upstream(
-        self, host: str, request: h11.Request, headers: list[tuple[bytes, bytes]], data: bytes
-    ) -> tuple[_Upstream, h11.Response]:
+    async def _send_upstream(self, host: str, out: Outgoing) -> tuple[_Upstream, h11.Response]:
         """Send and wait for the response head; one retry if a reused connection was stale."""
         for attempt in (0, 1):
             upstream = await self._connect(host)
@@ -652,18 +561,18 @@ class Proxy:
                         # our own headers and the real keys were checked at start), so h11's
                         # per-header validation is skipped here: it was a hot spot.
                         h11.Request(
-                            method=request.method,
-                            target=request.target,
-                            headers=headers,
+                            method=out.method,
+                            target=out.target,
+                            headers=out.headers,
                             _parsed=True,
                         )
                     )
-                    + conn.send(h11.Data(data))
+                    + conn.send(h11.Data(out.body))
                     + conn.send(h11.EndOfMessage())
                 )
                 async with asyncio.timeout(self._tuning.response_timeout_s):
                     while True:
-                        event = await self._read_event(conn, upstream.reader)
+                        event = await driver.next_event(conn, upstream.reader)
                         if isinstance(event, h11.Response):
                             return upstream, event
                         if not isinstance(event, h11.InformationalResponse):
@@ -678,30 +587,15 @@ class Proxy:
         raise AssertionError("unreachable")
 
     async def _forward(
-        self,
-        writer: Stream,
-        conn: h11.Connection,
-        provider: Provider,
-        host: str,
-        request: h11.Request,
-        data: bytes,
-        real_key: str | None,
-        path: str,
-        rid: str,
-        started: float,
-        watch: _Watch,
+        self, writer: Stream, conn: h11.Connection, flow: Flow, watch: _Watch
     ) -> bool:
-        method = request.method.decode()
-        headers = self._upstream_headers(provider, host, request, data, real_key)
+        provider, host = flow.provider, flow.host
+        out = outgoing(flow, provider.auth.header, provider.auth is Auth.BEARER)
+        method, path, rid, started, data = flow.method, flow.path, flow.rid, flow.started, out.body
         try:
-            upstream, response = await self._send_upstream(host, request, headers, data)
+            upstream, response = await self._send_upstream(host, out)
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
-            refusal = (  # TimeoutError is an OSError: silence is 504, everything else 502
-                Refusal(504, "upstream", f"{host} did not answer in time")
-                if isinstance(exc, TimeoutError)
-                else Refusal(502, "upstream", f"{host} unreachable: {_reason(exc)}")
-            )
-            self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
+            self._write_refusal(writer, conn, provider, host, _upstream_error(host, exc), flow)
             return False
         content_type = ""
         out_headers = []
@@ -716,7 +610,7 @@ class Proxy:
         ok = False
         # Bytes for the agent are gathered while upstream events are at hand and written once
         # before waiting for more: one send per upstream read, so nothing is held back.
-        out = [
+        pending = [
             conn.send(
                 h11.Response(
                     status_code=response.status_code,
@@ -736,19 +630,19 @@ class Proxy:
             while True:
                 event = uconn.next_event()
                 if event is h11.NEED_DATA:
-                    writer.write(b"".join(out))
-                    out.clear()
+                    writer.write(b"".join(pending))
+                    pending.clear()
                     await writer.drain()
                     async with asyncio.timeout(timeout):
                         uconn.receive_data(await ureader.read(READ_SIZE))
                 elif isinstance(event, h11.Data):
                     chunk = event.data
-                    out.append(conn.send(h11.Data(chunk)))
+                    pending.append(conn.send(h11.Data(chunk)))
                     sent += len(chunk)
                     meter.feed(chunk)
                 elif isinstance(event, h11.EndOfMessage):
-                    out.append(conn.send(h11.EndOfMessage()))
-                    writer.write(b"".join(out))
+                    pending.append(conn.send(h11.EndOfMessage()))
+                    writer.write(b"".join(pending))
                     ok = True
                     break
                 else:
@@ -791,19 +685,6 @@ class Proxy:
             )
         )
         return ok
-
-
-@functools.lru_cache(maxsize=512)
-def _parse_target(raw: bytes) -> tuple[Target, bool]:
-    """The normalised target, and whether its query names a credential.
-
-    Pure, so cached: an agent sends the same few targets again and again. A PathError is
-    raised again each time (lru_cache keeps only results).
-    """
-    target = normalise(raw)
-    query = raw.partition(b"?")[2].decode("ascii", "replace")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return target, any(k.lower() in _KEY_QUERY_NAMES for k, _ in pairs)
 
 
 def _is_ip(host: str) -> bool:

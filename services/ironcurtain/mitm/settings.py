@@ -59,6 +59,8 @@ class Tuning:
     pool_size: int = 32  # idle upstream connections kept per host
     max_connections: int = 1024  # agent connections at once; more are refused (503)
     tls_buffer_bytes: int = 32 * 1024  # asyncio's TLS read buffer per connection
+    refusals_per_s: float = 20.0  # refusals audited per second, sustained (throttle.py)
+    refusals_burst: int = 200  # refusals audited at once before the rate applies
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,9 +156,14 @@ def test_endpoints_outside_the_allowlist_are_refused(stack: Stack, method: str, 
 
 
 def test_the_query_string_does_not_change_which_endpoint_matches(stack: Stack) -> None:
+    before = len(stack.vendor.seen)
     reply = raw(stack, "api.anthropic.com", post("/v1/messages?x=/../files", _key(stack)))
-    assert reply.status == 200
-    assert stack.vendor.seen[-1].target == "/v1/messages?x=/../files"
+    assert reply.status == 403  # not a parameter the endpoint admits
+    assert "/../files" not in reply.body.decode()  # the query is never echoed
+    assert len(stack.vendor.seen) == before
+    reply = raw(stack, "api.anthropic.com", post("/v1/messages?beta=true", _key(stack)))
+    assert reply.status == 200  # the one Claude Code sends
+    assert stack.vendor.seen[-1].target == "/v1/messages?beta=true"
 
 
 def test_websocket_upgrade_inside_the_tunnel_is_refused(stack: Stack) -> None:

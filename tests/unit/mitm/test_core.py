@@ -1,4 +1,4 @@
-"""The pure core: keys, rewrite, usage, budget, error shapes, providers, settings."""
+"""The pure core: keys, usage, budget, error shapes, providers, settings (bodies: test_shapes)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ironcurtain.mitm import budget, errors, keys, providers, rewrite, settings
-from ironcurtain.mitm.errors import Refusal
+from ironcurtain.mitm import budget, errors, keys, providers, settings
 from ironcurtain.mitm.providers import ConfigError, ErrorShape, Price
 from ironcurtain.mitm.usage import Meter, Usage, extract
 
@@ -66,102 +65,6 @@ def test_key_check_table(
 )
 def test_presented_key_extraction(header: str, value: str | None, key: str | None) -> None:
     assert keys.presented_key(header, value) == key
-
-
-# ---- rewrite ------------------------------------------------------------------------------------
-
-
-def test_server_tools_are_removed_and_client_tools_kept() -> None:
-    body = json.dumps(
-        {
-            "model": "m",
-            "tools": [
-                {"name": "a", "input_schema": {}},
-                {"type": "custom", "name": "b", "input_schema": {}},
-                {"type": "web_search_20250305", "name": "web_search"},
-                {"type": "web_fetch_20250910", "name": "web_fetch"},
-                {"type": "code_execution_20250825", "name": "code_execution"},
-            ],
-        }
-    ).encode()
-    out, removed = rewrite.strip_server_tools(body)
-    assert removed == 3
-    assert [t["name"] for t in json.loads(out)["tools"]] == ["a", "b"]
-
-
-def test_openai_server_tools_are_removed_and_functions_kept() -> None:
-    body = json.dumps(
-        {
-            "tools": [
-                {"type": "function", "name": "f", "parameters": {}},
-                {"type": "web_search_preview"},
-                {"type": "mcp", "server_label": "x", "server_url": "https://evil.example/mcp"},
-                {"type": "code_interpreter", "container": {"type": "auto"}},
-            ]
-        }
-    ).encode()
-    out, removed = rewrite.strip_server_tools(body, ("function", "custom"))
-    assert removed == 3
-    assert json.loads(out)["tools"] == [{"type": "function", "name": "f", "parameters": {}}]
-
-
-def test_gemini_server_tools_are_removed_and_function_declarations_kept() -> None:
-    body = json.dumps(
-        {
-            "contents": [],
-            "tools": [
-                {"functionDeclarations": [{"name": "f"}]},
-                {"googleSearch": {}},
-                {"codeExecution": {}},
-                {"urlContext": {}},
-            ],
-        }
-    ).encode()
-    out, removed = rewrite.strip_gemini_tools(body)
-    assert removed == 3
-    assert json.loads(out)["tools"] == [{"functionDeclarations": [{"name": "f"}]}]
-    assert rewrite.strip_gemini_tools(b'{"contents":[]}') == (b'{"contents":[]}', 0)
-    with pytest.raises(Refusal):
-        rewrite.strip_gemini_tools(b"{nope")
-
-
-def test_mcp_servers_for_the_vendor_to_call_are_removed() -> None:
-    body = b'{"model":"m","mcp_servers":[{"type":"url","url":"https://evil.example/mcp"}]}'
-    out, removed = rewrite.strip_server_tools(body)
-    assert removed == 1
-    assert json.loads(out) == {"model": "m"}
-
-
-def test_a_body_without_server_tools_is_forwarded_byte_identical() -> None:
-    body = b'{"model": "m",  "tools": [{"name": "a"}]}'
-    assert rewrite.strip_server_tools(body) == (body, 0)
-
-
-def test_removing_every_tool_also_drops_tool_choice() -> None:
-    body = b'{"tools":[{"type":"web_search_20250305","name":"w"}],"tool_choice":{"type":"any"}}'
-    out, _ = rewrite.strip_server_tools(body)
-    assert json.loads(out) == {}
-
-
-@pytest.mark.parametrize(
-    "body", [b"{", b"[1]", b'{"tools": {"a": 1}}', b'{"tools": [1]}', b"\xff\xfe"]
-)
-def test_a_body_that_cannot_be_checked_is_refused(body: bytes) -> None:
-    with pytest.raises(Refusal) as info:
-        rewrite.strip_server_tools(body)
-    assert info.value.status == 400
-
-
-@DEEP
-@given(st.binary(max_size=200))
-def test_rewrite_either_refuses_or_returns_json_without_server_tools(body: bytes) -> None:
-    try:
-        out, _ = rewrite.strip_server_tools(body)
-    except Refusal:
-        return
-    if out:
-        tools = json.loads(out).get("tools", [])
-        assert all(t.get("type") in (None, "custom") for t in tools)
 
 
 # ---- usage --------------------------------------------------------------------------------------
@@ -376,6 +279,50 @@ def test_the_builtin_providers_are_data() -> None:
         (
             {
                 "providers": {
+                    "x": {"hosts": ["a.example"], "auth": "none", "endpoints": ["POST /v1"]}
+                }
+            },
+            "needs a body shape",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {
+                        "hosts": ["a.example"],
+                        "auth": "none",
+                        "endpoints": [{"call": "POST /v1", "body": "anything"}],
+                    }
+                }
+            },
+            "unknown body shape",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {
+                        "hosts": ["a.example"],
+                        "auth": "none",
+                        "endpoints": [{"call": "GET /v1", "query": {"k": ["a b"]}}],
+                    }
+                }
+            },
+            "plain values",
+        ),
+        (
+            {
+                "providers": {
+                    "x": {"hosts": ["a.example"], "auth": "none", "headers": ["x-api_key"]}
+                }
+            },
+            "looks like a credential",
+        ),
+        (
+            {"providers": {"x": {"hosts": ["a.example"], "auth": "none", "headers": ["cookie"]}}},
+            "cannot be forwarded",
+        ),
+        (
+            {
+                "providers": {
                     "x": {"hosts": ["a.example"], "auth": "none"},
                     "y": {"hosts": ["a.example"], "auth": "none"},
                 }
@@ -399,7 +346,7 @@ def test_a_user_provider_file_adds_a_provider(tmp_path: Path) -> None:
                         "hosts": ["llm.internal.example"],
                         "auth": "bearer",
                         "key_prefix": "sk-m-",
-                        "endpoints": ["POST /v1/chat/completions"],
+                        "endpoints": [{"call": "POST /v1/chat/completions", "body": "openai-chat"}],
                         "prices": [{"model": "*", "input": 1, "output": 2}],
                     }
                 }

@@ -326,3 +326,9 @@ def test_a_request_for_another_registry_inside_a_tunnel_is_refused(flow: Flow) -
     response, _ = flow.request(PYPI, "GET", "/npm/ic-left", {"Host": NPM})
     assert response.status == 403
     assert response.getheader("x-ironcurtain-refused") == "host-header"
+
+
+def test_a_registry_request_head_over_the_limit_is_refused_with_431(flow: Flow) -> None:
+    # The registries share the vendors' h11 driver (driver.py), and with it the head-size cap.
+    response, _ = flow.request(PYPI, "GET", "/simple/ic-hello/", {"x-filler": "a" * 40_000})
+    assert response.status == 431

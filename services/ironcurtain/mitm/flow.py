@@ -1,0 +1,59 @@
+"""One request inside a tunnel (`Flow`), and the request as it goes to the vendor (`Outgoing`).
+
+A Flow carries what each step of the request path needs and is filled in as the checks of
+checks.py pass (target, endpoint, admitted headers, key, body); the server's I/O only reads
+it. Outgoing is built from a fully checked Flow alone, so nothing the checks did not admit can
+reach the vendor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import h11
+
+from .paths import Endpoint, Target
+from .providers import Provider
+
+
+@dataclass(slots=True)
+class Flow:
+    request: h11.Request
+    provider: Provider
+    host: str  # the tunnel's host
+    rid: str  # request id, shared by the request's audit lines
+    started: float  # perf_counter at the head
+    method: str
+    path: str = ""  # normalised path, once the target parsed (audited; never the query)
+    target: Target | None = None
+    endpoint: Endpoint | None = None
+    upstream_target: bytes = b""  # canonical path + admitted query
+    forward: list[tuple[bytes, bytes]] = field(default_factory=list)  # allowlisted headers
+    presented: list[tuple[bytes, bytes]] = field(default_factory=list)  # key headers sent
+    real_key: str | None = None
+    body: bytes = b""  # canonical body (shapes.admit)
+
+    @property
+    def head(self) -> bool:
+        return self.method == "HEAD"
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """The request as it goes to the vendor: built only from what the checks admitted."""
+
+    method: bytes
+    target: bytes  # canonical path + admitted query
+    headers: list[tuple[bytes, bytes]]
+    body: bytes  # canonical JSON (shapes.admit)
+
+
+def outgoing(flow: Flow, auth_header: str | None, bearer: bool) -> Outgoing:
+    """Host, the allowlisted headers, our framing and the real key (never the agent's)."""
+    headers = [(b"host", flow.host.encode()), *flow.forward]
+    headers.append((b"content-length", b"%d" % len(flow.body)))
+    headers.append((b"accept-encoding", b"identity"))  # so usage can be read from the body
+    if flow.real_key is not None and auth_header is not None:
+        value = f"Bearer {flow.real_key}" if bearer else flow.real_key
+        headers.append((auth_header.encode(), value.encode()))
+    return Outgoing(flow.request.method, flow.upstream_target, headers, flow.body)
