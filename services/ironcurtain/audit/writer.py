@@ -57,9 +57,13 @@ class FileOps:
     """The system calls the writer makes, so tests can inject a full disk."""
 
     # Looked up at each call, so a test's monkeypatch of `os` reaches them too.
-    write: Callable[[int, bytes], int] = lambda fd, data: os.write(fd, data)  # noqa: E731
-    fdatasync: Callable[[int], None] = lambda fd: os.fdatasync(fd)  # noqa: E731
-    ftruncate: Callable[[int, int], None] = lambda fd, size: os.ftruncate(fd, size)  # noqa: E731
+    write: Callable[[int, bytes], int] = lambda fd, data: os.write(fd, data)
+    fdatasync: Callable[[int], None] = lambda fd: os.fdatasync(fd)
+    ftruncate: Callable[[int, int], None] = lambda fd, size: os.ftruncate(fd, size)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _why(exc: OSError) -> str:
@@ -75,7 +79,10 @@ class AuditLog:
         *,
         limits: Limits = DEFAULT,
         ops: FileOps | None = None,
+        redacting: bool = True,
     ) -> None:
+        """`redacting=False` for a writer whose records are its own typed fields (the MITM's:
+        never a body or a key), where names like `input_tokens` are not secrets."""
         if len(key) < KEY_BYTES:
             raise ValueError(f"an audit key has at least {KEY_BYTES} bytes")
         self.path = path
@@ -83,6 +90,7 @@ class AuditLog:
         self._clock = clock
         self._limits = limits
         self._ops = ops or FileOps()
+        self._redact = redact if redacting else _same
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._broken = ""  # why every append fails from now on
@@ -177,7 +185,7 @@ class AuditLog:
                 ) from exc
 
     def _write(self, record: Mapping[str, Any], durable: bool) -> tuple[str, int]:
-        body = {"time": round(self._clock(), 6), **redact(bounded(record, self._limits))}
+        body = {"time": round(self._clock(), 6), **self._redact(bounded(record, self._limits))}
         with self._lock:
             if self._broken:
                 raise AuditError(
