@@ -13,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from ironcurtain.audit import verify_file
+from ironcurtain.audit import verify_file, write_key
 
 from .conftest import TEST_LABELS
 
@@ -56,6 +56,9 @@ anyio.run(main)
 """
 
 
+KEY = bytes(range(32))
+
+
 @pytest.fixture(scope="module")
 def session_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mcp-proxy")
@@ -67,6 +70,9 @@ def session_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (dirs["workspace"] / ".env").write_text("TOKEN=do-not-read\n")
     for path in (root, *dirs.values(), *dirs["workspace"].iterdir()):
         os.chown(path, UID, UID)
+    dirs["key"] = root / "audit_key"  # as `ironcurtain run` hands it over: a file, not env
+    write_key(dirs["key"], KEY)
+    os.chown(dirs["key"], UID, UID)
     return dirs
 
 
@@ -149,6 +155,8 @@ def proxy(
             "/workspace",
             "--audit",
             "/audit/session.jsonl",
+            "--audit-key-file",
+            "/run/secrets/audit_key",
             "--host",
             "0.0.0.0",  # noqa: S104 - inside the container, on the internal network
             "--port",
@@ -164,6 +172,7 @@ def proxy(
             str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
             str(session_dirs["audit"]): {"bind": "/audit", "mode": "rw"},
             str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "ro"},
+            str(session_dirs["key"]): {"bind": "/run/secrets/audit_key", "mode": "ro"},
         },
         **CONFINED,
     )
@@ -219,7 +228,7 @@ def test_a_client_on_the_network_is_served_and_policed(
     # Not a git repository: the backend ran and answered (policy allowed it).
     assert "IronCurtain policy denied" not in out["git"]["text"]
 
-    report = verify_file(session_dirs["audit"] / "session.jsonl")
+    report = verify_file(session_dirs["audit"] / "session.jsonl", KEY)
     assert report.ok, report.problem
     assert report.lines >= 7
 

@@ -1,7 +1,21 @@
-"""Append-only, hash-chained JSON-lines audit logs, shared by every door."""
+"""Append-only JSON-lines audit logs with a keyed chain, shared by every door."""
 
+from .anchor import Anchor
+from .bound import Limits, bounded
 from .chain import Report
+from .keys import new_key, read_key, write_key
 from .verify import verify_file
 from .writer import AuditError, AuditLog
 
-__all__ = ["AuditError", "AuditLog", "Report", "verify_file"]
+__all__ = [
+    "Anchor",
+    "AuditError",
+    "AuditLog",
+    "Limits",
+    "Report",
+    "bounded",
+    "new_key",
+    "read_key",
+    "verify_file",
+    "write_key",
+]

@@ -32,7 +32,7 @@ import anyio
 from . import cache, listing
 from .config import BackendSpec
 from .errors import BackendError
-from .stdio import SocketClient, StdioClient
+from .stdio import MAX_LINE_BYTES, SocketClient, StdioClient
 from .wire import CONNECTION_CLOSED
 
 if TYPE_CHECKING:
@@ -139,8 +139,10 @@ class Backend:
         cached: Sequence[dict[str, Any]] | None = None,
         first_start_s: float = 60.0,
         wake: Callable[[], None] | None = None,
+        max_result_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.spec = spec
+        self.max_result_bytes = max_result_bytes  # the longest answer read (stdio and sandbox)
         self._wake = wake  # a sandboxed server: asks for the sandbox container (on demand)
         self._extra_env = dict(extra_env or {})
         self._backoff = (backoff_min_s, backoff_max_s)
@@ -191,10 +193,15 @@ class Backend:
         if self.spec.url is not None:
             return RemoteSession(self.spec.url)
         if self.spec.address is not None:
-            return SocketClient(*self.spec.address, wake=self._wake)
+            return SocketClient(
+                *self.spec.address, wake=self._wake, max_line_bytes=self.max_result_bytes
+            )
         assert self.spec.command is not None
         return StdioClient(
-            self.spec.command, list(self.spec.args), {**self.spec.env, **self._extra_env}
+            self.spec.command,
+            list(self.spec.args),
+            {**self.spec.env, **self._extra_env},
+            max_line_bytes=self.max_result_bytes,
         )
 
     async def run(self) -> None:

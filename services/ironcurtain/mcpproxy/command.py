@@ -21,6 +21,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--policy", type=Path, required=True, help="policy directory")
     run.add_argument("--workspace", type=Path, required=True, help="the session workspace")
     run.add_argument("--audit", type=Path, required=True, help="the session's audit log file")
+    run.add_argument(
+        "--audit-key-file",
+        type=Path,
+        default=None,
+        help="the audit chain's key (64 hex digits; `ironcurtain run` hands one over as a "
+        "secret); unset: a key for this process only, which nobody can verify with",
+    )
+    run.add_argument(
+        "--max-result-bytes",
+        type=int,
+        default=None,
+        help="a backend's answers larger than this are refused, naming the limit (default 8 MiB)",
+    )
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8080)
     run.add_argument("--state-dir", type=Path, default=Path("/var/lib/ironcurtain"))
@@ -123,6 +136,7 @@ def _serve(args: argparse.Namespace) -> int:
     import anyio
 
     from ..audit import AuditError
+    from ..audit.keys import KeyFileError
     from ..policy import PolicyError
     from .config import ConfigError
     from .gate import SessionInfo, Timeouts
@@ -146,6 +160,8 @@ def _serve(args: argparse.Namespace) -> int:
         sandbox=args.sandbox,
         sandbox_wake=args.sandbox_wake,
         tools_cache=args.tools_cache,
+        audit_key_file=args.audit_key_file,
+        **({"max_result_bytes": args.max_result_bytes} if args.max_result_bytes else {}),
     )
     try:
         escalator = _escalator(args)
@@ -157,7 +173,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         anyio.run(_until_signalled, settings, args.host, escalator)
-    except (PolicyError, ConfigError, StartupError, AuditError) as exc:
+    except (PolicyError, ConfigError, StartupError, AuditError, KeyFileError) as exc:
         print(f"mcp-proxy: refusing to start: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

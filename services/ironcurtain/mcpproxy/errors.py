@@ -12,3 +12,18 @@ class BackendError(Exception):
         self.code = code
         self.message = message
         self.data = data
+
+
+RESULT_TOO_LARGE = -32001  # ours: a backend's answer past the proxy's size limit
+
+
+class ResultTooLarge(BackendError):
+    """A backend answered with more than the proxy reads (`max_result_bytes`); refused unread."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            RESULT_TOO_LARGE,
+            f"the backend's result is larger than the limit of {limit} bytes "
+            "(max_result_bytes); refused",
+        )
+        self.limit = limit

@@ -9,7 +9,6 @@ The tool list is plain JSON (listing.py); the SDK's result models load with the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
@@ -19,14 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..audit import AuditError, AuditLog
+from ..audit import AuditError, AuditLog, bounded
 from ..audit.redact import redact
 from ..escalation.types import EscalationOutcome, EscalationRequest, Escalator, Verdict
 from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
 from .backend import Backend, BackendDown
 from .egress import Egress
-from .errors import BackendError
+from .errors import BackendError, ResultTooLarge
+from .stdio import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     import mcp_types as types
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
-_MAX_LOGGED_TEXT = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +56,6 @@ def error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
-def _abbreviate(value: Any) -> Any:
-    """Arguments as logged: long strings cut (with their hash), so a 10 MB write stays a line."""
-    if isinstance(value, str) and len(value) > _MAX_LOGGED_TEXT:
-        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
-        return f"{value[:_MAX_LOGGED_TEXT]}...[{len(value)} chars, sha256 {digest}]"
-    if isinstance(value, Mapping):
-        return {str(k): _abbreviate(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_abbreviate(v) for v in value]
-    return value
-
-
 class Gate:
     def __init__(
         self,
@@ -80,8 +67,10 @@ class Gate:
         session: SessionInfo | None = None,
         egress: Egress | None = None,
         timeouts: Timeouts | None = None,
+        max_result_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self.engine = engine
+        self.max_result_bytes = max_result_bytes  # larger results are refused, naming the limit
         self.backends = dict(backends)
         self.audit = audit
         self.escalator = escalator
@@ -145,7 +134,9 @@ class Gate:
             except Exception:  # a request's top level: log it, and fail closed
                 logger.exception("deciding %s failed; denying", name)
                 decision = Decision(Effect.DENY, "internal-error", "the policy check failed")
-        logged_args = redact(_abbreviate(args))
+        # Bounded (names too) and redacted once: the same excerpt goes to the audit line and to
+        # an escalation's record in the team store.
+        logged_args = redact(bounded(args))
         try:
             await self.audit.append_durably(
                 {
@@ -164,7 +155,7 @@ class Gate:
             )
         except AuditError as exc:
             logger.error("refusing %s: %s", name, exc)
-            return error_result(f"IronCurtain refused {name}: the audit log cannot be written")
+            return _unaudited(name, exc)
 
         if decision.effect is Effect.DENY:
             return error_result(
@@ -172,8 +163,8 @@ class Gate:
             )
         if decision.effect is Effect.ESCALATE:
             outcome = await self._escalate(call_id, server, tool, logged_args, decision)
-            if outcome is None:
-                return error_result(f"IronCurtain refused {name}: the audit log cannot be written")
+            if isinstance(outcome, AuditError):
+                return _unaudited(name, outcome)
             if not outcome.allowed:
                 return error_result(
                     f"IronCurtain escalated {name} (rule {decision.rule!r}: {decision.reason}); "
@@ -183,9 +174,9 @@ class Gate:
 
     async def _escalate(
         self, call_id: str, server: str, tool: str, logged_args: dict[str, Any], decision: Decision
-    ) -> EscalationOutcome | None:
+    ) -> EscalationOutcome | AuditError:
         try:
-            recent = self.audit.tail(20)
+            recent = self.audit.tail(20)  # bounded: read from the end, each line cut
         except OSError:
             recent = ()
         request = EscalationRequest(
@@ -223,8 +214,8 @@ class Gate:
                 },
                 inline=self._in_flight == 1,
             )
-        except AuditError:
-            return None
+        except AuditError as exc:
+            return exc
         return outcome
 
     async def _forward(
@@ -248,6 +239,8 @@ class Gate:
                 result = await backend.call(tool, args, self.timeouts.call_s)
         except BackendDown as exc:
             error = str(exc)
+        except ResultTooLarge as exc:
+            error = exc.message
         except BackendError as exc:
             error = f"backend {server!r} answered with an error: {exc.message[:500]}"
         except TimeoutError:
@@ -256,6 +249,9 @@ class Gate:
         if error is not None:
             result = error_result(f"IronCurtain: {name} failed: {error}")
         size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        if error is None and size > self.max_result_bytes:  # e.g. a url backend (read whole)
+            error = ResultTooLarge(self.max_result_bytes).message
+            result = error_result(f"IronCurtain: {name} failed: {error}")
         try:
             self.audit.append(
                 {
@@ -273,3 +269,11 @@ class Gate:
             # The call already happened; the decision line is on disk. Say so loudly.
             logger.error("outcome of %s not audited: %s", call_id, exc)
         return result
+
+
+def _unaudited(name: str, exc: AuditError) -> types.CallToolResult:
+    """Nothing happens unaudited: the refusal says why (e.g. no space left on the disk)."""
+    return error_result(
+        f"IronCurtain refused {name}: the audit log cannot be written ({exc.reason}); "
+        "every call is refused until it can"
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 
 from .. import __version__
-from ..audit import AuditLog
+from ..audit import AuditLog, new_key, read_key
 from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
@@ -34,6 +34,7 @@ from .gate import Gate, SessionInfo, Timeouts
 from .http import McpHttp
 from .protocol import ServerInfo
 from .server import HttpServer
+from .stdio import MAX_LINE_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class ProxySettings:
     # first call to a sandboxed server; None: the sandbox is already running.
     sandbox_wake: Path | None = None
     tools_cache: Path | None = None  # saved tool listings: those backends start on first call
+    # The audit chain's key (a compose secret in a session); None: a key made for this process
+    # alone (tests), which `ironcurtain audit verify` cannot have.
+    audit_key_file: Path | None = None
+    max_result_bytes: int = MAX_LINE_BYTES  # a backend's larger answers are refused unread
 
     def variables(self) -> dict[str, str]:
         return {
@@ -118,7 +123,10 @@ async def running_gate(
     specs = tuple(zip(loaded, place(loaded, settings.sandbox), strict=True))
     egress = Egress(EgressRules(addresses=settings.egress_addresses))
     await egress.start()
-    audit = AuditLog(settings.audit_file)
+    if settings.audit_key_file is None:
+        logger.warning("no audit key file: the chain is keyed for this process only")
+    key = read_key(settings.audit_key_file) if settings.audit_key_file else new_key()
+    audit = AuditLog(settings.audit_file, key)
     try:
         saved = ToolCache(settings.tools_cache) if settings.tools_cache else None
         backends: dict[str, Backend] = {
@@ -130,6 +138,7 @@ async def running_gate(
                 wake=_asker(settings.sandbox_wake)
                 if spec.address and settings.sandbox_wake
                 else None,
+                max_result_bytes=settings.max_result_bytes,
             )
             for command, spec in specs
         }
@@ -164,6 +173,7 @@ async def running_gate(
                     session=settings.session,
                     egress=egress,
                     timeouts=settings.timeouts,
+                    max_result_bytes=settings.max_result_bytes,
                 )
                 tg.cancel_scope.cancel()
         if down:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -26,7 +27,7 @@ from anyio.abc import ByteReceiveStream, ByteSendStream, Process, SocketStream
 
 from .. import __version__
 from .childenv import inherited
-from .errors import BackendError
+from .errors import BackendError, ResultTooLarge
 from .jsonrpc import METHOD_NOT_FOUND
 from .wire import CONNECTION_CLOSED, HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
@@ -40,13 +41,25 @@ INITIALIZE_TIMEOUT_S = 60.0
 # How long a call waits for a sandbox started on demand (a container start, ~1-2 s; more when
 # many sessions start at once).
 WAKE_WAIT_S = 60.0
+# The longest line (one JSON-RPC message) read from a backend; past it the message is skipped
+# unread and its request refused, so a 150 MB file read costs no memory (--max-result-bytes).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+_ID = re.compile(rb'"id"\s*:\s*(\d{1,18})')
+_ID_WINDOW = 512  # bytes kept of an oversize line's start and end, to find its id
 
 
 class LineSession:
     """The JSON-RPC session over any byte stream pair; subclasses open and close the transport."""
 
-    def __init__(self, label: str, *, initialize_timeout_s: float = INITIALIZE_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        label: str,
+        *,
+        initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
         self.label = label  # names the backend in log lines
+        self.max_line_bytes = max_line_bytes
         self.initialize_timeout_s = initialize_timeout_s
         self.protocol_version = ""
         self._send: ByteSendStream | None = None
@@ -177,19 +190,37 @@ class LineSession:
         receive = self._receive
         assert receive is not None
         partial: list[bytes] = []  # a line arriving in pieces, joined once (no quadratic copy)
+        size = 0  # bytes in partial
+        skipping: bytes | None = None  # an oversize line's start (and end), while it is skipped
         reason = "the backend closed its stdout (it exited)"
         try:
             async for chunk in receive:
                 if b"\n" not in chunk:
+                    if skipping is not None:
+                        skipping = skipping[:_ID_WINDOW] + chunk[-_ID_WINDOW:]
+                        continue
                     partial.append(chunk)
+                    size += len(chunk)
+                    if size > self.max_line_bytes:
+                        joined = b"".join(partial)
+                        skipping, partial, size = joined[:_ID_WINDOW] + joined[-_ID_WINDOW:], [], 0
                     continue
                 first, *lines = chunk.split(b"\n")
-                partial.append(first)
-                lines.insert(0, b"".join(partial))
-                partial = [lines.pop()]
+                rest = lines.pop()
+                if skipping is not None:
+                    self._refuse_oversize(skipping[:_ID_WINDOW] + first[-_ID_WINDOW:])
+                    skipping = None
+                else:
+                    partial.append(first)
+                    lines.insert(0, b"".join(partial))
+                partial, size = [rest], len(rest)
                 for line in lines:
-                    if line.strip():
+                    if len(line) > self.max_line_bytes:
+                        self._refuse_oversize(line[:_ID_WINDOW] + line[-_ID_WINDOW:])
+                    elif line.strip():
                         await self._handle(line)
+                if size > self.max_line_bytes:
+                    skipping, partial, size = rest[:_ID_WINDOW] + rest[-_ID_WINDOW:], [], 0
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             reason = f"reading from the backend failed ({type(exc).__name__})"
         finally:
@@ -228,6 +259,18 @@ class LineSession:
         else:
             future.set_exception(BackendError(-32603, "the backend answered without a result"))
 
+    def _refuse_oversize(self, ends: bytes) -> None:
+        """An answer too large to read: its request (found by the id near either end, or the
+        only one waiting) fails with ResultTooLarge; with no id to go by, every waiting one
+        does (fail closed: none gets a result it did not ask for)."""
+        logger.warning(
+            "backend %s wrote a message over %d bytes; refused", self.label, self.max_line_bytes
+        )
+        waiting = [i for i, f in self._pending.items() if not f.done()]
+        found = {int(m) for m in _ID.findall(ends)} & set(waiting)
+        for request_id in found if len(found) == 1 else waiting:
+            self._pending[request_id].set_exception(ResultTooLarge(self.max_line_bytes))
+
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
         if message["method"] == "ping":
@@ -257,8 +300,11 @@ class StdioClient(LineSession):
         env: Mapping[str, str] | None = None,
         *,
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(command, initialize_timeout_s=initialize_timeout_s)
+        super().__init__(
+            command, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+        )
         self.command = command
         self.args = list(args)
         self.env = {**inherited(os.environ), **(env or {})}
@@ -304,8 +350,11 @@ class SocketClient(LineSession):
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         wake: Callable[[], None] | None = None,
         wake_wait_s: float = WAKE_WAIT_S,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(path, initialize_timeout_s=initialize_timeout_s)
+        super().__init__(
+            path, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+        )
         self.path = path
         self._stream: SocketStream | None = None
         self._wake = wake

@@ -8,6 +8,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 
+from ..audit import read_key
 from . import ca
 from .audit import Audit
 from .server import Proxy
@@ -26,7 +27,8 @@ async def running(settings: Settings, port: int | None = None) -> AsyncIterator[
     asyncio.sslproto.SSLProtocol.max_size = settings.tuning.tls_buffer_bytes
     authority = ca.load(settings.ca_dir)
     real_keys = read_real_keys(settings)
-    audit = Audit.open(settings.audit_path)
+    key = read_key(settings.audit_key_file) if settings.audit_key_file else None
+    audit = Audit.open(settings.audit_path, key)
     proxy = Proxy(settings, authority, real_keys, audit)
     server = await proxy.start(port=port)
     try:

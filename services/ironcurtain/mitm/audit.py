@@ -1,14 +1,22 @@
-"""The audit trail: one JSON line per decision, never bodies or keys."""
+"""The MITM's audit trail: one JSON line per decision, never bodies or keys.
+
+Written through the project's audit module (`ironcurtain.audit.AuditLog`): the same keyed chain,
+the same bounds on every line, the same head and host checkpoints as the MCP door, so
+`ironcurtain audit verify` covers this log too. A line that lets something through (an allowed
+request, a local answer, a served package) is on disk before the request is forwarded; a
+refusal or a response line is after the fact and reaches the disk with the next synced line.
+A log that cannot be written raises AuditError: the connection ends, nothing is forwarded.
+"""
 
 from __future__ import annotations
 
-import json
 import operator
-import os
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TextIO
+
+from ..audit import AuditLog, new_key
+
+_AFTER_THE_FACT = frozenset({"refuse", "done", "error", "cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,30 +46,28 @@ class Entry:
 
 _FIELDS = tuple(f.name for f in fields(Entry))
 _VALUES = operator.attrgetter(*_FIELDS)  # all fields in one C call, in _FIELDS order
-# One encoder for every line: json.dumps with options builds a new encoder on each call.
-_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Audit:
-    """Appends lines to a file opened once (O_APPEND); each line is flushed before returning."""
+    """Entries as records of the session's keyed audit log."""
 
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
 
     @classmethod
-    def open(cls, path: Path) -> Audit:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        return cls(os.fdopen(fd, "a", encoding="utf-8", buffering=1))
+    def open(cls, path: Path, key: bytes | None = None) -> Audit:
+        """The log at `path`, chained with `key` (None: a key for this process only, which
+        nobody can verify with: tests)."""
+        return cls(AuditLog(path, key if key is not None else new_key(), redacting=False))
 
     def write(self, entry: Entry) -> None:
-        record: dict[str, object] = {"time": round(time.time(), 3)}
         # Not dataclasses.asdict: that deep-copies, and this runs twice per request.
+        record: dict[str, object] = {}
         for name, value in zip(_FIELDS, _VALUES(entry), strict=True):
             if value or name == "decision":
                 record[name] = value
-        self._stream.write(_ENCODE(record) + "\n")
-        self._stream.flush()
+        durable = entry.event != "response" and entry.decision not in _AFTER_THE_FACT
+        self._log.append(record, durable=durable)
 
     def close(self) -> None:
-        self._stream.close()
+        self._log.close()

@@ -59,13 +59,15 @@ def _ca_init(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ..audit import AuditError
+    from ..audit.keys import KeyFileError
     from . import settings as settings_mod
     from .app import serve
 
     try:
         settings = settings_mod.load(args.config)
         asyncio.run(serve(settings))
-    except (providers.ConfigError, ca.CAError) as exc:
+    except (providers.ConfigError, ca.CAError, KeyFileError, AuditError) as exc:
         print(f"mitm: error: {exc}")
         return 1
     return 0

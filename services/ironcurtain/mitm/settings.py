@@ -6,6 +6,7 @@ This is the entry point session orchestration uses (see docs/mitm.md):
     listen: {host: 0.0.0.0, port: 3128}
     ca_dir: /run/ironcurtain/ca             # ca.pem + ca-key.pem (0600), from `ironcurtain ca init`
     audit: /var/log/ironcurtain/mitm.jsonl  # one JSON line per decision
+    audit_key: /run/secrets/audit_key_mitm  # the audit chain's key (optional: tests)
     providers_file: /etc/ironcurtain/providers.yaml   # optional: add or replace providers
     keys:                                   # enabled providers: fake key + real key FILE
       anthropic: {fake: "sk-ant-api03-...", real_file: /run/secrets/anthropic_api_key}
@@ -80,6 +81,7 @@ class Settings:
     registries: registries_mod.RegistrySettings = field(
         default_factory=registries_mod.RegistrySettings
     )  # package registries (docs/registries.md), served by depot.py
+    audit_key_file: Path | None = None  # the audit chain's key; None: this process's only
 
     def provider_for(self, host: str) -> Provider | None:
         for provider in self.providers.values():
@@ -168,6 +170,7 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
             upstream=upstream,
             extra_ca_file=path(extra_ca) if extra_ca else None,
             registries=registries,
+            audit_key_file=path(doc["audit_key"]) if doc.get("audit_key") else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):

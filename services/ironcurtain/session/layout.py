@@ -10,6 +10,9 @@
     wake/      0700, the MCP uid's: mcp-proxy (rw) asks here for the sandbox container,
                which `ironcurtain run` starts on the first sandboxed call (removed at teardown)
     audit/     the doors' audit logs                                    (kept)
+    anchor/    0700, the host user's, mounted into no container: each log's key (a copy;
+               the writing proxy gets its own as a secret) and the host's checkpoints of
+               its head, so `ironcurtain audit verify` can tell a rewrite    (kept)
     summary.json                                                         (kept)
 """
 
@@ -70,6 +73,10 @@ class SessionLayout:
         return self.root / "audit"
 
     @property
+    def anchor(self) -> Path:
+        return self.root / "anchor"
+
+    @property
     def summary(self) -> Path:
         return self.root / "summary.json"
 
@@ -80,8 +87,9 @@ class SessionLayout:
         for folder in (self.agent, self.audit, self.mitm):
             folder.mkdir(exist_ok=True)
             folder.chmod(0o755)
-        self.secrets.mkdir(mode=0o700, exist_ok=True)
-        self.secrets.chmod(0o700)
+        for private in (self.secrets, self.anchor):
+            private.mkdir(mode=0o700, exist_ok=True)
+            private.chmod(0o700)
 
     def write_secret(self, name: str, value: str, reader_uid: int | None = None) -> Path:
         """A secret file for one container user, created private (0600).

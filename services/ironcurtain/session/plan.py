@@ -106,6 +106,7 @@ class Plan:
             "listen": {"host": "0.0.0.0", "port": MITM_PORT},  # noqa: S104 - container port
             "ca_dir": MITM_CA_DIR,
             "audit": "/var/log/ironcurtain/mitm.jsonl",
+            "audit_key": "/run/secrets/audit_key_mitm",
             "keys": keys,
         }
         if self.budget:

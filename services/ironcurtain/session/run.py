@@ -26,6 +26,9 @@ import yaml
 
 from ..agents.adapter import AgentAdapter
 from ..agents.registry import adapter_for
+from ..audit import Anchor
+from ..audit import keys as audit_keys
+from ..audit.anchor import checkpoints_path, key_path
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
 from ..mitm import ca, providers
@@ -128,6 +131,12 @@ class Session:
         self._stop_waking = threading.Event()
         self._sandbox_up = threading.Event()
         self.sandbox_error = ""
+        # The host copies each audit log's head into anchor/ (no container can write there).
+        self._anchors = tuple(
+            Anchor(log, checkpoints_path(self.layout.anchor, log)) for log in self._audit_logs()
+        )
+        self._anchorer = threading.Thread(target=self._anchor, name="audit-anchor", daemon=True)
+        self._stop_anchoring = threading.Event()
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -251,6 +260,7 @@ class Session:
             # Not the sandbox: it starts when the proxy first asks for it (_wake_sandbox).
             self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=["mcp-sandbox"])
             self._waker.start()
+            self._anchorer.start()
             self._wait_ready(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
@@ -441,15 +451,20 @@ class Session:
             except ComposeError as exc:
                 self.say(f"run: teardown: {exc}")
                 _force_remove(self.client, self.name.project, self.say)
+        self._stop_anchoring.set()
+        if self._anchorer.is_alive():
+            self._anchorer.join(timeout=START_TIMEOUT_S)
         if self._created:
+            self._collect_heads()  # the writers are stopped: these are the final heads
             self.layout.remove_ephemeral()
         self.timings["teardown"] = time.monotonic() - began
 
+    def _audit_logs(self) -> tuple[Path, Path]:
+        return (self.layout.audit / "mcp" / "mcp.jsonl", self.layout.audit / "mitm" / "mitm.jsonl")
+
     def report(self, code: int) -> None:
-        audit = {
-            "mcp": self.layout.audit / "mcp" / "mcp.jsonl",
-            "mitm": self.layout.audit / "mitm" / "mitm.jsonl",
-        }
+        mcp_log, mitm_log = self._audit_logs()
+        audit = {"mcp": mcp_log, "mitm": mitm_log}
         texts = {k: p.read_text() if p.is_file() else "" for k, p in audit.items()}
         result = summary.Summary(
             session=self.name.session_id,
@@ -541,6 +556,11 @@ class Session:
             layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
         password = (shared_dir / "redis_password").read_text().strip()
         layout.write_secret("redis_password", password, self.plan.mcp_uid)
+        # Each writing proxy's audit key: a secret for it alone, and a copy kept in anchor/.
+        for log, uid in zip(self._audit_logs(), (self.plan.mcp_uid, MITM_UID), strict=True):
+            key = audit_keys.new_key()
+            audit_keys.write_key(key_path(layout.anchor, log), key)
+            layout.write_secret(f"audit_key_{log.stem}", audit_keys.encode(key), uid)
         # The CA key for the MITM only: a copy in the secrets folder, removed at teardown.
         ca_copy = layout.secrets / "mitm-ca"
         copy_ca(ca_dir, ca_copy)
@@ -614,6 +634,19 @@ class Session:
                     show(terminal.safe_line(line))  # it quotes the agent's tool arguments
         except Exception as exc:  # notices are a convenience; the approval UI still works
             show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+
+    def _collect_heads(self) -> None:
+        for anchor in self._anchors:
+            try:
+                anchor.collect()
+            except OSError as exc:  # verify then says the checkpoints are behind or missing
+                self.say(f"run: cannot checkpoint {anchor.log.name}: {exc}")
+
+    def _anchor(self) -> None:
+        """Every second, each log's head into its checkpoints: a rewrite inside a container
+        can then reach back no further than the last second."""
+        while not self._stop_anchoring.wait(1.0):
+            self._collect_heads()
 
     def _wake_sandbox(self) -> None:
         """Start the sandbox container when the MCP proxy asks (its first call to a sandboxed

@@ -27,7 +27,8 @@ from typing import Any
 import docker
 import pytest
 
-from ironcurtain.audit import verify_file
+from ironcurtain.audit import read_key, verify_file
+from ironcurtain.audit.anchor import checkpoints_path, key_path
 from ironcurtain.fakellm import play
 from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 
@@ -180,7 +181,12 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
         ("filesystem__read_text_file", "/workspace/hello.txt", "allow", "workspace-read"),
         ("filesystem__read_text_file", "/etc/passwd", "deny", "outside-workspace"),
     ]
-    verify_file(mcp_log)
+    # Both doors' logs verify with the session's keys and the host's checkpoints (anchor/).
+    for log in (mcp_log, mitm_log):
+        anchor = log.parents[2] / "anchor"
+        report = verify_file(log, read_key(key_path(anchor, log)), checkpoints_path(anchor, log))
+        assert report.ok, (log, report.problem)
+        assert report.lines > 0
     counted = tool_counts(audit)
     assert summary["tools"]["allowed"] == counted.allowed == 1
     assert summary["tools"]["denied"] == counted.denied == 1

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import docker
 
-from ironcurtain.audit import verify_file
+from ironcurtain.audit import read_key, verify_file
+from ironcurtain.audit.anchor import checkpoints_path, key_path
 from ironcurtain.session.naming import session_name
 from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 
@@ -102,7 +103,12 @@ def test_a_scripted_session_calls_the_llm_and_its_tools_and_leaves_only_its_reco
     assert summary["llm"]["requests"] == metered.requests == 1
     assert summary["llm"]["input_tokens"] == metered.input_tokens > 0
     assert summary["outcome"] == "ok"
-    verify_file(mcp_log)
+    # Both doors' logs verify with the session's keys and the host's checkpoints (anchor/).
+    for log in (mcp_log, mitm_log):
+        anchor = log.parents[2] / "anchor"
+        report = verify_file(log, read_key(key_path(anchor, log)), checkpoints_path(anchor, log))
+        assert report.ok, (log, report.problem)
+        assert report.lines > 0
 
     # No real key anywhere the session wrote, and nothing of the session left running.
     for path in (mcp_log, mitm_log, root / "agent-output.log", root / "summary.json"):

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.audit import AuditLog, verify_file
+from ironcurtain.audit import AuditLog, verify_file, write_key
 from ironcurtain.audit.chain import GENESIS
 from ironcurtain.audit.writer import head_path
 from ironcurtain.cli import main
+
+KEY = bytes(range(32))
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Path:
     path = tmp_path / "audit" / "session.jsonl"
-    audit = AuditLog(path, clock=lambda: 1.0)
+    audit = AuditLog(path, KEY, clock=lambda: 1.0)
     for i in range(5):
         audit.append({"event": "decision", "n": i})
     audit.close()
@@ -24,7 +26,7 @@ def log(tmp_path: Path) -> Path:
 
 
 def test_an_untouched_log_verifies(log: Path) -> None:
-    report = verify_file(log)
+    report = verify_file(log, KEY)
     assert report.ok, report.problem
     assert report.lines == 5
 
@@ -59,7 +61,7 @@ def test_an_edited_or_truncated_log_fails_verification(log: Path, edit, problem:
     lines = log.read_bytes().splitlines(keepends=True)
     edit(lines)
     log.write_bytes(b"".join(lines))
-    report = verify_file(log)
+    report = verify_file(log, KEY)
     assert not report.ok
     assert problem in report.problem
 
@@ -67,28 +69,28 @@ def test_an_edited_or_truncated_log_fails_verification(log: Path, edit, problem:
 def test_a_line_cut_in_half_is_detected(log: Path) -> None:
     data = log.read_bytes()
     log.write_bytes(data[:-10])
-    report = verify_file(log)
+    report = verify_file(log, KEY)
     assert not report.ok
     assert "incomplete" in report.problem
 
 
 def test_a_missing_head_is_reported(log: Path) -> None:
     head_path(log).unlink()
-    assert not verify_file(log).ok
+    assert not verify_file(log, KEY).ok
 
 
 def test_a_reopened_log_continues_the_chain(log: Path) -> None:
-    audit = AuditLog(log)
+    audit = AuditLog(log, KEY)
     audit.append({"event": "later"})
     audit.close()
-    report = verify_file(log)
+    report = verify_file(log, KEY)
     assert report.ok, report.problem
     assert report.lines == 6
 
 
 def test_secrets_in_records_are_redacted_on_disk(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
-    audit = AuditLog(path)
+    audit = AuditLog(path, KEY)
     audit.append(
         {
             "arguments": {
@@ -109,17 +111,19 @@ def test_secrets_in_records_are_redacted_on_disk(tmp_path: Path) -> None:
     ):
         assert secret not in text
     assert "q=1" in text  # harmless parts stay readable
-    assert verify_file(path).ok
+    assert verify_file(path, KEY).ok
 
 
 def test_the_cli_exits_non_zero_on_a_tampered_log(
     log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["audit", "verify", str(log)]) == 0
+    key = log.parent / "k.key"
+    write_key(key, KEY)
+    assert main(["audit", "verify", str(log), "--key", str(key)]) == 0
     lines = log.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"n":1', b'"n":5')
     log.write_bytes(b"".join(lines))
-    assert main(["audit", "verify", str(log)]) == 1
+    assert main(["audit", "verify", str(log), "--key", str(key)]) == 1
     assert "TAMPERED" in capsys.readouterr().out
 
 
@@ -134,7 +138,7 @@ def test_concurrent_durable_appends_share_fsyncs_and_keep_the_chain(
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
     path = tmp_path / "a.jsonl"
-    audit = AuditLog(path)
+    audit = AuditLog(path, KEY)
 
     async def go() -> None:
         async with anyio.create_task_group() as tg:
@@ -144,7 +148,7 @@ def test_concurrent_durable_appends_share_fsyncs_and_keep_the_chain(
     anyio.run(go)
     audit.close()
     assert 1 <= len(syncs) < 50  # batched: one fsync covered many lines
-    report = verify_file(path)
+    report = verify_file(path, KEY)
     assert report.ok, report.problem
     assert report.lines == 50
 
@@ -167,7 +171,7 @@ def test_a_durable_append_returns_only_after_a_sync_that_covers_its_line(
 
     monkeypatch.setattr(os, "fdatasync", fdatasync)
     path = tmp_path / "a.jsonl"
-    audit = AuditLog(path)
+    audit = AuditLog(path, KEY)
     uncovered: list[int] = []
 
     async def one(i: int) -> None:
@@ -186,7 +190,7 @@ def test_a_durable_append_returns_only_after_a_sync_that_covers_its_line(
     anyio.run(go)
     audit.close()
     assert uncovered == []
-    assert verify_file(path).ok
+    assert verify_file(path, KEY).ok
 
 
 def test_a_failed_sync_fails_every_append_that_waited_for_it(
@@ -202,7 +206,7 @@ def test_a_failed_sync_fails_every_append_that_waited_for_it(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fdatasync", broken)
-    audit = AuditLog(tmp_path / "a.jsonl")
+    audit = AuditLog(tmp_path / "a.jsonl", KEY)
     outcomes: list[str] = []
 
     async def one(i: int) -> None:
@@ -235,7 +239,7 @@ def test_overlapping_appends_sync_off_the_event_loop_thread(
     monkeypatch.setattr(
         os, "fdatasync", lambda fd: (threads.add(threading.get_ident()), real(fd))[1]
     )
-    audit = AuditLog(tmp_path / "a.jsonl")
+    audit = AuditLog(tmp_path / "a.jsonl", KEY)
 
     async def go() -> None:
         async with anyio.create_task_group() as tg:

@@ -13,7 +13,7 @@ import anyio
 import mcp_types as types
 import pytest
 
-from ironcurtain.audit import verify_file
+from ironcurtain.audit import read_key, verify_file, write_key
 from ironcurtain.escalation.types import EscalationOutcome, EscalationRequest, Verdict
 from ironcurtain.mcpproxy import Gate, ProxySettings, StartupError, running_gate
 
@@ -35,12 +35,22 @@ class BrokenEscalator:
         raise RuntimeError("redis exploded")
 
 
+def key_file(layout: dict[str, Path]) -> Path:
+    """The session's audit key, as `ironcurtain run` would hand it over (outside the audit
+    folder, the workspace and the state folder)."""
+    path = layout["audit"].parent / "audit.key"
+    if not path.exists():
+        write_key(path, bytes(range(32)))
+    return path
+
+
 def settings(layout: dict[str, Path]) -> ProxySettings:
     return ProxySettings(
         policy_dir=layout["policy"],
         workspace=layout["workspace"],
         audit_file=layout["audit"] / "session.jsonl",
         state_dir=layout["state"],
+        audit_key_file=key_file(layout),
     )
 
 
@@ -86,7 +96,7 @@ def test_an_approved_escalation_is_forwarded_and_audited(layout: dict[str, Path]
         json.loads(x)["event"] for x in (layout["audit"] / "session.jsonl").read_text().splitlines()
     ]
     assert events[-3:] == ["decision", "escalation", "outcome"]
-    assert verify_file(layout["audit"] / "session.jsonl").ok
+    assert verify_file(layout["audit"] / "session.jsonl", read_key(key_file(layout))).ok
 
 
 @pytest.mark.parametrize(
@@ -229,3 +239,80 @@ def test_a_backend_that_cannot_start_stops_the_proxy_from_starting(layout: dict[
 
     with pytest.raises(StartupError, match=r"filesystem \(.*nonexistent"):
         anyio.run(go)
+
+
+def test_a_full_disk_refuses_every_call_saying_so_and_keeps_the_acknowledged_lines(
+    layout: dict[str, Path],
+) -> None:
+    import errno
+
+    from ironcurtain.audit.writer import FileOps
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    hello = {"path": str(layout["workspace"] / "hello.txt")}
+
+    async def body(gate: Gate) -> list[types.CallToolResult]:
+        control = await gate.call("filesystem__read_text_file", hello)
+        gate.audit._ops = FileOps(write=full)  # the audit folder's file system fills up
+        refused = [await gate.call("filesystem__read_text_file", hello) for _ in range(3)]
+        refused.append(await gate.call("filesystem__write_file", {**hello, "content": "x"}))
+        return [control, *refused]
+
+    control, *refused = with_gate(layout, None, body)
+    assert not control.is_error, text(control)
+    for result in refused:
+        assert result.is_error
+        assert "audit log cannot be written (No space left on device)" in text(result)
+    assert (layout["workspace"] / "hello.txt").read_text() == "hello from the workspace\n"
+    log = layout["audit"] / "session.jsonl"
+    events = [json.loads(x)["event"] for x in log.read_text().splitlines()]
+    assert events == ["start", "decision", "outcome"]  # the acknowledged lines, whole
+    assert verify_file(log, read_key(key_file(layout))).ok
+
+
+def test_a_result_over_the_limit_is_refused_naming_it(layout: dict[str, Path]) -> None:
+    import dataclasses
+
+    big = layout["workspace"] / "big.txt"
+    big.write_text("b" * 3_000_000)
+    small = {"path": str(layout["workspace"] / "hello.txt")}
+    limited = dataclasses.replace(settings(layout), max_result_bytes=1_000_000)
+
+    async def go() -> tuple[types.CallToolResult, types.CallToolResult]:
+        with anyio.fail_after(60):
+            async with running_gate(limited) as gate:
+                refused = await gate.call("filesystem__read_text_file", {"path": str(big)})
+                after = await gate.call("filesystem__read_text_file", small)
+                return refused, after
+
+    refused, after = anyio.run(go)
+    assert refused.is_error
+    assert "larger than the limit of 1000000 bytes (max_result_bytes)" in text(refused)
+    assert not after.is_error, text(after)  # the backend's session goes on
+    outcome = next(
+        json.loads(x)
+        for x in (layout["audit"] / "session.jsonl").read_text().splitlines()
+        if '"outcome"' in x
+    )
+    assert "max_result_bytes" in outcome["error"]
+
+
+def test_an_escalation_record_carries_a_bounded_excerpt_of_the_audit(
+    layout: dict[str, Path],
+) -> None:
+    from ironcurtain.audit.writer import TAIL_BYTES
+
+    escalator = FakeEscalator(Verdict.DENIED)
+    name, arguments = move(layout)
+
+    async def body(gate: Gate) -> None:
+        for n in range(200):  # a log grown large by earlier calls
+            gate.audit.append({"event": "decision", "n": n, "pad": "p" * 60_000})
+        await gate.call(name, arguments)
+
+    with_gate(layout, escalator, body)
+    (request,) = escalator.requests
+    assert 0 < len(request.recent_audit) <= 20
+    assert sum(len(line) for line in request.recent_audit) <= TAIL_BYTES

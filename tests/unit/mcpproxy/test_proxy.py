@@ -19,7 +19,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from ironcurtain.audit import verify_file
+from ironcurtain.audit import read_key, verify_file, write_key
 
 from .conftest import make_layout
 
@@ -28,10 +28,13 @@ class Proxy:
     def __init__(self, dirs: dict[str, Path]) -> None:
         self.dirs = dirs
         self.audit = dirs["audit"] / "session.jsonl"
+        self.key_file = dirs["audit"].parent / "audit.key"
+        write_key(self.key_file, bytes(range(32)))
         command = [
             sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "serve",
             "--policy", str(dirs["policy"]), "--workspace", str(dirs["workspace"]),
             "--audit", str(self.audit), "--state-dir", str(dirs["state"]), "--port", "0",
+            "--audit-key-file", str(self.key_file),
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
@@ -180,7 +183,8 @@ def test_the_audit_log_records_every_decision_before_its_outcome(proxy: Proxy) -
 
 def test_the_audit_chain_verifies_and_editing_one_line_breaks_it(proxy: Proxy) -> None:
     proxy.call("git__git_status", {"repo_path": str(proxy.dirs["workspace"])})
-    report = verify_file(proxy.audit)
+    key = read_key(proxy.key_file)
+    report = verify_file(proxy.audit, key)
     assert report.ok, report.problem
     assert report.lines >= 3
     copy = proxy.audit.with_name("copy.jsonl")
@@ -190,6 +194,6 @@ def test_the_audit_chain_verifies_and_editing_one_line_breaks_it(proxy: Proxy) -
     lines[1] = json.dumps(record, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     copy.write_bytes(b"".join(lines))
     os.link(proxy.audit.with_name("session.jsonl.head"), copy.with_name("copy.jsonl.head"))
-    broken = verify_file(copy)
+    broken = verify_file(copy, key)
     assert not broken.ok
     assert "line 3" in broken.problem

@@ -233,3 +233,59 @@ def test_leaving_the_session_stops_the_child(peer: tuple[Path, Path]) -> None:
     pid = with_client(peer, body)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_an_answer_over_the_limit_is_refused_unread_and_the_session_goes_on(
+    peer: tuple[Path, Path],
+) -> None:
+    import tracemalloc
+
+    from ironcurtain.mcpproxy.errors import ResultTooLarge
+
+    script, log = peer
+
+    async def go() -> tuple[str, list[str], str, int]:
+        with anyio.fail_after(60):
+            client = StdioClient(
+                sys.executable, [str(script)], {"PEER_LOG": str(log)}, max_line_bytes=1_000_000
+            )
+            async with client:
+                held: list[str] = []
+
+                async def hold(n: int) -> None:
+                    held.append(text(await client.call_tool("hold", {"n": n}, 30)))
+
+                tracemalloc.start()
+                try:
+                    async with anyio.create_task_group() as tg:
+                        for n in range(3):  # other calls waiting meanwhile keep their answers
+                            tg.start_soon(hold, n)
+                        await anyio.wait_all_tasks_blocked()
+                        with pytest.raises(ResultTooLarge) as refused:
+                            await client.call_tool("big", {"size": 40_000_000}, 30)
+                        _, peak = tracemalloc.get_traced_memory()
+                        await client.call_tool("release", {}, 30)
+                finally:
+                    tracemalloc.stop()
+                after = text(await client.call_tool("echo", {"ok": 1}, 10))
+                return refused.value.message, held, after, peak
+
+    message, held, after, peak = anyio.run(go)
+    assert "limit of 1000000 bytes (max_result_bytes)" in message
+    assert sorted(held) == [json.dumps({"n": n}) for n in range(3)]
+    assert after == json.dumps({"ok": 1})
+    assert peak < 8_000_000  # a 40 MB answer, never held
+
+
+def test_an_answer_just_under_the_limit_is_read(peer: tuple[Path, Path]) -> None:
+    script, log = peer
+
+    async def go() -> str:
+        with anyio.fail_after(30):
+            client = StdioClient(
+                sys.executable, [str(script)], {"PEER_LOG": str(log)}, max_line_bytes=1_000_000
+            )
+            async with client:
+                return text(await client.call_tool("big", {"size": 900_000}, 30))
+
+    assert len(anyio.run(go)) == 900_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 from collections.abc import Iterator
@@ -158,6 +157,11 @@ def test_a_real_key_that_is_not_a_header_safe_token_stops_the_proxy_starting(
     try:
         authority = ca.load(stack.dir / "ca")
         with pytest.raises(ConfigError, match="header-safe"):
-            Proxy(stack.proxy.settings, authority, {"anthropic": real}, Audit(io.StringIO()))
+            Proxy(
+                stack.proxy.settings,
+                authority,
+                {"anthropic": real},
+                Audit.open(stack.dir / "refused.jsonl"),
+            )
     finally:
         stack.close()

@@ -168,10 +168,13 @@ def test_every_container_is_labelled_for_the_session_and_test_runs() -> None:
 
 def test_secrets_are_files_and_only_the_proxies_get_them() -> None:
     declared = set(DOC["secrets"])
-    assert {secret_name(p) for p in SECRET_PROVIDERS} | {"redis_password"} == declared
+    audit_keys = {"audit_key_mcp", "audit_key_mitm"}
+    assert {secret_name(p) for p in SECRET_PROVIDERS} | {"redis_password"} | audit_keys == declared
     assert all("file" in entry for entry in DOC["secrets"].values())
-    assert set(SERVICES["mitm-proxy"]["secrets"]) == {secret_name(p) for p in SECRET_PROVIDERS}
-    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password"]
+    assert set(SERVICES["mitm-proxy"]["secrets"]) == {secret_name(p) for p in SECRET_PROVIDERS} | {
+        "audit_key_mitm"
+    }
+    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password", "audit_key_mcp"]
     for name in ("agent", "sidecar", "socket-proxy"):
         assert "secrets" not in SERVICES[name], name
 
@@ -190,3 +193,19 @@ def test_the_wake_folder_is_the_mcp_proxys_alone() -> None:
     }
     assert {name: ro for name, ro in mounts.items() if ro} == {"mcp-proxy": [False]}
     assert "--sandbox-wake=/run/ironcurtain/wake/sandbox" in SERVICES["mcp-proxy"]["command"]
+
+
+def test_each_audit_key_goes_to_the_one_proxy_that_writes_its_log() -> None:
+    holders = {
+        key: [n for n, svc in SERVICES.items() if key in (svc.get("secrets") or [])]
+        for key in ("audit_key_mcp", "audit_key_mitm")
+    }
+    assert holders == {"audit_key_mcp": ["mcp-proxy"], "audit_key_mitm": ["mitm-proxy"]}
+    assert "--audit-key-file=/run/secrets/audit_key_mcp" in SERVICES["mcp-proxy"]["command"]
+
+
+def test_no_container_mounts_the_sessions_anchor_folder() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            assert "anchor" not in source, name

@@ -61,3 +61,12 @@ def test_teardown_removes_secrets_orientation_and_sockets_but_keeps_the_audit(
     assert not layout.agent.exists()
     assert (layout.audit / "mcp.jsonl").exists()
     assert layout.summary.exists()
+
+
+def test_the_anchor_folder_is_private_and_outlives_the_session(layout: SessionLayout) -> None:
+    assert _mode(layout.anchor) == 0o700
+    (layout.anchor / "mcp.key").write_text("k")
+    (layout.anchor / "mcp.checkpoints").write_text("")
+    layout.remove_ephemeral()
+    assert (layout.anchor / "mcp.key").exists()  # `ironcurtain audit verify` needs it later
+    assert (layout.anchor / "mcp.checkpoints").exists()

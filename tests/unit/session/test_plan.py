@@ -23,6 +23,7 @@ def test_the_mitm_settings_parse_with_the_fake_key_and_the_secret_file() -> None
     assert parsed.real_key_files == {"anthropic": Path("/run/secrets/anthropic_api_key")}
     assert parsed.session == "0123abcd"
     assert parsed.upstream == {}
+    assert parsed.audit_key_file == Path("/run/secrets/audit_key_mitm")  # a secret, not env
 
 
 def test_an_upstream_override_points_at_the_copied_ca() -> None:
