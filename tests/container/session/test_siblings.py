@@ -77,7 +77,8 @@ class Running:
 
     def docker_get(self, path: str) -> str:
         script = (
-            f"curl -sS --max-time 10 -w '\\n%{{http_code}}' http://sidecar:{plan.DOCKER_PORT}{path}"
+            # quoted: an '&' in the query must reach the door, not split the shell command
+            f"curl -sS --max-time 10 -w '\\n%{{http_code}}' 'http://sidecar:{plan.DOCKER_PORT}{path}'"
         )
         result = self.containers["agent"].exec_run(["sh", "-c", script])
         return result.output.decode(errors="replace")
@@ -212,10 +213,8 @@ def test_the_declared_sibling_is_visible_through_the_socket_proxy_and_nothing_el
 @pytest.mark.parametrize(
     ("target", "status"),
     [
-        (
-            "/containers/{name}/top?ps_args=aeww",
-            "403",
-        ),  # the engine would run `ps aeww` on the host
+        # the engine would run `ps aeww` on the host, printing every process's environment
+        ("/containers/{name}/top?ps_args=aeww", "403"),
         ("/v1.41/containers/{name}/top?ps_%61rgs=aeww", "403"),
         ("/v1.41/containers/{name}/logs?stdout=1&details=1", "403"),
         ("/v1.27/networks", "403"),  # before 1.28 the list shows every network's endpoints

@@ -250,9 +250,37 @@ def test_arbitrary_bytes_are_refused_or_forwarded_plain_never_raise(lua: Lua, ra
     out, why = lua.call("canonical", raw, r.spec(), r.owned_spec(), ",".join(VISIBLE), IDS)
     assert (out is None) != (why is None)
     if out is not None:
-        assert filters_of(out.decode())["name"] == EXACT["name"] or "name" in filters_of(
-            out.decode()
-        )
+        names = filters_of(out.decode())["name"]
+        assert names
+        assert set(names) <= set(EXACT["name"])
+
+
+WORDS = st.sampled_from(
+    [
+        *("web-1", "/web-1", "^/web-1$", "web", "web-10", ".", "db.main", WEB_ID, WEB_ID[:12]),
+        *("-", "", "container", "network", "name", "type", "status", "label", "running", "^", ".*"),
+    ]
+)
+CLIENT_FILTERS = st.dictionaries(WORDS, st.lists(WORDS, max_size=3), max_size=4)
+
+
+@DEEP
+@given(CLIENT_FILTERS, st.booleans())
+def test_no_client_filter_widens_the_list_or_the_events(
+    lua: Lua, filters: dict[str, list[str]], map_form: bool
+) -> None:
+    shaped = {k: dict.fromkeys(v, True) for k, v in filters.items()} if map_form else filters
+    out, _ = check(lua, "list", "all=1&filters=" + enc(shaped))
+    if out is not None:
+        names = filters_of(out)["name"]
+        assert names
+        assert set(names) <= set(EXACT["name"])
+    out, _ = check(lua, "events", "filters=" + enc(shaped))
+    if out is not None:
+        forwarded = filters_of(out)
+        assert forwarded["type"] == ["container"]
+        assert forwarded["container"]
+        assert set(forwarded["container"]) <= {WEB_ID, "-"}
 
 
 FILTER_VALUES = st.lists(st.text(max_size=8), max_size=3)
