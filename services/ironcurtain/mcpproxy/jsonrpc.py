@@ -143,7 +143,10 @@ def parse_json(body: bytes) -> Any:
         raise RpcError(PARSE_ERROR, "Parse error: the body is not UTF-8") from None
     try:
         decoded = _DECODER.decode(text)
-        _check(decoded, 1 if isinstance(decoded, dict | list) else 0)
+        # The walk only when it can find something: a lone surrogate needs a `\u` escape (raw
+        # ones failed the decode), depth over the limit needs that many brackets.
+        if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+            _check(decoded, 1 if isinstance(decoded, dict | list) else 0)
     except _Strict as exc:
         raise RpcError(PARSE_ERROR, f"Parse error: {exc}") from None
     except RecursionError:  # deeper than the interpreter's stack, so deeper than the limit
