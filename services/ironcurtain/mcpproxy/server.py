@@ -9,9 +9,10 @@ does not cancel the call (the gate has audited it and forwards it; the answer is
 with uvicorn.
 
 Slow or idle clients cannot hold the server: at most `max_connections` at once (more are
-answered 503 and closed); a connection waiting for a request's first byte is closed after
-`idle_s`; from a request's first byte its head must be complete within `header_s` and no larger
-than `MAX_HEAD_BYTES`, and from its head the body within `body_s` (408 / 431 and closed).
+answered 503 and closed); a new connection that sends nothing is closed after `header_s`, a
+kept-alive one waiting for its next request after `idle_s`; from a request's first byte its
+head must be complete within `header_s` and no larger than `MAX_HEAD_BYTES`, and from its head
+the body within `body_s` (408 / 431 and closed).
 Each deadline is set once, when its phase begins: bytes trickling in do not extend it.
 """
 
@@ -128,7 +129,9 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(503, b"Too many connections: try again later")
             return
         self.connections.add(self)
-        self._wait(_IDLE, self.idle_s)
+        # A new connection that sends nothing holds a slot: it gets a head's time, not a
+        # kept-alive connection's idle time.
+        self._wait(_IDLE, min(self.idle_s, self.header_s))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

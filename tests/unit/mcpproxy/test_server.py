@@ -291,3 +291,13 @@ def test_a_kept_alive_connection_gets_a_fresh_head_deadline_per_request() -> Non
         return statuses
 
     assert with_server(body, header_s=0.5, body_s=0.5) == [200] * 5
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_at_the_head_deadline() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        rest = await reader.read()  # EOF: closed long before the 60 s idle time
+        writer.close()
+        return rest
+
+    assert with_server(body, header_s=0.3, idle_s=60) == b""
