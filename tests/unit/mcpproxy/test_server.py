@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -301,3 +302,25 @@ def test_a_new_connection_that_sends_nothing_is_closed_at_the_head_deadline() ->
         return rest
 
     assert with_server(body, header_s=0.3, idle_s=60) == b""
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["length and chunked", "two lengths", "one length twice"],
+)
+def test_an_ambiguous_body_length_is_answered_400_and_never_reaches_the_app(head: bytes) -> None:
+    async def body(connect: Client, gate: RecordingGate) -> int:
+        reader, writer = await connect()
+        writer.write(head + b"0\r\n\r\n")
+        status, _, _ = await read_response(reader)
+        writer.close()
+        assert gate.calls == []
+        assert gate.refusals == []  # the framing never got as far as the app
+        return status
+
+    assert with_server(body) == 400
