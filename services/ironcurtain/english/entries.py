@@ -12,6 +12,8 @@ import ipaddress
 import posixpath
 import re
 
+from ..policy.domains import entry_problem
+
 # fullmatch everywhere: `$` would let a trailing newline through.
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _REMOTE = re.compile(r"(?:https://|ssh://|git@)[A-Za-z0-9._@:/~-]+|[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -46,7 +48,7 @@ def domain_problem(entry: str) -> str | None:
         return f"{entry!r} is not a host name (letters, digits, '-' and '.' only)"
     if labels[-1].isdigit():
         return f"{entry!r} looks like an address, not a host name"
-    return None
+    return entry_problem(entry)  # what the policy loader refuses: shared-hosting suffixes
 
 
 def remote_problem(entry: str) -> str | None:

@@ -1,7 +1,8 @@
 """Every tool call through one gate: decide, audit (durably) first, then act on the decision.
 
-allow -> forward to the backend; deny -> an MCP tool error result naming the rule and reason;
-escalate -> the Escalator decides (only APPROVED forwards). Audit lines: `decision` before
+allow -> forward to the backend; deny -> an MCP tool error result naming the rule and reason,
+except a tool nobody offers, which is the JSON-RPC error the MCP spec names (-32602, "Unknown
+tool"); escalate -> the Escalator decides (only APPROVED forwards). Audit lines: `decision` before
 anything happens, `escalation` when the channel answers, `outcome` after a forwarded call.
 If the audit log cannot be written the call is refused: nothing happens unaudited.
 The tool list is plain JSON (listing.py); the SDK's result models load with the first call.
@@ -26,6 +27,7 @@ from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
 from .backend import Backend, BackendDown
 from .egress import Egress
 from .errors import BackendError, ResultTooLarge
+from .jsonrpc import INVALID_PARAMS, RpcError
 from .stdio import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
+MALFORMED_REQUEST = "malformed-request"  # refused at the edge, before any tool is named
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,29 @@ class Gate:
         finally:
             self._in_flight -= 1
 
+    async def refuse(self, request: str, reason: str) -> None:
+        """A request refused at the edge as malformed: one deny line, no tool, no arguments.
+        The refusal stands whether or not the line could be written."""
+        try:
+            await self.audit.append_durably(
+                {
+                    "event": "decision",
+                    "call": uuid.uuid4().hex[:16],
+                    "session": self.session.session_id,
+                    "tool": None,
+                    "request": request[:32],
+                    "arguments": {},
+                    "effect": Effect.DENY.value,
+                    "rule": MALFORMED_REQUEST,
+                    "reason": reason[:300],
+                    "paths": [],
+                    "domains": [],
+                },
+                inline=self._in_flight == 0,
+            )
+        except AuditError as exc:
+            logger.error("refused a malformed request, not audited: %s", exc)
+
     async def _call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         call_id = uuid.uuid4().hex[:16]
         server, sep, tool = name.partition(SEPARATOR)
@@ -157,6 +183,9 @@ class Gate:
             logger.error("refusing %s: %s", name, exc)
             return _unaudited(name, exc)
 
+        if decision.rule == UNKNOWN_TOOL and self.input_schema(name) is None:
+            # Not in tools/list: a protocol error, as the spec says (its example: -32602).
+            raise RpcError(INVALID_PARAMS, f"Unknown tool: {name[:200]}")
         if decision.effect is Effect.DENY:
             return error_result(
                 f"IronCurtain policy denied {name} (rule {decision.rule!r}): {decision.reason}"
@@ -245,6 +274,9 @@ class Gate:
             error = f"backend {server!r} answered with an error: {exc.message[:500]}"
         except TimeoutError:
             error = f"backend {server!r} did not answer within {self.timeouts.call_s:g} s"
+        except Exception:  # the decision line is on disk: the outcome line must follow it
+            logger.exception("forwarding %s failed", name)
+            error = f"forwarding to backend {server!r} failed (an internal error)"
         duration_ms = round((time.perf_counter() - began) * 1000, 3)
         if error is not None:
             result = error_result(f"IronCurtain: {name} failed: {error}")

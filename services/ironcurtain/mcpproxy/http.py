@@ -8,6 +8,9 @@ Spoken to the agent's MCP client (Claude Code, the Python SDK, ...). What it ser
 - GET: 405 (this server never opens a server-to-client stream; the spec allows that answer).
 - DELETE: ends a session.
 Every tools/call goes to `Gate.call`, which decides, audits and forwards exactly as before.
+A request refused here because it is malformed (strict JSON, duplicate or ambiguous headers, a
+media type that is not exactly JSON, a body over the limit, a foreign Host / Origin) never
+reaches the gate's decision, but leaves one in the audit: `Gate.refuse` writes a deny line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    PARSE_ERROR,
     Notification,
     Request,
     Response,
@@ -50,6 +54,11 @@ MAX_SESSIONS = 1024  # beyond this the least recently used session is forgotten 
 # gets 404 and, as the spec says, initializes again): a bound, never a lock-out
 _ALL_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _JSON = (b"content-type", b"application/json")
+# Headers that mean one thing: sent twice, readers disagree on which counts (the last won here,
+# the first elsewhere), so a request that carries one twice is refused.
+SINGLE_HEADERS = frozenset(
+    {"host", "origin", "content-type", "mcp-session-id", "mcp-protocol-version"}
+)
 
 
 class Tools(Protocol):
@@ -62,6 +71,8 @@ class Tools(Protocol):
     async def call(
         self, name: str, arguments: Mapping[str, Any] | None
     ) -> types.CallToolResult: ...
+
+    async def refuse(self, request: str, reason: str) -> None: ...  # audited, never raises
 
 
 class Responder(Protocol):
@@ -114,6 +125,31 @@ def accepts_json(accept: str) -> bool:
         if media in ("application/json", "application/*", "*/*"):
             return True
     return False
+
+
+def json_media_type(value: str) -> bool:
+    """Whether a Content-Type is JSON exactly: `application/json`, at most `charset=utf-8`
+    (the body is read as UTF-8); `application/jsonx` or `application/json-seq` are not."""
+    media, _, parameters = value.partition(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for parameter in parameters.split(";"):
+        if not parameter.strip():
+            continue
+        name, _, setting = parameter.partition("=")
+        if name.strip().lower() != "charset" or setting.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
+
+
+def _repeated(raw: list[tuple[str, str]]) -> str | None:
+    seen: set[str] = set()
+    for name, _ in raw:
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return name
+            seen.add(name)
+    return None
 
 
 def _host_allowed(value: str | None, allowed: tuple[str, ...]) -> bool:
@@ -182,13 +218,22 @@ class McpHttp:
     ) -> Reply:
         if path != self.path:
             return _text(404, "Not Found")
+        twice = _repeated(raw)
+        if twice is not None:
+            return await self._refused(
+                _text(400, f"Bad Request: the {twice} header appears more than once"),
+                method,
+                f"the {twice} header appears more than once",
+            )
         headers = dict(raw)
         if self.allowed_hosts:  # DNS-rebinding guard, as the SDK's transport security
             if not _host_allowed(headers.get("host"), self.allowed_hosts):
-                return _text(421, "Invalid Host header")
+                why = f"Host {headers.get('host', '')[:100]!r} is not allowed"
+                return await self._refused(_text(421, f"Invalid Host header: {why}"), method, why)
             origin = headers.get("origin")
             if origin and not _host_allowed(origin, self.allowed_origins):
-                return _text(403, "Invalid Origin header")
+                why = f"Origin {origin[:100]!r} is not allowed"
+                return await self._refused(_text(403, f"Invalid Origin header: {why}"), method, why)
         if method == "POST":
             return await self._post(raw, headers, body)
         if method == "DELETE":
@@ -199,15 +244,18 @@ class McpHttp:
     async def _post(
         self, raw: list[tuple[str, str]], headers: dict[str, str], body: bytes | None
     ) -> Reply:
-        if not headers.get("content-type", "").lower().startswith("application/json"):
+        if not json_media_type(headers.get("content-type", "")):
+            media = headers.get("content-type", "")[:100]
             error = RpcError(INVALID_REQUEST, "Unsupported Media Type: send application/json")
-            return _json(415, error.body())
+            return await self._refused(
+                _json(415, error.body()), "POST", f"Content-Type {media!r} is not application/json"
+            )
         if not accepts_json(headers.get("accept", "")):
             error = RpcError(INVALID_REQUEST, "Not Acceptable: the client must accept JSON")
             return _json(406, error.body())
         if body is None:
             error = RpcError(INVALID_REQUEST, f"Request body over {self.max_body_bytes} bytes")
-            return _json(413, error.body())
+            return await self._refused(_json(413, error.body()), "POST", error.message)
         version = headers.get("mcp-protocol-version")
         if version is None or version in HANDSHAKE_PROTOCOL_VERSIONS:
             return await self._handshake_era(body, headers)
@@ -216,6 +264,17 @@ class McpHttp:
         rejection = _inbound().unsupported_protocol_version_rejection(version, _ALL_VERSIONS)
         assert rejection is not None
         return _rejection(rejection, None)
+
+    async def _refused(self, reply: Reply, request: str, reason: str) -> Reply:
+        """`reply`, once the refusal is in the audit (a malformed request is a denied call)."""
+        await self.gate.refuse(request, reason)
+        return reply
+
+    async def _malformed(self, exc: RpcError, session: str | None = None) -> Reply:
+        reply = _json(exc.status, exc.body(), session)
+        if exc.code in (PARSE_ERROR, INVALID_REQUEST):
+            await self.gate.refuse("POST", exc.message)
+        return reply
 
     async def _body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
@@ -241,7 +300,7 @@ class McpHttp:
         try:
             message = parse_message(body)
         except RpcError as exc:
-            return _json(exc.status, exc.body(), session)
+            return await self._malformed(exc, session)
         if isinstance(message, Request) and message.method == "initialize":
             return self._initialize(message, session)
         if session is None:
@@ -288,7 +347,7 @@ class McpHttp:
         try:
             message = parse_message(body)
         except RpcError as exc:
-            return _json(exc.status, exc.body())
+            return await self._malformed(exc)
         if isinstance(message, Notification):
             return Reply(202)  # nothing to act on per request; acknowledged as the SDK does
         if isinstance(message, Response):

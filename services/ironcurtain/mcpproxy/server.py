@@ -4,9 +4,16 @@ answers it, and the whole response goes out in one write.
 One write matters on these shared cores: a response written as head, then body (as ASGI servers
 do) wakes the client twice, and the client may take the core between the two. Requests on one
 connection are answered in order (pipelining included); a malformed request is answered 400 and
-the connection closed; a body over the limit 413 and closed; an idle keep-alive connection is
-closed after `idle_s`. A client that goes away mid-call does not cancel the call (the gate has
-audited it and forwards it; the answer is dropped), as with uvicorn.
+the connection closed; a body over the limit 413 and closed. A client that goes away mid-call
+does not cancel the call (the gate has audited it and forwards it; the answer is dropped), as
+with uvicorn.
+
+Slow or idle clients cannot hold the server: at most `max_connections` at once (more are
+answered 503 and closed); a new connection that sends nothing is closed after `header_s`, a
+kept-alive one waiting for its next request after `idle_s`; from a request's first byte its
+head must be complete within `header_s` and no larger than `MAX_HEAD_BYTES`, and from its head
+the body within `body_s` (408 / 431 and closed).
+Each deadline is set once, when its phase begins: bytes trickling in do not extend it.
 """
 
 from __future__ import annotations
@@ -24,9 +31,15 @@ from .http import MAX_BODY_BYTES, Reply, Responder
 
 logger = logging.getLogger(__name__)
 
-IDLE_S = 120.0  # a kept-alive connection with no request for this long is closed
+IDLE_S = 120.0  # a connection with no request begun for this long is closed
+HEADER_S = 10.0  # from a request's first byte to the end of its head
+BODY_S = 30.0  # from the end of a request's head to the end of its body (4 MiB at most)
+MAX_CONNECTIONS = 128  # the agent's client keeps a few; a benchmark 16
 MAX_HEADERS = 100
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 MAX_QUEUED = 8  # pipelined requests waiting on one connection before it stops reading
+
+_IDLE, _HEAD, _BODY, _QUEUED = "idle", "head", "body", "queued"  # what a connection waits for
 
 
 class _Clock:
@@ -82,20 +95,28 @@ class HttpConnection(asyncio.Protocol):
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         idle_s: float = IDLE_S,
+        header_s: float = HEADER_S,
+        body_s: float = BODY_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.app = app
         self.connections = connections
         self.clock = clock
         self.max_body_bytes = max_body_bytes
         self.idle_s = idle_s
+        self.header_s = header_s
+        self.body_s = body_s
+        self.max_connections = max_connections
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.url = b""
         self.current = _Request()
         self.size = 0
+        self.head_bytes = 0
         self.queue: deque[_Request] = deque()
         self.worker: asyncio.Task[None] | None = None
-        self.idle: asyncio.TimerHandle | None = None
+        self.waiting = _IDLE
+        self.deadline: asyncio.TimerHandle | None = None
         self.closing = False
 
     # -- transport events --------------------------------------------------------------------
@@ -103,14 +124,19 @@ class HttpConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if len(self.connections) >= self.max_connections:
+            logger.warning("refusing a connection: %d already open", len(self.connections))
+            self._refuse(503, b"Too many connections: try again later")
+            return
         self.connections.add(self)
-        self._arm_idle()
+        # A new connection that sends nothing holds a slot: it gets a head's time, not a
+        # kept-alive connection's idle time.
+        self._wait(_IDLE, min(self.idle_s, self.header_s))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.connections.discard(self)
-        if self.idle is not None:
-            self.idle.cancel()
+        self._cancel_deadline()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -119,11 +145,19 @@ class HttpConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(400, b"Upgrade is not supported")
+            return
         except httptools.HttpParserError:
             self._refuse(400, b"Malformed HTTP request")
+            return
+        if self.waiting == _HEAD:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD_BYTES:
+                self._refuse(431, b"Request head over %d bytes" % MAX_HEAD_BYTES)
 
     def close(self) -> None:
         self.closing = True
+        self.connections.discard(self)
+        self._cancel_deadline()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
@@ -133,8 +167,8 @@ class HttpConnection(asyncio.Protocol):
         self.url = b""
         self.current = _Request()
         self.size = 0
-        if self.idle is not None:
-            self.idle.cancel()
+        self.head_bytes = 0
+        self._wait(_HEAD, self.header_s)  # from the first byte, whatever trickles in after it
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -150,6 +184,7 @@ class HttpConnection(asyncio.Protocol):
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.path = httptools.parse_url(self.url).path.decode("latin-1")
         request.keep_alive = self.parser.should_keep_alive()
+        self._wait(_BODY, self.body_s)
         for name, value in request.headers:
             if name == "expect" and value.lower() == "100-continue" and self.transport:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -165,6 +200,7 @@ class HttpConnection(asyncio.Protocol):
             self.current.body.append(body)
 
     def on_message_complete(self) -> None:
+        self._wait(_QUEUED, None)  # answering may take long (an escalation): no deadline
         self.queue.append(self.current)
         if len(self.queue) >= MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()
@@ -188,33 +224,57 @@ class HttpConnection(asyncio.Protocol):
             if not keep_alive:
                 self.close()
                 return
-        self._arm_idle()
+        if self.waiting == _QUEUED and not self.closing:  # not while a next request arrives
+            self._wait(_IDLE, self.idle_s)
 
     def _refuse(self, status: int, text: bytes) -> None:
         reply = Reply(status, text, ((b"content-type", b"text/plain; charset=utf-8"),))
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.write(encode(reply, False, self.clock.date()))
         self.close()
 
-    def _arm_idle(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = asyncio.get_running_loop().call_later(self.idle_s, self._on_idle)
+    # -- deadlines ---------------------------------------------------------------------------
 
-    def _on_idle(self) -> None:
-        if not self.queue and (self.worker is None or self.worker.done()):
+    def _wait(self, what: str, seconds: float | None) -> None:
+        self._cancel_deadline()
+        self.waiting = what
+        if seconds is not None and not self.closing:
+            self.deadline = asyncio.get_running_loop().call_later(seconds, self._expired)
+
+    def _cancel_deadline(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _expired(self) -> None:
+        self.deadline = None
+        if self.waiting == _IDLE:
             self.close()
+        elif self.waiting == _HEAD:
+            self._refuse(408, b"Request head not complete within %g s" % self.header_s)
+        elif self.waiting == _BODY:
+            self._refuse(408, b"Request body not complete within %g s" % self.body_s)
 
 
 class HttpServer:
     """Serves `app` on an already bound socket until `close()`."""
 
     def __init__(
-        self, app: Responder, *, max_body_bytes: int = MAX_BODY_BYTES, idle_s: float = IDLE_S
+        self,
+        app: Responder,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        idle_s: float = IDLE_S,
+        header_s: float = HEADER_S,
+        body_s: float = BODY_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.idle_s = idle_s
+        self.header_s = header_s
+        self.body_s = body_s
+        self.max_connections = max_connections
         self.connections: set[HttpConnection] = set()
         self._clock = _Clock()
         self._server: asyncio.Server | None = None
@@ -226,6 +286,9 @@ class HttpServer:
             self._clock,
             max_body_bytes=self.max_body_bytes,
             idle_s=self.idle_s,
+            header_s=self.header_s,
+            body_s=self.body_s,
+            max_connections=self.max_connections,
         )
 
     async def start(self, sock: object) -> None:

@@ -7,6 +7,7 @@ looks up its tool's few rules instead of scanning the whole policy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import paths as pathcheck
+from . import urls
 from .breaker import Breaker
 from .model import Call, Condition, Decision, Effect, Policy, Role, Rule, Tool
 from .resolver import Resolver
@@ -62,6 +64,9 @@ class _Facts:
     hosts: tuple[str, ...]
     remotes: tuple[str, ...]
     present: frozenset[Role]
+    # Each argument as decided on: paths resolved, URLs canonical, the rest as sent. The
+    # circuit breaker counts calls by this, so `./x`, `x/` and `a/../x` are one call.
+    decided: tuple[tuple[str, Any], ...]
 
 
 class Refused(Exception):  # internal control flow: never leaves this module
@@ -150,7 +155,7 @@ class Engine:
         except Refused as refused:
             return Decision(Effect.DENY, refused.rule, refused.reason)
         paths = tuple(p for _, p in facts.paths)
-        if self._breaker.trip(_call_key(call), self._clock()):
+        if self._breaker.trip(_call_key(call, facts.decided), self._clock()):
             return Decision(
                 Effect.DENY,
                 CIRCUIT_BREAKER,
@@ -179,6 +184,7 @@ class Engine:
         hosts: list[str] = []
         remotes: list[str] = []
         present: set[Role] = set()
+        decided: list[tuple[str, Any]] = []
         for name, value in arguments.items():
             argument = declared.get(name)
             if argument is None:
@@ -186,18 +192,32 @@ class Engine:
                     BAD_ARGUMENTS, f"argument {name!r} is not declared for {entry.tool.qualified}"
                 )
             if argument.role is Role.NONE or value is None:
+                decided.append((name, value))
                 continue
             values = _strings(name, value, argument.many)
             if values:
                 present.add(argument.role)
+            seen: list[str] = []
             for raw in values:
                 if argument.role.is_path:
-                    found_paths.append((argument.role, self._path(entry.root, name, raw)))
+                    real = self._path(entry.root, name, raw)
+                    found_paths.append((argument.role, real))
+                    seen.append(real)
                 elif argument.role is Role.URL:
                     hosts.append(_host(name, raw))
-                elif argument.role is Role.GIT_REMOTE:
-                    remotes.append(raw)
-        return _Facts(tuple(found_paths), tuple(hosts), tuple(remotes), frozenset(present))
+                    seen.append(urls.canonical(raw))
+                else:
+                    if argument.role is Role.GIT_REMOTE:
+                        remotes.append(raw)
+                    seen.append(raw)
+            decided.append((name, seen if argument.many else seen[0]))
+        return _Facts(
+            tuple(found_paths),
+            tuple(hosts),
+            tuple(remotes),
+            frozenset(present),
+            tuple(sorted(decided, key=lambda item: item[0])),
+        )
 
     def _path(self, root: str, name: str, raw: str) -> str:
         problem = pathcheck.character_problem(raw)
@@ -253,10 +273,12 @@ def _host(name: str, raw: str) -> str:
 _URL_BAD = frozenset(chr(c) for c in range(0x21)) | {"\\", "\x7f"}
 
 
-def _call_key(call: Call) -> str:
-    return f"{call.server}\x00{call.tool}\x00" + json.dumps(
-        call.arguments, sort_keys=True, separators=(",", ":"), default=str
+def _call_key(call: Call, decided: tuple[tuple[str, Any], ...]) -> str:
+    """A digest: a call's arguments can be megabytes, and the breaker keeps 10,000 keys."""
+    text = json.dumps(
+        [call.server, call.tool, decided], sort_keys=True, separators=(",", ":"), default=str
     )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _matches(compiled: _Compiled, facts: _Facts) -> bool:

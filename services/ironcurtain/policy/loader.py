@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .domains import entry_problem
 from .model import Argument, Condition, Effect, Policy, Role, Rule, Server, Tool
 
 
@@ -30,6 +31,10 @@ class _Map(dict):
 
     line: int = 0
     key_lines: dict[str, int]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key_lines = {}  # an absent section (`_Map()`) has no lines either
 
 
 class _Loader(yaml.SafeLoader):
@@ -50,7 +55,20 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     return result
 
 
+class _Seq(list):
+    """A YAML sequence that knows each item's line (1-based)."""
+
+    item_lines: list[int]
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
+    result = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
 
 _VAR = re.compile(r"\$\{([a-z_]+)\}")
 _RULE_KEYS = {"name", "effect", "reason", "server", "servers", "tools", "when"}
@@ -168,6 +186,7 @@ def parse_policy(text: str, file: str, variables: Mapping[str, str]) -> Policy:
 
     servers = _servers(reader, top)
     rules = _rules(reader, top, servers, lists)
+    _check_domain_lists(reader, lists_map, lists, rules)
     return Policy(
         servers=servers,
         protected=protected_paths,
@@ -177,6 +196,22 @@ def parse_policy(text: str, file: str, variables: Mapping[str, str]) -> Policy:
         breaker_limit=limit,
         breaker_window_s=float(window),
     )
+
+
+def _check_domain_lists(
+    reader: _Reader, lists_map: _Map, lists: Mapping[str, tuple[str, ...]], rules: tuple[Rule, ...]
+) -> None:
+    """Every list a rule matches hosts against holds host names, and no shared-hosting suffix
+    (an entry covers its sub-domains: see domains.py)."""
+    used = {ref for r in rules for ref in (r.when.domains_in, r.when.domains_not_in) if ref}
+    for name in sorted(used):
+        raw = lists_map.get(name)
+        lines = getattr(raw, "item_lines", [])
+        for i, entry in enumerate(lists[name]):
+            problem = entry_problem(entry)
+            if problem is not None:
+                line = lines[i] if i < len(lines) else lists_map.key_lines[name]
+                raise reader.fail(line, f"list {name!r} (hosts for domain rules): {problem}")
 
 
 def _servers(reader: _Reader, top: _Map) -> dict[str, Server]:

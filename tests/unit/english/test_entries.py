@@ -11,7 +11,8 @@ from ironcurtain.english.entries import Kind, domain_problem, path_problem, prob
 GOOD_DOMAINS = [
     "docs.python.org",
     "pypi.org",
-    "*.readthedocs.io",
+    "requests.readthedocs.io",
+    "*.python.org",
     "a-b.example.co.uk",
     "xn--bcher-kva.de",
 ]
@@ -19,6 +20,7 @@ BAD_DOMAINS = [
     "*", "*.*", "*.com", "com", "org.", "Docs.Python.org", "10.0.0.1", "169.254.169.254",
     "[::1]", "::1", "localhost", "docs.python.org/", "https://pypi.org", "a..b", "-a.com",
     "a.123", "evil.com\n", "ex ample.com", "", "*evil.com", "docs.*.org",
+    "*.readthedocs.io", "readthedocs.io", "*.github.io", "pages.dev", "*.co.uk",
 ]  # fmt: skip
 GOOD_PATHS = ["${workspace}", "${workspace}/src", "${workspace}/a/b.txt"]
 BAD_PATHS = [

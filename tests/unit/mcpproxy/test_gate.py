@@ -316,3 +316,45 @@ def test_an_escalation_record_carries_a_bounded_excerpt_of_the_audit(
     (request,) = escalator.requests
     assert 0 < len(request.recent_audit) <= 20
     assert sum(len(line) for line in request.recent_audit) <= TAIL_BYTES
+
+
+def test_a_refused_request_leaves_a_deny_line_in_the_audit(layout: dict[str, Path]) -> None:
+    async def body(gate: Gate) -> None:
+        await gate.refuse("POST", "Parse error: NaN is not a JSON number" + "x" * 1000)
+
+    with_gate(layout, None, body)
+    log = layout["audit"] / "session.jsonl"
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert (last["event"], last["effect"], last["rule"]) == (
+        "decision",
+        "deny",
+        "malformed-request",
+    )
+    assert last["tool"] is None
+    assert last["reason"].startswith("Parse error: NaN")
+    assert len(last["reason"]) == 300  # bounded
+    assert verify_file(log, read_key(key_file(layout))).ok
+
+
+def test_a_forwarding_failure_of_any_kind_still_writes_the_outcome_line(
+    layout: dict[str, Path],
+) -> None:
+    async def body(gate: Gate) -> types.CallToolResult:
+        async def broken(*args: Any) -> types.CallToolResult:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+        gate.backends["filesystem"].call = broken  # type: ignore[method-assign]
+        path = str(layout["workspace"] / "hello.txt")
+        return await gate.call("filesystem__read_text_file", {"path": path})
+
+    result = with_gate(layout, None, body)
+    assert result.is_error
+    assert "internal error" in text(result)
+    lines = [json.loads(x) for x in (layout["audit"] / "session.jsonl").read_text().splitlines()]
+    decision, outcome = lines[-2:]
+    assert (decision["event"], decision["effect"]) == ("decision", "allow")
+    assert (outcome["event"], outcome["call"], outcome["ok"]) == (
+        "outcome",
+        decision["call"],
+        False,
+    )

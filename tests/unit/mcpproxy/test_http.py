@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ironcurtain.mcpproxy.http import McpHttp, accepts_json
+from ironcurtain.mcpproxy.http import McpHttp, accepts_json, json_media_type
 from ironcurtain.mcpproxy.protocol import SERVER_INFO_META_KEY, ServerInfo
 from ironcurtain.mcpproxy.wire import HEADER_MISMATCH
 
@@ -31,6 +31,7 @@ TOOL: dict[str, Any] = {
 class RecordingGate:
     def __init__(self, *, fail: bool = False) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.refusals: list[tuple[str, str]] = []
         self.fail = fail
 
     def tools(self) -> list[dict[str, Any]]:
@@ -45,6 +46,9 @@ class RecordingGate:
         self.calls.append((name, dict(arguments or {})))
         text = types.TextContent(type="text", text=f"called {name}")
         return types.CallToolResult(content=[text], is_error=False)
+
+    async def refuse(self, request: str, reason: str) -> None:
+        self.refusals.append((request, reason))
 
 
 class Exchange:
@@ -111,8 +115,11 @@ def initialize(version: str = "2025-11-25") -> dict[str, Any]:
     }
 
 
-def open_session(app: McpHttp, version: str = "2025-11-25") -> dict[str, str]:
-    answer = exchange(app, body=initialize(version), headers={"Content-Type": JSON, "Accept": BOTH})
+def open_session(
+    app: McpHttp, version: str = "2025-11-25", host: str | None = None
+) -> dict[str, str]:
+    first = {"Content-Type": JSON, "Accept": BOTH, **({"Host": host} if host else {})}
+    answer = exchange(app, body=initialize(version), headers=first)
     assert answer.status == 200, answer.body
     return {
         "Content-Type": JSON,
@@ -456,3 +463,126 @@ def test_near_miss_messages_reach_the_gate_only_as_a_well_formed_tools_call(
         and isinstance(params.get("arguments"), dict | None)
     )
     assert bool(gate.calls) is well_formed
+
+
+# -- strict at the edge: ambiguous headers, inexact media types, odd JSON -------------------
+
+
+def _in_session(app: McpHttp, extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [*open_session(app).items(), *extra]
+
+
+EDGE_REFUSALS: list[tuple[str, list[tuple[str, str]], bytes | None, int, str]] = [
+    # (case, headers added to a live session's, body (None: a tools/call), status, reason)
+    ("Host twice (evil, then ours)", [("Host", "evil.example"), ("Host", "mcp-proxy:8080")], None, 400, "host header appears more than once"),  # noqa: E501
+    ("Host twice (ours, then evil)", [("Host", "mcp-proxy:8080"), ("Host", "evil.example")], None, 400, "host header appears more than once"),  # noqa: E501
+    ("Host twice, both ours", [("Host", "mcp-proxy:8080"), ("Host", "mcp-proxy:8080")], None, 400, "host header appears more than once"),  # noqa: E501
+    ("Origin twice", [("Host", "mcp-proxy:8080"), ("Origin", "http://mcp-proxy:8080"), ("Origin", "http://evil")], None, 400, "origin header appears"),  # noqa: E501
+    ("Content-Type twice", [("Host", "mcp-proxy:8080"), ("Content-Type", JSON)], None, 400, "content-type header appears"),  # noqa: E501
+    ("Mcp-Session-Id twice", [("Host", "mcp-proxy:8080"), ("Mcp-Session-Id", "other")], None, 400, "mcp-session-id header appears"),  # noqa: E501
+    ("a foreign Host", [("Host", "evil.example:8080")], None, 421, "'evil.example:8080' is not allowed"),  # noqa: E501
+    ("NaN", [("Host", "mcp-proxy:8080")], b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read","arguments":{"path":NaN}}}', 400, "NaN is not a JSON number"),  # noqa: E501
+    ("a lone surrogate", [("Host", "mcp-proxy:8080")], b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read","arguments":{"path":"\\ud800"}}}', 400, "lone surrogate"),  # noqa: E501
+    ("nesting 960 deep", [("Host", "mcp-proxy:8080")], b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read","arguments":{"path":' + b"[" * 960 + b"]" * 960 + b"}}}", 400, "nested more than 64"),  # noqa: E501
+    ("a duplicate key", [("Host", "mcp-proxy:8080")], b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read","name":"fs__write"}}', 400, "'name' appears twice"),  # noqa: E501
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "body", "status", "reason"),
+    [c[1:] for c in EDGE_REFUSALS],
+    ids=[c[0] for c in EDGE_REFUSALS],
+)
+def test_an_ambiguous_or_odd_request_is_refused_saying_why_and_audited(
+    extra: list[tuple[str, str]], body: bytes | None, status: int, reason: str
+) -> None:
+    gate = RecordingGate()
+    app = make_app(gate, allowed_hosts=("mcp-proxy:8080",))
+    headers = [
+        *{**open_session(app, host="mcp-proxy:8080"), "Content-Type": JSON}.items(),
+        *extra,
+    ]
+    answer = exchange(app, body=rpc("tools/call", READ) if body is None else body, headers=headers)
+    assert answer.status == status, answer.body
+    assert reason in answer.body.decode()
+    assert gate.calls == []
+    assert len(gate.refusals) == 1
+    assert reason in gate.refusals[0][1]
+
+
+def test_a_well_formed_call_with_one_of_each_header_is_still_served() -> None:
+    gate = RecordingGate()
+    app = make_app(gate, allowed_hosts=("mcp-proxy:8080",))
+    headers = {
+        **open_session(app, host="mcp-proxy:8080"),
+        "Host": "mcp-proxy:8080",
+        "Origin": "http://mcp-proxy:8080",
+        "Content-Type": "application/json; charset=UTF-8",
+    }
+    body = rpc("tools/call", {"name": "fs__read", "arguments": {"path": "/ws/😀 é.txt"}})
+    answer = exchange(app, body=body, headers=headers)
+    assert answer.status == 200, answer.body
+    assert gate.calls == [("fs__read", {"path": "/ws/😀 é.txt"})]
+    assert gate.refusals == []
+
+
+@pytest.mark.parametrize(
+    ("media", "ok"),
+    [
+        ("application/json", True),
+        ("Application/JSON", True),
+        ("application/json; charset=utf-8", True),
+        ('application/json;charset="UTF-8"', True),
+        ("application/json;", True),
+        ("application/jsonx", False),
+        ("application/json-seq", False),
+        ("application/json5", False),
+        ("application/jsonp; charset=utf-8", False),
+        ("application/json; charset=latin-1", False),
+        ("application/json; charset=utf-16", False),
+        ("application/json; boundary=x", False),
+        ("text/json", False),
+        ("application/x-json", False),
+        ("", False),
+    ],
+)
+def test_only_json_itself_is_a_json_media_type(media: str, ok: bool) -> None:
+    assert json_media_type(media) is ok
+    gate = RecordingGate()
+    app = make_app(gate)
+    headers = {**open_session(app), "Content-Type": media}
+    answer = exchange(app, body=rpc("tools/call", READ), headers=headers)
+    assert (answer.status == 200) is ok, answer.body
+    assert len(gate.calls) == int(ok)
+    assert len(gate.refusals) == int(not ok)
+
+
+@given(st.text(max_size=40))
+def test_a_media_type_is_json_only_when_it_names_json_exactly(media: str) -> None:
+    if json_media_type(media):
+        assert media.partition(";")[0].strip().lower() == "application/json"
+
+
+odd_arguments = st.recursive(
+    st.floats() | st.text(st.characters(codec=None, exclude_categories=()), max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=3), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+
+
+@given(odd_arguments)
+def test_odd_arguments_reach_the_gate_exactly_or_are_refused_and_audited(value: Any) -> None:
+    gate = RecordingGate()
+    app = make_app(gate)
+    body = json.dumps(rpc("tools/call", {"name": "fs__read", "arguments": {"v": value}}))
+    answer = exchange(app, body=body.encode(), headers=open_session(app))
+    if gate.calls:
+        assert answer.status == 200
+        assert gate.calls == [("fs__read", {"v": value})]
+        assert json.dumps(gate.calls[0][1]) == json.dumps({"v": value})  # no NaN survived
+    else:
+        assert answer.status == 400
+        assert answer.json["error"]["code"] == -32700
+        assert len(gate.refusals) == 1

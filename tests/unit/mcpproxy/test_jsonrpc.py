@@ -103,7 +103,11 @@ def test_any_bytes_are_a_message_or_a_refusal(body: bytes) -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),
@@ -137,3 +141,103 @@ def test_any_json_object_is_a_typed_message_or_a_refusal(envelope: dict[str, Any
         assert isinstance(message.method, str)
         assert message.method
         assert isinstance(message.params, dict)
+
+
+# -- strict at the edge: what Python's json module accepts but interoperable JSON does not ----
+
+PING = b'{"jsonrpc":"2.0","id":1,"method":"ping","params":%s}'
+STRICT: list[tuple[str, bytes, str]] = [
+    ("NaN", PING % b'{"n":NaN}', "NaN is not a JSON number"),
+    ("Infinity", PING % b'{"n":Infinity}', "Infinity is not a JSON number"),
+    ("-Infinity", PING % b'{"n":[-Infinity]}', "-Infinity is not a JSON number"),
+    ("a number beyond a double", PING % b'{"n":1e400}', "too large for a double"),
+    ("an escaped lone surrogate", PING % b'{"path":"\\ud800"}', "lone surrogate"),
+    ("a lone low surrogate", PING % b'{"path":"a\\udc00b"}', "lone surrogate"),
+    ("a lone surrogate in a list", PING % b'{"paths":["ok","\\udbff"]}', "lone surrogate"),
+    ("a lone surrogate in a key", PING % b'{"\\ud800":1}', "lone surrogate"),
+    ("a raw (UTF-8 encoded) surrogate", PING % '{"p":"\udce9"}'.encode("utf-8", "surrogatepass"), "not UTF-8"),  # noqa: E501
+    ("UTF-16", '{"jsonrpc":"2.0","id":1,"method":"ping"}'.encode("utf-16"), "not UTF-8"),
+    ("a byte-order mark", b"\xef\xbb\xbf" + PING % b"{}", "not valid JSON"),
+    ("a duplicate key", PING % b'{"path":"a","path":"b"}', "'path' appears twice"),
+    ("a duplicate envelope key", b'{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}', "'id' appears twice"),  # noqa: E501
+    ("nesting 65 deep", PING % (b'{"a":' + b"[" * 63 + b"]" * 63 + b"}"), "nested more than 64"),
+    ("nesting 960 deep", PING % (b'{"a":' + b"[" * 960 + b"]" * 960 + b"}"), "nested more than 64"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "why"), [c[1:] for c in STRICT], ids=[c[0] for c in STRICT])
+def test_json_that_is_not_interoperable_is_refused_saying_why(body: bytes, why: str) -> None:
+    with pytest.raises(RpcError) as caught:
+        parse_message(body)
+    assert caught.value.code == PARSE_ERROR
+    assert why in caught.value.message
+
+
+STRICT_CONTROLS: list[tuple[str, bytes]] = [
+    ("a surrogate pair (an emoji)", PING % b'{"t":"\\ud83d\\ude00"}'),
+    ("raw UTF-8 text", PING % '{"t":"é — 日本"}'.encode()),
+    ("large but finite numbers", PING % b'{"n":1.7e308,"m":-1e-320,"i":123456789012345678901}'),
+    ("nesting 64 deep", PING % (b'{"a":' + b"[" * 62 + b"]" * 62 + b"}")),
+    ("the same key in sibling objects", PING % b'{"a":{"k":1},"b":{"k":2}}'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body", [c[1] for c in STRICT_CONTROLS], ids=[c[0] for c in STRICT_CONTROLS]
+)
+def test_interoperable_json_is_read_as_before(body: bytes) -> None:
+    message = parse_message(body)
+    assert isinstance(message, Request)
+    assert message.params == json.loads(body)["params"]
+
+
+def _interoperable(value: Any, depth: int = 0) -> bool:
+    if depth > 64:
+        return False
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    if isinstance(value, str):
+        return not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, list):
+        return all(_interoperable(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(_interoperable(k) and _interoperable(v, depth + 1) for k, v in value.items())
+    return True
+
+
+odd_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities included
+    | st.text(st.characters(codec=None, exclude_categories=()), max_size=6),  # surrogates too
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(odd_values)
+def test_any_value_python_can_write_is_read_back_exactly_or_refused(value: Any) -> None:
+    # json.dumps writes NaN, Infinity and escaped lone surrogates; the edge reads back only
+    # what is interoperable, and reads that unchanged.
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "m", "params": {"v": value}})
+    if _interoperable(value):
+        assert parse_message(body.encode()) == Request(1, "m", {"v": value})
+    else:
+        with pytest.raises(RpcError, match=r"^Parse error: ") as caught:
+            parse_message(body.encode())
+        assert caught.value.code == PARSE_ERROR
+
+
+@given(st.integers(min_value=1, max_value=200), st.sampled_from(["[", '{"k":']))
+def test_nesting_is_refused_exactly_beyond_the_limit(depth: int, opener: str) -> None:
+    closer = "]" if opener == "[" else "}"
+    inner = opener * depth + "0" + closer * depth
+    body = f'{{"jsonrpc":"2.0","id":1,"method":"m","params":{{"v":{inner}}}}}'.encode()
+    if depth + 2 <= 64:  # the envelope and params are two levels
+        assert isinstance(parse_message(body), Request)
+    else:
+        with pytest.raises(RpcError, match="nested more than 64"):
+            parse_message(body)

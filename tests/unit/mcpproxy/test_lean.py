@@ -67,7 +67,7 @@ def requests(port):
 
 def call(port, session):
     s = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
-    params = {"name": "nobody__nothing", "arguments": {}}
+    params = {"name": "filesystem__read_text_file", "arguments": {"path": "/etc/passwd"}}
     return ask(port, "POST", {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
                               "params": params}, s)[0]
 
@@ -114,7 +114,7 @@ def test_the_proxy_serves_and_answers_without_mcp_types_pydantic_or_jsonschema(
     assert "filesystem__read_text_file" in report["tools"]  # answered from the saved listings
     assert report["serving"] == []
     assert report["answered"] == []
-    # The control: the first tools/call (denied: no such tool) loads the result models.
+    # The control: the first tools/call (denied: outside the workspace) loads the result models.
     assert report["call_status"] == 200
     assert "mcp_types" in report["called"]
     assert "pydantic" in report["called"]

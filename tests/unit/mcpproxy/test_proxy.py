@@ -7,19 +7,23 @@ from __future__ import annotations
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from ironcurtain.audit import read_key, verify_file, write_key
+from ironcurtain.mcpproxy.jsonrpc import parse_json
 
 from .conftest import make_layout
 
@@ -133,9 +137,6 @@ def test_git_status_in_the_workspace_is_allowed(proxy: Proxy) -> None:
         ("filesystem__read_text_file", {"path": 42}, "bad-arguments"),
         ("filesystem__read_text_file", {}, "bad-arguments"),
         ("filesystem__read_text_file", {"path": "hello.txt", "sneaky": 1}, "bad-arguments"),
-        ("filesystem__delete_everything", {}, "unknown-tool"),
-        ("shell__run", {"cmd": "id"}, "unknown-tool"),
-        ("read_text_file", {"path": "x"}, "unknown-tool"),
     ],
 )
 def test_forbidden_calls_get_an_error_naming_the_rule(
@@ -147,6 +148,31 @@ def test_forbidden_calls_get_an_error_naming_the_rule(
     assert result.is_error
     assert f"rule '{rule}'" in text(result), text(result)
     assert "outside the workspace\n" not in text(result)  # the secret's content never leaks
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments"),
+    [
+        ("filesystem__delete_everything", {}),
+        ("shell__run", {"cmd": "id"}),
+        ("read_text_file", {"path": "x"}),
+    ],
+)
+def test_an_unknown_tool_is_the_json_rpc_error_the_spec_names_and_is_audited(
+    proxy: Proxy, name: str, arguments: dict[str, Any]
+) -> None:
+    with pytest.raises(BaseException) as caught:  # noqa: PT011 - unwrapped below
+        proxy.call(name, arguments)
+    error = caught.value
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    assert isinstance(error, MCPError), repr(error)
+    assert error.code == -32602
+    assert error.message == f"Unknown tool: {name}"
+    records = [json.loads(line) for line in proxy.audit.read_text().splitlines()]
+    (decision,) = [r for r in records if r.get("event") == "decision" and r["tool"] == name][-1:]
+    assert (decision["effect"], decision["rule"]) == ("deny", "unknown-tool")
+    assert not any(r.get("call") == decision["call"] for r in records if r["event"] == "outcome")
 
 
 def test_an_escalation_without_a_channel_is_denied_saying_so(proxy: Proxy) -> None:
@@ -197,3 +223,65 @@ def test_the_audit_chain_verifies_and_editing_one_line_breaks_it(proxy: Proxy) -
     broken = verify_file(copy, key)
     assert not broken.ok
     assert "line 3" in broken.problem
+
+
+def _post(
+    url: str, body: bytes, headers: list[tuple[str, str]]
+) -> tuple[int, dict[str, str], bytes]:
+    """One raw HTTP/1.1 POST (headers exactly as given, duplicates included)."""
+    parts = urlsplit(url)
+    head = [f"POST {parts.path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers)]
+    head += [f"Content-Length: {len(body)}", "Connection: close"]
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall("\r\n".join(head).encode() + b"\r\n\r\n" + body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    raw_headers, _, payload = rest.partition(b"\r\n\r\n")
+    fields = dict(line.decode().lower().split(": ", 1) for line in raw_headers.split(b"\r\n"))
+    return int(status_line.split()[1]), fields, payload
+
+
+ODD_BODIES = {
+    "NaN": b'{"path":NaN}',
+    "a lone surrogate": b'{"path":"\\ud800","content":"x"}',
+    "nesting 960 deep": b'{"path":' + b"[" * 960 + b"]" * 960 + b"}",
+    "a duplicate key": b'{"path":"hello.txt","path":"/etc/passwd"}',
+}
+
+
+def test_odd_json_and_duplicate_hosts_are_refused_end_to_end_and_audited(proxy: Proxy) -> None:
+    base = [("Host", "127.0.0.1"), ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream")]  # fmt: skip
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {},
+             "clientInfo": {"name": "raw", "version": "0"}}  # fmt: skip
+    init = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello})
+    status, fields, _ = _post(proxy.url, init.encode(), base)
+    assert status == 200
+    session = [*base, ("Mcp-Session-Id", fields["mcp-session-id"])]
+    before = len(proxy.audit.read_text().splitlines())
+    listed = sorted(os.listdir(os.fsencode(proxy.dirs["workspace"])))
+    for name, arguments in ODD_BODIES.items():
+        body = (
+            b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":'
+            b'{"name":"filesystem__write_file","arguments":' + arguments + b"}}"
+        )
+        status, _, payload = _post(proxy.url, body, session)
+        assert status == 400, (name, payload)
+        assert json.loads(payload)["error"]["code"] == -32700, name
+    twice = [("Host", "evil.example"), *session]  # the last Host used to win
+    status, _, _ = _post(proxy.url, b'{"jsonrpc":"2.0","id":2,"method":"ping"}', twice)
+    assert status == 400
+    # The control: the same session, one Host, a well-formed call, is served.
+    ok = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"}).encode()
+    assert _post(proxy.url, ok, session)[0] == 200
+
+    lines = proxy.audit.read_text().splitlines()[before:]
+    # Every line is strict JSON: no bare NaN reached the audit (or anything after it).
+    records = [parse_json(line.encode()) for line in lines]
+    refused = [r for r in records if r["event"] == "decision"]
+    assert [(r["effect"], r["rule"]) for r in refused] == [("deny", "malformed-request")] * 5
+    assert not any(r["event"] == "outcome" for r in records)
+    assert verify_file(proxy.audit, read_key(proxy.key_file)).ok
+    assert sorted(os.listdir(os.fsencode(proxy.dirs["workspace"]))) == listed  # nothing written

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
+import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -197,3 +198,129 @@ def test_garbage_never_stops_the_server(garbage: bytes) -> None:
         return status
 
     assert with_server(body) == 200
+
+
+# -- slow and many clients: a cap, and deadlines that hold from the first byte --------------
+
+
+async def _trickle(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> bytes:
+    """Send `data` a byte at a time, a byte every 20 ms, then keep sending spaces, until the
+    server answers and closes; return the answer. (Bounded by the caller's fail_after.)"""
+    stream = iter(data)
+    while True:
+        writer.write(bytes([next(stream, 0x20)]))
+        try:
+            return await asyncio.wait_for(reader.read(), 0.02)  # read() returns at EOF
+        except TimeoutError:
+            continue  # still open: one more byte
+
+
+def test_a_request_head_trickled_a_byte_at_a_time_is_cut_off_at_the_head_deadline() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        answer = await _trickle(reader, writer, b"POST /mcp HTTP/1.1\r\nX-Slow: ")
+        writer.close()
+        return answer
+
+    answer = with_server(body, header_s=0.3, idle_s=60)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"Request head not complete within 0.3 s" in answer
+
+
+def test_a_body_trickled_a_byte_at_a_time_is_cut_off_at_the_body_deadline() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        head = post(initialize())
+        writer.write(head[:-20])  # the head, and part of the body
+        answer = await _trickle(reader, writer, b"")
+        writer.close()
+        assert gate.calls == []
+        return answer
+
+    answer = with_server(body, body_s=0.3, idle_s=60)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"Request body not complete within 0.3 s" in answer
+
+
+def test_a_head_over_the_limit_is_refused_431() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        writer.write(b"POST /mcp HTTP/1.1\r\nX-Big: " + b"a" * 70_000)
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    assert with_server(body).startswith(b"HTTP/1.1 431 ")
+
+
+def test_three_hundred_one_byte_connections_are_capped_and_all_cut_off() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> tuple[int, int, int]:
+        streams = [await connect() for _ in range(300)]
+        for _, writer in streams:
+            writer.write(b"P")
+        answers = [await reader.read() for reader, _ in streams]  # every one ends
+        for _, writer in streams:
+            writer.close()
+        refused = sum(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+        timed_out = sum(a.startswith(b"HTTP/1.1 408 ") for a in answers)
+        # The control: with the slow ones gone, a new client is served.
+        reader, writer = await connect()
+        writer.write(post(initialize()))
+        status, _, _ = await read_response(reader)
+        writer.close()
+        return refused, timed_out, status
+
+    refused, timed_out, status = with_server(body, max_connections=32, header_s=1.0, idle_s=60)
+    assert refused + timed_out == 300  # none stayed open, none was served
+    # 32 in, 268 refused at once; a slow machine may free a slot before the last connect.
+    assert timed_out >= 32
+    assert refused >= 200
+    assert status == 200
+
+
+def test_a_kept_alive_connection_gets_a_fresh_head_deadline_per_request() -> None:
+    # The control: a client that sends whole requests in time is served on and on.
+    async def body(connect: Client, gate: RecordingGate) -> list[int]:
+        reader, writer = await connect()
+        statuses = []
+        for _ in range(5):
+            writer.write(post(initialize()))
+            statuses.append((await read_response(reader))[0])
+        writer.close()
+        return statuses
+
+    assert with_server(body, header_s=0.5, body_s=0.5) == [200] * 5
+
+
+def test_a_new_connection_that_sends_nothing_is_closed_at_the_head_deadline() -> None:
+    async def body(connect: Client, gate: RecordingGate) -> bytes:
+        reader, writer = await connect()
+        rest = await reader.read()  # EOF: closed long before the 60 s idle time
+        writer.close()
+        return rest
+
+    assert with_server(body, header_s=0.3, idle_s=60) == b""
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+        b"POST /mcp HTTP/1.1\r\nHost: p\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["length and chunked", "two lengths", "one length twice"],
+)
+def test_an_ambiguous_body_length_is_answered_400_and_never_reaches_the_app(head: bytes) -> None:
+    async def body(connect: Client, gate: RecordingGate) -> int:
+        reader, writer = await connect()
+        writer.write(head + b"0\r\n\r\n")
+        status, _, _ = await read_response(reader)
+        writer.close()
+        assert gate.calls == []
+        assert gate.refusals == []  # the framing never got as far as the app
+        return status
+
+    assert with_server(body) == 400

@@ -55,7 +55,7 @@ ALLOWED = [
     ("git", "git_commit", {"repo_path": "/ws", "message": "fix"}),
     ("git", "git_checkout", {"repo_path": "/ws", "branch_name": "main"}),
     ("fetch", "fetch", {"url": "https://docs.python.org/3/library/os.html"}),
-    ("fetch", "fetch", {"url": "https://requests.readthedocs.io/en/latest/"}),
+    ("fetch", "fetch", {"url": "https://docs.readthedocs.io/en/stable/"}),
     ("fetch", "fetch", {"url": "HTTPS://DOCS.PYTHON.ORG./3/"}),
 ]
 
@@ -64,6 +64,10 @@ ESCALATED = [
     ("fetch", "fetch", {"url": "https://example.com/"}),
     ("fetch", "fetch", {"url": "https://docs.python.org.evil.example/"}),
     ("fetch", "fetch", {"url": "https://notpython.org/"}),
+    # Shared hosting: an agent-chosen project name is someone else's site.
+    ("fetch", "fetch", {"url": "https://requests.readthedocs.io/en/latest/"}),
+    ("fetch", "fetch", {"url": "https://attacker-chosen.readthedocs.io/?leak=x"}),
+    ("fetch", "fetch", {"url": "https://readthedocs.io/"}),
 ]
 
 DENIED = [
@@ -172,3 +176,117 @@ def test_a_workspace_holding_a_protected_path_is_reported(clock: Clock) -> None:
         ).protected_in("/ws")
         == ()
     )
+
+
+# -- the breaker counts what is decided, not how it is spelt -------------------------------
+
+SPELLINGS = {
+    "paths": (
+        "filesystem",
+        "read_text_file",
+        "path",
+        ["x", "./x", "/ws/x", "/ws//x", "x/", "./x/", "a/../x", "/ws/a/b/../../x", ".//x",
+         "/ws/./x"],
+    ),
+    "urls": (
+        "fetch",
+        "fetch",
+        "url",
+        [
+            "https://docs.python.org/3/",
+            "HTTPS://DOCS.PYTHON.ORG/3/",
+            "https://docs.python.org./3/",
+            "https://docs.python.org:443/3/",
+            "https://docs.python.org/3",
+            "https://docs.python.org//3//",
+            "https://docs.python.org/a/../3/",
+            "https://docs.python.org/./3/",
+            "https://docs.python.org/%33/",
+            "https://docs.python.org/3/#section",
+        ],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(SPELLINGS))
+def test_spellings_of_one_call_count_as_one_call(engine: Engine, kind: str) -> None:
+    server, tool, argument, spellings = SPELLINGS[kind]
+    effects = []
+    for i in range(21):
+        call = Call(server, tool, {argument: spellings[i % len(spellings)]})
+        effects.append(engine.decide(call).rule)
+    assert effects[:20] == [effects[0]] * 20
+    assert effects[0] != "circuit-breaker"
+    assert effects[20] == "circuit-breaker"
+
+
+def test_three_hundred_spellings_of_dot_slash_trip_the_breaker(engine: Engine) -> None:
+    rules = [
+        engine.decide(Call("filesystem", "read_text_file", {"path": "./" * n + "x"})).rule
+        for n in range(1, 301)
+    ]
+    assert rules[:20] == ["workspace-read"] * 20
+    assert set(rules[20:]) == {"circuit-breaker"}
+
+
+def test_argument_order_and_list_spellings_are_one_call(engine: Engine) -> None:
+    calls = [
+        {"path": "a.txt", "head": 3},
+        {"head": 3, "path": "./a.txt"},
+    ]
+    rules = [engine.decide(Call("filesystem", "read_file", calls[i % 2])).rule for i in range(21)]
+    assert rules[-1] == "circuit-breaker"
+    many = [["a", "b"], ["./a", "b/"]]
+    rules = [
+        engine.decide(Call("filesystem", "read_multiple_files", {"paths": many[i % 2]})).rule
+        for i in range(21)
+    ]
+    assert rules[-1] == "circuit-breaker"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"path": "x"}, {"path": "y"}),  # other files
+        ({"path": "x"}, {"path": "X"}),  # case matters to the filesystem
+        ({"path": "x", "head": 1}, {"path": "x", "head": 2}),  # other content arguments
+    ],
+)
+def test_calls_that_differ_in_effect_are_counted_apart(
+    engine: Engine, first: dict[str, object], second: dict[str, object]
+) -> None:
+    for _ in range(20):
+        assert engine.decide(Call("filesystem", "read_file", first)).effect is Effect.ALLOW
+    assert engine.decide(Call("filesystem", "read_file", second)).effect is Effect.ALLOW
+
+
+def test_other_pages_and_queries_are_counted_apart(engine: Engine) -> None:
+    for _ in range(20):
+        assert engine.decide(Call("fetch", "fetch", {"url": "https://docs.python.org/3/"})).allowed
+    for url in (
+        "https://docs.python.org/3/?q=1",
+        "https://docs.python.org/2/",
+        "http://docs.python.org/3/",
+    ):
+        assert engine.decide(Call("fetch", "fetch", {"url": url})).allowed, url
+
+
+def test_the_breaker_counts_resolved_paths_through_symlinks(tmp_path: Path, clock: Clock) -> None:
+    from ironcurtain.policy import FsResolver
+
+    ws = tmp_path / "ws"
+    (ws / "real").mkdir(parents=True)
+    (ws / "real" / "x").write_text("x")
+    (ws / "link").symlink_to(ws / "real")
+    engine = Engine(
+        load_policy(REPO / "policy" / "policy.yaml", {**VARIABLES, "workspace": str(ws)}),
+        FsResolver(),
+        clock,
+    )
+    spellings = [f"{ws}/real/x", "real/x", "link/x", "./link/../real/x", "link//x", "real/./x"]
+    rules = [
+        engine.decide(Call("filesystem", "read_text_file", {"path": spellings[i % 6]})).rule
+        for i in range(21)
+    ]
+    assert rules[:20] == ["workspace-read"] * 20
+    assert rules[20] == "circuit-breaker"

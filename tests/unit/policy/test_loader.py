@@ -65,3 +65,94 @@ def test_a_malformed_policy_is_refused_with_its_line(text: str, line: int, fault
 def test_any_text_either_loads_or_raises_policy_error(text: str) -> None:
     with contextlib.suppress(PolicyError):
         parse_policy(text, "fuzz.yaml", {})
+
+
+DOCS = """\
+version: 1
+lists:
+  docs:
+    - docs.python.org
+    - {entry}
+  unused:
+    - "*.github.io"
+servers:
+  web:
+    tools:
+      fetch: {{url: url}}
+rules:
+  - name: docs
+    effect: allow
+    reason: ok
+    when: {{domains_in: docs}}
+"""
+
+SHARED_HOSTING = [
+    "readthedocs.io", "*.readthedocs.io", "github.io", "*.github.io", "pages.dev", "*.pages.dev",
+    "netlify.app", "*.netlify.app", "vercel.app", "*.vercel.app", "gitlab.io", "herokuapp.com",
+    "web.app", "firebaseapp.com", "workers.dev", "blogspot.com", "s3.amazonaws.com",
+    "githubusercontent.com", "readthedocs-hosted.com", "gitbook.io", "codeberg.page", "fly.dev",
+    "onrender.com", "azurewebsites.net", "cloudfront.net", "appspot.com", "rtfd.io",
+    "readthedocs.org", "*.co.uk", "co.uk", "GitHub.IO", "github.io.",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", SHARED_HOSTING)
+def test_a_shared_hosting_suffix_on_a_domain_list_is_refused(entry: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(DOCS.format(entry=f'"{entry}"'), "p.yaml", {})
+    assert caught.value.line == 5  # the entry's own line
+    assert "shared-hosting suffix" in caught.value.message
+    assert "name the sites instead" in caught.value.message
+
+
+NAMED_SITES = [
+    "requests.readthedocs.io", "docs.readthedocs.io", "octocat.github.io", "*.octocat.github.io",
+    "myproject.pages.dev", "bucket.s3.amazonaws.com", "python.org", "*.python.org",
+    "example.co.uk", "xn--bcher-kva.de",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", NAMED_SITES)
+def test_a_named_site_or_a_wildcard_below_a_registrable_domain_loads(entry: str) -> None:
+    policy = parse_policy(DOCS.format(entry=f'"{entry}"'), "p.yaml", {})
+    assert entry in policy.lists["docs"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "fault"),
+    [
+        ("https://docs.python.org", "is not a host name"),
+        ("docs.python.org/3", "is not a host name"),
+        ("docs.python.org:443", "is not a host name"),
+        ("10.0.0.1", "is an IP address"),
+        ("localhost", "every host under a top-level domain"),
+        ("*.io", "every host under a top-level domain"),
+        ("*", "a wildcard may only lead"),
+        ("docs.*.org", "a wildcard may only lead"),
+    ],
+)
+def test_a_domain_list_entry_that_is_no_host_name_is_refused(entry: str, fault: str) -> None:
+    with pytest.raises(PolicyError, match=fault) as caught:
+        parse_policy(DOCS.format(entry=f'"{entry}"'), "p.yaml", {})
+    assert caught.value.line == 5
+
+
+def test_lists_no_domain_rule_uses_are_not_read_as_hosts() -> None:
+    # "unused" holds *.github.io, but no rule matches hosts against it (a path list may hold
+    # anything a path can be).
+    assert parse_policy(DOCS.format(entry="pypi.org"), "p.yaml", {}).lists["unused"]
+
+
+def test_the_default_policy_names_no_shared_hosting_suffix() -> None:
+    from pathlib import Path
+
+    from ironcurtain.policy import load_policy
+    from ironcurtain.policy.domains import is_public_suffix
+
+    repo = Path(__file__).resolve().parents[3]
+    names = ("workspace", "policy_dir", "audit_dir", "state_dir", "ca_dir", "secrets_dir")
+    policy = load_policy(repo / "policy" / "policy.yaml", {n: f"/{n}" for n in names})
+    docs = policy.lists["trusted-docs"]
+    assert "docs.python.org" in docs
+    assert not any(is_public_suffix(e.removeprefix("*.")) for e in docs)
+    assert not any(e.endswith(".readthedocs.io") and e != "docs.readthedocs.io" for e in docs)
