@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import anyio
 
 from ..audit import AuditError, AuditLog
 from ..audit.redact import redact
+from ..escalation.remember import arguments_digest
 from ..escalation.types import EscalationOutcome, EscalationRequest, Escalator, Verdict
 from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
@@ -92,6 +94,9 @@ class Gate:
         self._schemas: dict[str, Mapping[str, Any]] = {}
         self._tools_generation: tuple[int, ...] = ()
         self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
+        # Keys the digest of raw arguments an escalation carries (remember.arguments_digest):
+        # in this process's memory only, so nobody reading Redis can test guesses against it.
+        self._digest_key = secrets.token_bytes(32)
 
     def tools(self) -> list[dict[str, Any]]:
         """The union of the backends' tools (plain JSON, the stored form of listing.py),
@@ -171,7 +176,7 @@ class Gate:
                 f"IronCurtain policy denied {name} (rule {decision.rule!r}): {decision.reason}"
             )
         if decision.effect is Effect.ESCALATE:
-            outcome = await self._escalate(call_id, server, tool, logged_args, decision)
+            outcome = await self._escalate(call_id, server, tool, args, logged_args, decision)
             if outcome is None:
                 return error_result(f"IronCurtain refused {name}: the audit log cannot be written")
             if not outcome.allowed:
@@ -182,7 +187,13 @@ class Gate:
         return await self._forward(call_id, name, server, tool, args, decision)
 
     async def _escalate(
-        self, call_id: str, server: str, tool: str, logged_args: dict[str, Any], decision: Decision
+        self,
+        call_id: str,
+        server: str,
+        tool: str,
+        args: Mapping[str, Any],
+        logged_args: dict[str, Any],
+        decision: Decision,
     ) -> EscalationOutcome | None:
         try:
             recent = self.audit.tail(20)
@@ -201,6 +212,7 @@ class Gate:
             paths=decision.paths,
             domains=decision.domains,
             recent_audit=recent,
+            arguments_digest=arguments_digest(args, self._digest_key),
         )
         limit = self.timeouts.escalation_s
         try:
