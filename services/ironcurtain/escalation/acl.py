@@ -154,5 +154,7 @@ def acl_file(credentials: list[Credential]) -> str:
     lines = ["user default off resetkeys resetchannels -@all"]
     for credential in credentials:
         digest = hashlib.sha256(credential.password.encode()).hexdigest()
-        lines.append(" ".join(["user", credential.user, *rules(credential.user), "on", f"#{digest}"]))
+        lines.append(
+            " ".join(["user", credential.user, *rules(credential.user), "on", f"#{digest}"])
+        )
     return "\n".join(lines) + "\n"

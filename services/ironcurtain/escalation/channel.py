@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
 from . import keys
 from .acl import Credential
 from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
@@ -147,7 +148,12 @@ class Channel:
 
     def register(self, session_id: str, *, worktree: str, agent: str, task: str) -> None:
         """The session as `ironcurtain run` started it (admin): what the sessions page shows."""
-        info = {"worktree": worktree, "agent": agent, "task": task, "last_seen": repr(self._clock())}
+        info = {
+            "worktree": worktree,
+            "agent": agent,
+            "task": task,
+            "last_seen": repr(self._clock()),
+        }
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(keys.SESSIONS, {session_id: self._clock()})
             pipe.hset(keys.session(session_id), mapping=info)
@@ -394,7 +400,9 @@ class Channel:
                     agent=info.get("agent", ""),
                     task=info.get("task", ""),
                     last_seen=last_seen,
-                    escalations=int(info["escalations"]) if info.get("escalations", "").isdigit() else 0,
+                    escalations=int(info["escalations"])
+                    if info.get("escalations", "").isdigit()
+                    else 0,
                     pending=pending_by_session.get(session_id, 0),
                     remembered=tuple(self.remembered(session_id)),
                 )

@@ -136,7 +136,9 @@ class Escalation:
                 paths=_strs(data, "paths"),
                 domains=_strs(data, "domains"),
                 recent_audit=_strs(data, "recent_audit"),
-                arguments_digest=_str(data, "arguments_digest") if "arguments_digest" in data else "",
+                arguments_digest=_str(data, "arguments_digest")
+                if "arguments_digest" in data
+                else "",
             )
         except KeyError as exc:
             raise ValueError(f"escalation record lacks {exc}") from None

@@ -94,7 +94,7 @@ def test_the_webhook_carries_no_arguments() -> None:
 def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Path) -> None:
     # Most sessions never escalate: Redis and RQ would cost every MCP proxy's start ~65 ms CPU.
     secret = tmp_path / "redis_password"
-    secret.write_text("pw\n")
+    secret.write_text(f"ironcurtain-session-s {'a' * 64}\n")
     probe = (
         "import asyncio, sys\n"
         "from ironcurtain.escalation.escalator import RedisEscalator\n"
@@ -113,9 +113,12 @@ def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Pa
     assert done.stdout.split() == ["[]", "unavailable", "True"]
 
 
-def test_a_missing_password_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
+def test_a_missing_credential_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         RedisEscalator.connect("redis://redis:6379/0", tmp_path / "missing")
-    (tmp_path / "pw").write_text("pw")
+    (tmp_path / "pw").write_text("just-a-password-without-a-user")
+    with pytest.raises(ValueError, match="USER PASSWORD"):
+        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "pw")
+    (tmp_path / "pw").write_text(f"ironcurtain-session-s {'a' * 64}")
     with pytest.raises(ValueError, match="not a Redis URL"):
         RedisEscalator.connect("http://redis:6379/0", tmp_path / "pw")
