@@ -20,7 +20,7 @@ health="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
   > "$conf_dir/users.acl"
 { cat /etc/ironcurtain/redis.conf; printf 'aclfile "%s/users.acl"\n' "$conf_dir"; } > "$conf_dir/redis.conf"
 # The health check logs in as that user, from a file only redis can read.
-printf 'ironcurtain-health %s' "$health" > "$conf_dir/health"
+printf 'ironcurtain-health %s\n' "$health" > "$conf_dir/health"
 ln -sfn "$conf_dir" /run/ironcurtain-redis
 chown -R redis:redis "$conf_dir"
 exec setpriv --reuid=redis --regid=redis --init-groups --inh-caps=-all \

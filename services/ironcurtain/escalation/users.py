@@ -85,3 +85,17 @@ def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[
         admin.execute_command("ACL", "DELUSER", user)
         admin.hdel(keys.ACL_USERS, user)
     return removed
+
+
+def restore_session_user(admin: redis.Redis, session_id: str, credential: acl.Credential) -> bool:
+    """Put a running session's user back with its password (Redis keeps no users across a
+    restart); True if it had to. The session's proxy then reconnects by itself."""
+    if credential.user != acl.session_user(session_id):
+        raise ValueError("that credential is not this session's")
+    if admin.execute_command("ACL", "GETUSER", credential.user) is not None:
+        return False
+    admin.execute_command(
+        "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
+        f">{credential.password}",
+    )  # fmt: skip
+    return True

@@ -657,22 +657,44 @@ class Session:
 
     def _follow_notices(self, stop: threading.Event, show: Say | None = None) -> None:
         """Escalation notices for this session (the shared channel), shown as they come: printed
-        (one-shot) or put into the user's terminal by the relay (interactive)."""
+        (one-shot) or put into the user's terminal by the relay (interactive). As the session's
+        own user; if Redis restarted (it keeps no users), the user is put back, same password."""
         assert self.plan is not None
         show = show or self.say
-        from ..escalation.channel import Channel, connect
+        import redis
 
-        try:
-            address = _redis_address(self.client, self.plan.shared_network)
-            password = self.layout.secrets / "redis_password"
-            channel = Channel(connect(f"redis://{address}:6379/0", password))
-            for line in channel.follow(self.name.session_id, timeout_s=0.5):
-                if stop.is_set():
-                    return
-                if line:
-                    show(terminal.safe_line(line))  # it quotes the agent's tool arguments
-        except Exception as exc:  # notices are a convenience; the approval UI still works
-            show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+        from ..escalation.channel import Channel, connect, read_credential
+        from ..escalation.users import restore_session_user
+
+        credential_file = self.layout.secrets / "redis_password"
+        said = False
+        while not stop.is_set():
+            try:
+                address = _redis_address(self.client, self.plan.shared_network)
+                channel = Channel(connect(f"redis://{address}:6379/0", credential_file))
+                for line in channel.follow(self.name.session_id, timeout_s=0.5):
+                    if stop.is_set():
+                        return
+                    if line:
+                        show(terminal.safe_line(line))  # it quotes the agent's tool arguments
+            except (redis.RedisError, OSError, SessionFailed) as exc:
+                if not said:
+                    show(f"run: escalation notices interrupted ({type(exc).__name__}: {exc})")
+                    said = True
+                if self._user_admin is not None:
+                    try:
+                        admin = self._admin_channel(self._user_admin)
+                        if restore_session_user(
+                            admin.redis, self.name.session_id, read_credential(credential_file)
+                        ):
+                            show("run: Redis had restarted: the session's user is back")
+                        admin.redis.close()
+                    except (redis.RedisError, OSError, ValueError, SessionFailed):
+                        pass
+                stop.wait(1.0)
+            except Exception as exc:  # notices are a convenience; the approval UI still works
+                show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+                return
 
     def _wake_sandbox(self) -> None:
         """Start the sandbox container when the MCP proxy asks (its first call to a sandboxed
