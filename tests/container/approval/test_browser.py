@@ -85,7 +85,7 @@ def service(
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
         "IRONCURTAIN_APPROVAL_WORKERS": "1",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
-        "IRONCURTAIN_REDIS_PASSWORD_FILE": str(team_redis.password_file),
+        "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
         "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -122,8 +122,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    client = connect(team_redis.url, team_redis.password_file)
-    client.flushdb()
+    admin = connect(team_redis.url, team_redis.admin_file)
+    admin.flushdb()
+    admin.close()
+    client = connect(team_redis.url, team_redis.approval_file)
     yield Channel(client)
     client.close()
 
@@ -164,7 +166,7 @@ def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
     expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
     loaded = page.evaluate("performance.timeOrigin")
 
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.password_file)
+    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file("s1"))
     try:
         waiting = escalate_in_thread(escalator)
         row = page.locator("#pending-rows tr[data-id]")
