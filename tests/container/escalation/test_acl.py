@@ -383,3 +383,21 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
     finally:
         listener.close()
         worker_client.close()
+
+
+def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
+    team_redis: RedisServer, victim: Channel, approval: Channel
+) -> None:
+    worker_client = connect(team_redis.url, team_redis.worker_file)
+    try:
+        worker = Channel(worker_client)
+        first = victim.create(request(B), 60)
+        scope = Scope("prefix", "/workspace/src", "filesystem", "move_file", "/workspace/src/")
+        refused(lambda: worker.decide(first.id, Verdict.APPROVED, by="x", remember=scope))
+        refused(lambda: worker.set_auto_review(B, True))
+        refused(lambda: worker_client.execute_command("ACL", "LIST"))
+        ruling = worker.decide(first.id, Verdict.APPROVED, by="auto-reviewer", reason="in scope")
+        assert ruling.accepted  # control: the auto-reviewer's one power
+        assert approval.remembered(B) == []
+    finally:
+        worker_client.close()
