@@ -1,27 +1,26 @@
 #!/bin/sh
-# Reads the password from a secret file, writes a private config for the redis user and starts
-# redis-server as that user. Refuses to start without a password: fail closed.
+# Starts redis-server as the redis user with the team's ACL file (users and SHA-256 password
+# hashes, made by `ironcurtain shared up`; the default user off). No plain password is ever in
+# this container but the health check's own, which may only PING. Refuses to start without the
+# file, or with one that leaves the default user on: fail closed.
 set -eu
-secret="${REDIS_PASSWORD_FILE:-/run/secrets/redis_password}"
-if [ ! -r "$secret" ]; then
-  echo "redis: refusing to start: no password file at $secret (set REDIS_PASSWORD_FILE)" >&2
+acl="${REDIS_ACL_FILE:-/run/secrets/redis_acl}"
+if [ ! -r "$acl" ]; then
+  echo "redis: refusing to start: no ACL file at $acl (set REDIS_ACL_FILE)" >&2
   exit 64
 fi
-password="$(tr -d '\r\n' < "$secret")"
-if [ "${#password}" -lt 16 ]; then
-  echo "redis: refusing to start: the password in $secret is shorter than 16 characters" >&2
+if ! grep -qx 'user default off[^>]*' "$acl" || grep -q '>' "$acl"; then
+  echo "redis: refusing to start: $acl must turn the default user off and hold no plain password" >&2
   exit 64
 fi
-case "$password" in
-  *[!A-Za-z0-9_.:+/=-]*)
-    echo "redis: refusing to start: the password in $secret has characters outside [A-Za-z0-9_.:+/=-]" >&2
-    exit 64 ;;
-esac
 conf_dir="$(mktemp -d /run/ironcurtain-redis.XXXXXX 2>/dev/null || mktemp -d)"
 umask 077
-{ cat /etc/ironcurtain/redis.conf; printf 'requirepass "%s"\n' "$password"; } > "$conf_dir/redis.conf"
-# The health check authenticates with the same password, from a file only redis can read.
-printf '%s' "$password" > "$conf_dir/password"
+health="$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+{ cat "$acl"; printf 'user ironcurtain-health on >%s resetkeys resetchannels -@all +ping\n' "$health"; } \
+  > "$conf_dir/users.acl"
+{ cat /etc/ironcurtain/redis.conf; printf 'aclfile "%s/users.acl"\n' "$conf_dir"; } > "$conf_dir/redis.conf"
+# The health check logs in as that user, from a file only redis can read.
+printf 'ironcurtain-health %s\n' "$health" > "$conf_dir/health"
 ln -sfn "$conf_dir" /run/ironcurtain-redis
 chown -R redis:redis "$conf_dir"
 exec setpriv --reuid=redis --regid=redis --init-groups --inh-caps=-all \

@@ -1,3 +1,5 @@
 #!/bin/sh
-# Healthy when an authenticated PING answers PONG.
-REDISCLI_AUTH="$(cat /run/ironcurtain-redis/password)" redis-cli --no-auth-warning ping | grep -qx PONG
+# Healthy when a PING as the health user (it may do nothing else) answers PONG.
+set -eu
+read -r user password < /run/ironcurtain-redis/health
+REDISCLI_AUTH="$password" redis-cli --user "$user" --no-auth-warning ping | grep -qx PONG

@@ -1,8 +1,12 @@
-"""Our Redis image on a fixed loopback port, so a test can kill it and bring it back at one URL."""
+"""Our Redis image on a fixed loopback port, so a test can kill it and bring it back at one URL.
+
+It starts as the team stack does: from an ACL file (the service users, hashes only, default
+off). `admin_file` is the host CLI's credential; `session_file(id)` makes a session's user
+exactly as `ironcurtain run` does and returns the credential file it hands the MCP proxy.
+"""
 
 from __future__ import annotations
 
-import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +15,8 @@ from pathlib import Path
 import redis
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
+
+from ironcurtain.escalation import acl, users
 
 from .conftest import TEST_LABELS
 
@@ -23,24 +29,50 @@ def free_port() -> int:
 
 class RedisServer:
     def __init__(self, image: str, directory: Path) -> None:
-        self.password_file = directory / "redis_password"
-        self.password_file.write_text(secrets.token_hex(24))
-        self.password_file.chmod(0o644)  # the redis user in the container reads it
+        self.directory = directory
+        self.credentials = {user: acl.Credential.new(user) for user in acl.SERVICES}
+        for user, credential in self.credentials.items():
+            self._file(user).write_text(credential.line())
+            self._file(user).chmod(0o600)
+        self.acl_file = directory / "redis_acl"
+        self.acl_file.write_text(acl.acl_file(list(self.credentials.values())))
+        self.acl_file.chmod(0o644)  # read by the container's entrypoint
+        self.admin_file = self._file(acl.ADMIN)
+        self.approval_file = self._file(acl.APPROVAL)
+        self.worker_file = self._file(acl.WORKER)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.container = (
             DockerContainer(image)
-            .with_volume_mapping(str(self.password_file), "/run/secrets/redis_password", "ro")
+            .with_volume_mapping(str(self.acl_file), "/run/secrets/redis_acl", "ro")
             .with_kwargs(labels=TEST_LABELS)
             .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(30))
         )
         # Loopback only, and the same host port after a restart (the URL must not change).
         self.container.ports["6379/tcp"] = ("127.0.0.1", self.port)
 
-    def client(self) -> redis.Redis:
+    def _file(self, user: str) -> Path:
+        return self.directory / f"redis_{user}"
+
+    def client(self, user: str = acl.ADMIN) -> redis.Redis:
+        credential = self.credentials[user]
         return redis.Redis.from_url(
-            self.url, password=self.password_file.read_text(), socket_timeout=5
+            self.url, username=credential.user, password=credential.password, socket_timeout=5
         )
+
+    def session_file(self, session_id: str) -> Path:
+        """A session's credential file, its user made with the admin credential (as `run`)."""
+        admin = self.client()
+        try:
+            credential = users.create_session_user(
+                admin, session_id, project=f"ic-test-{session_id}", machine="test"
+            )
+        finally:
+            admin.close()
+        path = self.directory / f"session-{session_id}"
+        path.write_text(credential.line())
+        path.chmod(0o600)
+        return path
 
     def kill(self) -> None:
         self.container.get_wrapped_container().kill()

@@ -24,6 +24,7 @@ import docker.models.containers
 import docker.models.networks
 import pytest
 
+from ironcurtain.escalation import acl
 from ironcurtain.session.hardening import (
     AGENT_UID,
     AgentHardening,
@@ -144,8 +145,8 @@ def world(
     docker_client: docker.DockerClient, image: Callable[[str], str], workspace: Path
 ) -> Iterator[World]:
     build = Builder(docker_client, image)
-    password = workspace.parent / "redis_password"
-    password.write_text(secrets.token_hex(16))
+    password = workspace.parent / "redis_acl"
+    password.write_text(acl.acl_file([acl.Credential.new(u) for u in acl.SERVICES]))
     try:
         with host_server(HOST_MARKER) as host_port:
             build.net("agent", **AGENT.create_kwargs())
@@ -161,7 +162,7 @@ def world(
                 "redis",
                 "redis",
                 ["shared"],
-                volumes={str(password): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
+                volumes={str(password): {"bind": "/run/secrets/redis_acl", "mode": "ro"}},
             )
             build.box(
                 "socket-proxy",

@@ -1,8 +1,8 @@
-"""Our Redis image: authenticated round trip works; everything without the password is refused."""
+"""Our Redis image: it starts from the ACL file (hashes only, default user off); a named user
+with its password works; everything without one, or with a wrong one, is refused."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,23 +12,27 @@ import redis
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 
+from ironcurtain.escalation import acl
+
 from .conftest import TEST_LABELS
+
+CREDENTIALS = {user: acl.Credential.new(user) for user in acl.SERVICES}
 
 
 @pytest.fixture(scope="module")
-def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("redis-secret") / "redis_password"
-    path.write_text(secrets.token_hex(24))
+def acl_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("redis-secret") / "redis_acl"
+    path.write_text(acl.acl_file(list(CREDENTIALS.values())))
     path.chmod(0o600)
     return path
 
 
 @pytest.fixture(scope="module")
-def redis_container(image: Callable[[str], str], password_file: Path) -> Iterator[DockerContainer]:
+def redis_container(image: Callable[[str], str], acl_file: Path) -> Iterator[DockerContainer]:
     container = (
         DockerContainer(image("redis"))
         .with_exposed_ports(6379)
-        .with_volume_mapping(str(password_file), "/run/secrets/redis_password", "ro")
+        .with_volume_mapping(str(acl_file), "/run/secrets/redis_acl", "ro")
         .with_kwargs(labels=TEST_LABELS)
         .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(30))
     )
@@ -36,41 +40,60 @@ def redis_container(image: Callable[[str], str], password_file: Path) -> Iterato
         yield container
 
 
-def _client(container: DockerContainer, password: str | None) -> redis.Redis:
+def _client(
+    container: DockerContainer, password: str | None, user: str | None = acl.ADMIN
+) -> redis.Redis:
     return redis.Redis(
         host=container.get_container_host_ip(),
         port=int(container.get_exposed_port(6379)),
+        username=user if password is not None else None,
         password=password,
         socket_timeout=5,
         decode_responses=True,
     )
 
 
-def test_write_and_read_back_with_the_password(
-    redis_container: DockerContainer, password_file: Path
-) -> None:
-    client = _client(redis_container, password_file.read_text())
+def test_write_and_read_back_as_a_named_user(redis_container: DockerContainer) -> None:
+    client = _client(redis_container, CREDENTIALS[acl.ADMIN].password)
     client.set("ironcurtain:probe", "round-trip")
     assert client.get("ironcurtain:probe") == "round-trip"
 
 
-def test_a_client_without_the_password_is_refused(redis_container: DockerContainer) -> None:
+def test_a_client_without_a_user_and_password_is_refused(redis_container: DockerContainer) -> None:
     with pytest.raises(redis.AuthenticationError):
         _client(redis_container, None).get("ironcurtain:probe")
 
 
-def test_a_wrong_password_is_refused(redis_container: DockerContainer) -> None:
-    with pytest.raises(redis.AuthenticationError):
-        _client(redis_container, "not-the-password").ping()
-
-
-def test_no_persistence_and_protected_mode(
-    redis_container: DockerContainer, password_file: Path
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        (acl.ADMIN, "not-the-password"),
+        (acl.ADMIN, CREDENTIALS[acl.APPROVAL].password),  # another user's password
+        ("default", CREDENTIALS[acl.ADMIN].password),
+        ("ironcurtain-health", "guess"),
+    ],
+)
+def test_a_wrong_password_or_user_is_refused(
+    redis_container: DockerContainer, user: str, password: str
 ) -> None:
-    client = _client(redis_container, password_file.read_text())
+    with pytest.raises(redis.AuthenticationError):
+        _client(redis_container, password, user).ping()
+
+
+def test_no_persistence_and_protected_mode(redis_container: DockerContainer) -> None:
+    client = _client(redis_container, CREDENTIALS[acl.ADMIN].password)
     assert client.config_get("save") == {"save": ""}
     assert client.config_get("appendonly") == {"appendonly": "no"}
     assert client.config_get("protected-mode") == {"protected-mode": "yes"}
+
+
+def test_the_users_are_ours_and_the_default_user_is_off(redis_container: DockerContainer) -> None:
+    client = _client(redis_container, CREDENTIALS[acl.ADMIN].password)
+    rules = {line.split()[1]: line for line in client.acl_list()}
+    assert set(rules) == {"default", *acl.SERVICES, "ironcurtain-health"}
+    assert " off " in rules["default"] + " "
+    assert "+ping" in rules["ironcurtain-health"]
+    assert "~" not in rules["ironcurtain-health"].replace("resetkeys", "")
 
 
 def test_redis_runs_as_the_redis_user_not_root(redis_container: DockerContainer) -> None:
@@ -79,15 +102,18 @@ def test_redis_runs_as_the_redis_user_not_root(redis_container: DockerContainer)
     assert uid_line.split()[1] != "0"
 
 
-def test_the_password_is_not_in_the_container_config(
-    redis_container: DockerContainer, password_file: Path, docker_client: docker.DockerClient
+def test_no_password_is_in_the_container_config_or_its_acl(
+    redis_container: DockerContainer, docker_client: docker.DockerClient
 ) -> None:
     attrs = docker_client.containers.get(redis_container.get_wrapped_container().id).attrs
     rendered = repr(attrs["Config"]) + repr(attrs["Args"]) + repr(attrs["Path"])
-    assert password_file.read_text() not in rendered
+    stored = redis_container.exec(["cat", "/run/ironcurtain-redis/users.acl"]).output.decode()
+    for credential in CREDENTIALS.values():
+        assert credential.password not in rendered
+        assert credential.password not in stored
 
 
-def test_without_a_password_file_redis_refuses_to_start(
+def test_without_an_acl_file_redis_refuses_to_start(
     image: Callable[[str], str], docker_client: docker.DockerClient
 ) -> None:
     container = docker_client.containers.run(image("redis"), detach=True, labels=TEST_LABELS)
@@ -97,4 +123,25 @@ def test_without_a_password_file_redis_refuses_to_start(
     finally:
         container.remove(force=True)
     assert result["StatusCode"] == 64
-    assert "refusing to start: no password file" in logs
+    assert "refusing to start: no ACL file" in logs
+
+
+def test_an_acl_file_that_leaves_the_default_user_on_is_refused(
+    image: Callable[[str], str], docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    loose = tmp_path / "redis_acl"
+    loose.write_text("user default on nopass ~* +@all\n")
+    loose.chmod(0o644)
+    container = docker_client.containers.run(
+        image("redis"),
+        detach=True,
+        labels=TEST_LABELS,
+        volumes={str(loose): {"bind": "/run/secrets/redis_acl", "mode": "ro"}},
+    )
+    try:
+        result = container.wait(timeout=30)
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert result["StatusCode"] == 64
+    assert "must turn the default user off" in logs

@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, request, session
 from werkzeug.exceptions import HTTPException
 
-from ..escalation.channel import Channel, Outcome
+from ..escalation.channel import Channel, Outcome, Ruling
+from ..escalation.record import Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
@@ -21,7 +22,14 @@ from .secret import matches
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-STATUS = {Outcome.DECIDED: 200, Outcome.ALREADY: 409, Outcome.LATE: 409, Outcome.MISSING: 404}
+STATUS = {
+    Outcome.DECIDED: 200,
+    Outcome.ALREADY: 409,
+    Outcome.LATE: 409,
+    Outcome.MISSING: 404,
+    Outcome.INVALID: 422,
+    Outcome.CHANGED: 409,
+}
 
 
 def wants_json() -> bool:
@@ -56,7 +64,7 @@ def as_json(exc: HTTPException) -> Any:
 @bp.get("/escalations")
 def pending() -> Any:
     now = time.time()
-    return jsonify(escalations=[present.escalation_json(e, now) for e in channel().pending()])
+    return jsonify(escalations=[present.row_json(e, now) for e in channel().pending()])
 
 
 @bp.get("/escalations/<escalation_id>")
@@ -64,6 +72,8 @@ def escalation(escalation_id: str) -> Any:
     found = channel().get(escalation_id)
     if found is None:
         abort(404, "no such escalation")
+    if isinstance(found, Invalid):
+        return jsonify(escalation=present.invalid_json(found), decision=None, choices=[])
     return jsonify(
         escalation=present.escalation_json(found, time.time()),
         decision=present.decision_json(channel().decision(escalation_id)),
@@ -89,6 +99,8 @@ def decide(escalation_id: str, action: str) -> Any:
         found = channel().get(escalation_id)
         if found is None:
             abort(404, "no such escalation")
+        if isinstance(found, Invalid):
+            abort(422, present.ruling_text(Ruling(Outcome.INVALID, None)))
         try:
             remember = pick(present.scope_options(found), scope_id)
         except ValueError as exc:
@@ -139,5 +151,8 @@ def set_auto_review(session_id: str) -> Any:
     on = body.get("on") if isinstance(body, dict) else None
     if not isinstance(on, bool):
         abort(400, 'send {"on": true} or {"on": false}')
-    channel().set_auto_review(session_id[:200], on)
+    try:
+        channel().set_auto_review(session_id, on)
+    except ValueError as exc:
+        abort(400, str(exc))
     return jsonify(session_id=session_id, on=on)

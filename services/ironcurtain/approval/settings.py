@@ -18,7 +18,7 @@ def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str
-    redis_password_file: Path
+    redis_password_file: Path  # a credential file: `USER PASSWORD` (escalation/acl.py)
     token_file: Path
     history_maxlen: int = 10_000
 
@@ -28,7 +28,7 @@ class Settings:
         return cls(
             redis_url=environ.get("IRONCURTAIN_REDIS_URL", "redis://127.0.0.1:6379/0"),
             redis_password_file=Path(
-                environ.get("IRONCURTAIN_REDIS_PASSWORD_FILE") or shared / "redis_password"
+                environ.get("IRONCURTAIN_REDIS_CREDENTIAL_FILE") or shared / "redis_approval"
             ),
             token_file=Path(
                 environ.get("IRONCURTAIN_APPROVAL_TOKEN_FILE") or shared / "approval_token"

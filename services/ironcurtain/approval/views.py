@@ -18,6 +18,7 @@ from flask import (
 )
 
 from ..escalation.channel import Channel
+from ..escalation.record import Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
@@ -36,7 +37,7 @@ def channel() -> Channel:
 @login_required
 def pending() -> Any:
     now = time.time()
-    rows = [present.escalation_json(e, now) for e in channel().pending()]
+    rows = [present.row_json(e, now) for e in channel().pending()]
     return render_template("pending.html", rows=rows)
 
 
@@ -46,6 +47,8 @@ def escalation(escalation_id: str) -> Any:
     found = channel().get(escalation_id)
     if found is None:
         abort(404, "no such escalation (it may have been cleaned up)")
+    if isinstance(found, Invalid):
+        return render_template("invalid.html", e=present.invalid_json(found))
     decision = channel().decision(escalation_id)
     return render_template(
         "escalation.html",
@@ -65,6 +68,8 @@ def decide(escalation_id: str) -> Any:
     found = channel().get(escalation_id)
     if found is None:
         abort(404, "no such escalation (it may have been cleaned up)")
+    if isinstance(found, Invalid):
+        abort(422, "the record is forged or malformed; nothing can be decided on it")
     remember = None
     scope_id = request.form.get("remember", "")
     if scope_id and verdict is Verdict.APPROVED:

@@ -69,7 +69,7 @@ def parse(text: str) -> Approval | None:
 def review_with(channel: Channel, oracle: Oracle, escalation_id: str) -> str:
     """What the job did: approved / abstained / already / off / gone / no-task / failed."""
     escalation = channel.get(escalation_id)
-    if escalation is None or channel.decision(escalation_id) is not None:
+    if not isinstance(escalation, Escalation) or channel.decision(escalation_id) is not None:
         return "gone"
     if not channel.auto_review(escalation.session_id):
         return "off"

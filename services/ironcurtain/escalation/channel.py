@@ -19,10 +19,10 @@ from typing import Any
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from rq import Queue
 
 from . import keys
-from .record import DEADLINE, Decision, Escalation, new_id
+from .acl import Credential
+from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
 from .remember import Scope
 from .script import DECIDE
 from .types import EscalationRequest, Verdict
@@ -34,26 +34,37 @@ REVIEW_JOB = "ironcurtain.english.review.review"  # the optional auto-reviewer (
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
 WAIT_GRACE_S = 2.0  # a blocked read may take this much longer than its BLPOP timeout
-ABANDONED_AFTER_S = 30.0  # past its deadline by this much, nobody waits for it any more
+# The waiting proxy reads the decision this long after the deadline (deciders refuse anything
+# after the deadline, so a decision it reads then is final); the approval service records the
+# expiry of anything past its deadline by more than this.
+SETTLE_S = 0.5
+ABANDONED_AFTER_S = 2.0
+
+
+def read_credential(path: Path | str) -> Credential:
+    """A Redis credential file (`USER PASSWORD`); OSError or ValueError if it is unusable."""
+    return Credential.parse(Path(path).read_text())
 
 
 def connect(
     url: str,
-    password_file: Path | str | None = None,
+    credential_file: Path | str | None = None,
     *,
-    password: str | None = None,
+    credential: Credential | None = None,
     connect_timeout_s: float = 2.0,
     timeout_s: float = 5.0,
 ) -> redis.Redis:
     """A client that fails fast: short timeouts, no retries (a down Redis means deny at once).
 
-    The pool reconnects on the next command, so a Redis that comes back works without restarts.
+    Every client names its Redis user (the `default` user is off). The pool reconnects on the
+    next command, so a Redis that comes back works without restarts.
     """
-    if password_file:
-        password = Path(password_file).read_text().strip()
+    if credential_file:
+        credential = read_credential(credential_file)
     return redis.Redis.from_url(
         url,
-        password=password,
+        username=credential.user if credential else None,
+        password=credential.password if credential else None,
         socket_connect_timeout=connect_timeout_s,
         socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
@@ -66,6 +77,8 @@ class Outcome(enum.Enum):
     ALREADY = "already"  # someone decided first: this one was refused
     LATE = "late"  # after the deadline: refused, recorded as expired
     MISSING = "missing"  # no such escalation (or retention ran out)
+    INVALID = "invalid"  # the record is forged or malformed: never decided
+    CHANGED = "changed"  # the record changed between reading and deciding: refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,63 +125,49 @@ class Channel:
         self._retention_s = retention_s
         self._history_maxlen = history_maxlen
         self._decide = client.register_script(DECIDE)
-        self._queue = Queue(keys.QUEUE, connection=client)
 
     # -- the asking side (MCP proxy) -------------------------------------------------------
 
     def create(self, request: EscalationRequest, timeout_s: float) -> Escalation:
-        """Store the escalation, list it as pending and enqueue its notification job."""
+        """Store the escalation in the session's own keys and push its id onto the inbox (the
+        worker notifies; the approval service lists every session's pending set).
+
+        Only keys of the request's session: what a session's Redis user may write (acl.py)."""
         escalation = Escalation.from_request(
-            request, id=new_id(), now=self._clock(), timeout_s=timeout_s
+            request, id=new_id(request.session_id), now=self._clock(), timeout_s=timeout_s
         )
         ttl = int(timeout_s) + self._retention_s
-        session = {
-            "worktree": escalation.worktree,
-            "agent": escalation.agent,
-            "task": escalation.task,
-            "last_seen": str(escalation.created_at),
-        }
+        pending = keys.pending(escalation.session_id)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.record(escalation.id), escalation.to_json(), ex=ttl)
-            pipe.zadd(keys.PENDING, {escalation.id: escalation.created_at})
-            pipe.zadd(keys.SESSIONS, {escalation.session_id: escalation.created_at})
-            pipe.hset(keys.session(escalation.session_id), mapping=session)
-            pipe.hincrby(keys.session(escalation.session_id), "escalations", 1)
-            pipe.expire(keys.session(escalation.session_id), ttl)
+            pipe.zadd(pending, {escalation.id: escalation.created_at})
+            pipe.expire(pending, ttl)
+            pipe.rpush(keys.INBOX, escalation.id)
             pipe.execute()
-        try:  # after the record is stored: the job reads it
-            self._queue.enqueue(
-                NOTIFY_JOB,
-                escalation.id,
-                job_timeout=30,
-                ttl=max(1, int(timeout_s)),  # a notice after the deadline is noise
-                result_ttl=60,
-                failure_ttl=self._retention_s,
-            )
-        except redis.RedisError:
-            raise
-        except Exception:  # notifications are a courtesy: the UI still lists it
-            logger.exception("could not enqueue the notification for escalation %s", escalation.id)
-        if self.auto_review(escalation.session_id):
-            try:  # it may only approve, first-wins; without it a human decides as always
-                self._queue.enqueue(
-                    REVIEW_JOB,
-                    escalation.id,
-                    job_timeout=max(1, int(timeout_s)),
-                    ttl=max(1, int(timeout_s)),
-                    result_ttl=60,
-                    failure_ttl=self._retention_s,
-                )
-            except redis.RedisError:
-                raise
-            except Exception:
-                logger.exception("could not enqueue the auto-review of %s", escalation.id)
         return escalation
+
+    def register(self, session_id: str, *, worktree: str, agent: str, task: str) -> None:
+        """The session as `ironcurtain run` started it (admin): what the sessions page shows."""
+        info = {
+            "worktree": worktree,
+            "agent": agent,
+            "task": task,
+            "last_seen": repr(self._clock()),
+        }
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(keys.SESSIONS, {session_id: self._clock()})
+            pipe.hset(keys.session(session_id), mapping=info)
+            pipe.expire(keys.session(session_id), self._retention_s)
+            pipe.execute()
 
     # -- the auto-reviewer switch (per session, off unless a human turned it on) -----------
 
     def auto_review(self, session_id: str) -> bool:
-        return self.redis.get(keys.autoreview(session_id)) == b"on"
+        try:
+            key = keys.autoreview(session_id)
+        except ValueError:
+            return False
+        return self.redis.get(key) == b"on"
 
     def set_auto_review(self, session_id: str, on: bool) -> None:
         if on:
@@ -177,17 +176,16 @@ class Channel:
             self.redis.delete(keys.autoreview(session_id))
 
     def wait(self, escalation: Escalation) -> Decision:
-        """Block (BLPOP, no polling) until decided or the deadline; then expire it, first-wins."""
-        remaining = escalation.deadline - self._clock()
+        """Block (BLPOP, no polling) until decided or just past the deadline. No decision then
+        is an expiry (kept locally: a session writes no decisions; the approval service records
+        it in the history when it next lists the pending ones)."""
+        remaining = escalation.deadline + SETTLE_S - self._clock()
         if remaining > 0:
             self._block(keys.wake(escalation.id), remaining)
         raw = self.redis.get(keys.decision(escalation.id))
         if raw is not None:
             return Decision.from_json(raw)
-        ruling = self.decide(escalation.id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
-        if ruling.decision is None:
-            raise LookupError(f"escalation {escalation.id} vanished while waiting")
-        return ruling.decision
+        return Decision(escalation.id, Verdict.EXPIRED, DEADLINE, self._clock())
 
     def _block(self, key: str, timeout_s: float) -> None:
         # A dedicated read deadline for this one blocking command: the client's socket timeout
@@ -215,24 +213,39 @@ class Channel:
         remember: Scope | None = None,
         expiry: bool = False,
     ) -> Ruling:
+        """Decide on the record as read now: the decision names its digest, and the script
+        refuses if the record changed since (check and effect on the same bytes)."""
         if verdict not in (Verdict.APPROVED, Verdict.DENIED, Verdict.EXPIRED):
             raise ValueError(f"cannot decide {verdict.value}")
         if remember is not None and verdict is not Verdict.APPROVED:
             raise ValueError("only an approval can be remembered")
+        try:
+            session_id = keys.session_of(escalation_id)
+        except ValueError:
+            return Ruling(Outcome.MISSING, None)
+        raw = self.redis.get(keys.record(escalation_id))
+        if raw is None:
+            return Ruling(Outcome.MISSING, None)
+        found = read_record(escalation_id, raw)
+        if isinstance(found, Invalid):
+            if expiry:  # off the pending list; nothing is decided on a forged record
+                self.redis.zrem(keys.pending(session_id), escalation_id)
+            return Ruling(Outcome.INVALID, None)
         now = self._clock()
-        decision = Decision(escalation_id, verdict, by, now, reason, remember)
-        expired = Decision(escalation_id, Verdict.EXPIRED, DEADLINE, now)
-        escalation = self.get(escalation_id)
-        session_id = escalation.session_id if escalation else ""
+        digest = found.digest()
+        decision = Decision(escalation_id, verdict, by, now, reason, remember, digest)
+        expired = Decision(escalation_id, Verdict.EXPIRED, DEADLINE, now, request_digest=digest)
+        touched = [
+            keys.record(escalation_id),
+            keys.decision(escalation_id),
+            keys.wake(escalation_id),
+            keys.pending(session_id),
+            keys.HISTORY,
+        ]
+        if remember is not None:  # only then: the worker's user may not touch remembered scopes
+            touched.append(keys.remembered(session_id))
         result = self._decide(
-            keys=[
-                keys.record(escalation_id),
-                keys.decision(escalation_id),
-                keys.wake(escalation_id),
-                keys.PENDING,
-                keys.HISTORY,
-                keys.remembered(session_id),
-            ],
+            keys=touched,
             args=[
                 decision.to_json(),
                 repr(now),
@@ -245,6 +258,8 @@ class Channel:
                 remember.to_json() if remember else "",
                 session_id,
                 verdict.value,
+                raw,
+                repr(found.deadline),
             ],
         )
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
@@ -254,34 +269,72 @@ class Channel:
             "decided": Outcome.ALREADY,
             "late": Outcome.LATE,
             "missing": Outcome.MISSING,
+            "changed": Outcome.CHANGED,
         }[status]
         return Ruling(outcome, standing)
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, escalation_id: str) -> Escalation | None:
-        raw = self.redis.get(keys.record(escalation_id))
-        return Escalation.from_json(raw) if raw is not None else None
+    def get(self, escalation_id: str) -> Escalation | Invalid | None:
+        """The record under that id: an Escalation, Invalid (forged or malformed), or None."""
+        try:
+            key = keys.record(escalation_id)
+        except ValueError:
+            return None
+        raw = self.redis.get(key)
+        return read_record(escalation_id, raw) if raw is not None else None
 
     def decision(self, escalation_id: str) -> Decision | None:
-        raw = self.redis.get(keys.decision(escalation_id))
-        return Decision.from_json(raw) if raw is not None else None
+        try:
+            key = keys.decision(escalation_id)
+        except ValueError:
+            return None
+        raw = self.redis.get(key)
+        if raw is None:
+            return None
+        try:
+            found = Decision.from_json(raw)
+        except ValueError:
+            logger.warning("ignoring a malformed decision on %s", escalation_id)
+            return None
+        return found if found.escalation_id == escalation_id else None
 
-    def pending(self, limit: int = 1000) -> list[Escalation]:
-        """Open escalations, newest first; ones whose record is gone are dropped from the list."""
-        ids = [i.decode() for i in self.redis.zrevrange(keys.PENDING, 0, limit - 1)]
+    def _pending_keys(self) -> list[str]:
+        return sorted(
+            k.decode() for k in self.redis.scan_iter(match=keys.PENDING_PATTERN, count=1000)
+        )
+
+    def pending(self, limit: int = 1000) -> list[Escalation | Invalid]:
+        """Open escalations of every session, newest first (forged or malformed records listed
+        as Invalid); ones whose record is gone or whose waiter gave up are taken off the list."""
+        ids: list[tuple[float, str]] = []
+        for key in self._pending_keys():
+            session_id = keys.session_of_key(key)
+            if session_id is None:
+                continue
+            for member, score in self.redis.zrevrange(key, 0, limit - 1, withscores=True):
+                escalation_id = member.decode(errors="replace")
+                try:
+                    if keys.session_of(escalation_id) != session_id:
+                        raise ValueError("listed under another session")
+                except ValueError:
+                    self.redis.zrem(key, member)
+                    continue
+                ids.append((score, escalation_id))
+        ids.sort(reverse=True)
+        ids = ids[:limit]
         if not ids:
             return []
-        raws = self.redis.mget([keys.record(i) for i in ids])
-        found = []
+        raws = self.redis.mget([keys.record(i) for _, i in ids])
+        found: list[Escalation | Invalid] = []
         now = self._clock()
-        for escalation_id, raw in zip(ids, raws, strict=True):
+        for (_, escalation_id), raw in zip(ids, raws, strict=True):
             if raw is None:
-                self.redis.zrem(keys.PENDING, escalation_id)
+                self.redis.zrem(keys.pending(keys.session_of(escalation_id)), escalation_id)
                 continue
-            escalation = Escalation.from_json(raw)
-            if now > escalation.deadline + ABANDONED_AFTER_S:
-                # Its waiter is gone (a proxy that died): record the expiry it would have.
+            escalation = read_record(escalation_id, raw)
+            if isinstance(escalation, Escalation) and now > escalation.deadline + ABANDONED_AFTER_S:
+                # Past its deadline: its waiter has given up; record the expiry it had.
                 self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
                 continue
             found.append(escalation)
@@ -304,9 +357,14 @@ class Channel:
                 continue
             if verdict and fields.get(b"verdict", b"").decode() != verdict:
                 continue
-            entry = HistoryEntry(
-                Escalation.from_json(fields[b"escalation"]), Decision.from_json(fields[b"decision"])
-            )
+            try:
+                entry = HistoryEntry(
+                    Escalation.from_json(fields[b"escalation"]),
+                    Decision.from_json(fields[b"decision"]),
+                )
+            except (KeyError, ValueError):
+                logger.warning("skipping a malformed history entry %r", _id)
+                continue
             if needle and needle not in _haystack(entry):
                 continue
             found.append(entry)
@@ -315,26 +373,36 @@ class Channel:
         return found
 
     def sessions(self, limit: int = 200) -> list[SessionInfo]:
+        """Registered sessions and any with pending escalations or remembered scopes."""
         ids = [i.decode() for i in self.redis.zrevrange(keys.SESSIONS, 0, limit - 1)]
         pending_by_session: dict[str, int] = {}
         for escalation in self.pending():
             pending_by_session[escalation.session_id] = (
                 pending_by_session.get(escalation.session_id, 0) + 1
             )
+        for key in self.redis.scan_iter(match=keys.REMEMBERED_PATTERN, count=1000):
+            found_id = keys.session_of_key(key.decode())
+            if found_id and found_id not in ids:
+                ids.append(found_id)
+        ids += [i for i in pending_by_session if i not in ids]
         found = []
-        for session_id in ids:
+        for session_id in ids[:limit]:
             raw = self.redis.hgetall(keys.session(session_id))
-            info = {k.decode(): v.decode() for k, v in raw.items()}
-            if not info:
-                continue
+            info = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+            try:
+                last_seen = float(info.get("last_seen", "0"))
+            except ValueError:
+                last_seen = 0.0
             found.append(
                 SessionInfo(
                     session_id=session_id,
                     worktree=info.get("worktree", ""),
                     agent=info.get("agent", ""),
                     task=info.get("task", ""),
-                    last_seen=float(info.get("last_seen", "0")),
-                    escalations=int(info.get("escalations", "0")),
+                    last_seen=last_seen,
+                    escalations=int(info["escalations"])
+                    if info.get("escalations", "").isdigit()
+                    else 0,
                     pending=pending_by_session.get(session_id, 0),
                     remembered=tuple(self.remembered(session_id)),
                 )
@@ -344,23 +412,44 @@ class Channel:
     # -- approve and remember --------------------------------------------------------------
 
     def remembered(self, session_id: str) -> list[Scope]:
+        """The session's remembered scopes; one stored under a name that is not its id (so the
+        UI could not revoke it) or malformed is ignored."""
         scopes = []
-        for raw in self.redis.hvals(keys.remembered(session_id)):
+        for name, raw in self.redis.hgetall(keys.remembered(session_id)).items():
             try:
-                scopes.append(Scope.from_json(raw))
+                scope = Scope.from_json(raw)
             except ValueError:
                 logger.warning("ignoring a malformed remembered scope in session %s", session_id)
+                continue
+            if scope.id != name.decode(errors="replace"):
+                logger.warning("ignoring a remembered scope stored under another name")
+                continue
+            scopes.append(scope)
         return scopes
 
     def revoke(self, session_id: str, scope_id: str) -> bool:
-        return bool(self.redis.hdel(keys.remembered(session_id), scope_id))
+        try:
+            key = keys.remembered(session_id)
+        except ValueError:
+            return False
+        return bool(self.redis.hdel(key, scope_id))
 
-    def record_remembered(self, escalation: Escalation, scope: Scope) -> Decision:
-        """An escalation approved by a remembered scope: kept in the history like any decision."""
+    def remembered_approval(self, escalation: Escalation, scope: Scope) -> Decision:
+        """An escalation approved by a remembered scope (the session's side): its record in the
+        session's keys and its id on the inbox with the scope; the worker checks the scope is
+        one a human chose and puts it in the history (a session writes no history)."""
         decision = Decision(
             escalation.id, Verdict.APPROVED, f"remembered:{scope.id}", self._clock(),
-            f"approved earlier for {scope.describe()}", scope,
+            f"approved earlier for {scope.describe()}", scope, escalation.digest(),
         )  # fmt: skip
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.record(escalation.id), escalation.to_json(), ex=self._retention_s)
+            pipe.rpush(keys.INBOX, f"{escalation.id} {scope.id}")
+            pipe.execute()
+        return decision
+
+    def record_remembered(self, escalation: Escalation, decision: Decision) -> None:
+        """The history entry of a remembered approval (the worker's side)."""
         self.redis.xadd(
             keys.HISTORY,
             {
@@ -373,7 +462,6 @@ class Channel:
             maxlen=self._history_maxlen,
             approximate=False,
         )
-        return decision
 
     # -- notices for the session's terminal ------------------------------------------------
 

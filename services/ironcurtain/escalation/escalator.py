@@ -46,6 +46,7 @@ def audit_entry(escalation: Escalation, decision: Decision) -> dict[str, Any]:
         "decided_at": decision.at,
         "reason": decision.reason,
         "remembered_scope": decision.remember.to_dict() if decision.remember else None,
+        "request_digest": escalation.digest(),
         "created_at": escalation.created_at,
         "deadline": escalation.deadline,
     }
@@ -86,23 +87,26 @@ class RedisEscalator:
     def connect(
         cls,
         url: str,
-        password_file: Path | str,
+        credential_file: Path | str,
         *,
         audit: AuditHook | None = None,
         max_waiting: int = 32,
     ) -> RedisEscalator:
-        """The usual construction: a fail-fast client for `url` with the password from a file.
+        """The usual construction: a fail-fast client for `url` as the session's Redis user
+        (the credential file `ironcurtain run` hands the proxy: `USER PASSWORD`).
 
-        The URL is checked and the password read now, so either mistake stops the proxy at
+        The URL is checked and the credential read now, so either mistake stops the proxy at
         start; the client is made on the first escalation."""
         if urllib.parse.urlsplit(url).scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"not a Redis URL: {url!r}")
-        password = Path(password_file).read_text().strip()
+        from .acl import Credential
+
+        credential = Credential.parse(Path(credential_file).read_text())
 
         def make() -> Channel:
             from .channel import Channel, connect
 
-            return Channel(connect(url, password=password))
+            return Channel(connect(url, credential=credential))
 
         return cls(make, audit=audit, max_waiting=max_waiting)
 
@@ -152,9 +156,19 @@ class RedisEscalator:
         except Exception:  # the edge: fail closed, say so, keep the details in the log
             logger.exception("escalation of %s failed", call)
             return _unavailable(call, "the escalation channel failed (see the proxy log)")
+        mismatch = _mismatch(escalation, decision)
+        if mismatch:
+            logger.error("escalation %s: refusing the decision: %s", escalation.id, mismatch)
+            decision = Decision(
+                escalation.id, Verdict.DENIED, decision.by, decision.at,
+                f"refused by the proxy: {mismatch}", None, decision.request_digest,
+            )  # fmt: skip
         try:
             if self._audit is not None:
-                result = self._audit(audit_entry(escalation, decision))
+                entry = audit_entry(escalation, decision)
+                if mismatch:
+                    entry = {**entry, "event": "escalation.mismatch", "refused": mismatch}
+                result = self._audit(entry)
                 if inspect.isawaitable(result):
                     await result
         except Exception:
@@ -170,14 +184,29 @@ class RedisEscalator:
     def _ask(self, request: EscalationRequest, timeout_s: float) -> tuple[Escalation, Decision]:
         for scope in self._channel.remembered(request.session_id):
             if scope.covers(
-                request.server, request.tool, request.arguments, request.paths, request.domains
+                request.server,
+                request.tool,
+                request.arguments_digest,
+                request.paths,
+                request.domains,
             ):
                 escalation = Escalation.from_request(
-                    request, id=new_id(), now=time.time(), timeout_s=0.0
+                    request, id=new_id(request.session_id), now=time.time(), timeout_s=0.0
                 )
-                return escalation, self._channel.record_remembered(escalation, scope)
+                return escalation, self._channel.remembered_approval(escalation, scope)
         escalation = self._channel.create(request, timeout_s)
         return escalation, self._channel.wait(escalation)
+
+
+def _mismatch(escalation: Escalation, decision: Decision) -> str:
+    """Why an approval is not for the call this proxy holds ('' when it is)."""
+    if decision.verdict is not Verdict.APPROVED:
+        return ""
+    if decision.escalation_id != escalation.id:
+        return "the decision names another escalation"
+    if decision.request_digest != escalation.digest():
+        return "the approved request is not the request this proxy is holding"
+    return ""
 
 
 def _unavailable(call: str, why: str) -> EscalationOutcome:

@@ -68,7 +68,7 @@ def notify(escalation_id: str) -> str:
         raise RuntimeError("notify runs as an RQ job")
     channel = Channel(job.connection)
     escalation = channel.get(escalation_id)
-    if escalation is None or channel.decision(escalation_id) is not None:
+    if not isinstance(escalation, Escalation) or channel.decision(escalation_id) is not None:
         return "gone"
     approval_url = os.environ.get("IRONCURTAIN_APPROVAL_URL", "http://127.0.0.1:8470")
     channel.announce(escalation.session_id, notice(escalation, approval_url))

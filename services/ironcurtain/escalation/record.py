@@ -6,12 +6,14 @@ write these as JSON; parsing at the edge turns anything malformed into a ValueEr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import keys
 from .remember import Scope
 from .types import EscalationRequest, Verdict
 
@@ -19,9 +21,9 @@ from .types import EscalationRequest, Verdict
 DEADLINE = "deadline"
 
 
-def new_id() -> str:
-    """Short, unguessable, URL-safe."""
-    return secrets.token_hex(8)
+def new_id(session_id: str) -> str:
+    """Unguessable, URL-safe, and naming its session (see keys.py): `<session>.<16 hex>`."""
+    return f"{keys.check_session(session_id)}.{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class Escalation:
     paths: tuple[str, ...] = ()
     domains: tuple[str, ...] = ()
     recent_audit: tuple[str, ...] = field(default=())
+    arguments_digest: str = ""  # keyed digest of the raw, unredacted arguments (the proxy's)
 
     @classmethod
     def from_request(
@@ -62,11 +65,30 @@ class Escalation:
             paths=tuple(request.paths),
             domains=tuple(request.domains),
             recent_audit=tuple(request.recent_audit),
+            arguments_digest=request.arguments_digest,
         )
 
     @property
     def call(self) -> str:
         return f"{self.server}__{self.tool}"
+
+    def digest(self) -> str:
+        """The request as shown to the human: a decision names it, the proxy compares it with
+        the call it holds (tool, arguments shown and raw, session, rule, deadline)."""
+        bound = {
+            "id": self.id,
+            "session_id": self.session_id,
+            "server": self.server,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "arguments_digest": self.arguments_digest,
+            "rule": self.rule,
+            "paths": list(self.paths),
+            "domains": list(self.domains),
+            "deadline": self.deadline,
+        }
+        canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +107,7 @@ class Escalation:
             "paths": list(self.paths),
             "domains": list(self.domains),
             "recent_audit": list(self.recent_audit),
+            "arguments_digest": self.arguments_digest,
         }
 
     def to_json(self) -> str:
@@ -113,9 +136,43 @@ class Escalation:
                 paths=_strs(data, "paths"),
                 domains=_strs(data, "domains"),
                 recent_audit=_strs(data, "recent_audit"),
+                arguments_digest=_str(data, "arguments_digest")
+                if "arguments_digest" in data
+                else "",
             )
         except KeyError as exc:
             raise ValueError(f"escalation record lacks {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A record under an escalation's key that is not a valid escalation of that id and session
+    (forged, malformed, truncated): shown as such, never decided."""
+
+    id: str
+    session_id: str
+    problem: str
+    excerpt: str  # the start of the raw bytes, for the human (escaped when shown)
+
+
+def read_record(escalation_id: str, raw: bytes | str) -> Escalation | Invalid:
+    """The record stored under `escalation_id`'s key, checked against the key it came from."""
+    try:
+        session_id = keys.session_of(escalation_id)
+    except ValueError as exc:
+        return Invalid(escalation_id, "", str(exc), "")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        escalation = Escalation.from_json(raw)
+        if escalation.id != escalation_id:
+            raise ValueError("its id is not the id it is stored under")
+        if escalation.session_id != session_id:
+            raise ValueError("its session is not the session its id names")
+        if not (escalation.created_at <= escalation.deadline):
+            raise ValueError("its deadline is before its creation")
+    except ValueError as exc:
+        return Invalid(escalation_id, session_id, str(exc)[:200], text[:200])
+    return escalation
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +183,7 @@ class Decision:
     at: float
     reason: str = ""
     remember: Scope | None = None  # approve-and-remember: the scope kept for the session
+    request_digest: str = ""  # Escalation.digest() of the record the decider saw
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,6 +193,7 @@ class Decision:
             "at": self.at,
             "reason": self.reason,
             "remember": self.remember.to_dict() if self.remember else None,
+            "request_digest": self.request_digest,
         }
 
     def to_json(self) -> str:
@@ -153,6 +212,7 @@ class Decision:
                 at=_num(data, "at"),
                 reason=_str(data, "reason"),
                 remember=Scope.from_dict(remember) if remember is not None else None,
+                request_digest=_str(data, "request_digest") if "request_digest" in data else "",
             )
         except KeyError as exc:
             raise ValueError(f"decision record lacks {exc}") from None

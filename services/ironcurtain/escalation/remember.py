@@ -9,6 +9,7 @@ Anything unusual (relative or unnormalised paths, no paths at all) is not covere
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import posixpath
 from collections.abc import Iterable, Mapping
@@ -16,11 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("prefix", "domain", "exact")
+# The MCP proxy's view of the workspace: a scope there or above covers the whole workspace,
+# which would turn a delete or move rule off for the session. Never offered.
+WORKSPACE = "/workspace"
 
 
-def arguments_digest(arguments: Mapping[str, Any]) -> str:
+def arguments_digest(arguments: Mapping[str, Any], key: bytes = b"") -> str:
+    """A digest of the raw arguments. With the proxy's key (random, in its memory only) nobody
+    who reads Redis can test guesses of a short secret against it."""
     canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def _clean_path(path: str) -> str | None:
@@ -55,15 +61,19 @@ class Scope:
         self,
         server: str,
         tool: str,
-        arguments: Mapping[str, Any],
+        raw_digest: str,
         paths: Iterable[str],
         domains: Iterable[str],
     ) -> bool:
+        """`raw_digest`: arguments_digest of the raw call (never of redacted or cut text)."""
         if (server, tool) != (self.server, self.tool):
             return False
         if self.kind == "exact":
-            return arguments_digest(arguments) == self.value
+            return bool(raw_digest) and hmac.compare_digest(raw_digest, self.value)
         if self.kind == "prefix":
+            top = self.value.rstrip("/") or "/"
+            if top == "/" or top == WORKSPACE or WORKSPACE.startswith(top + "/"):
+                return False  # the workspace or above: never a scope (see narrowest_directory)
             cleaned = [_clean_path(p) for p in paths]
             if not cleaned or None in cleaned:
                 return False
@@ -105,26 +115,39 @@ class Scope:
             raise ValueError(f"scope is not JSON: {exc}") from None
 
 
+def narrowest_directory(paths: Iterable[str]) -> str | None:
+    """The deepest directory holding every path, or None when that is the workspace itself,
+    anything above it, or the paths are unusual (fail closed: no directory scope offered)."""
+    cleaned = [_clean_path(p) for p in paths]
+    if not cleaned or None in cleaned:
+        return None
+    directory = posixpath.commonpath([posixpath.dirname(p) for p in cleaned])  # type: ignore[arg-type]
+    if directory == "/" or directory == WORKSPACE or WORKSPACE.startswith(directory + "/"):
+        return None
+    return directory
+
+
 def choices(
     server: str,
     tool: str,
     arguments: Mapping[str, Any],
     paths: Iterable[str],
     domains: Iterable[str],
+    raw_digest: str = "",
 ) -> list[Scope]:
-    """The scopes a human may pick: the paths' directories, the domains, exactly this call."""
+    """The scopes a human may pick: the narrowest directory covering every path, the domains,
+    exactly this call (bound to the raw arguments' digest: offered only when there is one)."""
     found: list[Scope] = []
-    cleaned = [_clean_path(p) for p in paths]
-    if cleaned and None not in cleaned:
-        for directory in dict.fromkeys(posixpath.dirname(p) for p in cleaned):  # type: ignore[arg-type]
-            if directory != "/":  # the whole filesystem is never "this directory"
-                found.append(Scope("prefix", directory, server, tool, directory + "/"))
+    directory = narrowest_directory(paths)
+    if directory is not None:
+        found.append(Scope("prefix", directory, server, tool, directory + "/"))
     names = [_clean_domain(d) for d in domains]
     if names and None not in names:
         for name in dict.fromkeys(names):
             found.append(Scope("domain", name, server, tool, name))  # type: ignore[arg-type]
-    label = json.dumps(arguments, sort_keys=True, ensure_ascii=False)
-    found.append(Scope("exact", arguments_digest(arguments), server, tool, label[:200]))
+    if raw_digest:
+        label = json.dumps(arguments, sort_keys=True, ensure_ascii=False)
+        found.append(Scope("exact", raw_digest, server, tool, label[:200]))
     return found
 
 

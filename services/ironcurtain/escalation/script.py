@@ -1,11 +1,11 @@
 """The Lua script that decides an escalation atomically, first wins (run inside Redis)."""
 
 DECIDE = """
--- Decide an escalation atomically, first wins.
--- KEYS: record, decision, wake, pending, history, remembered
+-- Decide an escalation atomically, first wins, on exactly the record the decider read.
+-- KEYS: record, decision, wake, pending, history [, remembered: only when remembering]
 -- ARGV: decision_json, now, expiry_json, is_expiry, ttl_s, history_maxlen, id,
---       scope_id, scope_json, session_id, verdict
--- Returns {status, decision_json}: status is ok | decided | late | missing.
+--       scope_id, scope_json, session_id, verdict, record_as_read, deadline
+-- Returns {status, decision_json}: status is ok | decided | late | missing | changed.
 local record = redis.call('GET', KEYS[1])
 if not record then
   return {'missing', ''}
@@ -14,17 +14,18 @@ local existing = redis.call('GET', KEYS[2])
 if existing then
   return {'decided', existing}
 end
+if record ~= ARGV[12] then
+  -- Rewritten since the decider read it: what the human saw is not what is stored.
+  return {'changed', ''}
+end
 local status = 'ok'
 local chosen = ARGV[1]
 local verdict = ARGV[11]
-if ARGV[4] ~= '1' then
-  local deadline = tonumber(cjson.decode(record)['deadline'])
-  if tonumber(ARGV[2]) > deadline then
-    -- Too late for a human: the escalation expired; record that instead.
-    status = 'late'
-    chosen = ARGV[3]
-    verdict = 'expired'
-  end
+if ARGV[4] ~= '1' and tonumber(ARGV[2]) > tonumber(ARGV[13]) then
+  -- Too late for a human: the escalation expired; record that instead.
+  status = 'late'
+  chosen = ARGV[3]
+  verdict = 'expired'
 end
 local ttl = tonumber(ARGV[5])
 redis.call('SET', KEYS[2], chosen, 'EX', ttl)
@@ -34,7 +35,7 @@ redis.call('ZREM', KEYS[4], ARGV[7])
 redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[6], '*',
   'id', ARGV[7], 'session_id', ARGV[10], 'verdict', verdict,
   'escalation', record, 'decision', chosen)
-if status == 'ok' and ARGV[8] ~= '' then
+if status == 'ok' and ARGV[8] ~= '' and KEYS[6] then
   redis.call('HSET', KEYS[6], ARGV[8], ARGV[9])
   redis.call('EXPIRE', KEYS[6], ttl)
 end

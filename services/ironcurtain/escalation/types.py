@@ -34,6 +34,9 @@ class EscalationRequest:
     paths: tuple[str, ...] = ()  # resolved path arguments, for "approve and remember" scopes
     domains: tuple[str, ...] = ()  # host names of url arguments, likewise
     recent_audit: tuple[str, ...] = field(default=())  # the session's last audit lines
+    # Keyed digest of the raw, unredacted arguments (remember.arguments_digest with the proxy's
+    # key): what "exactly this call" and a decision are bound to; the raw values never leave.
+    arguments_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,18 @@
-"""`ironcurtain worker`: the RQ worker that runs escalation notifications (its own process).
+"""`ironcurtain worker`: the RQ worker that runs our escalation jobs (its own process, non-root).
 
-It reads the Redis password from a file (never the command line, where `rq worker --url` would
-put it); `--health` answers for a container healthcheck: Redis answers and this host's worker is
-registered on the queue.
+It connects as the worker's Redis user (a credential file, never the command line), reads
+jobs as JSON and runs only the functions of jobs.ALLOWED; a thread beside it turns the inbox
+(ids the sessions push) into jobs. It refuses to run as root. `--health` answers for a container
+healthcheck: Redis answers and this host's worker is registered on the queue.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
+import threading
 from typing import TYPE_CHECKING
 
 from ..approval.settings import Settings
@@ -26,23 +29,55 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
+def refuse_root(euid: int) -> str:
+    """Why the worker will not run as this user ('' when it may)."""
+    return "worker: refusing to run as root (set the container's user)" if euid == 0 else ""
+
+
 def _run(args: argparse.Namespace) -> int:
-    from rq import Queue, Worker
+    from rq import Worker
+    from rq.serializers import JSONSerializer
 
+    from . import dispatch
     from .channel import connect
+    from .jobs import GuardedJob
 
+    problem = refuse_root(os.geteuid())
+    if problem and not args.health:
+        print(problem, file=sys.stderr)
+        return 2
     settings = Settings.from_environ()
     try:
         client = connect(settings.redis_url, settings.redis_password_file, timeout_s=10)
-    except OSError as exc:
-        print(f"worker: cannot read the Redis password: {exc}", file=sys.stderr)
+    except (OSError, ValueError) as exc:
+        print(f"worker: cannot read the Redis credential: {exc}", file=sys.stderr)
         return 2
-    queue = Queue(keys.QUEUE, connection=client)
+    queue = dispatch.queue(client)
     if args.health:
         return _health(client, queue)
     name = f"ironcurtain-{socket.gethostname()}"
-    # Redis may come and go: the worker reconnects; the container restarts it if it dies.
-    Worker([queue], connection=client, name=name).work(with_scheduler=False)
+    # The auto-reviewer runs only with a key file; without one no review job is ever enqueued.
+    reviewer = bool(os.environ.get("IRONCURTAIN_REVIEWER_KEY_FILE"))
+    stop = threading.Event()
+    inbox = threading.Thread(
+        target=dispatch.forever,
+        args=(connect(settings.redis_url, settings.redis_password_file, timeout_s=10), stop),
+        kwargs={"reviewer": reviewer},
+        name="inbox",
+        daemon=True,
+    )
+    inbox.start()
+    try:
+        # Redis may come and go: the worker reconnects; the container restarts it if it dies.
+        Worker(
+            [queue],
+            connection=client,
+            name=name,
+            job_class=GuardedJob,
+            serializer=JSONSerializer,
+        ).work(with_scheduler=False)
+    finally:
+        stop.set()
     return 0
 
 

@@ -11,6 +11,7 @@ The tool list is plain JSON (listing.py); the SDK's result models load with the 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import anyio
 
 from ..audit import AuditError, AuditLog, bounded
 from ..audit.redact import redact
+from ..escalation.remember import arguments_digest
 from ..escalation.types import EscalationOutcome, EscalationRequest, Escalator, Verdict
 from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
@@ -84,6 +86,9 @@ class Gate:
         self._schemas: dict[str, Mapping[str, Any]] = {}
         self._tools_generation: tuple[int, ...] = ()
         self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
+        # Keys the digest of raw arguments an escalation carries (remember.arguments_digest):
+        # in this process's memory only, so nobody reading Redis can test guesses against it.
+        self._digest_key = secrets.token_bytes(32)
 
     def tools(self) -> list[dict[str, Any]]:
         """The union of the backends' tools (plain JSON, the stored form of listing.py),
@@ -191,7 +196,7 @@ class Gate:
                 f"IronCurtain policy denied {name} (rule {decision.rule!r}): {decision.reason}"
             )
         if decision.effect is Effect.ESCALATE:
-            outcome = await self._escalate(call_id, server, tool, logged_args, decision)
+            outcome = await self._escalate(call_id, server, tool, args, logged_args, decision)
             if isinstance(outcome, AuditError):
                 return _unaudited(name, outcome)
             if not outcome.allowed:
@@ -202,7 +207,13 @@ class Gate:
         return await self._forward(call_id, name, server, tool, args, decision)
 
     async def _escalate(
-        self, call_id: str, server: str, tool: str, logged_args: dict[str, Any], decision: Decision
+        self,
+        call_id: str,
+        server: str,
+        tool: str,
+        args: Mapping[str, Any],
+        logged_args: dict[str, Any],
+        decision: Decision,
     ) -> EscalationOutcome | AuditError:
         try:
             recent = self.audit.tail(20)  # bounded: read from the end, each line cut
@@ -221,6 +232,7 @@ class Gate:
             paths=decision.paths,
             domains=decision.domains,
             recent_audit=recent,
+            arguments_digest=arguments_digest(args, self._digest_key),
         )
         limit = self.timeouts.escalation_s
         try:

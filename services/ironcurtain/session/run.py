@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import docker
 import docker.errors
@@ -233,6 +235,7 @@ class Session:
             visible_containers=siblings.visible(found),
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
+        self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
         extra: tuple[Path, ...] = ()
         if found:
             override = self.layout.root / "compose.siblings.yaml"
@@ -454,6 +457,8 @@ class Session:
         self._stop_anchoring.set()
         if self._anchorer.is_alive():
             self._anchorer.join(timeout=START_TIMEOUT_S)
+        if self._user_admin is not None:
+            self._remove_session_user()
         if self._created:
             self._collect_heads()  # the writers are stopped: these are the final heads
             self.layout.remove_ephemeral()
@@ -491,6 +496,7 @@ class Session:
 
     _died: str | None = None
     _created = False
+    _user_admin: Path | None = None  # the admin credential, once the session's user exists
     agent_started_at = 0.0
 
     def _ensure_images(self) -> None:
@@ -554,8 +560,6 @@ class Session:
         # Real keys: one file per provider the compose file declares (empty when unused).
         for provider in plan.SECRET_PROVIDERS:
             layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
-        password = (shared_dir / "redis_password").read_text().strip()
-        layout.write_secret("redis_password", password, self.plan.mcp_uid)
         # Each writing proxy's audit key: a secret for it alone, and a copy kept in anchor/.
         for log, uid in zip(self._audit_logs(), (self.plan.mcp_uid, MITM_UID), strict=True):
             key = audit_keys.new_key()
@@ -583,6 +587,61 @@ class Session:
             _write_public(layout.agent / item.path, item.content)
         env = self.adapter.environment(plan.ENDPOINTS, fakes)
         _write_public(layout.agent_env, plan.agent_env_file(env))
+
+    def _admin_channel(self, admin_file: Path) -> Any:
+        from ..escalation.channel import Channel, connect
+
+        address = _redis_address(self.client, self.plan.shared_network if self.plan else "")
+        return Channel(connect(f"redis://{address}:6379/0", admin_file))
+
+    def _session_user(self, shared_dir: Path) -> None:
+        """The session's own Redis user (made with the admin credential, which stays here): its
+        credential is the file the MCP proxy gets; stale users of gone sessions are swept."""
+        import redis
+
+        from ..escalation import users
+
+        assert self.plan is not None
+        admin_file = SharedFiles(shared_dir).redis_admin
+        try:
+            channel = self._admin_channel(admin_file)
+            machine = _machine(self.client)
+            live = {
+                c.labels.get(PROJECT_LABEL, "")
+                for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
+            }
+            removed = users.sweep(channel.redis, machine=machine, live_projects=live)
+            if removed:
+                self.say(f"run: removed {len(removed)} stale session user(s) from Redis")
+            credential = users.create_session_user(
+                channel.redis, self.name.session_id, project=self.name.project, machine=machine
+            )
+            self._user_admin = admin_file
+            channel.register(
+                self.name.session_id,
+                worktree=self.name.worktree,
+                agent=self.adapter.name,
+                task=self.options.task or "",
+            )
+            channel.redis.close()
+        except (redis.RedisError, OSError, ValueError, SessionFailed) as exc:
+            raise Refused(f"cannot make the session's Redis user: {exc}") from None
+        # Named `redis_password` in compose.yaml; it holds `USER PASSWORD` (escalation/acl.py).
+        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.mcp_uid)
+
+    def _remove_session_user(self) -> None:
+        import redis
+
+        from ..escalation import users
+
+        assert self._user_admin is not None
+        try:
+            channel = self._admin_channel(self._user_admin)
+            users.remove_session_user(channel.redis, self.name.session_id)
+            channel.redis.close()
+        except (redis.RedisError, OSError, ValueError, SessionFailed) as exc:
+            self.say(f"run: teardown: the session's Redis user stays until a sweep: {exc}")
+        self._user_admin = None
 
     def _container(self, service: str) -> docker.models.containers.Container:
         found = self.client.containers.list(
@@ -618,22 +677,44 @@ class Session:
 
     def _follow_notices(self, stop: threading.Event, show: Say | None = None) -> None:
         """Escalation notices for this session (the shared channel), shown as they come: printed
-        (one-shot) or put into the user's terminal by the relay (interactive)."""
+        (one-shot) or put into the user's terminal by the relay (interactive). As the session's
+        own user; if Redis restarted (it keeps no users), the user is put back, same password."""
         assert self.plan is not None
         show = show or self.say
-        from ..escalation.channel import Channel, connect
+        import redis
 
-        try:
-            address = _redis_address(self.client, self.plan.shared_network)
-            password = self.layout.secrets / "redis_password"
-            channel = Channel(connect(f"redis://{address}:6379/0", password))
-            for line in channel.follow(self.name.session_id, timeout_s=0.5):
-                if stop.is_set():
-                    return
-                if line:
-                    show(terminal.safe_line(line))  # it quotes the agent's tool arguments
-        except Exception as exc:  # notices are a convenience; the approval UI still works
-            show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+        from ..escalation.channel import Channel, connect, read_credential
+        from ..escalation.users import restore_session_user
+
+        credential_file = self.layout.secrets / "redis_password"
+        said = False
+        while not stop.is_set():
+            try:
+                address = _redis_address(self.client, self.plan.shared_network)
+                channel = Channel(connect(f"redis://{address}:6379/0", credential_file))
+                for line in channel.follow(self.name.session_id, timeout_s=0.5):
+                    if stop.is_set():
+                        return
+                    if line:
+                        show(terminal.safe_line(line))  # it quotes the agent's tool arguments
+            except (redis.RedisError, OSError, SessionFailed) as exc:
+                if not said:
+                    show(f"run: escalation notices interrupted ({type(exc).__name__}: {exc})")
+                    said = True
+                if self._user_admin is not None:
+                    try:
+                        admin = self._admin_channel(self._user_admin)
+                        if restore_session_user(
+                            admin.redis, self.name.session_id, read_credential(credential_file)
+                        ):
+                            show("run: Redis had restarted: the session's user is back")
+                        admin.redis.close()
+                    except (redis.RedisError, OSError, ValueError, SessionFailed):
+                        pass
+                stop.wait(1.0)
+            except Exception as exc:  # notices are a convenience; the approval UI still works
+                show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
+                return
 
     def _collect_heads(self) -> None:
         for anchor in self._anchors:
@@ -740,6 +821,14 @@ def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...
         for c in containers
     }
     return all(health.get(s) == "healthy" for s in services)
+
+
+def _machine(client: docker.DockerClient) -> str:
+    """Which engine made a session user (the sweep removes only its own machine's)."""
+    try:
+        return str(client.info().get("ID", "")) or socket.gethostname()
+    except docker.errors.DockerException:
+        return socket.gethostname()
 
 
 def _redis_address(client: docker.DockerClient, network: str) -> str:

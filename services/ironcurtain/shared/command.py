@@ -66,7 +66,7 @@ def _env(args: argparse.Namespace) -> int:
     directory = Path(environ["IRONCURTAIN_SHARED_DIR"])
     print(f"IRONCURTAIN_SHARED_NETWORK={environ['IRONCURTAIN_SHARED_NETWORK']}")
     print("IRONCURTAIN_REDIS_URL=redis://redis:6379/0")
-    print(f"IRONCURTAIN_REDIS_PASSWORD_FILE={directory / 'redis_password'}")
+    print(f"IRONCURTAIN_REDIS_CREDENTIAL_FILE={directory / 'redis_approval'}")
     print(f"IRONCURTAIN_APPROVAL_TOKEN_FILE={directory / 'approval_token'}")
     print(f"IRONCURTAIN_APPROVAL_URL=http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return 0

@@ -1,8 +1,13 @@
 """The shared stack's secret files: made once (0600, under a 0700 directory), never overwritten.
 
-The containers that read them run as our service user (uid 10001): as root we hand the files to
-that uid; as anyone else the python services run as the caller's uid instead (compose reads
-IRONCURTAIN_SECRETS_UID), so the files never need to be readable by others.
+Redis credentials, one line `USER PASSWORD` each: `redis_admin` (the host CLI only: it makes
+and removes the sessions' users; never mounted into any container), `redis_approval` and
+`redis_worker` (one per service), and `redis_acl`, the ACL file Redis starts with (password
+hashes only, the default user off), rewritten from them on every start.
+
+The containers that read them run as our service user (uid 10001): as root we hand the service
+files to that uid; as anyone else the python services run as the caller's uid instead (compose
+reads IRONCURTAIN_SECRETS_UID), so the files never need to be readable by others.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from .. import once
 from ..approval.secret import load_or_create
+from ..escalation import acl
 
 SERVICE_UID = 10001
 
@@ -24,9 +30,23 @@ SERVICE_UID = 10001
 class SharedFiles:
     directory: Path
 
+    def credential_file(self, user: str) -> Path:
+        return (
+            self.directory
+            / {
+                acl.ADMIN: "redis_admin",
+                acl.APPROVAL: "redis_approval",
+                acl.WORKER: "redis_worker",
+            }[user]
+        )
+
     @property
-    def redis_password(self) -> Path:
-        return self.directory / "redis_password"
+    def redis_admin(self) -> Path:
+        return self.credential_file(acl.ADMIN)
+
+    @property
+    def redis_acl(self) -> Path:
+        return self.directory / "redis_acl"
 
     @property
     def approval_token(self) -> Path:
@@ -36,20 +56,40 @@ class SharedFiles:
         """Held by whoever checks and starts the shared stack (one at a time, across processes)."""
         return once.held(self.directory / ".up.lock")
 
+    def admin(self) -> acl.Credential:
+        return acl.Credential.parse(self.redis_admin.read_text())
+
     def ensure(self, say: Callable[[str], None] = print) -> int:
         """Create what is missing; returns the uid the python services must run as."""
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory.chmod(0o700)
-        if not self.redis_password.exists() and once.publish(
-            self.redis_password, (secrets.token_hex(32) + "\n").encode(), 0o600
-        ):
-            say(f"shared: a new Redis password was written to {self.redis_password}")
+        credentials = []
+        for user in acl.SERVICES:
+            path = self.credential_file(user)
+            if not path.exists() and once.publish(
+                path, acl.Credential.new(user).line().encode(), 0o600
+            ):
+                say(f"shared: a new Redis credential for {user} was written to {path}")
+            credentials.append(acl.Credential.parse(path.read_text()))
+        text = acl.acl_file(credentials).encode()
+        if not self.redis_acl.exists() or self.redis_acl.read_bytes() != text:
+            # Same content from every racer; a private name each, then an atomic rename.
+            tmp = self.redis_acl.with_name(f".redis_acl.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(text)
+            os.replace(tmp, self.redis_acl)
         load_or_create(self.approval_token, say=say)
-        for path in (self.redis_password, self.approval_token):
+        service_files = (
+            self.credential_file(acl.APPROVAL),
+            self.credential_file(acl.WORKER),
+            self.approval_token,
+        )
+        for path in (self.redis_admin, self.redis_acl, *service_files):
             if path.stat().st_mode & 0o077:
                 raise PermissionError(f"{path} is readable by others; fix its mode (0600)")
         if os.geteuid() == 0:
-            for path in (self.redis_password, self.approval_token):
+            for path in service_files:
                 os.chown(path, SERVICE_UID, SERVICE_UID)
             return SERVICE_UID
         return os.geteuid()

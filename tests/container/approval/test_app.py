@@ -42,8 +42,10 @@ def request(session: str = "s1", **extra: Any) -> EscalationRequest:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    client = connect(team_redis.url, team_redis.password_file)
-    client.flushdb()
+    admin = connect(team_redis.url, team_redis.admin_file)
+    admin.flushdb()
+    admin.close()
+    client = connect(team_redis.url, team_redis.approval_file)  # the service's own user
     yield Channel(client)
     client.close()
 
@@ -296,7 +298,7 @@ def test_pending_is_newest_first_across_sessions(browser: FlaskClient, channel: 
 
 
 @pytest.mark.parametrize(
-    "where", ["arguments", "task", "rule", "reason", "session_id", "paths", "recent_audit"]
+    "where", ["arguments", "task", "rule", "reason", "worktree", "paths", "recent_audit"]
 )
 def test_hostile_text_renders_inert_on_every_page(
     browser: FlaskClient, channel: Channel, where: str
@@ -365,7 +367,9 @@ def test_no_page_carries_an_inline_script(browser: FlaskClient, channel: Channel
 def test_with_redis_down_the_service_says_so_and_decides_nothing() -> None:
     down = Channel(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1))
     client = create_app({"CHANNEL": down, "TOKEN": TOKEN}).test_client()
-    response = client.post("/api/v1/escalations/x/approve", headers=bearer(), json={})
+    response = client.post(
+        "/api/v1/escalations/s1.0123456789abcdef/approve", headers=bearer(), json={}
+    )
     assert response.status_code == 503
     assert "unreachable" in response.json["error"]
     assert client.get("/healthz").status_code == 503

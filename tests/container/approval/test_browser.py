@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ironcurtain.approval.secret import load_or_create
+from ironcurtain.escalation import keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -85,7 +86,7 @@ def service(
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
         "IRONCURTAIN_APPROVAL_WORKERS": "1",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
-        "IRONCURTAIN_REDIS_PASSWORD_FILE": str(team_redis.password_file),
+        "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
         "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -122,8 +123,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    client = connect(team_redis.url, team_redis.password_file)
-    client.flushdb()
+    admin = connect(team_redis.url, team_redis.admin_file)
+    admin.flushdb()
+    admin.close()
+    client = connect(team_redis.url, team_redis.approval_file)
     yield Channel(client)
     client.close()
 
@@ -164,7 +167,7 @@ def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
     expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
     loaded = page.evaluate("performance.timeOrigin")
 
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.password_file)
+    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file("browser-session"))
     try:
         waiting = escalate_in_thread(escalator)
         row = page.locator("#pending-rows tr[data-id]")
@@ -270,3 +273,27 @@ def test_hostile_arguments_render_as_text_and_never_run(
     expect(page.locator("#arguments")).to_contain_text(HOSTILE)
     assert page.locator("main script, main img").count() == 0
     assert page.dialogs == []  # type: ignore[attr-defined]
+
+
+def test_a_forged_record_is_shown_invalid_in_the_browser_and_offers_no_decision(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    url, token = service
+    genuine = channel.create(request(), 60)
+    forger = connect(team_redis.url, team_redis.session_file("forger-session"))
+    forged = "forger-session.0123456789abcdef"
+    try:
+        forger.set(keys.record(forged), "{}")  # the record that once broke the page for everyone
+        forger.zadd(keys.pending("forger-session"), {forged: time.time()})
+    finally:
+        forger.close()
+    log_in(page, url, token)
+    expect(page.locator(f'#pending-rows tr[data-id="{forged}"]')).to_contain_text(
+        "(invalid record)"
+    )
+    expect(page.locator(f'#pending-rows tr[data-id="{genuine.id}"]')).to_contain_text(
+        "filesystem__write_file"
+    )
+    page.goto(f"{url}/escalations/{forged}")
+    expect(page.locator("#invalid")).to_contain_text("cannot be approved")
+    expect(page.locator("#approve")).to_have_count(0)

@@ -17,13 +17,15 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from ironcurtain.approval import create_app
-from ironcurtain.escalation import keys
+from ironcurtain.escalation import dispatch, keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
@@ -99,7 +101,7 @@ def fake(
 
 @pytest.fixture
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(team_redis.url, team_redis.password_file)
+    found = connect(team_redis.url, team_redis.admin_file)
     found.flushdb()
     yield found
     found.close()
@@ -110,16 +112,26 @@ def channel(client: redis.Redis) -> Channel:
     return Channel(client)
 
 
+def drain_inbox(client: redis.Redis) -> None:
+    """What the worker's inbox thread does: new escalation ids become our jobs."""
+    while (entry := client.lpop(keys.INBOX)) is not None:
+        dispatch.handle(Channel(client), dispatch.queue(client), entry, reviewer=True)
+
+
 def queued(client: redis.Redis) -> list[str]:
+    drain_inbox(client)
     ids = [i.decode() for i in client.lrange(f"rq:queue:{keys.QUEUE}", 0, -1)]
-    return [Job.fetch(i, connection=client).func_name for i in ids]
+    return [Job.fetch(i, connection=client, serializer=JSONSerializer).func_name for i in ids]
 
 
 def run_jobs(client: redis.Redis) -> dict[str, Any]:
     """Run what is queued, in this process (the fake vendor lives here), and return results."""
+    drain_inbox(client)
     ids = [i.decode() for i in client.lrange(f"rq:queue:{keys.QUEUE}", 0, -1)]
-    SimpleWorker([Queue(keys.QUEUE, connection=client)], connection=client).work(burst=True)
-    jobs = [Job.fetch(i, connection=client) for i in ids]
+    SimpleWorker(
+        [dispatch.queue(client)], connection=client, job_class=GuardedJob, serializer=JSONSerializer
+    ).work(burst=True)
+    jobs = [Job.fetch(i, connection=client, serializer=JSONSerializer) for i in ids]
     return {j.func_name.rsplit(".", 1)[1]: j.return_value() for j in jobs}
 
 
@@ -140,13 +152,11 @@ def escalate(channel: Channel, audit: Audit, req: EscalationRequest, timeout_s: 
 
 
 def wait_created(client: redis.Redis, jobs: int) -> None:
-    """Block until the escalation's jobs are queued (BLPOP + push back: no polling)."""
-    for _ in range(jobs):
-        popped = client.blpop([f"rq:queue:{keys.QUEUE}"], timeout=5)
-        assert popped is not None, "the escalation's jobs were not queued"
-        client.rpush("held", popped[1])
-    while client.llen("held"):
-        client.lmove("held", f"rq:queue:{keys.QUEUE}", "LEFT", "RIGHT")
+    """Block until the escalation reaches the inbox (BLPOP: no polling), then queue its jobs."""
+    popped = client.blpop([keys.INBOX], timeout=5)
+    assert popped is not None, "the escalation did not reach the inbox"
+    dispatch.handle(Channel(client), dispatch.queue(client), popped[1], reviewer=True)
+    assert client.llen(f"rq:queue:{keys.QUEUE}") == jobs
 
 
 def test_without_the_switch_only_the_notification_is_queued(
@@ -215,6 +225,7 @@ def test_a_human_who_decided_first_wins(
 ) -> None:
     channel.set_auto_review("s1", True)
     escalation = channel.create(request(), 30)
+    assert "ironcurtain.english.review.review" in queued(client)
     channel.decide(escalation.id, Verdict.DENIED, by="alice", reason="not now")
     results = run_jobs(client)
     assert results["review"] == "gone"
@@ -227,6 +238,7 @@ def test_a_switch_turned_off_after_the_escalation_stops_the_reviewer(
 ) -> None:
     channel.set_auto_review("s1", True)
     escalation = channel.create(request(), 30)
+    assert "ironcurtain.english.review.review" in queued(client)
     channel.set_auto_review("s1", False)
     fake.replies.append(APPROVE)
     assert run_jobs(client)["review"] == "off"

@@ -13,15 +13,17 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
-from rq.job import Job
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
 
-from ironcurtain.escalation import keys
-from ironcurtain.escalation.channel import Channel, Outcome, connect
+from ironcurtain.escalation import dispatch, keys
+from ironcurtain.escalation.channel import Channel, Outcome, connect, read_credential
 from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.record import DEADLINE
 from ironcurtain.escalation.remember import Scope, choices
 from ironcurtain.escalation.types import EscalationRequest, Verdict
+from ironcurtain.escalation.users import restore_session_user
 
 from ..redisserver import RedisServer, free_port, redis_server
 
@@ -45,7 +47,7 @@ def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -
 
 @pytest.fixture
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(team_redis.url, team_redis.password_file)
+    found = connect(team_redis.url, team_redis.admin_file)
     found.flushdb()
     yield found
     found.close()
@@ -57,10 +59,10 @@ def channel(client: redis.Redis) -> Channel:
 
 
 def next_escalation_id(client: redis.Redis, timeout_s: float = 4) -> str:
-    """Block until the channel enqueues its notify job (no polling), and read its escalation id."""
-    popped = client.blpop([f"rq:queue:{keys.QUEUE}"], timeout=timeout_s)
-    assert popped is not None, "no escalation was enqueued"
-    return str(Job.fetch(popped[1].decode(), connection=client).args[0])
+    """Block until the session pushes the escalation onto the inbox (no polling): its id."""
+    popped = client.blpop([keys.INBOX], timeout=timeout_s)
+    assert popped is not None, "no escalation reached the inbox"
+    return popped[1].decode().split(" ")[0]
 
 
 def escalate_in_thread(
@@ -141,7 +143,7 @@ def test_no_decision_by_the_deadline_expires_and_says_it_timed_out(channel: Chan
     assert audited[0]["decided_by"] == DEADLINE
     # A human arriving after that is refused, and shown the expiry that stands.
     late = channel.decide(outcome.escalation_id or "", Verdict.APPROVED, by="slow-alice")
-    assert late.outcome is Outcome.ALREADY
+    assert late.outcome is Outcome.LATE
     assert late.decision is not None
     assert late.decision.verdict is Verdict.EXPIRED
 
@@ -190,7 +192,7 @@ def test_approve_and_remember_allows_similar_calls_in_that_session_only(
     assert escalation is not None
     [directory] = [
         s
-        for s in choices("filesystem", "write_file", escalation.arguments, escalation.paths, ())
+        for s in choices("filesystem", "write_file", escalation.arguments, escalation.paths, ())  # type: ignore[union-attr]
         if s.kind == "prefix"
     ]
     assert directory.value == "/work/src"
@@ -283,8 +285,13 @@ def test_the_notify_job_prints_a_line_for_the_session_and_calls_the_webhook(
     pubsub.subscribe(keys.notices("s1"))
     try:
         escalation = channel.create(request(arguments={"path": "/x", "secret": "hunter2"}), 30)
-        queue = Queue(keys.QUEUE, connection=channel.redis)
-        worker = SimpleWorker([queue], connection=channel.redis)
+        entry = channel.redis.blpop([keys.INBOX], timeout=4)
+        assert entry is not None
+        jobs = dispatch.queue(channel.redis)
+        assert dispatch.handle(channel, jobs, entry[1], reviewer=False) == "notify"
+        worker = SimpleWorker(
+            [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
+        )
         assert worker.work(burst=True)
         message = next_message(pubsub)
     finally:
@@ -315,7 +322,7 @@ def _password_file_nowhere() -> Path:
     import tempfile
 
     path = Path(tempfile.mkdtemp()) / "redis_password"
-    path.write_text("x" * 32)
+    path.write_text(f"ironcurtain-session-s1 {'x' * 32}")
     return path
 
 
@@ -330,8 +337,9 @@ class TestRedisKilledAndBack:
     def test_redis_killed_mid_wait_denies_quickly_then_works_again_without_restart(
         self, own_server: RedisServer
     ) -> None:
-        escalator = RedisEscalator.connect(own_server.url, own_server.password_file)
-        observer = connect(own_server.url, own_server.password_file)
+        session_file = own_server.session_file("s1")
+        escalator = RedisEscalator.connect(own_server.url, session_file)
+        observer = connect(own_server.url, own_server.admin_file)
         try:
             waiting = escalate_in_thread(escalator, request(), 60)
             next_escalation_id(observer)
@@ -346,6 +354,8 @@ class TestRedisKilledAndBack:
             assert down.verdict is Verdict.UNAVAILABLE
 
             own_server.revive()
+            # Redis forgot the session's user; `ironcurtain run` puts it back (same password).
+            restore_session_user(observer, "s1", read_credential(session_file))
             waiting = escalate_in_thread(escalator, request(), 60)
             Channel(observer).decide(next_escalation_id(observer), Verdict.APPROVED, by="alice")
             assert waiting.result(timeout=10).verdict is Verdict.APPROVED

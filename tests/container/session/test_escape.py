@@ -45,7 +45,10 @@ class Running:
         shared = self.env.shared_dir
         return [
             REAL_KEY,
-            (shared / "redis_password").read_text().strip(),
+            *(
+                (shared / name).read_text().split()[1]
+                for name in ("redis_admin", "redis_approval", "redis_worker")
+            ),
             (shared / "approval_token").read_text().strip(),
         ]
 

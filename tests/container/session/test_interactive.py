@@ -33,7 +33,10 @@ from .test_run import assert_nothing_left, session_dir
 
 START_S = 240.0  # images are built; compose up and the isolation check
 STEP_S = 60.0
-NOTICE = rb"\r\n\x07\[ironcurtain\] escalation ([0-9a-f]+): filesystem__move_file[^\r\n]*\r\n"
+NOTICE = (
+    rb"\r\n\x07\[ironcurtain\] escalation ([0-9a-f]+\.[0-9a-f]{16}): "
+    rb"filesystem__move_file[^\r\n]*\r\n"
+)
 
 
 @dataclass

@@ -21,13 +21,17 @@ import docker
 
 from ironcurtain.audit import read_key, verify_file
 from ironcurtain.audit.anchor import checkpoints_path, key_path
+from ironcurtain.escalation import acl, users
+from ironcurtain.escalation.channel import connect
 from ironcurtain.session.naming import session_name
+from ironcurtain.session.run import _redis_address
 from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
+from ironcurtain.shared.command import shared_environ
 
 from ..conftest import REPO_ROOT
 from .conftest import REAL_KEY, Env, cli, popen, project_leftovers
 
-NOTICE = re.compile(r"\[ironcurtain\] escalation ([0-9a-f]+): filesystem__move_file")
+NOTICE = re.compile(r"\[ironcurtain\] escalation ([0-9a-f]+\.[0-9a-f]{16}): filesystem__move_file")
 
 
 def approve(env: Env, escalation_id: str) -> dict[str, object]:
@@ -115,6 +119,18 @@ def test_a_scripted_session_calls_the_llm_and_its_tools_and_leaves_only_its_reco
         assert REAL_KEY not in path.read_text(), path
     assert REAL_KEY not in text
     assert_nothing_left(session_env, docker_client, session_id)
+    assert_no_redis_user_left(session_env, docker_client, session_id)
+
+
+def assert_no_redis_user_left(env: Env, client: docker.DockerClient, session_id: str) -> None:
+    """The session's own Redis user was removed at teardown (with the admin credential)."""
+    shared = shared_environ(env.environ)
+    address = _redis_address(client, shared["IRONCURTAIN_SHARED_NETWORK"])
+    admin = connect(f"redis://{address}:6379/0", env.shared_dir / "redis_admin")
+    try:
+        assert acl.session_user(session_id) not in users.session_users(admin)
+    finally:
+        admin.close()
 
 
 def test_a_session_whose_mcp_proxy_cannot_start_is_torn_down(

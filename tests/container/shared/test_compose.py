@@ -17,6 +17,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from ironcurtain.escalation import users
+from ironcurtain.escalation.channel import connect
+
 from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
 from ..redisserver import free_port
 
@@ -88,8 +91,52 @@ def stack(
 def test_the_secret_files_are_private(stack: dict[str, str]) -> None:
     directory = Path(stack["IRONCURTAIN_SHARED_DIR"])
     assert directory.stat().st_mode & 0o777 == 0o700
-    for name in ("redis_password", "approval_token"):
+    for name in ("redis_admin", "redis_approval", "redis_worker", "redis_acl", "approval_token"):
         assert (directory / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_the_admin_credential_is_in_no_container_and_the_worker_is_not_root(
+    stack: dict[str, str], docker_client: docker.DockerClient
+) -> None:
+    directory = Path(stack["IRONCURTAIN_SHARED_DIR"])
+    admin_password = (directory / "redis_admin").read_text().split()[1]
+    project = stack["IRONCURTAIN_SHARED_PROJECT"]
+    containers = docker_client.containers.list(
+        filters={"label": f"com.docker.compose.project={project}"}
+    )
+    for container in containers:
+        sources = [m["Source"] for m in container.attrs["Mounts"]]
+        assert str(directory / "redis_admin") not in sources, container.name
+        assert admin_password not in repr(container.attrs["Config"]), container.name
+        service = container.labels["com.docker.compose.service"]
+        if service == "worker":
+            assert sources == [str(directory / "redis_worker")]  # no LLM key, nothing else
+            uid = container.exec_run(["id", "-u"]).output.decode().strip()
+            assert uid != "0"
+        if service == "redis":
+            assert sources == [str(directory / "redis_acl")]
+
+
+def session_credential(stack: dict[str, str], docker_client: docker.DockerClient) -> Path:
+    """A session user made with the admin credential, as `ironcurtain run` does."""
+    network = docker_client.networks.get(stack["IRONCURTAIN_SHARED_NETWORK"])
+    [address] = [
+        c["IPv4Address"].split("/")[0]
+        for c in network.attrs["Containers"].values()
+        if c["Name"].endswith("redis-1")
+    ]
+    directory = Path(stack["IRONCURTAIN_SHARED_DIR"])
+    admin = connect(f"redis://{address}:6379/0", directory / "redis_admin")
+    try:
+        credential = users.create_session_user(
+            admin, "compose-session", project="ic-test-compose", machine="test"
+        )
+    finally:
+        admin.close()
+    path = directory.parent / "session-credential"
+    path.write_text(credential.line())
+    path.chmod(0o644)  # read by the container's user
+    return path
 
 
 def test_every_service_is_healthy_and_the_approval_port_is_on_loopback_only(
@@ -137,13 +184,13 @@ def approval_args(env: dict[str, str]) -> list[str]:
 def test_a_session_on_the_shared_network_escalates_and_the_cli_approves(
     stack: dict[str, str], docker_client: docker.DockerClient, image: Callable[[str], str]
 ) -> None:
-    secret = Path(stack["IRONCURTAIN_SHARED_DIR"]) / "redis_password"
+    secret = session_credential(stack, docker_client)
     session = docker_client.containers.run(
         image("python"),
         ["python3", "-c", ESCALATE],
         detach=True,
         network=stack["IRONCURTAIN_SHARED_NETWORK"],
-        user=str(secret.stat().st_uid),
+        user="10001",
         volumes={str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
         labels=TEST_LABELS,
     )

@@ -94,7 +94,7 @@ def test_the_webhook_carries_no_arguments() -> None:
 def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Path) -> None:
     # Most sessions never escalate: Redis and RQ would cost every MCP proxy's start ~65 ms CPU.
     secret = tmp_path / "redis_password"
-    secret.write_text("pw\n")
+    secret.write_text(f"ironcurtain-session-s {'a' * 64}\n")
     probe = (
         "import asyncio, sys\n"
         "from ironcurtain.escalation.escalator import RedisEscalator\n"
@@ -113,9 +113,93 @@ def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Pa
     assert done.stdout.split() == ["[]", "unavailable", "True"]
 
 
-def test_a_missing_password_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
+def test_a_missing_credential_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         RedisEscalator.connect("redis://redis:6379/0", tmp_path / "missing")
-    (tmp_path / "pw").write_text("pw")
+    (tmp_path / "pw").write_text("just-a-password-without-a-user")
+    with pytest.raises(ValueError, match="USER PASSWORD"):
+        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "pw")
+    (tmp_path / "pw").write_text(f"ironcurtain-session-s {'a' * 64}")
     with pytest.raises(ValueError, match="not a Redis URL"):
         RedisEscalator.connect("http://redis:6379/0", tmp_path / "pw")
+
+
+class FakeChannel:
+    """The session's side of the channel, answering with a given decision (no Redis)."""
+
+    def __init__(self, answer) -> None:  # answer: Escalation -> Decision
+        self.answer = answer
+        self.redis = redis.Redis(host="127.0.0.1", port=1)  # closed, never used
+
+    def remembered(self, session_id: str) -> list:
+        return []
+
+    def create(self, request: EscalationRequest, timeout_s: float) -> Escalation:
+        return Escalation.from_request(request, id="s1.0123456789abcdef", now=100.0, timeout_s=30)
+
+    def wait(self, escalation: Escalation) -> Decision:
+        return self.answer(escalation)
+
+
+def _escalate(answer) -> tuple:
+    audited: list = []
+    escalator = RedisEscalator(FakeChannel(answer), audit=audited.append)  # type: ignore[arg-type]
+    try:
+        return asyncio.run(escalator.escalate(REQUEST, 30)), audited
+    finally:
+        escalator.close()
+
+
+def test_an_approval_naming_the_request_the_proxy_holds_allows() -> None:
+    def answer(e: Escalation) -> Decision:
+        return Decision(e.id, Verdict.APPROVED, "alice", 101.0, request_digest=e.digest())
+
+    outcome, audited = _escalate(answer)
+    assert outcome.allowed
+    assert audited[0]["event"] == "escalation.decided"
+    assert len(audited[0]["request_digest"]) == 64
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tool": "read_file"},  # the record rewritten to something harmless, then approved
+        {"arguments": {"path": "/w/harmless"}},
+        {"arguments_digest": "0" * 64},
+        {"session_id": "s2"},
+        {"rule": "other-rule"},
+        {"paths": ("/w/other",)},
+        {"deadline": 10_000.0},
+    ],
+)
+def test_an_approval_of_another_request_is_refused_and_audited(change: dict) -> None:
+    def answer(e: Escalation) -> Decision:
+        seen = replace(e, **change)  # what the human was shown
+        return Decision(e.id, Verdict.APPROVED, "alice", 101.0, request_digest=seen.digest())
+
+    outcome, audited = _escalate(answer)
+    assert not outcome.allowed
+    assert outcome.verdict is Verdict.DENIED
+    assert "not the request this proxy is holding" in outcome.message
+    assert audited[0]["event"] == "escalation.mismatch"
+    assert audited[0]["verdict"] == "denied"
+
+
+@pytest.mark.parametrize("digest", ["", "f" * 64])
+def test_an_approval_without_the_right_digest_is_refused(digest: str) -> None:
+    def answer(e: Escalation) -> Decision:
+        return Decision(e.id, Verdict.APPROVED, "alice", 101.0, request_digest=digest)
+
+    outcome, _ = _escalate(answer)
+    assert not outcome.allowed
+
+
+def test_an_approval_naming_another_escalation_is_refused() -> None:
+    def answer(e: Escalation) -> Decision:
+        return Decision(
+            "s1.ffffffffffffffff", Verdict.APPROVED, "alice", 101.0, request_digest=e.digest()
+        )
+
+    outcome, audited = _escalate(answer)
+    assert not outcome.allowed
+    assert audited[0]["refused"] == "the decision names another escalation"

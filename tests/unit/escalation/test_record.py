@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ironcurtain.escalation.record import Decision, Escalation
+from ironcurtain.escalation.record import Decision, Escalation, Invalid, read_record
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
@@ -54,3 +56,58 @@ def test_parsing_any_bytes_gives_a_record_or_a_value_error(data):
     for kind in (Escalation, Decision):
         with contextlib.suppress(ValueError):
             kind.from_json(data)
+
+
+GOOD_ID = "s1.0123456789abcdef"
+
+
+def _stored(**change: object) -> str:
+    escalation = Escalation.from_request(REQUEST, id=GOOD_ID, now=100.0, timeout_s=30)
+    return json.dumps({**escalation.to_dict(), **change})
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("{}", "lacks"),  # the record that once gave 500 to everyone
+        ("[]", "not a JSON object"),
+        ("", "not JSON"),
+        ("\xff\xfe", "not JSON"),
+        (_stored(id="s1.ffffffffffffffff"), "not the id it is stored under"),
+        (_stored(session_id="s2"), "not the session its id names"),
+        (_stored(deadline=1.0), "deadline is before"),
+        (_stored(deadline="soon"), "not a number"),
+        (_stored(arguments=[1]), "arguments is not an object"),
+        (_stored(paths="/w/a"), "not a list of strings"),
+    ],
+)
+def test_a_forged_or_malformed_record_reads_as_invalid(raw: str, problem: str) -> None:
+    found = read_record(GOOD_ID, raw)
+    assert isinstance(found, Invalid)
+    assert problem in found.problem
+    assert found.session_id == "s1"
+
+
+def test_a_record_under_its_own_id_reads_as_the_escalation() -> None:
+    found = read_record(GOOD_ID, _stored())
+    assert isinstance(found, Escalation)
+    assert found.id == GOOD_ID
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_read_as_an_escalation_or_invalid_never_an_error(data: bytes) -> None:
+    assert isinstance(read_record(GOOD_ID, data), Escalation | Invalid)
+
+
+def test_the_digest_binds_what_the_human_sees_and_the_raw_arguments() -> None:
+    base = Escalation.from_request(REQUEST, id=GOOD_ID, now=100.0, timeout_s=30)
+    changed = [
+        replace(base, tool="read_file"),
+        replace(base, arguments={}),
+        replace(base, arguments_digest="x"),
+        replace(base, rule="other"),
+        replace(base, session_id="s2"),
+        replace(base, id="s1.ffffffffffffffff"),
+    ]
+    assert len({base.digest(), *(c.digest() for c in changed)}) == len(changed) + 1
+    assert replace(base, task="other task", recent_audit=()).digest() == base.digest()

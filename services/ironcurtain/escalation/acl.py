@@ -1,0 +1,160 @@
+"""Who may touch what in the team Redis: one user per session, per service, and the host's admin.
+
+Pure: the rules as Redis ACL words, credentials as data. `users.py` applies them (I/O). Allowlists
+only: every user starts from `reset` (no keys, no channels, no commands, off) and gets the few it
+needs. The `default` user is off, so nothing without a name and password gets in.
+
+- a session (its MCP proxy): write its own escalation records and pending set, pop its own wake
+  keys, read its own decisions and remembered scopes, push ids onto the inbox, publish and
+  subscribe to its own notices. No scripts, no RQ keys, nothing of another session.
+- the approval service: the escalation keys of every session (decisions, remembered scopes, the
+  auto-review switch, the history); no RQ keys, no ACL commands.
+- the worker: RQ's keys, reading every session's escalation keys, the inbox, the history, and
+  (the auto-reviewer is a decider) decisions and wake keys; never remembered scopes or switches.
+- admin (the host CLI only, never in a container): everything, to create and remove users.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from . import keys
+
+ADMIN = "ironcurtain-admin"
+APPROVAL = "ironcurtain-approval"
+WORKER = "ironcurtain-worker"
+SESSION_PREFIX = "ironcurtain-session-"
+SERVICES = (ADMIN, APPROVAL, WORKER)
+
+_PASSWORD = re.compile(r"[A-Za-z0-9]{32,128}")
+_USER = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+# Commands redis-py and our clients send on every connection.
+_CONNECTION = ("+ping", "+client|setname")
+
+SESSION_COMMANDS = (
+    *_CONNECTION,
+    "+get",
+    "+set",
+    "+zadd",
+    "+expire",
+    "+blpop",
+    "+hgetall",
+    "+rpush",
+    "+publish",
+    "+subscribe",
+    "+unsubscribe",
+    "+multi",
+    "+exec",
+    "+discard",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A Redis user and its password, kept in a file as one line `USER PASSWORD`."""
+
+    user: str
+    password: str
+
+    def __post_init__(self) -> None:
+        if not _USER.fullmatch(self.user):
+            raise ValueError(f"not a Redis user name: {self.user[:80]!r}")
+        if not _PASSWORD.fullmatch(self.password):
+            raise ValueError(f"the password of {self.user} is not 32-128 letters and digits")
+
+    @classmethod
+    def new(cls, user: str) -> Credential:
+        return cls(user, secrets.token_hex(32))
+
+    @classmethod
+    def parse(cls, text: str) -> Credential:
+        words = text.split()
+        if len(words) != 2:
+            raise ValueError("a Redis credential file holds one line: USER PASSWORD")
+        return cls(words[0], words[1])
+
+    def line(self) -> str:
+        return f"{self.user} {self.password}\n"
+
+    def __repr__(self) -> str:  # never the password, whatever logs it
+        return f"Credential(user={self.user!r})"
+
+
+def session_user(session_id: str) -> str:
+    return SESSION_PREFIX + keys.check_session(session_id)
+
+
+def session_rules(session_id: str) -> list[str]:
+    """ACL SETUSER words for a session's user (after the name; the password comes separately)."""
+    space = keys.space(session_id)
+    return [
+        "reset",
+        f"~{space}record:*",
+        f"~{space}pending",
+        f"~{space}wake:*",
+        f"%R~{space}decision:*",
+        f"%R~{space}remember",
+        f"%W~{keys.INBOX}",
+        f"&{keys.notices(session_id)}",
+        *SESSION_COMMANDS,
+    ]
+
+
+def _service_commands() -> list[str]:
+    return ["+@read", "+@write", "+@scripting", "+@transaction", "+@connection", "+@pubsub",
+            "+@keyspace", "+@list", "+@hash", "+@sortedset", "+@stream", "+@string", "+@set",
+            "-@dangerous", "-@admin", "+client|setname", "+scan"]  # fmt: skip
+
+
+def approval_rules() -> list[str]:
+    return ["reset", f"~{keys.PREFIX}:*", *_service_commands()]
+
+
+def worker_rules() -> list[str]:
+    every = f"{keys.PREFIX}:s:*:"
+    return [
+        "reset",
+        "~rq:*",
+        "&rq:*",
+        f"%R~{every}*",
+        f"~{every}record:*",
+        f"~{every}decision:*",
+        f"~{every}wake:*",
+        f"~{every}pending",
+        f"~{keys.INBOX}",
+        f"~{keys.HISTORY}",
+        f"&{every}notices",
+        *_service_commands(),
+    ]
+
+
+def admin_rules() -> list[str]:
+    return ["reset", "~*", "&*", "+@all"]
+
+
+def rules(user: str) -> list[str]:
+    if user == ADMIN:
+        return admin_rules()
+    if user == APPROVAL:
+        return approval_rules()
+    if user == WORKER:
+        return worker_rules()
+    raise ValueError(f"no fixed rules for {user!r}")
+
+
+def acl_file(credentials: list[Credential]) -> str:
+    """The ACL file the Redis container starts with: the service users, default off.
+
+    Passwords are stored as SHA-256 (`#...`), so the file in the container holds no secret."""
+    import hashlib
+
+    lines = ["user default off resetkeys resetchannels -@all"]
+    for credential in credentials:
+        digest = hashlib.sha256(credential.password.encode()).hexdigest()
+        lines.append(
+            " ".join(["user", credential.user, *rules(credential.user), "on", f"#{digest}"])
+        )
+    return "\n".join(lines) + "\n"

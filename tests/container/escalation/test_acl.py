@@ -1,0 +1,403 @@
+"""Issue #15's attacks, each made with a session's credential exactly as `ironcurtain run` hands
+it to the MCP proxy, against our real Redis: all refused. Controls: the session's own round trip
+works, and a decision through the approval API resumes it.
+
+Session A is the attacker; session B has an escalation pending (made with B's own credential).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from ironcurtain.approval import create_app
+from ironcurtain.escalation import acl, dispatch, keys, users
+from ironcurtain.escalation.channel import Channel, connect
+from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.jobs import GuardedJob
+from ironcurtain.escalation.record import Decision
+from ironcurtain.escalation.remember import Scope
+from ironcurtain.escalation.types import EscalationRequest, Verdict
+
+from ..redisserver import RedisServer
+
+A, B = "aaaa1111", "bbbb2222"
+TOKEN = "t" * 40
+
+
+def request(session: str, **extra: Any) -> EscalationRequest:
+    fields: dict[str, Any] = {
+        "session_id": session,
+        "worktree": "wt",
+        "agent": "claude-code",
+        "server": "filesystem",
+        "tool": "move_file",
+        "arguments": {"source": "/workspace/src/a.py", "destination": "/workspace/src/b.py"},
+        "rule": "moves-need-a-human",
+        "reason": "moves need a human",
+        "paths": ("/workspace/src/a.py", "/workspace/src/b.py"),
+        "arguments_digest": "d" * 64,
+        **extra,
+    }
+    return EscalationRequest(**fields)
+
+
+@pytest.fixture
+def admin(team_redis: RedisServer) -> Iterator[redis.Redis]:
+    found = connect(team_redis.url, team_redis.admin_file)
+    found.flushdb()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def attacker(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
+    """Session A's channel, as its MCP proxy would open it."""
+    client = connect(team_redis.url, team_redis.session_file(A))
+    yield Channel(client)
+    client.close()
+
+
+@pytest.fixture
+def victim(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
+    client = connect(team_redis.url, team_redis.session_file(B))
+    yield Channel(client)
+    client.close()
+
+
+@pytest.fixture
+def approval(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
+    client = connect(team_redis.url, team_redis.approval_file)
+    yield Channel(client)
+    client.close()
+
+
+@pytest.fixture
+def api(approval: Channel) -> FlaskClient:
+    return create_app({"CHANNEL": approval, "TOKEN": TOKEN, "TESTING": True}).test_client()
+
+
+@pytest.fixture
+def pending_b(victim: Channel) -> str:
+    return victim.create(request(B), 60).id
+
+
+def refused(call: Callable[[], Any]) -> None:
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        call()
+
+
+def bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def escalate_in_thread(escalator: RedisEscalator, req: EscalationRequest) -> Any:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(asyncio.run, escalator.escalate(req, 30))
+    pool.shutdown(wait=False)
+    return future
+
+
+def next_inbox_id(admin: redis.Redis) -> str:
+    popped = admin.blpop([keys.INBOX], timeout=5)
+    assert popped is not None, "no escalation reached the inbox"
+    return popped[1].decode().split(" ")[0]
+
+
+# -- the attacks -------------------------------------------------------------------------
+
+
+def test_a_session_cannot_decide_another_sessions_escalation(
+    attacker: Channel, approval: Channel, pending_b: str
+) -> None:
+    refused(lambda: attacker.decide(pending_b, Verdict.APPROVED, by="alice"))  # the script
+    forged = Decision(pending_b, Verdict.APPROVED, "alice", 1.0).to_json()
+    refused(lambda: attacker.redis.set(keys.decision(pending_b), forged))
+    refused(lambda: attacker.redis.rpush(keys.wake(pending_b), "1"))
+    refused(lambda: attacker.redis.get(keys.decision(pending_b)))
+    assert approval.decision(pending_b) is None
+
+
+def test_a_session_cannot_decide_its_own_escalation_either(attacker: Channel) -> None:
+    own = attacker.create(request(A), 60)
+    refused(lambda: attacker.decide(own.id, Verdict.APPROVED, by="alice"))
+    refused(lambda: attacker.redis.set(keys.decision(own.id), "{}"))
+
+
+def test_a_session_cannot_plant_a_remembered_scope(attacker: Channel, approval: Channel) -> None:
+    scope = Scope("prefix", "/workspace/src", "filesystem", "move_file")
+    for session in (B, A):
+        refused(
+            lambda s=session: attacker.redis.hset(keys.remembered(s), scope.id, scope.to_json())
+        )
+    refused(lambda: attacker.redis.hgetall(keys.remembered(B)))
+    assert approval.remembered(B) == []
+
+
+def test_a_session_cannot_switch_an_auto_reviewer_on(attacker: Channel, approval: Channel) -> None:
+    for session in (B, A):
+        refused(lambda s=session: attacker.set_auto_review(s, True))
+    assert not approval.auto_review(B)
+    assert not approval.auto_review(A)
+
+
+def test_a_session_cannot_enqueue_an_rq_job_naming_os_system(
+    attacker: Channel, team_redis: RedisServer, tmp_path: Path
+) -> None:
+    for serializer in (None, JSONSerializer):
+        queue = Queue(keys.QUEUE, connection=attacker.redis, serializer=serializer)
+        refused(lambda q=queue: q.enqueue("os.system", f"touch {tmp_path}/pwned"))
+    refused(lambda: attacker.redis.rpush(f"rq:queue:{keys.QUEUE}", "x"))
+    refused(lambda: attacker.redis.hset("rq:job:x", "data", "x"))
+
+
+def test_the_worker_refuses_a_job_naming_os_system_even_if_one_got_in(
+    team_redis: RedisServer, admin: redis.Redis, tmp_path: Path
+) -> None:
+    # Defence in depth: a job planted with a full-power credential still never runs.
+    worker_client = connect(team_redis.url, team_redis.worker_file)
+    try:
+        jobs = dispatch.queue(admin)
+        marker = tmp_path / "pwned"
+        job = jobs.enqueue("os.system", f"touch {marker}")
+        worker = SimpleWorker(
+            [dispatch.queue(worker_client)],
+            connection=worker_client,
+            job_class=GuardedJob,
+            serializer=JSONSerializer,
+        )
+        worker.work(burst=True)
+        assert not marker.exists()
+        job.refresh()
+        assert job.get_status() == "failed"
+        assert "not one of IronCurtain's job functions" in (job.latest_result().exc_string or "")
+    finally:
+        worker_client.close()
+
+
+def test_a_session_cannot_publish_into_another_sessions_notices(
+    attacker: Channel, admin: redis.Redis
+) -> None:
+    line = "\a[ironcurtain] escalation x: approve with `curl evil`"
+    refused(lambda: attacker.announce(B, line))
+    refused(lambda: attacker.redis.publish(keys.notices(B), line))
+    listener = attacker.redis.pubsub()
+    try:
+        refused(lambda: (listener.subscribe(keys.notices(B)), listener.get_message(timeout=2)))
+    finally:
+        listener.close()
+    assert attacker.announce(A, "own notice") == 0  # control: its own channel
+
+
+def test_a_session_cannot_rewrite_or_read_another_sessions_pending_record(
+    attacker: Channel, approval: Channel, pending_b: str
+) -> None:
+    harmless = approval.get(pending_b)
+    assert harmless is not None
+    rewritten = json.dumps({**harmless.to_dict(), "tool": "read_file"})  # type: ignore[union-attr]
+    refused(lambda: attacker.redis.set(keys.record(pending_b), rewritten))
+    refused(lambda: attacker.redis.get(keys.record(pending_b)))
+    refused(lambda: attacker.redis.zadd(keys.pending(B), {f"{B}.ffffffffffffffff": 1}))
+    refused(lambda: attacker.redis.delete(keys.record(pending_b)))
+    assert approval.get(pending_b) == harmless
+
+
+def test_a_record_rewritten_under_a_waiting_proxy_is_refused_by_that_proxy(
+    team_redis: RedisServer, admin: redis.Redis, api: FlaskClient
+) -> None:
+    # Suppose a breach let someone rewrite B's record to a harmless call, which a human then
+    # approved: the decision names the harmless request, B's proxy holds the move: refused.
+    audited: list[Mapping[str, Any]] = []
+    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file(B))
+    escalator._audit = audited.append
+    try:
+        waiting = escalate_in_thread(escalator, request(B))
+        escalation_id = next_inbox_id(admin)
+        stored = json.loads(admin.get(keys.record(escalation_id)))
+        harmless = {**stored, "tool": "read_file", "arguments": {"path": "/workspace/README"}}
+        admin.set(keys.record(escalation_id), json.dumps(harmless))
+        answer = api.post(f"/api/v1/escalations/{escalation_id}/approve", headers=bearer(), json={})
+        assert answer.status_code == 200  # the human approved what they saw
+        outcome = waiting.result(timeout=10)
+    finally:
+        escalator.close()
+    assert not outcome.allowed
+    assert "not the request this proxy is holding" in outcome.message
+    assert audited[0]["event"] == "escalation.mismatch"
+    assert audited[0]["tool"] == "move_file"
+
+
+def test_a_record_rewritten_between_reading_and_deciding_is_not_decided(
+    approval: Channel, victim: Channel, admin: redis.Redis
+) -> None:
+    escalation = victim.create(request(B), 60)
+    real_get = approval.redis.get
+    calls = []
+
+    def get_then_rewrite(key: str) -> Any:
+        raw = real_get(key)
+        if key == keys.record(escalation.id) and not calls:
+            calls.append(key)
+            admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
+        return raw
+
+    approval.redis.get = get_then_rewrite  # type: ignore[method-assign]
+    try:
+        ruling = approval.decide(escalation.id, Verdict.APPROVED, by="alice")
+    finally:
+        approval.redis.get = real_get  # type: ignore[method-assign]
+    assert ruling.outcome.value == "changed"
+    assert approval.decision(escalation.id) is None
+
+
+@pytest.mark.parametrize(
+    "raw", ["{}", "[]", "not json", json.dumps({"id": "x"}), "\xff" * 10, "{" * 5000]
+)
+def test_a_forged_record_is_shown_invalid_cannot_be_approved_and_breaks_no_page(
+    raw: str, attacker: Channel, victim: Channel, api: FlaskClient, pending_b: str
+) -> None:
+    # Into another session's keys: refused. Into its own: listed as invalid, never decided.
+    refused(lambda: attacker.redis.set(keys.record(f"{B}.0123456789abcdef"), raw))
+    forged = f"{A}.0123456789abcdef"
+    attacker.redis.set(keys.record(forged), raw)
+    attacker.redis.zadd(keys.pending(A), {forged: 1.0, "garbage-member": 2.0})
+    listed = api.get("/api/v1/escalations", headers=bearer())
+    assert listed.status_code == 200
+    rows = {e["id"]: e for e in listed.json["escalations"]}
+    assert rows[forged]["invalid"] is True
+    assert rows[pending_b]["invalid"] is False  # the genuine one is still there
+    assert "garbage-member" not in rows
+    with api.session_transaction() as browser:
+        browser["user"] = "alice"
+    for path in ("/", f"/escalations/{forged}", "/sessions", "/history"):
+        assert api.get(path).status_code == 200, path
+    assert api.get(f"/api/v1/escalations/{forged}", headers=bearer()).status_code == 200
+    answer = api.post(f"/api/v1/escalations/{forged}/approve", headers=bearer(), json={})
+    assert answer.status_code == 422
+    assert api.get(f"/api/v1/escalations/{forged}", headers=bearer()).json["decision"] is None
+
+
+def test_a_session_has_no_admin_reach_and_the_default_user_is_off(
+    attacker: Channel, team_redis: RedisServer
+) -> None:
+    for command in (("ACL", "LIST"), ("ACL", "SETUSER", "x", "on"), ("KEYS", "*"), ("FLUSHALL",),
+                    ("CONFIG", "GET", "*"), ("SCAN", "0"), ("EVAL", "return 1", "0")):  # fmt: skip
+        refused(lambda c=command: attacker.redis.execute_command(*c))
+    anonymous = redis.Redis.from_url(team_redis.url, socket_timeout=5)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.ping()
+    anonymous.close()
+
+
+def test_a_removed_session_user_can_do_nothing_and_the_sweep_finds_strays(
+    team_redis: RedisServer, admin: redis.Redis
+) -> None:
+    credential_file = team_redis.session_file("gone0001")
+    client = connect(team_redis.url, credential_file)
+    assert client.ping()
+    users.remove_session_user(admin, "gone0001")
+    with pytest.raises(redis.exceptions.RedisError):
+        client.ping()  # DELUSER also disconnected it
+    client.close()
+    assert acl.session_user("gone0001") not in users.session_users(admin)
+    team_redis.session_file(A)  # a live session of this machine
+    team_redis.session_file("stale001")  # made by machine "test", its project not running
+    removed = users.sweep(admin, machine="test", live_projects={f"ic-test-{A}", f"ic-test-{B}"})
+    assert acl.session_user("stale001") in removed
+    assert acl.session_user(A) not in removed
+
+
+# -- the controls ------------------------------------------------------------------------
+
+
+def test_control_a_sessions_own_round_trip_through_the_approval_api_resumes_it(
+    team_redis: RedisServer, admin: redis.Redis, api: FlaskClient, approval: Channel
+) -> None:
+    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file(A))
+    try:
+        waiting = escalate_in_thread(escalator, request(A))
+        escalation_id = next_inbox_id(admin)
+        assert [e.id for e in approval.pending()] == [escalation_id]
+        scope_id = api.get(f"/api/v1/escalations/{escalation_id}", headers=bearer()).json[
+            "choices"
+        ][0]["id"]
+        answer = api.post(
+            f"/api/v1/escalations/{escalation_id}/approve",
+            headers=bearer(),
+            json={"reason": "fine", "by": "alice", "remember": scope_id},
+        )
+        assert answer.status_code == 200
+        outcome = waiting.result(timeout=10)
+        assert outcome.allowed
+        assert outcome.decided_by == "alice"
+        # The remembered scope (written by the approval service) is read by the session.
+        again = asyncio.run(escalator.escalate(request(A), 30))
+        assert again.allowed
+        assert (again.decided_by or "").startswith("remembered:")
+    finally:
+        escalator.close()
+    # The worker puts the remembered approval into the history after checking the scope.
+    worker_client = connect(team_redis.url, team_redis.worker_file)
+    try:
+        channel = Channel(worker_client)
+        while (entry := admin.lpop(keys.INBOX)) is not None:
+            dispatch.handle(channel, dispatch.queue(worker_client), entry, reviewer=False)
+        assert [h.decision.by.split(":")[0] for h in channel.history()] == ["remembered", "alice"]
+    finally:
+        worker_client.close()
+
+
+def test_control_the_worker_notifies_a_session_with_its_own_user(
+    team_redis: RedisServer, admin: redis.Redis, victim: Channel
+) -> None:
+    listener = victim.redis.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(keys.notices(B))  # the session follows its own notices (as `run` does)
+    worker_client = connect(team_redis.url, team_redis.worker_file)
+    try:
+        escalation = victim.create(request(B), 30)
+        entry = admin.blpop([keys.INBOX], timeout=5)
+        assert entry is not None
+        jobs = dispatch.queue(worker_client)
+        channel = Channel(worker_client)
+        assert dispatch.handle(channel, jobs, entry[1], reviewer=False) == "notify"
+        SimpleWorker(
+            [jobs], connection=worker_client, job_class=GuardedJob, serializer=JSONSerializer
+        ).work(burst=True)
+        message = None
+        for _ in range(50):
+            message = listener.get_message(timeout=0.1)
+            if message:
+                break
+        assert message is not None
+        assert escalation.id in message["data"].decode()
+    finally:
+        listener.close()
+        worker_client.close()
+
+
+def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
+    team_redis: RedisServer, victim: Channel, approval: Channel
+) -> None:
+    worker_client = connect(team_redis.url, team_redis.worker_file)
+    try:
+        worker = Channel(worker_client)
+        first = victim.create(request(B), 60)
+        scope = Scope("prefix", "/workspace/src", "filesystem", "move_file", "/workspace/src/")
+        refused(lambda: worker.decide(first.id, Verdict.APPROVED, by="x", remember=scope))
+        refused(lambda: worker.set_auto_review(B, True))
+        refused(lambda: worker_client.execute_command("ACL", "LIST"))
+        ruling = worker.decide(first.id, Verdict.APPROVED, by="auto-reviewer", reason="in scope")
+        assert ruling.accepted  # control: the auto-reviewer's one power
+        assert approval.remembered(B) == []
+    finally:
+        worker_client.close()

@@ -1,0 +1,102 @@
+"""Who may touch what in the team Redis, as data: a session's user is confined to its own keys."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import pytest
+
+from ironcurtain.escalation import acl, keys
+
+A = "a1b2c3d4"
+B = "e5f6a7b8"
+ID_A = f"{A}.0123456789abcdef"
+ID_B = f"{B}.0123456789abcdef"
+
+
+def _patterns(rules: list[str]) -> list[tuple[str, str]]:
+    found = []
+    for rule in rules:
+        if rule.startswith("~"):
+            found.append(("RW", rule[1:]))
+        elif rule.startswith("%"):
+            perm, _, pattern = rule[1:].partition("~")
+            found.append((perm, pattern))
+    return found
+
+
+def _may(rules: list[str], key: str, perm: str) -> bool:
+    return any(perm in p and fnmatch.fnmatchcase(key, pat) for p, pat in _patterns(rules))
+
+
+@pytest.mark.parametrize(
+    ("key", "perm", "allowed"),
+    [
+        (keys.record(ID_A), "W", True),
+        (keys.pending(A), "W", True),
+        (keys.wake(ID_A), "W", True),
+        (keys.decision(ID_A), "R", True),
+        (keys.remembered(A), "R", True),
+        (keys.INBOX, "W", True),
+        # Nothing the session may write that decides, remembers, or reaches another session.
+        (keys.decision(ID_A), "W", False),
+        (keys.remembered(A), "W", False),
+        (keys.autoreview(A), "W", False),
+        (keys.autoreview(A), "R", False),
+        (keys.session(A), "W", False),
+        (keys.INBOX, "R", False),
+        (keys.HISTORY, "W", False),
+        (keys.record(ID_B), "W", False),
+        (keys.record(ID_B), "R", False),
+        (keys.decision(ID_B), "R", False),
+        (keys.remembered(B), "R", False),
+        (keys.pending(B), "W", False),
+        ("rq:queue:escalations", "W", False),
+        ("rq:job:x", "W", False),
+        (keys.ACL_USERS, "R", False),
+    ],
+)
+def test_a_session_user_reaches_only_its_own_keys(key: str, perm: str, allowed: bool) -> None:
+    assert _may(acl.session_rules(A), key, perm) is allowed
+
+
+def test_a_session_user_starts_from_nothing_and_runs_no_scripts_or_admin_commands() -> None:
+    rules = acl.session_rules(A)
+    assert rules[0] == "reset"
+    commands = [r for r in rules if r.startswith(("+", "-"))]
+    assert all("@" not in c for c in commands)  # single commands, no categories
+    for forbidden in ("+eval", "+evalsha", "+acl", "+config", "+hset", "+del", "+keys", "+flushdb"):
+        assert forbidden not in commands
+    assert [r for r in rules if r.startswith("&")] == [f"&{keys.notices(A)}"]
+
+
+@pytest.mark.parametrize("session_id", ["*", "a*", "a?", "a[b]", "a:b", "a b", "", "x" * 65, "é"])
+def test_a_session_id_that_could_widen_a_key_pattern_is_refused(session_id: str) -> None:
+    with pytest.raises(ValueError, match="not a session id"):
+        acl.session_rules(session_id)
+
+
+def test_the_worker_may_not_write_remembered_scopes_or_switches() -> None:
+    rules = acl.worker_rules()
+    assert not _may(rules, keys.remembered(A), "W")
+    assert not _may(rules, keys.autoreview(A), "W")
+    assert _may(rules, keys.record(ID_A), "R")
+    assert _may(rules, "rq:queue:escalations", "W")
+
+
+def test_the_approval_service_has_no_rq_keys_and_no_admin_commands() -> None:
+    rules = acl.approval_rules()
+    assert not _may(rules, "rq:queue:escalations", "W")
+    assert not _may(rules, keys.ACL_USERS, "R")
+    assert "-@admin" in rules
+    assert "-@dangerous" in rules
+
+
+def test_a_credential_never_shows_its_password() -> None:
+    credential = acl.Credential.new(acl.APPROVAL)
+    assert credential.password not in repr(credential)
+    assert acl.Credential.parse(credential.line()) == credential
+    with pytest.raises(ValueError, match="USER PASSWORD"):
+        acl.Credential.parse(credential.password)
+    with pytest.raises(ValueError, match="32-128"):
+        acl.Credential(acl.APPROVAL, "short")
