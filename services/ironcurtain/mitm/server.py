@@ -129,7 +129,13 @@ class Proxy:
         self._open = 0  # agent connections being served
         # Package registries (docs/registries.md) are served by depot.py, not as providers.
         self._depot = (
-            depot.Depot(settings, audit, self._tls_for, depot.read_tokens(settings))
+            depot.Depot(
+                settings,
+                audit,
+                self._tls_for,
+                depot.read_tokens(settings),
+                audit_refusal=self._audit_refusal,
+            )
             if settings.registries.registries
             else None
         )
