@@ -28,7 +28,7 @@ import h11
 
 from . import driver, quarantine
 from .audit import Audit, Entry
-from .errors import Refusal, http_error
+from .errors import Refusal, bounded, http_error
 from .fetch import Fetched, FetchError, fetch
 from .inventory import Inventory, Item
 from .providers import ConfigError
@@ -81,6 +81,7 @@ class Depot:
         tls: Callable[[str], ssl.SSLContext],
         tokens: dict[str, str],
         now: Callable[[], dt.datetime] = _utcnow,
+        audit_refusal: Callable[[Entry], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._config = settings.registries
@@ -88,9 +89,15 @@ class Depot:
         self._tls = tls
         self._tokens = tokens
         self._now = now
+        # The proxy's refusal gate (rate limit shared with the vendor hosts); alone: write all.
+        self._audit_refusal = audit_refusal or self._write_refusal
         self._files: dict[tuple[str, str], tuple[Registry, quarantine.File]] = {}
         path = self._config.inventory_path or settings.audit_path.parent / "packages.json"
         self.inventory = Inventory(path, settings.session)
+
+    def _write_refusal(self, entry: Entry) -> bool:
+        self._audit.write(entry)
+        return True
 
     # ---- the connection loop -----------------------------------------------------------------
 
@@ -227,20 +234,20 @@ class Depot:
         path: str,
         refusal: Refusal,
     ) -> None:
-        self._audit.write(
-            Entry(
-                self._settings.session,
-                "request",
-                "refuse",
-                refusal.rule,
-                host=host,
-                provider=registry.name if registry else "",
-                method=method,
-                path=path,
-                status=refusal.status,
-                reason=refusal.reason,
-            )
+        entry = Entry(
+            self._settings.session,
+            "request",
+            "refuse",
+            refusal.rule,
+            host=host,
+            provider=registry.name if registry else "",
+            method=bounded(method, 16),
+            path=bounded(path),
+            status=refusal.status,
+            reason=refusal.reason,
         )
+        if not self._audit_refusal(entry):
+            return  # over the session's refusal rate (throttle.py): closed unanswered
         message = f"IronCurtain: {refusal.reason}"
         data = json.dumps({"error": message, "rule": refusal.rule}).encode()
         headers = [

@@ -1,9 +1,11 @@
 """The proxy's I/O: connections (`stream.Stream`, TLS by OpenSSL on the socket), h11 framing.
 
 Per connection: CONNECT head -> host/port checks -> `200` -> TLS with a leaf for that host (SNI
-must match) -> a keep-alive loop of inner requests, each checked (Host, path, endpoint, key,
-budget, body) and then forwarded over a pooled, verified TLS connection to the vendor, with
-the response streamed back chunk by chunk. Every decision is audited before it takes effect.
+must match) -> a keep-alive loop of inner requests, each a `flow.Flow` run through the pure
+checks of checks.py (head, endpoint and query, headers, key; the budget here; body), then sent
+as the checked `flow.Outgoing` over a pooled, verified TLS connection to the vendor, with the
+response streamed back chunk by chunk. Every decision is audited before it takes effect;
+refusals are bounded and rate-limited (throttle.py).
 """
 
 from __future__ import annotations
@@ -127,7 +129,13 @@ class Proxy:
         self._open = 0  # agent connections being served
         # Package registries (docs/registries.md) are served by depot.py, not as providers.
         self._depot = (
-            depot.Depot(settings, audit, self._tls_for, depot.read_tokens(settings))
+            depot.Depot(
+                settings,
+                audit,
+                self._tls_for,
+                depot.read_tokens(settings),
+                audit_refusal=self._audit_refusal,
+            )
             if settings.registries.registries
             else None
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -490,3 +491,20 @@ def test_a_refused_query_and_path_are_not_echoed(stack: Stack) -> None:
     text = _refused(stack, before, reply, 403, "endpoint")
     assert "SECRET-QUERY" not in text
     assert "SECRET-QUERY" not in stack.audit_path.read_text()
+
+
+def test_under_concurrency_every_ambiguous_body_is_refused_and_every_control_passes(
+    stack: Stack,
+) -> None:
+    before = len(stack.vendor.seen)
+    hostile = (
+        b'{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"web_search"}],"tools":[]}'
+    )
+    legit = json.dumps(_user({"type": "text", "text": "hi"})).encode()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        refused = list(pool.map(lambda _: _send(stack, "anthropic", None, body=hostile), range(16)))
+        passed = list(pool.map(lambda _: _send(stack, "anthropic", None, body=legit), range(16)))
+    assert [r.status for r in refused] == [400] * 16
+    assert [r.status for r in passed] == [200] * 16
+    bodies = [seen.body for seen in list(stack.vendor.seen)[before:]]
+    assert bodies == [legit.replace(b" ", b"")] * 16  # only the controls, canonical

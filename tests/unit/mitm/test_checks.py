@@ -57,3 +57,14 @@ def test_the_first_failing_check_names_its_rule(flow: Flow, body: bytes, rule: s
     refusal = _run(flow, body)
     assert refusal is not None
     assert refusal.rule == rule
+
+
+def test_h11_still_takes_the_private_parsed_flag_the_forwarding_relies_on() -> None:
+    # server.py builds the upstream request and the agent's response from heads h11 already
+    # validated, with `_parsed=True` (a private flag; pyproject pins h11 to 0.16.x). A new h11
+    # that drops or renames the flag must fail here, not in production.
+    odd = [(b"host", b"a\r\nb")]  # a CRLF h11 refuses when it validates
+    request = h11.Request(method=b"GET", target=b"/", headers=odd, _parsed=True)
+    assert list(request.headers) == odd
+    with pytest.raises(h11.LocalProtocolError):
+        h11.Request(method=b"GET", target=b"/", headers=odd)
