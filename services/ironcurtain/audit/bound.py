@@ -42,10 +42,15 @@ def cut(text: str, keep: int) -> str:
 
 def bounded(value: Any, limits: Limits = DEFAULT, _depth: int = 0) -> Any:
     """A JSON-safe copy of `value` within `limits` (non-finite floats become strings)."""
-    if isinstance(value, str):
-        return cut(value, limits.text)
-    if isinstance(value, bool) or value is None or isinstance(value, int):
+    kind = type(value)  # exact types first: this runs on every audit line
+    if kind is str:
+        return value if len(value) <= limits.text else cut(value, limits.text)
+    if kind is int or kind is bool or value is None:
         return value
+    if isinstance(value, str):
+        return cut(str(value), limits.text)
+    if isinstance(value, bool | int):
+        return int(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
     if _depth >= limits.depth and isinstance(value, Mapping | list | tuple):
@@ -56,7 +61,10 @@ def bounded(value: Any, limits: Limits = DEFAULT, _depth: int = 0) -> Any:
             if index == limits.items:
                 out["..."] = f"[{len(value) - index} more keys]"
                 break
-            out[cut(str(key), limits.name)] = bounded(item, limits, _depth + 1)
+            name = key if type(key) is str else str(key)
+            if len(name) > limits.name:
+                name = cut(name, limits.name)
+            out[name] = bounded(item, limits, _depth + 1)
         return out
     if isinstance(value, list | tuple):
         items = [bounded(v, limits, _depth + 1) for v in value[: limits.items]]

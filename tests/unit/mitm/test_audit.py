@@ -16,7 +16,7 @@ from ironcurtain.audit.chain import GENESIS, Head
 from ironcurtain.audit.writer import FileOps, head_path
 from ironcurtain.mitm.audit import Audit, Entry
 
-from .harness import connect, post, raw, start
+from .harness import connect, post, raw, read_reply, start, tunnel
 
 KEY = bytes(range(32))
 
@@ -108,3 +108,35 @@ def test_token_counts_are_not_taken_for_secrets(tmp_path: Path) -> None:
     audit.close()
     (record,) = [json.loads(x) for x in path.read_bytes().splitlines()]
     assert (record["input_tokens"], record["output_tokens"]) == (12, 34)
+
+
+def test_a_full_disk_forwards_nothing_and_loses_no_acknowledged_line(tmp_path: Path) -> None:
+    import errno
+
+    import h11
+
+    key_file = tmp_path / "audit_key_mitm"
+    write_key(key_file, KEY)
+    stack = start(tmp_path / "stack", audit_key=str(key_file))
+    try:
+        fake = b"x-api-key: " + stack.fakes["anthropic"].encode()
+        control = raw(stack, "api.anthropic.com", post("/v1/messages", fake))
+        assert control.status == 200
+        stack.audit_until(lambda line: line.get("event") == "response")
+        seen = len(stack.vendor.seen)
+        before = stack.audit_path.read_bytes()
+
+        def full(fd: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        # The audit folder's file system fills up while the tunnel is open.
+        with tunnel(stack, "api.anthropic.com") as sock:
+            stack.proxy._audit._log._ops = FileOps(write=full)
+            sock.sendall(post("/v1/messages", fake))
+            with pytest.raises((AssertionError, OSError, h11.ProtocolError)):
+                read_reply(sock, b"POST")  # the connection ends without an answer
+    finally:
+        stack.close()
+    assert len(stack.vendor.seen) == seen  # nothing reached the vendor unaudited
+    assert stack.audit_path.read_bytes() == before  # every acknowledged line, whole
+    assert verify_file(stack.audit_path, KEY).ok
