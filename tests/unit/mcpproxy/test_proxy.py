@@ -32,6 +32,7 @@ class Proxy:
             sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "serve",
             "--policy", str(dirs["policy"]), "--workspace", str(dirs["workspace"]),
             "--audit", str(self.audit), "--state-dir", str(dirs["state"]), "--port", "0",
+            "--sandbox", "inline",  # tests: the servers as children, no rooms
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
