@@ -50,7 +50,7 @@ def assert_nothing_left(env: Env, client: docker.DockerClient, session_id: str) 
     project = session_name(REPO_ROOT, session_id).project
     assert project_leftovers(client, project) == []
     root = session_dir(env, session_id)
-    for ephemeral in ("secrets", "agent", "mitm", "sandbox", "agent.env"):
+    for ephemeral in ("secrets", "agent", "mitm", "rooms", "room-servers", "agent.env"):
         assert not (root / ephemeral).exists(), ephemeral
 
 
