@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import platform
 import subprocess
 import threading
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_a_room_child_reads_the_workspace_but_no_file_outside_it(tmp_path: Path)
     assert answers == ["inside", "REFUSED", "REFUSED", "REFUSED", "REFUSED"]
 
 
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="renameat2's number is x86_64's")
 def test_a_directory_swapped_with_a_symlink_during_reads_reaches_nothing_outside(
     tmp_path: Path,
 ) -> None:
