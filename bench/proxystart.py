@@ -42,7 +42,7 @@ began = time.perf_counter()
 proxy = subprocess.Popen(
     ["ironcurtain", "mcp-proxy", "serve", "--policy", "/etc/ironcurtain/policy",
      "--workspace", "/workspace", "--audit", "/audit/mcp.jsonl", "--state-dir", "/tmp/state",
-     "--host", "127.0.0.1", "--port", "8080", "--sandbox", "127.0.0.1:8081",
+     "--host", "127.0.0.1", "--port", "8080", "--sandbox", "inline",
      "--tools-cache", "/opt/ironcurtain/tools"],
     stdout=subprocess.PIPE, text=True,
 )

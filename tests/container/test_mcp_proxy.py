@@ -12,8 +12,11 @@ from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from ironcurtain.audit import verify_file, write_key
+from ironcurtain.mcpproxy.rooms import dump_spec, room_specs
+from ironcurtain.session import rooms
 
 from .conftest import TEST_LABELS
 
@@ -28,13 +31,20 @@ CONFINED: dict[str, object] = {
     "detach": True,
 }
 
-SOCKETS = "/run/ironcurtain/sandbox"
-SOCKETS_THERE = {  # compose.yaml's check for the sandbox (nanoseconds, as the engine wants)
-    "test": ["CMD", "python3", "-c", f"import glob; assert glob.glob('{SOCKETS}/*.sock')"],
-    "interval": 500_000_000,
-    "timeout": 3_000_000_000,
-    "retries": 3,
-}
+SOCKETS = "/run/ironcurtain/rooms"  # the rooms' folders, in the proxy
+SERVERS = Path(__file__).resolve().parents[2] / "policy" / "servers.yaml"
+
+
+def _socket_there(name: str) -> dict[str, object]:
+    """session/rooms.py's check for a room (nanoseconds, as the engine wants)."""
+    there = f"{rooms.SOCKETS}/{name}.sock"
+    return {
+        "test": ["CMD", "python3", "-c", f"import os; assert os.path.exists('{there}')"],
+        "interval": 500_000_000,
+        "timeout": 3_000_000_000,
+        "retries": 3,
+    }
+
 
 CLIENT = r"""
 import json, sys, anyio
@@ -67,7 +77,7 @@ KEY = bytes(range(32))
 @pytest.fixture(scope="module")
 def session_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("mcp-proxy")
-    dirs = {"workspace": root / "workspace", "audit": root / "audit", "sockets": root / "sandbox"}
+    dirs = {"workspace": root / "workspace", "audit": root / "audit", "sockets": root / "rooms"}
     for d in dirs.values():
         d.mkdir()
     dirs["sockets"].chmod(0o700)  # as `ironcurtain run` makes it: the sandbox refuses otherwise
@@ -110,33 +120,47 @@ def sandbox(
     image: Callable[[str], str],
     session_dirs: dict[str, Path],
 ) -> Iterator[str]:
-    """The sandbox container (git runs there), as a session deploys it: the workspace and the
-    socket folder only, no network."""
-    name = f"ic-test-mcp-sandbox-{uuid.uuid4().hex[:8]}"
-    container = docker_client.containers.run(
-        image("mcp-proxy"),
-        command=[
-            "ironcurtain",
-            "mcp-proxy",
-            "sandbox",
-            "--policy=/etc/ironcurtain/policy",
-            "--workspace=/workspace",
-            f"--sockets={SOCKETS}",
-        ],
-        name=name,
-        network_mode="none",
-        volumes={
-            str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
-            str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "rw"},
-        },
-        healthcheck=SOCKETS_THERE,
-        **CONFINED,
-    )
+    """A room per server, as a session deploys them (session/rooms.py): each its own socket
+    folder, its server's settings, the workspace only where its `room:` says, no network."""
+    specs = room_specs(yaml.safe_load(SERVERS.read_text()), str(SERVERS))
+    started = []
     try:
-        _wait_healthy(container, 120)
+        for spec in specs:
+            assert spec.room is not None
+            folder = session_dirs["sockets"] / spec.name
+            folder.mkdir(mode=0o700)
+            server = session_dirs["sockets"].parent / f"{spec.name}.json"
+            server.write_text(dump_spec(spec))
+            for path in (folder, server):
+                os.chown(path, UID, UID)
+            volumes = {
+                str(folder): {"bind": rooms.SOCKETS, "mode": "rw"},
+                str(server): {"bind": rooms.SERVER_FILE, "mode": "ro"},
+            }
+            command = [
+                "ironcurtain", "mcp-proxy", "room",
+                f"--server={rooms.SERVER_FILE}", f"--sockets={rooms.SOCKETS}",
+            ]  # fmt: skip
+            if spec.room.workspace != "none":
+                volumes[str(session_dirs["workspace"])] = {"bind": "/workspace", "mode": "rw"}
+                command.append("--workspace=/workspace")
+            started.append(
+                docker_client.containers.run(
+                    image("mcp-proxy"),
+                    command=command,
+                    name=f"ic-test-mcp-room-{spec.name}-{uuid.uuid4().hex[:8]}",
+                    network_mode="none",
+                    volumes=volumes,
+                    healthcheck=_socket_there(spec.name),
+                    **CONFINED,
+                )
+            )
+        for container in started:
+            _wait_healthy(container, 120)
         yield f"unix:{SOCKETS}"
     finally:
-        container.remove(force=True)
+        for container in started:
+            container.remove(force=True)
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +200,7 @@ def proxy(
         volumes={
             str(session_dirs["workspace"]): {"bind": "/workspace", "mode": "rw"},
             str(session_dirs["audit"]): {"bind": "/audit", "mode": "rw"},
-            str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "ro"},
+            str(session_dirs["sockets"]): {"bind": SOCKETS, "mode": "rw"},
             str(session_dirs["key"]): {"bind": "/run/secrets/audit_key", "mode": "ro"},
         },
         **CONFINED,

@@ -57,16 +57,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--sandbox",
         default="",
-        help="where `sandbox: true` servers run: unix:DIR, the folder of the sandbox "
-        "container's sockets (one per server, NAME.sock), or `inline` (as children of the "
-        "proxy: tests only); unset refuses them",
+        help="where command servers run: unix:DIR, the rooms' folders (server NAME's socket "
+        "at DIR/NAME/NAME.sock), or `inline` (as children of the proxy: tests only); unset "
+        "refuses them",
     )
     run.add_argument(
         "--sandbox-wake",
         type=Path,
         default=None,
-        help="a file to create to ask for the sandbox container, started on the first call to "
-        "a sandboxed server (`ironcurtain run` watches for it); unset: it is already running",
+        help="a folder: the proxy creates NAME in it to ask for server NAME's room, started on "
+        "its first call (`ironcurtain run` watches it); unset: the rooms are already running",
     )
     run.add_argument(
         "--tools-cache",
@@ -76,14 +76,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.set_defaults(handler=_serve)
 
-    box = sub.add_parser("sandbox", help="serve the `sandbox: true` servers to the proxy")
-    box.add_argument("--policy", type=Path, required=True, help="policy directory")
-    box.add_argument("--workspace", type=Path, required=True, help="the session workspace")
+    box = sub.add_parser("room", help="serve one server to the proxy, in its room")
+    box.add_argument(
+        "--server",
+        type=Path,
+        required=True,
+        help="the server's settings as `ironcurtain run` wrote them (session/rooms.py)",
+    )
+    box.add_argument("--workspace", type=Path, default=None, help="the workspace, if mounted")
     box.add_argument(
         "--sockets",
         type=Path,
         required=True,
-        help="a private folder (0700, this user's) shared with the proxy: NAME.sock per server",
+        help="a private folder (0700, this user's) shared with the proxy: NAME.sock",
     )
     box.set_defaults(handler=_sandbox)
 
@@ -187,15 +192,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _sandbox(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .config import ConfigError, load_backends
+    from .config import ConfigError
+    from .rooms import read_spec
     from .sandbox import serve_sandbox
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Only the workspace is here; the proxy's own folders are not, whatever a server names.
-    variables = dict.fromkeys(
-        ("policy_dir", "audit_dir", "state_dir", "ca_dir", "secrets_dir"), "/nonexistent"
-    )
-    variables["workspace"] = str(args.workspace.resolve())
+    workspace = str(args.workspace.resolve()) if args.workspace is not None else None
 
     async def until_signalled() -> None:
         # SIGTERM (compose down) ends serving cleanly: children stopped, sockets removed.
@@ -206,18 +208,19 @@ def _sandbox(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, main.cancel)
         try:
             await serve_sandbox(
-                specs,
+                [spec],
                 args.sockets,
-                started=lambda paths: print(f"sandbox: serving {paths}", flush=True),
+                workspace=workspace,
+                started=lambda paths: print(f"room: serving {paths}", flush=True),
             )
         except asyncio.CancelledError:
             return
 
     try:
-        specs = load_backends(args.policy / "servers.yaml", variables)
+        spec = read_spec(args.server)
         asyncio.run(until_signalled())
     except (ConfigError, ValueError, OSError) as exc:
-        print(f"mcp-proxy sandbox: refusing to start: {exc}", file=sys.stderr)
+        print(f"mcp-proxy room: refusing to start: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -2,11 +2,14 @@
 
 Claude-style: `mcpServers: {NAME: {command, args, env}}` for a child process, or `{url}` for a
 remote Streamable HTTP server. `egress: true` routes the child's HTTP(S) through the checking
-egress proxy. `sandbox: true` marks a server that may run programs the agent wrote (git runs
-filter drivers and textconv commands from the repository's own config): in a session it runs in
-the sandbox container, which holds nothing but the workspace and has no network: the proxy
-reaches each such server through a unix socket named after it (see mcpproxy/sandbox.py).
-`${name}` is filled from the variables the caller passes.
+egress proxy. `${name}` is filled from the variables the caller passes.
+
+Every command server is third-party code: in a session it runs in a room of its own (a container
+per server, mcpproxy/sandbox.py), never in the proxy's container. `room:` says what the room holds:
+`workspace: rw | ro | none` (default none) and `network: none | egress` (default none; egress, the
+same as `egress: true`, is the checking egress leg and nothing else). The proxy reaches each room
+through a unix socket in the room's own folder. `sandbox: true` (older files) means
+`room: {workspace: rw}`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ class ConfigError(ValueError):
     pass
 
 
+WORKSPACE_ACCESS = ("none", "ro", "rw")
+NETWORKS = ("none", "egress")
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """What a server's room holds: the workspace (or not, or read-only), and which network."""
+
+    workspace: str = "none"  # one of WORKSPACE_ACCESS
+    network: str = "none"  # one of NETWORKS: egress is the checking leg, through a socket
+
+
 @dataclass(frozen=True, slots=True)
 class BackendSpec:
     name: str
@@ -33,13 +48,18 @@ class BackendSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     url: str | None = None
     egress: bool = False  # give the child HTTP(S)_PROXY pointing at the egress checker
-    sandbox: bool = False  # runs agent-written programs: never inside the proxy's container
+    room: Room | None = None  # a command server's room; None: inline only (tests) or remote
     # (the path of its unix socket in the sandbox,): SocketClient's arguments, as a tuple
     address: tuple[str] | None = None
 
+    @property
+    def sandbox(self) -> bool:
+        """Runs in a room of its own in a session (every command server read from a file)."""
+        return self.room is not None
+
     def reached_at(self, path: str) -> BackendSpec:
-        """This server as the proxy sees it when it runs in the sandbox behind socket `path`."""
-        return BackendSpec(name=self.name, address=(path,))
+        """This server as the proxy sees it when it runs in its room behind socket `path`."""
+        return BackendSpec(name=self.name, address=(path,), egress=self.egress)
 
 
 def load_backends(path: Path, variables: Mapping[str, str]) -> tuple[BackendSpec, ...]:
@@ -70,7 +90,7 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
             raise ConfigError(f"{file}: server name {name!r} must match [a-z][a-z0-9-]*")
         if not isinstance(body, dict):
             raise ConfigError(f"{file}: server {name!r} must be a mapping")
-        unknown = set(body) - {"command", "args", "env", "url", "egress", "sandbox", "type"}
+        unknown = set(body) - {"command", "args", "env", "url", "egress", "sandbox", "room", "type"}
         if unknown:
             raise ConfigError(f"{file}: server {name!r}: unknown keys {sorted(unknown)}")
         if ("command" in body) == ("url" in body):
@@ -83,9 +103,7 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
         sandbox = body.get("sandbox", False)
         if not isinstance(egress, bool) or not isinstance(sandbox, bool):
             raise ConfigError(f"{file}: server {name!r}: egress and sandbox must be true or false")
-        if sandbox and ("command" not in body or egress):
-            # The sandbox has no network: only a local child without egress can run there.
-            raise ConfigError(f"{file}: server {name!r}: sandbox needs a command and no egress")
+        room = _room(body, sandbox, egress, f"{file}: server {name!r}")
         specs.append(
             BackendSpec(
                 name=name,
@@ -93,15 +111,35 @@ def parse_backends(doc: object, file: str, variables: Mapping[str, str]) -> tupl
                 args=tuple(sub(a, f"{name}.args") for a in args),
                 env={str(k): sub(v, f"{name}.env.{k}") for k, v in env.items()},
                 url=sub(body["url"], f"{name}.url") if "url" in body else None,
-                egress=egress,
-                sandbox=sandbox,
+                egress=(room is not None and room.network == "egress") or egress,
+                room=room,
             )
         )
     return tuple(specs)
 
 
+def _room(body: dict[str, object], sandbox: bool, egress: bool, where: str) -> Room | None:
+    if "command" not in body:
+        if sandbox or "room" in body:
+            raise ConfigError(f"{where}: a room runs a command; a url server has none")
+        return None
+    given = body.get("room", {})
+    if not isinstance(given, dict) or set(given) - {"workspace", "network"}:
+        raise ConfigError(f"{where}: room must be a mapping of workspace and network")
+    workspace = given.get("workspace", "rw" if sandbox else "none")
+    network = given.get("network", "egress" if egress else "none")
+    if workspace not in WORKSPACE_ACCESS:
+        raise ConfigError(f"{where}: room.workspace must be one of {', '.join(WORKSPACE_ACCESS)}")
+    if network not in NETWORKS:
+        raise ConfigError(f"{where}: room.network must be one of {', '.join(NETWORKS)}")
+    if egress and network != "egress":
+        raise ConfigError(f"{where}: egress: true needs room.network egress")
+    return Room(workspace=str(workspace), network=str(network))
+
+
 INLINE = "inline"  # run sandboxed servers as the proxy's own children (tests, benchmarks)
-UNIX = "unix:"  # `unix:DIR`: the folder the sandbox's sockets are in, shared by both containers
+UNIX = "unix:"  # `unix:DIR`: the rooms' folders, DIR/NAME/ for server NAME (see room_folder)
+EGRESS_SOCKET = "_egress.sock"  # the egress leg in a room's folder ("_": no server's own socket)
 _SOCKET_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108 with the terminating NUL
 
@@ -120,12 +158,31 @@ def socket_path(folder: str, name: str) -> str:
     return path
 
 
-def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ...]:
-    """Where each server runs: `sandbox` is `unix:DIR` (the folder of the sandbox's sockets),
-    INLINE, or "" (none).
+def room_folder(folder: str, name: str) -> str:
+    """Server `name`'s own folder under the rooms' folder: its socket, and its egress leg."""
+    socket_path(folder, name)  # the name checked, the folder too
+    return f"{folder.rstrip('/')}/{name}"
 
-    With no sandbox a server marked `sandbox: true` is refused rather than run beside the
-    proxy's secrets and audit log.
+
+def room_socket(folder: str, name: str) -> str:
+    """Server `name`'s socket as the proxy sees it: DIR/NAME/NAME.sock."""
+    return socket_path(room_folder(folder, name), name)
+
+
+def egress_socket(folder: str, name: str) -> str:
+    """Where the proxy serves server `name`'s egress leg: DIR/NAME/_egress.sock."""
+    path = f"{room_folder(folder, name)}/{EGRESS_SOCKET}"
+    if len(path.encode()) > MAX_SOCKET_PATH:
+        raise ConfigError(f"the socket path {path!r} is longer than {MAX_SOCKET_PATH} bytes")
+    return path
+
+
+def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ...]:
+    """Where each server runs: `sandbox` is `unix:DIR` (the rooms' folder: server NAME at
+    DIR/NAME/NAME.sock), INLINE, or "" (none).
+
+    With no rooms a server that needs one is refused rather than run beside the proxy's secrets
+    and audit log.
     """
     if sandbox == INLINE:
         return specs
@@ -133,12 +190,12 @@ def place(specs: tuple[BackendSpec, ...], sandbox: str) -> tuple[BackendSpec, ..
         boxed = [s.name for s in specs if s.sandbox]
         if boxed:
             raise ConfigError(
-                f"server(s) {', '.join(boxed)} run programs the agent can write and need the "
-                "sandbox container: pass --sandbox unix:DIR (a session does), or --sandbox "
-                "inline where no agent writes the workspace (tests)"
+                f"server(s) {', '.join(boxed)} are third-party code and run in rooms of their "
+                "own (sandbox containers): pass --sandbox unix:DIR (a session does), or "
+                "--sandbox inline where no agent writes the workspace (tests)"
             )
         return specs
     if not sandbox.startswith(UNIX):
-        raise ConfigError(f"sandbox {sandbox!r} must be unix:DIR (the sandbox's socket folder)")
+        raise ConfigError(f"sandbox {sandbox!r} must be unix:DIR (the rooms' socket folder)")
     folder = sandbox.removeprefix(UNIX)
-    return tuple(s.reached_at(socket_path(folder, s.name)) if s.sandbox else s for s in specs)
+    return tuple(s.reached_at(room_socket(folder, s.name)) if s.sandbox else s for s in specs)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Egress:
         self.rules = rules
         self._permitted: dict[str, int] = {}
         self._server: asyncio.base_events.Server | None = None
+        self._legs: list[asyncio.base_events.Server] = []  # unix sockets into rooms
         self.port = 0
         self.refused: list[str] = []  # recent refusals, newest last (bounded), for logs and tests
 
@@ -87,7 +89,16 @@ class Egress:
         self._server = await asyncio.start_server(self._handle, host, port, limit=_MAX_HEAD)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def serve_unix(self, path: str) -> None:
+        """The same checker on a unix socket: a room's only way out (sandbox.py relays its
+        loopback port here); only the room's uid can reach the 0700 folder it is in."""
+        self._legs.append(await asyncio.start_unix_server(self._handle, path, limit=_MAX_HEAD))
+        os.chmod(path, 0o600)
+
     async def close(self) -> None:
+        for leg in self._legs:
+            leg.close()
+            await leg.wait_closed()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

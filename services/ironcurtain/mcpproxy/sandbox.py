@@ -1,12 +1,19 @@
-"""The sandbox: MCP servers that may run programs the agent wrote, each behind a unix socket.
+"""A room: one third-party MCP server in a container of its own, behind a unix socket.
 
-git runs the filter drivers, textconv and merge commands that a repository's own `.git/config`
-names, and the agent writes that file. Run beside the policy proxy, such a program would hold the
-proxy's Redis password (to approve its own escalations), its audit log and its egress leg. So a
-session runs these servers (`sandbox: true` in servers.yaml) in a container of their own with the
-workspace and nothing else: no secrets, no audit log, and no network at all (`network_mode:
-none`: loopback only). The proxy reaches it through a folder both containers bind-mount, the
-session's `sandbox/` (0700, the MCP uid's; never mounted into the agent).
+Every command server is third-party code (the npm filesystem server, mcp-server-fetch, git, and
+whatever a team adds), and git even runs programs the agent wrote (filter drivers in
+`.git/config`). Run beside the policy proxy, such code would hold the proxy's Redis password (to
+approve its own escalations), its audit log, the policy and the wake folder. So a session runs
+each in a room (`mcp-room-NAME`, session/rooms.py) holding only what it serves: the workspace if
+its `room:` says so, no secret, no audit log, no policy, and no network at all (`network_mode:
+none`: loopback only). A room with `network: egress` gets the checking egress leg and nothing
+more: an HTTP proxy port on its loopback whose every connection is relayed to a unix socket the
+MCP proxy serves (`_egress.sock` in the room's folder), where egress.py checks it as before. The
+proxy reaches the room through the room's own folder (0700, the MCP uid's; never the agent's).
+
+Inside the room the child runs under Landlock (landlock.py): whatever path a server resolves,
+the kernel lets it open only the workspace (and its program's folders), so a symlink swapped in
+between the server's check and its open reaches nothing else.
 
 This process understands no MCP and checks no policy (the proxy has decided before a line
 arrives; this process is as untrusted as what it runs): each sandboxed server gets a socket
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -31,8 +39,9 @@ from typing import Any
 
 import anyio
 
+from . import landlock
 from .childenv import inherited
-from .config import BackendSpec, socket_path
+from .config import EGRESS_SOCKET, BackendSpec, socket_path
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +55,30 @@ def child_environment(spec: BackendSpec, environ: Mapping[str, str]) -> dict[str
     return {**inherited(environ), **spec.env}
 
 
+def proxy_environment(port: int) -> dict[str, str]:
+    """The child's way out: the room's relay to the checking egress leg, nothing else."""
+    url = f"http://127.0.0.1:{port}"
+    names = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+    return dict.fromkeys(names, url) | {"NO_PROXY": "", "no_proxy": ""}
+
+
 class Pipe:
     """One sandboxed server on one socket: a fresh child for each connection."""
 
-    def __init__(self, spec: BackendSpec, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        spec: BackendSpec,
+        environ: Mapping[str, str],
+        rules: landlock.Rules | None = None,
+        egress_port: int | None = None,
+    ) -> None:
         assert spec.command is not None
         self.spec = spec
         self.env = child_environment(spec, environ)
+        if egress_port is not None:
+            self.env |= proxy_environment(egress_port)
+        self.rules = rules
+        self._confine = None if rules is None else functools.partial(landlock.restrict, rules)
         self.open = 0
         self.tasks: set[asyncio.Task[None]] = set()  # connections being served, for shutdown
 
@@ -90,6 +116,10 @@ class Pipe:
             stdout=asyncio.subprocess.PIPE,
             stderr=None,  # the container's log
             start_new_session=True,  # its own group: the stop reaches its children too
+            # Applied in the child before its program runs: binds it and all it starts.
+            preexec_fn=None
+            if self.rules is None
+            else functools.partial(landlock.restrict, self.rules),
         )
         assert child.stdin is not None
         assert child.stdout is not None
@@ -116,6 +146,13 @@ async def _copy_out(stdout: asyncio.StreamReader, writer: asyncio.StreamWriter) 
     while data := await stdout.read(CHUNK):
         writer.write(data)
         await writer.drain()
+
+
+async def _half(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """One direction of a relayed connection; its end is passed on as end of input."""
+    await _copy_out(src, dst)
+    if dst.can_write_eof():
+        dst.write_eof()
 
 
 async def _uncancellable(work: Coroutine[Any, Any, None]) -> None:
@@ -161,26 +198,71 @@ def check_folder(folder: Path) -> None:
         )
 
 
+def child_rules(spec: BackendSpec, workspace: str | None) -> landlock.Rules:
+    """What the kernel lets this server's child open: the workspace as its room holds it."""
+    assert spec.room is not None
+    if spec.room.workspace == "none" or workspace is None:
+        return landlock.room_rules(None, writable=False)
+    return landlock.room_rules(workspace, writable=spec.room.workspace == "rw")
+
+
+async def _relay(folder: Path) -> asyncio.Server:
+    """The room's egress port on loopback: each connection relayed to the proxy's checking
+    leg at `folder`/_egress.sock (the room has no other network to reach anything through)."""
+    leg = str(folder / EGRESS_SOCKET)
+
+    async def one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_unix_connection(leg)
+        except OSError as exc:
+            logger.warning("egress leg %s does not answer: %s", leg, exc)
+            writer.close()
+            return
+        try:
+            await asyncio.gather(
+                _half(reader, up_writer), _half(up_reader, writer), return_exceptions=True
+            )
+        finally:
+            up_writer.close()
+            writer.close()
+
+    return await asyncio.start_server(one, "127.0.0.1", 0)
+
+
 async def serve_sandbox(
     specs: Sequence[BackendSpec],
     folder: Path,
     *,
+    workspace: str | None = None,
+    confine: bool = True,
     environ: Mapping[str, str] | None = None,
     started: Callable[[dict[str, str]], None] | None = None,
 ) -> None:
-    """Serve every `sandbox: true` server on its socket in `folder` until cancelled; the
-    sockets are removed again when it ends."""
+    """Serve every server that needs a room on its socket in `folder` until cancelled (a
+    session's room serves one); the sockets are removed again when it ends. With `confine`,
+    each child runs under Landlock where the kernel has it (a warning where it has not)."""
     boxed = [spec for spec in specs if spec.sandbox]
     if not boxed:
-        raise ValueError("no server in the backends file is marked sandbox: true")
+        raise ValueError("no server to serve: none runs a command in a room")
     check_folder(folder)
     paths = {spec.name: socket_path(str(folder), spec.name) for spec in boxed}
     env = dict(os.environ if environ is None else environ)
+    if confine:
+        try:
+            logger.info("Landlock ABI %d: children confined to their rooms", landlock.abi())
+        except landlock.LandlockUnavailable:
+            logger.warning("no Landlock here: children rely on the room's mounts alone")
+            confine = False
     servers: list[asyncio.Server] = []
     pipes: list[Pipe] = []
     try:
         for spec in boxed:
-            pipes.append(Pipe(spec, env))
+            port = None
+            if spec.egress:
+                servers.append(await _relay(folder))
+                port = servers[-1].sockets[0].getsockname()[1]
+            rules = child_rules(spec, workspace) if confine else None
+            pipes.append(Pipe(spec, env, rules, port))
             # A stale socket of an earlier run at the path is replaced (asyncio unlinks it).
             servers.append(await asyncio.start_unix_server(pipes[-1], paths[spec.name]))
             os.chmod(paths[spec.name], 0o600)  # the folder guards it already; this too

@@ -28,7 +28,7 @@ from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
 from .cache import ToolCache
-from .config import INLINE, load_backends, place
+from .config import INLINE, UNIX, egress_socket, load_backends, place
 from .egress import Egress, EgressRules
 from .gate import Gate, SessionInfo, Timeouts
 from .http import McpHttp
@@ -60,11 +60,11 @@ class ProxySettings:
     allowed_hosts: tuple[str, ...] = ()  # Host headers accepted (DNS-rebinding guard); () = any
     egress_addresses: frozenset[str] = frozenset()  # "ip:port" exceptions for the egress checker
     startup_timeout_s: float = 60.0  # every backend must be up by then, or the proxy refuses
-    # Where `sandbox: true` servers run: the sandbox's URL in a session, INLINE in tests, ""
-    # (refuse them). The CLI has no default; this library default serves tests and benchmarks.
+    # Where command servers run: `unix:DIR`, the rooms' folders in a session; INLINE in tests;
+    # "" (refuse them). The CLI has no default; this library default serves tests and benchmarks.
     sandbox: str = INLINE
-    # A file the proxy creates to ask `ironcurtain run` for the sandbox container, started on the
-    # first call to a sandboxed server; None: the sandbox is already running.
+    # A folder where the proxy creates NAME to ask `ironcurtain run` for server NAME's room,
+    # started on its first call; None: the rooms are already running.
     sandbox_wake: Path | None = None
     tools_cache: Path | None = None  # saved tool listings: those backends start on first call
     # The audit chain's key (a compose secret in a session); None: a key made for this process
@@ -93,13 +93,13 @@ def http_app(gate: Gate, settings: ProxySettings) -> McpHttp:
 
 
 def _asker(path: Path) -> Callable[[], None]:
-    """Asks for the sandbox by creating `path` (once; never through a link)."""
+    """Asks for a server's room by creating `path` (once; never through a link)."""
 
     def ask() -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
         with contextlib.suppress(FileExistsError):  # asked already
             os.close(os.open(path, flags, 0o600))
-        logger.info("asked for the sandbox container (%s)", path)
+        logger.info("asked for a room (%s)", path)
 
     return ask
 
@@ -128,6 +128,11 @@ async def running_gate(
     key = read_key(settings.audit_key_file) if settings.audit_key_file else new_key()
     audit = AuditLog(settings.audit_file, key)
     try:
+        if settings.sandbox.startswith(UNIX):  # each room with network: egress gets its leg
+            rooms = settings.sandbox.removeprefix(UNIX)
+            for spec in loaded:
+                if spec.sandbox and spec.egress:
+                    await egress.serve_unix(egress_socket(rooms, spec.name))
         saved = ToolCache(settings.tools_cache) if settings.tools_cache else None
         backends: dict[str, Backend] = {
             spec.name: Backend(
@@ -135,7 +140,7 @@ async def running_gate(
                 egress.env() if spec.egress else None,
                 cached=saved.get(command) if saved else None,
                 first_start_s=settings.startup_timeout_s,
-                wake=_asker(settings.sandbox_wake)
+                wake=_asker(settings.sandbox_wake / spec.name)
                 if spec.address and settings.sandbox_wake
                 else None,
                 max_result_bytes=settings.max_result_bytes,

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import gitargs, urls
 from . import paths as pathcheck
-from . import urls
 from .breaker import Breaker
 from .model import Call, Condition, Decision, Effect, Policy, Role, Rule, Tool
 from .resolver import Resolver
@@ -203,6 +203,11 @@ class Engine:
                     real = self._path(entry.root, name, raw)
                     found_paths.append((argument.role, real))
                     seen.append(real)
+                elif argument.role in _GIT_PATHS:
+                    repo = arguments.get("repo_path")
+                    base = repo if isinstance(repo, str) and repo.startswith("/") else entry.root
+                    found_paths += self._git_paths(argument.role, base, name, raw)
+                    seen.append(raw)
                 elif argument.role is Role.URL:
                     hosts.append(_host(name, raw))
                     seen.append(urls.canonical(raw))
@@ -219,7 +224,7 @@ class Engine:
             tuple(sorted(decided, key=lambda item: item[0])),
         )
 
-    def _path(self, root: str, name: str, raw: str) -> str:
+    def _path(self, root: str, name: str, raw: str, *, identity: bool = True) -> str:
         problem = pathcheck.character_problem(raw)
         if problem is not None:
             raise Refused(BAD_ARGUMENTS, f"argument {name!r}: {problem}")
@@ -234,11 +239,52 @@ class Engine:
                     f"argument {name!r} reaches {candidate}, which is protected ({hit}); "
                     "no rule can allow it",
                 )
+        problem = self._resolver.identity_problem(real) if identity else None
+        if problem is not None:
+            raise Refused(PROTECTED_PATH, f"argument {name!r}: {problem}; no rule can allow it")
         return real
+
+    def _git_paths(self, role: Role, base: str, name: str, raw: str) -> list[tuple[Role, str]]:
+        """The paths a git argument can reach, each checked as a path argument is."""
+        if role is Role.GIT_REVISION:
+            try:
+                texts = gitargs.revision_paths(raw)
+            except gitargs.GitArgumentError as exc:
+                raise Refused(BAD_ARGUMENTS, f"argument {name!r}: {exc}") from None
+            return [(Role.READ_PATH, self._path(base, name, t)) for t in texts]
+        problem = (
+            gitargs.branch_problem(raw) if role is Role.BRANCH else gitargs.pathspec_problem(raw)
+        )
+        if problem is not None:
+            raise Refused(BAD_ARGUMENTS, f"argument {name!r}: {problem}")
+        if role is Role.BRANCH:
+            # What checkout opens when no branch has the name (a ref name, not a file: its
+            # look-alikes on disk are no concern).
+            self._path(base, name, raw, identity=False)
+            return []
+        real = self._path(base, name, raw)
+        under = self._resolver.names_under(real)
+        if under is None:
+            raise Refused(
+                BAD_ARGUMENTS,
+                f"argument {name!r}: {real} holds too many files to check; name the files",
+            )
+        for path in under:  # `git add .` must not stage a protected file
+            hit = self._protection.hit(pathcheck.fold(path))
+            if hit is not None:
+                raise Refused(
+                    PROTECTED_PATH,
+                    f"argument {name!r} reaches {path}, which is protected ({hit}); "
+                    "no rule can allow it",
+                )
+        return [(Role.WRITE_PATH, real)]
 
     def protected_in(self, workspace: str) -> tuple[str, ...]:
         """Protected paths inside a workspace: a session must refuse to start on one."""
         return pathcheck.protected_under(self._resolver.resolve("/", workspace), self._protected)
+
+
+_GIT_PATHS = frozenset({Role.GIT_REVISION, Role.GIT_PATHSPEC, Role.BRANCH})
 
 
 def _lexical(root: str, raw: str) -> str:

@@ -26,7 +26,10 @@ class Role(enum.Enum):
     DELETE_PATH = "delete-path"
     URL = "url"
     GIT_REMOTE = "git-remote"
-    BRANCH = "branch"
+    BRANCH = "branch"  # also a path: checkout takes a name that is no branch as a pathspec
+    GIT_REVISION = "git-revision"  # `rev:path`, `:path`, ranges: the paths are read paths
+    GIT_PATHSPEC = "git-pathspec"  # a write path with no magic or wildcard; a folder's
+    # contents are each checked
     NONE = "none"  # content, messages, numbers: no effect on where the call reaches
 
     @property

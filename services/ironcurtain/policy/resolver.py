@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
+import unicodedata
 from typing import Protocol
+
+MAX_LISTED = 10_000  # entries under a directory a pathspec names, checked one by one
 
 
 class Resolver(Protocol):
     def resolve(self, root: str, raw: str) -> str:
         """The absolute path `raw` reaches, relative paths taken from `root`."""
+        ...
+
+    def identity_problem(self, real: str) -> str | None:
+        """Why the object at `real` may stand for another than its name says, or None."""
+        ...
+
+    def names_under(self, real: str) -> tuple[str, ...] | None:
+        """Every path under the directory `real` (none for a file); None: too many to check."""
         ...
 
 
@@ -31,6 +43,51 @@ class FsResolver:
         if name not in ("", ".", "..") and (real_parent := _kernel_real(parent or "/")):
             return real_parent.rstrip("/") + "/" + name
         return os.path.realpath(joined)
+
+    def identity_problem(self, real: str) -> str | None:
+        try:
+            info = os.lstat(real)
+        except FileNotFoundError:
+            return _equivalent_entry(real)
+        except OSError:
+            return None
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            # Another name for the same file, maybe a protected one (`ln .env notes.txt`): the
+            # policy cannot tell which name it stands for, so it stands for none.
+            return f"{real} is a hard link ({info.st_nlink} names for one file)"
+        return None
+
+    def names_under(self, real: str) -> tuple[str, ...] | None:
+        if not os.path.isdir(real) or os.path.islink(real):
+            return ()
+        found: list[str] = []
+        for top, dirs, files in os.walk(real):
+            found += (f"{top}/{n}" for n in (*dirs, *files))
+            if len(found) > MAX_LISTED:
+                return None
+        return tuple(found)
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _equivalent_entry(real: str) -> str | None:
+    """A name that is not there, while its folder holds one that normalises the same (NFC, NFKC,
+    case): a backend that falls back to the look-alike would open another object than the one
+    checked. The first missing component is the one compared (what follows it cannot exist)."""
+    parent, _, name = real.rpartition("/")
+    while parent and not os.path.lexists(parent):
+        parent, _, name = parent.rpartition("/")
+    wanted = _nfc(name)
+    try:
+        entries = os.listdir(parent or "/")
+    except OSError:
+        return None
+    for entry in entries:
+        if entry != name and _nfc(entry) == wanted:
+            return f"{real} does not exist, but {entry!r} is the same name normalised"
+    return None
 
 
 def _kernel_real(path: str) -> str | None:
@@ -53,3 +110,9 @@ class LexicalResolver:
     def resolve(self, root: str, raw: str) -> str:
         joined = raw if raw.startswith("/") else posixpath.join(root, raw)
         return posixpath.normpath("/" + joined.lstrip("/"))
+
+    def identity_problem(self, real: str) -> str | None:
+        return None
+
+    def names_under(self, real: str) -> tuple[str, ...] | None:
+        return ()

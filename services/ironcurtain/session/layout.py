@@ -5,10 +5,12 @@
     agent.env  the agent's environment (fake keys only)                 (removed at teardown)
     mitm/      the MITM proxy's settings (fake keys, budgets)           (removed at teardown)
     secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
-    sandbox/   0700, the MCP uid's: the sandbox's unix sockets, mounted into mcp-sandbox (rw)
-               and mcp-proxy (ro) only, never into the agent            (removed at teardown)
-    wake/      0700, the MCP uid's: mcp-proxy (rw) asks here for the sandbox container,
-               which `ironcurtain run` starts on the first sandboxed call (removed at teardown)
+    rooms/     0700, the MCP uid's: rooms/NAME/ (0700) holds server NAME's unix socket (and
+               its egress leg), mounted into mcp-room-NAME and mcp-proxy only, never into
+               the agent                                                (removed at teardown)
+    room-servers/  NAME.json: each room's server, mounted into that room alone (removed)
+    wake/      0700, the MCP uid's: mcp-proxy (rw) creates NAME here to ask for server NAME's
+               room, which `ironcurtain run` starts then (on its first call) (removed)
     audit/     the doors' audit logs                                    (kept)
     anchor/    0700, the host user's, mounted into no container: each log's key (a copy;
                the writing proxy gets its own as a secret) and the host's checkpoints of
@@ -61,8 +63,12 @@ class SessionLayout:
         return self.root / "secrets"
 
     @property
-    def sandbox(self) -> Path:
-        return self.root / "sandbox"
+    def rooms(self) -> Path:
+        return self.root / "rooms"
+
+    @property
+    def room_servers(self) -> Path:
+        return self.root / "room-servers"
 
     @property
     def wake(self) -> Path:
@@ -98,24 +104,38 @@ class SessionLayout:
         file (0400) to the container's uid; otherwise it is 0444 inside the 0700 secrets folder,
         which nobody but us can enter on the host.
         """
-        path = self.secrets / name
-        # The mode at creation, never via the umask (the whole process's, shared by threads).
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value)
-        if path.stat().st_mode & 0o077:
-            raise PermissionError(f"{path} is readable by others after writing it")
-        if reader_uid is not None:
-            if os.geteuid() == 0:
-                os.chown(path, reader_uid, -1)
-                path.chmod(0o400)
-            else:
-                path.chmod(0o444)
-        return path
+        return _write_private(self.secrets / name, value, reader_uid)
+
+    def write_room_server(self, name: str, text: str, reader_uid: int | None = None) -> Path:
+        """Room NAME's server settings (room-servers/NAME.json), for that room's uid alone."""
+        return _write_private(self.room_servers / f"{name}.json", text, reader_uid)
 
     def remove_ephemeral(self) -> None:
         """Teardown: secrets, settings, orientation and sockets go; the audit logs and summary
         stay."""
-        for folder in (self.secrets, self.agent, self.mitm, self.sandbox, self.wake):
+        for folder in (
+            self.secrets,
+            self.agent,
+            self.mitm,
+            self.rooms,
+            self.room_servers,
+            self.wake,
+        ):
             shutil.rmtree(folder, ignore_errors=True)
         self.agent_env.unlink(missing_ok=True)
+
+
+def _write_private(path: Path, value: str, reader_uid: int | None) -> Path:
+    # The mode at creation, never via the umask (the whole process's, shared by threads).
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    if path.stat().st_mode & 0o077:
+        raise PermissionError(f"{path} is readable by others after writing it")
+    if reader_uid is not None:
+        if os.geteuid() == 0:
+            os.chown(path, reader_uid, -1)
+            path.chmod(0o400)
+        else:
+            path.chmod(0o444)
+    return path

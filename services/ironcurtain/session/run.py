@@ -33,13 +33,15 @@ from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
+from ..mcpproxy.config import BackendSpec, ConfigError
+from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
 from ..mitm.keys import new_fake_key
 from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, siblings, summary, terminal, workspace
+from . import checks, plan, rooms, siblings, summary, terminal, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
@@ -128,11 +130,12 @@ class Session:
         self.lines: list[str] = []
         self.timings: dict[str, float] = {}  # phase -> seconds (prepare, up, check, teardown)
         self.services: tuple[str, ...] = SERVICES  # plus `siblings` when declared
-        # The sandbox container starts on demand, from a thread that lives with the session.
-        self._waker = threading.Thread(target=self._wake_sandbox, name="sandbox-waker", daemon=True)
+        # Each server's room starts on demand, from a thread that lives with the session.
+        self.rooms: tuple[BackendSpec, ...] = ()
+        self._waker = threading.Thread(target=self._wake_rooms, name="room-waker", daemon=True)
         self._stop_waking = threading.Event()
-        self._sandbox_up = threading.Event()
-        self.sandbox_error = ""
+        self.rooms_up: set[str] = set()  # rooms started (on demand)
+        self.room_errors: dict[str, str] = {}
         # The host copies each audit log's head into anchor/ (no container can write there).
         self._anchors = tuple(
             Anchor(log, checkpoints_path(self.layout.anchor, log)) for log in self._audit_logs()
@@ -204,6 +207,11 @@ class Session:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        servers = policy_dir / "servers.yaml"
+        try:
+            self.rooms = room_specs(yaml.safe_load(servers.read_text()), str(servers))
+        except (OSError, yaml.YAMLError, ConfigError) as exc:
+            raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
         if self.options.build_images:
             self._ensure_images()
@@ -237,10 +245,14 @@ class Session:
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
         extra: tuple[Path, ...] = ()
+        if self.rooms:
+            override = self.layout.root / "compose.rooms.yaml"
+            _write_public(override, yaml.safe_dump(rooms.compose_override(self.rooms)))
+            extra = (override,)
         if found:
             override = self.layout.root / "compose.siblings.yaml"
             _write_public(override, yaml.safe_dump(siblings.compose_override(found)))
-            extra = (override,)
+            extra = (*extra, override)
             self.services = (*SERVICES, siblings.SERVICE)
         self.compose = Compose(
             self.name.project,
@@ -260,8 +272,9 @@ class Session:
         self.outcome = "starting"
         began = time.monotonic()
         try:
-            # Not the sandbox: it starts when the proxy first asks for it (_wake_sandbox).
-            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=["mcp-sandbox"])
+            # Not the rooms: each starts when the proxy first asks for it (_wake_rooms).
+            held = [rooms.service(s.name) for s in self.rooms]
+            self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=held)
             self._waker.start()
             self._anchorer.start()
             self._wait_ready(began + START_TIMEOUT_S)
@@ -447,7 +460,7 @@ class Session:
         began = time.monotonic()
         self._stop_waking.set()
         if self._waker.is_alive():
-            self._waker.join(timeout=START_TIMEOUT_S)  # a sandbox start in progress ends first
+            self._waker.join(timeout=START_TIMEOUT_S)  # a room start in progress ends first
         if self.compose is not None:
             try:
                 self.compose.down(timeout_s=60)
@@ -486,8 +499,8 @@ class Session:
         if self.layout.root.exists():
             self.layout.summary.write_text(result.to_json())
         self.say(result.render())
-        if self.sandbox_error:  # the git calls that waited for it said so to the agent
-            self.say(f"  the git sandbox did not start: {self.sandbox_error}")
+        for name, error in sorted(self.room_errors.items()):  # its calls said so to the agent
+            self.say(f"  the room of {name} did not start: {error}")
         if self.layout.root.exists():
             self.say(f"  summary: {self.layout.summary}")
         self.say(f"run: exit {code}")
@@ -550,13 +563,17 @@ class Session:
         for folder, uid in (
             (layout.audit / "mcp", self.plan.mcp_uid),
             (layout.audit / "mitm", MITM_UID),
-            (layout.sandbox, self.plan.mcp_uid),
+            (layout.rooms, self.plan.mcp_uid),
+            *((layout.rooms / s.name, self.plan.mcp_uid) for s in self.rooms),
+            (layout.room_servers, self.plan.mcp_uid),
             (layout.wake, self.plan.mcp_uid),
         ):
             folder.mkdir(mode=0o700, exist_ok=True)
             folder.chmod(0o700)  # exactly this, whatever the umask took away
             if workspace.is_root():
                 os.chown(folder, uid, uid)
+        for spec in self.rooms:  # each room's server, for that room alone (no policy there)
+            layout.write_room_server(spec.name, dump_spec(spec), self.plan.mcp_uid)
         # Real keys: one file per provider the compose file declares (empty when unused).
         for provider in plan.SECRET_PROVIDERS:
             layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
@@ -729,24 +746,27 @@ class Session:
         while not self._stop_anchoring.wait(1.0):
             self._collect_heads()
 
-    def _wake_sandbox(self) -> None:
-        """Start the sandbox container when the MCP proxy asks (its first call to a sandboxed
-        server creates wake/sandbox), once. A failed start is left to the proxy's deadline,
-        which fails that call saying the sandbox did not appear."""
-        asked = self.layout.wake / "sandbox"
-        while not self._stop_waking.wait(0.1):  # a cheap stat, until asked or torn down
-            if not asked.exists():
+    def _wake_rooms(self) -> None:
+        """Start a server's room when the MCP proxy asks (its first call to server NAME
+        creates wake/NAME), once each. A failed start is left to the proxy's deadline, which
+        fails that call saying the room's socket did not appear."""
+        waiting = {s.name for s in self.rooms}
+        while waiting and not self._stop_waking.wait(0.1):  # a cheap listing, until torn down
+            try:
+                asked = sorted(waiting.intersection(os.listdir(self.layout.wake)))
+            except OSError:
                 continue
             assert self.compose is not None
-            began = time.monotonic()
-            try:
-                self.compose.up(["mcp-sandbox"], timeout_s=START_TIMEOUT_S, wait=False)
-            except ComposeError as exc:
-                self.sandbox_error = str(exc)
-            else:
-                self.timings["sandbox"] = time.monotonic() - began
-                self._sandbox_up.set()
-            return
+            for name in asked:
+                waiting.discard(name)
+                began = time.monotonic()
+                try:
+                    self.compose.up([rooms.service(name)], timeout_s=START_TIMEOUT_S, wait=False)
+                except ComposeError as exc:
+                    self.room_errors[name] = str(exc)
+                else:
+                    self.timings[f"room-{name}"] = time.monotonic() - began
+                    self.rooms_up.add(name)
 
     def _watch_proxies(
         self, proc: subprocess.Popen[str] | terminal.Relay, stop: threading.Event
@@ -754,8 +774,7 @@ class Session:
         """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
         while not stop.wait(1.0):
             services = ["sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy"]
-            if self._sandbox_up.is_set():  # started on demand
-                services.append("mcp-sandbox")
+            services += [rooms.service(name) for name in sorted(self.rooms_up)]  # on demand
             try:
                 states = {
                     c.labels.get("com.docker.compose.service"): c.status

@@ -15,7 +15,7 @@ import docker
 import docker.models.containers
 import pytest
 
-from ironcurtain.session import plan
+from ironcurtain.session import plan, rooms
 from ironcurtain.session.run import Session
 
 from ..probes import host_server, probe
@@ -23,7 +23,7 @@ from .conftest import AGENT_UID, REAL_KEY, Env
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
-SOCKETS = "/run/ironcurtain/sandbox"  # the sandbox's socket folder in compose.yaml
+SOCKETS = "/run/ironcurtain/rooms"  # the rooms' folders in the MCP proxy (compose.yaml)
 
 
 @dataclass(frozen=True)
@@ -362,8 +362,13 @@ def test_the_agent_cannot_reach_another_sessions_containers(
 PROBE_SCRIPT = """\
 import json, os, socket, sys
 report = {"hostname": socket.gethostname()}
-report["secrets"] = sorted(os.listdir("/run/secrets")) if os.path.isdir("/run/secrets") else []
-report["audit"] = sorted(os.listdir("/audit")) if os.path.isdir("/audit") else []
+def listing(folder):  # what is there, or why it cannot be seen (Landlock in a room)
+    try:
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    except OSError as exc:
+        return type(exc).__name__
+report["secrets"] = listing("/run/secrets")
+report["audit"] = listing("/audit")
 report["interfaces"] = sorted(name for _, name in socket.if_nameindex())
 with open("/proc/net/route") as routes:
     report["routes"] = routes.read().splitlines()[1:]
@@ -463,7 +468,8 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     assert report["hostname"] == sandbox.attrs["Config"]["Hostname"]
     assert report["hostname"] != proxy.attrs["Config"]["Hostname"]
     assert report["secrets"] == []
-    assert report["audit"] == []  # the image's empty mount point at most
+    # The image's empty mount point at most; under Landlock not even that can be listed.
+    assert report["audit"] in ([], "PermissionError")
     assert set(report["reach"]) == {label for label, _, _ in targets}
     assert not [label for label, outcome in report["reach"].items() if outcome == "open"], report
     assert report["interfaces"] == ["lo"]
@@ -479,50 +485,84 @@ def test_a_git_filter_the_agent_writes_runs_only_in_the_empty_sandbox(
     assert seen["routes"]
 
 
-def _sandbox(running: Running) -> Container:
-    """The sandbox container, once a sandboxed call has started it (it starts on demand)."""
+def _room(running: Running, name: str) -> Container:
+    """Server `name`'s room, once its first call has started it (rooms start on demand)."""
     label = f"com.docker.compose.project={running.session.name.project}"
     found = [
         c
         for c in running.session.client.containers.list(filters={"label": label})
-        if c.labels["com.docker.compose.service"] == "mcp-sandbox"
+        if c.labels["com.docker.compose.service"] == rooms.service(name)
     ]
     assert len(found) == 1, found
     return found[0]
 
 
-@pytest.fixture(scope="module")
-def woken(running: Running) -> Container:
-    """The sandbox, started by a first git call (on a folder that is no repository: an error
-    answer from git, through the sandbox)."""
-    call = running.containers["agent"].exec_run(
-        ["python3", "-c", MCP_CALL.replace("/workspace/repo", "/workspace"), "git__git_status"]
+def _sandbox(running: Running) -> Container:
+    return _room(running, "git")
+
+
+ROOMS = ("filesystem", "git", "fetch")
+
+# One call from inside the agent: tool name, then its arguments as JSON.
+CALL = """\
+import json, sys, anyio
+from mcp import Client
+
+async def main():
+    with anyio.fail_after(90):
+        async with Client("http://sidecar:8080/mcp") as client:
+            result = await client.call_tool(sys.argv[1], json.loads(sys.argv[2]))
+            print("ERROR" if result.is_error else "OK", *(c.text for c in result.content))
+
+anyio.run(main)
+"""
+
+
+def _call(running: Running, tool: str, arguments: dict[str, object]) -> str:
+    done = running.containers["agent"].exec_run(
+        ["python3", "-c", CALL, tool, json.dumps(arguments)]
     )
-    assert call.output.decode().startswith(("OK", "ERROR")), call.output
-    return _sandbox(running)
+    return done.output.decode(errors="replace")
 
 
-def test_the_sandbox_starts_on_the_first_sandboxed_call_and_not_before(
-    running: Running, woken: Container
+@pytest.fixture(scope="module")
+def woken(running: Running) -> dict[str, Container]:
+    """Every room, each started by its server's first call (git on a folder that is no
+    repository, fetch of a trusted host the room cannot resolve: error answers, through it)."""
+    assert not [s for s in running.containers if rooms.room_of(s)]  # none before
+    calls = {
+        "filesystem": ("filesystem__list_directory", {"path": "/workspace"}),
+        "git": ("git__git_status", {"repo_path": "/workspace"}),
+        "fetch": ("fetch__fetch", {"url": "https://docs.python.org/3/"}),
+    }
+    for name, (tool, arguments) in calls.items():
+        output = _call(running, tool, arguments)
+        assert output.startswith(("OK", "ERROR")), (name, output)
+    return {name: _room(running, name) for name in ROOMS}
+
+
+def test_each_room_starts_on_its_servers_first_call_and_not_before(
+    running: Running, woken: dict[str, Container]
 ) -> None:
-    # Sessions that never call git never start a sixth container.
-    assert "mcp-sandbox" not in running.containers  # none after start-up and the isolation check
-    assert woken.status == "running"  # control: the call started it
-    assert running.session.timings.get("sandbox", 0) > 0
+    # Sessions that never call a server never start its container.
+    assert not [s for s in running.containers if rooms.room_of(s)]  # none after start-up
+    for name, room in woken.items():  # control: the calls started them
+        assert room.status == "running", name
+        assert running.session.timings.get(f"room-{name}", 0) > 0, name
 
 
-def test_the_sandbox_is_on_no_network(
-    woken: Container, running: Running, docker_client: docker.DockerClient
+def test_every_room_is_on_no_network(
+    woken: dict[str, Container], running: Running, docker_client: docker.DockerClient
 ) -> None:
-    sandbox = woken
-    sandbox.reload()
-    assert sandbox.attrs["HostConfig"]["NetworkMode"] == "none"
-    attached = sandbox.attrs["NetworkSettings"]["Networks"]
-    assert set(attached) <= {"none"}
-    assert not any(settings.get("IPAddress") for settings in attached.values())
     networks = docker_client.networks.list(greedy=True)
-    holding = [n.name for n in networks if sandbox.id in (n.attrs.get("Containers") or {})]
-    assert set(holding) <= {"none"}, holding
+    for name, room in woken.items():
+        room.reload()
+        assert room.attrs["HostConfig"]["NetworkMode"] == "none", name
+        attached = room.attrs["NetworkSettings"]["Networks"]
+        assert set(attached) <= {"none"}, name
+        assert not any(settings.get("IPAddress") for settings in attached.values()), name
+        holding = [n.name for n in networks if room.id in (n.attrs.get("Containers") or {})]
+        assert set(holding) <= {"none"}, (name, holding)
     # control: the same inspection finds the proxy on its session networks
     proxy = running.containers["mcp-proxy"].id
     project = running.session.name.project
@@ -530,26 +570,153 @@ def test_the_sandbox_is_on_no_network(
     assert {f"{project}_control", f"{project}_egress"} <= on
 
 
-def test_the_sandbox_sockets_are_for_the_proxy_and_its_sandbox_only(
-    running: Running, woken: Container
+def test_no_room_mounts_what_it_must_not(running: Running, woken: dict[str, Container]) -> None:
+    """The filesystem and git rooms: the workspace, their folder and their server's settings;
+    fetch: no workspace. None: the policy, the audit, a secret, the wake folder, the engine."""
+    layout = running.session.layout
+    workspace = str(running.session.options.workspace.resolve())
+    for name, room in woken.items():
+        room.reload()
+        sources = {m["Source"]: m["RW"] for m in room.attrs["Mounts"]}
+        expected = {
+            str(layout.rooms / name): True,
+            str(layout.room_servers / f"{name}.json"): False,
+        }
+        if name != "fetch":
+            expected[workspace] = True
+        assert sources == expected, name
+    # control: the same inspection finds the policy, the audit and the wake folder in the proxy
+    proxy = {m["Source"] for m in running.containers["mcp-proxy"].attrs["Mounts"]}
+    assert str(layout.audit / "mcp") in proxy
+    assert str(layout.wake) in proxy
+
+
+PROCESSES = """\
+import json, os
+found = []
+for pid in os.listdir("/proc"):
+    if pid.isdigit() and int(pid) != os.getpid():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                found.append(f.read().replace(b"\\0", b" ").decode().strip())
+        except OSError:
+            pass
+print(json.dumps([c for c in found if c]))
+"""
+
+
+def test_no_third_party_process_runs_in_the_proxys_container(
+    running: Running, woken: dict[str, Container]
 ) -> None:
-    """The socket folder: the MCP uid's, 0700, mounted into those two containers only; another
+    """After calls to every server, the proxy's container runs our proxy and nothing else;
+    each server's process is in its room (control: the same listing finds it there)."""
+
+    def processes(container: Container) -> list[str]:
+        done = container.exec_run(["python3", "-c", PROCESSES])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.output)
+
+    listed = processes(running.containers["mcp-proxy"])
+    assert listed, listed
+    for command in listed:
+        assert "ironcurtain mcp-proxy serve" in command, listed
+    servers = {
+        "filesystem": "mcp-server-filesystem",
+        "git": "mcp-server-git",
+        "fetch": "mcp-server-fetch",
+    }
+    for name, program in servers.items():
+        inside = processes(woken[name])
+        assert any(program in c for c in inside), (name, inside)
+        assert all(program not in c for c in listed), name
+
+
+RACE = r"""
+import ctypes, json, sys, threading, anyio
+from mcp import Client
+
+libc = ctypes.CDLL(None, use_errno=True)
+stop = threading.Event()
+swaps = [0]
+
+def swapper():  # renameat2(RENAME_EXCHANGE) between a folder and a symlink out, bounded
+    while not stop.is_set() and swaps[0] < 2_000_000:
+        if libc.syscall(316, -100, b"/workspace/race/d", -100, b"/workspace/race/swap", 2) == 0:
+            swaps[0] += 1
+
+async def main():
+    answers = []
+    with anyio.fail_after(240):
+        async with Client("http://sidecar:8080/mcp") as client:
+            for i in range(150):  # 300 calls, spelled apart ("./" repeated)
+                path = "/workspace/race/" + "./" * i + "d/"
+                read = await client.call_tool("filesystem__read_text_file", {"path": path + "f"})
+                answers += [c.text for c in read.content]
+                wrote = await client.call_tool(
+                    "filesystem__write_file", {"path": path + f"w{i}", "content": "RACED"}
+                )
+                answers += [c.text for c in wrote.content]
+    return answers
+
+thread = threading.Thread(target=swapper, daemon=True)
+thread.start()
+try:
+    answers = anyio.run(main)
+finally:
+    stop.set()
+    thread.join(10)
+print(json.dumps({"swaps": swaps[0], "answers": answers}))
+"""
+
+
+def test_a_symlink_swap_race_from_the_agent_reaches_no_canary_in_any_container(
+    running: Running, woken: dict[str, Container]
+) -> None:
+    """Finding 1 of issue #14: the agent swaps a workspace folder with a symlink to /tmp/ic-canary
+    while reading and writing under it. A canary waits there in the proxy's container and in
+    every room: none is read, none gets a file. Control: the plain reads succeed."""
+    holders = {"mcp-proxy": running.containers["mcp-proxy"], **woken}
+    for name, container in holders.items():
+        made = container.exec_run(
+            ["sh", "-c", f"mkdir -p /tmp/ic-canary && echo CANARY-{name} > /tmp/ic-canary/f"]
+        )
+        assert made.exit_code == 0, (name, made.output)
+    setup = running.agent_sh(
+        "mkdir -p /workspace/race/d && echo inside > /workspace/race/d/f && "
+        "ln -sfn /tmp/ic-canary /workspace/race/swap && echo ready"
+    )
+    assert "ready" in setup, setup
+    done = running.containers["agent"].exec_run(["python3", "-c", RACE])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output.decode().strip().splitlines()[-1])
+    assert report["swaps"] > 0
+    leaked = [a for a in report["answers"] if "CANARY" in a]
+    assert not leaked, leaked[:3]
+    assert any(a.strip() == "inside" for a in report["answers"])  # control
+    for name, container in holders.items():
+        listing = container.exec_run(["ls", "/tmp/ic-canary"]).output.decode().split()
+        assert listing == ["f"], (name, listing)
+
+
+def test_each_room_folder_is_for_the_proxy_and_its_room_only(
+    running: Running, woken: dict[str, Container]
+) -> None:
+    """rooms/NAME/: the MCP uid's, 0700, mounted into the proxy and room NAME only; another
     uid is refused even where it is mounted, and the agent does not have it."""
-    folder = running.session.layout.sandbox
     assert running.session.plan is not None
-    info = folder.stat()
-    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (running.session.plan.mcp_uid, 0o700)
-    assert stat.S_ISSOCK((folder / "git.sock").stat().st_mode)
-    mounted = {
-        service: [m["RW"] for m in c.attrs["Mounts"] if Path(m["Source"]) == folder]
-        for service, c in {**running.containers, "mcp-sandbox": woken}.items()
-    }
-    assert {s: rw for s, rw in mounted.items() if rw} == {
-        "mcp-proxy": [False],
-        "mcp-sandbox": [True],
-    }
+    for name in ROOMS:
+        folder = running.session.layout.rooms / name
+        info = folder.stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (running.session.plan.mcp_uid, 0o700)
+        assert stat.S_ISSOCK((folder / f"{name}.sock").stat().st_mode)
+        mounted = {
+            service: [m["RW"] for m in c.attrs["Mounts"] if Path(m["Source"]) == folder]
+            for service, c in {**running.containers, **woken}.items()
+        }
+        assert {s: rw for s, rw in mounted.items() if rw} == {name: [True]}, name
+    assert stat.S_ISSOCK((running.session.layout.rooms / "fetch" / "_egress.sock").stat().st_mode)
     assert "absent" in running.agent_sh(f"ls {SOCKETS} 2>/dev/null || echo absent")
-    connect = f"import socket; socket.socket(socket.AF_UNIX).connect('{SOCKETS}/git.sock')"
+    connect = f"import socket; socket.socket(socket.AF_UNIX).connect('{SOCKETS}/git/git.sock')"
     proxy = running.containers["mcp-proxy"]
     refused = proxy.exec_run(["python3", "-c", connect], user=str(AGENT_UID))
     assert b"PermissionError" in refused.output, refused.output

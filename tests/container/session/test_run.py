@@ -55,7 +55,7 @@ def assert_nothing_left(env: Env, client: docker.DockerClient, session_id: str) 
     project = session_name(REPO_ROOT, session_id).project
     assert project_leftovers(client, project) == []
     root = session_dir(env, session_id)
-    for ephemeral in ("secrets", "agent", "mitm", "sandbox", "agent.env"):
+    for ephemeral in ("secrets", "agent", "mitm", "rooms", "room-servers", "agent.env"):
         assert not (root / ephemeral).exists(), ephemeral
 
 
@@ -139,7 +139,9 @@ def test_a_session_whose_mcp_proxy_cannot_start_is_torn_down(
     policy = tmp_path / "policy"
     policy.mkdir()
     (policy / "policy.yaml").write_text((REPO_ROOT / "policy" / "policy.yaml").read_text())
-    (policy / "servers.yaml").write_text("mcpServers: [not, a, mapping]\n")
+    # A name the run accepts but whose socket path the proxy refuses (over 107 bytes).
+    name = "a" + "b" * 59
+    (policy / "servers.yaml").write_text(f"mcpServers: {{{name}: {{command: x}}}}\n")
     session_id = secrets.token_hex(4)
     args = session_env.run_args(
         "--agent", "scripted", "--task", "say hello", "--workspace", str(workspace),
@@ -151,6 +153,24 @@ def test_a_session_whose_mcp_proxy_cannot_start_is_torn_down(
     assert_nothing_left(session_env, docker_client, session_id)
     summary = json.loads((session_dir(session_env, session_id) / "summary.json").read_text())
     assert summary["outcome"].startswith("failed: the session did not start")
+
+
+def test_a_malformed_backends_file_is_refused_before_anything_starts(
+    session_env: Env, workspace: Path, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "policy.yaml").write_text((REPO_ROOT / "policy" / "policy.yaml").read_text())
+    (policy / "servers.yaml").write_text("mcpServers: [not, a, mapping]\n")
+    session_id = secrets.token_hex(4)
+    args = session_env.run_args(
+        "--agent", "scripted", "--task", "say hello", "--workspace", str(workspace),
+        "--session-id", session_id, "--policy", str(policy),
+    )  # fmt: skip
+    done = cli(session_env, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the backends file is refused" in done.stdout
+    assert_nothing_left(session_env, docker_client, session_id)
 
 
 def test_an_agent_that_crashes_ends_the_session_and_leaves_nothing(

@@ -39,6 +39,7 @@ class Proxy:
             "--policy", str(dirs["policy"]), "--workspace", str(dirs["workspace"]),
             "--audit", str(self.audit), "--state-dir", str(dirs["state"]), "--port", "0",
             "--audit-key-file", str(self.key_file),
+            "--sandbox", "inline",  # tests: the servers as children, no rooms
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

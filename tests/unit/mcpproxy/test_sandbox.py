@@ -27,17 +27,20 @@ from ironcurtain.mcpproxy.config import (
     INLINE,
     BackendSpec,
     ConfigError,
+    Room,
     parse_backends,
     place,
     socket_path,
 )
+from ironcurtain.mcpproxy.rooms import dump_spec
 from ironcurtain.mcpproxy.sandbox import child_environment, serve_sandbox
 from ironcurtain.mcpproxy.service import _asker
 from ironcurtain.mcpproxy.stdio import SocketClient
 
 from .conftest import BIN
 
-GIT = BackendSpec(name="git", command="mcp-server-git", sandbox=True)
+ROOM = Room(workspace="rw")
+GIT = BackendSpec(name="git", command="mcp-server-git", room=ROOM)
 FS = BackendSpec(name="filesystem", command="mcp-server-filesystem", args=("/w",))
 
 
@@ -49,9 +52,20 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
+def _room(folder: Path, name: str) -> Path:
+    """Server `name`'s own folder in the rooms' folder (0700), as `ironcurtain run` makes it."""
+    room = folder / name
+    room.mkdir(mode=0o700)
+    room.chmod(0o700)
+    return room
+
+
 @contextlib.asynccontextmanager
-async def serving(specs: Sequence[BackendSpec], folder: Path) -> AsyncIterator[dict[str, str]]:
-    """A sandbox serving in `folder` for the block: server name -> socket path."""
+async def serving(
+    specs: Sequence[BackendSpec], folder: Path, *, confine: bool = False, workspace: str = ""
+) -> AsyncIterator[dict[str, str]]:
+    """A room serving in `folder` for the block: server name -> socket path. Unconfined by
+    default: these children run from the test's venv, outside any room's allowed folders."""
     async with anyio.create_task_group() as tg:
         paths: dict[str, str] = {}
         ready = anyio.Event()
@@ -60,7 +74,11 @@ async def serving(specs: Sequence[BackendSpec], folder: Path) -> AsyncIterator[d
             paths.update(bound)
             ready.set()
 
-        tg.start_soon(lambda: serve_sandbox(specs, folder, started=started))
+        tg.start_soon(
+            lambda: serve_sandbox(
+                specs, folder, confine=confine, workspace=workspace or None, started=started
+            )
+        )
         await ready.wait()
         yield paths
         tg.cancel_scope.cancel()
@@ -80,11 +98,13 @@ def test_no_sandbox_is_fine_when_no_server_asks_for_one() -> None:
 
 
 def test_a_sandbox_folder_turns_only_the_sandboxed_servers_into_sockets_named_after_them() -> None:
-    other = BackendSpec(name="other", command="x", sandbox=True)
-    placed = place((FS, GIT, other), "unix:/run/ironcurtain/sandbox")
-    assert placed[0] == FS
-    assert placed[1] == BackendSpec(name="git", address=("/run/ironcurtain/sandbox/git.sock",))
-    assert placed[2] == BackendSpec(name="other", address=("/run/ironcurtain/sandbox/other.sock",))
+    other = BackendSpec(name="other", command="x", room=ROOM)
+    placed = place((FS, GIT, other), "unix:/run/ironcurtain/rooms")
+    assert placed[0] == FS  # no room (a spec made in code): as it is
+    assert placed[1] == BackendSpec(name="git", address=("/run/ironcurtain/rooms/git/git.sock",))
+    assert placed[2] == BackendSpec(
+        name="other", address=("/run/ironcurtain/rooms/other/other.sock",)
+    )
     assert placed[1].command is None
     assert not placed[1].env
 
@@ -114,11 +134,11 @@ def test_a_name_that_cannot_be_a_socket_in_the_folder_is_refused(name: str) -> N
     with pytest.raises(ConfigError, match="cannot name a socket"):
         socket_path("/run/ironcurtain/sandbox", name)
     with pytest.raises(ConfigError, match="cannot name a socket"):
-        place((BackendSpec(name=name, command="x", sandbox=True),), "unix:/run/s")
+        place((BackendSpec(name=name, command="x", room=ROOM),), "unix:/run/s")
 
 
 def test_the_sandbox_refuses_to_serve_a_name_that_cannot_be_a_socket(tmp_path: Path) -> None:
-    spec = BackendSpec(name="../escape", command="true", sandbox=True)
+    spec = BackendSpec(name="../escape", command="true", room=ROOM)
     with pytest.raises(ConfigError, match="cannot name a socket"):
         anyio.run(lambda: serve_sandbox([spec], _folder(tmp_path)))
     assert list(tmp_path.rglob("*")) == [tmp_path / "sandbox"]
@@ -142,7 +162,7 @@ def test_the_sandbox_refuses_a_socket_folder_that_is_a_symlink(tmp_path: Path) -
 
 def test_the_sockets_are_private_and_gone_when_the_sandbox_stops(tmp_path: Path) -> None:
     folder = _folder(tmp_path)
-    echo = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), sandbox=True)
+    echo = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), room=ROOM)
 
     async def go() -> dict[str, str]:
         with anyio.fail_after(30):
@@ -159,7 +179,7 @@ def test_the_sockets_are_private_and_gone_when_the_sandbox_stops(tmp_path: Path)
 
 
 def test_a_sandboxed_child_inherits_only_ordinary_variables_and_its_own() -> None:
-    spec = BackendSpec(name="git", command="git", env={"GIT_CONFIG_COUNT": "0"}, sandbox=True)
+    spec = BackendSpec(name="git", command="git", env={"GIT_CONFIG_COUNT": "0"}, room=ROOM)
     environ = {"PATH": "/bin", "HOME": "/tmp", "REDIS_PASSWORD": "x", "AWS_SECRET": "y"}
     assert child_environment(spec, environ) == {
         "PATH": "/bin",
@@ -172,8 +192,13 @@ def test_a_sandboxed_child_inherits_only_ordinary_variables_and_its_own() -> Non
     "body",
     [
         {"url": "http://x/mcp", "sandbox": True},  # nothing to run in the sandbox
-        {"command": "x", "egress": True, "sandbox": True},  # the sandbox has no network
+        {"command": "x", "egress": True, "room": {"network": "none"}},  # contradicts itself
         {"command": "x", "sandbox": "yes"},
+        {"url": "http://x/mcp", "room": {"workspace": "rw"}},  # a remote server has no room
+        {"command": "x", "room": {"workspace": "all"}},
+        {"command": "x", "room": {"network": "bridge"}},  # the egress leg or nothing
+        {"command": "x", "room": {"mounts": ["/"]}},  # only what the setting names
+        {"command": "x", "room": "rw"},
     ],
 )
 def test_a_sandbox_entry_that_cannot_work_is_refused_at_load(body: dict[str, object]) -> None:
@@ -181,10 +206,23 @@ def test_a_sandbox_entry_that_cannot_work_is_refused_at_load(body: dict[str, obj
         parse_backends({"mcpServers": {"git": body}}, "servers.yaml", {})
 
 
-def test_the_default_policy_sandboxes_git() -> None:
+def test_the_default_policy_puts_every_server_in_a_room_holding_only_what_it_serves() -> None:
     doc = yaml.safe_load((Path(__file__).parents[3] / "policy" / "servers.yaml").read_text())
     specs = parse_backends(doc, "servers.yaml", {"workspace": "/w"})
-    assert [s.name for s in specs if s.sandbox] == ["git"]
+    assert {s.name: s.room for s in specs} == {
+        "filesystem": Room(workspace="rw", network="none"),
+        "git": Room(workspace="rw", network="none"),
+        "fetch": Room(workspace="none", network="egress"),
+    }
+
+
+def test_a_user_server_gets_a_room_with_nothing_by_default() -> None:
+    doc = {"mcpServers": {"notes": {"command": "notes-server"}}}
+    (spec,) = parse_backends(doc, "servers.yaml", {})
+    assert spec.room == Room(workspace="none", network="none")
+    assert not spec.egress
+    with pytest.raises(ConfigError, match=r"notes.*rooms of their own"):
+        place((spec,), "")
 
 
 POLICY = """\
@@ -239,8 +277,8 @@ def test_the_proxy_reaches_a_sandboxed_git_through_the_sandbox(tmp_path: Path) -
 
     async def go() -> tuple[list[str], types.CallToolResult]:
         with anyio.fail_after(60):
-            async with serving(specs, folder) as paths:
-                assert paths == {"git": f"{folder}/git.sock"}
+            async with serving(specs, _room(folder, "git")) as paths:
+                assert paths == {"git": f"{folder}/git/git.sock"}
                 settings = _settings(tmp_path, policy, workspace, folder)
                 async with running_gate(settings) as gate:
                     names = [t["name"] for t in gate.tools()]
@@ -279,10 +317,13 @@ def test_a_saved_listing_lets_the_proxy_start_without_the_sandbox_and_a_call_fai
     assert result.is_error
     text = "".join(c.text for c in result.content if isinstance(c, types.TextContent))
     assert (
-        f"backend 'git' did not start: ConnectionError: the sandbox socket {folder}/git.sock "
+        f"backend 'git' did not start: ConnectionError: the sandbox socket {folder}/git/git.sock "
         "does not answer (No such file or directory)"
     ) in text
 
+
+# The same echo in sh, which runs from /bin (inside a confined room's allowed folders).
+SH_ECHO = 'echo $$; while read -r line; do [ "$line" = exit ] && break; echo "$line"; done'
 
 ECHO_CHILD = [
     "-c",
@@ -297,7 +338,7 @@ ECHO_CHILD = [
 
 def _pipes(tmp_path: Path, body: Callable[[str], Awaitable[None]]) -> None:
     """Run `body(path)` against a sandbox serving one echoing child per connection."""
-    spec = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), sandbox=True)
+    spec = BackendSpec(name="echo", command=sys.executable, args=tuple(ECHO_CHILD), room=ROOM)
 
     async def go() -> None:
         with anyio.fail_after(30):
@@ -360,23 +401,25 @@ def test_a_child_that_exits_closes_its_connection(tmp_path: Path) -> None:
 def test_the_sandbox_command_serves_until_sigterm_then_leaves_no_socket_or_child(
     tmp_path: Path,
 ) -> None:
-    """`mcp-proxy sandbox --sockets DIR` as compose runs it: SIGTERM (compose down) stops it at
-    once and cleanly, its children stopped and its sockets removed."""
-    policy = tmp_path / "policy"
-    policy.mkdir()
-    echo = {"command": sys.executable, "args": ECHO_CHILD, "sandbox": True}
-    (policy / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"echo": echo}}))
+    """`mcp-proxy room --server FILE --sockets DIR` as a room runs it (no policy folder):
+    SIGTERM (compose down) stops it at once and cleanly, its children stopped and its sockets
+    removed."""
+    echo = BackendSpec(
+        name="echo", command="/bin/sh", args=("-c", SH_ECHO), room=Room(workspace="rw")
+    )
+    server = tmp_path / "echo.json"
+    server.write_text(dump_spec(echo))
     folder = _folder(tmp_path)
     command = [
-        sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "sandbox",
-        "--policy", str(policy), "--workspace", str(tmp_path), "--sockets", str(folder),
+        sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "room",
+        "--server", str(server), "--workspace", str(tmp_path), "--sockets", str(folder),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 60)
         assert ready, "the sandbox did not announce its sockets within 60 s"
-        assert process.stdout.readline().decode().startswith("sandbox: serving {'echo': ")
+        assert process.stdout.readline().decode().startswith("room: serving {'echo': ")
 
         async def child() -> int:
             with anyio.fail_after(30):

@@ -1,7 +1,8 @@
 """compose.yaml, read as data: the agent's hardening is exactly session/hardening.py's, the
-networks are networks.py's, only the proxies have an egress leg, the MCP sandbox has no network
-and shares its socket folder with the MCP proxy only, every service is health-checked, and every
-per-session value is a required variable that `Plan.compose_env()` provides."""
+networks are networks.py's, only the proxies have an egress leg, the MCP servers' rooms (the
+override session/rooms.py writes from policy/servers.yaml) have no network and share their socket
+folders with the MCP proxy only, every service is health-checked, and every per-session value is a
+required variable that `Plan.compose_env()` provides."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from ironcurtain.mcpproxy.rooms import room_specs
+from ironcurtain.session import rooms
 from ironcurtain.session.hardening import AgentHardening, sidecar_compose_service
 from ironcurtain.session.layout import SessionLayout
 from ironcurtain.session.naming import SessionName
@@ -22,6 +25,10 @@ COMPOSE = Path(__file__).resolve().parents[3] / "compose.yaml"
 TEXT = COMPOSE.read_text()
 DOC: dict[str, Any] = yaml.safe_load(TEXT)
 SERVICES: dict[str, Any] = DOC["services"]
+SERVERS = COMPOSE.parent / "policy" / "servers.yaml"
+ROOMS: dict[str, Any] = rooms.compose_override(
+    room_specs(yaml.safe_load(SERVERS.read_text()), str(SERVERS))
+)["services"]
 
 
 def _plan() -> Plan:
@@ -114,36 +121,46 @@ def test_only_the_proxies_have_an_egress_leg_and_only_the_mcp_proxy_joins_the_sh
     assert DOC["networks"]["shared"]["external"] is True
 
 
-def test_the_mcp_sandbox_has_no_network_and_every_other_service_joins_declared_ones() -> None:
-    sandbox = SERVICES["mcp-sandbox"]
-    assert sandbox["network_mode"] == "none"
-    assert "networks" not in sandbox
+def test_the_rooms_have_no_network_and_every_other_service_joins_declared_ones() -> None:
+    assert set(ROOMS) == {"mcp-room-filesystem", "mcp-room-git", "mcp-room-fetch"}
+    assert not set(ROOMS) & set(SERVICES)
+    for name, room in ROOMS.items():
+        assert room["network_mode"] == "none", name
+        assert "networks" not in room, name
     for name, service in SERVICES.items():
         if name == "socket-proxy":  # the sidecar's namespace (tested above)
             assert service["network_mode"] == "service:sidecar"
             assert "networks" not in service
-        elif name != "mcp-sandbox":
+        else:
             assert "network_mode" not in service, name
             assert set(service["networks"]) <= set(DOC["networks"]), name
     assert set(DOC["networks"]) == {"agent", "control", "egress", "shared"}
 
 
-def test_the_sandbox_socket_folder_is_mounted_into_the_mcp_proxy_and_its_sandbox_only() -> None:
-    source = "${IRONCURTAIN_SESSION_DIR}/sandbox"
-    mounts = {
-        name: [v for v in service.get("volumes", []) if v["source"] == source]
-        for name, service in SERVICES.items()
-    }
-    assert {name for name, found in mounts.items() if found} == {"mcp-proxy", "mcp-sandbox"}
-    (proxy,) = mounts["mcp-proxy"]
-    (sandbox,) = mounts["mcp-sandbox"]
-    assert proxy["target"] == sandbox["target"] == "/run/ironcurtain/sandbox"
-    assert proxy["read_only"] is True  # it only connects
-    assert sandbox["read_only"] is False  # it makes the sockets
-    assert "--sandbox=unix:/run/ironcurtain/sandbox" in SERVICES["mcp-proxy"]["command"]
-    assert "--sockets=/run/ironcurtain/sandbox" in SERVICES["mcp-sandbox"]["command"]
+def test_each_room_folder_is_mounted_into_the_mcp_proxy_and_its_own_room_only() -> None:
+    everything = {**SERVICES, **ROOMS}
+    proxy = [v for v in SERVICES["mcp-proxy"]["volumes"] if "/rooms" in v["source"]]
+    assert proxy == [
+        {
+            "type": "bind",
+            "source": "${IRONCURTAIN_SESSION_DIR}/rooms",
+            "target": "/run/ironcurtain/rooms",
+            "read_only": False,  # it serves the egress legs there
+        }
+    ]
+    assert "--sandbox=unix:/run/ironcurtain/rooms" in SERVICES["mcp-proxy"]["command"]
+    for name in ("filesystem", "git", "fetch"):
+        source = f"${{IRONCURTAIN_SESSION_DIR}}/rooms/{name}"
+        holders = {
+            service
+            for service, body in everything.items()
+            for v in body.get("volumes", [])
+            if v["source"] == source
+        }
+        assert holders == {f"mcp-room-{name}"}, name
+        assert f"--sockets={rooms.SOCKETS}" in ROOMS[f"mcp-room-{name}"]["command"]
     # Nothing mounts the session folder itself, or an ancestor of the socket folder.
-    for name, service in SERVICES.items():
+    for name, service in everything.items():
         for volume in service.get("volumes", []):
             assert volume["source"].rstrip("/") != "${IRONCURTAIN_SESSION_DIR}", name
 
@@ -189,15 +206,15 @@ def test_the_wake_folder_is_the_mcp_proxys_alone() -> None:
     source = "${IRONCURTAIN_SESSION_DIR}/wake"
     mounts = {
         name: [v["read_only"] for v in service.get("volumes", []) if v["source"] == source]
-        for name, service in SERVICES.items()
+        for name, service in {**SERVICES, **ROOMS}.items()
     }
     assert {name: ro for name, ro in mounts.items() if ro} == {"mcp-proxy": [False]}
-    assert "--sandbox-wake=/run/ironcurtain/wake/sandbox" in SERVICES["mcp-proxy"]["command"]
+    assert "--sandbox-wake=/run/ironcurtain/wake" in SERVICES["mcp-proxy"]["command"]
 
 
 def test_each_audit_key_goes_to_the_one_proxy_that_writes_its_log() -> None:
     holders = {
-        key: [n for n, svc in SERVICES.items() if key in (svc.get("secrets") or [])]
+        key: [n for n, svc in {**SERVICES, **ROOMS}.items() if key in (svc.get("secrets") or [])]
         for key in ("audit_key_mcp", "audit_key_mitm")
     }
     assert holders == {"audit_key_mcp": ["mcp-proxy"], "audit_key_mitm": ["mitm-proxy"]}
@@ -205,7 +222,7 @@ def test_each_audit_key_goes_to_the_one_proxy_that_writes_its_log() -> None:
 
 
 def test_no_container_mounts_the_sessions_anchor_folder() -> None:
-    for name, service in SERVICES.items():
+    for name, service in {**SERVICES, **ROOMS}.items():
         for volume in service.get("volumes", []):
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             assert "anchor" not in source, name

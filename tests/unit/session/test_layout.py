@@ -51,12 +51,15 @@ def test_teardown_removes_secrets_orientation_and_sockets_but_keeps_the_audit(
 ) -> None:
     layout.write_secret("k", "v")
     (layout.agent / "mcp.json").write_text("{}")
-    layout.sandbox.mkdir(mode=0o700)
-    os.mknod(layout.sandbox / "git.sock", 0o600 | stat.S_IFSOCK)  # a killed sandbox's socket
+    (layout.rooms / "git").mkdir(mode=0o700, parents=True)
+    os.mknod(layout.rooms / "git" / "git.sock", 0o600 | stat.S_IFSOCK)  # a killed room's socket
+    layout.room_servers.mkdir(mode=0o700)
+    layout.write_room_server("git", "{}")
     (layout.audit / "mcp.jsonl").write_text("{}\n")
     layout.summary.write_text("{}")
     layout.remove_ephemeral()
-    assert not layout.sandbox.exists()
+    assert not layout.rooms.exists()
+    assert not layout.room_servers.exists()
     assert not layout.secrets.exists()
     assert not layout.agent.exists()
     assert (layout.audit / "mcp.jsonl").exists()
