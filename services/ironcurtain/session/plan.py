@@ -12,6 +12,7 @@ from ..agents.adapter import SESSION_MOUNT, Endpoints
 from .forwards import Forward, render
 from .layout import SessionLayout
 from .naming import SessionName
+from .networks import SESSION_NETWORKS
 
 # Every provider a session's compose file declares a secret for (unused ones get an empty file).
 SECRET_PROVIDERS = ("anthropic", "openai", "google")
@@ -70,6 +71,7 @@ class Plan:
     upstreams: tuple[Upstream, ...] = ()
     budget: Mapping[str, object] = field(default_factory=dict)
     visible_containers: tuple[str, ...] = ()  # served by the socket proxy (sibling services)
+    subnets: Mapping[str, str] = field(default_factory=dict)  # network role -> leased CIDR
 
     def compose_env(self) -> dict[str, str]:
         """The variables compose.yaml interpolates (every `${X:?}` in it)."""
@@ -93,6 +95,7 @@ class Plan:
             "IRONCURTAIN_TEST_RUN": self.test_run,
             "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),
             "IRONCURTAIN_DOCKER_CONTAINERS": "1" if self.visible_containers else "0",
+            **{n.subnet_variable: self.subnets.get(n.role, "") for n in SESSION_NETWORKS},
         }
 
     def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:

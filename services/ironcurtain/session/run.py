@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 from types import FrameType
 
@@ -34,11 +35,12 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, siblings, summary, terminal, workspace
+from . import checks, leases, plan, reclaim, siblings, subnets, summary, terminal, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
 from .naming import PROJECT_LABEL, session_name
+from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
@@ -194,6 +196,7 @@ class Session:
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
         found = self._siblings(work)
+        leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
         shared = self._ensure_shared()
@@ -222,6 +225,7 @@ class Session:
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
             visible_containers=siblings.visible(found),
+            subnets=leased,
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         extra: tuple[Path, ...] = ()
@@ -237,50 +241,109 @@ class Session:
             cwd=self.repo,
         )
 
+    def _lease_subnets(self) -> dict[str, str]:
+        """A subnet of IronCurtain's pool for each session network, leased until teardown;
+        refused (nothing started) when the pool has none left. Networks that stopped sessions
+        left behind are reclaimed first."""
+        try:
+            pool = leases.pool_from(self.environ)
+        except subnets.PoolError as exc:
+            raise Refused(str(exc)) from None
+        held = leases.Leases(
+            leases.lease_dir(self.environ), pool, reclaim.engine_subnets(self.client)
+        )
+        removed, problems = reclaim.sweep(self.client, held)
+        if removed:
+            self.say(f"run: reclaimed the networks of stopped sessions: {', '.join(removed)}")
+        for problem in problems:
+            self.say(f"run: could not reclaim {problem}")
+        try:
+            chosen = held.take(self.name.project, len(SESSION_NETWORKS))
+        except subnets.Exhausted as exc:
+            raise Refused(f"no addresses for the session's networks: {exc}") from None
+        self._leases = held
+        return {n.role: str(s) for n, s in zip(SESSION_NETWORKS, chosen, strict=True)}
+
     def up(self) -> None:
         """Containers started, then ready: every door answers from inside the agent.
 
+        The agent's first process is the probe (checks.startup_program): it waits for the doors
+        and tries the host canary (opened here, before compose up) via every gateway address
+        while compose is still starting the rest, so the canary's wait overlaps the start.
         Readiness is asked of the doors themselves, through the sidecar, rather than of Docker
         healthchecks: on Docker 20.10 a healthcheck cannot run faster at start than later, and
         one exec per second per container cost a quarter of a core per session for its whole life.
         """
         assert self.compose is not None
+        assert self.plan is not None
         self.outcome = "starting"
         began = time.monotonic()
+        canary = checks.Canary()
         try:
+            canaries = self._expected_gateways()
+            spec = {
+                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                "canaries": [[address, canary.port] for address in canaries],
+                "wait_s": START_TIMEOUT_S,
+            }
+            _write_public(self.layout.agent / checks.STARTUP_FILE, checks.startup_program(spec))
             # Not the sandbox: it starts when the proxy first asks for it (_wake_sandbox).
             self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=["mcp-sandbox"])
             self._waker.start()
-            self._wait_ready(began + START_TIMEOUT_S)
+            output = self._startup_output(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
+        finally:
+            canary.close()
+        try:
+            result = checks.parse_probe(output, canary.hits)
+        except checks.IsolationError as exc:
+            raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
+        doors = [p for p in result.problems() if p.startswith("door ")]
+        if doors:
+            raise SessionFailed(f"the session did not start: {'; '.join(doors)}\n{self._logs()}")
+        self._startup = (result, frozenset(canaries))
         self.timings["up"] = time.monotonic() - began
         self.say(f"run: containers up, doors answering in {self.timings['up']:.1f}s")
 
-    def _wait_ready(self, deadline: float) -> None:
+    def _startup_output(self, deadline: float) -> str:
+        """The agent's start-up probe's output (its container log), once it printed its line;
+        a container of the session that stopped meanwhile ends the start at once."""
         agent = self._container("agent")
-        spec = {
-            "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
-            "canaries": [],
-            "wait_s": READY_ROUND_S,
-        }
-        while True:
-            stopped = self._stopped()
-            if stopped:
-                raise SessionFailed(
-                    f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
-                )
-            output = _exec(agent, checks.probe_argv(spec))
+        lines: list[str] = []
+        done = threading.Event()
+        stream = agent.logs(stream=True, follow=True, stdout=True, stderr=True)
+
+        def follow() -> None:
+            buffer = b""
             try:
-                problems = checks.parse_probe(output, ()).problems()
-            except checks.IsolationError as exc:
-                problems = [str(exc)]
-            if not problems:
-                return
-            if time.monotonic() >= deadline:
-                raise SessionFailed(
-                    f"the session did not start: {'; '.join(problems)}\n{self._logs()}"
-                )
+                for chunk in stream:
+                    buffer += chunk
+                    if b'"doors"' in buffer and buffer.endswith(b"\n"):
+                        break
+            except docker.errors.DockerException:
+                pass
+            finally:
+                lines.append(buffer.decode(errors="replace"))
+                done.set()
+
+        reader = threading.Thread(target=follow, name="startup-log", daemon=True)
+        reader.start()
+        try:
+            while not done.wait(READY_ROUND_S):
+                stopped = self._stopped()
+                if stopped:
+                    raise SessionFailed(
+                        f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
+                    )
+                if time.monotonic() >= deadline:
+                    raise SessionFailed(
+                        f"the session did not start in {START_TIMEOUT_S:.0f}s\n{self._logs()}"
+                    )
+        finally:
+            stream.close()
+            reader.join(timeout=5)
+        return "".join(lines)
 
     def _stopped(self) -> list[str]:
         """The session's services whose container is not running (exited, dead, gone)."""
@@ -341,18 +404,27 @@ class Session:
         return found
 
     def check_isolation(self) -> None:
+        """The agent container hardened, the doors answering and no gateway reaching the host.
+
+        The first call after `up` reads the start-up probe's answer when it tried every gateway
+        the engine now reports (the canary closed since: its hits were counted); any other call,
+        or a gateway it did not try, probes again from inside the running agent."""
         assert self.compose is not None
         began = time.monotonic()
         agent = self._container("agent")
         checks.check_hardening(agent.attrs)
         gateways = self._gateways()
-        with checks.Canary() as canary:
-            spec = {
-                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
-                "canaries": [[address, canary.port] for address in gateways],
-            }
-            output = _exec(agent, checks.probe_argv(spec))
-            result = checks.parse_probe(output, canary.hits)
+        startup, self._startup = self._startup, None
+        if startup is not None and set(gateways) <= startup[1]:
+            result = startup[0]
+        else:
+            with checks.Canary() as canary:
+                spec = {
+                    "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                    "canaries": [[address, canary.port] for address in gateways],
+                }
+                output = _exec(agent, checks.probe_argv(spec))
+                result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
         self.timings["check"] = time.monotonic() - began
         if problems:
@@ -441,6 +513,8 @@ class Session:
             except ComposeError as exc:
                 self.say(f"run: teardown: {exc}")
                 _force_remove(self.client, self.name.project, self.say)
+        if self._leases is not None:  # after the networks are gone: their subnets are free
+            self._leases.release(self.name.project)
         if self._created:
             self.layout.remove_ephemeral()
         self.timings["teardown"] = time.monotonic() - began
@@ -476,6 +550,9 @@ class Session:
 
     _died: str | None = None
     _created = False
+    _leases: leases.Leases | None = None
+    # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
+    _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
     agent_started_at = 0.0
 
     def _ensure_images(self) -> None:
@@ -580,21 +657,24 @@ class Session:
 
     def _gateways(self) -> list[str]:
         """Every gateway address of the session's networks, the shared one and docker0: each is
-        the host (or would be, without inhibit_ipv4)."""
+        the host (or would be, without inhibit_ipv4). As the engine reports them now."""
         assert self.plan is not None
-        names = [f"{self.name.project}_{role}" for role in ("agent", "control", "egress")]
+        names = [f"{self.name.project}_{n.role}" for n in SESSION_NETWORKS]
         names += [self.plan.shared_network, "bridge"]
-        found: list[str] = []
-        for name in names:
-            try:
-                network = self.client.networks.get(name)
-            except docker.errors.NotFound:
-                continue
-            for config in network.attrs.get("IPAM", {}).get("Config") or []:
-                gateway = config.get("Gateway")
-                if gateway and ":" not in gateway and gateway not in found:
-                    found.append(gateway)
-        return found
+        return _gateway_addresses(self.client, names)
+
+    def _expected_gateways(self) -> list[str]:
+        """The gateways before the session's networks exist: IPAM gives a subnet's first address
+        to the gateway when none is set (compose.yaml sets none); the shared network's and
+        docker0's as the engine reports them. check_isolation compares with the engine's."""
+        assert self.plan is not None
+        found = [
+            str(ip_network(self.plan.subnets[n.role]).network_address + 1)
+            for n in SESSION_NETWORKS
+            if self.plan.subnets.get(n.role)
+        ]
+        others = _gateway_addresses(self.client, [self.plan.shared_network, "bridge"])
+        return [*found, *(g for g in others if g not in found)]
 
     def _follow_notices(self, stop: threading.Event, show: Say | None = None) -> None:
         """Escalation notices for this session (the shared channel), shown as they come: printed
@@ -663,6 +743,18 @@ class Session:
             return self.compose.logs(tail=20, timeout_s=20)
         except ComposeError as exc:
             return f"(no logs: {exc})"
+
+
+def _gateway_addresses(client: docker.DockerClient, names: list[str]) -> list[str]:
+    """The IPv4 gateways of the named networks (one engine call for all of them)."""
+    by_name = {str(doc.get("Name")): doc for doc in client.api.networks()}
+    found: list[str] = []
+    for name in names:
+        for config in (by_name.get(name, {}).get("IPAM") or {}).get("Config") or []:
+            gateway = config.get("Gateway")
+            if gateway and ":" not in gateway and gateway not in found:
+                found.append(gateway)
+    return found
 
 
 def _exec(container: docker.models.containers.Container, argv: list[str]) -> str:
