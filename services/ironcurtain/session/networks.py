@@ -22,6 +22,12 @@ class NetworkSpec:
         """The compose variable with the subnet `ironcurtain run` leased for it (leases.py)."""
         return f"IRONCURTAIN_{self.role.upper()}_SUBNET"
 
+    @property
+    def gateway_variable(self) -> str:
+        """Its gateway address, given too: with a given subnet the engine reports no gateway
+        unless one is given, and the isolation check probes the gateways the engine reports."""
+        return f"IRONCURTAIN_{self.role.upper()}_GATEWAY"
+
     def compose(self) -> dict[str, object]:
         """The network's entry under compose's `networks:`: its subnet is always given (from
         IronCurtain's pool, never Docker's default pools: session/subnets.py)."""
@@ -29,7 +35,8 @@ class NetworkSpec:
         if self.options:
             entry["driver_opts"] = dict(self.options)
         subnet = f"${{{self.subnet_variable}:?set by ironcurtain run (session/subnets.py)}}"
-        entry["ipam"] = {"config": [{"subnet": subnet}]}
+        gateway = f"${{{self.gateway_variable}:?set by ironcurtain run (session/subnets.py)}}"
+        entry["ipam"] = {"config": [{"subnet": subnet, "gateway": gateway}]}
         return entry
 
     def create_kwargs(self) -> dict[str, object]:

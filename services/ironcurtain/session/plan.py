@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 
 from ..agents.adapter import SESSION_MOUNT, Endpoints
@@ -96,7 +97,13 @@ class Plan:
             "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),
             "IRONCURTAIN_DOCKER_CONTAINERS": "1" if self.visible_containers else "0",
             **{n.subnet_variable: self.subnets.get(n.role, "") for n in SESSION_NETWORKS},
+            **{n.gateway_variable: self.gateway(n.role) for n in SESSION_NETWORKS},
         }
+
+    def gateway(self, role: str) -> str:
+        """The gateway of a session network: its subnet's first address (IPAM's own default)."""
+        subnet = self.subnets.get(role)
+        return str(ip_network(subnet).network_address + 1) if subnet else ""
 
     def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:
         """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them."""

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from ipaddress import ip_network
 from pathlib import Path
 from types import FrameType
 
@@ -341,8 +340,9 @@ class Session:
                         f"the session did not start in {START_TIMEOUT_S:.0f}s\n{self._logs()}"
                     )
         finally:
-            stream.close()
+            stream.close()  # shuts the socket down: a reader still waiting returns
             reader.join(timeout=5)
+            _close_response(stream)
         return "".join(lines)
 
     def _stopped(self) -> list[str]:
@@ -664,15 +664,11 @@ class Session:
         return _gateway_addresses(self.client, names)
 
     def _expected_gateways(self) -> list[str]:
-        """The gateways before the session's networks exist: IPAM gives a subnet's first address
-        to the gateway when none is set (compose.yaml sets none); the shared network's and
-        docker0's as the engine reports them. check_isolation compares with the engine's."""
+        """The gateways before the session's networks exist: those compose.yaml gives them
+        (Plan.gateway), the shared network's and docker0's as the engine reports them.
+        check_isolation compares them with what the engine reports once they exist."""
         assert self.plan is not None
-        found = [
-            str(ip_network(self.plan.subnets[n.role]).network_address + 1)
-            for n in SESSION_NETWORKS
-            if self.plan.subnets.get(n.role)
-        ]
+        found = [g for g in (self.plan.gateway(n.role) for n in SESSION_NETWORKS) if g]
         others = _gateway_addresses(self.client, [self.plan.shared_network, "bridge"])
         return [*found, *(g for g in others if g not in found)]
 
@@ -755,6 +751,14 @@ def _gateway_addresses(client: docker.DockerClient, names: list[str]) -> list[st
             if gateway and ":" not in gateway and gateway not in found:
                 found.append(gateway)
     return found
+
+
+def _close_response(stream: object) -> None:
+    """docker-py's CancellableStream.close shuts the socket down but leaves the HTTP response
+    (and its connection) to the garbage collector, which warns: close it here."""
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        response.close()
 
 
 def _exec(container: docker.models.containers.Container, argv: list[str]) -> str:

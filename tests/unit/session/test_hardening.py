@@ -176,9 +176,13 @@ def test_limits_must_be_positive(limits: dict[str, Any]) -> None:
 
 def test_the_agent_network_is_internal_without_a_host_gateway() -> None:
     agent = AGENT.compose()
+    given = "set by ironcurtain run (session/subnets.py)"
     assert agent.pop("ipam") == {
         "config": [
-            {"subnet": "${IRONCURTAIN_AGENT_SUBNET:?set by ironcurtain run (session/subnets.py)}"}
+            {
+                "subnet": "${IRONCURTAIN_AGENT_SUBNET:?" + given + "}",
+                "gateway": "${IRONCURTAIN_AGENT_GATEWAY:?" + given + "}",
+            }
         ]
     }
     assert agent == {"driver": "bridge", "internal": True, "driver_opts": {INHIBIT_IPV4: "true"}}
