@@ -157,7 +157,8 @@ def run() -> dict[str, float | int | str]:
     stop_s = statistics.median(t for _, t, _ in singles)
     phases = {
         f"start_{phase}_s": round(statistics.median(p[phase] for _, _, p in singles), 2)
-        for phase in ("prepare", "up", "check")
+        for phase in ("prepare", "up", "compose_up", "check")
+        if all(phase in p for _, _, p in singles)
     }
     git = {
         f"{name}_call_s": round(statistics.median(p[name] for _, _, p in singles), 2)

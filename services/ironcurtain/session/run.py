@@ -288,6 +288,7 @@ class Session:
             _write_public(self.layout.agent / checks.STARTUP_FILE, checks.startup_program(spec))
             # Not the sandbox: it starts when the proxy first asks for it (_wake_sandbox).
             self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=["mcp-sandbox"])
+            self.timings["compose_up"] = time.monotonic() - began
             self._waker.start()
             output = self._startup_output(began + START_TIMEOUT_S)
         except ComposeError as exc:
