@@ -163,7 +163,7 @@ def run() -> dict[str, float | int | str]:
                 list(pool.map(Session.teardown, sessions))
             teardown = time.perf_counter() - t0
             left_containers, left_networks = _leftovers(client, sessions)
-            held = leases.Leases(leases.lease_dir(environ), leases.pool_from(environ), list)
+            held = leases.Leases(leases.lease_dir(environ), leases.pool_from(environ), lambda _: [])
             left_leases = len(held.live_projects() & {s.name.project for s in sessions})
             _cli(environ, "shared", "down")
     return {

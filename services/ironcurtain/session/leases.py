@@ -101,7 +101,7 @@ class Leases:
         self,
         root: Path,
         pool: tuple[IPv4Network, ...],
-        engine_subnets: Callable[[], Iterable[IPv4Network]],
+        engine_subnets: Callable[[set[str]], Iterable[IPv4Network]],
         routes: Callable[[], Iterable[IPv4Network]] = host_routes,
     ) -> None:
         self.root = root
@@ -137,7 +137,9 @@ class Leases:
             for name in [p for p, lease in leases.items() if not lease.alive()]:
                 del leases[name]
             leases.pop(project, None)
-            taken = [*self._engine_subnets(), *self._routes()]
+            # Given the live leases' projects: the engine side may sweep stale networks first
+            # (reclaim.py), in this same hold of the lock and with one listing of the engine.
+            taken = [*self._engine_subnets(set(leases)), *self._routes()]
             taken += [s for lease in leases.values() for s in lease.subnets]
             chosen = subnets.allocate(self.pool, taken, count)
             leases[project] = Lease(project, os.getpid(), token, chosen)

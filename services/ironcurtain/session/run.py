@@ -248,18 +248,18 @@ class Session:
             pool = leases.pool_from(self.environ)
         except subnets.PoolError as exc:
             raise Refused(str(exc)) from None
-        held = leases.Leases(
-            leases.lease_dir(self.environ), pool, reclaim.engine_subnets(self.client)
-        )
-        removed, problems = reclaim.sweep(self.client, held)
-        if removed:
-            self.say(f"run: reclaimed the networks of stopped sessions: {', '.join(removed)}")
-        for problem in problems:
-            self.say(f"run: could not reclaim {problem}")
+        sweeper = reclaim.Sweeper(self.client, pool)
+        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper)
         try:
             chosen = held.take(self.name.project, len(SESSION_NETWORKS))
         except subnets.Exhausted as exc:
             raise Refused(f"no addresses for the session's networks: {exc}") from None
+        finally:
+            if sweeper.removed:
+                removed = ", ".join(sweeper.removed)
+                self.say(f"run: reclaimed the networks of stopped sessions: {removed}")
+            for problem in sweeper.problems:
+                self.say(f"run: could not reclaim {problem}")
         self._leases = held
         return {n.role: str(s) for n, s in zip(SESSION_NETWORKS, chosen, strict=True)}
 

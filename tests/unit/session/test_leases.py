@@ -29,7 +29,7 @@ POOL = parse_pool("10.213.0.0/16")
 def leases(
     root: Path, engine: list[IPv4Network] | None = None, pool: str = "10.213.0.0/16"
 ) -> Leases:
-    return Leases(root, parse_pool(pool), lambda: list(engine or []), routes=lambda: [])
+    return Leases(root, parse_pool(pool), lambda _live: list(engine or []), routes=lambda: [])
 
 
 def test_a_lease_holds_its_subnets_until_released(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_the_engines_networks_are_never_handed_out(tmp_path: Path) -> None:
 
 
 def test_the_hosts_routes_are_never_handed_out(tmp_path: Path) -> None:
-    store = Leases(tmp_path, POOL, lambda: [], routes=lambda: [IPv4Network("10.213.0.0/24")])
+    store = Leases(tmp_path, POOL, lambda _live: [], routes=lambda: [IPv4Network("10.213.0.0/24")])
     assert store.take("ic-a", 1) == (IPv4Network("10.213.1.0/28"),)
 
 
@@ -57,7 +57,7 @@ def test_a_lease_of_a_process_that_is_gone_is_dropped(tmp_path: Path) -> None:
     program = (
         "from pathlib import Path; from ironcurtain.session.leases import Leases;"
         "from ironcurtain.session.subnets import parse_pool;"
-        f"print(Leases(Path({str(tmp_path)!r}), parse_pool('10.213.0.0/16'), lambda: [],"
+        f"print(Leases(Path({str(tmp_path)!r}), parse_pool('10.213.0.0/16'), lambda _: [],"
         " routes=lambda: []).take('ic-crashed', 3)[0])"
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
@@ -95,7 +95,7 @@ def test_racing_interpreters_never_get_the_same_subnet(tmp_path: Path) -> None:
             "from ironcurtain.session.leases import Leases\n"
             "from ironcurtain.session.subnets import parse_pool\n"
             f"engine = Path({str(engine)!r})\n"
-            "def made():\n"
+            "def made(_live):\n"
             "    return [IPv4Network(x) for x in engine.read_text().split()"
             " if x.endswith('/28')]\n"
             f"store = Leases(Path({str(tmp_path)!r}), parse_pool('10.213.0.0/16'), made,"
