@@ -6,7 +6,7 @@ teardown_s: compose down and removal of the session's secrets.
 git_first_call_s / git_second_call_s, fs_first_call_s / fs_second_call_s: one git (then one
 filesystem) tool call from inside the agent after start-up (its MCP client's start included); the
 first starts that server's room on demand, the second is its baseline (target for a first call:
-1.5 s). Then the same start for 4 concurrent sessions; `concurrent4_start_ratio` compares
+1.5 s). Then the same start for 8 concurrent sessions; `concurrent_start_ratio` compares
 their slowest start with one session's start measured in the same run (target <= 2). The
 team-shared stack is started once, before timing (a real team has it running already), and
 stopped at the end.
@@ -28,7 +28,7 @@ from ironcurtain.session.run import Options, Session
 
 REPO = Path(__file__).resolve().parents[1]
 ROUNDS = 2
-CONCURRENT = 4
+CONCURRENT = 8
 
 
 def _session(environ: dict[str, str], workspace: Path) -> Session:
@@ -156,16 +156,19 @@ def run() -> dict[str, float | int | str]:
         }
         _cli(environ, "images", "build")
         _cli(environ, "shared", "up")
+        load_before = os.getloadavg()[0]
         try:
             singles = [_one(environ, workspace) for _ in range(ROUNDS)]
             starts, stops, timings = _concurrent(environ, workspace)
+            load_after = os.getloadavg()[0]
         finally:
             _cli(environ, "shared", "down")
     start_s = statistics.median(s for s, _, _ in singles)
     stop_s = statistics.median(t for _, t, _ in singles)
     phases = {
         f"start_{phase}_s": round(statistics.median(p[phase] for _, _, p in singles), 2)
-        for phase in ("prepare", "up", "check")
+        for phase in ("prepare", "up", "compose_up", "check")
+        if all(phase in p for _, _, p in singles)
     }
     git = {
         f"{name}_call_s": round(statistics.median(p[name] for _, _, p in singles), 2)
@@ -175,19 +178,22 @@ def run() -> dict[str, float | int | str]:
         **phases,
         **git,
         "rounds": ROUNDS,
+        # the machine is shared: its load beside the figures
+        "load_avg_1m_before": round(load_before, 2),
+        "load_avg_1m_after": round(load_after, 2),
         "start_s": round(start_s, 2),
         "teardown_s": round(stop_s, 2),
         "concurrent": CONCURRENT,
-        "concurrent4_start_max_s": round(max(starts), 2),
-        "concurrent4_teardown_max_s": round(max(stops), 2),
-        "concurrent4_start_ratio": round(max(starts) / start_s, 2),
+        "concurrent_start_max_s": round(max(starts), 2),
+        "concurrent_teardown_max_s": round(max(stops), 2),
+        "concurrent_start_ratio": round(max(starts) / start_s, 2),
         # where the slowest concurrent start spent its time, beside the single start's phases
         **{
-            f"concurrent4_{phase}_max_s": round(max(t.get(phase, 0.0) for t in timings), 2)
+            f"concurrent_{phase}_max_s": round(max(t.get(phase, 0.0) for t in timings), 2)
             for phase in ("prepare", "up", "check")
         },
-        "target_start_s": 8,
+        "target_start_s": 2,
         "target_first_call_s": 1.5,
         "target_teardown_s": 5,
-        "target_concurrent4_start_ratio": 2,
+        "target_concurrent_start_ratio": 2,
     }

@@ -15,9 +15,12 @@ from typing import Any
 from . import hardening
 
 # Runs inside the agent: argv[1] is JSON {"doors": {name: [host, port, request, expect]},
-# "canaries": [[address, port], ...], "wait_s": S}; prints one JSON line {"doors": {...},
-# "reached": [...]}. With wait_s, a door that does not answer yet is asked again (every 0.1 s)
-# until it answers as expected or wait_s has passed: how a starting session waits for its doors.
+# "canaries": [[address, port], ...], "wait_s": S, "canary_s": S}; prints one JSON line
+# {"doors": {...}, "reached": [...]}. With wait_s, a door that does not answer yet is asked again
+# (every 0.1 s) until it answers as expected or wait_s has passed: how a starting session waits
+# for its doors. A canary is tried for canary_s (default 1.5 s): an address outside the agent's
+# subnet fails at once (no route), its own subnet's gateway waits for ARP, which the host would
+# answer within a millisecond if it held the address.
 PROBE = r"""
 import json, socket, sys, threading, time
 spec = json.loads(sys.argv[1])
@@ -38,7 +41,7 @@ def door(name, host, port, request, expect):
         time.sleep(0.1)  # polling a port that is not listening yet, with a deadline
 def canary(address, port):
     try:
-        with socket.create_connection((address, port), 1.5):
+        with socket.create_connection((address, port), spec.get("canary_s", 1.5)):
             reached.append("%s:%d" % (address, port))
     except OSError:
         pass
@@ -56,6 +59,19 @@ def probe_argv(spec: Mapping[str, Any]) -> list[str]:
     the workspace, where a `socket.py` or `json.py` the agent left would otherwise be imported by
     the very check that decides whether the session is isolated."""
     return ["python3", "-I", "-S", "-c", PROBE, json.dumps(spec)]
+
+
+def startup_program(spec: Mapping[str, Any]) -> str:
+    """The agent container's first process (compose.yaml runs it with -I -S): the probe at once,
+    so its canary wait passes while compose still starts the doors and the probe waits for them,
+    its line flushed to the container log, then the idle `sleep infinity` the task is run beside.
+    Nothing of the agent's has run yet; the workspace is not on its import path."""
+    head = f"import sys\nsys.argv[1:] = [{json.dumps(spec)!r}]\n"
+    tail = "\nsys.stdout.flush()\nimport os\nos.execvp('sleep', ['sleep', 'infinity'])\n"
+    return head + PROBE + tail
+
+
+STARTUP_FILE = "startup.py"  # in the session's agent folder (read-only in the agent)
 
 
 def door_requests(mcp_port: int, mitm_port: int, docker_port: int) -> dict[str, list[Any]]:

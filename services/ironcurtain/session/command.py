@@ -98,7 +98,15 @@ def register_sessions(commands: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("sessions", help="list running sessions across worktrees")
     listing.set_defaults(handler=_sessions)
     down = commands.add_parser("down", help="stop a session and remove its containers")
-    down.add_argument("session", help="session id or compose project name (see `sessions`)")
+    down.add_argument(
+        "session", nargs="?", help="session id or compose project name (see `sessions`)"
+    )
+    down.add_argument(
+        "--stale",
+        action="store_true",
+        help="remove the networks of stopped sessions (no container left), freeing their "
+        "addresses (every start does this too)",
+    )
     down.set_defaults(handler=_down)
 
 
@@ -119,17 +127,36 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    import os
+
     import docker
 
+    from . import leases, reclaim
     from .compose import Compose, ComposeError
     from .layout import SessionLayout, state_dir
+    from .naming import SessionName
     from .sessions import running_sessions
 
+    client = docker.from_env()
+    if args.stale or args.session is None:
+        held = leases.Leases(
+            leases.lease_dir(os.environ),
+            leases.pool_from(os.environ),
+            reclaim.engine_subnets(client),
+        )
+        removed, problems = reclaim.sweep(client, held)
+        for problem in problems:
+            print(f"down: could not remove {problem}")
+        print(f"down: removed {len(removed)} stale session networks {' '.join(removed)}".strip())
+        return 1 if problems else 0
     matches = [
         s.name
-        for s in running_sessions(docker.from_env())
+        for s in running_sessions(client)
         if args.session in (s.name.session_id, s.name.project)
     ]
+    if not matches:  # a crashed session whose containers are gone: its networks only
+        names = {SessionName.parse(n.project) for n in reclaim.engine_networks(client) if n.ours}
+        matches = [n for n in names if n and args.session in (n.session_id, n.project)]
     if len(matches) != 1:
         print(f"down: no single running session matches {args.session!r} (see `sessions`)")
         return 1
@@ -140,6 +167,9 @@ def _down(args: argparse.Namespace) -> int:
     except ComposeError as exc:
         print(f"down: {exc}")
         return 1
+    for network in reclaim.engine_networks(client):  # compose leaves those of no container
+        if network.ours and network.project == name.project:
+            client.api.remove_network(network.id)
     SessionLayout.for_session(state_dir(), name).remove_ephemeral()
     print(f"down: stopped {name.project}")
     return 0

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 
 from ..agents.adapter import SESSION_MOUNT, Endpoints
 from .forwards import Forward, render
 from .layout import SessionLayout
 from .naming import SessionName
+from .networks import SESSION_NETWORKS
 
 # Every provider a session's compose file declares a secret for (unused ones get an empty file).
 SECRET_PROVIDERS = ("anthropic", "openai", "google")
@@ -70,6 +72,7 @@ class Plan:
     upstreams: tuple[Upstream, ...] = ()
     budget: Mapping[str, object] = field(default_factory=dict)
     visible_containers: tuple[str, ...] = ()  # served by the socket proxy (sibling services)
+    subnets: Mapping[str, str] = field(default_factory=dict)  # network role -> leased CIDR
 
     def compose_env(self) -> dict[str, str]:
         """The variables compose.yaml interpolates (every `${X:?}` in it)."""
@@ -93,7 +96,14 @@ class Plan:
             "IRONCURTAIN_TEST_RUN": self.test_run,
             "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),
             "IRONCURTAIN_DOCKER_CONTAINERS": "1" if self.visible_containers else "0",
+            **{n.subnet_variable: self.subnets.get(n.role, "") for n in SESSION_NETWORKS},
+            **{n.gateway_variable: self.gateway(n.role) for n in SESSION_NETWORKS},
         }
+
+    def gateway(self, role: str) -> str:
+        """The gateway of a session network: its subnet's first address (IPAM's own default)."""
+        subnet = self.subnets.get(role)
+        return str(ip_network(subnet).network_address + 1) if subnet else ""
 
     def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:
         """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them."""

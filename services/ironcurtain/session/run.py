@@ -41,11 +41,12 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, plan, rooms, siblings, summary, terminal, workspace
+from . import checks, leases, plan, reclaim, rooms, siblings, subnets, summary, terminal, workspace
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
 from .naming import PROJECT_LABEL, session_name
+from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
@@ -213,6 +214,7 @@ class Session:
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
+        leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
         shared = self._ensure_shared()
@@ -241,6 +243,7 @@ class Session:
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
             visible_containers=siblings.visible(found),
+            subnets=leased,
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
@@ -261,52 +264,113 @@ class Session:
             cwd=self.repo,
         )
 
+    def _lease_subnets(self) -> dict[str, str]:
+        """A subnet of IronCurtain's pool for each session network, leased until teardown;
+        refused (nothing started) when the pool has none left. Networks that stopped sessions
+        left behind are reclaimed first."""
+        try:
+            pool = leases.pool_from(self.environ)
+        except subnets.PoolError as exc:
+            raise Refused(str(exc)) from None
+        sweeper = reclaim.Sweeper(self.client, pool)
+        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper)
+        try:
+            chosen = held.take(self.name.project, len(SESSION_NETWORKS))
+        except subnets.Exhausted as exc:
+            raise Refused(f"no addresses for the session's networks: {exc}") from None
+        finally:
+            if sweeper.removed:
+                removed = ", ".join(sweeper.removed)
+                self.say(f"run: reclaimed the networks of stopped sessions: {removed}")
+            for problem in sweeper.problems:
+                self.say(f"run: could not reclaim {problem}")
+        self._leases = held
+        return {n.role: str(s) for n, s in zip(SESSION_NETWORKS, chosen, strict=True)}
+
     def up(self) -> None:
         """Containers started, then ready: every door answers from inside the agent.
 
+        The agent's first process is the probe (checks.startup_program): it waits for the doors
+        and tries the host canary (opened here, before compose up) via every gateway address
+        while compose is still starting the rest, so the canary's wait overlaps the start.
         Readiness is asked of the doors themselves, through the sidecar, rather than of Docker
         healthchecks: on Docker 20.10 a healthcheck cannot run faster at start than later, and
         one exec per second per container cost a quarter of a core per session for its whole life.
         """
         assert self.compose is not None
+        assert self.plan is not None
         self.outcome = "starting"
         began = time.monotonic()
+        canary = checks.Canary()
         try:
+            canaries = self._expected_gateways()
+            spec = {
+                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                "canaries": [[address, canary.port] for address in canaries],
+                "wait_s": START_TIMEOUT_S,
+            }
+            _write_public(self.layout.agent / checks.STARTUP_FILE, checks.startup_program(spec))
             # Not the rooms: each starts when the proxy first asks for it (_wake_rooms).
             held = [rooms.service(s.name) for s in self.rooms]
             self.compose.up(timeout_s=START_TIMEOUT_S, wait=False, later=held)
+            self.timings["compose_up"] = time.monotonic() - began
             self._waker.start()
             self._anchorer.start()
-            self._wait_ready(began + START_TIMEOUT_S)
+            output = self._startup_output(began + START_TIMEOUT_S)
         except ComposeError as exc:
             raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
+        finally:
+            canary.close()
+        try:
+            result = checks.parse_probe(output, canary.hits)
+        except checks.IsolationError as exc:
+            raise SessionFailed(f"the session did not start: {exc}\n{self._logs()}") from None
+        doors = [p for p in result.problems() if p.startswith("door ")]
+        if doors:
+            raise SessionFailed(f"the session did not start: {'; '.join(doors)}\n{self._logs()}")
+        self._startup = (result, frozenset(canaries))
         self.timings["up"] = time.monotonic() - began
         self.say(f"run: containers up, doors answering in {self.timings['up']:.1f}s")
 
-    def _wait_ready(self, deadline: float) -> None:
+    def _startup_output(self, deadline: float) -> str:
+        """The agent's start-up probe's output (its container log), once it printed its line;
+        a container of the session that stopped meanwhile ends the start at once."""
         agent = self._container("agent")
-        spec = {
-            "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
-            "canaries": [],
-            "wait_s": READY_ROUND_S,
-        }
-        while True:
-            stopped = self._stopped()
-            if stopped:
-                raise SessionFailed(
-                    f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
-                )
-            output = _exec(agent, checks.probe_argv(spec))
+        lines: list[str] = []
+        done = threading.Event()
+        stream = agent.logs(stream=True, follow=True, stdout=True, stderr=True)
+
+        def follow() -> None:
+            buffer = b""
             try:
-                problems = checks.parse_probe(output, ()).problems()
-            except checks.IsolationError as exc:
-                problems = [str(exc)]
-            if not problems:
-                return
-            if time.monotonic() >= deadline:
-                raise SessionFailed(
-                    f"the session did not start: {'; '.join(problems)}\n{self._logs()}"
-                )
+                for chunk in stream:
+                    buffer += chunk
+                    if b'"doors"' in buffer and buffer.endswith(b"\n"):
+                        break
+            except docker.errors.DockerException:
+                pass
+            finally:
+                lines.append(buffer.decode(errors="replace"))
+                done.set()
+
+        reader = threading.Thread(target=follow, name="startup-log", daemon=True)
+        reader.start()
+        try:
+            while not done.wait(READY_ROUND_S):
+                stopped = self._stopped()
+                if stopped:
+                    raise SessionFailed(
+                        f"the session did not start: {', '.join(stopped)} stopped\n{self._logs()}"
+                    )
+                if time.monotonic() >= deadline:
+                    raise SessionFailed(
+                        f"the session did not start in {START_TIMEOUT_S:.0f}s\n{self._logs()}"
+                    )
+        finally:
+            stream.close()  # shuts the socket down: a reader still waiting returns
+            reader.join(timeout=5)
+            _close_response(stream)
+        return "".join(lines)
 
     def _stopped(self) -> list[str]:
         """The session's services whose container is not running (exited, dead, gone)."""
@@ -367,18 +431,27 @@ class Session:
         return found
 
     def check_isolation(self) -> None:
+        """The agent container hardened, the doors answering and no gateway reaching the host.
+
+        The first call after `up` reads the start-up probe's answer when it tried every gateway
+        the engine now reports (the canary closed since: its hits were counted); any other call,
+        or a gateway it did not try, probes again from inside the running agent."""
         assert self.compose is not None
         began = time.monotonic()
         agent = self._container("agent")
         checks.check_hardening(agent.attrs)
         gateways = self._gateways()
-        with checks.Canary() as canary:
-            spec = {
-                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
-                "canaries": [[address, canary.port] for address in gateways],
-            }
-            output = _exec(agent, checks.probe_argv(spec))
-            result = checks.parse_probe(output, canary.hits)
+        startup, self._startup = self._startup, None
+        if startup is not None and set(gateways) <= startup[1]:
+            result = startup[0]
+        else:
+            with checks.Canary() as canary:
+                spec = {
+                    "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                    "canaries": [[address, canary.port] for address in gateways],
+                }
+                output = _exec(agent, checks.probe_argv(spec))
+                result = checks.parse_probe(output, canary.hits)
         problems = result.problems()
         self.timings["check"] = time.monotonic() - began
         if problems:
@@ -472,6 +545,8 @@ class Session:
             self._anchorer.join(timeout=START_TIMEOUT_S)
         if self._user_admin is not None:
             self._remove_session_user()
+        if self._leases is not None:  # after the networks are gone: their subnets are free
+            self._leases.release(self.name.project)
         if self._created:
             self._collect_heads()  # the writers are stopped: these are the final heads
             self.layout.remove_ephemeral()
@@ -510,6 +585,9 @@ class Session:
     _died: str | None = None
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists
+    _leases: leases.Leases | None = None
+    # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
+    _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
     agent_started_at = 0.0
 
     def _ensure_images(self) -> None:
@@ -676,21 +754,20 @@ class Session:
 
     def _gateways(self) -> list[str]:
         """Every gateway address of the session's networks, the shared one and docker0: each is
-        the host (or would be, without inhibit_ipv4)."""
+        the host (or would be, without inhibit_ipv4). As the engine reports them now."""
         assert self.plan is not None
-        names = [f"{self.name.project}_{role}" for role in ("agent", "control", "egress")]
+        names = [f"{self.name.project}_{n.role}" for n in SESSION_NETWORKS]
         names += [self.plan.shared_network, "bridge"]
-        found: list[str] = []
-        for name in names:
-            try:
-                network = self.client.networks.get(name)
-            except docker.errors.NotFound:
-                continue
-            for config in network.attrs.get("IPAM", {}).get("Config") or []:
-                gateway = config.get("Gateway")
-                if gateway and ":" not in gateway and gateway not in found:
-                    found.append(gateway)
-        return found
+        return _gateway_addresses(self.client, names)
+
+    def _expected_gateways(self) -> list[str]:
+        """The gateways before the session's networks exist: those compose.yaml gives them
+        (Plan.gateway), the shared network's and docker0's as the engine reports them.
+        check_isolation compares them with what the engine reports once they exist."""
+        assert self.plan is not None
+        found = [g for g in (self.plan.gateway(n.role) for n in SESSION_NETWORKS) if g]
+        others = _gateway_addresses(self.client, [self.plan.shared_network, "bridge"])
+        return [*found, *(g for g in others if g not in found)]
 
     def _follow_notices(self, stop: threading.Event, show: Say | None = None) -> None:
         """Escalation notices for this session (the shared channel), shown as they come: printed
@@ -796,6 +873,26 @@ class Session:
             return self.compose.logs(tail=20, timeout_s=20)
         except ComposeError as exc:
             return f"(no logs: {exc})"
+
+
+def _gateway_addresses(client: docker.DockerClient, names: list[str]) -> list[str]:
+    """The IPv4 gateways of the named networks (one engine call for all of them)."""
+    by_name = {str(doc.get("Name")): doc for doc in client.api.networks()}
+    found: list[str] = []
+    for name in names:
+        for config in (by_name.get(name, {}).get("IPAM") or {}).get("Config") or []:
+            gateway = config.get("Gateway")
+            if gateway and ":" not in gateway and gateway not in found:
+                found.append(gateway)
+    return found
+
+
+def _close_response(stream: object) -> None:
+    """docker-py's CancellableStream.close shuts the socket down but leaves the HTTP response
+    (and its connection) to the garbage collector, which warns: close it here."""
+    response = getattr(stream, "_response", None)
+    if response is not None:
+        response.close()
 
 
 def _exec(container: docker.models.containers.Container, argv: list[str]) -> str:

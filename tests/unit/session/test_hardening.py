@@ -175,13 +175,21 @@ def test_limits_must_be_positive(limits: dict[str, Any]) -> None:
 
 
 def test_the_agent_network_is_internal_without_a_host_gateway() -> None:
-    assert AGENT.compose() == {
-        "driver": "bridge",
-        "internal": True,
-        "driver_opts": {INHIBIT_IPV4: "true"},
+    agent = AGENT.compose()
+    given = "set by ironcurtain run (session/subnets.py)"
+    assert agent.pop("ipam") == {
+        "config": [
+            {
+                "subnet": "${IRONCURTAIN_AGENT_SUBNET:?" + given + "}",
+                "gateway": "${IRONCURTAIN_AGENT_GATEWAY:?" + given + "}",
+            }
+        ]
     }
+    assert agent == {"driver": "bridge", "internal": True, "driver_opts": {INHIBIT_IPV4: "true"}}
     assert AGENT.create_kwargs()["options"] == {INHIBIT_IPV4: "true"}
-    assert CONTROL.compose() == {"driver": "bridge", "internal": True}
+    control = CONTROL.compose()
+    control.pop("ipam")
+    assert control == {"driver": "bridge", "internal": True}
 
 
 def test_the_sidecar_never_routes_and_keeps_no_privileges() -> None:
