@@ -929,6 +929,9 @@ def _write_public(path: Path, text: str) -> None:
 
 
 def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...]) -> bool:
+    """Every service answers its health check *and* runs its image as built now: a stack
+    started by an older IronCurtain (other code, another Redis ACL) is brought up to date by
+    compose rather than used as it is."""
     containers = client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"})
     health = {
         c.labels.get("com.docker.compose.service"): c.attrs.get("State", {})
@@ -936,7 +939,19 @@ def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...
         .get("Status")
         for c in containers
     }
-    return all(health.get(s) == "healthy" for s in services)
+    if not all(health.get(s) == "healthy" for s in services):
+        return False
+    return all(_runs_current_image(client, c) for c in containers)
+
+
+def _runs_current_image(
+    client: docker.DockerClient, container: docker.models.containers.Container
+) -> bool:
+    name = container.attrs.get("Config", {}).get("Image", "")
+    try:
+        return bool(name) and client.images.get(name).id == container.attrs.get("Image")
+    except docker.errors.DockerException:  # the tag is gone or unreadable: let compose decide
+        return False
 
 
 def _machine(client: docker.DockerClient) -> str:
