@@ -34,8 +34,8 @@ def channel() -> Channel:
 
 @bp.before_request
 def authenticate() -> None:
-    g.member = bearer_member()
-    if g.member is not None:
+    g.bearer = bearer_member()
+    if g.bearer is not None:
         return
     if request.method in ("GET", "HEAD") and session_member() is not None:
         return
@@ -44,7 +44,7 @@ def authenticate() -> None:
 
 @bp.get("/whoami")
 def whoami() -> Any:
-    return jsonify(member=g.member or session_member())
+    return jsonify(member=g.bearer or session_member())
 
 
 @bp.errorhandler(HTTPException)
@@ -93,7 +93,7 @@ def decide(escalation_id: str, action: str) -> Any:
         except ValueError as exc:
             abort(400, str(exc))
     ruling = channel().decide(
-        escalation_id, verdict, by=g.member, reason=reason[:2000], remember=remember
+        escalation_id, verdict, by=g.bearer, reason=reason[:2000], remember=remember
     )
     return jsonify(
         outcome=ruling.outcome.value,
