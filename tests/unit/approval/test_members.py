@@ -10,6 +10,8 @@ import pytest
 
 from ironcurtain.approval.members import MemberError, MembersCache, MembersFile, find
 
+from ..racers import race
+
 
 def test_a_new_member_token_is_random_and_only_its_digest_is_stored(members: MembersFile) -> None:
     token = members.add("alice")
@@ -96,3 +98,18 @@ def test_members_are_written_by_replacing_the_file_whole(members: MembersFile) -
 
 def test_no_members_file_means_nobody_is_a_member(tmp_path: Path) -> None:
     assert MembersCache(MembersFile(tmp_path / "none.json")).current() == {}
+
+
+def test_members_added_at_the_same_moment_from_many_processes_are_all_kept(
+    members: MembersFile,
+) -> None:
+    results = race(
+        "import os\nfrom pathlib import Path\nfrom ironcurtain.approval.members import MembersFile",
+        f"members = MembersFile(Path({str(members.path)!r}))\n"
+        "result = [f'm{os.getpid()}', members.add(f'm{os.getpid()}')]",
+    )
+    assert all(isinstance(r, list) for r in results), results  # nobody failed
+    loaded = members.load()
+    assert len(loaded) == len(results)
+    for name, token in results:  # type: ignore[misc]
+        assert find(loaded, token).name == name  # type: ignore[union-attr]
