@@ -45,7 +45,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     login = actions.add_parser(
         "login", help="store your member token (read from the terminal) in your state folder, 0600"
     )
-    login.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}")
+    login.add_argument(
+        "--url",
+        default=os.environ.get("IRONCURTAIN_APPROVAL_URL", f"http://127.0.0.1:{DEFAULT_PORT}"),
+        help="the approval service that checks the token (default: %(default)s)",
+    )
     login.add_argument("--token-file", type=Path, default=member_token_file())
     login.set_defaults(handler=_login)
 
