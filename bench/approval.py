@@ -30,7 +30,7 @@ from typing import Any
 
 import docker
 
-from ironcurtain.approval.secret import load_or_create
+from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation import acl, keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
@@ -101,15 +101,16 @@ def redis_container(directory: Path) -> Iterator[tuple[str, Path]]:
 
 @contextmanager
 def gunicorn(redis_url: str, password: Path, directory: Path) -> Iterator[tuple[str, str]]:
-    token_file = directory / "approval_token"
-    token = load_or_create(token_file, say=lambda _: None)
+    members = MembersFile(directory / "people" / "members.json")
+    token = members.add("bench")
     port = free_port()
     env = {
         **os.environ,
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
         "IRONCURTAIN_REDIS_URL": redis_url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(password / f"redis_{acl.APPROVAL}"),
-        "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
+        "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
+        "IRONCURTAIN_APPROVAL_SESSION_DIR": str(directory / "web-sessions"),
     }
     process = subprocess.Popen(
         [

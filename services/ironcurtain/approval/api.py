@@ -1,7 +1,8 @@
 """The JSON API (what the CLI and the page's live script use).
 
-Reads accept the bearer token or a logged-in browser session; anything that changes state needs
-the bearer token (no cookies, so no cross-site request can ride on a browser's login).
+Reads accept a member's bearer token or a logged-in browser session; anything that changes state
+needs the bearer token (no cookies, so no cross-site request can ride on a browser's login). A
+decision names the member whose token it carries; a `by` in the body is ignored.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request, session
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..escalation.channel import Channel, Outcome, Ruling
@@ -17,8 +18,7 @@ from ..escalation.record import Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
-from .auth import clean_name
-from .secret import matches
+from .auth import bearer_member, session_member
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -40,20 +40,19 @@ def channel() -> Channel:
     return current_app.extensions["ironcurtain.channel"]
 
 
-def bearer_ok() -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    token = current_app.extensions["ironcurtain.token"]
-    return scheme.lower() == "bearer" and matches(given.strip(), token)
-
-
 @bp.before_request
 def authenticate() -> None:
-    if bearer_ok():
+    g.bearer = bearer_member()
+    if g.bearer is not None:
         return
-    if request.method in ("GET", "HEAD") and session.get("user"):
+    if request.method in ("GET", "HEAD") and session_member() is not None:
         return
-    abort(401, "a valid bearer token is required")
+    abort(401, "a member's valid bearer token is required")
+
+
+@bp.get("/whoami")
+def whoami() -> Any:
+    return jsonify(member=g.bearer or session_member())
 
 
 @bp.errorhandler(HTTPException)
@@ -105,9 +104,8 @@ def decide(escalation_id: str, action: str) -> Any:
             remember = pick(present.scope_options(found), scope_id)
         except ValueError as exc:
             abort(400, str(exc))
-    by = clean_name(str(body.get("by", "")), default="api")
     ruling = channel().decide(
-        escalation_id, verdict, by=by, reason=reason[:2000], remember=remember
+        escalation_id, verdict, by=g.bearer, reason=reason[:2000], remember=remember
     )
     return jsonify(
         outcome=ruling.outcome.value,

@@ -1,11 +1,12 @@
 """`create_app(test_config=None)`: the approval service's Flask app; settings come from the
-environment (see settings.py) unless a test passes CHANNEL and TOKEN directly.
+environment (see settings.py) unless a test passes CHANNEL, MEMBERS_FILE and SESSION_DIR directly.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -13,8 +14,10 @@ from flask import Flask, render_template
 
 from ..escalation.channel import Channel, connect
 from . import api, auth, guard, views
-from .secret import load_or_create, session_key
-from .settings import Settings
+from .members import MembersCache, MembersFile
+from .sessions import SessionStore, signing_key
+from .settings import DEFAULT_PORT, Settings
+from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -22,30 +25,40 @@ logger = logging.getLogger(__name__)
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask("ironcurtain.approval")  # the package: its templates/ and static/
     config = test_config or {}
-    if "CHANNEL" in config and "TOKEN" in config:
-        channel, token = config["CHANNEL"], config["TOKEN"]
+    if "CHANNEL" in config:
+        channel = config["CHANNEL"]
+        members_file, session_dir = Path(config["MEMBERS_FILE"]), Path(config["SESSION_DIR"])
+        port = int(config.get("PUBLIC_PORT", DEFAULT_PORT))
     else:
         settings = Settings.from_environ()
-        token = load_or_create(settings.token_file, say=logger.warning)
+        members_file, session_dir = settings.members_file, settings.session_dir
+        port = settings.public_port
         channel = Channel(
             connect(settings.redis_url, settings.redis_password_file),
             history_maxlen=settings.history_maxlen,
         )
+    lifetime = timedelta(hours=12)
     app.config.from_mapping(
-        SECRET_KEY=session_key(token),
-        SESSION_COOKIE_NAME="ironcurtain_approval",
+        SECRET_KEY=signing_key(session_dir),
+        # Browsers send a host's cookies to every port of it (RFC 6265 8.5): the port in the name
+        # keeps two approval services on one host apart; see docs/approval.md for the rest.
+        SESSION_COOKIE_NAME=f"ironcurtain_approval_{port}",
+        SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=False,  # served over http on the host's loopback only
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=lifetime,
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
     )
-    app.config.update({k: v for k, v in config.items() if k not in ("CHANNEL", "TOKEN")})
+    app.config.update({k: v for k, v in config.items() if k != "CHANNEL"})
     app.extensions["ironcurtain.channel"] = channel
-    app.extensions["ironcurtain.token"] = token
+    app.extensions["ironcurtain.members"] = MembersCache(MembersFile(members_file))
+    app.extensions["ironcurtain.sessions"] = SessionStore(session_dir, lifetime.total_seconds())
+    app.extensions["ironcurtain.throttle"] = Throttle(limit=5, window_s=60)
     app.jinja_env.autoescape = True  # every template, whatever its name: arguments are hostile
 
+    app.jinja_env.globals["current_member"] = auth.current_member
     guard.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

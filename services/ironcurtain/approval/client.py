@@ -50,11 +50,15 @@ class Client:
                 0, f"the approval service at {self.base_url} is unreachable ({exc})"
             ) from None
 
+    def whoami(self) -> str:
+        return str(self.call("GET", "/api/v1/whoami")["member"])
+
     def pending(self) -> list[dict[str, Any]]:
         return self.call("GET", "/api/v1/escalations")["escalations"]
 
     def decide(
-        self, escalation_id: str, action: str, *, reason: str = "", by: str = "", remember: str = ""
+        self, escalation_id: str, action: str, *, reason: str = "", remember: str = ""
     ) -> dict[str, Any]:
-        body = {"reason": reason, "by": by, "remember": remember}
+        # No `by`: the service records the member whose token this is.
+        body = {"reason": reason, "remember": remember}
         return self.call("POST", f"/api/v1/escalations/{escalation_id}/{action}", body)

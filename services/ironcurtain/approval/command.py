@@ -1,9 +1,10 @@
-"""`ironcurtain escalations | approve ID | deny ID`: decide from a terminal, via the API."""
+"""`ironcurtain escalations | approve ID | deny ID`: decide from a terminal, via the API, with the
+member's own token: a file in their state folder (`ironcurtain shared login` writes it, 0600) or
+the file given by `--token-file`; never an environment variable."""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import urllib.parse
@@ -15,6 +16,10 @@ from .settings import DEFAULT_PORT, state_dir
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
+
+
+def member_token_file() -> Path:
+    return state_dir() / "member_token"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -53,12 +58,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--token-file",
         type=Path,
-        default=Path(
-            os.environ.get("IRONCURTAIN_APPROVAL_TOKEN_FILE")
-            or state_dir() / "shared" / "approval_token"
-        ),
-        help="file holding the approval token (default: $IRONCURTAIN_APPROVAL_TOKEN_FILE or "
-        "%(default)s)",
+        default=member_token_file(),
+        help="file holding your member token (default: %(default)s, written by "
+        "`ironcurtain shared login`)",
     )
 
 
@@ -66,7 +68,10 @@ def _client(args: argparse.Namespace) -> Client:
     try:
         return Client(args.url, read(args.token_file))
     except (OSError, TokenError) as exc:
-        raise SystemExit(f"ironcurtain: cannot read the approval token: {exc}") from None
+        raise SystemExit(
+            f"ironcurtain: cannot read your member token: {exc}; run `ironcurtain shared login` "
+            "or pass --token-file"
+        ) from None
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -93,7 +98,6 @@ def _decide(args: argparse.Namespace) -> int:
             args.id,
             args.action,
             reason=args.reason,
-            by=f"{getpass.getuser()} (cli)",
             remember=getattr(args, "remember", ""),
         )
     except ApiError as exc:

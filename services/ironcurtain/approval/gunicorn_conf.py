@@ -1,15 +1,12 @@
 """gunicorn settings: `gunicorn -c python:ironcurtain.approval.gunicorn_conf`.
 
-Threads serve the page's once-a-second live refresh without tying up a worker per browser; the
-token is created (and shown once) by the master before any worker starts.
+Threads serve the page's once-a-second live refresh without tying up a worker per browser. The
+workers share the members file (read-only) and the web-session folder (the container's tmpfs).
 """
 
 from __future__ import annotations
 
 import os
-
-from ironcurtain.approval.secret import load_or_create
-from ironcurtain.approval.settings import Settings
 
 wsgi_app = "ironcurtain.approval:create_app()"
 bind = os.environ.get("IRONCURTAIN_APPROVAL_BIND", "127.0.0.1:8470")
@@ -31,7 +28,3 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 proc_name = "ironcurtain-approval"
 control_socket_disable = True  # gunicorn >= 27: no runtime control socket (read-only root fs)
 forwarded_allow_ips = ""  # no proxy in front: never trust X-Forwarded-*
-
-
-def on_starting(server: object) -> None:
-    load_or_create(Settings.from_environ().token_file, say=print)

@@ -1,9 +1,8 @@
-"""The approval token: read from a secret file, made there on first start (0600, shown once)."""
+"""A member token in a file: read (the CLI), or made there once (0600, shown once: the `admin`
+member that `ironcurtain shared up` creates on first start)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -37,18 +36,5 @@ def load_or_create(path: Path, say: Callable[[str], None] = print) -> str:
     if path.stat().st_mode & 0o077:
         raise TokenError(f"{path} was created readable by others; refusing to use it")
     say(f"approval: a new token was generated (shown once): {token}")
-    say(f"approval: it is stored in {path} (mode 0600); `ironcurtain approve` reads it from there")
+    say(f"approval: it is stored in {path} (mode 0600)")
     return token
-
-
-def matches(given: str, token: str) -> bool:
-    """Constant-time comparison (on digests, so lengths leak nothing either)."""
-    a = hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest()
-    b = hashlib.sha256(token.encode()).digest()
-    return hmac.compare_digest(a, b)
-
-
-def session_key(token: str) -> bytes:
-    """The cookie-signing key, derived from the token: the same in every gunicorn worker, and
-    rotating the token logs every browser out."""
-    return hmac.new(token.encode(), b"ironcurtain approval session", hashlib.sha256).digest()

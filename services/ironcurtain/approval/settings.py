@@ -19,7 +19,9 @@ def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
 class Settings:
     redis_url: str
     redis_password_file: Path  # a credential file: `USER PASSWORD` (escalation/acl.py)
-    token_file: Path
+    members_file: Path
+    session_dir: Path
+    public_port: int = DEFAULT_PORT
     history_maxlen: int = 10_000
 
     @classmethod
@@ -30,8 +32,14 @@ class Settings:
             redis_password_file=Path(
                 environ.get("IRONCURTAIN_REDIS_CREDENTIAL_FILE") or shared / "redis_approval"
             ),
-            token_file=Path(
-                environ.get("IRONCURTAIN_APPROVAL_TOKEN_FILE") or shared / "approval_token"
+            members_file=Path(
+                environ.get("IRONCURTAIN_APPROVAL_MEMBERS_FILE")
+                or shared / "people" / "members.json"
             ),
+            session_dir=Path(
+                environ.get("IRONCURTAIN_APPROVAL_SESSION_DIR")
+                or state_dir(environ) / "approval-sessions"
+            ),
+            public_port=int(environ.get("IRONCURTAIN_APPROVAL_PORT", str(DEFAULT_PORT))),
             history_maxlen=int(environ.get("IRONCURTAIN_HISTORY_MAXLEN", "10000")),
         )

@@ -13,7 +13,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 
@@ -22,7 +21,7 @@ from ..escalation.record import Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
-from .auth import login_required
+from .auth import current_member, login_required
 
 bp = Blueprint("views", __name__)
 
@@ -80,7 +79,7 @@ def decide(escalation_id: str) -> Any:
     ruling = channel().decide(
         escalation_id,
         verdict,
-        by=session["user"],
+        by=current_member() or "",  # login_required: never empty here
         reason=request.form.get("reason", "")[:2000],
         remember=remember,
     )

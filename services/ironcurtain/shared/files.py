@@ -8,6 +8,13 @@ hashes only, the default user off), rewritten from them on every start.
 The containers that read them run as our service user (uid 10001): as root we hand the service
 files to that uid; as anyone else the python services run as the caller's uid instead (compose
 reads IRONCURTAIN_SECRETS_UID), so the files never need to be readable by others.
+
+People: `people/members.json` holds each member's token digest (members.py); the folder is
+mounted read-only into the approval service only. On first start a member `admin` is made whose
+token is `approval_token` here (the operator's own credential, readable by them alone, mounted
+nowhere): the old shared token, where one exists, becomes that member, so nothing changes for the
+operator while every decision now names a member. `member remove admin` retires it once people
+have their own.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import once
+from ..approval.members import MembersFile
 from ..approval.secret import load_or_create
 from ..escalation import acl
 
@@ -52,6 +60,14 @@ class SharedFiles:
     def approval_token(self) -> Path:
         return self.directory / "approval_token"
 
+    @property
+    def people(self) -> Path:
+        return self.directory / "people"
+
+    def members(self) -> MembersFile:
+        owner = SERVICE_UID if os.geteuid() == 0 else None
+        return MembersFile(self.people / "members.json", owner=owner)
+
     def lock(self) -> AbstractContextManager[None]:
         """Held by whoever checks and starts the shared stack (one at a time, across processes)."""
         return once.held(self.directory / ".up.lock")
@@ -79,17 +95,21 @@ class SharedFiles:
             with os.fdopen(fd, "wb") as out:
                 out.write(text)
             os.replace(tmp, self.redis_acl)
-        load_or_create(self.approval_token, say=say)
-        service_files = (
-            self.credential_file(acl.APPROVAL),
-            self.credential_file(acl.WORKER),
-            self.approval_token,
-        )
-        for path in (self.redis_admin, self.redis_acl, *service_files):
+        migrating = self.approval_token.exists() and not self.members().path.exists()
+        token = load_or_create(self.approval_token, say=say)
+        self.people.mkdir(exist_ok=True, mode=0o700)
+        self.people.chmod(0o700)
+        if not self.members().path.exists():
+            self.members().add_with_token("admin", token)
+            if migrating:
+                where = self.approval_token
+                say(f"shared: the old approval token is the member `admin` now: {where}")
+        service_files = (self.credential_file(acl.APPROVAL), self.credential_file(acl.WORKER))
+        for path in (self.redis_admin, self.redis_acl, *service_files, self.approval_token):
             if path.stat().st_mode & 0o077:
                 raise PermissionError(f"{path} is readable by others; fix its mode (0600)")
         if os.geteuid() == 0:
-            for path in service_files:
+            for path in (*service_files, self.people, self.members().path):
                 os.chown(path, SERVICE_UID, SERVICE_UID)
             return SERVICE_UID
         return os.geteuid()

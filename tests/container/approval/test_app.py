@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +17,11 @@ from ironcurtain.approval import create_app
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
+from ..approvalconfig import approval_config
 from ..redisserver import RedisServer, free_port
 
-TOKEN = "t" * 40
+TOKEN = "t" * 43  # alice's
+BOB = "b" * 43
 HOSTILE = "<script>alert('pwned')</script>"
 
 
@@ -50,9 +53,13 @@ def channel(team_redis: RedisServer) -> Iterator[Channel]:
     client.close()
 
 
+def config(channel: Channel, tmp_path: Path) -> dict[str, Any]:
+    return approval_config(channel, tmp_path, {"alice": TOKEN, "bob": BOB})
+
+
 @pytest.fixture
-def app(channel: Channel) -> Flask:
-    return create_app({"CHANNEL": channel, "TOKEN": TOKEN, "TESTING": True})
+def app(channel: Channel, tmp_path: Path) -> Flask:
+    return create_app({**config(channel, tmp_path), "TESTING": True})
 
 
 @pytest.fixture
@@ -69,6 +76,22 @@ def csrf_of(page: bytes) -> str:
 def log_in(client: FlaskClient, token: str = TOKEN, name: str = "alice") -> Any:
     csrf = csrf_of(client.get("/login").data)
     return client.post("/login", data={"token": token, "name": name, "csrf_token": csrf})
+
+
+def test_a_decision_through_the_api_names_the_tokens_member_on_real_redis(
+    client: FlaskClient, channel: Channel
+) -> None:
+    escalation = channel.create(request(), 30)
+    response = client.post(
+        f"/api/v1/escalations/{escalation.id}/deny",
+        headers=bearer(BOB),
+        json={"reason": "no", "by": "someone-else"},
+    )
+    assert response.status_code == 200
+    decision = channel.decision(escalation.id)
+    assert decision is not None
+    assert (decision.by, decision.verdict) == ("bob", Verdict.DENIED)
+    assert [h.decision.by for h in channel.history()] == ["bob"]
 
 
 @pytest.fixture
@@ -120,7 +143,7 @@ def test_the_api_answers_the_right_token(client: FlaskClient, channel: Channel) 
 def test_a_wrong_token_does_not_log_in(client: FlaskClient) -> None:
     response = log_in(client, token="w" * 40)
     assert response.status_code == 403
-    assert b"not right" in response.data
+    assert b"do not match a member" in response.data
     assert client.get("/").status_code == 302
 
 
@@ -137,7 +160,9 @@ def test_login_does_not_redirect_off_site(client: FlaskClient) -> None:
     csrf = csrf_of(client.get("/login").data)
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
         response = client.post(
-            "/login", query_string={"next": target}, data={"token": TOKEN, "csrf_token": csrf}
+            "/login",
+            query_string={"next": target},
+            data={"name": "alice", "token": TOKEN, "csrf_token": csrf},
         )
         assert response.headers["Location"] == "/"
         csrf = csrf_of(client.get("/login").data)
@@ -218,7 +243,7 @@ def test_a_second_decision_is_refused_and_shown_as_such(
     first = client.post(
         f"/api/v1/escalations/{escalation.id}/approve",
         headers=bearer(),
-        json={"reason": "fine", "by": "bob"},
+        json={"reason": "fine", "by": "bob"},  # ignored: the token is alice's
     )
     assert first.status_code == 200
     assert first.json["outcome"] == "decided"
@@ -227,7 +252,7 @@ def test_a_second_decision_is_refused_and_shown_as_such(
     assert second.json["outcome"] == "already"
     assert second.json["decision"]["verdict"] == "approved"
     page = browser.get(f"/escalations/{escalation.id}").data
-    assert b"approved</strong> by bob" in page
+    assert b"approved</strong> by alice" in page
     assert b'id="decide"' not in page
 
 
@@ -364,9 +389,9 @@ def test_no_page_carries_an_inline_script(browser: FlaskClient, channel: Channel
 # -- Redis down ----------------------------------------------------------------------------
 
 
-def test_with_redis_down_the_service_says_so_and_decides_nothing() -> None:
+def test_with_redis_down_the_service_says_so_and_decides_nothing(tmp_path: Path) -> None:
     down = Channel(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1))
-    client = create_app({"CHANNEL": down, "TOKEN": TOKEN}).test_client()
+    client = create_app(config(down, tmp_path)).test_client()
     response = client.post(
         "/api/v1/escalations/s1.0123456789abcdef/approve", headers=bearer(), json={}
     )

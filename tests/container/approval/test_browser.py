@@ -1,6 +1,8 @@
 """Real gunicorn, real Redis, real headless Chromium: a human logs in, sees an escalation arrive
 without reloading, approves it, and the waiting escalate() call resumes with APPROVED. Forged
-cross-site posts, missing CSRF tokens, wrong tokens and hostile arguments each fail safely."""
+cross-site posts, missing CSRF tokens, wrong tokens and hostile arguments each fail safely. People:
+logout and `member remove` end a session (a copied cookie too), `next` stays on our origin, the
+cookie is host-only and named for the port."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ironcurtain.approval.secret import load_or_create
+from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation import keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
@@ -73,21 +76,28 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @pytest.fixture(scope="module")
+def members(tmp_path_factory: pytest.TempPathFactory) -> MembersFile:
+    return MembersFile(tmp_path_factory.mktemp("people") / "members.json")
+
+
+@pytest.fixture(scope="module")
 def service(
-    team_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    team_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory, members: MembersFile
 ) -> Iterator[tuple[str, str]]:
-    """gunicorn with our config; yields (base url, token)."""
+    """gunicorn with our config (two workers: sessions must hold across them); yields (base url,
+    alice's token)."""
     state = tmp_path_factory.mktemp("state")
-    token_file = state / "approval_token"
-    token = load_or_create(token_file, say=lambda _: None)
+    token = members.add("alice")
     port = free_port()
     env = {
         **os.environ,
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
-        "IRONCURTAIN_APPROVAL_WORKERS": "1",
+        "IRONCURTAIN_APPROVAL_PORT": str(port),
+        "IRONCURTAIN_APPROVAL_WORKERS": "2",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
-        "IRONCURTAIN_APPROVAL_TOKEN_FILE": str(token_file),
+        "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
+        "IRONCURTAIN_APPROVAL_SESSION_DIR": str(state / "web-sessions"),
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     log = (state / "gunicorn.log").open("wb")
@@ -144,9 +154,9 @@ def page(browser: Browser) -> Iterator[Page]:
     assert dialogs == [], f"a script ran in the page: {dialogs}"
 
 
-def log_in(page: Page, url: str, token: str) -> None:
+def log_in(page: Page, url: str, token: str, name: str = "alice") -> None:
     page.goto(f"{url}/login")
-    page.fill("input[name=name]", "alice")
+    page.fill("input[name=name]", name)
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_contain_text("Pending escalations")
@@ -194,9 +204,10 @@ def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
 def test_a_wrong_token_does_not_log_the_browser_in(service: tuple[str, str], page: Page) -> None:
     url, _ = service
     page.goto(f"{url}/login")
+    page.fill("input[name=name]", "alice")
     page.fill("input[name=token]", "w" * 43)
     page.click("button[type=submit]")
-    expect(page.locator(".flash")).to_contain_text("not right")
+    expect(page.locator(".flash")).to_contain_text("do not match a member")
     page.goto(url)
     assert page.url.startswith(f"{url}/login")
 
@@ -297,3 +308,134 @@ def test_a_forged_record_is_shown_invalid_in_the_browser_and_offers_no_decision(
     page.goto(f"{url}/escalations/{forged}")
     expect(page.locator("#invalid")).to_contain_text("cannot be approved")
     expect(page.locator("#approve")).to_have_count(0)
+
+
+# -- people ---------------------------------------------------------------------------------
+
+
+def decide_with_cookies_of(page: Page, escalation_id: str) -> str:
+    """A form post from `page`'s context, with the CSRF token its cookie holds (read from a page
+    fetched while it was still logged in, as a thief of the cookie would have it)."""
+    return page.evaluate(
+        """async ([path, csrf]) => {
+            const body = new URLSearchParams({action: "approve", csrf_token: csrf});
+            const response = await fetch(path, {method: "POST", body});
+            return new URL(response.url).pathname;
+        }""",
+        [
+            f"/escalations/{escalation_id}/decide",
+            page.locator("input[name=csrf_token]").first.get_attribute("value"),
+        ],
+    )
+
+
+def test_after_logout_a_copied_cookie_decides_nothing(
+    service: tuple[str, str], browser: Browser, page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(request(), 60)
+    thief = browser.new_context()
+    try:
+        thief.add_cookies(page.context.cookies())
+        stolen = thief.new_page()
+        stolen.goto(f"{url}/escalations/{escalation.id}")
+        expect(stolen.locator("#approve")).to_be_visible()  # control: the copy works before
+        page.click("header button[type=submit]")  # log out
+        expect(page.locator("h1")).to_contain_text("Log in")
+        assert decide_with_cookies_of(stolen, escalation.id) == "/login"
+        stolen.goto(f"{url}/escalations/{escalation.id}")
+        assert stolen.url.startswith(f"{url}/login")
+    finally:
+        thief.close()
+    assert channel.decision(escalation.id) is None
+
+
+def test_removing_a_member_logs_their_browser_out_at_once(
+    service: tuple[str, str], page: Page, channel: Channel, members: MembersFile
+) -> None:
+    url, _ = service
+    carol = members.add("carol")
+    log_in(page, url, carol, name="carol")
+    escalation = channel.create(request(), 60)
+    page.goto(f"{url}/escalations/{escalation.id}")
+    members.remove("carol")
+    page.click("#approve")
+    assert page.url.startswith(f"{url}/login")
+    assert channel.decision(escalation.id) is None
+    for _ in range(4):  # whichever of the two workers answers
+        page.goto(url)
+        assert page.url.startswith(f"{url}/login")
+
+
+@pytest.mark.parametrize(
+    "target", ["//example.com", "/%09/example.com", "/%5Cexample.com", "https://example.com"]
+)
+def test_login_never_leaves_our_origin_whatever_next_says(
+    service: tuple[str, str], page: Page, target: str
+) -> None:
+    url, token = service
+    page.goto(f"{url}/login?next={urllib.parse.quote(target, safe='')}")
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("Pending escalations")
+    assert page.url == f"{url}/"
+
+
+def test_login_returns_to_the_page_that_asked_for_it(service: tuple[str, str], page: Page) -> None:
+    url, token = service
+    page.goto(f"{url}/history")
+    assert page.url.startswith(f"{url}/login")
+    page.fill("input[name=name]", "alice")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    assert page.url == f"{url}/history"
+
+
+def test_the_cookie_is_host_only_strict_httponly_and_named_for_the_port(
+    service: tuple[str, str], page: Page
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    port = urllib.parse.urlsplit(url).port
+    (cookie,) = page.context.cookies()
+    assert cookie["name"] == f"ironcurtain_approval_{port}"
+    assert (cookie["domain"], cookie["path"]) == ("127.0.0.1", "/")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+
+
+def test_an_app_on_another_host_name_never_receives_the_cookie(
+    service: tuple[str, str], page: Page
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    seen: dict[str, list[str]] = {}  # host name -> the Cookie headers it was sent
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            host = self.headers.get("Host", "").rsplit(":", 1)[0]
+            seen.setdefault(host, []).append(self.headers.get("Cookie", ""))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"other app")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), Echo)
+    serving = threading.Thread(target=other.serve_forever, daemon=True)
+    serving.start()
+    try:
+        page.goto(f"http://localhost:{other.server_port}/")
+        page.goto(f"http://127.0.0.1:{other.server_port}/")  # the same host name, another port
+    finally:
+        other.shutdown()
+        other.server_close()
+    assert seen["localhost"]
+    assert all(c == "" for c in seen["localhost"])  # host-only: another name never gets it
+    # Browsers do not isolate ports (RFC 6265 8.5): the same host name on another port is sent
+    # the cookie. docs/approval.md says what that means and how to give the UI its own host.
+    assert any("ironcurtain_approval_" in c for c in seen["127.0.0.1"]), seen

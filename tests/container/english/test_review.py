@@ -30,6 +30,7 @@ from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
 
+from ..approvalconfig import approval_config
 from ..redisserver import RedisServer
 
 KEY = "sk-ant-api03-REAL-reviewer-key"
@@ -279,8 +280,10 @@ def test_without_a_key_file_the_reviewer_decides_nothing(
     assert not fake.seen
 
 
-def test_the_api_switches_the_reviewer_with_the_bearer_token_only(channel: Channel) -> None:
-    app = create_app({"CHANNEL": channel, "TOKEN": TOKEN, "TESTING": True})
+def test_the_api_switches_the_reviewer_with_the_bearer_token_only(
+    channel: Channel, tmp_path: Path
+) -> None:
+    app = create_app({**approval_config(channel, tmp_path, {"alice": TOKEN}), "TESTING": True})
     web = app.test_client()
     auth = {"Authorization": f"Bearer {TOKEN}"}
     path = "/api/v1/sessions/s1/auto-review"

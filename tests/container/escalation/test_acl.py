@@ -29,6 +29,7 @@ from ironcurtain.escalation.record import Decision
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
+from ..approvalconfig import approval_config
 from ..redisserver import RedisServer
 
 A, B = "aaaa1111", "bbbb2222"
@@ -83,8 +84,9 @@ def approval(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
 
 
 @pytest.fixture
-def api(approval: Channel) -> FlaskClient:
-    return create_app({"CHANNEL": approval, "TOKEN": TOKEN, "TESTING": True}).test_client()
+def api(approval: Channel, tmp_path: Path) -> FlaskClient:
+    config = approval_config(approval, tmp_path, {"alice": TOKEN})
+    return create_app({**config, "TESTING": True}).test_client()
 
 
 @pytest.fixture

@@ -164,7 +164,21 @@ def test_the_socket_proxy_in_the_sidecars_namespace_answers_only_on_its_loopback
     assert check.exit_code == 0, check.output
 
 
-@pytest.mark.parametrize(("target", "port"), [("redis", 6379), ("approval", 8000)])
+def test_no_session_container_reaches_the_approval_service(
+    running: Running, docker_client: docker.DockerClient
+) -> None:
+    """The approval service is on the team's own network, never on the one sessions join."""
+    project = running.env.environ["IRONCURTAIN_SHARED_PROJECT"]
+    approval = docker_client.containers.get(f"{project}-approval-1")
+    networks = approval.attrs["NetworkSettings"]["Networks"]
+    assert running.env.environ["IRONCURTAIN_SHARED_NETWORK"] not in networks
+    addresses = [n["IPAddress"] for n in networks.values() if n["IPAddress"]]
+    for name in ("agent", "mcp-proxy"):
+        for target in ("approval", *addresses):
+            assert not probe(running.containers[name], target, 8000).opened, (name, target)
+
+
+@pytest.mark.parametrize(("target", "port"), [("redis", 6379)])
 def test_the_agent_cannot_reach_the_shared_redis_or_approval_service(
     running: Running, docker_client: docker.DockerClient, target: str, port: int
 ) -> None:

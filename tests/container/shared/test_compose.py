@@ -217,3 +217,114 @@ def test_the_login_page_is_served_from_the_image(stack: dict[str, str]) -> None:
     assert b'name="csrf_token"' in page
     with urllib.request.urlopen(f"{base}/static/live.js", timeout=5) as response:  # noqa: S310
         assert b"textContent" in response.read()
+
+
+PROBE = """
+import socket, sys
+for host, port in [tuple(a.rsplit(":", 1)) for a in sys.argv[1:]]:
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+        print(host, "open")
+    except OSError as exc:
+        print(host, "closed", type(exc).__name__)
+"""
+
+
+def test_a_container_on_the_sessions_network_reaches_redis_but_never_the_approval_service(
+    stack: dict[str, str], docker_client: docker.DockerClient, image: Callable[[str], str]
+) -> None:
+    project = stack["IRONCURTAIN_SHARED_PROJECT"]
+    (approval,) = docker_client.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={project}",
+                "com.docker.compose.service=approval",
+            ]
+        }
+    )
+    networks = approval.attrs["NetworkSettings"]["Networks"]
+    assert stack["IRONCURTAIN_SHARED_NETWORK"] not in networks
+    addresses = [n["IPAddress"] for n in networks.values() if n["IPAddress"]]
+    targets = ["redis:6379", "approval:8000", *(f"{a}:8000" for a in addresses)]
+    probe = docker_client.containers.run(
+        image("python"),
+        ["python3", "-c", PROBE, *targets],
+        detach=True,
+        network=stack["IRONCURTAIN_SHARED_NETWORK"],
+        labels=TEST_LABELS,
+    )
+    try:
+        assert probe.wait(timeout=60)["StatusCode"] == 0
+        lines = probe.logs().decode().splitlines()
+    finally:
+        probe.remove(force=True)
+    assert lines[0] == "redis open"  # control: what sessions need is there
+    assert len(lines) == len(targets)
+    assert all(" closed " in line for line in lines[1:]), lines
+
+
+def test_a_new_member_decides_with_their_own_token_and_removal_revokes_it(
+    stack: dict[str, str],
+    docker_client: docker.DockerClient,
+    image: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    added = cli(stack, "shared", "member", "add", "bob")
+    assert added.returncode == 0, added.stderr
+    token = added.stdout.splitlines()[1].strip()
+    assert (
+        token not in (Path(stack["IRONCURTAIN_SHARED_DIR"]) / "people" / "members.json").read_text()
+    )
+    url = f"http://127.0.0.1:{stack['IRONCURTAIN_APPROVAL_PORT']}"
+    token_file = tmp_path / "state" / "member_token"
+    login = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ironcurtain.cli",
+            "shared",
+            "login",
+            "--url",
+            url,
+            "--token-file",
+            str(token_file),
+        ],
+        cwd=REPO_ROOT,
+        env=stack,
+        input=token + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert login.returncode == 0, login.stderr
+    assert "'bob'" in login.stdout
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    listed = cli(stack, "shared", "member", "list")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["admin", "bob"]
+
+    secret = Path(stack["IRONCURTAIN_SHARED_DIR"]) / "redis_password"
+    session = docker_client.containers.run(
+        image("python"),
+        ["python3", "-c", ESCALATE],
+        detach=True,
+        network=stack["IRONCURTAIN_SHARED_NETWORK"],
+        user=str(secret.stat().st_uid),
+        volumes={str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
+        labels=TEST_LABELS,
+    )
+    try:
+        [escalation_id] = pending_ids(stack)
+        removed_first = cli(stack, "shared", "member", "remove", "carol")
+        assert removed_first.returncode == 1  # no such member: said, nothing changed
+        approved = cli(
+            stack, "approve", escalation_id, "--url", url, "--token-file", str(token_file)
+        )
+        assert approved.returncode == 0, approved.stderr
+        assert session.wait(timeout=30)["StatusCode"] == 0
+        assert session.logs().decode().split()[:2] == ["approved", "bob"]
+    finally:
+        session.remove(force=True)
+    assert cli(stack, "shared", "member", "remove", "bob").returncode == 0
+    refused = cli(stack, "escalations", "--url", url, "--token-file", str(token_file))
+    assert refused.returncode == 1
+    assert "bearer token" in refused.stderr

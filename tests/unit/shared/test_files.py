@@ -63,8 +63,41 @@ def test_sessions_starting_together_share_one_set_of_credentials(tmp_path: Path)
         p.name for p in (tmp_path / "shared").iterdir() if not p.name.startswith(".")
     ) == [
         "approval_token",
+        "people",
         "redis_acl",
         "redis_admin",
         "redis_approval",
         "redis_worker",
     ]
+
+
+def test_the_first_start_makes_the_member_admin_holding_the_token_file(tmp_path: Path) -> None:
+    files = SharedFiles(tmp_path / "shared")
+    files.ensure(say=lambda _: None)
+    members = files.members().load()
+    assert set(members) == {"admin"}
+    assert members["admin"].holds(files.approval_token.read_text().strip())
+    assert files.approval_token.read_text().strip() not in files.members().path.read_text()
+    assert files.people.stat().st_mode & 0o777 == 0o700
+
+
+def test_an_old_shared_token_becomes_the_member_admin(tmp_path: Path) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o700)
+    old = "o" * 43
+    (directory / "approval_token").write_text(old + "\n")
+    (directory / "approval_token").chmod(0o600)
+    said: list[str] = []
+    files = SharedFiles(directory)
+    files.ensure(say=said.append)
+    assert files.members().load()["admin"].holds(old)
+    assert any("the member `admin` now" in line for line in said)
+
+
+def test_a_removed_admin_is_not_brought_back_by_the_next_start(tmp_path: Path) -> None:
+    files = SharedFiles(tmp_path / "shared")
+    files.ensure(say=lambda _: None)
+    files.members().add("alice")
+    files.members().remove("admin")
+    files.ensure(say=lambda _: None)
+    assert set(files.members().load()) == {"alice"}
