@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .paths import Endpoint
+
+if TYPE_CHECKING:
+    from .bounds import Spec
 
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -58,6 +61,14 @@ class Provider:
     accept_bearer: bool = False  # also take the fake key as "Authorization: Bearer" (SDKs do)
     client_tool_types: tuple[str, ...] = ("custom",)  # tool types that run on the agent's side
     tool_shape: str = "typed"  # "typed" (Anthropic, OpenAI: tools[].type) or "gemini"
+    # How each endpoint's spend is bounded (bounds.py); None: not billed. Every endpoint has one.
+    meter: tuple[tuple[Endpoint, Spec | None], ...] = ()
+
+    def meter_for(self, endpoint: Endpoint) -> Spec | None:
+        for known, spec in self.meter:
+            if known == endpoint:
+                return spec
+        raise KeyError(f"{self.name}: no meter entry for {endpoint}")  # parse() prevents this
 
     @property
     def key_headers(self) -> tuple[str, ...]:
@@ -83,7 +94,7 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    extra = {"local", "prices", "accept_bearer", "client_tool_types", "tool_shape"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "tool_shape", "meter"}
     unknown = set(raw) - known - extra
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -100,6 +111,7 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
             Price(str(p["model"]), float(p["input"]), float(p["output"]))
             for p in raw.get("prices") or ()
         )
+        meter = _meter(endpoints, raw.get("meter") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if not hosts or any(not _HOST.match(h) for h in hosts):
@@ -120,7 +132,33 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         accept_bearer=bool(raw.get("accept_bearer", False)),
         client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
         tool_shape=_tool_shape(where, raw.get("tool_shape", "typed")),
+        meter=meter,
     )
+
+
+def _meter(
+    endpoints: tuple[Endpoint, ...], raw: Mapping[str, Any]
+) -> tuple[tuple[Endpoint, Spec | None], ...]:
+    """Each endpoint's meter entry; an endpoint without one is an error (allowlist: no default)."""
+    from .bounds import parse_spec  # bounds -> errors -> providers: imported here, not at the top
+
+    if not isinstance(raw, Mapping):
+        raise ValueError("meter must map endpoints to 'free' or a bound")
+    specs = {str(Endpoint.parse(k)): v for k, v in raw.items()}
+    unknown = set(specs) - {str(e) for e in endpoints}
+    if unknown:
+        raise ValueError(f"meter: {', '.join(sorted(unknown))} is not an endpoint")
+    table = []
+    for endpoint in endpoints:
+        if str(endpoint) not in specs:
+            raise ValueError(
+                f"meter: endpoint {endpoint} needs an entry ('free' if the vendor does not bill it)"
+            )
+        try:
+            table.append((endpoint, parse_spec(specs[str(endpoint)])))
+        except ValueError as exc:
+            raise ValueError(f"meter {endpoint}: {exc}") from None
+    return tuple(table)
 
 
 def _tool_shape(where: str, value: object) -> str:

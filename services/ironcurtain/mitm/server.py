@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 import h11
 
-from . import budget, depot, keys, rewrite
+from . import bounds, budget, depot, keys, rewrite
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body
@@ -32,7 +32,7 @@ from .providers import Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
 from .tls import Leaves
-from .usage import Meter
+from .usage import Meter, UsageChunkStripper
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Proxy:
         self._real_keys = real_keys
         self._audit = audit
         self._clock = clock
-        self.totals = budget.Totals(started=clock())
+        self._ledger = budget.Ledger(settings.budget, clock())
         self._pools: dict[str, list[_Upstream]] = {}
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
@@ -142,6 +142,11 @@ class Proxy:
             self.settings.listen_port if port is None else port,
             limit=READ_SIZE,
         )
+
+    @property
+    def totals(self) -> budget.Totals:
+        """Requests admitted, tokens and cost settled, and what is reserved now."""
+        return self._ledger.totals
 
     @property
     def connections(self) -> int:
@@ -466,7 +471,7 @@ class Proxy:
                     f"{method} {path} is not an allowed endpoint for {provider.name}",
                 )
             real_key = self._check_key(provider, request)
-            exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
+            exhausted = self._ledger.check(self._clock())  # early: before the body is read
             if exhausted:
                 raise Refusal(403, "budget", exhausted)
             data = await self._read_body(reader, writer, conn)
@@ -475,6 +480,12 @@ class Proxy:
                     data, _removed = rewrite.strip_gemini_tools(data)
                 else:
                     data, _removed = rewrite.strip_server_tools(data, provider.client_tool_types)
+            # Admission: the request's bound is reserved and it is counted, in one locked step.
+            data, bound = bounds.prepare(provider.meter_for(endpoint), data, path)
+            ask = budget.ask(bound, provider.price(bound.model))
+            exhausted = self._ledger.admit(ask, self._clock())
+            if exhausted:
+                raise Refusal(403, "budget", exhausted)
         except Refusal as refusal:
             self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
             return False
@@ -490,11 +501,23 @@ class Proxy:
                 path=path,
                 bytes_in=len(data),
                 request_id=rid,
+                reason=f"reserved {ask.tokens} tokens" if ask.tokens else "",
             )
         )
-        self.totals = budget.count_request(self.totals)
         return await self._forward(
-            writer, conn, provider, host, request, data, real_key, path, rid, started, watch
+            writer,
+            conn,
+            provider,
+            host,
+            request,
+            data,
+            real_key,
+            path,
+            rid,
+            started,
+            watch,
+            ask,
+            bound.strip_usage_chunk,
         )
 
     def _check_head(self, request: h11.Request, host: str) -> Target:
@@ -690,6 +713,8 @@ class Proxy:
         rid: str,
         started: float,
         watch: _Watch,
+        ask: budget.Ask,
+        strip_usage: bool,
     ) -> bool:
         method = request.method.decode()
         headers = self._upstream_headers(provider, host, request, data, real_key)
@@ -701,6 +726,8 @@ class Proxy:
                 if isinstance(exc, TimeoutError)
                 else Refusal(502, "upstream", f"{host} unreachable: {_reason(exc)}")
             )
+            charged = budget.unanswered(ask, isinstance(exc, TimeoutError))
+            self._ledger.settle(ask, charged, provider.price(ask.model))
             self._write_refusal(writer, conn, provider, host, method, path, refusal, started, rid)
             return False
         content_type = ""
@@ -710,8 +737,11 @@ class Proxy:
                 continue
             if name == b"content-type":
                 content_type = value.decode("latin-1")
+            elif name == b"content-length" and strip_usage:
+                continue  # the agent's copy loses a chunk: h11 frames it chunked instead
             out_headers.append((name, value))
         meter = Meter(content_type)
+        stripper = UsageChunkStripper() if strip_usage and response.status_code == 200 else None
         sent = 0
         ok = False
         # Bytes for the agent are gathered while upstream events are at hand and written once
@@ -743,10 +773,17 @@ class Proxy:
                         uconn.receive_data(await ureader.read(READ_SIZE))
                 elif isinstance(event, h11.Data):
                     chunk = event.data
-                    out.append(conn.send(h11.Data(chunk)))
-                    sent += len(chunk)
                     meter.feed(chunk)
+                    if stripper is not None:
+                        chunk = stripper.feed(chunk)
+                    if chunk:
+                        out.append(conn.send(h11.Data(chunk)))
+                        sent += len(chunk)
                 elif isinstance(event, h11.EndOfMessage):
+                    rest = stripper.finish() if stripper is not None else b""
+                    if rest:
+                        out.append(conn.send(h11.Data(rest)))
+                        sent += len(rest)
                     out.append(conn.send(h11.EndOfMessage()))
                     writer.write(b"".join(out))
                     ok = True
@@ -766,9 +803,10 @@ class Proxy:
                 self._release(host, upstream)
             else:
                 upstream.close()  # cancels the vendor-side request
-        usage = meter.finish()
+        reading = meter.finish()
+        usage, estimated = budget.charge(ask, reading, ok, response.status_code)
         price = provider.price(usage.model)
-        self.totals = budget.add_usage(self.totals, usage, price)
+        self._ledger.settle(ask, usage, price)
         self._audit.write(
             Entry(
                 self.settings.session,
@@ -787,7 +825,7 @@ class Proxy:
                 bytes_out=sent,
                 request_id=rid,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                flag="" if meter.complete else "usage_not_metered",
+                flag="usage_estimated" if estimated else "",
             )
         )
         return ok
