@@ -306,6 +306,8 @@ class FakeVendor:
                 await asyncio.wait({gate, eof}, return_when=asyncio.FIRST_COMPLETED)
                 gate.cancel()
                 eof.cancel()
+                # Let the read finish cancelling: the connection's next request reads again.
+                await asyncio.gather(gate, eof, return_exceptions=True)
                 if not self.gate.is_set():
                     self.aborted += 1
                     return

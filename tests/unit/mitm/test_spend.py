@@ -95,9 +95,15 @@ class Exchange:
 
 
 def _settled(stack: Stack) -> dict[str, Any]:
-    """The last response line, once the proxy has settled it (it settles after the last byte)."""
-    stack.until(lambda: stack.proxy.totals.reserved_tokens == 0)
-    return stack.audit_until(lambda line: line.get("event") == "response")[-1]
+    """The last response line, once every forwarded request is settled (after its last byte)."""
+
+    def done() -> bool:
+        lines = stack.audit()
+        allowed = sum(1 for x in lines if x["event"] == "request" and x["decision"] == "allow")
+        return allowed == sum(1 for x in lines if x["event"] == "response")
+
+    stack.until(done)
+    return [x for x in stack.audit() if x["event"] == "response"][-1]
 
 
 def _release_at_once(exchanges: list[Exchange]) -> list[int]:
@@ -147,7 +153,7 @@ def test_twenty_concurrent_requests_overshoot_a_token_budget_by_at_most_one_rese
         body = exchange.read_rest()
         if exchange.status == 403:
             assert b"token budget" in body
-    stack.until(lambda: stack.proxy.totals.reserved_tokens == 0)
+    _settled(stack)
     spent = stack.proxy.totals.tokens
     assert spent == passed * VENDOR_TOKENS  # settled to the vendor's usage
     assert spent - 100 <= _reservation(GATED, OUTPUT_TOKENS)  # today: 20 passed, 920 spent
