@@ -131,8 +131,11 @@ def _load(body: bytes, watched: frozenset[str]) -> dict[str, Any]:
                 seen.add(key)
         return doc
 
+    # The C parser first; the slower duplicate-key hook only when a watched key's name occurs
+    # more than once in the raw bytes (it may be in a string, or be a repeated key).
+    repeated = any(body.count(b'"%s"' % name.encode()) > 1 for name in watched)
     try:
-        doc = json.loads(body, object_pairs_hook=pairs)
+        doc = json.loads(body, object_pairs_hook=pairs) if repeated else json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise Refusal(
             400, "budget", "request body is not JSON; its spend cannot be bounded"

@@ -161,7 +161,8 @@ class Meter:
         # Not JSON (e.g. "[DONE]"): nothing to count.
         with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             doc = json.loads(payload)
-            self.usage = self.usage.merge(extract(doc))
+            if b"sage" in payload:  # only events that can carry usage are searched for it
+                self.usage = self.usage.merge(extract(doc))
             if self._sse:
                 self._chars += content_chars(doc)
 
