@@ -131,9 +131,10 @@ def _load(body: bytes, watched: frozenset[str]) -> dict[str, Any]:
                 seen.add(key)
         return doc
 
-    # The C parser first; the slower duplicate-key hook only when a watched key's name occurs
-    # more than once in the raw bytes (it may be in a string, or be a repeated key).
-    repeated = any(body.count(b'"%s"' % name.encode()) > 1 for name in watched)
+    # The C parser, unless a watched key's name occurs more than once in the raw bytes (in a
+    # string, or repeated) or a key may be spelled with escapes ("max\u005ftokens"): then the
+    # slower hook that sees every key.
+    repeated = b"\\u" in body or any(body.count(b'"%s"' % n.encode()) > 1 for n in watched)
     try:
         doc = json.loads(body, object_pairs_hook=pairs) if repeated else json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

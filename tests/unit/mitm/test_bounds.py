@@ -109,6 +109,9 @@ def test_a_missing_bound_is_defaulted_in_the_body_so_the_vendor_holds_it(
         (MESSAGES, b'{"max_tokens":100000,"max_tokens":1}', "appears twice"),
         (MESSAGES, b'{"max_tokens":1,"max_tokens":100000}', "appears twice"),
         (CHAT, b'{"max_tokens":5,"stream":true,"stream":false}', "appears twice"),
+        # the same key spelled with an escape is the same key
+        (MESSAGES, b'{"max\\u005ftokens":100000,"max_tokens":1}', "appears twice"),
+        (CHAT, b'{"n":1,"\\u006e":50,"max_tokens":5}', "appears twice"),
         # unmeterable: background responses run after the answer
         (RESPONSES, _body({"max_output_tokens": 5, "background": True}), "'background'"),
         (RESPONSES, _body({"max_output_tokens": 5, "background": "yes"}), "'background'"),
