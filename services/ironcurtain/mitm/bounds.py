@@ -109,17 +109,18 @@ def _set(doc: dict[str, Any], field: str, value: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _watched(spec: Spec) -> frozenset[str]:
+def _watched(spec: Spec) -> tuple[frozenset[str], tuple[bytes, ...]]:
+    """The body keys the bound depends on, and each as a quoted JSON name (for a quick scan)."""
     names = {f.split(".")[0] for f in (*spec.output, *spec.refuse)}
     names |= {f.split(".")[-1] for f in (*spec.output, *spec.refuse)}
     if spec.choices:
         names |= {spec.choices.split(".")[0], spec.choices.split(".")[-1]}
     if spec.stream_usage:
         names |= {"stream", "stream_options", "include_usage"}
-    return frozenset(names)
+    return frozenset(names), tuple(b'"%s"' % n.encode() for n in sorted(names))
 
 
-def _load(body: bytes, watched: frozenset[str]) -> dict[str, Any]:
+def _load(body: bytes, watched: frozenset[str], needles: tuple[bytes, ...]) -> dict[str, Any]:
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         doc = dict(items)
         if len(doc) != len(items):
@@ -134,7 +135,7 @@ def _load(body: bytes, watched: frozenset[str]) -> dict[str, Any]:
     # The C parser, unless a watched key's name occurs more than once in the raw bytes (in a
     # string, or repeated) or a key may be spelled with escapes ("max\u005ftokens"): then the
     # slower hook that sees every key.
-    repeated = b"\\u" in body or any(body.count(b'"%s"' % n.encode()) > 1 for n in watched)
+    repeated = b"\\u" in body or any(body.count(needle) > 1 for needle in needles)
     try:
         doc = json.loads(body, object_pairs_hook=pairs) if repeated else json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
@@ -155,7 +156,7 @@ def prepare(spec: Spec | None, body: bytes, path: str) -> tuple[bytes, Bound]:
     """
     if spec is None:
         return body, FREE
-    doc = _load(body, _watched(spec))
+    doc = _load(body, *_watched(spec))
     for field in spec.refuse:
         if _get(doc, field) not in (None, False):
             raise Refusal(

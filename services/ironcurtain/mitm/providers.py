@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -81,10 +82,16 @@ class Provider:
         return (header,)
 
     def price(self, model: str | None) -> Price:
-        for price in self.prices:
-            if fnmatch.fnmatchcase(model or "", price.model):
-                return price
-        return Price("*", 0.0, 0.0) if not self.prices else self.prices[-1]
+        return _price(self.prices, model or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _price(prices: tuple[Price, ...], model: str) -> Price:
+    # Cached: looked up at admission and at settlement of every request, through several globs.
+    for price in prices:
+        if fnmatch.fnmatchcase(model, price.model):
+            return price
+    return Price("*", 0.0, 0.0) if not prices else prices[-1]
 
 
 class ConfigError(ValueError):
