@@ -1,9 +1,13 @@
 """Budget arithmetic for one session: pure functions over frozen totals, and one locked ledger.
 
-A request is admitted only if what it may still spend fits: its output bound plus its input
-estimate (bounds.py) is reserved, together with the request count, in one step under the session's
-lock. When the answer ends, the reservation is settled: released, and what the vendor reported is
-charged instead (`charge` says what is charged when the vendor's figures are missing or partial).
+A request is admitted only if what it may spend fits beside what is spent and reserved: its
+output bound plus its input estimate (bounds.py) is reserved, together with the request count, in
+one step under the session's lock. A request alone (nothing else reserved) is admitted while the
+budget is not used up even if its bound is larger than what is left: a bound of 128k output tokens
+at an expensive model's price can be more than a whole default budget, and refusing it would stop
+every session; so spend passes a limit by at most one request's reservation. When the answer
+ends, the reservation is settled: released, and what the vendor reported is charged instead
+(`charge` says what is charged when the vendor's figures are missing or partial).
 So concurrent requests cannot all pass one check and overshoot together.
 """
 
@@ -98,17 +102,27 @@ def admit(limits: Limits, totals: Totals, request: Ask, now: float) -> Totals | 
     if stop is not None:
         return stop
     t = totals
-    if limits.tokens is not None and t.committed_tokens + request.tokens > limits.tokens:
+    alone = not t.reserved_tokens and not t.reserved_cost_usd  # nothing else is in flight
+    if (
+        limits.tokens is not None
+        and t.committed_tokens + request.tokens > limits.tokens
+        and not alone
+    ):
         return (
             f"token budget: this request may use {request.tokens} tokens (output bound "
             f"{request.output_tokens} + input estimate {request.input_tokens}), "
-            f"{limits.tokens - t.committed_tokens} of {limits.tokens} left; lower its output limit"
+            f"{limits.tokens - t.committed_tokens} of {limits.tokens} left beside the requests in "
+            "flight; lower its output limit or send it when they are done"
         )
-    if limits.cost_usd is not None and t.committed_cost_usd + request.cost_usd > limits.cost_usd:
+    if (
+        limits.cost_usd is not None
+        and t.committed_cost_usd + request.cost_usd > limits.cost_usd
+        and not alone
+    ):
         return (
             f"cost budget: this request may cost ${request.cost_usd:.4f}, "
-            f"${limits.cost_usd - t.committed_cost_usd:.4f} of ${limits.cost_usd:.2f} left; "
-            "lower its output limit"
+            f"${limits.cost_usd - t.committed_cost_usd:.4f} of ${limits.cost_usd:.2f} left beside "
+            "the requests in flight; lower its output limit or send it when they are done"
         )
     # Built directly, not with dataclasses.replace: this runs on every request, and replace()
     # introspects the fields each time.

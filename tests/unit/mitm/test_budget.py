@@ -21,23 +21,27 @@ ASK = budget.Ask(input_tokens=20, output_tokens=40, cost_usd=0.01, model="m")
     [
         # control: room for the whole reservation
         (budget.Limits(tokens=100), budget.Totals(0), ASK, True, None),
-        (budget.Limits(tokens=60), budget.Totals(0), ASK, True, None),  # exactly fits
-        # the bound does not fit in what is left (spent or reserved): refused before forwarding
-        (budget.Limits(tokens=59), budget.Totals(0), ASK, False, "may use 60 tokens"),
+        (budget.Limits(tokens=60), budget.Totals(0, reserved_tokens=1), ASK, False, "may use 60"),
+        (budget.Limits(tokens=61), budget.Totals(0, reserved_tokens=1), ASK, True, None),  # fits
+        # beside requests in flight, the bound must fit in what is left: refused before forwarding
         (
             budget.Limits(tokens=100),
             budget.Totals(0, reserved_tokens=50),
             ASK,
             False,
-            "50 of 100 left",
+            "50 of 100 left beside the requests in flight",
         ),
         (
             budget.Limits(tokens=100),
-            budget.Totals(0, input_tokens=30, output_tokens=20),
+            budget.Totals(0, input_tokens=30, output_tokens=20, reserved_tokens=1),
             ASK,
             False,
-            "50 of 100 left",
+            "49 of 100 left",
         ),
+        # alone, a request may go while the budget is not used up (overshoot <= its reservation)
+        (budget.Limits(tokens=59), budget.Totals(0), ASK, True, None),
+        (budget.Limits(tokens=100), budget.Totals(0, input_tokens=99), ASK, True, None),
+        (budget.Limits(tokens=100), budget.Totals(0, input_tokens=100), ASK, False, "exhausted"),
         (
             budget.Limits(tokens=100),
             budget.Totals(0, input_tokens=60, reserved_tokens=40),
@@ -50,6 +54,7 @@ ASK = budget.Ask(input_tokens=20, output_tokens=40, cost_usd=0.01, model="m")
         (budget.Limits(requests=3), budget.Totals(0, requests=3), ASK, False, "request budget"),
         # cost: the reservation's price must fit too
         (budget.Limits(cost_usd=0.02), budget.Totals(0, cost_usd=0.01), ASK, True, None),
+        (budget.Limits(cost_usd=0.005), budget.Totals(0), ASK, True, None),  # alone
         (
             budget.Limits(cost_usd=0.02),
             budget.Totals(0, cost_usd=0.005, reserved_cost_usd=0.006),
@@ -76,7 +81,10 @@ def test_admission_table(
         assert isinstance(outcome, budget.Totals)
         assert outcome.requests == totals.requests + 1
         assert outcome.reserved_tokens == totals.reserved_tokens + held.tokens
-        assert outcome.committed_tokens <= (limits.tokens or 10**30)
+        # committed passes the limit only for a request alone, by at most its reservation
+        assert outcome.committed_tokens <= (limits.tokens or 10**30) + held.tokens * (
+            not totals.reserved_tokens
+        )
     else:
         assert isinstance(outcome, str)
         assert reason in outcome

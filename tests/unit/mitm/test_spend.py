@@ -203,18 +203,25 @@ def test_a_normal_anthropic_stream_is_metered_to_the_vendors_figures(budgeted: S
 
 
 @pytest.mark.parametrize("budgeted", [{"tokens": 100}], indirect=True)
-def test_a_request_whose_bound_does_not_fit_is_refused_before_the_vendor_sees_it(
+def test_a_request_whose_bound_does_not_fit_beside_one_in_flight_is_refused_before_the_vendor(
     budgeted: Stack,
 ) -> None:
-    body = b'{"model":"m","max_tokens":4096,"messages":[]}'
+    first = Exchange(budgeted, "api.anthropic.com", "/v1/messages", _anthropic(budgeted), GATED)
+    first.wait_continue()
+    first.send_body()
+    assert first.read_head() == 200  # in flight (held at the vendor's gate), 51 tokens reserved
+    body = b'{"model":"m","max_tokens":60,"messages":[]}'
     seen = len(budgeted.vendor.seen)
     reply = raw(budgeted, "api.anthropic.com", post("/v1/messages", _anthropic(budgeted), body))
     assert reply.status == 403
     assert reply.headers["x-ironcurtain-refused"] == "budget"
     assert "lower its output limit" in reply.json()["error"]["message"]
     assert len(budgeted.vendor.seen) == seen
-    # control: the same request with a bound that fits goes through
-    small = b'{"model":"m","max_tokens":40,"messages":[]}'
+    budgeted.open_gate()
+    first.read_rest()
+    _settled(budgeted)
+    # control: once the first is settled (46 spent), a request that fits beside it goes through
+    small = b'{"model":"m","max_tokens":30,"messages":[]}'
     assert (
         raw(budgeted, "api.anthropic.com", post("/v1/messages", _anthropic(budgeted), small)).status
         == 200
