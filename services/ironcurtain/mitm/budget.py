@@ -3,8 +3,8 @@
 A request is admitted only if what it may spend fits beside what is spent and reserved: its
 output bound plus its input estimate (bounds.py) is reserved, together with the request count, in
 one step under the session's lock. A request alone (nothing else reserved) is admitted while the
-budget is not used up even if its bound is larger than what is left: a bound of 128k output tokens
-at an expensive model's price can be more than a whole default budget, and refusing it would stop
+budget is not used up even if its bound is larger than what is left: a large output bound at an
+expensive model's price can be more than a whole default budget, and refusing it would stop
 every session; so spend passes a limit by at most one request's reservation. When the answer
 ends, the reservation is settled: released, and what the vendor reported is charged instead
 (`charge` says what is charged when the vendor's figures are missing or partial).
