@@ -8,7 +8,11 @@ each its own process. Measured:
   three paths share the machine's noise);
 - requests/s with 32 concurrent clients;
 - per-SSE-event added latency (the vendor stamps each event with its monotonic send time);
-- RSS of the proxy at 500 concurrent streams, and how many of them failed.
+- RSS of the proxy at 500 concurrent streams, and how many of them failed;
+- budget overshoot: 20 requests released at once (every head seen, then every body sent) against
+  a second proxy with a 100-token budget, in reservations (one request's output bound + input
+  estimate); the baseline is the same 20 requests through the unbudgeted proxy (what they spend
+  when nothing holds them, as the old check-then-settle budget let all of them pass).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h11
 
@@ -46,6 +51,8 @@ LATENCY_ROUNDS, LATENCY_PER_ROUND, WARMUP = 8, 250, 200
 THROUGHPUT_SECONDS, THROUGHPUT_CLIENTS = 3.0, 32
 SSE_EVENTS, SSE_GAP_MS, SSE_ROUNDS = 150, 5, 3
 STREAMS, STREAM_EVENTS, STREAM_GAP_MS = 500, 30, 100
+BUDGET_TOKENS, BUDGET_CONCURRENT = 100, 20
+BUDGET_BODY = b'{"model":"m","max_tokens":34,"messages":[{"role":"user","content":"hi"}]}'
 
 
 @dataclass(frozen=True)
@@ -306,6 +313,62 @@ async def streams(path: Path_, fake: str) -> tuple[int, float]:
     return failures, peak
 
 
+async def _held_back(path: Path_, fake: str) -> tuple[asyncio.StreamWriter, h11.Connection, Any]:
+    """A request whose head the proxy has seen (it answered 100 Continue); its body not sent."""
+    reader, writer = await _aconnect(path)
+    conn = h11.Connection(h11.CLIENT)
+    head = _request(fake, BUDGET_BODY)
+    head = h11.Request(
+        method=head.method,
+        target=head.target,
+        headers=[*head.headers, (b"expect", b"100-continue")],
+    )
+    writer.write(conn.send(head))
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(4096))
+        elif isinstance(event, h11.InformationalResponse):
+            return writer, conn, reader
+        else:
+            raise RuntimeError(f"expected 100 Continue, got {event!r}")
+
+
+async def released_at_once(path: Path_, fake: str) -> list[int]:
+    """BUDGET_CONCURRENT requests: every head seen first, then every body sent in one go."""
+    held = await asyncio.gather(*(_held_back(path, fake) for _ in range(BUDGET_CONCURRENT)))
+    for writer, conn, _ in held:
+        writer.write(conn.send(h11.Data(BUDGET_BODY)) + conn.send(h11.EndOfMessage()))
+
+    async def status(writer: asyncio.StreamWriter, conn: h11.Connection, reader: Any) -> int:
+        code = 0
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                if not data:
+                    return code
+                conn.receive_data(data)
+            elif isinstance(event, h11.Response):
+                code = event.status_code
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                writer.close()
+                return code
+
+    return list(await asyncio.gather(*(status(*h) for h in held)))
+
+
+def _spent(audit: Path, wait_for: int, deadline_s: float = 30) -> int:
+    """Tokens charged on the audit's response lines, once `wait_for` of them are written."""
+    end = time.monotonic() + deadline_s
+    while True:
+        lines = [json.loads(x) for x in audit.read_text().splitlines()]
+        done = [x for x in lines if x.get("event") == "response"]
+        if len(done) >= wait_for or time.monotonic() > end:
+            return sum(x.get("input_tokens", 0) + x.get("output_tokens", 0) for x in done)
+        time.sleep(0.02)  # the audit file has no readiness event of its own
+
+
 # ---- processes ----------------------------------------------------------------------------------
 
 
@@ -371,6 +434,15 @@ def _run(tmp: Path) -> dict[str, float | int | str]:
         },
     }
     (tmp / "mitm.json").write_text(json.dumps(config))
+    budget_port = _free_port()
+    budgeted = {
+        **config,
+        "listen": {"host": "127.0.0.1", "port": budget_port},
+        "audit": str(tmp / "audit-budget.jsonl"),
+        "budget": {"tokens": BUDGET_TOKENS, "seconds": None, "cost_usd": None},
+    }
+    budget_cfg = tmp / "mitm-budget.json"
+    budget_cfg.write_text(json.dumps(budgeted))
     figures: dict[str, float | int | str] = {}
     py = sys.executable
     vendor_argv = [
@@ -469,6 +541,38 @@ def _run(tmp: Path) -> dict[str, float | int | str]:
             )
         figures["direct_sse_event_p50_ms"] = round(statistics.median(direct_sse), 3)
         figures["direct_sse_event_p99_ms"] = round(_percentile(direct_sse, 0.99), 3)
+
+        # Budget overshoot: the baseline (nothing holds them) first, through the same proxy code.
+        audit = tmp / "audit.jsonl"
+        before = len([x for x in audit.read_text().splitlines() if '"response"' in x])
+        spent_before = _spent(audit, before)
+        baseline = asyncio.run(released_at_once(paths[1], fake))
+        baseline_spent = _spent(audit, before + baseline.count(200)) - spent_before
+        capped = stack.enter_context(
+            _process(
+                [py, "-m", "ironcurtain.cli", "mitm", "serve", "--config", str(budget_cfg)],
+                log=tmp / "budget.log",
+            )
+        )
+        _wait_port(budget_port, capped)
+        capped_path = Path_("budget", ours_ctx, budget_port, vendor_port, capped.pid)
+        statuses = asyncio.run(released_at_once(capped_path, fake))
+        spent = _spent(tmp / "audit-budget.jsonl", statuses.count(200))
+        reservation = -(-len(BUDGET_BODY) // 4) + 34  # docs/mitm.md: ceil(bytes / 4) + max_tokens
+        figures["budget_limit_tokens"] = BUDGET_TOKENS
+        figures["budget_reservation_tokens"] = reservation
+        figures[f"budget_{BUDGET_CONCURRENT}_concurrent_passed"] = statuses.count(200)
+        figures[f"budget_{BUDGET_CONCURRENT}_concurrent_spent_tokens"] = spent
+        figures["budget_overshoot_reservations"] = round(
+            max(0, spent - BUDGET_TOKENS) / reservation, 3
+        )
+        figures["budget_spent_over_limit_ratio"] = round(spent / BUDGET_TOKENS, 3)
+        figures[f"baseline_unheld_{BUDGET_CONCURRENT}_concurrent_passed"] = baseline.count(200)
+        figures[f"baseline_unheld_{BUDGET_CONCURRENT}_concurrent_spent_tokens"] = baseline_spent
+        figures["baseline_unheld_overshoot_reservations"] = round(
+            max(0, baseline_spent - BUDGET_TOKENS) / reservation, 3
+        )
+        figures["baseline_unheld_spent_over_limit_ratio"] = round(baseline_spent / BUDGET_TOKENS, 3)
 
         for p in paths[1:]:
             failures, peak = asyncio.run(streams(p, fake))

@@ -2,6 +2,8 @@
 
 - any model: a normal answer (JSON, or SSE when `"stream": true`) with usage figures;
 - "gated": the SSE stream sends its first events, then waits until `release()` is called;
+  "gated-N": the same after N more text deltas of "tok " (four characters each);
+- "big-N": a non-streamed Messages answer whose text is N MiB (usage still at its end);
 - "error-500" / "error-429": the vendor's error JSON with that status;
 - "hang": never answers (the proxy's timeout must fire);
 - "ticks-N-MS": SSE, N events MS milliseconds apart, each carrying its send time (benchmarks).
@@ -30,6 +32,15 @@ from . import play as playing
 
 INPUT_TOKENS = 12
 OUTPUT_TOKENS = 34
+
+
+def _gated(model: str) -> tuple[bool, int]:
+    """Whether a stream waits at the gate, and how many extra deltas it sends first."""
+    if model == "gated":
+        return True, 0
+    if model.startswith("gated-") and model[6:].isdigit():
+        return True, int(model[6:])
+    return False, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +227,30 @@ class FakeVendor:
             if doc.get("stream"):
                 return await self._anthropic_stream(conn, writer, reader, model)
             text = self.replies.popleft() if self.replies else "hello from the fake"
+            if model.startswith("big-") and model[4:].isdigit():
+                text = "x" * (int(model[4:]) * 1024 * 1024)
             return self._json(conn, writer, 200, anthropic_message(model, text))
         if path == "/v1/chat/completions":
             if doc.get("stream"):
-                return await self._openai_stream(conn, writer, reader, model)
+                # As the vendor: the usage chunk comes only when the client asks for it.
+                options = doc.get("stream_options")
+                usage = isinstance(options, dict) and options.get("include_usage") is True
+                return await self._openai_stream(conn, writer, reader, model, usage)
             return self._json(conn, writer, 200, openai_chat(model, "hello from the fake"))
+        if path == "/v1/responses":
+            return self._json(
+                conn,
+                writer,
+                200,
+                {
+                    "id": "resp_fake",
+                    "object": "response",
+                    "model": model,
+                    "status": "completed",
+                    "output": [],
+                    "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS},
+                },
+            )
         if ":generateContent" in path:
             return self._json(
                 conn,
@@ -276,6 +306,8 @@ class FakeVendor:
                 await asyncio.wait({gate, eof}, return_when=asyncio.FIRST_COMPLETED)
                 gate.cancel()
                 eof.cancel()
+                # Let the read finish cancelling: the connection's next request reads again.
+                await asyncio.gather(gate, eof, return_exceptions=True)
                 if not self.gate.is_set():
                     self.aborted += 1
                     return
@@ -315,7 +347,16 @@ class FakeVendor:
                 },
             ),
         ]
-        if model == "gated":
+        gated, extra = _gated(model)
+        for _ in range(extra):
+            delta = {"type": "text_delta", "text": "tok "}
+            events.append(
+                _sse(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": delta},
+                )
+            )
+        if gated:
             events.append(None)
         events += [
             _sse(
@@ -345,6 +386,7 @@ class FakeVendor:
         writer: asyncio.StreamWriter,
         reader: asyncio.StreamReader,
         model: str,
+        include_usage: bool = False,
     ) -> None:
         def chunk(delta: dict[str, object], usage: object = None, finish: object = None) -> bytes:
             doc = {
@@ -355,25 +397,25 @@ class FakeVendor:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
                 if delta is not None
                 else [],
-                "usage": usage,
             }
+            if include_usage:
+                doc["usage"] = usage  # null on every chunk but the last, as the vendor sends
             return f"data: {json.dumps(doc)}\n\n".encode()
 
         events: list[bytes | None] = [chunk({"role": "assistant", "content": "first "})]
-        if model == "gated":
+        gated, extra = _gated(model)
+        events += [chunk({"content": "tok "}) for _ in range(extra)]
+        if gated:
             events.append(None)
-        events += [
-            chunk({"content": "second"}, finish="stop"),
-            chunk(
-                None,
-                usage={
-                    "prompt_tokens": INPUT_TOKENS,
-                    "completion_tokens": OUTPUT_TOKENS,
-                    "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
-                },
-            ),
-            b"data: [DONE]\n\n",
-        ]
+        events.append(chunk({"content": "second"}, finish="stop"))
+        if include_usage:
+            usage = {
+                "prompt_tokens": INPUT_TOKENS,
+                "completion_tokens": OUTPUT_TOKENS,
+                "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
+            }
+            events.append(chunk(None, usage=usage))
+        events.append(b"data: [DONE]\n\n")
         await self._stream(conn, writer, reader, events)
 
     async def _ticks(self, conn: h11.Connection, writer: asyncio.StreamWriter, model: str) -> None:

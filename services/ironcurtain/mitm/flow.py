@@ -1,9 +1,9 @@
 """One request inside a tunnel (`Flow`), and the request as it goes to the vendor (`Outgoing`).
 
 A Flow carries what each step of the request path needs and is filled in as the checks of
-checks.py pass (target, endpoint, admitted headers, key, body); the server's I/O only reads
-it. Outgoing is built from a fully checked Flow alone, so nothing the checks did not admit can
-reach the vendor.
+checks.py pass (target, endpoint, admitted headers, key, body) and the budget admits it
+(reservation); the server's I/O only reads it. Outgoing is built from a fully checked Flow
+alone, so nothing the checks did not admit can reach the vendor.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import h11
 
+from .budget import Ask
 from .paths import Endpoint, Target
 from .providers import Provider
 
@@ -31,7 +32,9 @@ class Flow:
     forward: list[tuple[bytes, bytes]] = field(default_factory=list)  # allowlisted headers
     presented: list[tuple[bytes, bytes]] = field(default_factory=list)  # key headers sent
     real_key: str | None = None
-    body: bytes = b""  # canonical body (shapes.admit)
+    body: bytes = b""  # canonical body (shapes.admit), then with its bound written (bounds.py)
+    ask: Ask = field(default_factory=Ask)  # what admission reserved (budget.Ledger.admit)
+    strip_usage: bool = False  # remove the usage chunk we asked for from the agent's stream
 
     @property
     def head(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -10,13 +11,17 @@ from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .paths import Endpoint
 
 DEFAULT_HEADERS = ("accept", "content-type", "user-agent")
+
+if TYPE_CHECKING:
+    from .bounds import Spec
+
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -61,6 +66,14 @@ class Provider:
     # Request headers forwarded besides the ones we set (exact names, or a prefix ending "*");
     # every other header is dropped, credential-like ones are refused (headers.py).
     headers: tuple[str, ...] = DEFAULT_HEADERS
+    # How each endpoint's spend is bounded (bounds.py); None: not billed. Every endpoint has one.
+    meter: tuple[tuple[Endpoint, Spec | None], ...] = ()
+
+    def meter_for(self, endpoint: Endpoint) -> Spec | None:
+        for known, spec in self.meter:
+            if known == endpoint:
+                return spec
+        raise KeyError(f"{self.name}: no meter entry for {endpoint}")  # parse() prevents this
 
     @property
     def key_headers(self) -> tuple[str, ...]:
@@ -73,10 +86,16 @@ class Provider:
         return (header,)
 
     def price(self, model: str | None) -> Price:
-        for price in self.prices:
-            if fnmatch.fnmatchcase(model or "", price.model):
-                return price
-        return Price("*", 0.0, 0.0) if not self.prices else self.prices[-1]
+        return _price(self.prices, model or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _price(prices: tuple[Price, ...], model: str) -> Price:
+    # Cached: looked up at admission and at settlement of every request, through several globs.
+    for price in prices:
+        if fnmatch.fnmatchcase(model, price.model):
+            return price
+    return Price("*", 0.0, 0.0) if not prices else prices[-1]
 
 
 def _names(text: str) -> frozenset[str]:
@@ -91,7 +110,7 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    extra = {"local", "prices", "accept_bearer", "client_tool_types", "headers"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "headers", "meter"}
     unknown = set(raw) - known - extra
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -108,6 +127,7 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
             Price(str(p["model"]), float(p["input"]), float(p["output"]))
             for p in raw.get("prices") or ()
         )
+        meter = _meter(endpoints, raw.get("meter") or {})
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     if not hosts or any(not _HOST.match(h) for h in hosts):
@@ -128,6 +148,7 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         accept_bearer=bool(raw.get("accept_bearer", False)),
         client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
         headers=_headers(where, raw.get("headers")),
+        meter=meter,
     )
 
 
@@ -149,6 +170,31 @@ def _endpoint(raw: object) -> Endpoint:
             f"endpoint {raw['call']!r}: a {endpoint.method} endpoint needs a body shape"
         )
     return endpoint
+
+
+def _meter(
+    endpoints: tuple[Endpoint, ...], raw: Mapping[str, Any]
+) -> tuple[tuple[Endpoint, Spec | None], ...]:
+    """Each endpoint's meter entry; an endpoint without one is an error (allowlist: no default)."""
+    from .bounds import parse_spec  # bounds -> errors -> providers: imported here, not at the top
+
+    if not isinstance(raw, Mapping):
+        raise ValueError("meter must map endpoints to 'free' or a bound")
+    specs = {str(Endpoint.parse(k)): v for k, v in raw.items()}
+    unknown = set(specs) - {str(e) for e in endpoints}
+    if unknown:
+        raise ValueError(f"meter: {', '.join(sorted(unknown))} is not an endpoint")
+    table = []
+    for endpoint in endpoints:
+        if str(endpoint) not in specs:
+            raise ValueError(
+                f"meter: endpoint {endpoint} needs an entry ('free' if the vendor does not bill it)"
+            )
+        try:
+            table.append((endpoint, parse_spec(specs[str(endpoint)])))
+        except ValueError as exc:
+            raise ValueError(f"meter {endpoint}: {exc}") from None
+    return tuple(table)
 
 
 # The body shapes shapes.py understands ("none": no body at all).

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import h11
 
-from . import budget, checks, depot, driver
+from . import bounds, budget, checks, depot, driver
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
@@ -33,7 +33,7 @@ from .settings import Settings
 from .stream import Listener, Stream, connect, listen
 from .throttle import Throttle, Verdict
 from .tls import Leaves
-from .usage import Meter
+from .usage import Meter, UsageChunkStripper
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Proxy:
         self._real_keys = real_keys
         self._audit = audit
         self._clock = clock
-        self.totals = budget.Totals(started=clock())
+        self._ledger = budget.Ledger(settings.budget, clock())
         self._admission = {p.name: checks.Admission.of(p) for p in settings.providers.values()}
         self._throttle = Throttle(
             clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
@@ -148,6 +148,11 @@ class Proxy:
             self.settings.listen_port if port is None else port,
             limit=READ_SIZE,
         )
+
+    @property
+    def totals(self) -> budget.Totals:
+        """Requests admitted, tokens and cost settled, and what is reserved now."""
+        return self._ledger.totals
 
     @property
     def connections(self) -> int:
@@ -459,10 +464,12 @@ class Proxy:
                 or checks.endpoint(flow)
                 or checks.header_allowlist(flow, admission)
                 or checks.key(flow, self.settings.fake_keys, self._real_keys)
-                or self._check_budget()  # the budget seam: admission against session totals
+                or self._check_budget()  # early: before the body is read
             )
             if refusal is None:
                 refusal = checks.body(flow, await self._read_body(reader, writer, conn), admission)
+            if refusal is None:
+                refusal = self._admit_budget(flow)
         except Refusal as raised:  # from reading the body (size, time, framing)
             refusal = raised
         if refusal is not None:
@@ -480,13 +487,25 @@ class Proxy:
                 path=flow.path,
                 bytes_in=len(flow.body),
                 request_id=flow.rid,
+                reason=f"reserved {flow.ask.tokens} tokens" if flow.ask.tokens else "",
             )
         )
-        self.totals = budget.count_request(self.totals)
         return await self._forward(writer, conn, flow, watch)
 
     def _check_budget(self) -> Refusal | None:
-        exhausted = budget.exhausted(self.settings.budget, self.totals, self._clock())
+        exhausted = self._ledger.check(self._clock())
+        return Refusal(403, "budget", exhausted) if exhausted else None
+
+    def _admit_budget(self, flow: Flow) -> Refusal | None:
+        """Admission: the checked body's bound is reserved and counted, in one locked step."""
+        assert flow.endpoint is not None  # checks.endpoint() passed
+        provider = flow.provider
+        # bounds.prepare parses the body shapes.admit just re-serialised: a second parse, kept
+        # apart so the two modules stay independent (a shared parsed document would save it).
+        flow.body, bound = bounds.prepare(provider.meter_for(flow.endpoint), flow.body, flow.path)
+        flow.ask = budget.ask(bound, provider.price(bound.model))
+        flow.strip_usage = bound.strip_usage_chunk
+        exhausted = self._ledger.admit(flow.ask, self._clock())
         return Refusal(403, "budget", exhausted) if exhausted else None
 
     def _answer_local(
@@ -600,9 +619,12 @@ class Proxy:
         provider, host = flow.provider, flow.host
         out = outgoing(flow, provider.auth.header, provider.auth is Auth.BEARER)
         method, path, rid, started, data = flow.method, flow.path, flow.rid, flow.started, out.body
+        ask, strip_usage = flow.ask, flow.strip_usage
         try:
             upstream, response = await self._send_upstream(host, out)
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
+            charged = budget.unanswered(ask, isinstance(exc, TimeoutError))
+            self._ledger.settle(ask, charged, provider.price(ask.model))
             self._write_refusal(writer, conn, provider, host, _upstream_error(host, exc), flow)
             return False
         content_type = ""
@@ -612,8 +634,11 @@ class Proxy:
                 continue
             if name == b"content-type":
                 content_type = value.decode("latin-1")
+            elif name == b"content-length" and strip_usage:
+                continue  # the agent's copy loses a chunk: h11 frames it chunked instead
             out_headers.append((name, value))
         meter = Meter(content_type)
+        stripper = UsageChunkStripper() if strip_usage and response.status_code == 200 else None
         sent = 0
         ok = False
         # Bytes for the agent are gathered while upstream events are at hand and written once
@@ -645,10 +670,17 @@ class Proxy:
                         uconn.receive_data(await ureader.read(READ_SIZE))
                 elif isinstance(event, h11.Data):
                     chunk = event.data
-                    pending.append(conn.send(h11.Data(chunk)))
-                    sent += len(chunk)
                     meter.feed(chunk)
+                    if stripper is not None:
+                        chunk = stripper.feed(chunk)
+                    if chunk:
+                        pending.append(conn.send(h11.Data(chunk)))
+                        sent += len(chunk)
                 elif isinstance(event, h11.EndOfMessage):
+                    rest = stripper.finish() if stripper is not None else b""
+                    if rest:
+                        pending.append(conn.send(h11.Data(rest)))
+                        sent += len(rest)
                     pending.append(conn.send(h11.EndOfMessage()))
                     writer.write(b"".join(pending))
                     ok = True
@@ -668,9 +700,10 @@ class Proxy:
                 self._release(host, upstream)
             else:
                 upstream.close()  # cancels the vendor-side request
-        usage = meter.finish()
+        reading = meter.finish()
+        usage, estimated = budget.charge(ask, reading, ok, response.status_code)
         price = provider.price(usage.model)
-        self.totals = budget.add_usage(self.totals, usage, price)
+        self._ledger.settle(ask, usage, price)
         self._audit.write(
             Entry(
                 self.settings.session,
@@ -689,7 +722,7 @@ class Proxy:
                 bytes_out=sent,
                 request_id=rid,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                flag="" if meter.complete else "usage_not_metered",
+                flag="usage_estimated" if estimated else "",
             )
         )
         return ok

@@ -120,6 +120,7 @@ def test_control_the_real_claude_code_request_reaches_the_vendor_with_its_header
             "openai",
             {
                 "model": "gpt-4o",
+                "max_completion_tokens": 1024,  # given, so no default bound is written in
                 "messages": [
                     {
                         "role": "user",
@@ -135,7 +136,10 @@ def test_control_the_real_claude_code_request_reaches_the_vendor_with_its_header
         ),
         (
             "google",
-            {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": PNG}}]}]},
+            {
+                "contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": PNG}}]}],
+                "generationConfig": {"maxOutputTokens": 1024},
+            },
         ),
     ],
 )

@@ -94,7 +94,7 @@ def test_anthropic_sse_usage_is_read_whatever_the_chunking(size: int) -> None:
     meter = Meter("text/event-stream; charset=utf-8")
     for i in range(0, len(ANTHROPIC_SSE), size):
         meter.feed(ANTHROPIC_SSE[i : i + size])
-    assert meter.finish() == Usage(120, 50, "claude-opus-4")
+    assert meter.finish().usage == Usage(120, 50, "claude-opus-4")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_anthropic_sse_usage_is_read_whatever_the_chunking(size: int) -> None:
 def test_json_usage_shapes(content_type: str, body: object, expected: Usage) -> None:
     meter = Meter(content_type)
     meter.feed(json.dumps(body).encode())
-    assert meter.finish() == expected
+    assert meter.finish().usage == expected
 
 
 def test_openai_sse_usage_chunk_is_read_and_done_marker_ignored() -> None:
@@ -153,7 +153,7 @@ def test_openai_sse_usage_chunk_is_read_and_done_marker_ignored() -> None:
     )
     meter = Meter("text/event-stream")
     meter.feed(stream)
-    assert meter.finish() == Usage(3, 4, "gpt-4o")
+    assert meter.finish().usage == Usage(3, 4, "gpt-4o")
 
 
 @DEEP
@@ -161,7 +161,7 @@ def test_openai_sse_usage_chunk_is_read_and_done_marker_ignored() -> None:
 def test_the_meter_never_raises_on_garbage(data: bytes, content_type: str) -> None:
     meter = Meter(content_type)
     meter.feed(data)
-    usage = meter.finish()
+    usage = meter.finish().usage
     assert usage.input_tokens >= 0
     assert usage.output_tokens >= 0
 
@@ -224,8 +224,11 @@ def test_default_budgets_are_one_million_tokens_thirty_minutes_five_dollars() ->
 
 
 def test_usage_adds_up() -> None:
-    totals = budget.add_usage(budget.count_request(budget.Totals(0)), Usage(10, 20), PRICE)
-    assert (totals.requests, totals.tokens) == (1, 30)
+    held = budget.Ask(5, 50, 0.0)
+    admitted = budget.admit(budget.Limits(), budget.Totals(0), held, 0)
+    assert isinstance(admitted, budget.Totals)
+    totals = budget.settle(admitted, held, Usage(10, 20), PRICE)
+    assert (totals.requests, totals.tokens, totals.reserved_tokens) == (1, 30, 0)
     assert totals.cost_usd == pytest.approx((10 * 3 + 20 * 15) / 1e6)
 
 
@@ -347,6 +350,7 @@ def test_a_user_provider_file_adds_a_provider(tmp_path: Path) -> None:
                         "auth": "bearer",
                         "key_prefix": "sk-m-",
                         "endpoints": [{"call": "POST /v1/chat/completions", "body": "openai-chat"}],
+                        "meter": {"POST /v1/chat/completions": {"output": ["max_tokens"]}},
                         "prices": [{"model": "*", "input": 1, "output": 2}],
                     }
                 }
