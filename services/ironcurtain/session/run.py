@@ -620,7 +620,10 @@ class Session:
                 environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure(say=self.say))
             except OSError as exc:
                 raise Refused(f"the shared stack's secret files: {exc}") from None
-            if _healthy(self.client, project, ("redis", "approval", "worker")):
+            # What a session needs is Redis and the approval service answering; the worker only
+            # notifies (webhook, auto-review), so it must run but its health check, a Python start
+            # that a loaded machine can push past its timeout, does not hold sessions back.
+            if _healthy(self.client, project, ("redis", "approval"), running=("worker",)):
                 return environ
             self.say("run: starting the team-shared stack (redis, approval, worker)")
             shared = Compose(
@@ -928,10 +931,15 @@ def _write_public(path: Path, text: str) -> None:
     path.chmod(0o644)
 
 
-def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...]) -> bool:
-    """Every service answers its health check *and* runs its image as built now: a stack
-    started by an older IronCurtain (other code, another Redis ACL) is brought up to date by
-    compose rather than used as it is."""
+def _healthy(
+    client: docker.DockerClient,
+    project: str,
+    services: tuple[str, ...],
+    running: tuple[str, ...] = (),
+) -> bool:
+    """Every one of `services` answers its health check, each of `running` runs, *and* all of
+    them run their images as built now: a stack started by an older IronCurtain (other code,
+    another Redis ACL) is brought up to date by compose rather than used as it is."""
     containers = client.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"})
     health = {
         c.labels.get("com.docker.compose.service"): c.attrs.get("State", {})
@@ -941,6 +949,8 @@ def _healthy(client: docker.DockerClient, project: str, services: tuple[str, ...
     }
     if not all(health.get(s) == "healthy" for s in services):
         return False
+    if not all(health.get(s) in ("healthy", "unhealthy", "starting") for s in running):
+        return False  # not there at all (a health status means the container runs)
     return all(_runs_current_image(client, c) for c in containers)
 
 

@@ -71,6 +71,17 @@ def test_a_healthy_stack_on_the_current_images_is_used_as_it_is() -> None:
     assert _healthy(FakeClient(stack(), CURRENT), "p", SERVICES)  # type: ignore[arg-type]
 
 
+def test_a_worker_slow_to_answer_its_health_check_does_not_hold_sessions_back() -> None:
+    running = [*stack()[:2], FakeContainer("worker", "sha256:new", "unhealthy")]
+    client = FakeClient(running, CURRENT)
+    assert _healthy(client, "p", ("redis", "approval"), running=("worker",))  # type: ignore[arg-type]
+    # ...but the worker must run, and Redis and approval must answer (the controls)
+    gone = FakeClient(stack()[:2], CURRENT)
+    assert not _healthy(gone, "p", ("redis", "approval"), running=("worker",))  # type: ignore[arg-type]
+    sick = [FakeContainer("redis", "sha256:new", "unhealthy"), *stack()[1:]]
+    assert not _healthy(FakeClient(sick, CURRENT), "p", ("redis", "approval"), running=("worker",))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("running", "images"),
     [
