@@ -7,12 +7,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-BASE_IMAGE ?= debian:bookworm-slim
 PYTEST_ARGS ?=
 
-# .env (optional, see .env.example) may set BASE_IMAGE, EXTRA_CA_CERT, ...
--include .env
-export BASE_IMAGE EXTRA_CA_CERT VENV
+# Settings (BASE_IMAGE, EXTRA_CA_CERT, IRONCURTAIN_IMAGE_TAG): environment > user config file >
+# .env > default, read by one loader (`ironcurtain settings`, docs/operations.md) for make and the
+# CLI alike; make does not read .env itself, so it cannot shadow the user config with a default.
+export VENV
 
 STAMP := $(VENV)/.installed
 
@@ -33,8 +33,8 @@ $(STAMP): pyproject.toml
 engine: $(STAMP) ## make sure a Docker engine answers and `docker compose` works
 	@scripts/engine.sh
 
-base: engine ## provide $(BASE_IMAGE): local, pulled, or built with debootstrap
-	@scripts/base.sh
+base: engine ## provide the base image (`ironcurtain settings`): local, pulled, or built with debootstrap
+	@BASE_IMAGE="$$($(BIN)/ironcurtain settings BASE_IMAGE)" && export BASE_IMAGE && scripts/base.sh
 
 images: base ## build our images whose content hash changed
 	@$(BIN)/ironcurtain images build
@@ -67,8 +67,16 @@ test-container: images browser ## tests against the real engine and our images
 test: images browser node lua ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-up: images ## run a session: make up TASK="fix the failing test" [WORKSPACE=path] [AGENT=codex] [SIBLINGS=file]; no TASK: interactive
-	@$(BIN)/ironcurtain run --no-build --workspace "$(or $(WORKSPACE),$(CURDIR))" \
+# The agent works on WORKSPACE; never a default (the checkout itself is refused: protected paths).
+ifneq ($(filter up,$(MAKECMDGOALS)),)
+ifeq ($(strip $(WORKSPACE)),)
+$(error up: say which folder the agent works on: make up WORKSPACE=~/src/project TASK="..." (the IronCurtain checkout itself is refused))
+endif
+endif
+
+up: images ## run a session: make up WORKSPACE=path TASK="fix the failing test" [AGENT=codex] [SIBLINGS=file]; no TASK: interactive
+	@echo "up: workspace $(abspath $(WORKSPACE))"
+	@$(BIN)/ironcurtain run --no-build --workspace "$(abspath $(WORKSPACE))" \
 	  $(if $(AGENT),--agent "$(AGENT)") $(if $(TASK),--task "$(TASK)",--pty) \
 	  $(if $(SIBLINGS),--siblings "$(SIBLINGS)")
 

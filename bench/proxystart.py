@@ -78,7 +78,11 @@ print(json.dumps(out))
 
 
 def _image() -> str:
-    tag = os.environ.get("IRONCURTAIN_IMAGE_TAG", "").strip() or "latest"
+    from pathlib import Path
+
+    from ironcurtain.config.settings import load
+
+    tag = load(os.environ, Path(__file__).resolve().parents[1]).image_tag  # as make images built it
     return f"ironcurtain/mcp-proxy:{tag}"
 
 

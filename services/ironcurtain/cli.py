@@ -18,6 +18,7 @@ from . import __version__
 # Top-level command -> the module whose register(subparsers) adds it (in --help order).
 COMMANDS: dict[str, str] = {
     "images": "ironcurtain.images.command",
+    "settings": "ironcurtain.config.command",
     "run": "ironcurtain.session.command",
     "sessions": "ironcurtain.session.command",
     "down": "ironcurtain.session.command",

@@ -5,18 +5,18 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 
+from ..config.settings import DEFAULT_BASE_IMAGE, load
 from .catalog import DEFAULT_TAG, HASH_LABEL, ImageSpec, build_order, discover
 from .digest import ContextFile, content_hash
 
 EXTRA_CA_NAME = "extra-ca.pem"  # always present in a context; empty when no extra CA is set
-DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 _TLS_FAILURE_MARKS = (
     "CERTIFICATE_VERIFY_FAILED",
     "SELF_SIGNED_CERT_IN_CHAIN",
@@ -37,14 +37,16 @@ class BuildSettings:
     image_tag: str = DEFAULT_TAG  # IRONCURTAIN_IMAGE_TAG: images of parallel worktrees stay apart
 
     @classmethod
-    def from_environ(cls, repo_root: Path, environ: dict[str, str] | None = None) -> BuildSettings:
-        env = os.environ if environ is None else environ
-        extra = env.get("EXTRA_CA_CERT", "").strip()
+    def from_environ(
+        cls, repo_root: Path, environ: Mapping[str, str] | None = None
+    ) -> BuildSettings:
+        """The settings as every command sees them: environment > user config > .env > default."""
+        settings = load(os.environ if environ is None else environ, repo_root)
         return cls(
             repo_root=repo_root,
-            base_image=env.get("BASE_IMAGE", "").strip() or DEFAULT_BASE_IMAGE,
-            extra_ca_cert=Path(extra) if extra else None,
-            image_tag=env.get("IRONCURTAIN_IMAGE_TAG", "").strip() or DEFAULT_TAG,
+            base_image=settings.base_image,
+            extra_ca_cert=settings.extra_ca_cert,
+            image_tag=settings.image_tag,
         )
 
 

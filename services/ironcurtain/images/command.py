@@ -36,13 +36,14 @@ def _list(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     import docker  # imported here so `--help` works without an engine
 
+    from ..config.settings import SettingsError
     from .build import BuildError, BuildSettings, ImageBuilder
 
     try:
         client = docker.from_env()
         builder = ImageBuilder(client, BuildSettings.from_environ(_repo_root()))
         builder.build(args.names or None)
-    except (BuildError, CatalogError) as exc:
+    except (BuildError, CatalogError, SettingsError) as exc:
         print(f"images: error: {exc}")
         return 1
     return 0

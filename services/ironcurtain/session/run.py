@@ -611,7 +611,7 @@ class Session:
 
     def _ensure_shared(self) -> dict[str, str]:
         environ = shared_environ(self.environ)
-        environ.setdefault("IRONCURTAIN_IMAGE_TAG", self.tag)
+        environ["IRONCURTAIN_IMAGE_TAG"] = self.tag  # the loader's (env > user config > .env)
         files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
         project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
         # Held while checking and starting: concurrent first sessions start the stack once.

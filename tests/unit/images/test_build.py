@@ -1,12 +1,15 @@
 import tarfile
 from pathlib import Path
+from typing import Any
 
+import docker.errors
 import pytest
 
 from ironcurtain.images.build import (
     EXTRA_CA_NAME,
     BuildError,
     BuildSettings,
+    ImageBuilder,
     context_files,
     context_tar,
 )
@@ -70,3 +73,64 @@ def test_context_tar_is_reproducible_and_keeps_modes(tmp_path: Path) -> None:
     with tarfile.open(fileobj=context_tar(files)) as tar:
         assert tar.getmember("run.sh").mode == 0o755
         assert tar.getmember("src/mod.py").mode == 0o644
+
+
+class _Image:
+    id = "sha256:base"
+
+
+class _Images:
+    def get(self, ref: str) -> _Image:
+        if ref.startswith("ironcurtain/"):
+            raise docker.errors.ImageNotFound(ref)
+        return _Image()
+
+
+class _Api:
+    def __init__(self) -> None:
+        self.builds: list[tuple[str, dict[str, str], dict[str, str]]] = []
+
+    def build(self, **kwargs: Any) -> list[dict[str, str]]:
+        self.builds.append((kwargs["tag"], kwargs["buildargs"], kwargs["labels"]))
+        return [{"stream": "done\n"}]
+
+
+class _Engine:
+    """Enough of docker.DockerClient for ImageBuilder: no image of ours exists yet."""
+
+    def __init__(self) -> None:
+        self.images = _Images()
+        self.api = _Api()
+
+
+def _hashes(repo: Path, environ: dict[str, str]) -> tuple[dict[str, str], list[Any]]:
+    engine = _Engine()
+    settings = BuildSettings.from_environ(repo, environ)
+    hashes = ImageBuilder(engine, settings, say=lambda _: None).build()  # type: ignore[arg-type]
+    return hashes, engine.api.builds
+
+
+def test_image_hashes_are_the_same_from_the_environment_and_from_dotenv_alone(
+    tmp_path: Path,
+) -> None:
+    """`make images` (settings exported in the environment) and `ironcurtain run` started
+    without make (settings from .env alone) must compute the same hashes, or images rebuild."""
+    repo = _repo(tmp_path / "repo")
+    ca = tmp_path / "corp.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    settings = {"BASE_IMAGE": "corp/debian:12", "EXTRA_CA_CERT": str(ca)}
+    home = {"HOME": str(tmp_path / "home")}  # no user config
+    by_env, builds_env = _hashes(repo, {**home, **settings, "IRONCURTAIN_IMAGE_TAG": "wt"})
+    (repo / ".env").write_text(
+        f'# as .env.example\nBASE_IMAGE=corp/debian:12\nEXTRA_CA_CERT="{ca}"\n'
+        "IRONCURTAIN_IMAGE_TAG=wt\n"
+    )
+    # make exports what it never set as empty; that must not shadow .env
+    by_dotenv, builds_dotenv = _hashes(repo, {**home, "BASE_IMAGE": "", "EXTRA_CA_CERT": ""})
+    assert by_env == by_dotenv
+    assert builds_env == builds_dotenv
+    assert builds_env[0][0] == "ironcurtain/svc:wt"
+    # control: the extra CA is one of the inputs, so leaving it out changes the hash
+    (repo / ".env").unlink()
+    without_ca, _ = _hashes(repo, {**home, "BASE_IMAGE": "corp/debian:12"})
+    assert without_ca != by_env

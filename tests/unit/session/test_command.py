@@ -52,15 +52,18 @@ def test_make_up_passes_the_task_workspace_and_agent() -> None:
 
 
 def test_make_up_passes_a_sibling_services_file_only_when_given() -> None:
-    assert '--siblings "/etc/team/siblings.yaml"' in _make_up("SIBLINGS=/etc/team/siblings.yaml")
-    assert "--siblings" not in _make_up()
+    given = _make_up("WORKSPACE=/srv/app", "SIBLINGS=/etc/team/siblings.yaml")
+    assert '--siblings "/etc/team/siblings.yaml"' in given
+    assert "--siblings" not in _make_up("WORKSPACE=/srv/app")
 
 
-def test_make_up_without_a_task_is_interactive_on_the_current_directory() -> None:
-    line = _make_up()
+def test_make_up_without_a_task_is_interactive_on_the_given_workspace() -> None:
+    # The checkout itself is never the default (it is refused: protected paths);
+    # tests/unit/test_makefile.py checks that make up without WORKSPACE stops, saying how.
+    line = _make_up("WORKSPACE=/srv/app")
     assert "--task" not in line
     assert line.rstrip().endswith("--pty")
-    assert f'--workspace "{REPO}"' in line
+    assert '--workspace "/srv/app"' in line
 
 
 def test_interactive_exec_gets_a_terminal_and_one_shot_exec_does_not() -> None:

@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from ironcurtain.cli import main
+
+
+@pytest.fixture
+def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")  # found from below, as the images command finds it
+    for name in ("BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_settings_show_each_value_and_its_source(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (checkout / ".env").write_text("EXTRA_CA_CERT=/corp.pem\n")
+    monkeypatch.setenv("IRONCURTAIN_IMAGE_TAG", "wt")
+    assert main(["settings"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "BASE_IMAGE=debian:bookworm-slim  # default",
+        f"EXTRA_CA_CERT=/corp.pem  # {checkout / '.env'}",
+        "IRONCURTAIN_IMAGE_TAG=wt  # environment",
+    ]
+    assert main(["settings", "EXTRA_CA_CERT"]) == 0
+    assert capsys.readouterr().out == "/corp.pem\n"
+
+
+def test_settings_refuse_an_unknown_key_and_a_bad_file(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["settings", "NOPE"]) == 1
+    assert "unknown setting NOPE" in capsys.readouterr().out
+    (checkout / ".env").write_text("EXTRA_CA_CERT=$HOME/x\n")
+    assert main(["settings", "BASE_IMAGE"]) == 1
+    assert f"{checkout / '.env'}:1:" in capsys.readouterr().out
+
+
+def test_images_build_refuses_a_secret_in_dotenv_pointing_at_the_key_store(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import docker
+
+    monkeypatch.setattr(docker, "from_env", lambda: object())
+    (checkout / ".env").write_text("ANTHROPIC_API_KEY=sk-ant-1\n")
+    assert main(["images", "build"]) == 1
+    assert "key store" in capsys.readouterr().out
