@@ -138,7 +138,8 @@ def start_proxy(root: Path, fs: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "ironcurtain.cli", "mcp-proxy", "serve", "--policy", str(policy),
          "--workspace", str(root / "ws"), "--audit", str(root / "audit" / "a.jsonl"),
-         "--state-dir", str(root / "state"), "--port", "0"],
+         "--state-dir", str(root / "state"), "--port", "0",
+         "--sandbox", "inline"],  # servers as the proxy's children (no rooms), as before
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()

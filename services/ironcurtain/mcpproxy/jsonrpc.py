@@ -7,17 +7,19 @@ status a Streamable HTTP server answers it with.
 
 The body is read strictly (RFC 8259 as interoperable JSON, I-JSON RFC 7493): UTF-8 only, no
 NaN / Infinity (nor a number too large for a double), no lone surrogate (escaped or raw), no
-duplicate key in an object, nesting at most `MAX_DEPTH` deep. Python's json module accepts all
-of these; each one reached a backend or crashed a later step before.
+duplicate key in an object, nesting at most `MAX_DEPTH` deep (`ironcurtain.strictjson`, shared
+with the MITM). Python's json module accepts all of these; each one reached a backend or crashed
+a later step before.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from dataclasses import dataclass
 from typing import Any
+
+from .. import strictjson
+from ..strictjson import StrictJSONError
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -81,79 +83,29 @@ def _valid_id(value: object) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-class _Strict(ValueError):
-    """Why a body that Python's json module would accept is refused."""
-
-
-def _constant(name: str) -> float:
-    raise _Strict(f"{name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Strict(f"the number {text[:40]} is too large for a double")
-    return value
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):  # readers disagree on which one wins: refuse both
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Strict(f"the key {key[:40]!r} appears twice in one object")
-            seen.add(key)
-    return result
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_DECODER = json.JSONDecoder(
-    parse_float=_finite, parse_constant=_constant, object_pairs_hook=_object
-)
-
-
-def _check(value: Any, depth: int) -> None:
-    """Depth and lone surrogates (json pairs escaped ones; what is left alone is lone)."""
-    if depth > MAX_DEPTH:
-        raise _Strict(f"nested more than {MAX_DEPTH} deep")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if _SURROGATE.search(key):
-                raise _Strict("a key holds a lone surrogate (not a Unicode character)")
-            if isinstance(item, dict | list):
-                _check(item, depth + 1)
-            elif isinstance(item, str) and _SURROGATE.search(item):
-                raise _Strict("a string holds a lone surrogate (not a Unicode character)")
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, dict | list):
-                _check(item, depth + 1)
-            elif isinstance(item, str) and _SURROGATE.search(item):
-                raise _Strict("a string holds a lone surrogate (not a Unicode character)")
-    elif isinstance(value, str) and _SURROGATE.search(value):
-        raise _Strict("a string holds a lone surrogate (not a Unicode character)")
+def _why(exc: StrictJSONError) -> str:
+    if exc.kind == "not_utf8":
+        return "the body is not UTF-8"
+    if exc.kind == "constant":
+        return f"{exc.token} is not a JSON number"
+    if exc.kind == "out_of_range":
+        return f"the number {(exc.token or '')[:40]} is too large for a double"
+    if exc.kind == "duplicate_key":
+        return f"the key {(exc.key or '')[:40]!r} appears twice in one object"
+    if exc.kind == "lone_surrogate":
+        where = "a string" if exc.key is None else "a key"
+        return f"{where} holds a lone surrogate (not a Unicode character)"
+    if exc.kind == "too_deep":
+        return f"nested more than {MAX_DEPTH} deep"
+    return "the body is not valid JSON"
 
 
 def parse_json(body: bytes) -> Any:
     """The body as JSON, strictly (see the module doc), or RpcError PARSE_ERROR saying why."""
     try:
-        text = body.decode("utf-8")  # strict: raw surrogates (ED A0 80...) are refused here
-    except UnicodeDecodeError:
-        raise RpcError(PARSE_ERROR, "Parse error: the body is not UTF-8") from None
-    try:
-        decoded = _DECODER.decode(text)
-        # The walk only when it can find something: a lone surrogate needs a `\u` escape (raw
-        # ones failed the decode), depth over the limit needs that many brackets.
-        if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
-            _check(decoded, 1 if isinstance(decoded, dict | list) else 0)
-    except _Strict as exc:
-        raise RpcError(PARSE_ERROR, f"Parse error: {exc}") from None
-    except RecursionError:  # deeper than the interpreter's stack, so deeper than the limit
-        raise RpcError(PARSE_ERROR, f"Parse error: nested more than {MAX_DEPTH} deep") from None
-    except ValueError:  # huge integers are ValueErrors too
-        raise RpcError(PARSE_ERROR, "Parse error: the body is not valid JSON") from None
-    return decoded
+        return strictjson.loads(body, max_depth=MAX_DEPTH)
+    except StrictJSONError as exc:
+        raise RpcError(PARSE_ERROR, f"Parse error: {_why(exc)}") from None
 
 
 def parse_message(body: bytes) -> Message:

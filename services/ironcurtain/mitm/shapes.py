@@ -15,13 +15,13 @@ agent's bytes) or raises Refusal naming the field. What is admitted, per shape:
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .. import strictjson
+from ..strictjson import StrictJSONError
 from .errors import Refusal
 
 _SHOWN = re.compile(r"[A-Za-z0-9_.$-]{1,64}")
@@ -40,10 +40,6 @@ class Tools:
     strip: bool = True  # strip vendor-side tools and options (else refuse them)
 
 
-class _Ambiguous(ValueError):
-    pass
-
-
 def _show(key: object) -> str:
     text = str(key)
     return repr(text) if _SHOWN.fullmatch(text) else "(a key not shown)"
@@ -53,41 +49,30 @@ def _refuse(where: str, why: str) -> Refusal:
     return Refusal(400, "content", f"{where}: {why}" if where else why)
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _Ambiguous(f"duplicate key {_show(key)} in the request body")
-            seen.add(key)
-    return doc
+_INVALID = "request body is not valid JSON; it cannot be checked"
 
 
-def _constant(name: str) -> float:
-    raise _Ambiguous(f"{name} is not JSON")
-
-
-def _float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Ambiguous("a number out of range")
-    return value
+def _why(exc: StrictJSONError) -> str:
+    """What to answer; a key is shown only when it is a plain name (`_SHOWN`)."""
+    if exc.kind == "duplicate_key":
+        return f"request body refused: duplicate key {_show(exc.key)} in the request body"
+    if exc.kind == "constant":
+        return f"request body refused: {exc.token} is not JSON"
+    if exc.kind == "out_of_range":
+        return "request body refused: a number out of range"
+    if exc.kind == "lone_surrogate":
+        return "request body refused: a lone surrogate (\\ud800-\\udfff) in a string"
+    return _INVALID  # not UTF-8, not JSON, deeper than the interpreter's stack
 
 
 def parse(body: bytes) -> dict[str, Any]:
     """Strict JSON object; Refusal (rule "json") for anything two parsers might read apart."""
     try:
-        doc = json.loads(
-            body.decode("utf-8"),  # bytes would let json guess UTF-16/32
-            object_pairs_hook=_pairs,
-            parse_constant=_constant,
-            parse_float=_float,
-        )
-    except _Ambiguous as exc:
-        raise Refusal(400, "json", f"request body refused: {exc}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):  # JSONDecodeError is a ValueError
-        raise Refusal(400, "json", "request body is not valid JSON; it cannot be checked") from None
+        # Any depth (shapes are walked by code that reads only what it knows); lone surrogates
+        # are refused by `dump`, which encodes the whole body anyway, instead of a second walk.
+        doc = strictjson.loads(body, max_depth=None, surrogates=False)
+    except StrictJSONError as exc:
+        raise Refusal(400, "json", _why(exc)) from None
     if not isinstance(doc, dict):
         raise Refusal(400, "json", "request body is not a JSON object")
     return doc
@@ -95,11 +80,9 @@ def parse(body: bytes) -> dict[str, Any]:
 
 def dump(doc: dict[str, Any]) -> bytes:
     try:
-        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800") decodes but has no UTF-8 form
-        raise Refusal(
-            400, "json", "request body refused: a lone surrogate (\\ud800-\\udfff) in a string"
-        ) from None
+        return strictjson.dumps(doc)
+    except StrictJSONError as exc:
+        raise Refusal(400, "json", _why(exc)) from None
 
 
 # ---- helpers over parsed JSON --------------------------------------------------------------
