@@ -17,7 +17,8 @@ from ironcurtain.approval import create_app
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
-from ..approvalconfig import approval_config
+from ..approvalconfig import approval_config, csrf_of
+from ..approvalconfig import log_in as log_in_as
 from ..redisserver import RedisServer, free_port
 
 TOKEN = "t" * 43  # alice's
@@ -67,15 +68,8 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def csrf_of(page: bytes) -> str:
-    found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
-    assert found, "no CSRF token on the page"
-    return found.group(1).decode()
-
-
 def log_in(client: FlaskClient, token: str = TOKEN, name: str = "alice") -> Any:
-    csrf = csrf_of(client.get("/login").data)
-    return client.post("/login", data={"token": token, "name": name, "csrf_token": csrf})
+    return log_in_as(client, token, name)
 
 
 def test_a_decision_through_the_api_names_the_tokens_member_on_real_redis(

@@ -29,7 +29,7 @@ from ironcurtain.escalation.record import Decision
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
-from ..approvalconfig import approval_config
+from ..approvalconfig import approval_config, log_in
 from ..redisserver import RedisServer
 
 A, B = "aaaa1111", "bbbb2222"
@@ -279,8 +279,7 @@ def test_a_forged_record_is_shown_invalid_cannot_be_approved_and_breaks_no_page(
     assert rows[forged]["invalid"] is True
     assert rows[pending_b]["invalid"] is False  # the genuine one is still there
     assert "garbage-member" not in rows
-    with api.session_transaction() as browser:
-        browser["user"] = "alice"
+    assert log_in(api, TOKEN).status_code == 302  # a person's browser session
     for path in ("/", f"/escalations/{forged}", "/sessions", "/history"):
         assert api.get(path).status_code == 200, path
     assert api.get(f"/api/v1/escalations/{forged}", headers=bearer()).status_code == 200
