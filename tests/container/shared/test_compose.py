@@ -302,13 +302,13 @@ def test_a_new_member_decides_with_their_own_token_and_removal_revokes_it(
     listed = cli(stack, "shared", "member", "list")
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["admin", "bob"]
 
-    secret = Path(stack["IRONCURTAIN_SHARED_DIR"]) / "redis_password"
+    secret = session_credential(stack, docker_client)
     session = docker_client.containers.run(
         image("python"),
         ["python3", "-c", ESCALATE],
         detach=True,
         network=stack["IRONCURTAIN_SHARED_NETWORK"],
-        user=str(secret.stat().st_uid),
+        user="10001",
         volumes={str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
         labels=TEST_LABELS,
     )
