@@ -23,7 +23,7 @@ def test_approve_sends_the_token_from_the_file_and_no_by(
         return {"message": "Recorded: approved by alice."}
 
     monkeypatch.setattr(Client, "call", call)
-    assert main(["approve", "e1", "--token-file", str(token_file), "--reason", "ok"]) == 0
+    assert main(["approve", "e1", "--yes", "--token-file", str(token_file), "--reason", "ok"]) == 0
     ((client, path, body),) = sent
     assert client.token == "m" * 43
     assert path == "/api/v1/escalations/e1/approve"
