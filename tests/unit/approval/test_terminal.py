@@ -41,8 +41,13 @@ def test_every_code_point_that_passes_is_printable() -> None:
     symbol or the plain space, never a control, format, separator or unassigned character."""
     for point in range(0x10000):
         char = chr(point)
-        if terminal.neutral(char) == char:
+        shown = terminal.neutral(char)
+        if shown == char:
             assert char == " " or unicodedata.category(char)[0] in "LMNPS", hex(point)
+        else:
+            assert shown.isascii(), hex(point)
+            assert shown.isprintable(), hex(point)
+            assert shown.startswith("\\"), hex(point)
 
 
 def row(**extra: Any) -> dict[str, Any]:
@@ -154,3 +159,24 @@ def test_history_line_names_who_decided() -> None:
     assert "denied" in line
     assert "by bob\\u202e" in line
     assert "e0001" in line
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"urls": ["http://a.example/x", {"deep": " https://b.example/y"}]},
+        {"n": 3, "flag": True, "none": None, "nested": [[1, 2], {"k": 1.5}]},
+        {1: "int key"},
+    ],
+)
+def test_summary_and_detail_take_any_json_arguments(arguments: dict[Any, Any]) -> None:
+    line = terminal.summary(row(arguments=arguments, paths=[7], session_id=12))
+    assert "\n" not in line
+    assert terminal.detail(row(arguments=arguments))
+
+
+def test_urls_anywhere_in_the_arguments_show_their_hosts() -> None:
+    arguments = {"urls": ["http://a.example/x", {"deep": " https://b.example/y"}]}
+    line = terminal.summary(row(arguments=arguments, paths=[]), 400)
+    assert "(host a.example)" in line
+    assert "(host b.example)" in line
