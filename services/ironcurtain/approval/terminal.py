@@ -115,7 +115,8 @@ def summary(row: Mapping[str, Any], width: int = 120) -> str:
         line = f"{ident}  INVALID  {session}  {neutral(str(row.get('reason', '')))}"
     else:
         left = neutral(str(row.get("left", "")))
-        line = f"{ident}  {left:>7}  {session}  {call_name(row)}  {targets(row)}"
+        rule = clip(neutral(str(row.get("rule", ""))), 30)
+        line = f"{ident}  {left:>7}  {session}  {call_name(row)}  [{rule}]  {targets(row)}"
     return clip(line, max(width, 20))
 
 

@@ -165,7 +165,8 @@ def pending_ids(env: dict[str, str], deadline_s: float = 30) -> list[str]:
     while time.monotonic() < deadline:
         listed = cli(env, "escalations", *approval_args(env))
         assert listed.returncode == 0, listed.stderr
-        ids = [line.split()[0] for line in listed.stdout.splitlines() if "needs a human" in line]
+        lines = listed.stdout.splitlines()
+        ids = [line.split()[0] for line in lines if line != "no pending escalations"]
         if ids:
             return ids
         threading.Event().wait(0.2)

@@ -88,8 +88,12 @@ def answer(monkeypatch: pytest.MonkeyPatch, reply: str | None) -> list[str]:
 
 
 def test_escalations_lists_one_neutral_line_each(
-    as_alice: list[str], channel: MemoryChannel, capsys: pytest.CaptureFixture[str]
+    as_alice: list[str],
+    channel: MemoryChannel,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the width the lines are cut to
     channel.create(escalation_request())
     channel.create(
         escalation_request(
@@ -103,7 +107,7 @@ def test_escalations_lists_one_neutral_line_each(
     assert main(["escalations", *as_alice]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
-    assert "filesystem__write_file  /work/src/a.py" in lines[0]
+    assert "filesystem__write_file  [writes-need-a-human]  /work/src/a.py" in lines[0]
     assert "(host evil.example)" in lines[1]
     assert "\\u202e" in lines[1]
     assert "s2\\x1b]0;x\\x07" in lines[1]

@@ -68,14 +68,14 @@ def row(**extra: Any) -> dict[str, Any]:
 
 def test_summary_shows_tool_paths_deadline_and_session() -> None:
     line = terminal.summary(row())
-    for part in ("e0001", "42s", "s1", "filesystem__write_file", "/work/src/a.py"):
+    for part in ("e0001", "42s", "s1", "filesystem__write_file", "[writes-need-a-human]", "/work/"):
         assert part in line
 
 
 def test_summary_shows_the_real_host_of_a_url() -> None:
     url = "https://docs.example.org@evil.example/x"
     line = terminal.summary(
-        row(tool="fetch", arguments={"url": url}, paths=[], domains=["evil.example"])
+        row(tool="fetch", arguments={"url": url}, paths=[], domains=["evil.example"]), 200
     )
     assert f"{url} (host evil.example)" in line
 
@@ -85,7 +85,7 @@ def test_summary_falls_back_to_domains_without_a_url_argument() -> None:
     assert "host api.example" in line
 
 
-@pytest.mark.parametrize("field", ["id", "session_id", "tool", "left"])
+@pytest.mark.parametrize("field", ["id", "session_id", "tool", "left", "rule"])
 @pytest.mark.parametrize("raw", [raw for raw, _ in HOSTILE])
 def test_summary_neutralises_every_field(field: str, raw: str) -> None:
     line = terminal.summary(row(**{field: f"x{raw}y"}, paths=[f"/work/{raw}"]))
