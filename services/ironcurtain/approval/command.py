@@ -1,21 +1,26 @@
-"""`ironcurtain escalations | approve ID | deny ID`: decide from a terminal, via the API, with the
-member's own token: a file in their state folder (`ironcurtain shared login` writes it, 0600) or
-the file given by `--token-file`; never an environment variable."""
+"""`ironcurtain escalations | show ID | approve ID | deny ID | history | revoke SCOPE_ID`: decide
+from a terminal, via the API, with the member's own token: a file in their state folder
+(`ironcurtain shared login` writes it, 0600) or the file given by `--token-file`; never an
+environment variable. What is shown is formatted (and neutralised) by `terminal`."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
+from . import terminal
 from .client import ApiError, Client
 from .secret import TokenError, read
 from .settings import DEFAULT_PORT, state_dir
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
+LIST_SCOPES = object()  # `--remember` given without a scope id: list the offered ones
 
 
 def member_token_file() -> Path:
@@ -26,6 +31,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("escalations", help="list pending escalations")
     _common(listing)
     listing.set_defaults(handler=_list)
+    show = commands.add_parser("show", help="everything of one escalation")
+    show.add_argument("id", help="the escalation id (see `ironcurtain escalations`)")
+    _common(show)
+    show.set_defaults(handler=_show)
+    past = commands.add_parser("history", help="decided escalations, newest first")
+    past.add_argument("--session", default="", help="only this session's")
+    past.add_argument("--limit", type=int, default=50, help="at most this many (%(default)s)")
+    _common(past)
+    past.set_defaults(handler=_history)
+    revoke = commands.add_parser("revoke", help="forget a remembered scope")
+    revoke.add_argument("scope", metavar="SCOPE_ID", help="the scope id (see `history`, web UI)")
+    revoke.add_argument(
+        "--session", default="", help="the session remembering it (found if omitted)"
+    )
+    _common(revoke)
+    revoke.set_defaults(handler=_revoke)
     for action in ("approve", "deny"):
         parser = commands.add_parser(action, help=f"{action} a pending escalation")
         parser.add_argument("id", help="the escalation id (see `ironcurtain escalations`)")
@@ -33,11 +54,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         if action == "approve":
             parser.add_argument(
                 "--remember",
+                nargs="?",
+                const=LIST_SCOPES,
                 default="",
                 metavar="SCOPE_ID",
-                help="also allow similar calls for the rest of the session (a scope id from "
-                "the escalation's choices, shown in the web UI and the API)",
+                help="also allow similar calls for the rest of the session: a scope id offered "
+                "for this escalation; without one, list the offered scopes and decide nothing",
             )
+            parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         _common(parser)
         parser.set_defaults(handler=_decide, action=action)
     review = commands.add_parser(
@@ -83,27 +107,148 @@ def _list(args: argparse.Namespace) -> int:
     if not pending:
         print("no pending escalations")
         return 0
+    width = _width()
     for e in pending:
-        # repr() of hostile text keeps control characters out of the terminal.
-        print(
-            f"{e['id']}  {e['created']}  {e['left']:>8}  {e['session_id']!r}  {e['call']!r}  "
-            f"rule {e['rule']!r}: {e['reason']!r}"
-        )
+        print(terminal.summary(e, width))
+    return 0
+
+
+def _width() -> int:
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def _refused(command: str, exc: ApiError) -> int:
+    print(f"{command}: refused: {terminal.neutral(str(exc))}", file=sys.stderr)
+    return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
+
+
+def _escalation_path(escalation_id: str) -> str:
+    return f"/api/v1/escalations/{urllib.parse.quote(escalation_id, safe='')}"
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        found = _client(args).call("GET", _escalation_path(args.id))
+    except ApiError as exc:
+        return _refused("show", exc)
+    for line in terminal.detail(found["escalation"], found.get("choices") or [], found["decision"]):
+        print(line)
     return 0
 
 
 def _decide(args: argparse.Namespace) -> int:
+    client = _client(args)
+    remember = getattr(args, "remember", "")
+    if args.action == "approve" and (remember is LIST_SCOPES or not args.yes):
+        try:
+            found = client.call("GET", _escalation_path(args.id))
+        except ApiError as exc:
+            return _refused(args.action, exc)
+        choices: list[dict[str, Any]] = found.get("choices") or []
+        if remember is LIST_SCOPES:
+            return _list_scopes(args.id, choices)
+        if not _confirmed(found["escalation"], choices, remember):
+            return EXIT_REFUSED
     try:
-        result = _client(args).decide(
-            args.id,
-            args.action,
-            reason=args.reason,
-            remember=getattr(args, "remember", ""),
-        )
+        result = client.decide(args.id, args.action, reason=args.reason, remember=remember)
     except ApiError as exc:
-        print(f"{args.action}: refused: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
-    print(f"{args.action}: {result['message']}")
+        return _refused(args.action, exc)
+    print(f"{args.action}: {terminal.neutral(str(result['message']))}")
+    return 0
+
+
+def _list_scopes(escalation_id: str, choices: list[dict[str, Any]]) -> int:
+    if not choices:
+        print(f"no remember scopes are offered for {terminal.neutral(escalation_id)}")
+        return EXIT_REFUSED
+    print("remember scopes offered (approve ID --remember SCOPE_ID):")
+    for choice in choices:
+        print(terminal.scope_line(choice))
+    return 0
+
+
+def _confirmed(escalation: dict[str, Any], choices: list[dict[str, Any]], remember: str) -> bool:
+    """Show what is approved and read y/N from the terminal; never guess without one."""
+    if not sys.stdin.isatty():
+        print(
+            "approve: refused: stdin is not a terminal, so there is nobody to confirm; "
+            "pass --yes to approve without confirmation",
+            file=sys.stderr,
+        )
+        return False
+    print(terminal.summary(escalation, _width()))
+    print(
+        f"rule {terminal.neutral(str(escalation.get('rule', '')))}: "
+        f"{terminal.neutral(str(escalation.get('reason', '')))}"
+    )
+    if remember:
+        offered = [c for c in choices if c.get("id") == remember]
+        if not offered:
+            print(
+                f"approve: refused: scope {terminal.neutral(remember)} is not offered for this "
+                "escalation (see --remember without a value)",
+                file=sys.stderr,
+            )
+            return False
+        print("and remember:" + terminal.scope_line(offered[0]))
+    try:
+        answer = input("approve? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        print("approve: not approved (nothing was decided)", file=sys.stderr)
+        return False
+    return True
+
+
+def _history(args: argparse.Namespace) -> int:
+    query = f"?session={urllib.parse.quote(args.session, safe='')}" if args.session else ""
+    try:
+        entries = _client(args).call("GET", "/api/v1/history" + query)["history"]
+    except ApiError as exc:
+        return _refused("history", exc)
+    if not entries:
+        print("no decided escalations")
+        return 0
+    width = _width()
+    for entry in entries[: max(args.limit, 0)]:
+        print(terminal.history_line(entry, width))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    client = _client(args)
+    session = args.session
+    try:
+        if not session:
+            holders = [
+                s["session_id"]
+                for s in client.call("GET", "/api/v1/sessions")["sessions"]
+                if any(r.get("id") == args.scope for r in s.get("remembered") or [])
+            ]
+            scope = terminal.neutral(args.scope)
+            if not holders:
+                print(f"revoke: refused: no session remembers scope {scope}", file=sys.stderr)
+                return EXIT_REFUSED
+            if len(holders) > 1:
+                names = ", ".join(terminal.neutral(h) for h in holders)
+                print(
+                    f"revoke: refused: sessions {names} all remember scope {scope}; pass --session",
+                    file=sys.stderr,
+                )
+                return EXIT_REFUSED
+            session = holders[0]
+        path = (
+            f"/api/v1/sessions/{urllib.parse.quote(session, safe='')}/remembered/"
+            f"{urllib.parse.quote(args.scope, safe='')}"
+        )
+        client.call("DELETE", path)
+    except ApiError as exc:
+        return _refused("revoke", exc)
+    print(
+        f"revoke: scope {terminal.neutral(args.scope)} of session {terminal.neutral(session)} "
+        "revoked; similar calls will ask a human again"
+    )
     return 0
 
 
@@ -115,7 +260,7 @@ def _auto_review(args: argparse.Namespace) -> int:
         else:
             result = _client(args).call("PUT", path, {"on": args.state == "on"})
     except ApiError as exc:
-        print(f"auto-review: refused: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE if exc.status == 0 else EXIT_REFUSED
-    print(f"auto-review for session {args.session!r}: {'on' if result['on'] else 'off'}")
+        return _refused("auto-review", exc)
+    state = "on" if result["on"] else "off"
+    print(f"auto-review for session '{terminal.neutral(args.session)}': {state}")
     return 0

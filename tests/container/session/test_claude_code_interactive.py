@@ -112,7 +112,7 @@ def test_claude_code_interactive_shows_escalations_follows_resizes_and_tears_dow
         token = session_env.shared_dir / "approval_token"
         url = f"http://127.0.0.1:{session_env.environ['IRONCURTAIN_APPROVAL_PORT']}"
         approved = cli(
-            env, "approve", escalation, "--url", url, "--token-file", str(token),
+            env, "approve", escalation, "--yes", "--url", url, "--token-file", str(token),
             "--reason", "the interactive Claude Code test approves", timeout_s=30,
         )  # fmt: skip
         assert approved.returncode == 0, approved.stdout + approved.stderr

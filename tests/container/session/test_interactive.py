@@ -152,7 +152,7 @@ def test_an_interactive_session_resizes_shows_escalations_and_tears_down_on_exit
         token = session_env.shared_dir / "approval_token"
         url = f"http://127.0.0.1:{session_env.environ['IRONCURTAIN_APPROVAL_PORT']}"
         approved = cli(
-            session_env, "approve", escalation, "--url", url, "--token-file", str(token),
+            session_env, "approve", escalation, "--yes", "--url", url, "--token-file", str(token),
             "--reason", "the interactive test approves", timeout_s=30,
         )  # fmt: skip
         assert approved.returncode == 0, approved.stdout + approved.stderr

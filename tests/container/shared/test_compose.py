@@ -165,7 +165,8 @@ def pending_ids(env: dict[str, str], deadline_s: float = 30) -> list[str]:
     while time.monotonic() < deadline:
         listed = cli(env, "escalations", *approval_args(env))
         assert listed.returncode == 0, listed.stderr
-        ids = [line.split()[0] for line in listed.stdout.splitlines() if "needs a human" in line]
+        lines = listed.stdout.splitlines()
+        ids = [line.split()[0] for line in lines if line != "no pending escalations"]
         if ids:
             return ids
         threading.Event().wait(0.2)
@@ -196,7 +197,9 @@ def test_a_session_on_the_shared_network_escalates_and_the_cli_approves(
     )
     try:
         [escalation_id] = pending_ids(stack)
-        approved = cli(stack, "approve", escalation_id, "--reason", "ok", *approval_args(stack))
+        approved = cli(
+            stack, "approve", escalation_id, "--yes", "--reason", "ok", *approval_args(stack)
+        )
         assert approved.returncode == 0, approved.stderr
         again = cli(stack, "deny", escalation_id, *approval_args(stack))
         assert again.returncode == 1
@@ -317,7 +320,7 @@ def test_a_new_member_decides_with_their_own_token_and_removal_revokes_it(
         removed_first = cli(stack, "shared", "member", "remove", "carol")
         assert removed_first.returncode == 1  # no such member: said, nothing changed
         approved = cli(
-            stack, "approve", escalation_id, "--url", url, "--token-file", str(token_file)
+            stack, "approve", escalation_id, "--yes", "--url", url, "--token-file", str(token_file)
         )
         assert approved.returncode == 0, approved.stderr
         assert session.wait(timeout=30)["StatusCode"] == 0

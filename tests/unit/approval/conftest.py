@@ -15,8 +15,9 @@ from flask.testing import FlaskClient
 
 from ironcurtain.approval import create_app
 from ironcurtain.approval.members import MembersFile
-from ironcurtain.escalation.channel import Outcome, Ruling
+from ironcurtain.escalation.channel import HistoryEntry, Outcome, Ruling, SessionInfo
 from ironcurtain.escalation.record import Decision, Escalation
+from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
 
@@ -26,6 +27,7 @@ class MemoryChannel:
     def __init__(self) -> None:
         self.records: dict[str, Escalation] = {}
         self.decisions: dict[str, Decision] = {}
+        self.remembered: dict[str, dict[str, Scope]] = {}
 
     def create(self, request: EscalationRequest, timeout_s: float = 60) -> Escalation:
         escalation = Escalation.from_request(
@@ -48,9 +50,31 @@ class MemoryChannel:
             return Ruling(Outcome.MISSING, None)
         if escalation_id in self.decisions:
             return Ruling(Outcome.ALREADY, self.decisions[escalation_id])
-        decision = Decision(escalation_id, verdict, by, time.time(), kw.get("reason", ""))
+        scope = kw.get("remember")
+        decision = Decision(escalation_id, verdict, by, time.time(), kw.get("reason", ""), scope)
         self.decisions[escalation_id] = decision
+        if scope is not None:
+            session = self.records[escalation_id].session_id
+            self.remembered.setdefault(session, {})[scope.id] = scope
         return Ruling(Outcome.DECIDED, decision)
+
+    def history(self, **filters: Any) -> list[HistoryEntry]:
+        entries = [HistoryEntry(self.records[i], d) for i, d in self.decisions.items()]
+        wanted = filters.get("session_id")
+        entries = [h for h in entries if not wanted or h.escalation.session_id == wanted]
+        return sorted(entries, key=lambda h: h.decision.at, reverse=True)
+
+    def sessions(self) -> list[SessionInfo]:
+        ids = dict.fromkeys([e.session_id for e in self.records.values()] + [*self.remembered])
+        return [
+            SessionInfo(
+                i, "", "", "", time.time(), 0, 0, tuple(self.remembered.get(i, {}).values())
+            )
+            for i in ids
+        ]
+
+    def revoke(self, session_id: str, scope_id: str) -> bool:
+        return self.remembered.get(session_id, {}).pop(scope_id, None) is not None
 
 
 def escalation_request(**extra: Any) -> EscalationRequest:
