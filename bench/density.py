@@ -23,10 +23,9 @@ from pathlib import Path
 import docker
 
 from ironcurtain.session import leases
-from ironcurtain.session.keys import KeyStore
 from ironcurtain.session.run import Options, Session
 
-from .session import _cli
+from .session import _cli, bench_state
 
 TARGET = int(os.environ.get("IRONCURTAIN_BENCH_DENSITY", "40"))
 IDLE_WINDOW_S = 30.0  # one healthcheck period (compose.yaml: every 30 s)
@@ -107,24 +106,7 @@ def _leftovers(client: docker.DockerClient, sessions: list[Session]) -> tuple[in
 def run() -> dict[str, float | int | str]:
     client = docker.from_env()
     with tempfile.TemporaryDirectory(prefix="ironcurtain-bench-density-") as tmp:
-        root = Path(tmp)
-        root.chmod(0o755)
-        state = root / "state"
-        KeyStore(state / "keys").set("anthropic", "sk-ant-api03-bench-only-not-a-real-key-0123")
-        workspace = root / "workspace"
-        workspace.mkdir(mode=0o777)
-        workspace.chmod(0o777)
-        environ = {
-            **os.environ,
-            "IRONCURTAIN_STATE_DIR": str(state),
-            "IRONCURTAIN_SHARED_DIR": str(state / "shared"),
-            "IRONCURTAIN_SHARED_PROJECT": "ic-bench-density-shared",
-            "IRONCURTAIN_SHARED_NETWORK": "ic-bench-density-shared",
-            "IRONCURTAIN_APPROVAL_PORT": "18480",
-            "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "services"),
-        }
-        _cli(environ, "images", "build")
-        _cli(environ, "shared", "up")
+        environ, workspace = bench_state(Path(tmp), "ic-bench-density-shared", 18480)
         sessions: list[Session] = []
         starts: list[float] = []
         failure = ""

@@ -136,26 +136,33 @@ def _cli(environ: dict[str, str], *args: str) -> None:
     )
 
 
+def bench_state(root: Path, shared: str, port: int) -> tuple[dict[str, str], Path]:
+    """A state folder with a stand-in key, a workspace any agent uid may write, and the
+    environment that points sessions and their own shared stack (`shared`, on `port`) at them;
+    images built and the stack up. Returns (environment, workspace)."""
+    root.chmod(0o755)
+    state = root / "state"
+    KeyStore(state / "keys").set("anthropic", "sk-ant-api03-bench-only-not-a-real-key-0123")
+    workspace = root / "workspace"
+    workspace.mkdir(mode=0o777)
+    workspace.chmod(0o777)
+    environ = {
+        **os.environ,
+        "IRONCURTAIN_STATE_DIR": str(state),
+        "IRONCURTAIN_SHARED_DIR": str(state / "shared"),
+        "IRONCURTAIN_SHARED_PROJECT": shared,
+        "IRONCURTAIN_SHARED_NETWORK": shared,
+        "IRONCURTAIN_APPROVAL_PORT": str(port),
+        "PYTHONPATH": str(REPO / "services"),
+    }
+    _cli(environ, "images", "build")
+    _cli(environ, "shared", "up")
+    return environ, workspace
+
+
 def run() -> dict[str, float | int | str]:
     with tempfile.TemporaryDirectory(prefix="ironcurtain-bench-session-") as tmp:
-        root = Path(tmp)
-        root.chmod(0o755)
-        state = root / "state"
-        KeyStore(state / "keys").set("anthropic", "sk-ant-api03-bench-only-not-a-real-key-0123")
-        workspace = root / "workspace"
-        workspace.mkdir(mode=0o777)
-        workspace.chmod(0o777)
-        environ = {
-            **os.environ,
-            "IRONCURTAIN_STATE_DIR": str(state),
-            "IRONCURTAIN_SHARED_DIR": str(state / "shared"),
-            "IRONCURTAIN_SHARED_PROJECT": "ic-bench-shared",
-            "IRONCURTAIN_SHARED_NETWORK": "ic-bench-shared",
-            "IRONCURTAIN_APPROVAL_PORT": "18479",
-            "PYTHONPATH": str(REPO / "services"),
-        }
-        _cli(environ, "images", "build")
-        _cli(environ, "shared", "up")
+        environ, workspace = bench_state(Path(tmp), "ic-bench-shared", 18479)
         load_before = os.getloadavg()[0]
         try:
             singles = [_one(environ, workspace) for _ in range(ROUNDS)]
