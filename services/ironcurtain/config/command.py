@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from .. import home
 from .settings import KEYS, SettingsError, load
 
 
@@ -17,13 +18,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_show)
 
 
-def checkout(start: Path | None = None) -> Path | None:
-    """The IronCurtain checkout around `start` (default: the current directory), if any."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "images").is_dir() and (candidate / "pyproject.toml").is_file():
-            return candidate
-    return None
+def checkout() -> Path | None:
+    """The checkout this command runs from, whose `.env` counts; None in an installed copy."""
+    try:
+        found = home.locate()
+    except home.HomeMissing:
+        return None
+    return found.root if found.checkout else None
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import docker
 import docker.errors
 
 from ..config.settings import DEFAULT_BASE_IMAGE, load
+from ..home import skipped
 from .catalog import DEFAULT_TAG, HASH_LABEL, ImageSpec, build_order, discover
 from .digest import ContextFile, content_hash
 
@@ -22,7 +23,6 @@ _TLS_FAILURE_MARKS = (
     "SELF_SIGNED_CERT_IN_CHAIN",
     "certificate verify",
 )
-_SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis"}
 
 
 class BuildError(RuntimeError):
@@ -38,10 +38,14 @@ class BuildSettings:
 
     @classmethod
     def from_environ(
-        cls, repo_root: Path, environ: Mapping[str, str] | None = None
+        cls, repo_root: Path, environ: Mapping[str, str] | None = None, checkout: bool = True
     ) -> BuildSettings:
-        """The settings as every command sees them: environment > user config > .env > default."""
-        settings = load(os.environ if environ is None else environ, repo_root)
+        """The settings as every command sees them: environment > user config > .env > default.
+
+        An installed copy (`checkout=False`) has no `.env`: the user config file stands in.
+        """
+        environ = os.environ if environ is None else environ
+        settings = load(environ, repo_root if checkout else None)
         return cls(
             repo_root=repo_root,
             base_image=settings.base_image,
@@ -53,9 +57,7 @@ class BuildSettings:
 def _walk(root: Path, relative_to: Path) -> Iterator[ContextFile]:
     paths = [root] if root.is_file() else sorted(root.rglob("*"))
     for path in paths:
-        if not path.is_file() or _SKIP_DIRS.intersection(path.parts) or path.suffix == ".pyc":
-            continue
-        if any(part.endswith(".egg-info") for part in path.parts):
+        if not path.is_file() or skipped(path.relative_to(relative_to)):
             continue
         yield ContextFile(
             path=path.relative_to(relative_to).as_posix(),
@@ -109,7 +111,8 @@ class ImageBuilder:
             return self._client.images.get(self._settings.base_image).id
         except docker.errors.ImageNotFound as exc:
             raise BuildError(
-                f"base image {self._settings.base_image} is not in the engine; run 'make base'"
+                f"base image {self._settings.base_image} is not in the engine; "
+                "pull or load it (in a checkout: make base)"
             ) from exc
 
     def _current_hash(self, tag: str) -> str | None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ..home import Home, HomeMissing, locate
 from .catalog import CatalogError, discover
 
 
@@ -18,16 +18,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=_list)
 
 
-def _repo_root() -> Path:
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "images").is_dir() and (candidate / "pyproject.toml").is_file():
-            return candidate
-    raise SystemExit("images: run this inside an IronCurtain checkout (no images/ folder found)")
+def _home() -> Home:
+    try:
+        return locate()
+    except HomeMissing as exc:
+        raise SystemExit(f"images: {exc}") from None
 
 
 def _list(args: argparse.Namespace) -> int:
-    for spec in discover(_repo_root()).values():
+    for spec in discover(_home().root).values():
         parents = ", ".join(spec.parents) or "${BASE_IMAGE}"
         print(f"{spec.ref():32} FROM {parents}")
     return 0
@@ -41,7 +40,9 @@ def _build(args: argparse.Namespace) -> int:
 
     try:
         client = docker.from_env()
-        builder = ImageBuilder(client, BuildSettings.from_environ(_repo_root()))
+        home = _home()
+        settings = BuildSettings.from_environ(home.root, checkout=home.checkout)
+        builder = ImageBuilder(client, settings)
         builder.build(args.names or None)
     except (BuildError, CatalogError, SettingsError) as exc:
         print(f"images: error: {exc}")

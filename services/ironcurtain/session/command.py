@@ -7,8 +7,17 @@ from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("run", help="run an agent session on a task")
-    parser.add_argument("--task", help="the task for the agent (interactive when omitted)")
+    parser = commands.add_parser(
+        "run", help='run an agent session in this repository: ironcurtain run "fix the test"'
+    )
+    parser.add_argument(
+        "task_text",
+        nargs="?",
+        default=None,
+        metavar="TASK",
+        help="the task for the agent (interactive when omitted)",
+    )
+    parser.add_argument("--task", help="the task, as an option (make up uses it)")
     parser.add_argument(
         "--pty",
         action="store_true",
@@ -23,7 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--workspace", type=Path, default=None, help="the folder the agent works on (default: .)"
     )
-    parser.add_argument("--policy", type=Path, default=None, help="policy folder (default policy/)")
+    parser.add_argument(
+        "--policy", type=Path, default=None, help="policy folder (default: the installed policy/)"
+    )
     parser.add_argument("--session-id", default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--compose-file",
@@ -63,6 +74,11 @@ def _run(args: argparse.Namespace) -> int:
     from .plan import parse_upstream
     from .run import EXIT_REFUSED, Options, run_session
 
+    if args.task_text is not None:
+        if args.task is not None:
+            print("run: refused: give the task once (as TASK or as --task, not both)")
+            return EXIT_REFUSED
+        args.task = args.task_text
     if args.pty and args.task is not None:
         print("run: refused: --pty opens an interactive session; give it no --task")
         return EXIT_REFUSED

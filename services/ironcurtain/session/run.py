@@ -31,6 +31,7 @@ from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
+from ..home import Home, HomeMissing, locate
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
 from ..mcpproxy.config import BackendSpec, ConfigError
@@ -75,7 +76,7 @@ class Options:
     task: str | None
     agent: str = "claude-code"
     workspace: Path = field(default_factory=Path.cwd)
-    policy: Path | None = None  # default: <repo>/policy
+    policy: Path | None = None  # default: <home>/policy
     session_id: str | None = None
     compose_files: tuple[Path, ...] = ()  # extra compose files (tests: a fake vendor)
     upstreams: tuple[plan.Upstream, ...] = ()
@@ -84,12 +85,11 @@ class Options:
     siblings: Path | None = None  # sibling services file (session/siblings.py)
 
 
-def repo_root(start: Path | None = None) -> Path:
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "compose.yaml").is_file() and (candidate / "images").is_dir():
-            return candidate
-    raise Refused("run this inside an IronCurtain checkout (no compose.yaml and images/ found)")
+def _home() -> Home:
+    try:
+        return locate()
+    except HomeMissing as exc:
+        raise Refused(str(exc)) from None
 
 
 @contextmanager
@@ -116,12 +116,14 @@ class Session:
         self.options = options
         self.say = say
         self.environ = dict(os.environ if environ is None else environ)
-        self.repo = repo_root()
+        self.home = _home()  # compose files, image contexts, default policy
+        self.repo = self.home.root
         self.adapter: AgentAdapter = adapter_for(options.agent)
         self.state = state_dir(self.environ)
-        self.name = session_name(self.repo, options.session_id)
+        # Named after the workspace: approvers see which repository asks, wherever we are installed.
+        self.name = session_name(options.workspace, options.session_id)
         self.layout = SessionLayout.for_session(self.state, self.name)
-        self.tag = BuildSettings.from_environ(self.repo, self.environ).image_tag
+        self.tag = self._build_settings().image_tag
         self.client = docker.from_env()
         self.compose: Compose | None = None
         self.plan: plan.Plan | None = None
@@ -263,6 +265,9 @@ class Session:
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
+
+    def _build_settings(self) -> BuildSettings:
+        return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)
 
     def _lease_subnets(self) -> dict[str, str]:
         """A subnet of IronCurtain's pool for each session network, leased until teardown;
@@ -592,7 +597,7 @@ class Session:
 
     def _ensure_images(self) -> None:
         wanted = [*SESSION_IMAGES, self.adapter.image]
-        settings = BuildSettings.from_environ(self.repo, self.environ)
+        settings = self._build_settings()
         try:
             ImageBuilder(self.client, settings, say=self.say).build(wanted)
         except (BuildError, CatalogError) as exc:

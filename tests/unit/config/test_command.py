@@ -2,15 +2,14 @@ from pathlib import Path
 
 import pytest
 
+from ironcurtain import home
 from ironcurtain.cli import main
 
 
 @pytest.fixture
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "images").mkdir()
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")  # found from below, as the images command finds it
+    monkeypatch.setattr(home, "locate", lambda: home.Home(tmp_path, checkout=True))
+    monkeypatch.chdir("/")  # found from the package's place, not from the current directory
     for name in ("BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -51,3 +50,14 @@ def test_images_build_refuses_a_secret_in_dotenv_pointing_at_the_key_store(
     (checkout / ".env").write_text("ANTHROPIC_API_KEY=sk-ant-1\n")
     assert main(["images", "build"]) == 1
     assert "key store" in capsys.readouterr().out
+
+
+def test_an_installed_copy_reads_no_dotenv(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A wheel's home is package data: a .env there (or in the current directory) is not a setting.
+    (checkout / ".env").write_text("EXTRA_CA_CERT=/corp.pem\n")
+    monkeypatch.setattr(home, "locate", lambda: home.Home(checkout, checkout=False))
+    monkeypatch.chdir(checkout)
+    assert main(["settings", "EXTRA_CA_CERT"]) == 0
+    assert capsys.readouterr().out == "\n"

@@ -26,6 +26,17 @@ def test_pty_with_a_task_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--pty opens an interactive session" in capsys.readouterr().out
 
 
+def test_the_task_is_given_once(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "fix it", "--task", "fix it"]) == 2
+    assert "give the task once" in capsys.readouterr().out
+
+
+def test_a_positional_task_is_the_task(capsys: pytest.CaptureFixture[str]) -> None:
+    # Reaches the upstream parser, so the positional task counted as one (no terminal needed).
+    assert main(["run", "fix the failing test", "--pty"]) == 2
+    assert "--pty opens an interactive session" in capsys.readouterr().out
+
+
 def test_a_malformed_upstream_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--task", "x", "--upstream", "nonsense"]) == 2
     assert "HOST=ADDRESS:PORT" in capsys.readouterr().out
