@@ -16,7 +16,7 @@ export VENV
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv engine base images browser node lua test test-unit test-container lint up bench clean-venv shared-up shared-down
+.PHONY: help deps venv install engine base images browser node lua test test-unit test-container lint up bench clean-venv shared-up shared-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,18 @@ up: images ## run a session: make up WORKSPACE=path TASK="fix the failing test" 
 	@$(BIN)/ironcurtain run --no-build --workspace "$(abspath $(WORKSPACE))" \
 	  $(if $(AGENT),--agent "$(AGENT)") $(if $(TASK),--task "$(TASK)",--pty) \
 	  $(if $(SIBLINGS),--siblings "$(SIBLINGS)")
+
+# The installed command: a venv of its own (not this checkout's .venv), the package as a wheel
+# carrying compose files, image contexts and the default policy, linked onto PATH.
+INSTALL_DIR ?= $(HOME)/.local/share/ironcurtain/venv
+BIN_DIR ?= $(HOME)/.local/bin
+
+install: base ## install `ironcurtain` for use in any repository (INSTALL_DIR, linked into BIN_DIR)
+	@test -x $(INSTALL_DIR)/bin/python || $(PYTHON) -m venv $(INSTALL_DIR)
+	$(INSTALL_DIR)/bin/pip install -q --upgrade .
+	@test ! -f .env || echo "install: note: the installed command does not read this checkout's .env; put its settings in ~/.config/ironcurtain/config.toml"
+	@mkdir -p $(BIN_DIR) && ln -sf $(INSTALL_DIR)/bin/ironcurtain $(BIN_DIR)/ironcurtain
+	@echo "install: $(BIN_DIR)/ironcurtain -> $(INSTALL_DIR); in a repository: ironcurtain run \"fix the failing test\""
 
 bench: images ## run every benchmark, figures in bench/results/
 	@$(BIN)/python -m bench

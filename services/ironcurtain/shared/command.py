@@ -17,6 +17,7 @@ from ..approval.client import ApiError, Client
 from ..approval.command import member_token_file
 from ..approval.members import MemberError
 from ..approval.settings import DEFAULT_PORT, state_dir
+from ..home import HomeMissing, locate
 from .files import SharedFiles
 
 COMPOSE_FILE = "compose.shared.yaml"
@@ -65,8 +66,13 @@ def shared_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 
 def _compose(environ: Mapping[str, str], *args: str) -> int:
-    command = ["docker", "compose", "-f", COMPOSE_FILE, *args]
-    return subprocess.run(command, env=dict(environ), check=False).returncode
+    try:
+        root = locate().root  # the installed copy's compose file, from any directory
+    except HomeMissing as exc:
+        print(f"shared: {exc}", file=sys.stderr)
+        return 2
+    command = ["docker", "compose", "-f", str(root / COMPOSE_FILE), *args]
+    return subprocess.run(command, env=dict(environ), cwd=root, check=False).returncode
 
 
 def _up(args: argparse.Namespace) -> int:

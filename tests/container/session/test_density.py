@@ -23,7 +23,6 @@ from ironcurtain.session.naming import session_name
 from ironcurtain.session.networks import SESSION_NETWORKS
 from ironcurtain.session.run import Options, Session
 
-from ..conftest import REPO_ROOT
 from .conftest import Env, cli, popen, project_leftovers
 
 SESSIONS = 12  # 36 session networks: more than the default pools' ~31
@@ -185,7 +184,7 @@ def test_networks_a_crashed_session_left_behind_are_reclaimed_by_the_next_start(
     session_env: Env, workspace: Path, docker_client: docker.DockerClient
 ) -> None:
     session_id, _ = _kill_mid_session(session_env, workspace)
-    project = session_name(REPO_ROOT, session_id).project
+    project = session_name(workspace, session_id).project
     # The crash took its containers too (an engine restart, `docker rm -f`): networks remain.
     for container in docker_client.containers.list(
         all=True, filters={"label": f"com.docker.compose.project={project}"}
@@ -210,7 +209,7 @@ def test_ironcurtain_down_removes_a_crashed_sessions_containers_and_networks(
     session_env: Env, workspace: Path, docker_client: docker.DockerClient
 ) -> None:
     session_id, _ = _kill_mid_session(session_env, workspace)
-    project = session_name(REPO_ROOT, session_id).project
+    project = session_name(workspace, session_id).project
     assert _containers(docker_client, project)  # still running: nothing tore it down
     down = cli(session_env, "down", session_id)
     assert down.returncode == 0, down.stdout + down.stderr

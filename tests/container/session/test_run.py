@@ -29,7 +29,7 @@ from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 from ironcurtain.shared.command import shared_environ
 
 from ..conftest import REPO_ROOT
-from .conftest import REAL_KEY, Env, cli, popen, project_leftovers
+from .conftest import REAL_KEY, Env, cli, popen
 
 NOTICE = re.compile(r"\[ironcurtain\] escalation ([0-9a-f]+\.[0-9a-f]{16}): filesystem__move_file")
 
@@ -48,13 +48,22 @@ def approve(env: Env, escalation_id: str) -> dict[str, object]:
 
 
 def session_dir(env: Env, session_id: str) -> Path:
-    return env.state / "sessions" / session_name(REPO_ROOT, session_id).project
+    """The session's folder, named after its workspace (ic-<workspace slug>-<id>)."""
+    (root,) = (env.state / "sessions").glob(f"ic-*-{session_id}")
+    return root
 
 
 def assert_nothing_left(env: Env, client: docker.DockerClient, session_id: str) -> None:
-    project = session_name(REPO_ROOT, session_id).project
-    assert project_leftovers(client, project) == []
-    root = session_dir(env, session_id)
+    # Whatever its workspace was called: no project of this session id left, folder or not.
+    label = "com.docker.compose.project"
+    containers = client.containers.list(all=True, ignore_removed=True)
+    projects = {c.labels.get(label, "") for c in containers}
+    projects |= {(n.attrs.get("Labels") or {}).get(label, "") for n in client.networks.list()}
+    assert sorted(p for p in projects if p.startswith("ic-") and p.endswith(f"-{session_id}")) == []
+    roots = list((env.state / "sessions").glob(f"ic-*-{session_id}"))
+    if not roots:
+        return  # refused before its folder existed
+    (root,) = roots
     for ephemeral in ("secrets", "agent", "mitm", "rooms", "room-servers", "agent.env"):
         assert not (root / ephemeral).exists(), ephemeral
 
@@ -262,7 +271,7 @@ def test_a_door_that_dies_mid_session_ends_it_and_leaves_nothing(
     session_env: Env, workspace: Path, docker_client: docker.DockerClient
 ) -> None:
     session_id = secrets.token_hex(4)
-    project = session_name(REPO_ROOT, session_id).project
+    project = session_name(workspace, session_id).project
     with _hold_until_escalated(session_env, session_id, workspace) as proc:
         docker_client.containers.get(f"{project}-mitm-proxy-1").kill()
         rest = proc.stdout.read() if proc.stdout else ""

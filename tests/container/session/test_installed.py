@@ -1,0 +1,121 @@
+"""The installed command on a fresh machine: a wheel in a new venv, run inside a git repository.
+
+No checkout on the path: the venv is outside it, PYTHONPATH is gone, the command starts in a
+temporary repository, and its settings come from a user config file (an installed copy reads no
+`.env`). It checks the images itself (no --no-build) and finds them up to date: the wheel's image
+contexts hash as the checkout's do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from ironcurtain.config.settings import KEYS, load
+
+from ..conftest import REPO_ROOT
+from .conftest import AGENT_UID, FAKELLM_COMPOSE, Env, project_leftovers
+from .test_run import NOTICE, approve, session_dir
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`ironcurtain` from a wheel in a venv of its own (dependencies through pip, by name)."""
+    root = tmp_path_factory.mktemp("installed")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = root.glob("ironcurtain-*.whl")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return venv / "bin" / "ironcurtain"
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    repo = tmp_path / "my-project"
+    repo.mkdir()
+    (repo / "hello.txt").write_text("hello from the workspace\n")
+    (repo / "old.txt").write_text("to be moved\n")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, timeout=30)
+    for path in (repo, *repo.rglob("*")):
+        os.chown(path, AGENT_UID, AGENT_UID, follow_symlinks=False)
+    return repo
+
+
+def _user_config(session_env: Env, directory: Path) -> dict[str, str]:
+    """The environment without the checkout: settings moved into a user config file."""
+    settings = load(os.environ, REPO_ROOT).as_env()
+    folder = directory / "ironcurtain"
+    folder.mkdir(parents=True)
+    lines = [f'{key.toml} = "{settings[key.env]}"' for key in KEYS if settings[key.env]]
+    (folder / "config.toml").write_text("\n".join(lines) + "\n")
+    environ = {k: v for k, v in session_env.environ.items() if k != "PYTHONPATH"}
+    for key in KEYS:
+        environ.pop(key.env, None)
+    environ["XDG_CONFIG_HOME"] = str(directory)
+    return environ
+
+
+def test_an_installed_command_runs_a_session_in_any_repository(
+    session_env: Env,
+    installed: Path,
+    repository: Path,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
+) -> None:
+    environ = _user_config(session_env, tmp_path / "config")
+    session_id = secrets.token_hex(4)
+    argv = [
+        str(installed), "run", "say hello", "--agent", "scripted",
+        "--compose-file", str(FAKELLM_COMPOSE),
+        "--upstream", "api.anthropic.com=fakellm:8443",
+        "--upstream-ca", str(session_env.vendor / "fake-ca.pem"),
+        "--session-id", session_id, "--escalation-timeout", "120",
+    ]  # fmt: skip
+    output, approved = [], None
+    with subprocess.Popen(
+        argv,
+        cwd=repository,  # the workspace: the current directory
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            found = NOTICE.search(line)
+            if found and approved is None:
+                approved = approve(session_env, found.group(1))
+        code = proc.wait(timeout=60)
+    text = "".join(output)
+    assert code == 0, text
+    assert approved is not None, text
+    assert re.search(r"images: \S+ is up to date", text), text
+    assert "images: building" not in text, text  # same content hashes as the checkout's
+    assert (repository / "new.txt").read_text() == "to be moved\n"
+    root = session_dir(session_env, session_id)
+    assert root.name.startswith("ic-my-project-"), root.name  # named after the repository
+    assert json.loads((root / "summary.json").read_text())["outcome"] == "ok"
+    assert project_leftovers(docker_client, root.name) == []
