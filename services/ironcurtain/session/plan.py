@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..agents.adapter import SESSION_MOUNT, Endpoints
 from .forwards import Forward, render
+from .identity import Identity
 from .layout import SessionLayout
 from .naming import SessionName
 from .networks import SESSION_NETWORKS
@@ -62,7 +63,8 @@ class Plan:
     workspace: Path
     policy_dir: Path
     task: str
-    mcp_uid: int
+    owner: Identity  # the workspace's owner: the agent, the MCP proxy and its rooms run as it
+    mitm_user: str  # uid:gid of the MITM proxy (who can read the files we hand it)
     docker_socket: str
     docker_socket_gid: int
     shared_network: str
@@ -87,7 +89,9 @@ class Plan:
             "IRONCURTAIN_WORKTREE": self.name.worktree,
             "IRONCURTAIN_TASK": self.task,
             "IRONCURTAIN_FORWARDS": render(self.forwards),
-            "IRONCURTAIN_MCP_UID": str(self.mcp_uid),
+            "IRONCURTAIN_AGENT_UID": str(self.owner.uid),
+            "IRONCURTAIN_AGENT_GID": str(self.owner.gid),
+            "IRONCURTAIN_MITM_USER": self.mitm_user,
             "IRONCURTAIN_DOCKER_SOCKET": self.docker_socket,
             "IRONCURTAIN_SOCKET_PROXY_PORT": str(SOCKET_PROXY_PORT),
             "IRONCURTAIN_DOCKER_SOCKET_GID": str(self.docker_socket_gid),

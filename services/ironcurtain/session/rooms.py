@@ -76,7 +76,7 @@ def _service(spec: BackendSpec) -> dict[str, Any]:
             LABEL: spec.name,
         },
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
-        "user": "${IRONCURTAIN_MCP_UID}",
+        "user": "${IRONCURTAIN_AGENT_UID}:${IRONCURTAIN_AGENT_GID}",  # the workspace's owner
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges:true"],

@@ -92,6 +92,14 @@ def _home() -> Home:
         raise Refused(str(exc)) from None
 
 
+def mitm_user() -> str:
+    """Root hands the MITM its files as uid 10001; anyone else runs it as themselves, the owner
+    of the files (a user cannot give files away)."""
+    if workspace.is_root():
+        return f"{MITM_UID}:{MITM_UID}"
+    return f"{os.getuid()}:{os.getgid()}"
+
+
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """SIGTERM raises Interrupted in the main thread, so `finally` blocks tear down."""
@@ -206,6 +214,7 @@ class Session:
         # Cheap refusals first: a bad workspace or policy says so before images or shared infra.
         try:
             work = workspace.check(self.options.workspace, policy_dir / "policy.yaml", variables)
+            owner = workspace.owner(work)
         except workspace.WorkspaceError as exc:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
@@ -222,7 +231,6 @@ class Session:
         shared = self._ensure_shared()
         self.layout.create()
         self._created = True
-        mcp_uid = workspace.proxy_uid(work)
         socket_path = self.environ.get("IRONCURTAIN_DOCKER_SOCKET", "/var/run/docker.sock")
         try:
             socket_gid = os.stat(socket_path).st_gid
@@ -237,7 +245,8 @@ class Session:
             workspace=work,
             policy_dir=policy_dir,
             task=self.options.task or "",
-            mcp_uid=mcp_uid,
+            owner=owner,
+            mitm_user=mitm_user(),
             docker_socket=socket_path,
             docker_socket_gid=socket_gid,
             shared_network=shared["IRONCURTAIN_SHARED_NETWORK"],
@@ -444,7 +453,8 @@ class Session:
         assert self.compose is not None
         began = time.monotonic()
         agent = self._container("agent")
-        checks.check_hardening(agent.attrs)
+        assert self.plan is not None
+        checks.check_hardening(agent.attrs, self.plan.owner.user)
         gateways = self._gateways()
         startup, self._startup = self._startup, None
         if startup is not None and set(gateways) <= startup[1]:
@@ -647,24 +657,24 @@ class Session:
         # folder is shared by the MCP proxy and its sandbox, which run as the same uid: nobody
         # else may enter it (and it is never mounted into the agent).
         for folder, uid in (
-            (layout.audit / "mcp", self.plan.mcp_uid),
+            (layout.audit / "mcp", self.plan.owner.uid),
             (layout.audit / "mitm", MITM_UID),
-            (layout.rooms, self.plan.mcp_uid),
-            *((layout.rooms / s.name, self.plan.mcp_uid) for s in self.rooms),
-            (layout.room_servers, self.plan.mcp_uid),
-            (layout.wake, self.plan.mcp_uid),
+            (layout.rooms, self.plan.owner.uid),
+            *((layout.rooms / s.name, self.plan.owner.uid) for s in self.rooms),
+            (layout.room_servers, self.plan.owner.uid),
+            (layout.wake, self.plan.owner.uid),
         ):
             folder.mkdir(mode=0o700, exist_ok=True)
             folder.chmod(0o700)  # exactly this, whatever the umask took away
             if workspace.is_root():
                 os.chown(folder, uid, uid)
         for spec in self.rooms:  # each room's server, for that room alone (no policy there)
-            layout.write_room_server(spec.name, dump_spec(spec), self.plan.mcp_uid)
+            layout.write_room_server(spec.name, dump_spec(spec), self.plan.owner.uid)
         # Real keys: one file per provider the compose file declares (empty when unused).
         for provider in plan.SECRET_PROVIDERS:
             layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
         # Each writing proxy's audit key: a secret for it alone, and a copy kept in anchor/.
-        for log, uid in zip(self._audit_logs(), (self.plan.mcp_uid, MITM_UID), strict=True):
+        for log, uid in zip(self._audit_logs(), (self.plan.owner.uid, MITM_UID), strict=True):
             key = audit_keys.new_key()
             audit_keys.write_key(key_path(layout.anchor, log), key)
             layout.write_secret(f"audit_key_{log.stem}", audit_keys.encode(key), uid)
@@ -690,6 +700,9 @@ class Session:
             _write_public(layout.agent / item.path, item.content)
         env = self.adapter.environment(plan.ENDPOINTS, fakes)
         _write_public(layout.agent_env, plan.agent_env_file(env))
+        # Who the agent is (mounted over the image's /etc/passwd and /etc/group, read-only).
+        _write_public(layout.identity / "passwd", self.plan.owner.passwd())
+        _write_public(layout.identity / "group", self.plan.owner.group())
 
     def _admin_channel(self, admin_file: Path) -> Any:
         from ..escalation.channel import Channel, connect
@@ -730,7 +743,7 @@ class Session:
         except (redis.RedisError, OSError, ValueError, SessionFailed) as exc:
             raise Refused(f"cannot make the session's Redis user: {exc}") from None
         # Named `redis_password` in compose.yaml; it holds `USER PASSWORD` (escalation/acl.py).
-        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.mcp_uid)
+        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.owner.uid)
 
     def _remove_session_user(self) -> None:
         import redis
