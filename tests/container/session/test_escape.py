@@ -328,8 +328,9 @@ def test_no_secret_is_in_any_session_containers_inspect_output(running: Running)
 
 def test_the_agent_mounts_only_the_workspace_and_its_orientation(running: Running) -> None:
     mounts = {m["Destination"]: m for m in running.containers["agent"].attrs["Mounts"]}
-    assert set(mounts) == {"/workspace", "/run/ironcurtain/session"}
-    assert mounts["/run/ironcurtain/session"]["RW"] is False
+    assert set(mounts) == {"/workspace", "/run/ironcurtain/session", "/etc/passwd", "/etc/group"}
+    for read_only in ("/run/ironcurtain/session", "/etc/passwd", "/etc/group"):
+        assert mounts[read_only]["RW"] is False, read_only
     listing = running.agent_sh("ls -a /run/ironcurtain/session; ls /run/secrets 2>&1; env")
     assert "ca-key.pem" not in listing
     for secret in running.secrets():
