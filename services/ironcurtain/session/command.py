@@ -159,6 +159,7 @@ def _down(args: argparse.Namespace) -> int:
             leases.lease_dir(os.environ),
             leases.pool_from(os.environ),
             reclaim.engine_subnets(client),
+            group=leases.socket_group(os.environ),
         )
         removed, problems = reclaim.sweep(client, held)
         for problem in problems:

@@ -44,6 +44,7 @@ from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
 from . import checks, leases, plan, reclaim, rooms, siblings, subnets, summary, terminal, workspace
 from .compose import Compose, ComposeError
+from .compose import missing as compose_missing
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
 from .naming import PROJECT_LABEL, session_name
@@ -225,6 +226,12 @@ class Session:
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
+        problem = compose_missing()
+        if problem:
+            raise Refused(
+                f"docker compose does not run for this user ({problem}): install the Compose v2 "
+                "plugin for this user (in a checkout: make engine)"
+            )
         leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
@@ -287,11 +294,14 @@ class Session:
         except subnets.PoolError as exc:
             raise Refused(str(exc)) from None
         sweeper = reclaim.Sweeper(self.client, pool)
-        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper)
+        group = leases.socket_group(self.environ)
+        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper, group=group)
         try:
             chosen = held.take(self.name.project, len(SESSION_NETWORKS))
         except subnets.Exhausted as exc:
             raise Refused(f"no addresses for the session's networks: {exc}") from None
+        except leases.LeaseError as exc:
+            raise Refused(str(exc)) from None
         finally:
             if sweeper.removed:
                 removed = ", ".join(sweeper.removed)
