@@ -50,6 +50,7 @@ from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
+LOCAL_REDIS_URL = "rediss://redis:6379/0"  # the stack's Redis by its certificate's name
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
 SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
 START_TIMEOUT_S = 120.0
@@ -692,10 +693,13 @@ class Session:
         _write_public(layout.agent_env, plan.agent_env_file(env))
 
     def _admin_channel(self, admin_file: Path) -> Any:
+        """The admin's channel to this machine's stack: the Redis container's address dialled,
+        the certificate's name `redis` checked against the team CA."""
         from ..escalation.channel import Channel, connect
 
         address = _redis_address(self.client, self.plan.shared_network if self.plan else "")
-        return Channel(connect(f"redis://{address}:6379/0", admin_file))
+        ca_file = SharedFiles(admin_file.parent).tls.ca
+        return Channel(connect(LOCAL_REDIS_URL, admin_file, ca_file=ca_file, address=address))
 
     def _session_user(self, shared_dir: Path) -> None:
         """The session's own Redis user (made with the admin credential, which stays here): its
@@ -731,6 +735,9 @@ class Session:
             raise Refused(f"cannot make the session's Redis user: {exc}") from None
         # Named `redis_password` in compose.yaml; it holds `USER PASSWORD` (escalation/acl.py).
         self.layout.write_secret("redis_password", credential.line().strip(), self.plan.mcp_uid)
+        # The team CA's certificate (public): the one trust anchor the proxy has for Redis.
+        ca_pem = SharedFiles(shared_dir).tls.ca.read_text()
+        self.layout.write_secret("redis_ca", ca_pem, self.plan.mcp_uid)
 
     def _remove_session_user(self) -> None:
         import redis
@@ -793,7 +800,14 @@ class Session:
         while not stop.is_set():
             try:
                 address = _redis_address(self.client, self.plan.shared_network)
-                channel = Channel(connect(f"redis://{address}:6379/0", credential_file))
+                channel = Channel(
+                    connect(
+                        LOCAL_REDIS_URL,
+                        credential_file,
+                        ca_file=self.layout.secrets / "redis_ca",
+                        address=address,
+                    )
+                )
                 for line in channel.follow(self.name.session_id, timeout_s=0.5):
                     if stop.is_set():
                         return

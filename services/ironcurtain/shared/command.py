@@ -98,8 +98,9 @@ def _env(args: argparse.Namespace) -> int:
     environ = shared_environ()
     directory = Path(environ["IRONCURTAIN_SHARED_DIR"])
     print(f"IRONCURTAIN_SHARED_NETWORK={environ['IRONCURTAIN_SHARED_NETWORK']}")
-    print("IRONCURTAIN_REDIS_URL=redis://redis:6379/0")
+    print("IRONCURTAIN_REDIS_URL=rediss://redis:6379/0")
     print(f"IRONCURTAIN_REDIS_CREDENTIAL_FILE={directory / 'redis_approval'}")
+    print(f"IRONCURTAIN_REDIS_CA_FILE={directory / 'tls' / 'ca.pem'}")
     print(f"IRONCURTAIN_APPROVAL_MEMBERS_FILE={directory / 'people' / 'members.json'}")
     print(f"IRONCURTAIN_APPROVAL_URL=http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return 0

@@ -192,23 +192,25 @@ class TeamTLS:
     ) -> bool:
         """Make the CA once; (re-)issue the server certificate when it is missing, names other
         hosts or ends within 30 days. True if the server certificate was (re-)issued (Redis
-        must restart to present it). Call under the shared stack's lock."""
+        must restart to present it)."""
         now = now or _now()
         wanted = check_names([LOCAL_NAME, *names])
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory.chmod(0o700)
-        if not self.ca_key.exists():
-            cert, key = build_ca(now)
-            once.publish(self.ca_key, _pem_key(key), 0o600)  # the key first: a CA never lacks it
-            self.ca.unlink(missing_ok=True)
-            once.publish(self.ca, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-            say(f"shared: a new team CA was made: {self.ca} ({fingerprint(self.ca.read_bytes())})")
-        ca_cert, ca_key = self.load_ca()
-        if self._current(ca_cert, wanted, now):
-            return False
-        cert, key = issue(ca_cert, ca_key, wanted, now)
-        _replace(self.server_key, _pem_key(key), 0o600)
-        _replace(self.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        with once.held(self.directory / ".lock"):  # sessions starting together make one CA
+            if not self.ca_key.exists():
+                cert, key = build_ca(now)
+                self.ca.unlink(missing_ok=True)
+                once.publish(self.ca_key, _pem_key(key), 0o600)  # the key first
+                once.publish(self.ca, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+                made = fingerprint(self.ca.read_bytes())
+                say(f"shared: a new team CA was made: {self.ca} ({made})")
+            ca_cert, ca_key = self.load_ca()
+            if self._current(ca_cert, wanted, now):
+                return False
+            cert, key = issue(ca_cert, ca_key, wanted, now)
+            _replace(self.server_key, _pem_key(key), 0o600)
+            _replace(self.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
         say(f"shared: Redis's certificate now names {', '.join(wanted)}")
         return True
 

@@ -240,9 +240,9 @@ def test_history_filters_by_session_verdict_and_text(channel: Channel) -> None:
     assert [e.decision.reason for e in channel.history(text="BECAUSE S1")] == ["because s1"]
 
 
-def test_redis_unreachable_denies_at_once_saying_so() -> None:
+def test_redis_unreachable_denies_at_once_saying_so(team_redis: RedisServer) -> None:
     escalator = RedisEscalator.connect(
-        f"redis://127.0.0.1:{free_port()}/0", _password_file_nowhere()
+        f"rediss://127.0.0.1:{free_port()}/0", _password_file_nowhere(), ca_file=team_redis.ca_file
     )
     started = time.monotonic()
     outcome = asyncio.run(escalator.escalate(request(), 30))
