@@ -141,5 +141,10 @@ class SharedFiles:
         if os.geteuid() == 0:
             for path in (*service_files, self.people, self.members().path):
                 os.chown(path, SERVICE_UID, SERVICE_UID)
+            if self.team_hosts():  # a team server: the registrar (uid 10001) reads these
+                for path in (self.redis_admin, self.tls.key("registrar")):
+                    os.chown(path, SERVICE_UID, SERVICE_UID)
+            else:  # the host CLI's alone again
+                os.chown(self.redis_admin, 0, 0)
             return SERVICE_UID
         return os.geteuid()

@@ -178,11 +178,11 @@ class TeamTLS:
 
     @property
     def server_cert(self) -> Path:
-        return self.directory / "redis.pem"
+        return self.cert("redis")
 
     @property
     def server_key(self) -> Path:
-        return self.directory / "redis-key.pem"
+        return self.key("redis")
 
     def ensure(
         self,
@@ -190,10 +190,11 @@ class TeamTLS:
         say: Callable[[str], None] = print,
         now: dt.datetime | None = None,
     ) -> bool:
-        """Make the CA once; (re-)issue the server certificate when it is missing, names other
-        hosts or ends within 30 days. True if the server certificate was (re-)issued (Redis
-        must restart to present it)."""
+        """Make the CA once; (re-)issue Redis's certificate (and, with team host `names`, the
+        registrar's) when missing, naming other hosts, or ending within 30 days. True if Redis's
+        was (re-)issued (Redis must restart to present it)."""
         now = now or _now()
+        names = tuple(names)
         wanted = check_names([LOCAL_NAME, *names])
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.directory.chmod(0o700)
@@ -203,15 +204,35 @@ class TeamTLS:
                 self.ca.unlink(missing_ok=True)
                 once.publish(self.ca_key, _pem_key(key), 0o600)  # the key first
                 once.publish(self.ca, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-                made = fingerprint(self.ca.read_bytes())
-                say(f"shared: a new team CA was made: {self.ca} ({made})")
+                print_ = fingerprint(self.ca.read_bytes())
+                say(f"shared: a new team CA was made: {self.ca} ({print_})")
             ca_cert, ca_key = self.load_ca()
-            if self._current(ca_cert, wanted, now):
-                return False
-            cert, key = issue(ca_cert, ca_key, wanted, now)
-            _replace(self.server_key, _pem_key(key), 0o600)
-            _replace(self.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        say(f"shared: Redis's certificate now names {', '.join(wanted)}")
+            made = self._leaf("redis", ca_cert, ca_key, wanted, now)
+            if names:  # a team server: the registrar answers other machines under those names
+                self._leaf("registrar", ca_cert, ca_key, check_names(names), now)
+        if made:
+            say(f"shared: Redis's certificate now names {', '.join(wanted)}")
+        return made
+
+    def cert(self, stem: str) -> Path:
+        return self.directory / f"{stem}.pem"
+
+    def key(self, stem: str) -> Path:
+        return self.directory / f"{stem}-key.pem"
+
+    def _leaf(
+        self,
+        stem: str,
+        ca_cert: x509.Certificate,
+        ca_key: ec.EllipticCurvePrivateKey,
+        names: tuple[str, ...],
+        now: dt.datetime,
+    ) -> bool:
+        if self._current(stem, ca_cert, names, now):
+            return False
+        cert, key = issue(ca_cert, ca_key, names, now)
+        _replace(self.key(stem), _pem_key(key), 0o600)
+        _replace(self.cert(stem), cert.public_bytes(serialization.Encoding.PEM), 0o644)
         return True
 
     def load_ca(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
@@ -223,10 +244,12 @@ class TeamTLS:
             raise TLSError(f"{self.ca} does not belong to {self.ca_key}; remove both to start over")
         return cert, key
 
-    def _current(self, ca_cert: x509.Certificate, names: tuple[str, ...], now: dt.datetime) -> bool:
-        if not (self.server_cert.exists() and self.server_key.exists()):
+    def _current(
+        self, stem: str, ca_cert: x509.Certificate, names: tuple[str, ...], now: dt.datetime
+    ) -> bool:
+        if not (self.cert(stem).exists() and self.key(stem).exists()):
             return False
-        cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
+        cert = x509.load_pem_x509_certificate(self.cert(stem).read_bytes())
         return (
             cert.issuer == ca_cert.subject
             and names_of(cert) == names

@@ -296,7 +296,7 @@ def test_a_session_has_no_admin_reach_and_the_default_user_is_off(
     for command in (("ACL", "LIST"), ("ACL", "SETUSER", "x", "on"), ("KEYS", "*"), ("FLUSHALL",),
                     ("CONFIG", "GET", "*"), ("SCAN", "0"), ("EVAL", "return 1", "0")):  # fmt: skip
         refused(lambda c=command: attacker.redis.execute_command(*c))
-    anonymous = redis.Redis.from_url(team_redis.url, socket_timeout=5)
+    anonymous = connect(team_redis.url, ca_file=team_redis.ca_file)  # TLS, but no user
     with pytest.raises(redis.exceptions.AuthenticationError):
         anonymous.ping()
     anonymous.close()
