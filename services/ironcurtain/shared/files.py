@@ -83,7 +83,9 @@ class SharedFiles:
     def set_team_hosts(self, hosts: list[str]) -> None:
         from .pki import check_names
 
-        text = "".join(f"{h}\n" for h in check_names(hosts)) if hosts else ""
+        check_names(hosts or ["redis"])
+        # The operator's order: the first is the name other machines' sessions dial.
+        text = "".join(f"{h}\n" for h in dict.fromkeys(hosts))
         self.team_hosts_file.unlink(missing_ok=True)
         if text:
             once.publish(self.team_hosts_file, text.encode(), 0o600)
