@@ -5,8 +5,8 @@ read-only). What a member may do, and nothing else:
 - `GET /v1/team`: who they are and the Redis URL their sessions dial;
 - `POST /v1/sessions/<sid>/user` (`project`, `machine`, `worktree`, `agent`, `task`, `live`): a new
   user for a session id nobody has yet (409 otherwise: never a second password for a session's
-  keys), returned once; their own stale users on that machine (projects not in `live`) are
-  removed first; at most MAX_USERS per member;
+  keys), returned once; with `live`, their own users on that machine whose project is not in it
+  are removed first (never the one asked for); at most MAX_USERS per member;
 - `DELETE /v1/sessions/<sid>/user`: remove a user they asked for (404 for anyone else's).
 The rules of a session user are `acl.session_rules`: the same whoever asks.
 """
@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..approval.members import MembersCache, MembersFile, find
-from ..escalation import keys, users
+from ..escalation import acl, keys, users
 from ..escalation.channel import Channel, connect
 
 logger = logging.getLogger(__name__)
@@ -80,15 +80,24 @@ def create(session_id: str) -> Any:
     project, machine = _text(body, "project", 128), _text(body, "machine", 128)
     if not _PROJECT.fullmatch(project) or not _MACHINE.fullmatch(machine):
         abort(400, "project and machine must be plain names")
-    live = body.get("live", [])
-    if not isinstance(live, list) or len(live) > 1000 or not all(isinstance(p, str) for p in live):
+    live = body.get("live")
+    if live is not None and (
+        not isinstance(live, list) or len(live) > 1000 or not all(isinstance(p, str) for p in live)
+    ):
         abort(400, "live must be a list of at most 1000 project names")
+    info = {
+        "worktree": _text(body, "worktree"),
+        "agent": _text(body, "agent", 128),
+        "task": _text(body, "task"),
+    }
     admin = _admin()
     own = users.owned_by(admin, member)
-    for user in users.stale(own, own, machine=machine, live_projects=set(live)):
-        admin.execute_command("ACL", "DELUSER", user)
-        admin.hdel(keys.ACL_USERS, user)
-        own.pop(user, None)
+    own.pop(acl.session_user(session_id), None)  # the one asked for is never swept: 409 below
+    if live is not None:  # the machine says which of its sessions still run
+        for user in users.stale(own, own, machine=machine, live_projects=set(live)):
+            admin.execute_command("ACL", "DELUSER", user)
+            admin.hdel(keys.ACL_USERS, user)
+            own.pop(user, None)
     if len(own) >= MAX_USERS:
         abort(429, f"member {member} holds {MAX_USERS} session users already")
     try:
@@ -97,12 +106,7 @@ def create(session_id: str) -> Any:
         )
     except users.UserExists:
         abort(409, "that session has a Redis user already")
-    Channel(admin).register(
-        session_id,
-        worktree=_text(body, "worktree"),
-        agent=_text(body, "agent", 128),
-        task=_text(body, "task"),
-    )
+    Channel(admin).register(session_id, **info)
     logger.info("session user %s made for member %s on %s", credential.user, member, machine)
     return jsonify(user=credential.user, password=credential.password), 201
 

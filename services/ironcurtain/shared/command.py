@@ -126,15 +126,23 @@ def _up(args: argparse.Namespace) -> int:
             if args.host or args.single:
                 files.set_team_hosts([] if args.single else args.host)
                 environ = shared_environ()
+            before = _certificates(files)
             environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure())
         except (OSError, ValueError) as exc:
             print(f"shared: cannot prepare the secret files: {exc}", file=sys.stderr)
             return 2
-        orphans = ("--remove-orphans",) if args.single else ()
-        code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120", *orphans)
+        extra = ("--remove-orphans",) if args.single else ()
+        if _certificates(files) != before:  # compose does not see a secret file change
+            extra = (*extra, "--force-recreate")
+        code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120", *extra)
     if code == 0:
         print(f"shared: up; approvals at http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return code
+
+
+def _certificates(files: SharedFiles) -> list[bytes]:
+    paths = (files.tls.ca, files.tls.server_cert, files.tls.cert("registrar"))
+    return [p.read_bytes() if p.exists() else b"" for p in paths]
 
 
 def _invite(args: argparse.Namespace) -> int:
