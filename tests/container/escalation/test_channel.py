@@ -338,9 +338,7 @@ class TestRedisKilledAndBack:
         self, own_server: RedisServer
     ) -> None:
         session_file = own_server.session_file("s1")
-        escalator = RedisEscalator.connect(
-            own_server.url, session_file, ca_file=own_server.ca_file
-        )
+        escalator = RedisEscalator.connect(own_server.url, session_file, ca_file=own_server.ca_file)
         observer = connect(own_server.url, own_server.admin_file, ca_file=own_server.ca_file)
         try:
             waiting = escalate_in_thread(escalator, request(), 60)
