@@ -96,6 +96,7 @@ def service(
         "IRONCURTAIN_APPROVAL_WORKERS": "2",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
+        "IRONCURTAIN_REDIS_CA_FILE": str(team_redis.ca_file),
         "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
         "IRONCURTAIN_APPROVAL_SESSION_DIR": str(state / "web-sessions"),
     }
