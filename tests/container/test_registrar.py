@@ -168,3 +168,14 @@ def test_a_member_holds_at_most_the_cap_and_their_gone_sessions_are_swept(
     # s2's project is gone on machine-b: swept before s3 is made; s1 lives; bob's untouched.
     assert make(api, "s3", project="ic-wt-3", live=["ic-wt-1"]).status_code == 201
     assert sorted(users.session_users(admin)) == [acl.session_user(s) for s in ("s1", "s3", "s4")]
+
+
+def test_an_id_a_member_claimed_is_refused_to_the_servers_own_run_too(
+    api: FlaskClient, admin: redis.Redis
+) -> None:
+    """`ironcurtain run` on the team server makes its users exclusively as well: a session id a
+    member claimed first is refused, never re-made under a connection the member still holds."""
+    assert make(api, "s1").status_code == 201
+    with pytest.raises(users.UserExists):
+        users.create_session_user(admin, "s1", project="ic-x", machine="team", exclusive=True)
+    assert users.owner(admin, "s1") == "alice"

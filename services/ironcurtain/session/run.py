@@ -762,8 +762,14 @@ class Session:
             removed = users.sweep(channel.redis, machine=machine, live_projects=live)
             if removed:
                 self.say(f"run: removed {len(removed)} stale session user(s) from Redis")
+            # Exclusive: a session id someone claimed already (a member's machine, through the
+            # registrar) is refused, never re-made under a connection that user still holds.
             credential = users.create_session_user(
-                channel.redis, self.name.session_id, project=self.name.project, machine=machine
+                channel.redis,
+                self.name.session_id,
+                project=self.name.project,
+                machine=machine,
+                exclusive=True,
             )
             self._user_admin = admin_file
             channel.register(
