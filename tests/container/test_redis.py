@@ -79,7 +79,7 @@ def _client(
         socket_timeout=5,
         decode_responses=True,
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets
 
 
 def test_write_and_read_back_as_a_named_user(redis_container: DockerContainer) -> None:

@@ -34,8 +34,10 @@ def test_control_a_client_with_the_team_ca_and_the_right_name_gets_in(
 ) -> None:
     client = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     assert client.ping() is True
-    cipher = client.connection_pool.get_connection()._sock.version()  # type: ignore[union-attr]
-    assert cipher in ("TLSv1.2", "TLSv1.3")
+    connection = client.connection_pool.get_connection()
+    version = connection._sock.version()  # type: ignore[union-attr]
+    client.connection_pool.release(connection)
+    assert version in ("TLSv1.2", "TLSv1.3")
     client.close()
 
 
@@ -55,7 +57,7 @@ def test_a_client_without_the_team_ca_is_refused(team_redis: RedisServer, tmp_pa
         password=team_redis.credentials[acl.ADMIN].password,
         socket_timeout=5,
     )
-    assert "certificate verify failed" in _refused_by_tls(redis.Redis(connection_pool=pool))
+    assert "certificate verify failed" in _refused_by_tls(redis.Redis.from_pool(pool))
 
 
 @pytest.mark.parametrize("name", ["localhost", "team.example", "redis.evil.example"])

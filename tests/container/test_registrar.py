@@ -70,6 +70,15 @@ def channel_of(team_redis: RedisServer, credential: Credential) -> Channel:
     return Channel(connect(team_redis.url, credential=credential, ca_file=team_redis.ca_file))
 
 
+def pings(team_redis: RedisServer, credential: Credential) -> bool:
+    """The credential logs in (its own client, closed after)."""
+    client = connect(team_redis.url, credential=credential, ca_file=team_redis.ca_file)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
+
+
 def test_control_a_member_gets_a_user_for_a_new_session_that_works_as_that_session_only(
     api: FlaskClient, team_redis: RedisServer, admin: redis.Redis
 ) -> None:
@@ -87,9 +96,10 @@ def test_control_a_member_gets_a_user_for_a_new_session_that_works_as_that_sessi
     other = Channel(admin).create(request("other"), 60)
     with pytest.raises(redis.exceptions.NoPermissionError):
         own.redis.get(keys.record(other.id))
+    own.redis.close()
     assert api.delete("/v1/sessions/s1/user", headers=as_(ALICE)).status_code == 204
     with pytest.raises(redis.exceptions.AuthenticationError):
-        channel_of(team_redis, credential).redis.ping()
+        pings(team_redis, credential)
 
 
 def test_no_token_or_a_token_that_is_no_members_gets_nothing(api: FlaskClient) -> None:
@@ -112,9 +122,9 @@ def test_a_session_that_has_a_user_is_never_given_a_second_password(
     # A session the team server's own `ironcurtain run` made (no registry member) is safe too.
     local = users.create_session_user(admin, "local1", project="ic-x", machine="team")
     assert make(api, "local1", BOB).status_code == 409
-    assert channel_of(team_redis, local).redis.ping() is True  # its password still works
+    assert pings(team_redis, local)  # its password still works
     original = Credential(first.json["user"], first.json["password"])
-    assert channel_of(team_redis, original).redis.ping() is True
+    assert pings(team_redis, original)
 
 
 def test_a_member_cannot_remove_another_members_or_the_servers_own_session_user(
@@ -126,8 +136,8 @@ def test_a_member_cannot_remove_another_members_or_the_servers_own_session_user(
     assert api.delete("/v1/sessions/local1/user", headers=as_(BOB)).status_code == 404
     assert api.delete("/v1/sessions/none/user", headers=as_(BOB)).status_code == 404
     alive = Credential(made.json["user"], made.json["password"])
-    assert channel_of(team_redis, alive).redis.ping() is True
-    assert channel_of(team_redis, local).redis.ping() is True
+    assert pings(team_redis, alive)
+    assert pings(team_redis, local)
 
 
 @pytest.mark.parametrize("session", ["a*", "a?", "a[b]", "x:y", "a.b", "-" * 65])

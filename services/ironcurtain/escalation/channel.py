@@ -84,7 +84,7 @@ def connect(
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,  # RQ needs bytes
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets
 
 
 class TLSConnection(Connection):
