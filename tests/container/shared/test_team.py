@@ -11,6 +11,7 @@ escalates to A's Redis and a member's decision through A's approval API resumes 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -301,6 +302,14 @@ def test_at_the_team_port_no_ca_another_name_or_plaintext_is_refused(
     with pytest.raises(redis.exceptions.ConnectionError):
         plain.ping()
     plain.close()
+    # The registrar speaks TLS only: plain HTTP gets no answer at all.
+    plain_http = http.client.HTTPConnection(
+        machines.host, int(machines.a["IRONCURTAIN_TEAM_REGISTRAR_PORT"]), timeout=5
+    )
+    plain_http.request("GET", "/v1/team", headers={"Authorization": "Bearer not-a-real-one"})
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain_http.getresponse()
+    plain_http.close()
     # The registrar too: a client trusting another CA never sends the token.
     registrar, _ = Team(machines.b_state / "team").load()
     wrong = Registrar(registrar.url, other.ca, registrar.token)
