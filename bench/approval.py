@@ -37,6 +37,7 @@ from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.images.build import BuildSettings, ImageBuilder
 from ironcurtain.images.catalog import image_ref
+from ironcurtain.shared.pki import TeamTLS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ESCALATIONS = 200
@@ -78,12 +79,20 @@ def redis_container(directory: Path) -> Iterator[tuple[str, Path]]:
     password = directory / "redis_acl"
     password.write_text(acl.acl_file(credentials))
     password.chmod(0o644)
+    tls = TeamTLS(directory / "tls")  # TLS only, as the team stack runs it
+    tls.ensure(["127.0.0.1"], say=lambda _: None)
+    tls.server_key.chmod(0o644)
     port = free_port()
     container = client.containers.run(
         image_ref("redis", settings.image_tag),
         detach=True,
         ports={"6379/tcp": ("127.0.0.1", port)},
-        volumes={str(password): {"bind": "/run/secrets/redis_acl", "mode": "ro"}},
+        volumes={
+            str(password): {"bind": "/run/secrets/redis_acl", "mode": "ro"},
+            str(tls.server_cert): {"bind": "/run/secrets/redis_tls_cert", "mode": "ro"},
+            str(tls.server_key): {"bind": "/run/secrets/redis_tls_key", "mode": "ro"},
+            str(tls.ca): {"bind": "/run/secrets/redis_ca", "mode": "ro"},
+        },
         labels=LABELS,
     )
     try:
@@ -93,7 +102,7 @@ def redis_container(directory: Path) -> Iterator[tuple[str, Path]]:
             return container.attrs["State"].get("Health", {}).get("Status") == "healthy"
 
         until(healthy, 30, "redis")
-        yield f"redis://127.0.0.1:{port}/0", directory
+        yield f"rediss://127.0.0.1:{port}/0", directory
     finally:
         container.remove(force=True)
         client.close()
@@ -109,6 +118,7 @@ def gunicorn(redis_url: str, password: Path, directory: Path) -> Iterator[tuple[
         "IRONCURTAIN_APPROVAL_BIND": f"127.0.0.1:{port}",
         "IRONCURTAIN_REDIS_URL": redis_url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(password / f"redis_{acl.APPROVAL}"),
+        "IRONCURTAIN_REDIS_CA_FILE": str(password / "tls" / "ca.pem"),
         "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
         "IRONCURTAIN_APPROVAL_SESSION_DIR": str(directory / "web-sessions"),
     }
@@ -167,13 +177,18 @@ def approve(url: str, token: str, escalation_id: str) -> None:
 
 def decision_to_resume(url: str, token: str, redis_url: str, password: Path) -> list[float]:
     """As in a session: the proxy's escalator with its own session users (made by admin)."""
-    observer = connect(redis_url, password / f"redis_{acl.ADMIN}")
+    observer = connect(
+        redis_url, password / f"redis_{acl.ADMIN}", ca_file=password / "tls" / "ca.pem"
+    )
     for n in range(7):
         credential = users.create_session_user(
             observer, f"bench-{n}", project=f"bench-{n}", machine="bench"
         )
         (password / f"session-{n}").write_text(credential.line())
-    escalators = [RedisEscalator.connect(redis_url, password / f"session-{n}") for n in range(7)]
+    ca = password / "tls" / "ca.pem"
+    escalators = [
+        RedisEscalator.connect(redis_url, password / f"session-{n}", ca_file=ca) for n in range(7)
+    ]
 
     async def timed(n: int) -> tuple[Verdict, float]:
         outcome = await escalators[n % 7].escalate(request(n), 30)
@@ -202,8 +217,10 @@ def decision_to_resume(url: str, token: str, redis_url: str, password: Path) -> 
 
 def redis_round_trips(redis_url: str, password: Path) -> tuple[list[float], list[float]]:
     """PING, and a bare wake-up (RPUSH in one client, BLPOP returning in another)."""
-    client = connect(redis_url, password / f"redis_{acl.ADMIN}")
-    waker = connect(redis_url, password / f"redis_{acl.ADMIN}")
+    client = connect(
+        redis_url, password / f"redis_{acl.ADMIN}", ca_file=password / "tls" / "ca.pem"
+    )
+    waker = connect(redis_url, password / f"redis_{acl.ADMIN}", ca_file=password / "tls" / "ca.pem")
     pings, wakes = [], []
     try:
         for _ in range(ESCALATIONS):
@@ -228,7 +245,9 @@ def redis_round_trips(redis_url: str, password: Path) -> tuple[list[float], list
 
 
 def pending_page(url: str, token: str, redis_url: str, password: Path) -> list[float]:
-    channel = Channel(connect(redis_url, password / f"redis_{acl.ADMIN}"))
+    channel = Channel(
+        connect(redis_url, password / f"redis_{acl.ADMIN}", ca_file=password / "tls" / "ca.pem")
+    )
     channel.redis.flushdb()
     for n in range(OPEN_FOR_PAGE):
         channel.create(request(n), 600)

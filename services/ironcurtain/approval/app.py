@@ -34,7 +34,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         members_file, session_dir = settings.members_file, settings.session_dir
         port = settings.public_port
         channel = Channel(
-            connect(settings.redis_url, settings.redis_password_file),
+            connect(
+                settings.redis_url, settings.redis_password_file, ca_file=settings.redis_ca_file
+            ),
             history_maxlen=settings.history_maxlen,
         )
     lifetime = timedelta(hours=12)

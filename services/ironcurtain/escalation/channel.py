@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,9 +20,10 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 
-from . import keys
+from . import keys, tls
 from .acl import Credential
 from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
 from .remember import Scope
@@ -50,19 +53,30 @@ def connect(
     url: str,
     credential_file: Path | str | None = None,
     *,
+    ca_file: Path | str,
     credential: Credential | None = None,
+    address: str | None = None,
     connect_timeout_s: float = 2.0,
     timeout_s: float = 5.0,
 ) -> redis.Redis:
     """A client that fails fast: short timeouts, no retries (a down Redis means deny at once).
 
-    Every client names its Redis user (the `default` user is off). The pool reconnects on the
-    next command, so a Redis that comes back works without restarts.
+    TLS only (`rediss://`), checked against the team CA file and the URL's host name (tls.py);
+    `address` dials another address (a container's IP) while checking that name. Every client
+    names its Redis user (the `default` user is off). The pool reconnects on the next command,
+    so a Redis that comes back works without restarts. ValueError for a URL that is not
+    `rediss://`, OSError or ssl.SSLError for an unusable CA file: before any connection.
     """
+    endpoint = tls.Endpoint.parse(url)
     if credential_file:
         credential = read_credential(credential_file)
-    return redis.Redis.from_url(
-        url,
+    pool = redis.ConnectionPool(
+        connection_class=TLSConnection,
+        tls_context=tls.context(ca_file),
+        tls_name=endpoint.host,
+        host=address or endpoint.host,
+        port=endpoint.port,
+        db=endpoint.db,
         username=credential.user if credential else None,
         password=credential.password if credential else None,
         socket_connect_timeout=connect_timeout_s,
@@ -70,6 +84,24 @@ def connect(
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,  # RQ needs bytes
     )
+    return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets
+
+
+class TLSConnection(Connection):
+    """A redis-py connection that speaks TLS with our context (tls.py), checking `tls_name`."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, tls_name: str, **kwargs: Any) -> None:
+        self._tls_context = tls_context
+        self._tls_name = tls_name
+        super().__init__(**kwargs)
+
+    def _connect(self) -> socket.socket:
+        sock = super()._connect()
+        try:
+            return self._tls_context.wrap_socket(sock, server_hostname=self._tls_name)
+        except OSError:
+            sock.close()
+            raise
 
 
 class Outcome(enum.Enum):

@@ -48,9 +48,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_environ()
     try:
-        client = connect(settings.redis_url, settings.redis_password_file, timeout_s=10)
+        client = connect(
+            settings.redis_url,
+            settings.redis_password_file,
+            ca_file=settings.redis_ca_file,
+            timeout_s=10,
+        )
     except (OSError, ValueError) as exc:
-        print(f"worker: cannot read the Redis credential: {exc}", file=sys.stderr)
+        print(f"worker: cannot read the Redis credential or CA file: {exc}", file=sys.stderr)
         return 2
     queue = dispatch.queue(client)
     if args.health:
@@ -61,7 +66,15 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     inbox = threading.Thread(
         target=dispatch.forever,
-        args=(connect(settings.redis_url, settings.redis_password_file, timeout_s=10), stop),
+        args=(
+            connect(
+                settings.redis_url,
+                settings.redis_password_file,
+                ca_file=settings.redis_ca_file,
+                timeout_s=10,
+            ),
+            stop,
+        ),
         kwargs={"reviewer": reviewer},
         name="inbox",
         daemon=True,

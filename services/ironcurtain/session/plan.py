@@ -68,6 +68,7 @@ class Plan:
     docker_socket: str
     docker_socket_gid: int
     shared_network: str
+    redis_url: str = "rediss://redis:6379/0"  # the team Redis as the MCP proxy dials it
     test_run: str = ""
     escalation_timeout_s: float = 300.0
     forwards: tuple[Forward, ...] = FORWARDS
@@ -96,6 +97,7 @@ class Plan:
             "IRONCURTAIN_SOCKET_PROXY_PORT": str(SOCKET_PROXY_PORT),
             "IRONCURTAIN_DOCKER_SOCKET_GID": str(self.docker_socket_gid),
             "IRONCURTAIN_SHARED_NETWORK": self.shared_network,
+            "IRONCURTAIN_REDIS_URL": self.redis_url,
             "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",
             "IRONCURTAIN_TEST_RUN": self.test_run,
             "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),

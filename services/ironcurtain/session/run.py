@@ -39,7 +39,8 @@ from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
 from ..mitm.keys import new_fake_key
 from ..policy import PolicyError
-from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
+from ..registrar.client import Registrar, Team
+from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
 from . import checks, leases, plan, reclaim, rooms, siblings, subnets, summary, terminal, workspace
@@ -51,6 +52,7 @@ from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
+LOCAL_REDIS_URL = "rediss://redis:6379/0"  # the stack's Redis by its certificate's name
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
 SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
 START_TIMEOUT_S = 120.0
@@ -257,6 +259,7 @@ class Session:
             docker_socket=socket_path,
             docker_socket_gid=socket_gid,
             shared_network=shared["IRONCURTAIN_SHARED_NETWORK"],
+            redis_url=self._team_redis_url or LOCAL_REDIS_URL,
             test_run=self.environ.get("IRONCURTAIN_TEST_RUN", ""),
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
@@ -570,6 +573,14 @@ class Session:
             self._anchorer.join(timeout=START_TIMEOUT_S)
         if self._user_admin is not None:
             self._remove_session_user()
+        if self._registered and self._registrar is not None:
+            from ..registrar.client import RegistrarError
+
+            try:
+                self._registrar.remove_user(self.name.session_id)
+            except RegistrarError as exc:
+                self.say(f"run: teardown: the session's Redis user stays until a sweep: {exc}")
+            self._registered = False
         if self._leases is not None:  # after the networks are gone: their subnets are free
             self._leases.release(self.name.project)
         if self._created:
@@ -610,6 +621,10 @@ class Session:
     _died: str | None = None
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists
+    _registrar: Registrar | None = None  # a joined machine's registrar (no admin credential)
+    _team_redis_url: str = ""
+    _team_ca: Path | None = None
+    _registered = False  # the registrar made this session's user
     _leases: leases.Leases | None = None
     # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
     _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
@@ -637,6 +652,9 @@ class Session:
     def _ensure_shared(self) -> dict[str, str]:
         environ = shared_environ(self.environ)
         environ["IRONCURTAIN_IMAGE_TAG"] = self.tag  # the loader's (env > user config > .env)
+        team = Team(self.state / "team")
+        if team.joined():
+            return self._join_team(team, environ)
         files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
         project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
         # Held while checking and starting: concurrent first sessions start the stack once.
@@ -652,12 +670,34 @@ class Session:
                 return environ
             self.say("run: starting the team-shared stack (redis, approval, worker)")
             shared = Compose(
-                project, files=(self.repo / SHARED_COMPOSE_FILE,), env=environ, cwd=self.repo
+                project, files=shared_compose_files(self.repo, environ), env=environ, cwd=self.repo
             )
             try:
                 shared.up(timeout_s=120)
             except ComposeError as exc:
                 raise Refused(f"the shared stack did not start: {exc}") from None
+        return environ
+
+    def _join_team(self, team: Team, environ: dict[str, str]) -> dict[str, str]:
+        """A machine that joined a team server starts no stack: its sessions dial the team's
+        Redis (through the MCP proxy's egress leg) and get their users from the registrar. The
+        `shared` network the compose file names is made empty and internal, for nothing."""
+        try:
+            self._registrar, self._team_redis_url = team.load()
+        except (OSError, ValueError, KeyError) as exc:
+            raise Refused(
+                f"this machine joined a team server but its files are unusable ({exc}); "
+                "run `ironcurtain shared join` again or `ironcurtain shared leave`"
+            ) from None
+        self._team_ca = team.ca
+        name = environ["IRONCURTAIN_SHARED_NETWORK"]
+        try:
+            self.client.networks.get(name)
+        except docker.errors.NotFound:
+            labels = {"org.ironcurtain.part": "shared"}
+            if self.environ.get("IRONCURTAIN_TEST_RUN"):
+                labels["org.ironcurtain.test-run"] = self.environ["IRONCURTAIN_TEST_RUN"]
+            self.client.networks.create(name, driver="bridge", internal=True, labels=labels)
         return environ
 
     def _write_files(self, real_keys: dict[str, str], ca_dir: Path, shared_dir: Path) -> None:
@@ -715,10 +755,13 @@ class Session:
         _write_public(layout.identity / "group", self.plan.owner.group())
 
     def _admin_channel(self, admin_file: Path) -> Any:
+        """The admin's channel to this machine's stack: the Redis container's address dialled,
+        the certificate's name `redis` checked against the team CA."""
         from ..escalation.channel import Channel, connect
 
         address = _redis_address(self.client, self.plan.shared_network if self.plan else "")
-        return Channel(connect(f"redis://{address}:6379/0", admin_file))
+        ca_file = SharedFiles(admin_file.parent).tls.ca
+        return Channel(connect(LOCAL_REDIS_URL, admin_file, ca_file=ca_file, address=address))
 
     def _session_user(self, shared_dir: Path) -> None:
         """The session's own Redis user (made with the admin credential, which stays here): its
@@ -728,6 +771,9 @@ class Session:
         from ..escalation import users
 
         assert self.plan is not None
+        if self._registrar is not None:
+            self._team_session_user()
+            return
         admin_file = SharedFiles(shared_dir).redis_admin
         try:
             channel = self._admin_channel(admin_file)
@@ -739,8 +785,14 @@ class Session:
             removed = users.sweep(channel.redis, machine=machine, live_projects=live)
             if removed:
                 self.say(f"run: removed {len(removed)} stale session user(s) from Redis")
+            # Exclusive: a session id someone claimed already (a member's machine, through the
+            # registrar) is refused, never re-made under a connection that user still holds.
             credential = users.create_session_user(
-                channel.redis, self.name.session_id, project=self.name.project, machine=machine
+                channel.redis,
+                self.name.session_id,
+                project=self.name.project,
+                machine=machine,
+                exclusive=True,
             )
             self._user_admin = admin_file
             channel.register(
@@ -754,6 +806,42 @@ class Session:
             raise Refused(f"cannot make the session's Redis user: {exc}") from None
         # Named `redis_password` in compose.yaml; it holds `USER PASSWORD` (escalation/acl.py).
         self.layout.write_secret("redis_password", credential.line().strip(), self.plan.owner.uid)
+        # The team CA's certificate (public): the one trust anchor the proxy has for Redis.
+        ca_pem = SharedFiles(shared_dir).tls.ca.read_text()
+        self.layout.write_secret("redis_ca", ca_pem, self.plan.owner.uid)
+
+    def _team_session_user(self) -> None:
+        """On a joined machine: the registrar makes the session's user (this machine holds no
+        Redis admin credential) and returns its password once; the proxy gets it and the CA."""
+        from ..registrar.client import RegistrarError
+
+        assert self.plan is not None
+        assert self._registrar is not None
+        live = sorted(
+            {
+                c.labels.get(PROJECT_LABEL, "")
+                for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
+            }
+            - {""}
+        )
+        try:
+            credential = self._registrar.create_user(
+                self.name.session_id,
+                project=self.name.project,
+                machine=_machine(self.client),
+                worktree=self.name.worktree,
+                agent=self.adapter.name,
+                task=self.options.task or "",
+                live=live,
+            )
+        except RegistrarError as exc:
+            raise Refused(
+                f"the team's registrar made no Redis user for this session: {exc}"
+            ) from None
+        self._registered = True
+        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.owner.uid)
+        assert self._team_ca is not None
+        self.layout.write_secret("redis_ca", self._team_ca.read_text(), self.plan.owner.uid)
 
     def _remove_session_user(self) -> None:
         import redis
@@ -815,8 +903,17 @@ class Session:
         said = False
         while not stop.is_set():
             try:
-                address = _redis_address(self.client, self.plan.shared_network)
-                channel = Channel(connect(f"redis://{address}:6379/0", credential_file))
+                # Local: the container's address, the name `redis` checked; joined: the team host.
+                local = self._registrar is None
+                address = _redis_address(self.client, self.plan.shared_network) if local else None
+                channel = Channel(
+                    connect(
+                        self.plan.redis_url,
+                        credential_file,
+                        ca_file=self.layout.secrets / "redis_ca",
+                        address=address,
+                    )
+                )
                 for line in channel.follow(self.name.session_id, timeout_s=0.5):
                     if stop.is_set():
                         return

@@ -46,10 +46,12 @@ def request(session: str = "s1", **extra: Any) -> EscalationRequest:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    admin = connect(team_redis.url, team_redis.admin_file)
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
     admin.close()
-    client = connect(team_redis.url, team_redis.approval_file)  # the service's own user
+    client = connect(
+        team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file
+    )  # the service's own user
     yield Channel(client)
     client.close()
 

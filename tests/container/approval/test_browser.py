@@ -96,6 +96,7 @@ def service(
         "IRONCURTAIN_APPROVAL_WORKERS": "2",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
+        "IRONCURTAIN_REDIS_CA_FILE": str(team_redis.ca_file),
         "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
         "IRONCURTAIN_APPROVAL_SESSION_DIR": str(state / "web-sessions"),
     }
@@ -133,10 +134,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    admin = connect(team_redis.url, team_redis.admin_file)
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
     admin.close()
-    client = connect(team_redis.url, team_redis.approval_file)
+    client = connect(team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file)
     yield Channel(client)
     client.close()
 
@@ -177,7 +178,9 @@ def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
     expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
     loaded = page.evaluate("performance.timeOrigin")
 
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file("browser-session"))
+    escalator = RedisEscalator.connect(
+        team_redis.url, team_redis.session_file("browser-session"), ca_file=team_redis.ca_file
+    )
     try:
         waiting = escalate_in_thread(escalator)
         row = page.locator("#pending-rows tr[data-id]")
@@ -291,7 +294,9 @@ def test_a_forged_record_is_shown_invalid_in_the_browser_and_offers_no_decision(
 ) -> None:
     url, token = service
     genuine = channel.create(request(), 60)
-    forger = connect(team_redis.url, team_redis.session_file("forger-session"))
+    forger = connect(
+        team_redis.url, team_redis.session_file("forger-session"), ca_file=team_redis.ca_file
+    )
     forged = "forger-session.0123456789abcdef"
     try:
         forger.set(keys.record(forged), "{}")  # the record that once broke the page for everyone

@@ -135,7 +135,12 @@ def assert_no_redis_user_left(env: Env, client: docker.DockerClient, session_id:
     """The session's own Redis user was removed at teardown (with the admin credential)."""
     shared = shared_environ(env.environ)
     address = _redis_address(client, shared["IRONCURTAIN_SHARED_NETWORK"])
-    admin = connect(f"redis://{address}:6379/0", env.shared_dir / "redis_admin")
+    admin = connect(
+        "rediss://redis:6379/0",
+        env.shared_dir / "redis_admin",
+        ca_file=env.shared_dir / "tls" / "ca.pem",
+        address=address,
+    )
     try:
         assert acl.session_user(session_id) not in users.session_users(admin)
     finally:

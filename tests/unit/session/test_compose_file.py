@@ -193,12 +193,15 @@ def test_every_container_is_labelled_for_the_session_and_test_runs() -> None:
 def test_secrets_are_files_and_only_the_proxies_get_them() -> None:
     declared = set(DOC["secrets"])
     audit_keys = {"audit_key_mcp", "audit_key_mitm"}
-    assert {secret_name(p) for p in SECRET_PROVIDERS} | {"redis_password"} | audit_keys == declared
+    assert {secret_name(p) for p in SECRET_PROVIDERS} | {
+        "redis_password",
+        "redis_ca",
+    } | audit_keys == declared
     assert all("file" in entry for entry in DOC["secrets"].values())
     assert set(SERVICES["mitm-proxy"]["secrets"]) == {secret_name(p) for p in SECRET_PROVIDERS} | {
         "audit_key_mitm"
     }
-    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password", "audit_key_mcp"]
+    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password", "redis_ca", "audit_key_mcp"]
     for name in ("agent", "sidecar", "socket-proxy"):
         assert "secrets" not in SERVICES[name], name
 

@@ -68,6 +68,7 @@ def test_sessions_starting_together_share_one_set_of_credentials(tmp_path: Path)
         "redis_admin",
         "redis_approval",
         "redis_worker",
+        "tls",
     ]
 
 
