@@ -380,6 +380,7 @@ class Channel:
         sessions = self._sessions_pending(query)
         if not sessions:
             return Page((), False, 0), []
+        self._sweep(sessions)
         with self.redis.pipeline(transaction=False) as pipe:
             for session_id in sessions:
                 pipe.zcard(keys.pending(session_id))
@@ -405,6 +406,21 @@ class Channel:
                     continue
                 found.append(escalation)
         return Page(tuple(entries), len(merged) > query.limit, total), found
+
+    def _sweep(self, sessions: list[str], most: int = 20) -> None:
+        """Record the expiry of escalations past their deadline (scored by it) whose waiters
+        gave up, a few per session and listing, whichever page is asked for."""
+        cutoff = self._clock() - ABANDONED_AFTER_S
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in sessions:
+                pipe.zrangebyscore(keys.pending(session_id), "-inf", cutoff, 0, most)
+            found = pipe.execute()
+        for session_id, members in zip(sessions, found, strict=True):
+            for member in members:
+                escalation_id = member.decode(errors="replace")
+                raw = self.get(escalation_id)
+                if isinstance(raw, Escalation) and raw.session_id == session_id:
+                    self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
 
     def pending(self, limit: int = 1000) -> list[Escalation | Invalid]:
         """The first `limit` open escalations, latest deadline first (see page())."""

@@ -216,6 +216,7 @@
       else if (standing) standing.replaceWith(p);
     }
     live(one.dataset.events, (kind, data) => {
+      if (kind === "open") one.dataset.live = "open";
       if ((kind === "decided" && data.id === mine) || kind === "open" || kind === "reset") {
         showDecision();
       }
