@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..approval.settings import Settings
@@ -63,6 +64,13 @@ def _run(args: argparse.Namespace) -> int:
     name = f"ironcurtain-{socket.gethostname()}"
     # The auto-reviewer runs only with a key file; without one no review job is ever enqueued.
     reviewer = bool(os.environ.get("IRONCURTAIN_REVIEWER_KEY_FILE"))
+    from .webhook import DEFAULT_FILE, load
+
+    try:  # the team's webhook, if it configured one; a malformed file is refused loudly
+        webhook = load(Path(os.environ.get("IRONCURTAIN_WEBHOOK_FILE", DEFAULT_FILE))) is not None
+    except (OSError, ValueError) as exc:
+        print(f"worker: the webhook file is unusable, no webhook is called: {exc}", file=sys.stderr)
+        webhook = False
     stop = threading.Event()
     inbox = threading.Thread(
         target=dispatch.forever,
@@ -75,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
             ),
             stop,
         ),
-        kwargs={"reviewer": reviewer},
+        kwargs={"reviewer": reviewer, "webhook": webhook},
         name="inbox",
         daemon=True,
     )

@@ -94,6 +94,11 @@ class SharedFiles:
     def people(self) -> Path:
         return self.directory / "people"
 
+    @property
+    def notify(self) -> Path:
+        """The team's notifier settings (`webhook.json`), mounted read-only into the worker."""
+        return self.directory / "notify"
+
     def members(self) -> MembersFile:
         owner = SERVICE_UID if os.geteuid() == 0 else None
         return MembersFile(self.people / "members.json", owner=owner)
@@ -130,6 +135,7 @@ class SharedFiles:
         token = load_or_create(self.approval_token, say=say)
         self.people.mkdir(exist_ok=True, mode=0o700)
         self.people.chmod(0o700)
+        self.notify.mkdir(exist_ok=True, mode=0o700)
         if not self.members().path.exists():
             self.members().add_with_token("admin", token)
             if migrating:
@@ -141,7 +147,7 @@ class SharedFiles:
             if path.stat().st_mode & 0o077:
                 raise PermissionError(f"{path} is readable by others; fix its mode (0600)")
         if os.geteuid() == 0:
-            for path in (*service_files, self.people, self.members().path):
+            for path in (*service_files, self.people, self.members().path, self.notify):
                 os.chown(path, SERVICE_UID, SERVICE_UID)
             if self.team_hosts():  # a team server: the registrar (uid 10001) reads these
                 for path in (self.redis_admin, self.tls.key("registrar")):
