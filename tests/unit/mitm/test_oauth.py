@@ -178,3 +178,37 @@ def test_no_host_to_ask_is_a_clear_503(sub: Sub) -> None:
     assert status == 503
     assert b"subscription" in body
     assert not sub.stack.vendor.seen
+
+
+GOOD_OAUTH = {
+    "token_prefix": "tok-",
+    "refresh_prefix": "ref-",
+    "token_url": "https://auth.example.com/v1/oauth/token",
+    "client_id": "c",
+    "beta": "b",
+}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"token_url": "http://auth.example.com/v1/oauth/token"},  # not TLS
+        {"token_url": "https://10.0.0.1/token"},  # an IP literal
+        {"token_url": "https://auth.example.com"},  # no path
+        {"token_prefix": "t"},
+        {"extra": "x"},
+    ],
+)
+def test_a_malformed_oauth_provider_entry_is_refused(change: dict[str, str]) -> None:
+    from ironcurtain.mitm.providers import ConfigError, parse
+
+    raw = {
+        "hosts": ["api.example.com"],
+        "auth": "bearer",
+        "key_prefix": "sk-x-",
+        "oauth": {**GOOD_OAUTH, **change},
+    }
+    with pytest.raises(ConfigError, match="oauth"):
+        parse({"providers": {"x": raw}})
+    raw["oauth"] = GOOD_OAUTH  # control
+    assert parse({"providers": {"x": raw}})["x"].oauth is not None
