@@ -524,6 +524,8 @@ class Session:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()  # in-process runs (tests) would otherwise leak the pipe
             stop.set()
         self.answer = self.adapter.final_answer(self.lines)
         if self._died:
