@@ -65,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
     register_sessions(commands)
     register_keys(commands)
+    from .login import register_login
+
+    register_login(commands)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -111,10 +111,20 @@ class Plan:
         subnet = self.subnets.get(role)
         return str(ip_network(subnet).network_address + 1) if subnet else ""
 
-    def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:
-        """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them."""
+    def mitm_settings(
+        self,
+        fake_keys: Mapping[str, str],
+        oauth: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, object]:
+        """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them.
+
+        `oauth`: providers on a subscription login, whose entry names the host's token socket
+        instead of a real key file (session/subscription.py)."""
+        oauth = oauth or {}
         keys: dict[str, object] = {
-            provider: {"fake": fake, "real_file": f"/run/secrets/{secret_name(provider)}"}
+            provider: dict(oauth[provider])
+            if provider in oauth
+            else {"fake": fake, "real_file": f"/run/secrets/{secret_name(provider)}"}
             for provider, fake in sorted(fake_keys.items())
         }
         doc: dict[str, object] = {

@@ -8,6 +8,7 @@ SIGTERM, crashes, failed starts) -> summary.json. See docs/session.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -43,7 +44,19 @@ from ..registrar.client import Registrar, Team
 from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, leases, plan, reclaim, rooms, siblings, subnets, summary, terminal, workspace
+from . import (
+    checks,
+    leases,
+    plan,
+    reclaim,
+    rooms,
+    siblings,
+    subnets,
+    subscription,
+    summary,
+    terminal,
+    workspace,
+)
 from .compose import Compose, ComposeError
 from .compose import missing as compose_missing
 from .keys import KeyStore, KeyStoreError
@@ -156,6 +169,7 @@ class Session:
         )
         self._anchorer = threading.Thread(target=self._anchor, name="audit-anchor", daemon=True)
         self._stop_anchoring = threading.Event()
+        self.subscription: subscription.Subscription | None = None  # a Claude subscription login
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -201,9 +215,9 @@ class Session:
         policy_dir = (self.options.policy or self.repo / "policy").resolve()
         keys = KeyStore(self.state / "keys")
         try:
-            real_keys = {
-                p: keys.checked_path(p).read_text().strip() for p in self.adapter.providers
-            }
+            self.subscription = self._subscription(keys)
+            needed = [p for p in self.adapter.providers if p not in self._subscribed()]
+            real_keys = {p: keys.checked_path(p).read_text().strip() for p in needed}
         except KeyStoreError as exc:
             raise Refused(str(exc)) from None
         ca_dir = self._ensure_ca()
@@ -284,6 +298,22 @@ class Session:
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
+
+    def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
+        """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
+        if not hasattr(self.adapter, "subscription"):
+            return None
+        known = providers.builtin()
+        for name in self.adapter.providers:
+            found = subscription.load(keys, known[name], self.options.upstreams)
+            if found is not None:
+                self.adapter = dataclasses.replace(self.adapter, subscription=True)
+                self.say(f"run: {name} through your subscription login (the agent: a fake token)")
+                return found
+        return None
+
+    def _subscribed(self) -> frozenset[str]:
+        return frozenset({self.subscription.provider.name} if self.subscription else ())
 
     def _build_settings(self) -> BuildSettings:
         return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)
@@ -517,6 +547,8 @@ class Session:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()  # in-process runs (tests) would otherwise leak the pipe
             stop.set()
         self.answer = self.adapter.final_answer(self.lines)
         if self._died:
@@ -568,6 +600,8 @@ class Session:
             except ComposeError as exc:
                 self.say(f"run: teardown: {exc}")
                 _force_remove(self.client, self.name.project, self.say)
+        if self.subscription is not None:
+            self.subscription.close()  # after the MITM is gone: nobody asks any more
         self._stop_anchoring.set()
         if self._anchorer.is_alive():
             self._anchorer.join(timeout=START_TIMEOUT_S)
@@ -739,15 +773,28 @@ class Session:
         known = providers.builtin()
         for provider in self.adapter.providers:
             fakes[provider] = new_fake_key(known[provider].key_prefix)
-        _write_public(
-            layout.mitm / "mitm.yaml", json.dumps(self.plan.mitm_settings(fakes), indent=2)
-        )
+        oauth_entries: dict[str, dict[str, str]] = {}
+        oauth_dir = layout.root / subscription.SOCKET_DIR  # mounted into the MITM only
+        oauth_dir.mkdir(mode=0o700, exist_ok=True)
+        if workspace.is_root():
+            os.chown(oauth_dir, MITM_UID, MITM_UID)
+        if self.subscription is not None:
+            name = self.subscription.provider.name
+            fakes[name] = self.subscription.fake_access
+            oauth_entries[name] = self.subscription.mitm_entry()
+            # The host answers the MITM's token requests from here on (teardown stops it).
+            self.subscription.serve(oauth_dir, MITM_UID if workspace.is_root() else None)
+        settings_doc = self.plan.mitm_settings(fakes, oauth_entries)
+        _write_public(layout.mitm / "mitm.yaml", json.dumps(settings_doc, indent=2))
         for name, source in plan.upstream_ca_files(self.plan.upstreams).items():
             _write_public(layout.mitm / name, source.read_text())
         # The agent: orientation files, the CA certificate, its environment (fakes only).
         _write_public(layout.agent / "ca.pem", (ca_dir / ca.CERT_FILE).read_text())
         for item in self.adapter.orientation_files(plan.ENDPOINTS):
             _write_public(layout.agent / item.path, item.content)
+        if self.subscription is not None:  # the agent's own login: the same shape, fakes only
+            creds = layout.agent / ".claude" / ".credentials.json"
+            _write_public(creds, self.subscription.agent_credentials())
         env = self.adapter.environment(plan.ENDPOINTS, fakes)
         _write_public(layout.agent_env, plan.agent_env_file(env))
         # Who the agent is (mounted over the image's /etc/passwd and /etc/group, read-only).
