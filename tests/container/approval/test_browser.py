@@ -451,7 +451,7 @@ def test_an_app_on_another_host_name_never_receives_the_cookie(
 
 def fill(team_redis: RedisServer, n: int, session: str = "page-session") -> list[str]:
     """n pending escalations of one session, written as its proxy writes them (one pipeline)."""
-    client = connect(team_redis.url, team_redis.session_file(session))
+    client = connect(team_redis.url, team_redis.session_file(session), ca_file=team_redis.ca_file)
     channel = Channel(client)
     try:
         return [

@@ -125,6 +125,19 @@ def test_an_installed_command_runs_a_session_in_any_repository(
 
 
 USER_UID = 1000  # a developer's usual first account, in the Docker socket's group
+PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins",
+               "/usr/lib/docker/cli-plugins")  # fmt: skip
+
+
+def _compose_plugin() -> Path:
+    """The compose plugin this (root) user runs, to give the other user the same one."""
+    here = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+    for candidate in (here, *(Path(d) / "docker-compose" for d in PLUGIN_DIRS)):
+        if candidate.exists():
+            return candidate.resolve()
+    found = shutil.which("docker-compose")
+    assert found, "no docker compose plugin found for this user"
+    return Path(found)
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +177,7 @@ def test_a_user_who_is_not_root_runs_a_session_in_their_own_repository(
     repo.mkdir(parents=True)
     (repo / "hello.txt").write_text("hello from the workspace\n")
     (repo / "old.txt").write_text("to be moved\n")
-    plugin = shutil.which("docker-compose") or str(REPO_ROOT / ".venv" / "bin" / "docker-compose")
+    plugin = _compose_plugin()
     plugins = home / ".docker" / "cli-plugins"
     plugins.mkdir(parents=True)
     shutil.copy(plugin, plugins / "docker-compose")  # the user's own compose plugin

@@ -115,8 +115,9 @@ def test_the_admin_credential_is_in_no_container_and_the_worker_is_not_root(
         tls = directory / "tls"
         assert str(tls / "ca-key.pem") not in sources, container.name  # the CA key: nowhere
         if service == "worker":
-            # its credential and the public CA: no LLM key, nothing else
-            assert sorted(sources) == sorted([str(directory / "redis_worker"), str(tls / "ca.pem")])
+            # its credential, the public CA and the webhook folder (read-only): no LLM key
+            expected = (directory / "redis_worker", tls / "ca.pem", directory / "notify")
+            assert sorted(sources) == sorted(str(p) for p in expected)
             uid = container.exec_run(["id", "-u"]).output.decode().strip()
             assert uid != "0"
         if service == "redis":  # the server key is Redis's alone
