@@ -343,17 +343,9 @@ class Proxy:
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self._tuning.header_timeout_s)
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            decision, reason = _handshake_failure(exc)
             self._audit_refusal(
-                Entry(
-                    self.settings.session,
-                    "connect",
-                    "refuse",
-                    "tls",
-                    host=host,
-                    reason=bounded(
-                        f"TLS handshake failed (SNI must be the CONNECT host): {exc}", 300
-                    ),
-                )
+                Entry(self.settings.session, "connect", decision, "tls", host=host, reason=reason)
             )
             return None
         return host
@@ -791,3 +783,17 @@ def _is_ip(host: str) -> bool:
         # Also refuse forms some resolvers read as IPv4 (e.g. "2130706433", "0x7f.1").
         return all(part.isdigit() or part.startswith("0x") for part in candidate.split(".") if part)
     return True
+
+
+def _handshake_failure(exc: BaseException) -> tuple[str, str]:
+    """(decision, reason) for a TLS handshake that did not complete.
+
+    A client that hangs up after our 200 (the start-up probe does, by design) was refused
+    nothing: it is `cancelled`, so the session's refusal count holds only what the door refused.
+    """
+    if isinstance(exc, TimeoutError | ConnectionAbortedError):  # asyncio's handshake deadline
+        return "refuse", "no TLS handshake before the deadline"
+    if isinstance(exc, ssl.SSLEOFError | ConnectionError):
+        return "cancelled", "the client closed the tunnel before the TLS handshake ended"
+    text = f"TLS handshake failed (SNI must be the CONNECT host): {exc}"
+    return "refuse", bounded(text, 300)
