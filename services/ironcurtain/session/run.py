@@ -32,6 +32,8 @@ from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
+from ..config import prices as user_prices
+from ..config.settings import SettingsError, user_table
 from ..home import Home, HomeMissing, locate
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
@@ -242,6 +244,7 @@ class Session:
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
+        priced = self._prices()
         problem = compose_missing()
         if problem:
             raise Refused(
@@ -279,6 +282,7 @@ class Session:
             upstreams=self.options.upstreams,
             visible_containers=siblings.visible(found),
             subnets=leased,
+            prices=priced,
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
@@ -314,6 +318,16 @@ class Session:
 
     def _subscribed(self) -> frozenset[str]:
         return frozenset({self.subscription.provider.name} if self.subscription else ())
+
+    def _prices(self) -> user_prices.Table:
+        """The user's own model prices (`[[prices.PROVIDER]]`), checked before anything starts."""
+        try:
+            raw, where = user_table(self.environ, "prices")
+            if raw is None:
+                return {}
+            return user_prices.parse(raw, frozenset(providers.builtin()), f"{where}: prices")
+        except (user_prices.PriceError, SettingsError) as exc:
+            raise Refused(f"the user config is refused: {exc}") from None
 
     def _build_settings(self) -> BuildSettings:
         return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)
