@@ -105,7 +105,7 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
 
 
 # Sections of the user config file that are tables, not string settings: each has its module.
-TABLES = frozenset({"prices"})  # config/prices.py
+TABLES = frozenset({"prices", "session", "budget"})  # config/prices.py, config/user.py
 
 
 def parse_user_config(text: str, source: str = "config.toml") -> dict[str, str]:

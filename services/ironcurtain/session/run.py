@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +101,8 @@ class Options:
     escalation_timeout_s: float = 300.0
     build_images: bool = True
     siblings: Path | None = None  # sibling services file (session/siblings.py)
+    # the MITM's limits the user set ([budget] in the user config); absent: its defaults
+    budget: Mapping[str, float | int | None] = field(default_factory=dict)
 
 
 def _home() -> Home:
@@ -283,6 +285,7 @@ class Session:
             visible_containers=siblings.visible(found),
             subnets=leased,
             prices=priced,
+            budget=dict(self.options.budget),
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
