@@ -35,6 +35,7 @@ from ..audit.anchor import checkpoints_path, key_path
 from ..config import prices as user_prices
 from ..config.settings import SettingsError, user_table
 from ..home import Home, HomeMissing, locate
+from ..images import project_build
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
 from ..mcpproxy.config import BackendSpec, ConfigError
@@ -256,6 +257,7 @@ class Session:
         leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
+        agent_image = self._project_image(work) or image_ref(self.adapter.image, self.tag)
         shared = self._ensure_shared()
         self.layout.create()
         self._created = True
@@ -268,7 +270,7 @@ class Session:
             name=self.name,
             layout=self.layout,
             agent=self.adapter.name,
-            agent_image=image_ref(self.adapter.image, self.tag),
+            agent_image=agent_image,
             image_tag=self.tag,
             workspace=work,
             policy_dir=policy_dir,
@@ -680,6 +682,22 @@ class Session:
     # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
     _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
     agent_started_at = 0.0
+
+    def _project_image(self, work: Path) -> str | None:
+        """The repository's own agent image (.ironcurtain/agent.Dockerfile), built and checked
+        (images/project.py) before anything starts; None when it brings none."""
+        try:
+            return project_build.ensure(
+                self.client,
+                work,
+                self.adapter.image,
+                self.tag,
+                self.adapter.oneshot_command("")[0],
+                self.state / "project-images",
+                self.say,
+            )
+        except project_build.ProjectImageError as exc:
+            raise Refused(str(exc)) from None
 
     def _ensure_images(self) -> None:
         wanted = [*SESSION_IMAGES, self.adapter.image]
