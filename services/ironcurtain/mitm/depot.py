@@ -30,6 +30,7 @@ from . import driver, quarantine
 from .audit import Audit, Entry
 from .errors import Refusal, bounded, http_error
 from .fetch import Fetched, FetchError, fetch
+from .headers import upgrade_refused
 from .inventory import Inventory, Item
 from .providers import ConfigError
 from .registries import Kind, Registry
@@ -163,7 +164,7 @@ class Depot:
         hosts = [v for n, v in request.headers if n == b"host"]
         if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
             raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        upgrade = driver.upgrade_refused(n for n, _ in request.headers)
+        upgrade = upgrade_refused(n for n, _ in request.headers)
         if upgrade is not None:
             raise upgrade
         target = request.target.decode("ascii", "replace")
