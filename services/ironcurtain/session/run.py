@@ -35,6 +35,7 @@ from ..audit.anchor import checkpoints_path, key_path
 from ..home import Home, HomeMissing, locate
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
+from ..keystore import KeyStore, KeyStoreError
 from ..mcpproxy.config import BackendSpec, ConfigError
 from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
@@ -44,6 +45,7 @@ from ..registrar.client import Registrar, Team
 from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
+from ..state import state_dir
 from . import (
     checks,
     leases,
@@ -59,8 +61,7 @@ from . import (
 )
 from .compose import Compose, ComposeError
 from .compose import missing as compose_missing
-from .keys import KeyStore, KeyStoreError
-from .layout import SessionLayout, state_dir
+from .layout import SessionLayout
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
