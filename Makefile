@@ -51,9 +51,10 @@ shared-up: images ## start the team-shared Redis, approval service and worker (m
 shared-down: $(STAMP) ## stop the team-shared infrastructure (secret files stay)
 	@$(BIN)/ironcurtain shared down
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and the import contracts (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 lua: ## make sure lua5.3 exists (the socket proxy's Lua is unit-tested outside HAProxy)
 	@scripts/lua.sh
