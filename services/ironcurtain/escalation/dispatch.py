@@ -15,7 +15,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from . import keys
+from . import keys, replies
 from .channel import NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB, Channel
 from .record import Decision, Escalation
 from .types import Verdict
@@ -89,7 +89,8 @@ def forever(
         try:
             popped = client.blpop([keys.INBOX], timeout=1)
             if popped is not None:
-                handle(channel, jobs, popped[1], reviewer=reviewer, webhook=webhook)
+                entry = replies.raw(popped[1])
+                handle(channel, jobs, entry, reviewer=reviewer, webhook=webhook)
         except redis.RedisError as exc:  # Redis may come and go: try again
             logger.warning("inbox: %s", exc)
             stop.wait(1.0)

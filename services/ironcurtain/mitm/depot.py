@@ -191,7 +191,12 @@ class Depot:
         request: h11.Request,
         path: str,
         size: int,
-        **extra: str,
+        *,
+        package: str = "",
+        version: str = "",
+        sha256: str = "",
+        reason: str = "",
+        flag: str = "",
     ) -> None:
         """The audit line of an answer served with 200, written before any byte is sent."""
         self._audit.write(
@@ -206,7 +211,11 @@ class Depot:
                 path=path,
                 status=200,
                 bytes_out=size,
-                **extra,
+                package=package,
+                version=version,
+                sha256=sha256,
+                reason=reason,
+                flag=flag,
             )
         )
 

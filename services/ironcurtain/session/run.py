@@ -21,13 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
+import docker.models.containers
 import yaml
 
 from ..agents.adapter import AgentAdapter
+from ..agents.claude_code import ClaudeCode
 from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
@@ -302,7 +304,7 @@ class Session:
 
     def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
         """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
-        if not hasattr(self.adapter, "subscription"):
+        if not isinstance(self.adapter, ClaudeCode):  # the one agent that takes a subscription
             return None
         known = providers.builtin()
         for name in self.adapter.providers:
@@ -1078,7 +1080,8 @@ def _exec(container: docker.models.containers.Container, argv: list[str]) -> str
         result = container.exec_run(argv, stdout=True, stderr=True)
     except docker.errors.DockerException as exc:
         raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
-    return result.output.decode(errors="replace")
+    output = cast(bytes, result.output)  # bytes, not an iterator: stream is off
+    return output.decode(errors="replace")
 
 
 def copy_ca(ca_dir: Path, dest: Path) -> None:
