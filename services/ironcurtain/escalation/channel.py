@@ -36,9 +36,6 @@ from .types import EscalationRequest, Verdict
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_JOB = "ironcurtain.escalation.notify.notify"
-WEBHOOK_JOB = "ironcurtain.escalation.webhook.deliver"  # the team's webhook (webhook.py)
-REVIEW_JOB = "ironcurtain.english.review.review"  # the optional auto-reviewer (off by default)
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
 WAIT_GRACE_S = 2.0  # a blocked read may take this much longer than its BLPOP timeout
