@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.approval.events import Hub
 from ironcurtain.escalation.channel import HistoryEntry, Outcome, Ruling, SessionInfo
 from ironcurtain.escalation.paging import Cursor, Order, Page, PageQuery, merge

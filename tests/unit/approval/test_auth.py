@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.approval.auth import safe_next
 from ironcurtain.escalation.types import Verdict
 from ironcurtain.people.members import MembersFile
