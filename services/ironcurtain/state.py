@@ -1,8 +1,8 @@
 """The state folder: where IronCurtain keeps what outlives a command, and the files in it.
 
 `<state>` is `$IRONCURTAIN_STATE_DIR`, else `$XDG_STATE_HOME/ironcurtain`, else
-`$HOME/.local/state/ironcurtain` (HOME from the environment given, else the process's), so a
-caller that passes an environment gets paths from that environment alone. Pure: no file is read.
+`$HOME/.local/state/ironcurtain` (HOME from the environment given, else the process's).
+Pure: nothing is read or made here.
 
     <state>/keys/           the real API keys, 0600 (keystore.py)
     <state>/shared/         the team-shared stack's secrets and certificates (shared/files.py)
