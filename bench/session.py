@@ -23,8 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from ironcurtain.keystore import KeyStore
 from ironcurtain.session.hardening import AGENT_UID
-from ironcurtain.session.keys import KeyStore
 from ironcurtain.session.run import Options, Session
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ import redis
 from flask import Flask, render_template
 
 from ..escalation.channel import Channel, connect
+from ..people.members import MembersCache, MembersFile
 from . import api, auth, guard, views
 from .events import Hub
 from .gunicorn_conf import sse_slots
-from .members import MembersCache, MembersFile
 from .sessions import SessionStore, signing_key
 from .settings import DEFAULT_PORT, Settings
 from .throttle import Throttle

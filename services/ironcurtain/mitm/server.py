@@ -28,6 +28,7 @@ from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
 from .flow import Flow, Outgoing, outgoing
+from .headers import upgrade_refused
 from .providers import Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
@@ -285,7 +286,7 @@ class Proxy:
                 "(absolute-form and plain-HTTP proxying are refused)",
             )
             return None
-        upgrade = driver.upgrade_refused(name for name, _ in event.headers)
+        upgrade = upgrade_refused(name for name, _ in event.headers)
         if upgrade is not None:
             self._refuse_connect(writer, conn, target, 403, "upgrade", upgrade.reason)
             return None

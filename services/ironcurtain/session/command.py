@@ -178,9 +178,10 @@ def _down(args: argparse.Namespace) -> int:
 
     import docker
 
+    from ..state import state_dir
     from . import leases, reclaim
     from .compose import Compose, ComposeError
-    from .layout import SessionLayout, state_dir
+    from .layout import SessionLayout
     from .naming import SessionName
     from .sessions import running_sessions
 
@@ -237,8 +238,8 @@ def _keys_set(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
-    from .keys import KeyStore, KeyStoreError
-    from .layout import state_dir
+    from ..keystore import KeyStore, KeyStoreError
+    from ..state import state_dir
 
     prompt = f"{args.provider} API key (not echoed): "
     value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
@@ -252,8 +253,8 @@ def _keys_set(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    from .keys import KeyStore
-    from .layout import state_dir
+    from ..keystore import KeyStore
+    from ..state import state_dir
 
     store = KeyStore(state_dir() / "keys")
     names = store.providers()

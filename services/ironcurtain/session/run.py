@@ -21,13 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
+import docker.models.containers
 import yaml
 
 from ..agents.adapter import AgentAdapter
+from ..agents.claude_code import ClaudeCode
 from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
@@ -38,6 +40,7 @@ from ..home import Home, HomeMissing, locate
 from ..images import project_build
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
+from ..keystore import KeyStore, KeyStoreError
 from ..mcpproxy.config import BackendSpec, ConfigError
 from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
@@ -47,6 +50,7 @@ from ..registrar.client import Registrar, Team
 from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
+from ..state import state_dir
 from . import (
     checks,
     leases,
@@ -62,8 +66,7 @@ from . import (
 )
 from .compose import Compose, ComposeError
 from .compose import missing as compose_missing
-from .keys import KeyStore, KeyStoreError
-from .layout import SessionLayout, state_dir
+from .layout import SessionLayout
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
@@ -310,7 +313,7 @@ class Session:
 
     def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
         """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
-        if not hasattr(self.adapter, "subscription"):
+        if not isinstance(self.adapter, ClaudeCode):  # the one agent that takes a subscription
             return None
         known = providers.builtin()
         for name in self.adapter.providers:
@@ -1112,7 +1115,8 @@ def _exec(container: docker.models.containers.Container, argv: list[str]) -> str
         result = container.exec_run(argv, stdout=True, stderr=True)
     except docker.errors.DockerException as exc:
         raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
-    return result.output.decode(errors="replace")
+    output = cast(bytes, result.output)  # bytes, not an iterator: stream is off
+    return output.decode(errors="replace")
 
 
 def copy_ca(ca_dir: Path, dest: Path) -> None:
