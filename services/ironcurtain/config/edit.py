@@ -70,13 +70,13 @@ def apply(text: str, name: str, value: object | None, agents: Iterable[str]) -> 
             if value is None:
                 return text
             doc.add(section, tomlkit.table())
-        table = doc[section]  # type: ignore[assignment]
+        table = doc[section]
     if value is None:
-        table.pop(key, None)  # type: ignore[union-attr]
-        if section and not doc[section]:  # type: ignore[arg-type]
+        table.pop(key, None)
+        if section and not doc[section]:
             doc.pop(section)
     else:
-        table[key] = value  # type: ignore[index]
+        table[key] = value
     edited = tomlkit.dumps(doc)
     check(edited, agents)
     return edited

@@ -161,7 +161,7 @@ def ensure(
         base = client.images.get(image_ref(base_name, tag))
     except docker.errors.ImageNotFound:
         raise ProjectImageError(f"the agent image {image_ref(base_name, tag)} is missing") from None
-    digest = inputs_hash(files, base.id, tag)
+    digest = inputs_hash(files, str(base.id), tag)
     ref = image_ref(f"project-{digest[:16]}", tag)
     image = _existing(client, ref, digest)
     if image is None:

@@ -10,8 +10,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from ironcurtain.config import edit, user
-from ironcurtain.config.config_command import interactive, save, show
 from ironcurtain.session.command import user_defaults
+from ironcurtain.session.config_command import interactive, save, show
 
 AGENTS = ("claude-code", "codex", "scripted")
 DOWN, ENTER = "\x1b[B", "\r"

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import edit
-from .settings import user_config_path
+from ..config import edit
+from ..config.settings import user_config_path
 
 SAVE, QUIT = "save and quit", "quit without saving"
 
 
-def register_config(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "config", help="show and edit your settings (agent, budgets, timeouts, images, prices)"
     )
@@ -123,7 +123,7 @@ def interactive(text: str, agents: Iterable[str], **io: Any) -> str | None:
         setting = edit.BY_NAME[picked]
         if setting.kind == "agent":
             value: object = questionary.select(
-                setting.help, choices=known, default=found.get(picked) or None, **io
+                setting.help, choices=known, default=str(found.get(picked) or "") or None, **io
             ).unsafe_ask()
         else:
             answer = questionary.text(
