@@ -554,7 +554,9 @@ class Session:
         if self._died:
             raise SessionFailed(f"{self._died} stopped while the agent was running")
         if code != 0:
-            raise SessionFailed(f"the agent exited with {code}")
+            failure = getattr(self.adapter, "failure", None)  # an adapter that says why
+            reason = failure(self.lines) if failure is not None else None
+            raise SessionFailed(reason or f"the agent exited with {code}")
         self.outcome = "ok"
         return EXIT_OK
 
