@@ -2,8 +2,9 @@
 
 `filesystem__read_text_file` becomes `filesystem.read_text_file(*, path: str, ...) -> str`: the
 part before the first `__` is a namespace (a class of static methods), the rest the function.
-Names are made ASCII identifiers (odd characters become `_`, a leading digit gets `t_`, reserved
-words and builtins get a trailing `_`), and names that collide after that get `_2`, `_3`, ...
+Names are made ASCII identifiers (odd characters become `_`, a leading digit gets `t_`, a leading
+`__` gets `t` since a class would mangle it, reserved words and builtins get a trailing `_`), and
+names that collide after that get `_2`, `_3`, ...
 
 The generated source is executed in the code sandbox, so nothing a tool listing says is ever
 written into it as code: only identifiers we made, and the real names as `repr()` literals. The
@@ -33,7 +34,9 @@ def identifier(name: str) -> str:
     if ident[0].isdigit():
         ident = "t_" + ident
     if keyword.iskeyword(ident) or keyword.issoftkeyword(ident) or ident in _TAKEN:
-        ident += "_"
+        ident += "_"  # `_` (a soft keyword) becomes `__`: hence the next check comes after
+    if ident.startswith("__"):  # in a class body `__x` is name-mangled, `__x__` is special
+        ident = "t" + ident
     return ident
 
 
