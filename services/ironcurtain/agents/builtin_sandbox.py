@@ -96,6 +96,10 @@ def _watch(
         if not ready:
             continue
         data = os.read(status_fd, 4096)
+        now = clock()  # the time until now is charged in the state it was spent in
+        if not in_call:
+            own_used += now - mark
+        mark = now
         if not data:
             return None, min(waits) if waits else None
         for byte in data:
