@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--agent",
         default="claude-code",
-        help="claude-code | codex | scripted (default claude-code)",
+        help="claude-code | codex | builtin | scripted (default claude-code)",
     )
     parser.add_argument(
         "--workspace", type=Path, default=None, help="the folder the agent works on (default: .)"
@@ -58,6 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE",
         help="sibling services the agent may reach (YAML, outside the workspace; docs/session.md)",
+    )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        metavar="SPEC",
+        help="the builtin agent's budgets, e.g. tokens=500000,steps=50,seconds=10m,cost_usd=2 "
+        "('off' switches one off; defaults 1M tokens, 200 steps, 30m, $5)",
     )
     parser.add_argument(
         "--no-build", action="store_true", help="do not check or build images first"
@@ -98,6 +105,18 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"run: refused: {exc}")
         return EXIT_REFUSED
+    budgets = None
+    if args.budget is not None:
+        from ..agents.builtin_budget import BudgetError, parse
+
+        if args.agent != "builtin":
+            print("run: refused: --budget is for --agent builtin (other agents: the MITM's)")
+            return EXIT_REFUSED
+        try:
+            budgets = parse(args.budget)
+        except BudgetError as exc:
+            print(f"run: refused: {exc}")
+            return EXIT_REFUSED
     options = Options(
         task=args.task,
         agent=args.agent,
@@ -109,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         escalation_timeout_s=args.escalation_timeout,
         build_images=not args.no_build,
         siblings=args.siblings.resolve() if args.siblings else None,
+        budgets=budgets,
     )
     return run_session(options)
 

@@ -28,6 +28,7 @@ import docker.errors
 import yaml
 
 from ..agents.adapter import AgentAdapter
+from ..agents.builtin_budget import Budgets
 from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
@@ -99,6 +100,7 @@ class Options:
     escalation_timeout_s: float = 300.0
     build_images: bool = True
     siblings: Path | None = None  # sibling services file (session/siblings.py)
+    budgets: Budgets | None = None  # the builtin agent's (agents/builtin_budget.py)
 
 
 def _home() -> Home:
@@ -143,6 +145,8 @@ class Session:
         self.home = _home()  # compose files, image contexts, default policy
         self.repo = self.home.root
         self.adapter: AgentAdapter = adapter_for(options.agent)
+        if options.budgets is not None:  # only the builtin agent has budgets of its own
+            self.adapter = dataclasses.replace(self.adapter, budgets=options.budgets)  # type: ignore[type-var]
         self.state = state_dir(self.environ)
         # Named after the workspace: approvers see which repository asks, wherever we are installed.
         self.name = session_name(options.workspace, options.session_id)
