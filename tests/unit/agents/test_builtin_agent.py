@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -171,3 +173,21 @@ def _run(model: AnthropicModel, proxy: Proxy) -> Any:
         lambda **e: events.append(e),
     )
     return loop.run("read hello, then passwd")
+
+
+HARD = """
+import sys, threading
+from ironcurtain.agents import builtin_agent
+builtin_agent._hard_stop(0.3)
+threading.Event().wait()  # what it waits on never comes
+"""
+
+
+def test_the_hard_deadline_ends_the_agent_whatever_it_waits_on() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", HARD], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == builtin_agent.EXIT_BUDGET
+    event = json.loads(done.stdout)
+    assert (event["step"], event["budget"]) == ("budget", "seconds")
+    assert "hard deadline" in event["text"]
