@@ -69,9 +69,13 @@ def exhausted(budgets: Budgets, spent: Spent, now: float) -> Exhausted | None:
     if budgets.cost_usd is not None and spent.cost_usd >= budgets.cost_usd:
         return Exhausted(
             "cost_usd",
-            f"cost budget exhausted (${spent.cost_usd:.4f} of ${budgets.cost_usd:.2f} estimated)",
+            f"cost budget exhausted ({_usd(spent.cost_usd)} of {_usd(budgets.cost_usd)} estimated)",
         )
     return None
+
+
+def _usd(value: float) -> str:
+    return f"${value:.2f}" if value >= 1 else f"${value:.4f}"
 
 
 def deadline(budgets: Budgets, spent: Spent) -> float | None:

@@ -165,22 +165,39 @@ def test_an_escalated_call_blocks_the_program_until_a_human_approves(
     assert_nothing_left(env, docker_client, session_id)
 
 
-def test_the_step_budget_ends_the_session_saying_so(
-    session_env: Env, workspace: Path, tmp_path: Path, docker_client: docker.DockerClient
+# Each request the fake answers reports 12 + 34 tokens; at claude-sonnet-4-5's estimated price
+# (MITM table: $3 / $15 per million) that is $0.000546. Each budget below allows one request.
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("steps=2", "step budget exhausted (2 of 2 steps)"),
+        ("tokens=50", "token budget exhausted (92 of 50 tokens)"),
+        ("cost_usd=0.001", "cost budget exhausted ($0.0011 of $0.0010 estimated)"),
+    ],
+)
+def test_each_budget_ends_the_session_saying_which(
+    spec: str,
+    said: str,
+    session_env: Env,
+    workspace: Path,
+    tmp_path: Path,
+    docker_client: docker.DockerClient,
 ) -> None:
     folder = _play_dir(tmp_path, {"turns": [_code("print(1)")] * 5})
     env = _env(session_env, folder)
     session_id = secrets.token_hex(4)
     args = env.run_args(
-        "--compose-file", str(PLAY_COMPOSE), "--agent", "builtin", "--budget", "steps=2",
+        "--compose-file", str(PLAY_COMPOSE), "--agent", "builtin", "--budget", spec,
         "--task", "Count.", "--workspace", str(workspace), "--session-id", session_id,
     )  # fmt: skip
     done = cli(env, *args, timeout_s=300)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
-    assert "[budget] steps: step budget exhausted (2 of 2 steps)" in output
+    name = spec.partition("=")[0]
+    assert f"[budget] {name}: {said}" in output, output
     conversation, _ = _results(json_lines((folder / play.RECORD_FILE).read_text()))
     assert len(conversation) == 2
     summary = json.loads((session_dir(env, session_id) / "summary.json").read_text())
-    assert summary["outcome"] == "failed: step budget exhausted (2 of 2 steps)"
+    assert summary["outcome"] == f"failed: {said}"
+    assert summary["llm"]["requests"] == 2
     assert_nothing_left(env, docker_client, session_id)

@@ -50,6 +50,15 @@ def test_the_message_names_the_figures() -> None:
     assert stop == b.Exhausted("steps", "step budget exhausted (3 of 3 steps)")
 
 
+def test_cost_figures_keep_their_cents_and_below() -> None:
+    small = b.exhausted(b.Budgets(cost_usd=0.001), b.Spent(0.0, cost_usd=0.0011), 0.0)
+    large = b.exhausted(b.Budgets(), b.Spent(0.0, cost_usd=5.123), 0.0)
+    assert small is not None
+    assert large is not None
+    assert small.message == "cost budget exhausted ($0.0011 of $0.0010 estimated)"
+    assert large.message == "cost budget exhausted ($5.12 of $5.00 estimated)"
+
+
 def test_spending_adds_up_one_step_per_request() -> None:
     spent = b.Spent(5.0).add(10, 20, 0.5).add(1, 2, 0.25)
     assert (spent.input_tokens, spent.output_tokens, spent.tokens) == (11, 22, 33)
