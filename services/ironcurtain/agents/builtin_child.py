@@ -55,7 +55,7 @@ def main(folder: Path) -> int:
     program = (folder / "program.py").read_text()
     # Tracebacks quote the program's lines, as they would from a file.
     linecache.cache["<program>"] = (len(program), None, program.splitlines(True), "<program>")
-    try:
+    try:  # compiling is the program's too: a syntax error or a NUL byte is its traceback
         exec(compile(program, "<program>", "exec"), namespace)  # noqa: S102
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

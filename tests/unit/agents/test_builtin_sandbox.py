@@ -82,6 +82,23 @@ def test_a_denial_raises_policy_denied_with_rule_and_reason(door: fakemcp.Door) 
     assert "builtin_child" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("def f(:\n", "SyntaxError"),
+        ("x = 1\0", "SyntaxError"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt"),
+    ],
+)
+def test_a_program_that_cannot_compile_or_raises_anything_gets_its_own_traceback(
+    door: fakemcp.Door, code: str, error: str
+) -> None:
+    result = go(code, door)
+    assert result.exit_code == 1
+    assert error in result.stderr
+    assert "builtin_child" not in result.stderr
+
+
 def test_a_program_that_loops_forever_is_stopped_at_its_time_limit(door: fakemcp.Door) -> None:
     began = time.monotonic()
     result = go("while True:\n    pass", door, limits=Limits(seconds=1.0))
