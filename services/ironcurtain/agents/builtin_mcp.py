@@ -19,6 +19,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from .builtin_errors import McpError, NotApproved, PolicyDenied, ToolError
+
+__all__ = ["McpClient", "McpError", "NotApproved", "PolicyDenied", "ToolError", "ToolResult"]
+
 PROTOCOL_VERSION = "2025-06-18"
 CLIENT_INFO = {"name": "ironcurtain-builtin", "version": "1"}
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -34,40 +38,6 @@ _NOT_APPROVED = re.compile(
     r"(?P<reason>.*?)\); not approved \((?P<verdict>[a-z_]+)\): (?P<message>.*)",
     re.DOTALL,
 )
-
-
-class ToolError(Exception):
-    """A tool call that failed; `text` is what the tool (or the proxy) said."""
-
-    def __init__(self, tool: str, text: str) -> None:
-        super().__init__(f"{tool} failed: {text}")
-        self.tool = tool
-        self.text = text
-
-
-class PolicyDenied(ToolError):
-    """The policy refused the call; `rule` and `reason` say why."""
-
-    def __init__(self, tool: str, rule: str, reason: str, text: str) -> None:
-        ToolError.__init__(self, tool, text)
-        self.rule = rule
-        self.reason = reason
-        self.args = (f"policy denied {tool} (rule {rule!r}): {reason}",)
-
-
-class NotApproved(ToolError):
-    """The call needed a human's approval and did not get it (denied, expired, unavailable)."""
-
-    def __init__(self, tool: str, rule: str, reason: str, verdict: str, text: str) -> None:
-        ToolError.__init__(self, tool, text)
-        self.rule = rule
-        self.reason = reason
-        self.verdict = verdict
-        self.args = (f"{tool} was escalated (rule {rule!r}: {reason}) and not approved: {verdict}",)
-
-
-class McpError(Exception):
-    """The door itself failed (unreachable, a protocol error): not a tool's answer."""
 
 
 @dataclass(frozen=True, slots=True)

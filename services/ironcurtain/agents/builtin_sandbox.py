@@ -11,7 +11,6 @@ CPU limit, and stdout/stderr captured up to a bound (the rest is drained and cou
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import signal
@@ -127,17 +126,12 @@ def run(
         folder = Path(tmp)
         status_r, status_w = os.pipe()
         try:
-            config = {
-                "memory_bytes": limits.memory_bytes,
-                "cpu_s": max(1, int(limits.seconds) + 1),  # a backstop; the watch comes first
-                "status_fd": status_w,
-                "mcp_url": mcp_url,
-            }
-            (folder / "config.json").write_text(json.dumps(config))
             (folder / "stubs.py").write_text(stubs_source)
             (folder / "program.py").write_text(code)
+            cpu_s = max(1, int(limits.seconds) + 1)  # a backstop; the watch comes first
+            argv = [str(folder), str(limits.memory_bytes), str(cpu_s), str(status_w), mcp_url]
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-m", CHILD, str(folder)],
+                [sys.executable, "-I", "-m", CHILD, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
