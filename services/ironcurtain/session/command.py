@@ -78,6 +78,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import os
     import sys
     from dataclasses import replace
 
@@ -106,15 +107,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"run: refused: {exc}")
         return EXIT_REFUSED
     budgets = None
-    if args.budget is not None:
+    if args.budget is not None and args.agent != "builtin":
+        print("run: refused: --budget is for --agent builtin (other agents: the MITM's)")
+        return EXIT_REFUSED
+    if args.agent == "builtin":
         from ..agents.builtin_budget import BudgetError, parse
+        from ..config.command import checkout
+        from ..config.settings import SettingsError, load
 
-        if args.agent != "builtin":
-            print("run: refused: --budget is for --agent builtin (other agents: the MITM's)")
-            return EXIT_REFUSED
-        try:
-            budgets = parse(args.budget)
-        except BudgetError as exc:
+        try:  # --budget, else the settings' builtin_budgets (user config, .env, environment)
+            spec = args.budget
+            if spec is None:
+                spec = load(os.environ, checkout()).builtin_budgets
+            budgets = parse(spec)
+        except (BudgetError, SettingsError) as exc:
             print(f"run: refused: {exc}")
             return EXIT_REFUSED
     options = Options(

@@ -4,6 +4,7 @@ output, and which budget ended a session; `run --budget` refused for other agent
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,39 @@ def test_a_budget_for_another_agent_or_a_bad_one_is_refused_before_anything_star
 ) -> None:
     assert main(["run", "--task", "t", "--no-build", *args]) == 2
     assert said in capsys.readouterr().out
+
+
+def _chosen(monkeypatch: pytest.MonkeyPatch, *args: str) -> Budgets | None:
+    from ironcurtain.session import run
+
+    seen: list[run.Options] = []
+    monkeypatch.setattr(run, "run_session", lambda options: seen.append(options) or 0)
+    assert main(["run", "--task", "t", "--no-build", "--agent", "builtin", *args]) == 0
+    return seen[0].budgets
+
+
+def test_budgets_come_from_the_user_config_and_run_budget_outranks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "ironcurtain" / "config.toml"
+    config.parent.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("IRONCURTAIN_BUILTIN_BUDGETS", raising=False)
+    assert _chosen(monkeypatch) == Budgets()
+    config.write_text('builtin_budgets = "steps=9,cost_usd=off"\n')
+    assert _chosen(monkeypatch) == Budgets(steps=9, cost_usd=None)
+    assert _chosen(monkeypatch, "--budget", "steps=3") == Budgets(steps=3)
+
+
+def test_a_bad_budget_in_the_user_config_is_refused_before_anything_starts(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "ironcurtain" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('builtin_budgets = "steps=lots"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("IRONCURTAIN_BUILTIN_BUDGETS", raising=False)
+    assert main(["run", "--task", "t", "--no-build", "--agent", "builtin"]) == 2
+    assert "budget steps='lots': not a number" in capsys.readouterr().out
