@@ -39,8 +39,7 @@ class Builtin:
         return ["python3", "-m", MODULE, task]
 
     def interactive_command(self) -> list[str]:
-        # Not built yet (issue 20, "multi-turn"): a shell, so `run --pty` still gives a terminal.
-        return ["bash"]
+        return ["python3", "-m", MODULE, "--interactive"]
 
     def orientation_files(self, endpoints: Endpoints) -> list[OrientationFile]:
         return [OrientationFile("GUIDE.md", guide())]
@@ -83,6 +82,8 @@ class Builtin:
             return f"[budget] {event.get('budget')}: {event.get('text')}"
         if step == "error":
             return f"[error] {event.get('text')}"
+        if step == "compact":
+            return f"[compact] {event.get('before')} messages -> {event.get('after')}"
         return f"[agent] {line.strip()}"
 
     def final_answer(self, lines: Iterable[str]) -> str | None:

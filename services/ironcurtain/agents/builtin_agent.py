@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ EXIT_ANSWER, EXIT_FAILED, EXIT_BUDGET = 0, 1, 3
 BUDGETS_ENV = "IRONCURTAIN_BUILTIN_BUDGETS"
 CODE_SECONDS_ENV = "IRONCURTAIN_BUILTIN_CODE_SECONDS"
 MODEL_ENV = "IRONCURTAIN_BUILTIN_MODEL"
+COMPACT_ENV = "IRONCURTAIN_BUILTIN_COMPACT_TOKENS"
+COMPACT_TOKENS = 150_000  # a request's input past this: old turns compacted (0: never)
 HARD_GRACE_S = 30.0  # past the time budget, the process ends whatever it is waiting on
 
 PROMPT = """\
@@ -63,35 +65,89 @@ def system_prompt(stubs: list[builtin_stubs.Stub], limits: builtin_sandbox.Limit
     )
 
 
-def _hard_stop(seconds: float) -> None:
-    """A backstop past the time budget: whatever the loop waits on, the process ends."""
+def _hard_stop(seconds: float, show: Callable[..., None]) -> None:
+    """A backstop past the time budget: whatever the loop waits on, the process ends. 0: off."""
 
     def expire(_signum: int, _frame: object) -> None:
-        say(step="budget", budget="seconds", text=f"hard deadline reached ({seconds:g} s)")
+        show(step="budget", budget="seconds", text=f"hard deadline reached ({seconds:g} s)")
         os._exit(EXIT_BUDGET)
 
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
+def _shown(**event: Any) -> None:
+    """Interactive: each step as the one-shot renderer shows it, on the user's terminal."""
+    from .builtin import Builtin
+
+    line = Builtin().render(json.dumps(event))
+    if line:
+        print(line, flush=True)
+
+
+def _read(prompt: str) -> str | None:
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+def repl(
+    loop: Loop,
+    budgets: builtin_budget.Budgets,
+    read: Callable[[str], str | None] = _read,
+    show: Callable[[str], None] = print,
+) -> int:
+    """The interactive mode: one conversation, a task per line; `exit` (or end of input) ends it.
+    Tokens, steps and cost count across the conversation, the time budget per task; Ctrl-C
+    stops the current task (its turns are forgotten, so the conversation stays valid)."""
+    show(f"builtin agent, interactive: a task per line; {EXIT_WORDS[0]} ends the session")
+    while True:
+        line = read(PROMPT_TEXT)
+        if line is None or line.strip() in EXIT_WORDS:
+            return EXIT_ANSWER
+        task = line.strip()
+        if not task:
+            continue
+        kept = len(loop.messages)
+        if budgets.seconds is not None:
+            _hard_stop(budgets.seconds + HARD_GRACE_S, loop.say)
+        try:
+            outcome = loop.run(task)
+        except KeyboardInterrupt:
+            del loop.messages[kept:]
+            show("[interrupted] the task stopped; its turns are forgotten")
+            continue
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if outcome.kind == "budget" and outcome.budget != "seconds":
+            show("the session's budget is spent: ending it")
+            return EXIT_BUDGET
+
+
+EXIT_WORDS = ("exit", "quit")
+PROMPT_TEXT = "builtin> "
+
+
 def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
+    interactive = argv == ["--interactive"]
+    show = _shown if interactive else say
     task = " ".join(argv).strip()
     if not task:
-        say(step="error", text="no task given")
+        show(step="error", text="no task given")
         return EXIT_FAILED
     try:
         budgets = builtin_budget.parse(environ.get(BUDGETS_ENV, ""))
         limits = builtin_sandbox.Limits(seconds=float(environ.get(CODE_SECONDS_ENV, "60")))
+        compact = int(environ.get(COMPACT_ENV, str(COMPACT_TOKENS)))
     except ValueError as exc:
-        say(step="error", text=f"bad settings: {exc}")
+        show(step="error", text=f"bad settings: {exc}")
         return EXIT_FAILED
-    if budgets.seconds is not None:
-        _hard_stop(budgets.seconds + HARD_GRACE_S)
     url = environ["IRONCURTAIN_MCP_URL"]
     try:
         tools = McpClient(url, timeout_s=60).list_tools()
     except McpError as exc:
-        say(step="error", text=f"could not list the tools: {exc}")
+        show(step="error", text=f"could not list the tools: {exc}")
         return EXIT_FAILED
     stubs = builtin_stubs.stubs(tools)
     source = builtin_stubs.source(stubs)
@@ -99,12 +155,7 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
     from .builtin_model import DEFAULT_MODEL, connect, price
 
     model_name = environ.get(MODEL_ENV) or DEFAULT_MODEL
-    say(
-        step="start",
-        tools=len(stubs),
-        model=model_name,
-        budgets=builtin_budget.to_spec(budgets),
-    )
+    show(step="start", tools=len(stubs), model=model_name, budgets=builtin_budget.to_spec(budgets))
     model = connect(
         environ["IRONCURTAIN_ANTHROPIC_FAKE_KEY"],
         https_proxy=environ.get("HTTPS_PROXY"),
@@ -130,8 +181,13 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
         budgets=budgets,
         price=price,
         clock=time.monotonic,
-        say=say,
+        say=show,
+        compact_tokens=compact or None,
     )
+    if interactive:
+        return repl(loop, budgets)
+    if budgets.seconds is not None:
+        _hard_stop(budgets.seconds + HARD_GRACE_S, show)
     outcome = loop.run(task)
     return {"answer": EXIT_ANSWER, "budget": EXIT_BUDGET}.get(outcome.kind, EXIT_FAILED)
 

@@ -33,6 +33,11 @@ def test_the_environment_carries_the_doors_the_fake_key_and_the_budgets() -> Non
     assert env["IRONCURTAIN_BUILTIN_BUDGETS"] == "tokens=off,steps=7,seconds=1800,cost_usd=5.0"
 
 
+def test_interactive_is_our_repl() -> None:
+    argv = adapter_for("builtin").interactive_command()
+    assert argv == ["python3", "-m", "ironcurtain.agents.builtin_agent", "--interactive"]
+
+
 def test_the_task_is_one_argument() -> None:
     argv = adapter_for("builtin").oneshot_command("fix; rm -rf /")
     assert argv == ["python3", "-m", "ironcurtain.agents.builtin_agent", "fix; rm -rf /"]

@@ -178,7 +178,7 @@ def _run(model: AnthropicModel, proxy: Proxy) -> Any:
 HARD = """
 import sys, threading
 from ironcurtain.agents import builtin_agent
-builtin_agent._hard_stop(0.3)
+builtin_agent._hard_stop(0.3, builtin_agent.say)
 threading.Event().wait()  # what it waits on never comes
 """
 

@@ -53,7 +53,7 @@ class FakeModel:
         self.timeouts.append(timeout_s)
         self.clock.now += self.step_s
         reply = self.replies.pop(0) if self.replies else text_turn("(out of replies)")
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):  # KeyboardInterrupt too (the REPL's tests)
             raise reply
         return reply
 
@@ -87,7 +87,7 @@ def test_code_runs_and_its_output_goes_back_then_the_text_turn_is_the_answer() -
     assert (outcome.kind, outcome.text, outcome.budget) == ("answer", "all done", None)
     assert [c for c, _ in execute.ran] == ["print(1)"]
     second = model.asked[1]
-    assert second[0] == {"role": "user", "content": "the task"}
+    assert second[0] == {"role": "user", "content": [{"type": "text", "text": "the task"}]}
     assert second[1]["role"] == "assistant"
     assert second[1]["content"][0]["type"] == "tool_use"
     [result] = second[2]["content"]
@@ -188,3 +188,69 @@ def test_with_every_budget_off_it_runs_until_the_model_answers() -> None:
 )
 def test_what_the_model_reads_back(result: RunResult, head: str) -> None:
     assert render(result).startswith(head)
+
+
+def test_a_second_task_continues_the_conversation_and_counts_on() -> None:
+    loop, model, _, _ = make([code_turn("x"), text_turn("first"), text_turn("second")])
+    assert loop.run("one").text == "first"
+    outcome = loop.run("two")
+    assert outcome.text == "second"
+    asked = model.asked[-1]
+    assert [m["role"] for m in asked] == ["user", "assistant", "user", "assistant", "user"]
+    assert asked[-1]["content"] == [{"type": "text", "text": "two"}]
+    assert outcome.spent.steps == 3  # across tasks
+
+
+def test_the_time_budget_counts_per_task_and_the_others_across_tasks() -> None:
+    loop, _, _, _ = make(
+        [text_turn("a"), text_turn("b"), text_turn("c")], Budgets(seconds=5, steps=2)
+    )
+    loop.clock.now += 100  # the user thought for a while  # type: ignore[attr-defined]
+    assert loop.run("one").kind == "answer"
+    loop.clock.now += 100  # type: ignore[attr-defined]
+    assert loop.run("two").kind == "answer"
+    assert (loop.run("three").budget, len(loop.messages)) == ("steps", 5)
+
+
+def test_calls_cut_by_a_budget_still_get_a_result_so_the_next_task_is_valid() -> None:
+    uses = (ToolUse("a", TOOL_NAME, {"code": "1"}), ToolUse("b", TOOL_NAME, {"code": "2"}))
+    blocks = ({"type": "tool_use", "id": "a"}, {"type": "tool_use", "id": "b"})
+    two = Reply("", uses, "tool_use", 600, 0, "m", blocks)
+    loop, _, execute, _ = make([two], Budgets(tokens=500))
+    assert loop.run("t").budget == "tokens"
+    assert execute.ran == []
+    results = loop.messages[-1]["content"]
+    assert [(r["tool_use_id"], r["is_error"]) for r in results] == [("a", True), ("b", True)]
+    assert results[0]["content"].startswith("not run: token budget exhausted")
+
+
+def test_old_turns_are_compacted_into_the_models_summary_keeping_the_latest_exchange() -> None:
+    big = [code_turn(f"step {n}", n, tokens=1000) for n in range(2)]
+    big.append(code_turn("step 2", 2, tokens=10))  # the context is small again after it
+    summary = text_turn("SUMMARY: read a, b; c refused")
+    loop, model, _, events = make(
+        [big[0], big[1], summary, big[2], text_turn("done")], Budgets(cost_usd=None)
+    )
+    loop.compact_tokens = 1000
+    outcome = loop.run("the task")
+    assert outcome.text == "done"
+    # The third request was the compaction: no tools, the conversation, then the instruction.
+    compaction = model.asked[2]
+    assert compaction[-1]["content"][-1]["text"].startswith("The conversation is getting long")
+    assert [m["role"] for m in compaction] == ["user", "assistant", "user"]  # merged, valid
+    after = model.asked[3]
+    assert after[0]["content"][0]["text"].endswith("SUMMARY: read a, b; c refused")
+    assert after[1]["content"][0]["input"] == {"code": "step 1"}  # the latest exchange, whole
+    assert after[2]["content"][0]["tool_use_id"] == "toolu_1"
+    assert [m["role"] for m in after] == ["user", "assistant", "user"]
+    assert {"step": "compact", "before": 5, "after": 3} in events
+    assert outcome.spent.steps == 5  # compacting is a request: it counts
+
+
+def test_no_compaction_below_the_size_or_without_one() -> None:
+    turns = [code_turn(f"s{n}", n, tokens=999) for n in range(3)]
+    loop, model, _, events = make([*turns, text_turn("done")], Budgets(cost_usd=None))
+    loop.compact_tokens = 1000
+    loop.run("t")
+    assert not [e for e in events if e["step"] == "compact"]
+    assert len(model.asked) == 4
