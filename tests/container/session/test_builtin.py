@@ -11,6 +11,7 @@ request, so the test checks what the model was told, not only what the session p
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict
@@ -200,4 +201,50 @@ def test_each_budget_ends_the_session_saying_which(
     summary = json.loads((session_dir(env, session_id) / "summary.json").read_text())
     assert summary["outcome"] == f"failed: {said}"
     assert summary["llm"]["requests"] == 2
+    assert_nothing_left(env, docker_client, session_id)
+
+
+def test_the_interactive_mode_keeps_one_conversation_across_tasks(
+    session_env: Env, workspace: Path, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    from .test_interactive import START_S, start_on_pty, stop
+
+    script = {"turns": [_code(READ_ALLOWED), {"text": "IC-ONE read it"}, {"text": "IC-TWO next"}]}
+    folder = _play_dir(tmp_path, script)
+    env = _env(session_env, folder)
+    session_id = secrets.token_hex(4)
+    args = env.run_args(
+        "--compose-file", str(PLAY_COMPOSE), "--agent", "builtin", "--pty",
+        "--workspace", str(workspace), "--session-id", session_id,
+    )  # fmt: skip
+    term, slave = start_on_pty(env, args, 24, 100)
+    try:
+        term.expect(rb"builtin> ", within_s=START_S)
+        term.send("read hello.txt\r")
+        term.expect(rb"\[result\] exit 0: hello from the workspace")
+        term.expect(rb"\[answer\] IC-ONE read it\r\n")
+        term.expect(rb"builtin> ")
+        term.send("and then?\r")
+        term.expect(rb"\[answer\] IC-TWO next\r\n")
+        term.expect(rb"builtin> ")
+        term.send("exit\r")
+        code = term.wait()
+    finally:
+        stop(term.proc)
+        os.close(term.master)
+        os.close(slave)
+    assert code == 0, term.text(0)
+    conversation, _ = _results(json_lines((folder / play.RECORD_FILE).read_text()))
+    assert len(conversation) == 3
+    last = conversation[-1]["body"]["messages"]
+    said = [
+        b["text"]
+        for m in last
+        if m["role"] == "user"
+        for b in (m["content"] if isinstance(m["content"], list) else [])
+        if b.get("type") == "text"
+    ]
+    assert said == ["read hello.txt", "and then?"]  # one conversation: the first task is there
+    summary = json.loads((session_dir(env, session_id) / "summary.json").read_text())
+    assert (summary["outcome"], summary["llm"]["requests"]) == ("ok", 3)
     assert_nothing_left(env, docker_client, session_id)
