@@ -22,13 +22,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 CHILD = "ironcurtain.agents.builtin_child"
 # Not passed to programs: a program has no business calling the model behind the loop's back
 # (the MITM would still meter it; its budgets stay the outer wall).
 HIDDEN_ENV = ("IRONCURTAIN_ANTHROPIC_FAKE_KEY",)
 DRAIN_CHUNK = 65536
+OPEN_PIPE_WAIT_S = 2.0  # for the output's end once the program is gone
+PR_SET_CHILD_SUBREAPER = 36
+ADOPT_ROUNDS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +50,33 @@ class RunResult:
 
 
 class _Capture:
-    """Reads a pipe to its end, keeping the first `limit` bytes and counting the rest."""
+    """Reads a pipe (a raw fd, which it closes at its end) to its end, keeping the first `limit`
+    bytes and counting the rest. A process the program started in a session of its own may hold
+    the pipe open: `text` waits a little for the end, then shows what came (never hangs)."""
 
-    def __init__(self, pipe: IO[bytes], limit: int) -> None:
-        self.pipe, self.limit = pipe, limit
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd, self.limit = fd, limit
         self.kept = bytearray()
         self.dropped = 0
         self.thread = threading.Thread(target=self._drain, daemon=True)
         self.thread.start()
 
     def _drain(self) -> None:
-        while chunk := self.pipe.read1(DRAIN_CHUNK):  # type: ignore[attr-defined]
-            room = self.limit - len(self.kept)
-            self.kept += chunk[: max(room, 0)]
-            self.dropped += max(len(chunk) - max(room, 0), 0)
+        try:
+            while chunk := os.read(self.fd, DRAIN_CHUNK):
+                room = max(self.limit - len(self.kept), 0)
+                self.kept += chunk[:room]
+                self.dropped += max(len(chunk) - room, 0)
+        finally:
+            os.close(self.fd)
 
     def text(self) -> str:
-        self.thread.join(timeout=5)  # a daemonized grandchild may hold the pipe: do not hang
-        shown = self.kept.decode("utf-8", "replace")
+        self.thread.join(timeout=OPEN_PIPE_WAIT_S)
+        shown = bytes(self.kept).decode("utf-8", "replace")
         if self.dropped:
             shown += f"\n[... {self.dropped} more bytes not shown]"
+        if self.thread.is_alive():
+            shown += "\n[output still open: a process the program started holds it]"
         return shown
 
 
@@ -130,22 +139,30 @@ def run(
             (folder / "program.py").write_text(code)
             cpu_s = max(1, int(limits.seconds) + 1)  # a backstop; the watch comes first
             argv = [str(folder), str(limits.memory_bytes), str(cpu_s), str(status_w), mcp_url]
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-m", CHILD, *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(status_w,),
-                start_new_session=True,  # its own process group: killed whole
-                cwd=cwd,
-                env=env,
-            )
-            os.close(status_w)
-            status_w = -1
-            assert proc.stdout is not None
-            assert proc.stderr is not None
-            out = _Capture(proc.stdout, limits.output_chars)
-            err = _Capture(proc.stderr, limits.output_chars)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-I", "-m", CHILD, *argv],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=err_w,
+                    pass_fds=(status_w,),
+                    start_new_session=True,  # its own process group: killed whole
+                    cwd=cwd,
+                    env=env,
+                )
+            except BaseException:
+                for fd in (out_r, err_r):
+                    os.close(fd)
+                raise
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+                os.close(status_w)
+                status_w = -1
+            out = _Capture(out_r, limits.output_chars)
+            err = _Capture(err_r, limits.output_chars)
             stopped: str | None = "error"
             try:
                 stopped, left = _watch(status_r, limits.seconds, deadline, clock)
@@ -159,6 +176,7 @@ def run(
                     _kill_group(proc.pid)
                 exit_code = proc.wait()
                 _kill_group(proc.pid)  # what it left running in its group
+                _kill_adopted()  # and, in the agent, what it started in a session of its own
             result = RunResult(
                 exit_code=None if stopped else exit_code,
                 stdout=out.text(),
@@ -166,13 +184,60 @@ def run(
                 stopped=stopped,
                 duration_s=round(clock() - began, 3),
             )
-            proc.stdout.close()
-            proc.stderr.close()
             return result
         finally:
             os.close(status_r)
             if status_w >= 0:
                 os.close(status_w)
+
+
+_adopting = False
+
+
+def adopt_orphans() -> bool:
+    """Make this process the subreaper of everything it starts (Linux): a program's processes
+    that left its group (`setsid`) become our children when their parent ends, and each run
+    kills them. For the agent process; False where the kernel does not offer it."""
+    global _adopting
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        _adopting = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        _adopting = False
+    return _adopting
+
+
+def _kill_adopted() -> None:
+    """Kill and reap every child of ours: after a run, the agent has no child of its own."""
+    if not _adopting:
+        return
+    for _ in range(ADOPT_ROUNDS):  # killing one hands its own children to us: again
+        children = _children(os.getpid())
+        if not children:
+            return
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:  # fields: state, ppid, ...
+            found.append(int(entry))
+    return found
 
 
 def _kill_group(pid: int) -> None:

@@ -3,7 +3,10 @@ that call the door, with time spent waiting in a tool not counted against the pr
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -203,3 +206,47 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+ESCAPE = """
+import subprocess, sys
+p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True)
+print(p.pid, flush=True)
+"""
+
+
+def test_a_process_that_left_the_group_and_holds_the_output_does_not_hang_the_run(
+    door: fakemcp.Door,
+) -> None:
+    began = time.monotonic()
+    result = go(ESCAPE, door)
+    pid = int(result.stdout.split()[0])
+    try:
+        assert time.monotonic() - began < 10
+        assert result.exit_code == 0
+        assert "[output still open: a process the program started holds it]" in result.stdout
+    finally:
+        os.kill(pid, 9)  # this process is no subreaper (the agent is: next test)
+
+
+AGENT = f"""
+import json, os, sys, time
+from ironcurtain.agents import builtin_sandbox
+assert builtin_sandbox.adopt_orphans()
+began = time.monotonic()
+result = builtin_sandbox.run({ESCAPE!r}, "", "http://127.0.0.1:9/mcp")
+pid = int(result.stdout.split()[0])
+alive = os.path.exists(f"/proc/{{pid}}")
+print(json.dumps({{"s": time.monotonic() - began, "alive": alive, "out": result.stdout}}))
+"""
+
+
+def test_in_the_agent_what_a_program_started_in_a_session_of_its_own_is_killed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", AGENT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["alive"] is False
+    assert report["s"] < 5
+    assert "still open" not in report["out"]  # killed: the output ended with it
