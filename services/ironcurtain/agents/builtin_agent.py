@@ -144,6 +144,7 @@ def main(argv: list[str], environ: Mapping[str, str] = os.environ) -> int:
         show(step="error", text=f"bad settings: {exc}")
         return EXIT_FAILED
     builtin_sandbox.adopt_orphans()  # what a program starts in a session of its own dies too
+    builtin_sandbox.guard_self()  # no program reads our memory or environment in /proc
     url = environ["IRONCURTAIN_MCP_URL"]
     try:
         tools = McpClient(url, timeout_s=60).list_tools()

@@ -30,6 +30,7 @@ HIDDEN_ENV = ("IRONCURTAIN_ANTHROPIC_FAKE_KEY",)
 DRAIN_CHUNK = 65536
 OPEN_PIPE_WAIT_S = 2.0  # for the output's end once the program is gone
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 ADOPT_ROUNDS = 50
 
 
@@ -207,6 +208,18 @@ def adopt_orphans() -> bool:
     except (OSError, AttributeError):
         _adopting = False
     return _adopting
+
+
+def guard_self() -> bool:
+    """Make this process undumpable (Linux PR_SET_DUMPABLE 0): a program of the same uid can
+    then neither read its memory or environment in /proc (the fake key, the loop's state) nor
+    ptrace it. Programs start dumpable again (execve resets it). False where not offered."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _kill_adopted() -> None:

@@ -41,6 +41,18 @@ for host, port in (("1.1.1.1", 443), ("api.anthropic.com", 443)):
     except OSError as exc:
         print("blocked", host, type(exc).__name__)
 """
+# The agent loop is the program's parent, of the same uid: it is undumpable, so its environment
+# (the fake key) and memory are not the program's to read.
+PEEK = """\
+import os
+for what in ("environ", "mem"):
+    try:
+        with open(f"/proc/{os.getppid()}/{what}", "rb") as f:
+            f.read(16)
+        print(what, "read")
+    except OSError as exc:
+        print(what, "refused", type(exc).__name__)
+"""
 FOREVER = "while True:\n    pass\n"
 TIME_BUDGET_S = 45  # the whole agent, start to end: far more than the first three programs take
 
@@ -62,7 +74,8 @@ def _images(image: Callable[[str], str]) -> None:
 def test_the_builtin_agent_runs_code_that_calls_tools_and_the_deadline_stops_a_loop(
     session_env: Env, workspace: Path, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
-    script = {"turns": [_code(READ_ALLOWED), _code(READ_DENIED), _code(NETWORK), _code(FOREVER)]}
+    turns = [READ_ALLOWED, READ_DENIED, NETWORK, PEEK, FOREVER]
+    script = {"turns": [_code(code) for code in turns]}
     folder = _play_dir(tmp_path, script)
     env = _env(session_env, folder)
     session_id = secrets.token_hex(4)
@@ -81,7 +94,7 @@ def test_the_builtin_agent_runs_code_that_calls_tools_and_the_deadline_stops_a_l
 
     seen = json_lines((folder / play.RECORD_FILE).read_text())
     conversation, results = _results(seen)
-    assert len(conversation) == 4, [r["target"] for r in seen]  # none after the budget ran out
+    assert len(conversation) == 5, [r["target"] for r in seen]  # none after the budget ran out
     first = conversation[0]["body"]
     assert [t["name"] for t in first["tools"]] == ["execute_code"]  # one tool, ours
     system = first["system"] if isinstance(first["system"], str) else json.dumps(first["system"])
@@ -92,7 +105,7 @@ def test_the_builtin_agent_runs_code_that_calls_tools_and_the_deadline_stops_a_l
         assert request["headers"].get("x-api-key") == [real]  # the MITM swapped the fake out
         assert "sk-ant-" not in json.dumps(request)
 
-    allowed, denied, network = (results[play.tool_use_id(n, 0)] for n in range(3))
+    allowed, denied, network, peek = (results[play.tool_use_id(n, 0)] for n in range(4))
     assert not allowed.get("is_error"), allowed
     assert "hello from the workspace" in _text(allowed)
     # The denied read's exception reached the model in the next request: rule and reason.
@@ -103,6 +116,8 @@ def test_the_builtin_agent_runs_code_that_calls_tools_and_the_deadline_stops_a_l
     assert "root:" not in _text(denied)
     assert "CONNECTED" not in _text(network), _text(network)
     assert _text(network).count("blocked") == 2, _text(network)
+    assert "environ refused PermissionError" in _text(peek), _text(peek)
+    assert "mem refused PermissionError" in _text(peek), _text(peek)
 
     summary = json.loads((session_dir(env, session_id) / "summary.json").read_text())
     assert summary["outcome"].startswith("failed: time budget exhausted"), summary["outcome"]
@@ -118,7 +133,7 @@ def test_the_builtin_agent_runs_code_that_calls_tools_and_the_deadline_stops_a_l
         ("filesystem__read_text_file", "/etc/passwd", "deny", "outside-workspace"),
     ]
     assert summary["tools"] == asdict(tool_counts(audit))
-    assert summary["llm"]["requests"] == 4
+    assert summary["llm"]["requests"] == 5
     assert REAL_KEY not in output
     assert_nothing_left(env, docker_client, session_id)
 

@@ -250,3 +250,22 @@ def test_in_the_agent_what_a_program_started_in_a_session_of_its_own_is_killed()
     assert report["alive"] is False
     assert report["s"] < 5
     assert "still open" not in report["out"]  # killed: the output ended with it
+
+
+UNDUMPABLE = """
+import ctypes
+from ironcurtain.agents import builtin_sandbox
+libc = ctypes.CDLL(None)
+before = libc.prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+assert builtin_sandbox.guard_self()
+print(before, libc.prctl(3, 0, 0, 0, 0))
+"""
+
+
+def test_the_agent_makes_itself_undumpable() -> None:
+    # What that refuses a program of the same uid (/proc/PID/environ and mem, ptrace) is shown
+    # in the agent container, not as root here: tests/container/session/test_builtin.py.
+    done = subprocess.run(
+        [sys.executable, "-c", UNDUMPABLE], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "1 0\n"), done.stderr
