@@ -1,7 +1,8 @@
 """A small synchronous MCP client over Streamable HTTP (JSON answers), stdlib only.
 
 The builtin agent's code sandbox starts a fresh interpreter per `execute_code`; importing the
-`mcp` SDK there costs about a second each time, this module a few milliseconds. It speaks exactly
+`mcp` SDK there costs about a second each time, this module (loaded with a program's first tool
+call) tens of milliseconds. It speaks exactly
 what the policy proxy serves (mcpproxy/http.py): initialize (a session id), then tools/list and
 tools/call in that session. It goes to the door directly, never through a proxy (the MCP door
 is the sidecar, the agent's only neighbour).
