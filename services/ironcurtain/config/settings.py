@@ -34,6 +34,9 @@ KEYS: tuple[Key, ...] = (
     Key("BASE_IMAGE", "base_image", DEFAULT_BASE_IMAGE),
     Key("EXTRA_CA_CERT", "extra_ca_cert", ""),
     Key("IRONCURTAIN_IMAGE_TAG", "image_tag", DEFAULT_IMAGE_TAG),
+    # The builtin agent's budgets (agents/builtin_budget.py: `steps=50,seconds=10m`); `run
+    # --budget` outranks it. Empty: the defaults.
+    Key("IRONCURTAIN_BUILTIN_BUDGETS", "builtin_budgets", ""),
 )
 _BY_ENV = {k.env: k for k in KEYS}
 _BY_TOML = {k.toml: k for k in KEYS}
@@ -56,6 +59,7 @@ class Settings:
     image_tag: str = DEFAULT_IMAGE_TAG
     # Where each value came from ("environment", a file, "default"), for `ironcurtain settings`.
     sources: tuple[tuple[str, str], ...] = ()
+    builtin_budgets: str = ""
 
     def as_env(self) -> dict[str, str]:
         """The settings under their environment names (empty for no extra CA)."""
@@ -63,6 +67,7 @@ class Settings:
             "BASE_IMAGE": self.base_image,
             "EXTRA_CA_CERT": str(self.extra_ca_cert or ""),
             "IRONCURTAIN_IMAGE_TAG": self.image_tag,
+            "IRONCURTAIN_BUILTIN_BUDGETS": self.builtin_budgets,
         }
 
 
@@ -159,6 +164,7 @@ def resolve(
         extra_ca_cert=Path(extra) if extra else None,
         image_tag=chosen["IRONCURTAIN_IMAGE_TAG"],
         sources=tuple(sources),
+        builtin_budgets=chosen["IRONCURTAIN_BUILTIN_BUDGETS"],
     )
 
 

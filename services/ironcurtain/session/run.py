@@ -29,6 +29,7 @@ import docker.models.containers
 import yaml
 
 from ..agents.adapter import AgentAdapter
+from ..agents.builtin_budget import Budgets
 from ..agents.claude_code import ClaudeCode
 from ..agents.registry import adapter_for
 from ..audit import Anchor
@@ -107,6 +108,7 @@ class Options:
     siblings: Path | None = None  # sibling services file (session/siblings.py)
     # the MITM's limits the user set ([budget] in the user config); absent: its defaults
     budget: Mapping[str, float | int | None] = field(default_factory=dict)
+    budgets: Budgets | None = None  # the builtin agent's (agents/builtin_budget.py)
 
 
 def _home() -> Home:
@@ -151,6 +153,8 @@ class Session:
         self.home = _home()  # compose files, image contexts, default policy
         self.repo = self.home.root
         self.adapter: AgentAdapter = adapter_for(options.agent)
+        if options.budgets is not None:  # only the builtin agent has budgets of its own
+            self.adapter = dataclasses.replace(self.adapter, budgets=options.budgets)  # type: ignore[type-var]
         self.state = state_dir(self.environ)
         # Named after the workspace: approvers see which repository asks, wherever we are installed.
         self.name = session_name(options.workspace, options.session_id)
@@ -576,7 +580,9 @@ class Session:
         if self._died:
             raise SessionFailed(f"{self._died} stopped while the agent was running")
         if code != 0:
-            raise SessionFailed(f"the agent exited with {code}")
+            failure = getattr(self.adapter, "failure", None)  # an adapter that says why
+            reason = failure(self.lines) if failure is not None else None
+            raise SessionFailed(reason or f"the agent exited with {code}")
         self.outcome = "ok"
         return EXIT_OK
 

@@ -52,6 +52,7 @@ def test_layers_are_chosen_per_key() -> None:
         "BASE_IMAGE": DEFAULT_BASE_IMAGE,
         "EXTRA_CA_CERT": "",
         "IRONCURTAIN_IMAGE_TAG": "latest",
+        "IRONCURTAIN_BUILTIN_BUDGETS": "",
     }
 
 
@@ -107,7 +108,9 @@ def test_dotenv_parser_either_parses_or_refuses(text: str) -> None:
         values = parse_dotenv(text)
     except SettingsError:
         return
-    assert set(values) <= {"BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG"}
+    assert set(values) <= {
+        "BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "IRONCURTAIN_BUILTIN_BUDGETS"
+    }  # fmt: skip
 
 
 def test_user_config_names_its_settings_in_toml() -> None:
