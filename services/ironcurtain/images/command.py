@@ -16,6 +16,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     build.set_defaults(handler=_build)
     listing = sub.add_parser("list", help="list the images and what they build FROM")
     listing.set_defaults(handler=_list)
+    trust = sub.add_parser(
+        "trust", help="trust this repository's .ironcurtain/ as it is now (its agent image)"
+    )
+    trust.add_argument("workspace", nargs="?", default=".", help="the repository (default: .)")
+    trust.set_defaults(handler=_trust)
+
+
+def _trust(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..state import state_dir
+    from .project_build import ProjectImageError, trust
+
+    workspace = Path(args.workspace).resolve()
+    try:
+        digest, files = trust(workspace, state_dir() / "project-images" / "trusted")
+    except (ProjectImageError, OSError) as exc:
+        print(f"images: error: {exc}")
+        return 1
+    for f in files:
+        print(f"  {f.path} ({len(f.data)} bytes)")
+    print(f"images: trusted {workspace}/.ironcurtain as it is now ({digest[:16]})")
+    return 0
 
 
 def _home() -> Home:

