@@ -52,9 +52,9 @@ def trust(workspace: Path, trusted: Path) -> tuple[str, list[ContextFile]]:
     The agent can write the workspace, so `.ironcurtain/` as it stands may be the agent's work:
     a build runs its steps on the host's engine with the network, outside the curtain. Only a
     folder whose exact content the user trusted (here, outside every container) is built."""
+    if not (workspace / PROJECT_DIR).is_dir():
+        raise ProjectImageError(f"{workspace / PROJECT_DIR} is not a folder")
     files = project_context(workspace)
-    if dockerfile_of(workspace) is None:
-        raise ProjectImageError(f"{workspace / PROJECT_DIR / project.DOCKERFILE} is missing")
     trusted.mkdir(parents=True, exist_ok=True)
     path = trusted_path(trusted, files)
     path.write_text(f"{workspace}\n" + "".join(f"{f.path}\n" for f in files))
@@ -165,6 +165,29 @@ def read_new_layers(image: Any, wanted: list[str]) -> list[list[Change]]:
     return [found[d] for d in wanted]
 
 
+def _untrusted(workspace: Path) -> ProjectImageError:
+    return ProjectImageError(
+        f"{PROJECT_DIR}/ is new or changed since you last trusted it (the agent can write "
+        f"the workspace, and a build runs with the network): review it, then run "
+        f"`{TRUST_COMMAND}` in {workspace}"
+    )
+
+
+def trusted_file(workspace: Path, trusted: Path, name: str) -> bytes | None:
+    """`.ironcurtain/NAME`'s bytes as the user trusted them (None: the folder has no NAME).
+
+    The bytes returned are the ones hashed, so what is used is what was checked."""
+    if not (workspace / PROJECT_DIR / name).exists():
+        return None
+    files = project_context(workspace)
+    if not trusted_path(trusted, files).is_file():
+        raise _untrusted(workspace)
+    for f in files:
+        if f.path == name:
+            return f.data
+    raise ProjectImageError(f"{PROJECT_DIR}/{name} is not a regular file")
+
+
 def ensure(
     client: docker.DockerClient,
     workspace: Path,
@@ -185,11 +208,7 @@ def ensure(
         raise ProjectImageError("; ".join(problems))
     files = project_context(workspace)
     if not trusted_path(verdicts / "trusted", files).is_file():
-        raise ProjectImageError(
-            f"{PROJECT_DIR}/ is new or changed since you last trusted it (the agent can write "
-            f"the workspace, and a build runs with the network): review it, then run "
-            f"`{TRUST_COMMAND}` in {workspace}"
-        )
+        raise _untrusted(workspace)
     try:
         base = client.images.get(image_ref(base_name, tag))
     except docker.errors.ImageNotFound:

@@ -72,6 +72,7 @@ from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
+SIBLINGS_FILE = "siblings.yaml"  # in the repository's .ironcurtain/ (trusted like its image)
 LOCAL_REDIS_URL = "rediss://redis:6379/0"  # the stack's Redis by its certificate's name
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
 SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
@@ -469,17 +470,18 @@ class Session:
         """The declared sibling services, refused unless each network exists, is not one of
         IronCurtain's, and each docker-visible service is a container on it."""
         path = self.options.siblings
-        if path is None:
-            return ()
-        path = path.resolve()
-        if path.is_relative_to(work):
-            raise Refused(
-                f"the sibling services file {path} is inside the workspace, where the agent "
-                "can write: keep it outside"
-            )
         doors = (plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT)
         try:
-            found = siblings.load(path, doors)
+            if path is None:
+                found = self._project_siblings(work, doors)
+            else:
+                path = path.resolve()
+                if path.is_relative_to(work):
+                    raise Refused(
+                        f"the sibling services file {path} is inside the workspace, where the "
+                        "agent can write: keep it outside (or in .ironcurtain/, trusted)"
+                    )
+                found = siblings.load(path, doors)
         except siblings.SiblingError as exc:
             raise Refused(str(exc)) from None
         environ = shared_environ(self.environ)
@@ -691,6 +693,21 @@ class Session:
     # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
     _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
     agent_started_at = 0.0
+
+    def _project_siblings(self, work: Path, doors: tuple[int, ...]) -> tuple[siblings.Sibling, ...]:
+        """The repository's `.ironcurtain/siblings.yaml`, as the user trusted it (none: ())."""
+        where = f"{project_build.PROJECT_DIR}/{SIBLINGS_FILE}"
+        try:
+            data = project_build.trusted_file(work, self.state / "project-images" / "trusted",
+                                              SIBLINGS_FILE)  # fmt: skip
+            if data is None:
+                return ()
+            doc = yaml.safe_load(data.decode("utf-8"))
+        except project_build.ProjectImageError as exc:
+            raise Refused(str(exc)) from None
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise Refused(f"{where}: cannot read the sibling services: {exc}") from None
+        return siblings.parse(doc, where, doors)
 
     def _project_image(self, work: Path) -> str | None:
         """The repository's own agent image (.ironcurtain/agent.Dockerfile), built and checked
