@@ -196,7 +196,7 @@ def user_table(environ: Mapping[str, str], name: str) -> tuple[object, str]:
         return None, str(user_file)
     try:
         table = tomllib.loads(user_file.read_text())
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{user_file}: not valid TOML: {exc}") from None
     return table.get(name), str(user_file)
 

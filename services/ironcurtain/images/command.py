@@ -21,6 +21,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     trust.add_argument("workspace", nargs="?", default=".", help="the repository (default: .)")
     trust.set_defaults(handler=_trust)
+    untrust = sub.add_parser(
+        "untrust", help="forget that this repository's .ironcurtain/ is trusted"
+    )
+    untrust.add_argument("workspace", nargs="?", default=".", help="the repository (default: .)")
+    untrust.set_defaults(handler=_untrust)
+
+
+def _untrust(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..state import state_dir
+    from .project_build import untrust
+
+    workspace = Path(args.workspace).resolve()
+    if untrust(workspace, state_dir() / "project-images" / "trusted"):
+        print(f"images: {workspace}/.ironcurtain is no longer trusted")
+    else:
+        print(f"images: {workspace}/.ironcurtain was not trusted")
+    return 0
 
 
 def _trust(args: argparse.Namespace) -> int:

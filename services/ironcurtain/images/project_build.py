@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -42,8 +44,20 @@ def content_hash(files: Iterable[ContextFile]) -> str:
     return inputs_hash(files, "", "")
 
 
-def trusted_path(trusted: Path, files: Iterable[ContextFile]) -> Path:
-    return trusted / content_hash(files)
+def _record(trusted: Path, workspace: Path) -> Path:
+    """The one trust record of a workspace (by its real path): the folder's hash as trusted."""
+    key = hashlib.sha256(str(workspace.resolve()).encode()).hexdigest()
+    return trusted / key
+
+
+def is_trusted(trusted: Path, workspace: Path, files: Iterable[ContextFile]) -> bool:
+    """This workspace's folder is exactly what its user last trusted (not an older version the
+    agent restored, nor another repository's folder copied in)."""
+    try:
+        lines = _record(trusted, workspace).read_text().splitlines()
+    except OSError:
+        return False
+    return lines[:2] == [str(workspace.resolve()), content_hash(files)]
 
 
 def trust(workspace: Path, trusted: Path) -> tuple[str, list[ContextFile]]:
@@ -51,14 +65,27 @@ def trust(workspace: Path, trusted: Path) -> tuple[str, list[ContextFile]]:
 
     The agent can write the workspace, so `.ironcurtain/` as it stands may be the agent's work:
     a build runs its steps on the host's engine with the network, outside the curtain. Only a
-    folder whose exact content the user trusted (here, outside every container) is built."""
+    folder whose exact content the user trusted (here, outside every container) is built. One
+    record per workspace, replaced each time: what was trusted before is trusted no more."""
     if not (workspace / PROJECT_DIR).is_dir():
         raise ProjectImageError(f"{workspace / PROJECT_DIR} is not a folder")
     files = project_context(workspace)
     trusted.mkdir(parents=True, exist_ok=True)
-    path = trusted_path(trusted, files)
-    path.write_text(f"{workspace}\n" + "".join(f"{f.path}\n" for f in files))
-    return path.name, files
+    digest = content_hash(files)
+    record = _record(trusted, workspace)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(f"{workspace.resolve()}\n{digest}\n" + "".join(f"{f.path}\n" for f in files))
+    tmp.replace(record)
+    return digest, files
+
+
+def untrust(workspace: Path, trusted: Path) -> bool:
+    """Forget the workspace's trust record; False when it had none."""
+    try:
+        _record(trusted, workspace).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def dockerfile_of(workspace: Path) -> Path | None:
@@ -75,16 +102,33 @@ def project_context(workspace: Path) -> list[ContextFile]:
     total = 0
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
-        if path.is_symlink():
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
             raise ProjectImageError(f"{PROJECT_DIR}/{relative} is a symlink (not in a context)")
-        if not path.is_file():
+        if not stat.S_ISREG(info.st_mode):
             continue
-        data = path.read_bytes()
-        total += len(data)
+        total += info.st_size  # bounded before anything is read (a sparse 64 GiB file)
         if total > MAX_CONTEXT_BYTES:
             raise ProjectImageError(f"{PROJECT_DIR}/ is over {MAX_CONTEXT_BYTES >> 20} MiB")
-        files.append(ContextFile(relative, bool(path.stat().st_mode & 0o111), data))
+        data = _read_regular(path, MAX_CONTEXT_BYTES - total + info.st_size)
+        files.append(ContextFile(relative, bool(info.st_mode & 0o111), data))
     return files
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, never through a symlink swapped in since it was listed, and at
+    most `limit` (it may have grown since)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ProjectImageError(f"{path}: cannot read it ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ProjectImageError(f"{path} is not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ProjectImageError(f"{PROJECT_DIR}/ is over {MAX_CONTEXT_BYTES >> 20} MiB")
+    return data
 
 
 def inputs_hash(files: Iterable[ContextFile], parent_id: str, tag: str) -> str:
@@ -180,7 +224,7 @@ def trusted_file(workspace: Path, trusted: Path, name: str) -> bytes | None:
     if not (workspace / PROJECT_DIR / name).exists():
         return None
     files = project_context(workspace)
-    if not trusted_path(trusted, files).is_file():
+    if not is_trusted(trusted, workspace, files):
         raise _untrusted(workspace)
     for f in files:
         if f.path == name:
@@ -207,7 +251,7 @@ def ensure(
     if problems:
         raise ProjectImageError("; ".join(problems))
     files = project_context(workspace)
-    if not trusted_path(verdicts / "trusted", files).is_file():
+    if not is_trusted(verdicts / "trusted", workspace, files):
         raise _untrusted(workspace)
     try:
         base = client.images.get(image_ref(base_name, tag))

@@ -41,31 +41,42 @@ def _agents() -> list[str]:
     return sorted(ADAPTERS)
 
 
+def _providers() -> frozenset[str]:
+    """The names a price may be for, as `ironcurtain run` checks them."""
+    from ..mitm import providers
+
+    return frozenset(providers.builtin())
+
+
 def _config(args: argparse.Namespace) -> int:
     path = user_config_path(os.environ)
     if path is None:
         print("config: error: neither XDG_CONFIG_HOME nor HOME is set")
         return 1
-    text = path.read_text() if path.is_file() else ""
+    try:
+        text = path.read_text() if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"config: error: cannot read {path}: {exc}")
+        return 1
     action = args.action or "show"
     try:
         if action == "show":
-            edit.check(text, _agents(), str(path))
+            edit.check(text, _agents(), str(path), _providers())
             print(show(text, path))
             return 0
         if action == "edit":
             if not (sys.stdin.isatty() and sys.stdout.isatty()):
                 print("config: error: edit needs a terminal; use `config set NAME VALUE`")
                 return 1
-            edited = interactive(text, _agents())
+            edited = interactive(text, _agents(), _providers())
             if edited is None:
                 print("config: nothing saved")
                 return 0
         elif action == "set":
             value = edit.value_of(args.name, args.value)
-            edited = edit.apply(text, args.name, value, _agents())
+            edited = edit.apply(text, args.name, value, _agents(), _providers())
         else:
-            edited = edit.apply(text, args.name, None, _agents())
+            edited = edit.apply(text, args.name, None, _agents(), _providers())
     except edit.EditError as exc:
         print(f"config: refused: {exc}")
         return 1
@@ -88,20 +99,25 @@ def show(text: str, path: Path) -> str:
 
 
 def save(path: Path, text: str) -> None:
-    """Written whole or not at all: a temporary file beside it, then renamed over it."""
+    """Written whole or not at all: a temporary file beside it, then renamed over it (over the
+    file a symlink names, keeping its mode)."""
+    path = path.resolve()
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
-        os.chmod(tmp, 0o644)  # settings, never a secret (those refuse to load here)
+        os.chmod(tmp, mode)  # settings, never a secret (those refuse to load here)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def interactive(text: str, agents: Iterable[str], **io: Any) -> str | None:
+def interactive(
+    text: str, agents: Iterable[str], providers: frozenset[str] | None = None, **io: Any
+) -> str | None:
     """Pick a setting, give its value (checked as you type), repeat; the edited text on save,
     None on quit. `io`: prompt_toolkit's `input`/`output` (tests drive a pipe)."""
     import questionary
@@ -129,18 +145,20 @@ def interactive(text: str, agents: Iterable[str], **io: Any) -> str | None:
             answer = questionary.text(
                 f"{setting.name} ({setting.help}; empty: default)",
                 default=_shown(found.get(picked), blank=True),
-                validate=_validator(text, picked, known),
+                validate=_validator(text, picked, known, providers),
                 **io,
             ).unsafe_ask()
             value = edit.value_of(picked, answer) if answer.strip() else None
-        text = edit.apply(text, picked, value, known)
+        text = edit.apply(text, picked, value, known, providers)
 
 
-def _validator(text: str, name: str, agents: list[str]) -> Callable[[str], bool | str]:
+def _validator(
+    text: str, name: str, agents: list[str], providers: frozenset[str] | None
+) -> Callable[[str], bool | str]:
     def valid(answer: str) -> bool | str:
         try:
             value = edit.value_of(name, answer) if answer.strip() else None
-            edit.apply(text, name, value, agents)
+            edit.apply(text, name, value, agents, providers)
         except edit.EditError as exc:
             return str(exc)
         return True

@@ -192,3 +192,30 @@ def test_a_project_folder_is_built_only_as_the_user_trusted_it(tmp_path: Path) -
     (folder / "extra.sh").write_text("echo\n")
     with pytest.raises(ProjectImageError, match="changed since you last trusted it"):
         ensure()
+    # Trusting again replaces the record: the agent restoring the old folder is refused...
+    (folder / "extra.sh").unlink()
+    project_build.trust(workspace, state / "trusted")
+    dockerfile.write_text("FROM ironcurtain/agent-scripted\nRUN echo v2\n")
+    project_build.trust(workspace, state / "trusted")
+    dockerfile.write_text("FROM ironcurtain/agent-scripted\n")
+    with pytest.raises(ProjectImageError, match="changed since you last trusted it"):
+        ensure()
+    # ...and so is a folder another repository's user trusted, copied in byte for byte.
+    other = tmp_path / "other"
+    (other / ".ironcurtain").mkdir(parents=True)
+    (other / ".ironcurtain" / project.DOCKERFILE).write_text(dockerfile.read_text())
+    project_build.trust(other, state / "trusted")
+    with pytest.raises(ProjectImageError, match="changed since you last trusted it"):
+        ensure()
+    assert project_build.untrust(other, state / "trusted")
+    assert not project_build.untrust(other, state / "trusted")
+
+
+def test_a_huge_file_in_the_folder_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / ".ironcurtain"
+    folder.mkdir()
+    (folder / project.DOCKERFILE).write_text("FROM ironcurtain/agent-scripted\n")
+    with (folder / "sparse").open("wb") as f:
+        f.truncate(64 << 30)  # 64 GiB of nothing: reading it would exhaust the host
+    with pytest.raises(ProjectImageError, match="is over 50 MiB"):
+        project_context(tmp_path)
