@@ -21,6 +21,7 @@ from .catalog import TAG_PREFIX
 from .layers import Change
 
 DOCKERFILE = "agent.Dockerfile"  # in the repository's .ironcurtain/ folder
+CHECKS_VERSION = 2  # a remembered verdict counts only for the checks that gave it
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 FORBIDDEN = frozenset(
     {"sudo", "su-to-root", "doas", "pkexec", "ssh", "sshd", "ssh-agent", "docker", "dockerd",
@@ -33,6 +34,21 @@ OURS = (
     "/etc/claude-code",
     "/etc/codex",
 )
+# What the start-up probe and our entrypoint run on (the image's python3, /bin/sh, the loader,
+# libc): a project that replaced them would answer the isolation check for us.
+INTERPRETERS = frozenset({"python3", "python", "sh", "dash"})
+RUNTIME_FILES = (
+    "/etc/ld.so.preload",
+    "/usr/bin/python3.11",
+    "/opt/venv/bin",
+    "/opt/venv/pyvenv.cfg",
+)
+RUNTIME_NAMES = ("ld-linux", "libc.so", "libpython3")
+STDLIB = "/usr/lib/python3.11/"
+SITE = ("/dist-packages/", "/site-packages/")
+# Variables that steer what the image's programs load: a project may not set or change them.
+STEERING_PREFIXES = ("LD_", "PYTHON")
+STEERING = frozenset({"NODE_OPTIONS", "BASH_ENV", "ENV", "PERL5OPT", "GCONV_PATH", "SHELL"})
 AGENT_LABEL = "org.ironcurtain.agent"
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _ROOT_USERS = frozenset({"", "0", "root"})
@@ -88,7 +104,21 @@ def layer_problems(
             problems.append(f"{path}: the agent's command {cli} is not executable")
         if change.kind not in ("dir", "deleted", "opaque") and path in PATH_DIRS:
             problems.append(f"{path} is replaced by a {change.kind}, not a folder of commands")
+        if _runtime(path, name) and change.kind != "dir":
+            problems.append(
+                f"{path}: the interpreter, shell or loader our start-up check runs on may not "
+                "be changed by a project"
+            )
     return problems
+
+
+def _runtime(path: str, name: str) -> bool:
+    """`path` is part of what our probe and entrypoint run on (INTERPRETERS, RUNTIME_FILES)."""
+    if posixpath.dirname(path) in (*PATH_DIRS, "/opt/venv/bin") and name in INTERPRETERS:
+        return True
+    if any(_under(p, path) for p in RUNTIME_FILES) or name.startswith(RUNTIME_NAMES):
+        return True
+    return path.startswith(STDLIB) and not any(part in path for part in SITE)
 
 
 def config_problems(project: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
@@ -107,10 +137,28 @@ def config_problems(project: Mapping[str, Any], base: Mapping[str, Any]) -> list
     labels, base_labels = config.get("Labels") or {}, parent.get("Labels") or {}
     if labels.get(AGENT_LABEL) != base_labels.get(AGENT_LABEL):
         problems.append(f"the {AGENT_LABEL} label changed; keep the agent image's")
+    problems += _env_problems(config.get("Env") or [], parent.get("Env") or [])
     added = sorted(set(config.get("Volumes") or {}) - set(parent.get("Volumes") or {}))
     if added:
         shown = ", ".join(added)
         problems.append(f"the image declares volumes {shown}; a session mounts only ours")
+    return problems
+
+
+def _env_problems(env: Sequence[str], base: Sequence[str]) -> list[str]:
+    """A project may add variables and append folders to PATH; it may not put its own folders
+    ahead of ours on PATH or set what steers loading (STEERING_PREFIXES, STEERING)."""
+    ours = dict(item.partition("=")[::2] for item in base)
+    problems = []
+    for item in env:
+        name, value = item.partition("=")[::2]
+        if value == ours.get(name):
+            continue
+        if name == "PATH":
+            if value != ours.get("PATH") and not value.startswith(ours.get("PATH", "") + ":"):
+                problems.append("PATH must keep the agent image's folders first (append yours)")
+        elif name.startswith(STEERING_PREFIXES) or name in STEERING:
+            problems.append(f"the image sets {name}, which steers what its programs load")
     return problems
 
 

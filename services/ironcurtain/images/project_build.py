@@ -263,7 +263,7 @@ def ensure(
     if image is None:
         say(f"images: building the project's agent image {ref} from {PROJECT_DIR}/")
         image = _build(client, files, ref, digest, tag)
-    verdict = verdicts / image.id.replace(":", "-")
+    verdict = verdicts / f"{image.id.replace(':', '-')}.v{project.CHECKS_VERSION}"
     if verdict.is_file():
         return ref
     new = image.attrs["RootFS"]["Layers"][len(base.attrs["RootFS"]["Layers"]) :]

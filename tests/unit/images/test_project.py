@@ -48,6 +48,8 @@ def test_a_toolchain_added_on_top_passes() -> None:
             _layer(
                 ("opt/go", "dir", 0o755),
                 ("opt/go/bin/go", "file", 0o755),
+                ("usr/lib/python3/dist-packages/yaml/__init__.py", "file", 0o644),
+                ("usr/lib/python3.11/site-packages/x.py", "file", 0o644),
                 ("usr/local/bin/go", "link:/opt/go/bin/go", 0o777),
                 ("usr/local/bin", "dir", 0o755),
             )
@@ -75,6 +77,15 @@ def test_a_toolchain_added_on_top_passes() -> None:
         ([("usr/local/bin/.wh.claude", "file", 0)], "the agent's command claude is removed"),
         ([("usr/local/bin/claude", "file", 0o644)], "claude is not executable"),
         ([("usr/bin", "link:/tmp", 0o777)], "/usr/bin is replaced by a link"),
+        # what our start-up check and entrypoint run on
+        ([("usr/local/bin/python3", "file", 0o755)], "the interpreter, shell or loader"),
+        ([("usr/bin/python3.11", "file", 0o755)], "the interpreter, shell or loader"),
+        ([("usr/lib/python3.11/socket.py", "file", 0o644)], "the interpreter, shell or loader"),
+        ([("etc/ld.so.preload", "file", 0o644)], "the interpreter, shell or loader"),
+        ([("usr/lib/x86_64-linux-gnu/libc.so.6", "file", 0o755)], "the interpreter, shell"),
+        ([("usr/bin/dash", "file", 0o755)], "the interpreter, shell or loader"),
+        ([("bin/sh", "link:/opt/evil", 0o777)], "the interpreter, shell or loader"),
+        ([("opt/venv/bin/python3", "link:/opt/evil", 0o777)], "the interpreter, shell"),
     ],
 )
 def test_each_weakening_is_refused_naming_the_path(
@@ -114,7 +125,16 @@ def test_the_image_config_must_keep_ours() -> None:
     def config(**changed: object) -> dict[str, object]:
         return {**good, "Config": {**base["Config"], **changed}}  # type: ignore[dict-item]
 
+    path = "PATH=/usr/local/bin:/usr/bin"
+    base["Config"]["Env"] = [path, "LANG=C.UTF-8"]  # type: ignore[index]
+    appended = config(Env=[path + ":/opt/go/bin", "LANG=C.UTF-8", "GOPATH=/opt/gopath"])
+    assert project.config_problems(appended, base) == []  # control: a toolchain's variables
     for changed, named in [
+        ({"Env": ["PATH=/opt/evil:/usr/local/bin:/usr/bin"]}, "PATH must keep"),
+        ({"Env": [path, "LD_PRELOAD=/opt/x.so"]}, "sets LD_PRELOAD"),
+        ({"Env": [path, "PYTHONPATH=/opt/x"]}, "sets PYTHONPATH"),
+        ({"Env": [path, "NODE_OPTIONS=--require /x"]}, "sets NODE_OPTIONS"),
+        ({"Env": [path, "BASH_ENV=/x"]}, "sets BASH_ENV"),
         ({"User": "root"}, "runs as 'root'"),
         ({"User": ""}, "runs as 'root'"),
         ({"User": "0:0"}, "runs as '0:0'"),
