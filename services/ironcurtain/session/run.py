@@ -36,7 +36,7 @@ from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
 from ..config import prices as user_prices
-from ..config.settings import SettingsError, user_table
+from ..config.settings import SettingsError, user_config_path, user_table
 from ..home import Home, HomeMissing, locate
 from ..images import project_build
 from ..images.build import BuildError, BuildSettings, ImageBuilder
@@ -249,6 +249,7 @@ class Session:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        self._config_outside(work)
         servers = policy_dir / "servers.yaml"
         try:
             self.rooms = room_specs(yaml.safe_load(servers.read_text()), str(servers))
@@ -331,6 +332,19 @@ class Session:
 
     def _subscribed(self) -> frozenset[str]:
         return frozenset({self.subscription.provider.name} if self.subscription else ())
+
+    def _config_outside(self, work: Path) -> None:
+        """The user config (budgets, prices, the default agent) must not be the agent's to
+        write: refused when it, or what its symlink names, lies in the workspace."""
+        config = user_config_path(self.environ)
+        if config is None:
+            return
+        for place in (config.parent.resolve(), config.resolve()):
+            if place.is_relative_to(work):
+                raise Refused(
+                    f"the user config {config} lies in the workspace {work} (as {place}), where "
+                    "the agent can write: keep it outside"
+                )
 
     def _prices(self) -> user_prices.Table:
         """The user's own model prices (`[[prices.PROVIDER]]`), checked before anything starts."""
