@@ -22,7 +22,7 @@ CAPABILITY_XATTR = "SCHILY.xattr.security.capability"
 @dataclass(frozen=True, slots=True)
 class Change:
     path: str  # absolute, normalised: "/usr/bin/sudo"
-    kind: str  # "file" | "dir" | "link" (symbolic) | "hardlink" | "other" | "deleted" | "opaque"
+    kind: str  # file | dir | link (symbolic) | hardlink | device | other | deleted | opaque
     mode: int = 0  # permission bits with setuid/setgid/sticky
     target: str = ""  # a link's target
     capabilities: bool = False  # carries file capabilities (security.capability)
@@ -42,7 +42,9 @@ def _kind(member: tarfile.TarInfo) -> str:
         return "link"
     if member.islnk():
         return "hardlink"
-    return "other"  # devices, fifos
+    if member.ischr() or member.isblk():
+        return "device"
+    return "other"  # fifos
 
 
 def layer_changes(layer: IO[bytes]) -> list[Change]:

@@ -21,11 +21,13 @@ from .catalog import TAG_PREFIX
 from .layers import Change
 
 DOCKERFILE = "agent.Dockerfile"  # in the repository's .ironcurtain/ folder
-CHECKS_VERSION = 2  # a remembered verdict counts only for the checks that gave it
+CHECKS_VERSION = 3  # a remembered verdict counts only for the checks that gave it
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Not su, runuser, setpriv or nsenter: Debian's own packages carry them (an `apt-get upgrade`
+# rewrites them), and with no setuid bit, no capability and no-new-privileges they lift nothing.
 FORBIDDEN = frozenset(
-    {"sudo", "su-to-root", "doas", "pkexec", "ssh", "sshd", "ssh-agent", "docker", "dockerd",
-     "podman"}
+    {"sudo", "sudoedit", "su-to-root", "doas", "pkexec", "ssh", "sshd", "ssh-agent", "docker",
+     "dockerd", "podman", "nerdctl"}
 )  # fmt: skip
 # Our own files in the agent images: a project's layers may neither change nor hide them.
 OURS = (
@@ -87,6 +89,8 @@ def layer_problems(
         special = change.mode & (stat.S_ISUID | stat.S_ISGID)
         if change.kind in ("file", "hardlink") and special:
             problems.append(f"{path} is setuid/setgid (mode {change.mode:o})")
+        if change.kind == "device":
+            problems.append(f"{path} is a device node; an agent image holds none")
         if change.capabilities:
             problems.append(f"{path} carries file capabilities (security.capability)")
         if change.kind in ("file", "link", "hardlink") and name in FORBIDDEN:

@@ -30,6 +30,8 @@ def _layer(*entries: tuple[str, str, int] | tuple[str, str, int, dict[str, str]]
                 info.type, info.linkname = tarfile.SYMTYPE, kind[5:]
             elif kind.startswith("hard:"):
                 info.type, info.linkname = tarfile.LNKTYPE, kind[5:]
+            elif kind == "char":
+                info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
             tar.addfile(info, io.BytesIO(b"") if kind == "file" else None)
     buffer.seek(0)
     return buffer
@@ -65,6 +67,8 @@ def test_a_toolchain_added_on_top_passes() -> None:
         ([("opt/x/helper", "file", 0o2755)], "/opt/x/helper is setuid/setgid"),
         ([("opt/p", "file", 0o755, {CAPABILITY_XATTR: "\x01"})], "carries file capabilities"),
         ([("usr/bin/sudo", "file", 0o755)], "/usr/bin/sudo: sudo is a way up"),
+        ([("usr/local/bin/sudoedit", "file", 0o755)], "sudoedit is a way up or out"),
+        ([("opt/tools/dev/null2", "char", 0o666)], "is a device node"),
         ([("opt/ssh/ssh", "file", 0o755)], "ssh is a way up or out"),
         ([("usr/local/bin/docker", "link:/opt/docker", 0o777)], "docker is a way up"),
         ([("usr/local/bin/.wh.ironcurtain-agent-init", "file", 0)], "IronCurtain's own file"),
