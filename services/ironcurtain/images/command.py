@@ -32,10 +32,10 @@ def _untrust(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..state import state_dir
-    from .project_build import untrust
+    from .project_build import trusted_dir, untrust
 
     workspace = Path(args.workspace).resolve()
-    if untrust(workspace, state_dir() / "project-images" / "trusted"):
+    if untrust(workspace, trusted_dir(state_dir())):
         print(f"images: {workspace}/.ironcurtain is no longer trusted")
     else:
         print(f"images: {workspace}/.ironcurtain was not trusted")
@@ -46,11 +46,11 @@ def _trust(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..state import state_dir
-    from .project_build import ProjectImageError, trust
+    from .project_build import ProjectImageError, trust, trusted_dir
 
     workspace = Path(args.workspace).resolve()
     try:
-        digest, files = trust(workspace, state_dir() / "project-images" / "trusted")
+        digest, files = trust(workspace, trusted_dir(state_dir()))
     except (ProjectImageError, OSError) as exc:
         print(f"images: error: {exc}")
         return 1

@@ -39,6 +39,18 @@ class ProjectImageError(RuntimeError):
 TRUST_COMMAND = "ironcurtain images trust"
 
 
+def verdicts_dir(state: Path) -> Path:
+    """Where passing verdicts are remembered (`trusted/` below it: the trust records)."""
+    return state / "project-images"
+
+
+TRUSTED = "trusted"  # below the verdicts folder
+
+
+def trusted_dir(state: Path) -> Path:
+    return verdicts_dir(state) / TRUSTED
+
+
 def content_hash(files: Iterable[ContextFile]) -> str:
     """What the user reviewed: the folder's files (not our parent image: no review on upgrades)."""
     return inputs_hash(files, "", "")
@@ -251,7 +263,7 @@ def ensure(
     if problems:
         raise ProjectImageError("; ".join(problems))
     files = project_context(workspace)
-    if not is_trusted(verdicts / "trusted", workspace, files):
+    if not is_trusted(verdicts / TRUSTED, workspace, files):
         raise _untrusted(workspace)
     try:
         base = client.images.get(image_ref(base_name, tag))
@@ -266,7 +278,8 @@ def ensure(
     verdict = verdicts / f"{image.id.replace(':', '-')}.v{project.CHECKS_VERSION}"
     if verdict.is_file():
         return ref
-    new = image.attrs["RootFS"]["Layers"][len(base.attrs["RootFS"]["Layers"]) :]
+    layers = image.attrs["RootFS"]["Layers"]
+    new = layers[len(layers) - project.new_layers(image.attrs, base.attrs) :]
     problems = project.config_problems(image.attrs, base.attrs)
     if not problems:
         final = changes(read_new_layers(image, list(new)))

@@ -712,8 +712,9 @@ class Session:
         """The repository's `.ironcurtain/siblings.yaml`, as the user trusted it (none: ())."""
         where = f"{project_build.PROJECT_DIR}/{SIBLINGS_FILE}"
         try:
-            data = project_build.trusted_file(work, self.state / "project-images" / "trusted",
-                                              SIBLINGS_FILE)  # fmt: skip
+            data = project_build.trusted_file(
+                work, project_build.trusted_dir(self.state), SIBLINGS_FILE
+            )
             if data is None:
                 return ()
             doc = yaml.safe_load(data.decode("utf-8"))
@@ -733,7 +734,7 @@ class Session:
                 self.adapter.image,
                 self.tag,
                 self.adapter.oneshot_command("")[0],
-                self.state / "project-images",
+                project_build.verdicts_dir(self.state),
                 self.say,
             )
         except project_build.ProjectImageError as exc:
