@@ -1,7 +1,8 @@
-"""The RQ job run for every new escalation: a terminal line for the session, an optional webhook.
+"""The RQ job run for every new escalation: a terminal line for the session.
 
 Runs in the worker process (`ironcurtain worker`). Notifications are a courtesy: the escalation is
-already stored and listed; a failed webhook is logged and retried by nobody.
+already stored and listed. The team's webhook is a job of its own (webhook.py), configured by a
+file: a webhook URL is a credential, and no environment variable is read for it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.request
 
 from rq import get_current_job
 
@@ -17,9 +17,6 @@ from .channel import Channel
 from .record import Escalation
 
 logger = logging.getLogger(__name__)
-
-WEBHOOK_TIMEOUT_S = 5.0
-
 
 NOTICE_PATHS = 3  # paths named in a notice (the web UI shows every argument)
 NOTICE_PATH_CHARS = 80
@@ -47,6 +44,7 @@ def notice(escalation: Escalation, approval_url: str) -> str:
 
 
 def webhook_body(escalation: Escalation, approval_url: str) -> bytes:
+    """The flat body of a webhook file with `"format": "plain"` (webhook.py)."""
     # No arguments: a webhook leaves the machine's trust boundary; the UI shows them.
     return json.dumps(
         {
@@ -72,18 +70,4 @@ def notify(escalation_id: str) -> str:
         return "gone"
     approval_url = os.environ.get("IRONCURTAIN_APPROVAL_URL", "http://127.0.0.1:8470")
     channel.announce(escalation.session_id, notice(escalation, approval_url))
-    webhook = os.environ.get("IRONCURTAIN_WEBHOOK_URL", "")
-    if webhook:
-        if not webhook.startswith(("http://", "https://")):
-            logger.error("IRONCURTAIN_WEBHOOK_URL must be http(s); not calling it")
-            return "announced"
-        request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            webhook,
-            data=webhook_body(escalation, approval_url),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
-            response.read(1024)
-        return "announced+webhook"
     return "announced"
