@@ -3,12 +3,16 @@
 Attacks: no token or a token that is no member's; asking again for a session that has a user (to
 get a second password for its keys), also a session made on the team server itself; removing
 another member's session user; ids that could widen a key pattern; bodies of the wrong shape;
+putting back a session user (after a Redis restart) with a password the registrar did not give
+that member for that session, or over another member's claim;
 more users than the cap. Controls: a member gets a user for a new session, its credential works
 as the session's and only as the session's, and removing it ends it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +24,12 @@ from flask.testing import FlaskClient
 from ironcurtain.escalation import acl, keys, users
 from ironcurtain.escalation.acl import Credential
 from ironcurtain.escalation.channel import Channel, connect
-from ironcurtain.escalation.types import EscalationRequest
+from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.people.members import MembersFile
 from ironcurtain.registrar import app as registrar
 
-from .redisserver import RedisServer
+from .redisserver import RedisServer, redis_server
 
 ALICE, BOB = "a" * 43, "b" * 43
 BODY = {"project": "ic-wt-s1", "machine": "machine-b", "worktree": "wt", "agent": "scripted"}
@@ -41,12 +46,21 @@ def admin(team_redis: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def api(admin: redis.Redis, tmp_path: Path) -> FlaskClient:
+def api(admin: redis.Redis, tmp_path: Path, team_redis: RedisServer) -> FlaskClient:
     members = MembersFile(tmp_path / "members.json")
     members.add_with_token("alice", ALICE)
     members.add_with_token("bob", BOB)
+    return registrar_client(admin, members.path, team_redis)
+
+
+def registrar_client(admin: redis.Redis, members: Path, team_redis: RedisServer) -> FlaskClient:
     app = registrar.create_app(
-        {"ADMIN": admin, "MEMBERS_FILE": members.path, "TEAM_REDIS_URL": "rediss://team:6379/0"}
+        {
+            "ADMIN": admin,
+            "ADMIN_PASSWORD": team_redis.credentials[acl.ADMIN].password,
+            "MEMBERS_FILE": members,
+            "TEAM_REDIS_URL": "rediss://team:6379/0",
+        }
     )
     return app.test_client()
 
@@ -189,3 +203,121 @@ def test_an_id_a_member_claimed_is_refused_to_the_servers_own_run_too(
     with pytest.raises(users.UserExists):
         users.create_session_user(admin, "s1", project="ic-x", machine="team", exclusive=True)
     assert users.owner(admin, "s1") == "alice"
+
+
+def restore(api: FlaskClient, session: str, password: str, token: str = ALICE) -> Any:
+    body = {**BODY, "password": password}
+    return api.put(f"/v1/sessions/{session}/user", json=body, headers=as_(token))
+
+
+def forget(admin: redis.Redis, *sessions: str) -> None:
+    """What a Redis restart does to session users (a real one: the test below)."""
+    for session in sessions:
+        admin.execute_command("ACL", "DELUSER", acl.session_user(session))
+        admin.hdel(keys.ACL_USERS, acl.session_user(session))
+
+
+class TestRedisRestart:
+    """Redis keeps no session users across a restart: a joined machine's `ironcurtain run` asks
+    the registrar to put its user back, proving it with the password the registrar gave it."""
+
+    @pytest.fixture
+    def own_server(self, image: Any, tmp_path: Path) -> Iterator[RedisServer]:
+        with redis_server(image("redis"), tmp_path) as found:
+            yield found
+
+    def test_control_after_a_real_restart_the_member_puts_back_the_same_user_and_escalates(
+        self, own_server: RedisServer, tmp_path: Path
+    ) -> None:
+        members = MembersFile(tmp_path / "members.json")
+        members.add_with_token("alice", ALICE)
+        admin = own_server.client()
+        api = registrar_client(admin, members.path, own_server)
+        made = make(api, "s1")
+        assert made.status_code == 201
+        credential = Credential(made.json["user"], made.json["password"])
+        assert pings(own_server, credential)
+        own_server.kill()
+        own_server.revive()
+        # Control: the restart did forget the session's user (what this test is about).
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            pings(own_server, credential)
+        admin.close()
+        admin = own_server.client()
+        api = registrar_client(admin, members.path, own_server)
+        answer = restore(api, "s1", credential.password)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert answer.json == {"user": credential.user, "restored": True}
+        assert pings(own_server, credential)  # the same password: the proxy's file works again
+        own = channel_of(own_server, credential)
+        assert own.create(request("s1"), 60).session_id == "s1"  # its escalations go through
+        own.redis.close()
+        assert users.owner(admin, "s1") == "alice"  # registered again: no sweep removes it
+        assert restore(api, "s1", credential.password).json["restored"] is False  # idempotent
+        admin.close()
+
+    def test_without_a_restore_the_session_fails_closed_quickly_saying_redis_is_unreachable(
+        self, own_server: RedisServer, tmp_path: Path
+    ) -> None:
+        session_file = own_server.session_file("s1")
+        escalator = RedisEscalator.connect(own_server.url, session_file, ca_file=own_server.ca_file)
+        try:
+            own_server.kill()
+            own_server.revive()
+            began = time.monotonic()
+            outcome = asyncio.run(escalator.escalate(request("s1"), 60))
+            assert outcome.verdict is Verdict.UNAVAILABLE
+            assert "(Redis) is unreachable" in outcome.message
+            assert time.monotonic() - began < 5  # denied, never a hang
+        finally:
+            escalator.close()
+
+
+def test_a_restore_needs_the_password_the_registrar_gave_that_member_for_that_session(
+    api: FlaskClient, admin: redis.Redis, team_redis: RedisServer
+) -> None:
+    alices = make(api, "s1").json["password"]
+    bobs = make(api, "s2", BOB).json["password"]
+    others = make(api, "s3").json["password"]
+    local = users.create_session_user(admin, "local1", project="ic-x", machine="team")
+    forget(admin, "s1", "s2", "s3", "local1")
+    tries = [
+        ("s1", alices, BOB),  # another member holding the password (a leaked proxy file)
+        ("s2", bobs, ALICE),  # bob's session's real password, presented by alice
+        ("s2", alices, ALICE),  # alice's password for another session
+        ("s1", others, ALICE),
+        ("s1", alices[:-1] + ("0" if alices[-1] != "0" else "1"), ALICE),  # one digit changed
+        ("s1", "0" * 96, ALICE),
+        ("s1", alices[:32], ALICE),
+        ("s1", Credential.new("x").password, ALICE),  # a password of the usual shape
+        ("local1", local.password, ALICE),  # the team server's own session (admin made it)
+        ("local1", local.password, BOB),
+    ]
+    for session, password, token in tries:
+        answer = restore(api, session, password, token)
+        assert answer.status_code == 403, (session, token, answer.get_data(as_text=True))
+    assert users.session_users(admin) == []
+    for body in ({"password": 7}, {}, {"password": alices}):  # no project/machine, wrong type
+        answer = api.put("/v1/sessions/s1/user", json=body, headers=as_(ALICE))
+        assert answer.status_code in (400, 403)
+    assert restore(api, "s1", alices, "c" * 43).status_code == 401
+    assert users.session_users(admin) == []
+    assert restore(api, "s1", alices).status_code == 200  # control: its own member, its own
+    assert restore(api, "s2", bobs, BOB).status_code == 200
+    assert pings(team_redis, Credential(acl.session_user("s1"), alices))
+
+
+def test_a_restore_never_takes_a_session_another_member_holds_or_changes_a_live_user(
+    api: FlaskClient, admin: redis.Redis, team_redis: RedisServer
+) -> None:
+    alices = make(api, "s1").json["password"]
+    # The registry says bob holds s1 (as if he claimed it first after a restart).
+    forget(admin, "s1")
+    bobs = '{"project": "p", "machine": "m", "member": "bob"}'
+    admin.hset(keys.ACL_USERS, acl.session_user("s1"), bobs)
+    assert restore(api, "s1", alices).status_code == 404
+    assert users.session_users(admin) == []
+    admin.hdel(keys.ACL_USERS, acl.session_user("s1"))
+    assert restore(api, "s1", alices).json["restored"] is True
+    assert restore(api, "s1", alices).json["restored"] is False  # there: nothing changes
+    assert pings(team_redis, Credential(acl.session_user("s1"), alices))

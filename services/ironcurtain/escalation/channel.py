@@ -60,8 +60,11 @@ def connect(
     address: str | None = None,
     connect_timeout_s: float = 2.0,
     timeout_s: float = 5.0,
+    retries: int = 0,
 ) -> redis.Redis:
-    """A client that fails fast: short timeouts, no retries (a down Redis means deny at once).
+    """A client that fails fast: short timeouts, no retries (a down Redis means deny at once;
+    `retries` for a service whose commands may be sent twice, so a restarted Redis costs it no
+    failed request on the dead connection).
 
     TLS only (`rediss://`), checked against the team CA file and the URL's host name (tls.py);
     `address` dials another address (a container's IP) while checking that name. Every client
@@ -83,7 +86,7 @@ def connect(
         password=credential.password if credential else None,
         socket_connect_timeout=connect_timeout_s,
         socket_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 0),
+        retry=Retry(NoBackoff(), retries),
         decode_responses=False,  # RQ needs bytes
     )
     return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets

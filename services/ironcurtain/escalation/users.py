@@ -30,14 +30,17 @@ def create_session_user(
     machine: str,
     member: str = "",
     exclusive: bool = False,
+    password: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> acl.Credential:
     """A fresh user for the session (a new password each time): its credential.
 
     `exclusive` (the registrar, for other machines): refuse, with UserExists, a session that has
     a user or a registry entry already, so nobody takes over another session's keys by asking
-    for its id again (HSETNX claims the id atomically). `member` is recorded as its owner."""
-    credential = acl.Credential.new(acl.session_user(session_id))
+    for its id again (HSETNX claims the id atomically). `member` is recorded as its owner.
+    `password`: one the caller made (the registrar's recognisable ones, registrar/passwords.py)."""
+    user = acl.session_user(session_id)
+    credential = acl.Credential(user, password) if password else acl.Credential.new(user)
     fields = {"project": project, "machine": machine, "created": clock()}
     entry = json.dumps({**fields, **({"member": member} if member else {})})
     if exclusive:
@@ -131,13 +134,27 @@ def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[
     return removed
 
 
-def restore_session_user(admin: redis.Redis, session_id: str, credential: acl.Credential) -> bool:
+def restore_session_user(
+    admin: redis.Redis,
+    session_id: str,
+    credential: acl.Credential,
+    *,
+    project: str,
+    machine: str,
+    member: str = "",
+    clock: Callable[[], float] = time.time,
+) -> bool:
     """Put a running session's user back with its password (Redis keeps no users across a
-    restart); True if it had to. The session's proxy then reconnects by itself."""
+    restart); True if it had to. Its registry entry too, unless one is there: a user nobody
+    registered is what the next start's sweep removes. The session's proxy then reconnects by
+    itself."""
     if credential.user != acl.session_user(session_id):
         raise ValueError("that credential is not this session's")
     if admin.execute_command("ACL", "GETUSER", credential.user) is not None:
         return False
+    fields = {"project": project, "machine": machine, "created": clock()}
+    entry = json.dumps({**fields, **({"member": member} if member else {})})
+    admin.hsetnx(keys.ACL_USERS, credential.user, entry)
     admin.execute_command(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",

@@ -7,6 +7,10 @@ read-only). What a member may do, and nothing else:
   user for a session id nobody has yet (409 otherwise: never a second password for a session's
   keys), returned once; with `live`, their own users on that machine whose project is not in it
   are removed first (never the one asked for); at most MAX_USERS per member;
+- `PUT /v1/sessions/<sid>/user` (`password` and the fields above): after the team Redis restarted
+  (it keeps no session users), put back the user the registrar made for this member, with the
+  password it gave them (which proves it: passwords.py); 403 for any other password, 404 when the
+  session is another member's; nothing changes for a user that is there;
 - `DELETE /v1/sessions/<sid>/user`: remove a user they asked for (404 for anyone else's).
 The rules of a session user are `acl.session_rules`: the same whoever asks.
 """
@@ -23,8 +27,9 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..escalation import acl, keys, users
-from ..escalation.channel import Channel, connect
+from ..escalation.channel import Channel, connect, read_credential
 from ..people.members import MembersCache, MembersFile, find
+from . import passwords
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("registrar", __name__)
@@ -68,10 +73,7 @@ def team() -> Any:
     return jsonify(member=_member(), redis_url=current_app.config["TEAM_REDIS_URL"])
 
 
-@bp.post("/v1/sessions/<session_id>/user")
-def create(session_id: str) -> Any:
-    member = _member()
-    session_id = _session(session_id)
+def _body() -> dict[str, Any]:
     if (request.content_length or 0) > MAX_BODY:
         abort(413, "body too large")
     body = request.get_json(silent=True)
@@ -85,11 +87,28 @@ def create(session_id: str) -> Any:
         not isinstance(live, list) or len(live) > 1000 or not all(isinstance(p, str) for p in live)
     ):
         abort(400, "live must be a list of at most 1000 project names")
-    info = {
+    return body
+
+
+def _info(body: dict[str, Any]) -> dict[str, str]:
+    return {
         "worktree": _text(body, "worktree"),
         "agent": _text(body, "agent", 128),
         "task": _text(body, "task"),
     }
+
+
+def _key() -> bytes:
+    return current_app.extensions["password_key"]
+
+
+@bp.post("/v1/sessions/<session_id>/user")
+def create(session_id: str) -> Any:
+    member = _member()
+    session_id = _session(session_id)
+    body = _body()
+    project, machine, live = body["project"], body["machine"], body.get("live")
+    info = _info(body)
     admin = _admin()
     own = users.owned_by(admin, member)
     own.pop(acl.session_user(session_id), None)  # the one asked for is never swept: 409 below
@@ -100,15 +119,44 @@ def create(session_id: str) -> Any:
             own.pop(user, None)
     if len(own) >= MAX_USERS:
         abort(429, f"member {member} holds {MAX_USERS} session users already")
+    password = passwords.issue(_key(), acl.session_user(session_id), member)
     try:
         credential = users.create_session_user(
-            admin, session_id, project=project, machine=machine, member=member, exclusive=True
-        )
+            admin, session_id, project=project, machine=machine, member=member,
+            exclusive=True, password=password,
+        )  # fmt: skip
     except users.UserExists:
         abort(409, "that session has a Redis user already")
     Channel(admin).register(session_id, **info)
     logger.info("session user %s made for member %s on %s", credential.user, member, machine)
     return jsonify(user=credential.user, password=credential.password), 201
+
+
+@bp.put("/v1/sessions/<session_id>/user")
+def restore(session_id: str) -> Any:
+    member = _member()
+    session_id = _session(session_id)
+    body = _body()
+    user = acl.session_user(session_id)
+    given = body.get("password")
+    if not isinstance(given, str) or not passwords.verify(_key(), user, member, given):
+        abort(403, "that is not a password this registrar gave you for that session")
+    admin = _admin()
+    owner = users.owner(admin, session_id)
+    if owner is not None and owner != member:
+        abort(404, "no session user of yours by that id")
+    if len(users.owned_by(admin, member)) >= MAX_USERS and owner is None:
+        abort(429, f"member {member} holds {MAX_USERS} session users already")
+    restored = users.restore_session_user(
+        admin, session_id, acl.Credential(user, given),
+        project=body["project"], machine=body["machine"], member=member,
+    )  # fmt: skip
+    if users.owner(admin, session_id) != member:  # another claim won the race: theirs stays
+        abort(404, "no session user of yours by that id")
+    if restored:
+        Channel(admin).register(session_id, **_info(body))
+        logger.info("session user %s put back for member %s", user, member)
+    return jsonify(user=user, restored=restored)
 
 
 @bp.delete("/v1/sessions/<session_id>/user")
@@ -126,22 +174,27 @@ def _as_json(exc: HTTPException) -> Any:
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """`ADMIN` (a Redis client as the admin), `MEMBERS_FILE`, `TEAM_REDIS_URL`; from the
-    environment when not given (the container: see compose.team.yaml)."""
+    """`ADMIN` (a Redis client as the admin), `ADMIN_PASSWORD` (the key of session passwords is
+    derived from it), `MEMBERS_FILE`, `TEAM_REDIS_URL`; from the environment when not given (the
+    container: see compose.team.yaml)."""
     import os
 
     app = Flask("ironcurtain.registrar")
     config = dict(test_config or {})
     if "ADMIN" not in config:
+        credential_file = os.environ["IRONCURTAIN_REDIS_CREDENTIAL_FILE"]
         config["ADMIN"] = connect(
             os.environ.get("IRONCURTAIN_REDIS_URL", "rediss://redis:6379/0"),
-            os.environ["IRONCURTAIN_REDIS_CREDENTIAL_FILE"],
+            credential_file,
             ca_file=os.environ["IRONCURTAIN_REDIS_CA_FILE"],
+            retries=1,  # each call may be sent twice (HSETNX, SETUSER of one password)
         )
+        config["ADMIN_PASSWORD"] = read_credential(credential_file).password
         config["MEMBERS_FILE"] = os.environ["IRONCURTAIN_APPROVAL_MEMBERS_FILE"]
         config["TEAM_REDIS_URL"] = os.environ["IRONCURTAIN_TEAM_REDIS_URL"]
     app.config.update(TEAM_REDIS_URL=config["TEAM_REDIS_URL"], MAX_CONTENT_LENGTH=MAX_BODY)
     app.extensions["admin"] = config["ADMIN"]
+    app.extensions["password_key"] = passwords.derive_key(config["ADMIN_PASSWORD"])
     app.extensions["members"] = MembersCache(MembersFile(Path(config["MEMBERS_FILE"])))
     app.register_blueprint(bp)
     app.register_error_handler(HTTPException, _as_json)

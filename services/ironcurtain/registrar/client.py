@@ -72,6 +72,12 @@ class Registrar:
         found = self.call("POST", f"/v1/sessions/{session_id}/user", fields)
         return Credential(str(found["user"]), str(found["password"]))
 
+    def restore_user(self, session_id: str, credential: Credential, **fields: Any) -> bool:
+        """After the team Redis restarted: the session's user back, same password; True if it
+        had to (False: it was there)."""
+        body = {**fields, "password": credential.password}
+        return bool(self.call("PUT", f"/v1/sessions/{session_id}/user", body)["restored"])
+
     def remove_user(self, session_id: str) -> None:
         self.call("DELETE", f"/v1/sessions/{session_id}/user")
 

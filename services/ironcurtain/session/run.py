@@ -1019,8 +1019,7 @@ class Session:
         show = show or self.say
         import redis
 
-        from ..escalation.channel import Channel, connect, read_credential
-        from ..escalation.users import restore_session_user
+        from ..escalation.channel import Channel, connect
 
         credential_file = self.layout.secrets / "redis_password"
         said = False
@@ -1046,20 +1045,51 @@ class Session:
                 if not said:
                     show(f"run: escalation notices interrupted ({type(exc).__name__}: {exc})")
                     said = True
-                if self._user_admin is not None:
-                    try:
-                        admin = self._admin_channel(self._user_admin)
-                        if restore_session_user(
-                            admin.redis, self.name.session_id, read_credential(credential_file)
-                        ):
-                            show("run: Redis had restarted: the session's user is back")
-                        admin.redis.close()
-                    except (redis.RedisError, OSError, ValueError, SessionFailed):
-                        pass
+                if self._restore_session_user(credential_file):
+                    show("run: Redis had restarted: the session's user is back")
                 stop.wait(1.0)
             except Exception as exc:  # notices are a convenience; the approval UI still works
                 show(f"run: escalation notices unavailable here ({type(exc).__name__}: {exc})")
                 return
+
+    def _restore_session_user(self, credential_file: Path) -> bool:
+        """Put the session's user back if Redis forgot it (a restart): with the admin
+        credential here, or on a joined machine by the team's registrar, which recognises the
+        password it gave us. True if it had to; failures are left to the next try (the proxy
+        meanwhile fails each escalation closed, saying Redis is unreachable)."""
+        import redis
+
+        from ..escalation.channel import read_credential
+        from ..escalation.users import restore_session_user
+        from ..registrar.client import RegistrarError
+
+        assert self.plan is not None
+        try:
+            credential = read_credential(credential_file)
+            where = {"project": self.name.project, "machine": _machine(self.client)}
+            if self._registrar is not None:
+                return self._registrar.restore_user(
+                    self.name.session_id, credential, **where,
+                    worktree=self.name.worktree, agent=self.adapter.name,
+                    task=self.options.task or "",
+                )  # fmt: skip
+            if self._user_admin is None:
+                return False
+            admin = self._admin_channel(self._user_admin)
+            try:
+                restored = restore_session_user(
+                    admin.redis, self.name.session_id, credential, **where
+                )
+                if restored:
+                    admin.register(
+                        self.name.session_id, worktree=self.name.worktree,
+                        agent=self.adapter.name, task=self.options.task or "",
+                    )  # fmt: skip
+                return restored
+            finally:
+                admin.redis.close()
+        except (redis.RedisError, OSError, ValueError, SessionFailed, RegistrarError):
+            return False
 
     def _collect_heads(self) -> None:
         for anchor in self._anchors:

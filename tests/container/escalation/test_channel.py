@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import http.server
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +25,7 @@ from ironcurtain.escalation.record import DEADLINE
 from ironcurtain.escalation.remember import Scope, choices
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.escalation.users import restore_session_user
+from ironcurtain.escalation.webhook import load
 
 from ..redisserver import RedisServer, free_port, redis_server
 
@@ -263,49 +265,101 @@ def test_a_failing_audit_hook_turns_the_approval_into_a_denial(channel: Channel)
     assert "audit" in outcome.message
 
 
-def test_the_notify_job_prints_a_line_for_the_session_and_calls_the_webhook(
-    channel: Channel, monkeypatch: pytest.MonkeyPatch
+class Receiver:
+    """A local webhook receiver: the paths and bodies it was sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, bytes]] = []
+        received = self.received
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _run_jobs(channel: Channel, *, webhook: bool) -> str:
+    """What the worker does for the next inbox entry: dispatch it, then run its jobs."""
+    entry = channel.redis.blpop([keys.INBOX], timeout=4)
+    assert entry is not None
+    jobs = dispatch.queue(channel.redis)
+    done = dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=webhook)
+    worker = SimpleWorker(
+        [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
+    )
+    assert worker.work(burst=True)
+    return done
+
+
+def test_the_notify_job_prints_a_line_for_the_session_and_the_webhook_file_is_called(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    received: list[bytes] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    serving = threading.Thread(target=hook.serve_forever, daemon=True)
-    serving.start()
-    monkeypatch.setenv("IRONCURTAIN_WEBHOOK_URL", f"http://127.0.0.1:{hook.server_port}/hook")
+    hook = Receiver()
+    config = tmp_path / "webhook.json"
+    config.write_text(json.dumps({"url": hook.url("/from-the-file"), "format": "plain"}))
+    monkeypatch.setenv("IRONCURTAIN_WEBHOOK_FILE", str(config))
+    # The old variable, set too: a URL in the environment is never read (it is a credential).
+    monkeypatch.setenv("IRONCURTAIN_WEBHOOK_URL", hook.url("/from-the-environment"))
     pubsub = channel.redis.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(keys.notices("s1"))
     try:
         escalation = channel.create(request(arguments={"path": "/x", "secret": "hunter2"}), 30)
-        entry = channel.redis.blpop([keys.INBOX], timeout=4)
-        assert entry is not None
-        jobs = dispatch.queue(channel.redis)
-        assert dispatch.handle(channel, jobs, entry[1], reviewer=False) == "notify"
-        worker = SimpleWorker(
-            [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
-        )
-        assert worker.work(burst=True)
+        assert _run_jobs(channel, webhook=load(config) is not None) == "notify+webhook"
         message = next_message(pubsub)
     finally:
         pubsub.close()
-        hook.shutdown()
-        hook.server_close()
+        hook.close()
     assert message is not None
     line = message["data"].decode()
     assert escalation.id in line
     assert "filesystem__write_file" in line
     assert line.startswith("\a")
-    assert len(received) == 1
-    assert escalation.id.encode() in received[0]
-    assert b"hunter2" not in received[0]
+    assert [path for path, _ in hook.received] == ["/from-the-file"]
+    assert escalation.id.encode() in hook.received[0][1]
+    assert b"hunter2" not in hook.received[0][1]
+
+
+def test_a_webhook_url_in_the_environment_alone_is_never_called(
+    channel: Channel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hook = Receiver()
+    monkeypatch.setenv("IRONCURTAIN_WEBHOOK_FILE", str(tmp_path / "none.json"))
+    for name in ("IRONCURTAIN_WEBHOOK_URL", "IRONCURTAIN_WEBHOOK", "WEBHOOK_URL"):
+        monkeypatch.setenv(name, hook.url(f"/{name}"))
+    try:
+        channel.create(request(), 30)
+        configured = load(tmp_path / "none.json") is not None
+        assert not configured
+        assert _run_jobs(channel, webhook=configured) == "notify"
+        # Even a deliver job enqueued by hand finds no file and calls nothing.
+        jobs = dispatch.queue(channel.redis)
+        channel.create(request(), 30)
+        entry = channel.redis.blpop([keys.INBOX], timeout=4)
+        assert entry is not None
+        dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=True)
+        worker = SimpleWorker(
+            [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
+        )
+        assert worker.work(burst=True)
+    finally:
+        hook.close()
+    assert hook.received == []
 
 
 def next_message(pubsub: Any, timeout_s: float = 5) -> Any:
@@ -355,7 +409,9 @@ class TestRedisKilledAndBack:
 
             own_server.revive()
             # Redis forgot the session's user; `ironcurtain run` puts it back (same password).
-            restore_session_user(observer, "s1", read_credential(session_file))
+            restore_session_user(
+                observer, "s1", read_credential(session_file), project="ic-test-s1", machine="t"
+            )
             waiting = escalate_in_thread(escalator, request(), 60)
             Channel(observer).decide(next_escalation_id(observer), Verdict.APPROVED, by="alice")
             assert waiting.result(timeout=10).verdict is Verdict.APPROVED
