@@ -1066,10 +1066,10 @@ class Session:
         assert self.plan is not None
         try:
             credential = read_credential(credential_file)
-            where = {"project": self.name.project, "machine": _machine(self.client)}
+            project, machine = self.name.project, _machine(self.client)
             if self._registrar is not None:
                 return self._registrar.restore_user(
-                    self.name.session_id, credential, **where,
+                    self.name.session_id, credential, project=project, machine=machine,
                     worktree=self.name.worktree, agent=self.adapter.name,
                     task=self.options.task or "",
                 )  # fmt: skip
@@ -1078,7 +1078,7 @@ class Session:
             admin = self._admin_channel(self._user_admin)
             try:
                 restored = restore_session_user(
-                    admin.redis, self.name.session_id, credential, **where
+                    admin.redis, self.name.session_id, credential, project=project, machine=machine
                 )
                 if restored:
                     admin.register(

@@ -11,6 +11,7 @@ escalates to A's Redis and a member's decision through A's approval API resumes 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -33,6 +35,7 @@ from ironcurtain.shared.pki import TeamTLS
 
 from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
 from ..redisserver import free_port
+from ..waiting import wait_healthy
 from .test_compose import pending_ids
 
 ESCALATE = """
@@ -196,17 +199,17 @@ def test_only_the_registrar_holds_the_admin_credential_and_no_container_the_ca_k
     assert [b["HostIp"] for b in approval_ports] == ["127.0.0.1"]  # people: loopback only
 
 
-def test_control_a_joined_machines_session_escalates_and_a_members_decision_resumes_it(
+def start_b_session(
     machines: Machines, docker_client: docker.DockerClient, image: Callable[[str], str],
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    credential, redis_url = b_session_user(machines, "joined-1")
-    secret = tmp_path / "redis_password"
+    tmp_path: Path, credential: Credential, redis_url: str, session_id: str,
+) -> Any:  # fmt: skip
+    """A container on B's own network holding the session's credential, escalating once."""
+    secret = tmp_path / f"redis_password-{session_id}"
     secret.write_text(credential.line())
     secret.chmod(0o644)  # read by the container's user
-    session = docker_client.containers.run(
+    return docker_client.containers.run(
         image("python"),
-        ["python3", "-c", ESCALATE, redis_url, "joined-1"],
+        ["python3", "-c", ESCALATE, redis_url, session_id],
         detach=True,
         network=machines.b_network,  # B's own network: A's team networks are not here
         user="10001",
@@ -219,18 +222,32 @@ def test_control_a_joined_machines_session_escalates_and_a_members_decision_resu
         },
         labels=TEST_LABELS,
     )
+
+
+def approve_as_bob(machines: Machines, tmp_path: Path, session_id: str) -> None:
+    env = machines.approval()
+    [escalation_id] = pending_ids(env)
+    assert escalation_id.startswith(f"{session_id}.")
+    bob_file = tmp_path / "bob_token"
+    bob_file.write_text(machines.bob + "\n")
+    bob_file.chmod(0o600)
+    url = f"http://127.0.0.1:{machines.a['IRONCURTAIN_APPROVAL_PORT']}"
+    approved = cli(
+        env, "approve", escalation_id, "--yes", "--url", url, "--token-file", str(bob_file)
+    )
+    assert approved.returncode == 0, approved.stderr
+
+
+def test_control_a_joined_machines_session_escalates_and_a_members_decision_resumes_it(
+    machines: Machines, docker_client: docker.DockerClient, image: Callable[[str], str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    credential, redis_url = b_session_user(machines, "joined-1")
+    session = start_b_session(
+        machines, docker_client, image, tmp_path, credential, redis_url, "joined-1"
+    )
     try:
-        env = machines.approval()
-        [escalation_id] = pending_ids(env)
-        assert escalation_id.startswith("joined-1.")
-        bob_file = tmp_path / "bob_token"
-        bob_file.write_text(machines.bob + "\n")
-        bob_file.chmod(0o600)
-        url = f"http://127.0.0.1:{machines.a['IRONCURTAIN_APPROVAL_PORT']}"
-        approved = cli(
-            env, "approve", escalation_id, "--yes", "--url", url, "--token-file", str(bob_file)
-        )
-        assert approved.returncode == 0, approved.stderr
+        approve_as_bob(machines, tmp_path, "joined-1")
         assert session.wait(timeout=60)["StatusCode"] == 0, session.logs().decode()
         assert session.logs().decode().split()[:2] == ["approved", "bob"]
     finally:
@@ -338,3 +355,62 @@ def test_join_refuses_a_ca_that_is_not_the_teams_or_a_token_that_is_no_members(
     assert no_member.returncode == 1
     assert "no member" in no_member.stderr
     assert not (tmp_path / "c" / "team" / "team.json").exists()  # nothing joined
+
+
+def test_after_the_team_redis_restarts_a_joined_session_gets_its_user_back_and_escalates(
+    machines: Machines, docker_client: docker.DockerClient, image: Callable[[str], str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Redis keeps no session users across a restart. B's `ironcurtain run` then asks A's
+    registrar to put its user back (Session._restore_session_user); the session escalates again
+    and a member's decision resumes it. Control: right after the restart the credential is
+    refused, and an escalation then fails closed at once, never hangs. Last in the module: it
+    restarts the team's Redis."""
+    credential, redis_url = b_session_user(machines, "joined-r")
+    ca = machines.b_state / "team" / "ca.pem"
+    project = machines.a["IRONCURTAIN_SHARED_PROJECT"]
+    [redis_container] = docker_client.containers.list(
+        filters={
+            "label": [f"com.docker.compose.project={project}", "com.docker.compose.service=redis"]
+        }
+    )
+    registrar, _ = Team(machines.b_state / "team").load()
+    try:
+        redis_container.restart(timeout=5)
+        wait_healthy(redis_container, timeout=60)
+        client = connect(redis_url, credential=credential, ca_file=ca)
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            client.ping()  # forgotten
+        before = start_b_session(
+            machines, docker_client, image, tmp_path, credential, redis_url, "joined-r"
+        )
+        try:
+            assert before.wait(timeout=30)["StatusCode"] == 0, before.logs().decode()
+            assert before.logs(stderr=False).decode().split() == ["unavailable", "None"]
+        finally:
+            before.remove(force=True)
+        # Another member's or a made-up password is refused; B's own puts back the same user.
+        with pytest.raises(RegistrarError) as refused:
+            registrar.restore_user(
+                "joined-r", Credential(credential.user, "0" * 96),
+                project="ic-wt-b-joined-r", machine="machine-b",
+            )  # fmt: skip
+        assert refused.value.status == 403
+        assert registrar.restore_user(
+            "joined-r", credential, project="ic-wt-b-joined-r", machine="machine-b",
+            worktree="wt-b", agent="scripted", task="t",
+        )  # fmt: skip
+        assert client.ping()  # the very password the session's proxy holds
+        client.close()
+        session = start_b_session(
+            machines, docker_client, image, tmp_path, credential, redis_url, "joined-r"
+        )
+        try:
+            approve_as_bob(machines, tmp_path, "joined-r")
+            assert session.wait(timeout=60)["StatusCode"] == 0, session.logs().decode()
+            assert session.logs().decode().split()[:2] == ["approved", "bob"]
+        finally:
+            session.remove(force=True)
+    finally:
+        with contextlib.suppress(RegistrarError):  # gone already if the restore never came
+            registrar.remove_user("joined-r")
