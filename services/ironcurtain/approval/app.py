@@ -47,10 +47,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         channel = config["CHANNEL"]
         members_file, session_dir = Path(config["MEMBERS_FILE"]), Path(config["SESSION_DIR"])
         port = int(config.get("PUBLIC_PORT", DEFAULT_PORT))
+        tls = bool(config.get("TLS", False))
     else:
         settings = Settings.from_environ()
         members_file, session_dir = settings.members_file, settings.session_dir
-        port = settings.public_port
+        port, tls = settings.public_port, settings.tls
         channel = Channel(
             connect(
                 settings.redis_url, settings.redis_password_file, ca_file=settings.redis_ca_file
@@ -62,11 +63,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SECRET_KEY=signing_key(session_dir),
         # Browsers send a host's cookies to every port of it (RFC 6265 8.5): the port in the name
         # keeps two approval services on one host apart; see docs/approval.md for the rest.
-        SESSION_COOKIE_NAME=f"ironcurtain_approval_{port}",
+        # Over TLS (the team's page): Secure and `__Host-`, so no plain-HTTP page of that host
+        # can set or receive it. Plain HTTP is served on the host's loopback only.
+        SESSION_COOKIE_NAME=f"{'__Host-' if tls else ''}ironcurtain_approval_{port}",
         SESSION_COOKIE_PATH="/",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=False,  # served over http on the host's loopback only
+        SESSION_COOKIE_SECURE=tls,
         PERMANENT_SESSION_LIFETIME=lifetime,
         # Set the cookie only when the session changed: the live list refetches while a form
         # posts, and a refreshed copy of the old cookie arriving last would drop the form's

@@ -15,6 +15,11 @@ bind = os.environ.get("IRONCURTAIN_APPROVAL_BIND", "127.0.0.1:8470")
 workers = int(os.environ.get("IRONCURTAIN_APPROVAL_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("IRONCURTAIN_APPROVAL_THREADS", "8"))
+# The team server's page for other machines (compose.team.yaml) speaks TLS only: a certificate of
+# the team CA naming the team host, its key mounted into that container alone. Unset: plain HTTP,
+# which is published on the host's loopback only.
+certfile = os.environ.get("IRONCURTAIN_APPROVAL_TLS_CERT") or None
+keyfile = os.environ.get("IRONCURTAIN_APPROVAL_TLS_KEY") or None
 
 
 def sse_slots() -> int:

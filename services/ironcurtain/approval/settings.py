@@ -21,6 +21,7 @@ class Settings:
     session_dir: Path
     public_port: int = DEFAULT_PORT
     history_maxlen: int = 10_000
+    tls: bool = False  # served over HTTPS (the team server's page for other machines)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -40,4 +41,5 @@ class Settings:
             ),
             public_port=int(environ.get("IRONCURTAIN_APPROVAL_PORT", str(DEFAULT_PORT))),
             history_maxlen=int(environ.get("IRONCURTAIN_HISTORY_MAXLEN", "10000")),
+            tls=bool(environ.get("IRONCURTAIN_APPROVAL_TLS_CERT")),
         )

@@ -23,7 +23,7 @@ from .files import SharedFiles
 COMPOSE_FILE = "compose.shared.yaml"
 TEAM_COMPOSE_FILE = "compose.team.yaml"  # a team server: Redis and the registrar published
 NETWORK = "ironcurtain-shared"
-REDIS_PORT, REGISTRAR_PORT = "6379", "8443"
+REDIS_PORT, REGISTRAR_PORT, TEAM_APPROVAL_PORT = "6379", "8443", "8471"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -89,6 +89,9 @@ def shared_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         "IRONCURTAIN_TEAM_REGISTRAR_PORT": environ.get(
             "IRONCURTAIN_TEAM_REGISTRAR_PORT", REGISTRAR_PORT
         ),
+        "IRONCURTAIN_TEAM_APPROVAL_PORT": environ.get(
+            "IRONCURTAIN_TEAM_APPROVAL_PORT", TEAM_APPROVAL_PORT
+        ),
     }
     hosts = SharedFiles(directory).team_hosts()
     if hosts:
@@ -136,11 +139,20 @@ def _up(args: argparse.Namespace) -> int:
         code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120", *extra)
     if code == 0:
         print(f"shared: up; approvals at http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
+        if "IRONCURTAIN_TEAM_HOST" in environ:  # people on other machines: HTTPS, the team CA
+            print(f"shared: for the team at {team_approval_url(environ)} (trust the team CA)")
     return code
 
 
+def team_approval_url(environ: Mapping[str, str]) -> str:
+    """The team server's approval page for people on other machines (HTTPS, the team CA)."""
+    return f"https://{environ['IRONCURTAIN_TEAM_HOST']}:{environ['IRONCURTAIN_TEAM_APPROVAL_PORT']}"
+
+
 def _certificates(files: SharedFiles) -> list[bytes]:
-    paths = (files.tls.ca, files.tls.server_cert, files.tls.cert("registrar"))
+    paths = (
+        files.tls.ca, files.tls.server_cert, files.tls.cert("registrar"), files.tls.cert("approval")
+    )  # fmt: skip
     return [p.read_bytes() if p.exists() else b"" for p in paths]
 
 
@@ -154,6 +166,7 @@ def _invite(args: argparse.Namespace) -> int:
 
     url = f"https://{environ['IRONCURTAIN_TEAM_HOST']}:{environ['IRONCURTAIN_TEAM_REGISTRAR_PORT']}"
     print(f"team CA: {files.tls.ca} ({fingerprint(files.tls.ca.read_bytes())})")
+    print(f"Approvals for the team: {team_approval_url(environ)} (a browser trusting the CA)")
     print("Hand the CA file (public) and a member token (`shared member add NAME`) over; there:")
     print(f"  ironcurtain shared join {url} --ca ca.pem --fingerprint "
           f"{fingerprint(files.tls.ca.read_bytes())}")  # fmt: skip

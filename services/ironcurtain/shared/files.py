@@ -149,8 +149,9 @@ class SharedFiles:
         if os.geteuid() == 0:
             for path in (*service_files, self.people, self.members().path, self.notify):
                 os.chown(path, SERVICE_UID, SERVICE_UID)
-            if self.team_hosts():  # a team server: the registrar (uid 10001) reads these
-                for path in (self.redis_admin, self.tls.key("registrar")):
+            if self.team_hosts():  # a team server: the registrar and the team's approval page
+                # (uid 10001) read these
+                for path in (self.redis_admin, self.tls.key("registrar"), self.tls.key("approval")):
                     os.chown(path, SERVICE_UID, SERVICE_UID)
             else:  # the host CLI's alone again
                 os.chown(self.redis_admin, 0, 0)

@@ -191,8 +191,8 @@ class TeamTLS:
         now: dt.datetime | None = None,
     ) -> bool:
         """Make the CA once; (re-)issue Redis's certificate (and, with team host `names`, the
-        registrar's) when missing, naming other hosts, or ending within 30 days. True if Redis's
-        was (re-)issued (Redis must restart to present it)."""
+        registrar's and the approval service's) when missing, naming other hosts, or ending
+        within 30 days. True if Redis's was (re-)issued (Redis must restart to present it)."""
         now = now or _now()
         names = tuple(names)
         wanted = check_names([LOCAL_NAME, *names])
@@ -208,8 +208,10 @@ class TeamTLS:
                 say(f"shared: a new team CA was made: {self.ca} ({print_})")
             ca_cert, ca_key = self.load_ca()
             made = self._leaf("redis", ca_cert, ca_key, wanted, now)
-            if names:  # a team server: the registrar answers other machines under those names
-                self._leaf("registrar", ca_cert, ca_key, check_names(names), now)
+            if names:  # a team server: the registrar and the approval service answer other
+                # machines under those names (each its own key, mounted into it alone)
+                for stem in ("registrar", "approval"):
+                    self._leaf(stem, ca_cert, ca_key, check_names(names), now)
         if made:
             say(f"shared: Redis's certificate now names {', '.join(wanted)}")
         return made

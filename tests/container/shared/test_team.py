@@ -15,6 +15,7 @@ import contextlib
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ import docker
 import pytest
 import redis
 
-from ironcurtain.escalation import keys, users
+from ironcurtain.escalation import keys, tls, users
 from ironcurtain.escalation.acl import Credential
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -36,7 +37,7 @@ from ironcurtain.shared.pki import TeamTLS
 from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
 from ..redisserver import free_port
 from ..waiting import wait_healthy
-from .test_compose import pending_ids
+from .test_compose import PROBE, pending_ids
 
 ESCALATE = """
 import asyncio, sys
@@ -120,6 +121,7 @@ def machines(
         "IRONCURTAIN_APPROVAL_PORT": str(free_port()),
         "IRONCURTAIN_TEAM_REDIS_PORT": str(free_port()),
         "IRONCURTAIN_TEAM_REGISTRAR_PORT": str(free_port()),
+        "IRONCURTAIN_TEAM_APPROVAL_PORT": str(free_port()),
         "IRONCURTAIN_TEST_RUN": RUN_ID,
     }
     b = _base_env(root / "b")
@@ -189,12 +191,14 @@ def test_only_the_registrar_holds_the_admin_credential_and_no_container_the_ca_k
         filters={"label": f"com.docker.compose.project={project}"}
     )
     services = {c.labels["com.docker.compose.service"]: c for c in containers}
-    assert set(services) == {"redis", "approval", "worker", "registrar"}
+    assert set(services) == {"redis", "approval", "approval-team", "worker", "registrar"}
     admin = str(machines.a_shared / "redis_admin")
     for name, container in services.items():
         sources = [m["Source"] for m in container.attrs["Mounts"]]
         assert str(machines.a_shared / "tls" / "ca-key.pem") not in sources, name
         assert (admin in sources) == (name == "registrar"), name
+        approval_key = str(machines.a_shared / "tls" / "approval-key.pem")
+        assert (approval_key in sources) == (name == "approval-team"), name
     approval_ports = services["approval"].attrs["HostConfig"]["PortBindings"]["8000/tcp"]
     assert [b["HostIp"] for b in approval_ports] == ["127.0.0.1"]  # people: loopback only
 
@@ -254,6 +258,80 @@ def test_control_a_joined_machines_session_escalates_and_a_members_decision_resu
         session.remove(force=True)
         registrar, _ = Team(machines.b_state / "team").load()
         registrar.remove_user("joined-1")
+
+
+def _https(machines: Machines, ca: Path, path: str, token: str = "") -> tuple[int, str]:
+    """GET A's approval page for the team as a browser on another machine: (status, cookie)."""
+    port = int(machines.a["IRONCURTAIN_TEAM_APPROVAL_PORT"])
+    conn = http.client.HTTPSConnection(machines.host, port, timeout=10, context=tls.context(ca))
+    try:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        conn.request("GET", path, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status, answer.getheader("Set-Cookie") or ""
+    finally:
+        conn.close()
+
+
+def test_people_on_other_machines_reach_the_team_approval_page_over_https_at_the_team_host(
+    machines: Machines, tmp_path: Path
+) -> None:
+    """Control: from another machine, with the team CA, the page answers and a member's token
+    lists what is pending; the cookie is `__Host-` and Secure. Attacks: plain HTTP gets no
+    answer, a client trusting another CA never sends anything."""
+    ca = machines.b_state / "team" / "ca.pem"  # what a person on another machine has
+    status, cookie = _https(machines, ca, "/login")
+    assert status == 200
+    port = machines.a["IRONCURTAIN_TEAM_APPROVAL_PORT"]
+    if cookie:  # set on the login page only when it opens a session
+        assert cookie.startswith(f"__Host-ironcurtain_approval_{port}=")
+        assert "Secure" in cookie
+    assert _https(machines, ca, "/api/v1/escalations", token=machines.bob)[0] == 200
+    assert _https(machines, ca, "/api/v1/escalations", token="x" * 43)[0] == 401
+    plain = http.client.HTTPConnection(machines.host, int(port), timeout=5)
+    plain.request("GET", "/login")
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain.getresponse()
+    plain.close()
+    other = TeamTLS(tmp_path / "other")
+    other.ensure([machines.host], say=lambda _: None)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _https(machines, other.ca, "/login")
+
+
+def test_the_team_approval_page_is_on_no_network_a_session_joins(
+    machines: Machines, docker_client: docker.DockerClient, image: Callable[[str], str]
+) -> None:
+    project = machines.a["IRONCURTAIN_SHARED_PROJECT"]
+    [page] = docker_client.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={project}",
+                "com.docker.compose.service=approval-team",
+            ]
+        }
+    )
+    networks = page.attrs["NetworkSettings"]["Networks"]
+    assert machines.a["IRONCURTAIN_SHARED_NETWORK"] not in networks
+    addresses = [n["IPAddress"] for n in networks.values() if n["IPAddress"]]
+    targets = ["redis:6379", "approval-team:8443", *(f"{a}:8443" for a in addresses)]
+    targets.append(f"{machines.host}:{machines.a['IRONCURTAIN_TEAM_APPROVAL_PORT']}")
+    probe = docker_client.containers.run(
+        image("python"),
+        ["python3", "-c", PROBE, *targets],
+        detach=True,
+        network=machines.a["IRONCURTAIN_SHARED_NETWORK"],  # where sessions' proxies are
+        labels=TEST_LABELS,
+    )
+    try:
+        assert probe.wait(timeout=60)["StatusCode"] == 0
+        lines = probe.logs().decode().splitlines()
+    finally:
+        probe.remove(force=True)
+    assert lines[0] == "redis open"  # control: what sessions need is there
+    assert len(lines) == len(targets)
+    assert all(" closed " in line for line in lines[1:]), lines
 
 
 def _request(session: str) -> EscalationRequest:

@@ -251,6 +251,30 @@ def test_the_cookie_is_httponly_strict_path_root_and_named_for_the_port(
     assert "Domain=" not in cookie  # host-only: never sent to other host names
 
 
+def test_over_tls_the_cookie_is_secure_and_host_prefixed(
+    channel: MemoryChannel, members: MembersFile, tmp_path: Path, tokens: dict[str, str]
+) -> None:
+    """The team server's page for other machines (HTTPS): a `__Host-` cookie, Secure, so no
+    plain-HTTP page of that host can set it or be sent it."""
+    app = create_app(
+        {
+            "CHANNEL": channel,
+            "MEMBERS_FILE": members.path,
+            "SESSION_DIR": tmp_path / "tls",
+            "PUBLIC_PORT": 8471,
+            "TLS": True,
+            "TESTING": True,
+        }
+    )
+    client = app.test_client()
+    response = log_in(client, "alice", tokens["alice"])
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-ironcurtain_approval_8471=")
+    for attribute in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert attribute in cookie
+    assert "Domain=" not in cookie
+
+
 def test_two_services_on_two_ports_use_two_cookies(
     channel: MemoryChannel, members: MembersFile, tmp_path: Path
 ) -> None:
