@@ -252,9 +252,26 @@ def redis_round_trips(redis_url: str, password: Path) -> tuple[list[float], list
 
 
 def fill(channel: Channel, count: int) -> None:
-    """`count` pending escalations over 7 sessions, written as the proxies write them."""
+    """`count` pending escalations over 7 sessions, written as the proxies write them, the
+    sessions registered as `ironcurtain run` registers them (which lists them: keys.OPEN)."""
+    for n in range(7):
+        channel.register(f"bench-{n}", worktree="bench", agent="claude-code", task="benchmark")
     for n in range(count):
         channel.create(request(n), 600 + n % 300)
+
+
+def session_lookups(channel: Channel, rounds: int = 50) -> tuple[list[float], list[float], int]:
+    """What finding the sessions with pending escalations costs a listing: the index it reads
+    (with the pending counts) against the key-space SCAN it replaced, in the same run."""
+    indexed, scanned = [], []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        channel.pending_counts()
+        indexed.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        list(channel.redis.scan_iter(match=f"{keys.PREFIX}:s:*:pending", count=10_000))
+        scanned.append((time.perf_counter() - began) * 1000)
+    return indexed, scanned, int(channel.redis.dbsize())
 
 
 def logged_in(url: str, token: str) -> urllib.request.OpenerDirector:
@@ -387,6 +404,7 @@ def with_many_pending(url: str, token: str, redis_url: str, password: Path) -> d
         channel.redis.flushdb()
         idle = memory_kib(GUNICORN_PID[0])
         fill(channel, OPEN_FOR_PAGE)
+        lookups = session_lookups(channel)
         pages = first_pages(url, token)
         count = reachable(url, token)
         events, arrived = arrivals(url, token, channel)
@@ -394,7 +412,7 @@ def with_many_pending(url: str, token: str, redis_url: str, password: Path) -> d
     finally:
         channel.redis.close()
     return {"pages": pages, "reachable": count, "events": events, "arrived": arrived,
-            "idle_kib": idle, "loaded_kib": loaded}  # fmt: skip
+            "idle_kib": idle, "loaded_kib": loaded, "lookups": lookups}  # fmt: skip
 
 
 def run() -> dict[str, float | int | str]:
@@ -429,6 +447,9 @@ def run() -> dict[str, float | int | str]:
         "first_page_html_max_ms": round(max(pages["page"]), 3),
         "first_page_api_p50_ms": round(p50(pages["api"]), 3),
         "first_page_api_soonest_p50_ms": round(p50(pages["soonest"]), 3),
+        "sessions_lookup_index_p50_ms": round(p50(many["lookups"][0]), 3),
+        "sessions_lookup_scan_p50_ms": round(p50(many["lookups"][1]), 3),
+        "keys_in_redis": many["lookups"][2],
         "first_page_html_bytes": pages["page_bytes"],
         "first_page_api_bytes": pages["api_bytes"],
         "arrival_sse_event_p50_ms": round(p50(many["events"]), 3),

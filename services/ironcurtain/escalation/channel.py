@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
@@ -193,6 +193,7 @@ class Channel:
         }
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zadd(keys.SESSIONS, {session_id: self._clock()})
+            pipe.zadd(keys.OPEN, {session_id: 0})
             pipe.hset(keys.session(session_id), mapping=info)
             pipe.expire(keys.session(session_id), self._retention_s)
             pipe.execute()
@@ -347,17 +348,31 @@ class Channel:
             return None
         return found if found.escalation_id == escalation_id else None
 
-    def _pending_keys(self) -> list[str]:
-        return sorted(
-            k.decode() for k in self.redis.scan_iter(match=keys.PENDING_PATTERN, count=10_000)
+    def _open_sessions(self) -> list[str]:
+        """The sessions whose pending sets a listing reads: the index (keys.OPEN), never a scan
+        of the key space. Ended sessions whose pending set is empty are dropped from it here."""
+        # withscores: (member, score) pairs, which redis-py's stubs do not narrow to
+        entries = cast(
+            list[tuple[bytes, float]], self.redis.zrange(keys.OPEN, 0, -1, withscores=True)
         )
+        found = [(reply_text(m, errors="replace"), float(score)) for m, score in entries]
+        found = [(m, score) for m, score in found if keys.SESSION_ID.fullmatch(m)]
+        ended = [m for m, score in found if score > 0]
+        if ended:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for session_id in ended:
+                    pipe.zcard(keys.pending(session_id))
+                counts = pipe.execute()
+            done = [s for s, n in zip(ended, counts, strict=True) if not int(n)]
+            if done:
+                self.redis.zrem(keys.OPEN, *done)
+            gone = set(done)
+            found = [(m, score) for m, score in found if m not in gone]
+        return sorted(m for m, _ in found)
 
     def _sessions_pending(self, query: PageQuery) -> list[str]:
         """The sessions whose pending sets the query looks at (filters applied)."""
-        if query.session:
-            found = [query.session]
-        else:
-            found = [s for s in map(keys.session_of_key, self._pending_keys()) if s is not None]
+        found = [query.session] if query.session else self._open_sessions()
         if query.worktree and found:
             # The worktree the host CLI registered (admin), not what a record claims.
             with self.redis.pipeline(transaction=False) as pipe:
@@ -463,7 +478,7 @@ class Channel:
 
     def pending_counts(self) -> dict[str, int]:
         """Open escalations per session (one ZCARD each, no record read)."""
-        sessions = [s for s in map(keys.session_of_key, self._pending_keys()) if s is not None]
+        sessions = self._open_sessions()
         with self.redis.pipeline(transaction=False) as pipe:
             for session_id in sessions:
                 pipe.zcard(keys.pending(session_id))

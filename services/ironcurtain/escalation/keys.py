@@ -16,6 +16,10 @@ QUEUE = "escalations"  # the RQ queue the worker's jobs go to (only the worker e
 SESSIONS = f"{PREFIX}:sessions"  # zset: session id -> registered at (host CLI, admin)
 HISTORY = f"{PREFIX}:history"  # stream of decisions, bounded (approval service, worker)
 INBOX = f"{PREFIX}:inbox"  # list of new escalation ids: sessions push, the worker pops
+# zset, the pending listing's index: session id -> 0 while the session may escalate, or the time
+# it ended. Written by the admin only (where a session's user is made, put back and removed): a
+# session's user cannot touch it, so no session can hide another's escalations or flood it.
+OPEN = f"{PREFIX}:open"
 ACL_USERS = "ironcurtain:acl:sessions"  # hash: redis user -> JSON (who made it, when; admin)
 
 # A session id as it may appear in a key pattern: no glob characters, no separators.
@@ -80,7 +84,6 @@ def autoreview(session_id: str) -> str:
     return f"{space(session_id)}autoreview"
 
 
-PENDING_PATTERN = f"{PREFIX}:s:*:pending"  # every session's pending set (SCAN MATCH)
 REMEMBERED_PATTERN = f"{PREFIX}:s:*:remember"
 
 

@@ -54,13 +54,21 @@ def create_session_user(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",
     )  # fmt: skip
+    admin.zadd(keys.OPEN, {session_id: 0})  # listed from now on (keys.OPEN)
     return credential
+
+
+def end(admin: redis.Redis, session_id: str, clock: Callable[[], float] = time.time) -> None:
+    """The session's entry in the pending index marked ended (XX: only one that is there); the
+    listing drops it once its pending set is empty."""
+    admin.zadd(keys.OPEN, {session_id: clock()}, xx=True)
 
 
 def remove_session_user(admin: redis.Redis, session_id: str) -> None:
     user = acl.session_user(session_id)
     admin.execute_command("ACL", "DELUSER", user)
     admin.hdel(keys.ACL_USERS, user)
+    end(admin, session_id)
 
 
 def owner(admin: redis.Redis, session_id: str) -> str | None:
@@ -131,6 +139,7 @@ def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[
     for user in removed:
         admin.execute_command("ACL", "DELUSER", user)
         admin.hdel(keys.ACL_USERS, user)
+        end(admin, user.removeprefix(acl.SESSION_PREFIX))
     return removed
 
 
@@ -159,4 +168,5 @@ def restore_session_user(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",
     )  # fmt: skip
+    admin.zadd(keys.OPEN, {session_id: 0})  # the index went with the restart too
     return True

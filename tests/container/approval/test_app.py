@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ironcurtain.approval.app import create_app
+from ironcurtain.escalation import keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
@@ -44,10 +45,14 @@ def request(session: str = "s1", **extra: Any) -> EscalationRequest:
     return EscalationRequest(**fields)
 
 
+LISTED = ("s1", "s2", "s3", "late-session")  # the sessions these tests escalate for
+
+
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
     admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
+    admin.zadd(keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
     admin.close()
     client = connect(
         team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file

@@ -75,6 +75,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
     raise TimeoutError(f"gunicorn at {url} not healthy within {timeout_s}s")
 
 
+LISTED = ("browser-session", "page-session", "late-session")  # the sessions escalating here
+
+
 @pytest.fixture(scope="module")
 def members(tmp_path_factory: pytest.TempPathFactory) -> MembersFile:
     return MembersFile(tmp_path_factory.mktemp("people") / "members.json")
@@ -136,6 +139,7 @@ def browser() -> Iterator[Browser]:
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
     admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
+    admin.zadd(keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
     admin.close()
     client = connect(team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file)
     yield Channel(client)

@@ -406,3 +406,34 @@ def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
         assert approval.remembered(B) == []
     finally:
         worker_client.close()
+
+
+def test_a_session_cannot_hide_another_sessions_escalations_from_the_listing_or_flood_it(
+    attacker: Channel, approval: Channel, pending_b: str, admin: redis.Redis
+) -> None:
+    """The listing's index of sessions (keys.OPEN) is the admin's alone: a session's credential
+    can neither take B out of it, end it, nor add names to it; B's escalation stays listed."""
+    for attack in (
+        lambda: attacker.redis.zrem(keys.OPEN, B),
+        lambda: attacker.redis.zadd(keys.OPEN, {B: 1.0}),  # "ended"
+        lambda: attacker.redis.zadd(keys.OPEN, {f"fake-{i}": 0 for i in range(100)}),
+        lambda: attacker.redis.delete(keys.OPEN),
+        lambda: attacker.redis.zrange(keys.OPEN, 0, -1),
+    ):
+        refused(attack)
+    assert [e.id for e in approval.pending()] == [pending_b]  # control: listed from the index
+    assert admin.zscore(keys.OPEN, B) == 0
+
+
+def test_an_ended_sessions_pending_stay_listed_until_decided_then_leave_the_index(
+    victim: Channel, approval: Channel, admin: redis.Redis
+) -> None:
+    first, second = victim.create(request(B), 60), victim.create(request(B), 60)
+    users.remove_session_user(admin, B)  # teardown: the index entry is marked ended
+    assert {e.id for e in approval.pending()} == {first.id, second.id}
+    approval.decide(first.id, Verdict.DENIED, by="alice")
+    assert [e.id for e in approval.pending()] == [second.id]
+    assert admin.zscore(keys.OPEN, B) is not None
+    approval.decide(second.id, Verdict.DENIED, by="alice")
+    assert approval.pending() == []
+    assert admin.zscore(keys.OPEN, B) is None  # gone from the index once nothing waits

@@ -51,6 +51,7 @@ def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
     found = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     found.flushdb()
+    found.zadd(keys.OPEN, {"s1": 0, "s2": 0})  # listed, as `ironcurtain run` makes them
     yield found
     found.close()
 
