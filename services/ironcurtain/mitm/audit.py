@@ -51,6 +51,19 @@ _FIELDS = tuple(f.name for f in fields(Entry))
 _VALUES = operator.attrgetter(*_FIELDS)  # all fields in one C call, in _FIELDS order
 
 
+def _record(entry: Entry) -> dict[str, object]:
+    # Not dataclasses.asdict: that deep-copies, and this runs twice per request.
+    record: dict[str, object] = {}
+    for name, value in zip(_FIELDS, _VALUES(entry), strict=True):
+        if value or name == "decision":
+            record[name] = value
+    return record
+
+
+def _durable(entry: Entry) -> bool:
+    return entry.event != "response" and entry.decision not in _AFTER_THE_FACT
+
+
 class Audit:
     """Entries as records of the session's keyed audit log."""
 
@@ -64,13 +77,20 @@ class Audit:
         return cls(AuditLog(path, key if key is not None else new_key(), redacting=False))
 
     def write(self, entry: Entry) -> None:
-        # Not dataclasses.asdict: that deep-copies, and this runs twice per request.
-        record: dict[str, object] = {}
-        for name, value in zip(_FIELDS, _VALUES(entry), strict=True):
-            if value or name == "decision":
-                record[name] = value
-        durable = entry.event != "response" and entry.decision not in _AFTER_THE_FACT
-        self._log.append(record, durable=durable)
+        """Write the line; one that lets something through is synced on this thread first."""
+        self._log.append(_record(entry), durable=_durable(entry))
+
+    async def write_durably(self, entry: Entry, *, alone: bool = False) -> None:
+        """As write(), for the event loop: a line that lets something through returns once it
+        is on disk, but its fdatasync runs in a worker thread and lines written meanwhile by
+        other connections share it (group commit), so one connection's sync does not stall
+        every other connection. `alone` (no other request in flight: nobody to stall) syncs on
+        the loop's thread instead, saving the thread hand-off (~0.3 ms on 2 busy cores, more
+        than the sync). Raises AuditError as write() does: nothing is forwarded."""
+        if _durable(entry):
+            await self._log.append_durably(_record(entry), inline=alone)
+        else:
+            self._log.append(_record(entry), durable=False)
 
     def close(self) -> None:
         self._log.close()

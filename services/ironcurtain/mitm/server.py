@@ -121,6 +121,7 @@ class Proxy:
             name: oauth.TokenSource(path) for name, path in settings.oauth_sockets.items()
         }
         self._audit = audit
+        self._in_flight = 0  # requests being handled: 1 = nobody an on-loop audit sync stalls
         self._clock = clock
         self._ledger = budget.Ledger(settings.budget, clock())
         self._admission = {p.name: checks.Admission.of(p) for p in settings.providers.values()}
@@ -396,7 +397,11 @@ class Proxy:
                 return
             if not isinstance(event, h11.Request):
                 return  # ConnectionClosed
-            keep = await self._request(reader, writer, conn, provider, host, event, watch)
+            self._in_flight += 1
+            try:
+                keep = await self._request(reader, writer, conn, provider, host, event, watch)
+            finally:
+                self._in_flight -= 1
             if not keep or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
@@ -486,7 +491,7 @@ class Proxy:
         if refusal is not None:
             self._write_refusal(writer, conn, provider, host, refusal, flow)
             return False
-        self._audit.write(
+        await self._audit.write_durably(
             Entry(
                 self.settings.session,
                 "request",
@@ -499,7 +504,8 @@ class Proxy:
                 bytes_in=len(flow.body),
                 request_id=flow.rid,
                 reason=f"reserved {flow.ask.tokens} tokens" if flow.ask.tokens else "",
-            )
+            ),
+            alone=self._in_flight == 1,
         )
         return await self._forward(writer, conn, flow, watch)
 

@@ -140,3 +140,115 @@ def test_a_full_disk_forwards_nothing_and_loses_no_acknowledged_line(tmp_path: P
     assert len(stack.vendor.seen) == seen  # nothing reached the vendor unaudited
     assert stack.audit_path.read_bytes() == before  # every acknowledged line, whole
     assert verify_file(stack.audit_path, KEY).ok
+
+
+def test_the_allow_line_is_on_disk_before_the_vendor_sees_the_request(tmp_path: Path) -> None:
+    stack = start(tmp_path / "stack")
+    at_sync: list[tuple[int, bool]] = []  # (requests the vendor had seen, allow line written)
+    log = stack.proxy._audit._log
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        at_sync.append((len(stack.vendor.seen), b'"allow"' in stack.audit_path.read_bytes()))
+
+    try:
+        log._ops = FileOps(fdatasync=sync)
+        fake = b"x-api-key: " + stack.fakes["anthropic"].encode()
+        reply = raw(stack, "api.anthropic.com", post("/v1/messages", fake))
+        assert reply.status == 200  # control: it was forwarded
+        seen = len(stack.vendor.seen)
+    finally:
+        stack.close()
+    assert (seen - 1, True) in at_sync  # synced while the vendor had not yet seen it
+
+
+def _entry(n: int) -> Entry:
+    return Entry("s", "request", "allow", "rule", host="api.anthropic.com", request_id=f"{n:x}")
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_write_durably_returns_only_after_the_sync_off_the_loop_unless_alone(
+    tmp_path: Path, alone: bool
+) -> None:
+    import asyncio
+    import threading
+
+    threads: list[bool] = []
+
+    def sync(fd: int) -> None:
+        threads.append(threading.current_thread() is threading.main_thread())
+        os.fdatasync(fd)
+
+    spy = Spy()
+    audit = Audit(AuditLog(tmp_path / "m.jsonl", KEY, ops=FileOps(fdatasync=sync)))
+    audit._log._ops = FileOps(write=spy.ops().write, fdatasync=sync)
+    asyncio.run(audit.write_durably(_entry(1), alone=alone))
+    asyncio.run(audit.write_durably(Entry("s", "response", "done", "upstream"), alone=alone))
+    audit.close()
+    assert threads == [alone]  # one sync, for the allow line only; on the loop only when alone
+    assert spy.calls == ["write", "write"]
+
+
+def test_group_commit_under_concurrency_loses_no_line_and_keeps_the_chain(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    path = tmp_path / "m.jsonl"
+    covered: list[int] = []  # the file size each sync made durable
+
+    def sync(fd: int) -> None:
+        size = os.fstat(fd).st_size
+        os.fdatasync(fd)
+        covered.append(size)
+
+    audit = Audit(AuditLog(path, KEY, ops=FileOps(fdatasync=sync), redacting=False))
+    late: list[int] = []
+
+    async def one(n: int) -> None:
+        await audit.write_durably(_entry(n), alone=False)
+        end = path.read_bytes().index(f'"request_id":"{n:x}"'.encode())
+        if not covered or max(covered) < end:
+            late.append(n)  # returned before a sync covered its line
+
+    async def go() -> None:
+        await asyncio.gather(*(one(n) for n in range(60)))
+
+    asyncio.run(go())
+    audit.close()
+    assert late == []
+    report = verify_file(path, KEY)
+    assert report.ok, report.problem
+    assert report.lines == 60
+    assert 1 <= len(covered) < 60  # concurrent lines shared syncs
+
+
+def test_a_failed_sync_off_the_loop_refuses_every_waiter_and_breaks_the_log(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import errno
+
+    from ironcurtain.audit import AuditError
+
+    def sync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    audit = Audit(AuditLog(tmp_path / "m.jsonl", KEY, ops=FileOps(fdatasync=sync)))
+    outcomes: list[str] = []
+
+    async def one(n: int) -> None:
+        try:
+            await audit.write_durably(_entry(n), alone=False)
+            outcomes.append("returned")
+        except AuditError as exc:
+            outcomes.append(exc.reason)
+
+    async def go() -> None:
+        await asyncio.gather(*(one(n) for n in range(8)))
+
+    asyncio.run(go())
+    assert outcomes == ["No space left on device"] * 8  # nobody goes on to forward
+    with pytest.raises(AuditError, match="broken"):
+        audit.write(_entry(99))
+    audit.close()
