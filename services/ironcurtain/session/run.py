@@ -31,6 +31,8 @@ from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
+from ..config.settings import SettingsError
+from ..config.settings import load as settings_load
 from ..home import Home, HomeMissing, locate
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
@@ -42,7 +44,19 @@ from ..policy import PolicyError
 from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
-from . import checks, leases, plan, reclaim, rooms, siblings, subnets, summary, terminal, workspace
+from . import (
+    checks,
+    leases,
+    plan,
+    reclaim,
+    rooms,
+    runtime,
+    siblings,
+    subnets,
+    summary,
+    terminal,
+    workspace,
+)
 from .compose import Compose, ComposeError
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
@@ -139,6 +153,7 @@ class Session:
         self._stop_waking = threading.Event()
         self.rooms_up: set[str] = set()  # rooms started (on demand)
         self.room_errors: dict[str, str] = {}
+        self.runtimes: runtime.Choice | None = None  # chosen in prepare (session/runtime.py)
         # The host copies each audit log's head into anchor/ (no container can write there).
         self._anchors = tuple(
             Anchor(log, checkpoints_path(self.layout.anchor, log)) for log in self._audit_logs()
@@ -216,6 +231,7 @@ class Session:
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
+        chosen = self._runtimes()
         leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
@@ -246,6 +262,8 @@ class Session:
             upstreams=self.options.upstreams,
             visible_containers=siblings.visible(found),
             subnets=leased,
+            agent_runtime=chosen.agent,
+            room_runtime=chosen.rooms,
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
@@ -265,6 +283,20 @@ class Session:
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
+
+    def _runtimes(self) -> runtime.Choice:
+        """The runtimes this session's containers run under: the setting against the engine's
+        registered runtimes (asked once); a required runsc the engine lacks refuses the session."""
+        try:
+            setting = settings_load(self.environ, self.repo if self.home.checkout else None).runtime
+            found = runtime.registered(self.client.info().get("Runtimes"))
+            self.runtimes = runtime.choose(setting, found)
+        except (runtime.RuntimeRefused, SettingsError) as exc:
+            raise Refused(str(exc)) from None
+        except docker.errors.DockerException as exc:
+            raise Refused(f"the Docker engine did not say which runtimes it has: {exc}") from None
+        self.say(f"run: {self.runtimes.describe()}")
+        return self.runtimes
 
     def _build_settings(self) -> BuildSettings:
         return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)
@@ -575,6 +607,8 @@ class Session:
             llm=summary.llm_counts(summary.json_lines(texts["mitm"]), self.agent_started_at),
             audit={k: str(p) for k, p in audit.items() if p.exists()},
             answer=self.answer,
+            runtime=self.runtimes.agent if self.runtimes else "",
+            room_runtime=self.runtimes.rooms if self.runtimes else "",
         )
         if self.layout.root.exists():
             self.layout.summary.write_text(result.to_json())
