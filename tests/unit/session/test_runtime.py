@@ -3,8 +3,12 @@ a table of allowed choices, and the refusals (a required runsc the engine lacks,
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import docker
 import pytest
 
+from ironcurtain.session.run import Options, Refused, Session
 from ironcurtain.session.runtime import Choice, RuntimeRefused, choose, registered
 
 ENGINE_WITH = {"runc": {"path": "runc"}, "runsc": {"path": "/usr/bin/runsc"}}
@@ -60,3 +64,45 @@ def test_the_choice_says_which_runtime_and_why() -> None:
     assert line.startswith("agent under runsc, rooms under runc (")
     assert isinstance(choose("auto", []), Choice)
     assert "no runsc registered" in choose("auto", []).describe()
+
+
+class _Engine:
+    """The one call `Session._runtimes` makes of the engine (`docker info`)."""
+
+    def __init__(self, runtimes: dict[str, object]) -> None:
+        self.runtimes = runtimes
+
+    def info(self) -> dict[str, object]:
+        return {"Runtimes": self.runtimes}
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> _Engine:
+    """Stands in for the engine the session would connect to (no Docker in unit tests)."""
+    fake = _Engine({})
+    monkeypatch.setattr(docker, "from_env", lambda: fake)
+    return fake
+
+
+def _session(tmp_path: Path, setting: str) -> Session:
+    return Session(
+        Options(task="t", workspace=tmp_path),
+        say=lambda _: None,
+        environ={"HOME": str(tmp_path), "IRONCURTAIN_RUNTIME": setting},
+    )
+
+
+def test_a_session_that_requires_runsc_on_an_engine_without_it_is_refused(
+    tmp_path: Path, engine: _Engine
+) -> None:
+    engine.runtimes = ENGINE_WITHOUT
+    with pytest.raises(Refused, match=r"IRONCURTAIN_RUNTIME=runsc, but this Docker engine"):
+        _session(tmp_path, "runsc")._runtimes()
+
+
+def test_control_a_session_on_an_engine_with_runsc_puts_its_agent_under_it(
+    tmp_path: Path, engine: _Engine
+) -> None:
+    engine.runtimes = ENGINE_WITH
+    assert _session(tmp_path, "auto")._runtimes().agent == "runsc"
+    assert _session(tmp_path, "runc")._runtimes().agent == "runc"
