@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from ironcurtain.session.hardening import AGENT_UID
 from ironcurtain.session.keys import KeyStore
 from ironcurtain.session.run import Options, Session
 
@@ -144,8 +145,8 @@ def bench_state(root: Path, shared: str, port: int) -> tuple[dict[str, str], Pat
     state = root / "state"
     KeyStore(state / "keys").set("anthropic", "sk-ant-api03-bench-only-not-a-real-key-0123")
     workspace = root / "workspace"
-    workspace.mkdir(mode=0o777)
-    workspace.chmod(0o777)
+    workspace.mkdir()
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     environ = {
         **os.environ,
         "IRONCURTAIN_STATE_DIR": str(state),

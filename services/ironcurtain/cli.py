@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sessions": "ironcurtain.session.command",
     "down": "ironcurtain.session.command",
     "keys": "ironcurtain.session.command",
+    "login": "ironcurtain.session.command",
     "ca": "ironcurtain.mitm.command",
     "mitm": "ironcurtain.mitm.command",
     "mcp-proxy": "ironcurtain.mcpproxy.command",

@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 HOME_PATHS: tuple[str, ...] = (
     "compose.yaml",
     "compose.shared.yaml",
+    "compose.team.yaml",
     "pyproject.toml",
     "images",
     "policy",

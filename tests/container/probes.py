@@ -26,13 +26,18 @@ try:
     conn = socket.socket(family, socket.SOCK_STREAM)
     conn.settimeout(2)
     conn.connect(address)
-    conn.sendall(f"GET {path} HTTP/1.0\r\nHost: probe\r\n\r\n".encode())
-    data = b""
-    while chunk := conn.recv(4096):
-        data += chunk
-    print("open " + data.decode(errors="replace").split("\r\n\r\n", 1)[-1])
 except OSError as exc:
     print(f"blocked {type(exc).__name__}: {exc}")
+    sys.exit(0)
+# Connected: reached, whatever the server does next (a TLS-only server resets an HTTP request).
+data = b""
+try:
+    conn.sendall(f"GET {path} HTTP/1.0\r\nHost: probe\r\n\r\n".encode())
+    while chunk := conn.recv(4096):
+        data += chunk
+except OSError as exc:
+    data += f"(connected, then {type(exc).__name__}: {exc})".encode()
+print("open " + data.decode(errors="replace").split("\r\n\r\n", 1)[-1])
 """
 
 RESOLVE = r"""

@@ -1,8 +1,10 @@
 """Our Redis image on a fixed loopback port, so a test can kill it and bring it back at one URL.
 
 It starts as the team stack does: from an ACL file (the service users, hashes only, default
-off). `admin_file` is the host CLI's credential; `session_file(id)` makes a session's user
-exactly as `ironcurtain run` does and returns the credential file it hands the MCP proxy.
+off) and the team's TLS files (a CA of its own; the certificate names 127.0.0.1, the address
+tests dial, and `redis`); `url` is `rediss://` and `ca_file` the CA every client must check.
+`admin_file` is the host CLI's credential; `session_file(id)` makes a session's user exactly as
+`ironcurtain run` does and returns the credential file it hands the MCP proxy.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 
 from ironcurtain.escalation import acl, users
+from ironcurtain.escalation.channel import connect
+from ironcurtain.shared.pki import TeamTLS
 
 from .conftest import TEST_LABELS
 
@@ -40,11 +44,19 @@ class RedisServer:
         self.admin_file = self._file(acl.ADMIN)
         self.approval_file = self._file(acl.APPROVAL)
         self.worker_file = self._file(acl.WORKER)
+        self.tls = TeamTLS(directory / "tls")
+        self.tls.ensure(["127.0.0.1"], say=lambda _: None)
+        self.tls.server_key.chmod(0o644)  # test files: read by the container's entrypoint
+        self.tls.directory.chmod(0o755)
+        self.ca_file = self.tls.ca
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"rediss://127.0.0.1:{self.port}/0"
         self.container = (
             DockerContainer(image)
             .with_volume_mapping(str(self.acl_file), "/run/secrets/redis_acl", "ro")
+            .with_volume_mapping(str(self.tls.server_cert), "/run/secrets/redis_tls_cert", "ro")
+            .with_volume_mapping(str(self.tls.server_key), "/run/secrets/redis_tls_key", "ro")
+            .with_volume_mapping(str(self.tls.ca), "/run/secrets/redis_ca", "ro")
             .with_kwargs(labels=TEST_LABELS)
             .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(30))
         )
@@ -55,10 +67,7 @@ class RedisServer:
         return self.directory / f"redis_{user}"
 
     def client(self, user: str = acl.ADMIN) -> redis.Redis:
-        credential = self.credentials[user]
-        return redis.Redis.from_url(
-            self.url, username=credential.user, password=credential.password, socket_timeout=5
-        )
+        return connect(self.url, credential=self.credentials[user], ca_file=self.ca_file)
 
     def session_file(self, session_id: str) -> Path:
         """A session's credential file, its user made with the admin credential (as `run`)."""

@@ -34,6 +34,7 @@ from ironcurtain.session.hardening import (
     violations,
 )
 from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
+from ironcurtain.shared.pki import TeamTLS
 
 from .conftest import RUN_ID, TEST_LABELS
 from .probes import (
@@ -147,6 +148,10 @@ def world(
     build = Builder(docker_client, image)
     password = workspace.parent / "redis_acl"
     password.write_text(acl.acl_file([acl.Credential.new(u) for u in acl.SERVICES]))
+    tls = TeamTLS(workspace.parent / "tls")  # Redis serves TLS only (docs/approval.md)
+    tls.ensure(["redis"], say=lambda _: None)
+    tls.server_key.chmod(0o644)  # test files: read by the container's entrypoint
+    tls.directory.chmod(0o755)
     try:
         with host_server(HOST_MARKER) as host_port:
             build.net("agent", **AGENT.create_kwargs())
@@ -162,7 +167,12 @@ def world(
                 "redis",
                 "redis",
                 ["shared"],
-                volumes={str(password): {"bind": "/run/secrets/redis_acl", "mode": "ro"}},
+                volumes={
+                    str(password): {"bind": "/run/secrets/redis_acl", "mode": "ro"},
+                    str(tls.server_cert): {"bind": "/run/secrets/redis_tls_cert", "mode": "ro"},
+                    str(tls.server_key): {"bind": "/run/secrets/redis_tls_key", "mode": "ro"},
+                    str(tls.ca): {"bind": "/run/secrets/redis_ca", "mode": "ro"},
+                },
             )
             build.box(
                 "socket-proxy",

@@ -1,5 +1,6 @@
-"""Our Redis image: it starts from the ACL file (hashes only, default user off); a named user
-with its password works; everything without one, or with a wrong one, is refused."""
+"""Our Redis image: it starts from the ACL file (hashes only, default user off) and the team's TLS
+files (TLS only); a named user with its password works; everything without one, or with a wrong
+one, is refused; without its ACL or TLS files it refuses to start."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import redis
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 
-from ironcurtain.escalation import acl
+from ironcurtain.escalation import acl, tls
+from ironcurtain.escalation.channel import TLSConnection
+from ironcurtain.shared.pki import TeamTLS
 
 from .conftest import TEST_LABELS
 
@@ -28,7 +31,25 @@ def acl_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def redis_container(image: Callable[[str], str], acl_file: Path) -> Iterator[DockerContainer]:
+def team_tls(tmp_path_factory: pytest.TempPathFactory) -> TeamTLS:
+    found = TeamTLS(tmp_path_factory.mktemp("redis-tls") / "tls")
+    found.ensure([], say=lambda _: None)
+    found.directory.chmod(0o755)
+    return found
+
+
+def tls_volumes(team_tls: TeamTLS) -> dict[str, dict[str, str]]:
+    return {
+        str(team_tls.server_cert): {"bind": "/run/secrets/redis_tls_cert", "mode": "ro"},
+        str(team_tls.server_key): {"bind": "/run/secrets/redis_tls_key", "mode": "ro"},
+        str(team_tls.ca): {"bind": "/run/secrets/redis_ca", "mode": "ro"},
+    }
+
+
+@pytest.fixture(scope="module")
+def redis_container(
+    image: Callable[[str], str], acl_file: Path, team_tls: TeamTLS
+) -> Iterator[DockerContainer]:
     container = (
         DockerContainer(image("redis"))
         .with_exposed_ports(6379)
@@ -36,6 +57,9 @@ def redis_container(image: Callable[[str], str], acl_file: Path) -> Iterator[Doc
         .with_kwargs(labels=TEST_LABELS)
         .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(30))
     )
+    for source, target in tls_volumes(team_tls).items():
+        container.with_volume_mapping(source, target["bind"], "ro")
+    container.tls_ca = team_tls.ca  # what _client trusts
     with container:
         yield container
 
@@ -43,7 +67,11 @@ def redis_container(image: Callable[[str], str], acl_file: Path) -> Iterator[Doc
 def _client(
     container: DockerContainer, password: str | None, user: str | None = acl.ADMIN
 ) -> redis.Redis:
-    return redis.Redis(
+    """A TLS client that checks the name `redis` (the certificate's) while dialling the port."""
+    pool = redis.ConnectionPool(
+        connection_class=TLSConnection,
+        tls_context=tls.context(container.tls_ca),
+        tls_name="redis",
         host=container.get_container_host_ip(),
         port=int(container.get_exposed_port(6379)),
         username=user if password is not None else None,
@@ -51,6 +79,7 @@ def _client(
         socket_timeout=5,
         decode_responses=True,
     )
+    return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets
 
 
 def test_write_and_read_back_as_a_named_user(redis_container: DockerContainer) -> None:
@@ -145,3 +174,22 @@ def test_an_acl_file_that_leaves_the_default_user_on_is_refused(
         container.remove(force=True)
     assert result["StatusCode"] == 64
     assert "must turn the default user off" in logs
+
+
+def test_without_its_tls_files_redis_refuses_to_start(
+    image: Callable[[str], str], docker_client: docker.DockerClient, acl_file: Path
+) -> None:
+    """No certificate, no Redis: there is no plaintext port to fall back to."""
+    container = docker_client.containers.run(
+        image("redis"),
+        detach=True,
+        labels=TEST_LABELS,
+        volumes={str(acl_file): {"bind": "/run/secrets/redis_acl", "mode": "ro"}},
+    )
+    try:
+        result = container.wait(timeout=30)
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert result["StatusCode"] == 64
+    assert "refusing to start: no TLS file" in logs

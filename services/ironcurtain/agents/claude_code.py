@@ -19,6 +19,7 @@ from .adapter import (
 
 MCP_SERVER_NAME = "ironcurtain"
 FAKE_KEY_ENV = "IRONCURTAIN_ANTHROPIC_FAKE_KEY"  # read by the image's apiKeyHelper
+API_KEY_HELPER = "/usr/local/bin/ironcurtain-api-key"
 MCP_CONFIG = f"{SESSION_MOUNT}/mcp.json"
 
 
@@ -27,12 +28,16 @@ class ClaudeCode:
     name: str = "claude-code"
     image: str = "agent-claude-code"
     providers: tuple[str, ...] = ("anthropic",)
+    # A Claude subscription: the agent signs in with a fake OAuth token in its own credentials
+    # file (session/subscription.py writes it), not with an API key from the apiKeyHelper.
+    subscription: bool = False
 
     def environment(self, endpoints: Endpoints, fake_keys: Mapping[str, str]) -> dict[str, str]:
+        key = {} if self.subscription else {FAKE_KEY_ENV: fake_keys["anthropic"]}
         return {
             **proxy_environment(endpoints),
             "NODE_EXTRA_CA_CERTS": endpoints.ca_cert,
-            FAKE_KEY_ENV: fake_keys["anthropic"],
+            **key,
             # Telemetry, error reporting and auto-update would only hit the allowlist.
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "DISABLE_AUTOUPDATER": "1",
@@ -76,11 +81,16 @@ class ClaudeCode:
             "autoUpdates": False,
             "projects": {WORKSPACE: {"hasTrustDialogAccepted": True}},
         }
-        return [
+        files = [
             OrientationFile("mcp.json", json.dumps(mcp, indent=2) + "\n"),
             OrientationFile(".claude/CLAUDE.md", guide()),
             OrientationFile(".claude.json", json.dumps(state) + "\n"),
         ]
+        if not self.subscription:
+            # An apiKeyHelper outranks an OAuth login, so it is set per session, API keys only.
+            helper = {"apiKeyHelper": API_KEY_HELPER}
+            files.append(OrientationFile(".claude/settings.json", json.dumps(helper) + "\n"))
+        return files
 
     def render(self, line: str) -> str | None:
         event = json_event(line)

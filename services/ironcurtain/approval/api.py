@@ -10,15 +10,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request, stream_with_context
 from werkzeug.exceptions import HTTPException
 
 from ..escalation.channel import Channel, Outcome, Ruling
+from ..escalation.paging import BadParameter, PageQuery
 from ..escalation.record import Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
 from .auth import bearer_member, session_member
+from .events import Full, Hub, stream
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -62,8 +64,44 @@ def as_json(exc: HTTPException) -> Any:
 
 @bp.get("/escalations")
 def pending() -> Any:
-    now = time.time()
-    return jsonify(escalations=[present.row_json(e, now) for e in channel().pending()])
+    """One page: ?limit=1..200&order=latest|soonest&session=&worktree=&cursor=<next>."""
+    try:
+        query = PageQuery.parse(request.args.items(multi=True))
+    except BadParameter as exc:
+        return jsonify(error=str(exc), parameter=exc.parameter), 400
+    page, rows = channel().page(query)
+    reviewed = channel().auto_reviewed([e.session_id for e in rows])
+    return jsonify(present.page_json(page, rows, query, time.time(), reviewed))
+
+
+@bp.get("/events")
+def events() -> Any:
+    """Server-Sent Events: `pending` (a session's pending set changed), `decided` (an id),
+    `reset` (refetch everything). No parameters; bounded slots per worker (503 when full)."""
+    if request.args:
+        name = next(iter(request.args))[:40]
+        return jsonify(error=f"{name}: unknown parameter (none allowed)", parameter=name), 400
+    hub: Hub = current_app.extensions["ironcurtain.hub"]
+    try:
+        listener = hub.listen()
+    except Full as exc:
+        return jsonify(error=str(exc)), 503, {"Retry-After": "10"}
+    bearer = g.bearer
+
+    def allowed() -> bool:
+        return (bearer_member() if bearer else session_member()) is not None
+
+    settings = current_app.config
+    body = stream(
+        hub,
+        listener,
+        allowed=allowed,
+        heartbeat_s=settings.get("SSE_HEARTBEAT_S", 15.0),
+        lifetime_s=settings.get("SSE_LIFETIME_S", 120.0),
+    )
+    response = Response(stream_with_context(body), mimetype="text/event-stream")
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
 
 
 @bp.get("/escalations/<escalation_id>")

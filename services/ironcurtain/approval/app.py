@@ -14,12 +14,30 @@ from flask import Flask, render_template
 
 from ..escalation.channel import Channel, connect
 from . import api, auth, guard, views
+from .events import Hub
+from .gunicorn_conf import sse_slots
 from .members import MembersCache, MembersFile
 from .sessions import SessionStore, signing_key
 from .settings import DEFAULT_PORT, Settings
 from .throttle import Throttle
 
 logger = logging.getLogger(__name__)
+
+
+def redis_hub(channel: Channel) -> Hub:
+    """Live updates from the channel's Redis (a pub/sub connection of its own, its database)."""
+    client = getattr(channel, "redis", None)
+    if client is None:  # a test's in-memory channel: streams that only beat
+        return Hub(_no_redis, 0, slots=sse_slots())
+    return Hub(
+        lambda: client.pubsub(ignore_subscribe_messages=False),
+        int(client.connection_pool.connection_kwargs.get("db", 0)),
+        slots=sse_slots(),
+    )
+
+
+def _no_redis() -> Any:
+    raise redis.ConnectionError("no Redis behind this channel")
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -34,7 +52,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         members_file, session_dir = settings.members_file, settings.session_dir
         port = settings.public_port
         channel = Channel(
-            connect(settings.redis_url, settings.redis_password_file),
+            connect(
+                settings.redis_url, settings.redis_password_file, ca_file=settings.redis_ca_file
+            ),
             history_maxlen=settings.history_maxlen,
         )
     lifetime = timedelta(hours=12)
@@ -56,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ironcurtain.members"] = MembersCache(MembersFile(members_file))
     app.extensions["ironcurtain.sessions"] = SessionStore(session_dir, lifetime.total_seconds())
     app.extensions["ironcurtain.throttle"] = Throttle(limit=5, window_s=60)
+    app.extensions["ironcurtain.hub"] = config.get("HUB") or redis_hub(channel)
     app.jinja_env.autoescape = True  # every template, whatever its name: arguments are hostile
 
     app.jinja_env.globals["current_member"] = auth.current_member

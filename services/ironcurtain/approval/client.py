@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,17 @@ class Client:
     def whoami(self) -> str:
         return str(self.call("GET", "/api/v1/whoami")["member"])
 
-    def pending(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/api/v1/escalations")["escalations"]
+    def pending(self, most: int = 10_000) -> list[dict[str, Any]]:
+        """Every pending escalation (up to `most`), latest deadline first, page by page."""
+        found: list[dict[str, Any]] = []
+        query = {"limit": "200"}
+        while len(found) < most:
+            page = self.call("GET", "/api/v1/escalations?" + urllib.parse.urlencode(query))
+            found += page["escalations"]
+            if not page.get("next"):
+                break
+            query = {"limit": "200", "cursor": str(page["next"])}
+        return found[:most]
 
     def decide(
         self, escalation_id: str, action: str, *, reason: str = "", remember: str = ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
@@ -9,8 +10,11 @@ from typing import Any
 
 from ..audit.redact import REDACTED
 from ..escalation.channel import HistoryEntry, Ruling, SessionInfo
+from ..escalation.paging import Page, PageQuery
 from ..escalation.record import Decision, Escalation, Invalid
 from ..escalation.remember import Scope, choices
+from . import terminal
+from .terminal import neutral
 
 # How the proxy cuts long text in what it logs and shows (mcpproxy/gate.py _abbreviate).
 _CUT = re.compile(r"\.\.\.\[\d+ chars, sha256 [0-9a-f]+\]$")
@@ -45,6 +49,35 @@ def notes(value: Any, where: str = "") -> list[str]:
     return found[:50]
 
 
+def targets(escalation: Escalation) -> list[dict[str, str]]:
+    """What the call touches, shown neutral: its paths, and its URLs with the host each really
+    names (`https://a.example@evil.example/` -> evil.example)."""
+    found = [{"kind": "path", "text": neutral(p), "host": ""} for p in escalation.paths[:20]]
+    for url in terminal.urls(dict(escalation.arguments))[:10]:
+        found.append({"kind": "url", "text": neutral(url), "host": neutral(terminal.host_of(url))})
+    if not any(t["kind"] == "url" for t in found):
+        found += [{"kind": "domain", "text": "", "host": neutral(d)} for d in escalation.domains]
+    return found
+
+
+def shown(escalation: Escalation) -> dict[str, Any]:
+    """Every field a page shows, as neutral text: bidi overrides, zero-width and control
+    characters made visible as escapes (terminal.neutral: the CLI's allowlist)."""
+    return {
+        "id": neutral(escalation.id),
+        "call": neutral(escalation.call),
+        "session_id": neutral(escalation.session_id),
+        "worktree": neutral(escalation.worktree),
+        "agent": neutral(escalation.agent),
+        "rule": neutral(escalation.rule),
+        "reason": neutral(escalation.reason),
+        "task": neutral(escalation.task),
+        "created": stamp(escalation.created_at),
+        "deadline": stamp(escalation.deadline),
+        "targets": targets(escalation),
+    }
+
+
 def invalid_json(invalid: Invalid) -> dict[str, Any]:
     """A forged or malformed record, listed so a human sees it; never decidable."""
     return {
@@ -58,6 +91,20 @@ def invalid_json(invalid: Invalid) -> dict[str, Any]:
         "left": "",
         "invalid": True,
         "excerpt": invalid.excerpt,
+        "shown": {
+            "id": neutral(invalid.id),
+            "call": "(invalid record)",
+            "session_id": neutral(invalid.session_id),
+            "worktree": "",
+            "agent": "",
+            "rule": "",
+            "reason": neutral(f"not a valid escalation: {invalid.problem}"),
+            "task": "",
+            "created": "",
+            "deadline": "",
+            "targets": [],
+            "excerpt": neutral(invalid.excerpt),
+        },
     }
 
 
@@ -66,11 +113,38 @@ def row_json(found: Escalation | Invalid, now: float) -> dict[str, Any]:
 
 
 def arguments_text(escalation: Escalation) -> str:
-    return json.dumps(escalation.arguments, indent=2, sort_keys=True, ensure_ascii=False)
+    """The arguments, one per line, every key and string neutral (terminal.pretty)."""
+    return "\n".join(line[2:] for line in terminal.pretty(dict(escalation.arguments)))
 
 
 def stamp(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+    """A time with its UTC offset (RFC 3339 with a space; the service's zone, UTC in the
+    container), e.g. `2026-12-03 07:57:39+00:00`."""
+    offset = time.strftime("%z", time.localtime(at))
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at)) + f"{offset[:3]}:{offset[3:]}"
+
+
+def page_json(
+    page: Page,
+    rows: list[Escalation | Invalid],
+    query: PageQuery,
+    now: float,
+    reviewed: set[str] = frozenset(),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    """A page of the pending list as the API answers it (and the page's script reads);
+    `reviewed`: the sessions whose auto-reviewer is on."""
+    following = page.next
+    listed = [row_json(e, now) for e in rows]
+    for row in listed:
+        row["auto_review"] = row["session_id"] in reviewed
+    return {
+        "escalations": listed,
+        "total": page.total,
+        "order": query.order.value,
+        "limit": query.limit,
+        "next": following.encode() if following else None,
+        "now": now,
+    }
 
 
 def left(escalation: Escalation, now: float) -> str:
@@ -87,6 +161,7 @@ def escalation_json(escalation: Escalation, now: float) -> dict[str, Any]:
         "digest": escalation.digest(),
         "notes": notes(dict(escalation.arguments)),
         "invalid": False,
+        "shown": shown(escalation),
     }
 
 
@@ -132,3 +207,98 @@ def session_json(info: SessionInfo) -> dict[str, Any]:
         "status": "waiting for a human" if info.pending else "running or ended",
         "remembered": [scope_json(s) for s in info.remembered],
     }
+
+
+def bulk_text(outcomes: dict[str, int]) -> str:
+    """What a bulk deny did, e.g. "Denied 3; refused 1 (already)."."""
+    denied = outcomes.get("decided", 0)
+    refused = ", ".join(f"{n} {k}" for k, n in sorted(outcomes.items()) if k != "decided")
+    return f"Denied {denied}" + (f"; refused {refused}." if refused else ".")
+
+
+# -- the detail page: what the call would change, and the session's recent audit -----------
+
+DIFF_LINES = 400  # lines of a diff or a written file shown; the rest is counted
+
+
+def _lines(kind: str, text: str) -> list[dict[str, str]]:
+    return [{"kind": kind, "text": neutral(line)} for line in text.splitlines()]
+
+
+def _diff(old: str, new: str, name: str) -> list[dict[str, str]]:
+    found = []
+    for line in difflib.unified_diff(
+        old.splitlines(), new.splitlines(), f"{name} (as the edit expects)", "after", lineterm=""
+    ):
+        kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        found.append({"kind": kind, "text": neutral(line)})
+    return found
+
+
+def changes(escalation: Escalation) -> dict[str, Any] | None:
+    """What the call would change, from what the record carries (the service cannot read the
+    workspace: an edit's diff is between its own oldText and newText, a write shows the new
+    content whole). None for calls that change no file."""
+    args = escalation.arguments
+    tool = escalation.tool
+    if tool == "edit_file" and isinstance(args.get("edits"), list):
+        path = str(args.get("path", ""))
+        lines: list[dict[str, str]] = []
+        for n, edit in enumerate(args["edits"][:50]):
+            if not isinstance(edit, dict):
+                continue
+            old, new = edit.get("oldText", ""), edit.get("newText", "")
+            if isinstance(old, str) and isinstance(new, str):
+                lines += [{"kind": "hunk", "text": f"edit {n + 1}"}, *_diff(old, new, path)]
+        return {
+            "kind": "diff",
+            "note": "The edit's own text before and after (oldText -> newText); the service "
+            "cannot read the file, so the rest of it is not shown.",
+            "lines": lines[:DIFF_LINES],
+            "cut": max(0, len(lines) - DIFF_LINES),
+        }
+    if tool == "write_file" and isinstance(args.get("content"), str):
+        lines = _lines("add", args["content"])
+        return {
+            "kind": "write",
+            "note": "The whole new content; it replaces the file if one exists (the service "
+            "cannot read the current file, so no diff against it is shown).",
+            "lines": lines[:DIFF_LINES],
+            "cut": max(0, len(lines) - DIFF_LINES),
+        }
+    if tool == "move_file":
+        return {
+            "kind": "move",
+            "before": neutral(str(args.get("source", ""))),
+            "after": neutral(str(args.get("destination", ""))),
+        }
+    return None
+
+
+AUDIT_COLUMNS = ("time", "event", "tool", "effect", "rule", "reason")
+
+
+def audit_rows(lines: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
+    """The session's recent audit lines as table rows (neutral text); a line that is not a
+    JSON object is shown whole under `other`."""
+    rows = []
+    for line in lines[-50:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            rows.append({**dict.fromkeys(AUDIT_COLUMNS, ""), "other": neutral(line[:500])})
+            continue
+        row = {}
+        for column in AUDIT_COLUMNS:
+            value = record.get(column, "")
+            if column == "time" and isinstance(value, int | float) and not isinstance(value, bool):
+                value = stamp(float(value))
+            row[column] = neutral(value if isinstance(value, str) else json.dumps(value))
+        rest = {k: v for k, v in record.items() if k not in AUDIT_COLUMNS and k != "chain"}
+        row["other"] = neutral(json.dumps(rest, sort_keys=True, ensure_ascii=False)[:500])
+        rows.append(row)
+    return rows

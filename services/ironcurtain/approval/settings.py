@@ -19,6 +19,7 @@ def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
 class Settings:
     redis_url: str
     redis_password_file: Path  # a credential file: `USER PASSWORD` (escalation/acl.py)
+    redis_ca_file: Path  # the team CA (escalation/tls.py: TLS only, name checked)
     members_file: Path
     session_dir: Path
     public_port: int = DEFAULT_PORT
@@ -28,9 +29,12 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         shared = state_dir(environ) / "shared"
         return cls(
-            redis_url=environ.get("IRONCURTAIN_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            redis_url=environ.get("IRONCURTAIN_REDIS_URL", "rediss://redis:6379/0"),
             redis_password_file=Path(
                 environ.get("IRONCURTAIN_REDIS_CREDENTIAL_FILE") or shared / "redis_approval"
+            ),
+            redis_ca_file=Path(
+                environ.get("IRONCURTAIN_REDIS_CA_FILE") or shared / "tls" / "ca.pem"
             ),
             members_file=Path(
                 environ.get("IRONCURTAIN_APPROVAL_MEMBERS_FILE")

@@ -85,6 +85,11 @@ def _urls(value: Any) -> Iterable[str]:
             yield from _urls(item)
 
 
+def urls(value: Any) -> list[str]:
+    """The URL strings anywhere in `value` (arguments), each once, in order."""
+    return list(dict.fromkeys(_urls(value)))
+
+
 def host_of(url: str) -> str:
     """The host a URL really names (`https://good.example@evil.example/` -> evil.example)."""
     try:

@@ -17,7 +17,8 @@ from flask import (
 )
 
 from ..escalation.channel import Channel
-from ..escalation.record import Invalid
+from ..escalation.paging import BadParameter, PageQuery
+from ..escalation.record import Escalation, Invalid
 from ..escalation.remember import pick
 from ..escalation.types import Verdict
 from . import present
@@ -32,12 +33,51 @@ def channel() -> Channel:
     return current_app.extensions["ironcurtain.channel"]
 
 
+BULK_MAX = 200  # ids one bulk deny may name (a page at most)
+
+
 @bp.get("/")
 @login_required
 def pending() -> Any:
-    now = time.time()
-    rows = [present.row_json(e, now) for e in channel().pending()]
-    return render_template("pending.html", rows=rows)
+    try:
+        query = PageQuery.parse(request.args.items(multi=True))
+    except BadParameter as exc:
+        return render_template("error.html", message=str(exc)), 400
+    page, rows = channel().page(query)
+    reviewed = channel().auto_reviewed([e.session_id for e in rows])
+    listing = present.page_json(page, rows, query, time.time(), reviewed)
+    following = page.next
+    return render_template(
+        "pending.html",
+        listing=listing,
+        rows=listing["escalations"],
+        query=query,
+        next_url=url_for("views.pending", **query.after(following)) if following else "",
+        first_url=url_for("views.pending", **query.after(None)) if query.cursor else "",
+        live_url=url_for("api.pending", **query.after(query.cursor)),
+    )
+
+
+@bp.post("/escalations/deny")
+@login_required
+def bulk_deny() -> Any:
+    """Deny the checked escalations (CSRF-checked like every form, by guard.check_csrf)."""
+    ids = request.form.getlist("id")
+    if not ids or len(ids) > BULK_MAX:
+        abort(400, f"check 1 to {BULK_MAX} escalations to deny")
+    reason = request.form.get("reason", "")[:2000]
+    outcomes: dict[str, int] = {}
+    for escalation_id in dict.fromkeys(ids):
+        found = channel().get(escalation_id)
+        if not isinstance(found, Escalation):
+            outcomes["not decidable"] = outcomes.get("not decidable", 0) + 1
+            continue
+        ruling = channel().decide(
+            escalation_id, Verdict.DENIED, by=current_member() or "", reason=reason
+        )
+        outcomes[ruling.outcome.value] = outcomes.get(ruling.outcome.value, 0) + 1
+    flash(present.bulk_text(outcomes))
+    return redirect(url_for("views.pending"))
 
 
 @bp.get("/escalations/<escalation_id>")
@@ -53,6 +93,9 @@ def escalation(escalation_id: str) -> Any:
         "escalation.html",
         e=present.escalation_json(found, time.time()),
         arguments=present.arguments_text(found),
+        change=present.changes(found),
+        audit=present.audit_rows(found.recent_audit),
+        auto_review=bool(channel().auto_reviewed([found.session_id])),
         decision=present.decision_json(decision),
         options=[present.scope_json(s) for s in present.scope_options(found)],
     )

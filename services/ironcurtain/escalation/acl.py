@@ -110,7 +110,11 @@ def _service_commands() -> list[str]:
 
 
 def approval_rules() -> list[str]:
-    return ["reset", f"~{keys.PREFIX}:*", *_service_commands()]
+    # The keyspace channels of pending sets and decisions, for live updates (approval/events.py;
+    # PSUBSCRIBE patterns are checked literally against these). Database 0 and 1-15 alike.
+    live = [f"&__keyspace@{db}__:{keys.PREFIX}:s:*:{what}" for db in range(16)
+            for what in ("pending", "decision:*")]  # fmt: skip
+    return ["reset", f"~{keys.PREFIX}:*", *live, *_service_commands()]
 
 
 def worker_rules() -> list[str]:

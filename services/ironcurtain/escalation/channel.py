@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,10 +20,13 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 
-from . import keys
+from . import keys, tls
 from .acl import Credential
+from .paging import Cursor, Order, Page, PageQuery, merge
+from .paging import beyond as paging_beyond
 from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
 from .remember import Scope
 from .script import DECIDE
@@ -30,6 +35,7 @@ from .types import EscalationRequest, Verdict
 logger = logging.getLogger(__name__)
 
 NOTIFY_JOB = "ironcurtain.escalation.notify.notify"
+WEBHOOK_JOB = "ironcurtain.escalation.webhook.deliver"  # the team's webhook (webhook.py)
 REVIEW_JOB = "ironcurtain.english.review.review"  # the optional auto-reviewer (off by default)
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
@@ -50,19 +56,30 @@ def connect(
     url: str,
     credential_file: Path | str | None = None,
     *,
+    ca_file: Path | str,
     credential: Credential | None = None,
+    address: str | None = None,
     connect_timeout_s: float = 2.0,
     timeout_s: float = 5.0,
 ) -> redis.Redis:
     """A client that fails fast: short timeouts, no retries (a down Redis means deny at once).
 
-    Every client names its Redis user (the `default` user is off). The pool reconnects on the
-    next command, so a Redis that comes back works without restarts.
+    TLS only (`rediss://`), checked against the team CA file and the URL's host name (tls.py);
+    `address` dials another address (a container's IP) while checking that name. Every client
+    names its Redis user (the `default` user is off). The pool reconnects on the next command,
+    so a Redis that comes back works without restarts. ValueError for a URL that is not
+    `rediss://`, OSError or ssl.SSLError for an unusable CA file: before any connection.
     """
+    endpoint = tls.Endpoint.parse(url)
     if credential_file:
         credential = read_credential(credential_file)
-    return redis.Redis.from_url(
-        url,
+    pool = redis.ConnectionPool(
+        connection_class=TLSConnection,
+        tls_context=tls.context(ca_file),
+        tls_name=endpoint.host,
+        host=address or endpoint.host,
+        port=endpoint.port,
+        db=endpoint.db,
         username=credential.user if credential else None,
         password=credential.password if credential else None,
         socket_connect_timeout=connect_timeout_s,
@@ -70,6 +87,24 @@ def connect(
         retry=Retry(NoBackoff(), 0),
         decode_responses=False,  # RQ needs bytes
     )
+    return redis.Redis.from_pool(pool)  # owns the pool: close() closes its sockets
+
+
+class TLSConnection(Connection):
+    """A redis-py connection that speaks TLS with our context (tls.py), checking `tls_name`."""
+
+    def __init__(self, *, tls_context: ssl.SSLContext, tls_name: str, **kwargs: Any) -> None:
+        self._tls_context = tls_context
+        self._tls_name = tls_name
+        super().__init__(**kwargs)
+
+    def _connect(self) -> socket.socket:
+        sock = super()._connect()
+        try:
+            return self._tls_context.wrap_socket(sock, server_hostname=self._tls_name)
+        except OSError:
+            sock.close()
+            raise
 
 
 class Outcome(enum.Enum):
@@ -140,7 +175,7 @@ class Channel:
         pending = keys.pending(escalation.session_id)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.record(escalation.id), escalation.to_json(), ex=ttl)
-            pipe.zadd(pending, {escalation.id: escalation.created_at})
+            pipe.zadd(pending, {escalation.id: escalation.deadline})  # pages go by deadline
             pipe.expire(pending, ttl)
             pipe.rpush(keys.INBOX, escalation.id)
             pipe.execute()
@@ -168,6 +203,17 @@ class Channel:
         except ValueError:
             return False
         return self.redis.get(key) == b"on"
+
+    def auto_reviewed(self, session_ids: list[str]) -> set[str]:
+        """Which of these sessions have their auto-reviewer on (one pipelined read)."""
+        wanted = [s for s in dict.fromkeys(session_ids) if keys.SESSION_ID.fullmatch(s)]
+        if not wanted:
+            return set()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in wanted:
+                pipe.get(keys.autoreview(session_id))
+            found = pipe.execute()
+        return {s for s, v in zip(wanted, found, strict=True) if v == b"on"}
 
     def set_auto_review(self, session_id: str, on: bool) -> None:
         if on:
@@ -301,44 +347,126 @@ class Channel:
 
     def _pending_keys(self) -> list[str]:
         return sorted(
-            k.decode() for k in self.redis.scan_iter(match=keys.PENDING_PATTERN, count=1000)
+            k.decode() for k in self.redis.scan_iter(match=keys.PENDING_PATTERN, count=10_000)
         )
 
-    def pending(self, limit: int = 1000) -> list[Escalation | Invalid]:
-        """Open escalations of every session, newest first (forged or malformed records listed
-        as Invalid); ones whose record is gone or whose waiter gave up are taken off the list."""
-        ids: list[tuple[float, str]] = []
-        for key in self._pending_keys():
-            session_id = keys.session_of_key(key)
-            if session_id is None:
-                continue
-            for member, score in self.redis.zrevrange(key, 0, limit - 1, withscores=True):
-                escalation_id = member.decode(errors="replace")
-                try:
-                    if keys.session_of(escalation_id) != session_id:
-                        raise ValueError("listed under another session")
-                except ValueError:
-                    self.redis.zrem(key, member)
-                    continue
-                ids.append((score, escalation_id))
-        ids.sort(reverse=True)
-        ids = ids[:limit]
-        if not ids:
-            return []
-        raws = self.redis.mget([keys.record(i) for _, i in ids])
-        found: list[Escalation | Invalid] = []
-        now = self._clock()
-        for (_, escalation_id), raw in zip(ids, raws, strict=True):
-            if raw is None:
-                self.redis.zrem(keys.pending(keys.session_of(escalation_id)), escalation_id)
-                continue
-            escalation = read_record(escalation_id, raw)
-            if isinstance(escalation, Escalation) and now > escalation.deadline + ABANDONED_AFTER_S:
-                # Past its deadline: its waiter has given up; record the expiry it had.
-                self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
-                continue
-            found.append(escalation)
+    def _sessions_pending(self, query: PageQuery) -> list[str]:
+        """The sessions whose pending sets the query looks at (filters applied)."""
+        if query.session:
+            found = [query.session]
+        else:
+            found = [s for s in map(keys.session_of_key, self._pending_keys()) if s is not None]
+        if query.worktree and found:
+            # The worktree the host CLI registered (admin), not what a record claims.
+            with self.redis.pipeline(transaction=False) as pipe:
+                for session_id in found:
+                    pipe.hget(keys.session(session_id), "worktree")
+                worktrees = pipe.execute()
+            found = [
+                s
+                for s, w in zip(found, worktrees, strict=True)
+                if w is not None and w.decode(errors="replace") == query.worktree
+            ]
         return found
+
+    def _runs(self, sessions: list[str], query: PageQuery) -> list[list[Cursor]]:
+        """Per session, its entries past the cursor in order, at least limit + 1 when it has
+        that many (one pipelined round; more only for ties with the cursor's deadline)."""
+        want = query.limit + 1
+        cursor, soonest = query.cursor, query.order is Order.SOONEST
+        runs: dict[str, list[Cursor]] = {s: [] for s in sessions}
+        offsets = dict.fromkeys(sessions, 0)
+        todo = list(sessions)
+        while todo:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for session_id in todo:
+                    key, start = keys.pending(session_id), offsets[session_id]
+                    if soonest:
+                        low = cursor.score if cursor else "-inf"
+                        pipe.zrangebyscore(key, low, "+inf", start, want, withscores=True)
+                    else:
+                        high = cursor.score if cursor else "+inf"
+                        pipe.zrevrangebyscore(key, high, "-inf", start, want, withscores=True)
+                answers = pipe.execute()
+            again = []
+            for session_id, chunk in zip(todo, answers, strict=True):
+                for member, score in chunk:
+                    entry = Cursor(float(score), member.decode(errors="replace"))
+                    try:
+                        if keys.session_of(entry.escalation_id) != session_id:
+                            raise ValueError("listed under another session")
+                    except ValueError:
+                        self.redis.zrem(keys.pending(session_id), member)
+                        continue
+                    if paging_beyond(entry, cursor, query.order):
+                        runs[session_id].append(entry)
+                if len(chunk) == want and len(runs[session_id]) < want:
+                    offsets[session_id] += want  # a run of ties with the cursor: read on
+                    again.append(session_id)
+            todo = again
+        return list(runs.values())
+
+    def page(self, query: PageQuery) -> tuple[Page, list[Escalation | Invalid]]:
+        """One page of open escalations of every session (or the filtered ones), forged or
+        malformed records listed as Invalid; ones whose record is gone or whose waiter gave up
+        are taken off the list. Reads at most limit + 1 entries per session and limit records."""
+        sessions = self._sessions_pending(query)
+        if not sessions:
+            return Page((), False, 0), []
+        self._sweep(sessions)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in sessions:
+                pipe.zcard(keys.pending(session_id))
+            total = sum(int(n) for n in pipe.execute())
+        merged = merge(self._runs(sessions, query), query.cursor, query.order, query.limit + 1)
+        entries = merged[: query.limit]
+        found: list[Escalation | Invalid] = []
+        if entries:
+            raws = self.redis.mget([keys.record(e.escalation_id) for e in entries])
+            now = self._clock()
+            for entry, raw in zip(entries, raws, strict=True):
+                escalation_id = entry.escalation_id
+                if raw is None:
+                    self.redis.zrem(keys.pending(keys.session_of(escalation_id)), escalation_id)
+                    continue
+                escalation = read_record(escalation_id, raw)
+                if (
+                    isinstance(escalation, Escalation)
+                    and now > escalation.deadline + ABANDONED_AFTER_S
+                ):
+                    # Past its deadline: its waiter has given up; record the expiry it had.
+                    self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
+                    continue
+                found.append(escalation)
+        return Page(tuple(entries), len(merged) > query.limit, total), found
+
+    def _sweep(self, sessions: list[str], most: int = 20) -> None:
+        """Record the expiry of escalations past their deadline (scored by it) whose waiters
+        gave up, a few per session and listing, whichever page is asked for."""
+        cutoff = self._clock() - ABANDONED_AFTER_S
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in sessions:
+                pipe.zrangebyscore(keys.pending(session_id), "-inf", cutoff, 0, most)
+            found = pipe.execute()
+        for session_id, members in zip(sessions, found, strict=True):
+            for member in members:
+                escalation_id = member.decode(errors="replace")
+                raw = self.get(escalation_id)
+                if isinstance(raw, Escalation) and raw.session_id == session_id:
+                    self.decide(escalation_id, Verdict.EXPIRED, by=DEADLINE, expiry=True)
+
+    def pending(self, limit: int = 1000) -> list[Escalation | Invalid]:
+        """The first `limit` open escalations, latest deadline first (see page())."""
+        return self.page(PageQuery(limit=limit))[1]
+
+    def pending_counts(self) -> dict[str, int]:
+        """Open escalations per session (one ZCARD each, no record read)."""
+        sessions = [s for s in map(keys.session_of_key, self._pending_keys()) if s is not None]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in sessions:
+                pipe.zcard(keys.pending(session_id))
+            counts = pipe.execute()
+        return {s: int(n) for s, n in zip(sessions, counts, strict=True) if int(n)}
 
     def history(
         self,
@@ -375,11 +503,7 @@ class Channel:
     def sessions(self, limit: int = 200) -> list[SessionInfo]:
         """Registered sessions and any with pending escalations or remembered scopes."""
         ids = [i.decode() for i in self.redis.zrevrange(keys.SESSIONS, 0, limit - 1)]
-        pending_by_session: dict[str, int] = {}
-        for escalation in self.pending():
-            pending_by_session[escalation.session_id] = (
-                pending_by_session.get(escalation.session_id, 0) + 1
-            )
+        pending_by_session = self.pending_counts()
         for key in self.redis.scan_iter(match=keys.REMEMBERED_PATTERN, count=1000):
             found_id = keys.session_of_key(key.decode())
             if found_id and found_id not in ids:

@@ -16,7 +16,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from . import keys
-from .channel import NOTIFY_JOB, REVIEW_JOB, Channel
+from .channel import NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB, Channel
 from .record import Decision, Escalation
 from .types import Verdict
 
@@ -30,7 +30,9 @@ def queue(client: redis.Redis) -> Queue:
     return Queue(keys.QUEUE, connection=client, serializer=JSONSerializer)
 
 
-def handle(channel: Channel, jobs: Queue, entry: bytes, *, reviewer: bool) -> str:
+def handle(
+    channel: Channel, jobs: Queue, entry: bytes, *, reviewer: bool, webhook: bool = False
+) -> str:
     """One inbox entry: `ID` (a new escalation) or `ID SCOPE_ID` (a remembered approval).
 
     Returns what was done (for logs and tests)."""
@@ -46,11 +48,15 @@ def handle(channel: Channel, jobs: Queue, entry: bytes, *, reviewer: bool) -> st
         return "decided"
     timeout = max(1, int(found.deadline - found.created_at))
     jobs.enqueue(NOTIFY_JOB, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
+    done = "notify"
+    if webhook:  # the team configured one (webhook.py): its own job, so a slow hook delays nothing
+        jobs.enqueue(WEBHOOK_JOB, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
+        done += "+webhook"
     if reviewer and channel.auto_review(found.session_id):
         # It may only approve, first-wins; without it a human decides as always.
         jobs.enqueue(REVIEW_JOB, found.id, job_timeout=timeout, ttl=timeout, result_ttl=60)
-        return "notify+review"
-    return "notify"
+        return done + "+review"
+    return done
 
 
 def _remembered(channel: Channel, escalation: Escalation, scope_id: str) -> str:
@@ -73,7 +79,9 @@ def _remembered(channel: Channel, escalation: Escalation, scope_id: str) -> str:
     return "ignored"
 
 
-def forever(client: redis.Redis, stop: threading.Event, *, reviewer: bool) -> None:
+def forever(
+    client: redis.Redis, stop: threading.Event, *, reviewer: bool, webhook: bool = False
+) -> None:
     """The worker's dispatch loop (a thread next to the RQ worker): blocks on the inbox."""
     channel = Channel(client)
     jobs = queue(client)
@@ -81,7 +89,7 @@ def forever(client: redis.Redis, stop: threading.Event, *, reviewer: bool) -> No
         try:
             popped = client.blpop([keys.INBOX], timeout=1)
             if popped is not None:
-                handle(channel, jobs, popped[1], reviewer=reviewer)
+                handle(channel, jobs, popped[1], reviewer=reviewer, webhook=webhook)
         except redis.RedisError as exc:  # Redis may come and go: try again
             logger.warning("inbox: %s", exc)
             stop.wait(1.0)

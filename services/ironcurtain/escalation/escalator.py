@@ -15,7 +15,6 @@ import logging
 import math
 import threading
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -89,24 +88,27 @@ class RedisEscalator:
         url: str,
         credential_file: Path | str,
         *,
+        ca_file: Path | str,
         audit: AuditHook | None = None,
         max_waiting: int = 32,
     ) -> RedisEscalator:
         """The usual construction: a fail-fast client for `url` as the session's Redis user
         (the credential file `ironcurtain run` hands the proxy: `USER PASSWORD`).
 
-        The URL is checked and the credential read now, so either mistake stops the proxy at
-        start; the client is made on the first escalation."""
-        if urllib.parse.urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"not a Redis URL: {url!r}")
+        The URL (`rediss://` only), the credential and the team CA file (`ca_file`) are checked
+        now, so any mistake stops the proxy at start; the client is made on the first
+        escalation."""
+        from . import tls
         from .acl import Credential
 
+        tls.Endpoint.parse(url)
         credential = Credential.parse(Path(credential_file).read_text())
+        tls.context(ca_file)
 
         def make() -> Channel:
             from .channel import Channel, connect
 
-            return Channel(connect(url, credential=credential))
+            return Channel(connect(url, credential=credential, ca_file=ca_file))
 
         return cls(make, audit=audit, max_waiting=max_waiting)
 

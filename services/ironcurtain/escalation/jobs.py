@@ -12,11 +12,11 @@ from typing import Any
 
 from rq.job import Job
 
-from .channel import NOTIFY_JOB, REVIEW_JOB
+from .channel import NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB
 
 logger = logging.getLogger(__name__)
 
-ALLOWED = frozenset({NOTIFY_JOB, REVIEW_JOB})
+ALLOWED = frozenset({NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB})
 
 
 class Refused(Exception):

@@ -17,18 +17,35 @@ import redis
 from . import acl, keys
 
 
+class UserExists(ValueError):
+    """The session already has a user: it is never re-made with another password."""
+
+
 def create_session_user(
     admin: redis.Redis,
     session_id: str,
     *,
     project: str,
     machine: str,
+    member: str = "",
+    exclusive: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> acl.Credential:
-    """A fresh user for the session (a new password each time): its credential."""
+    """A fresh user for the session (a new password each time): its credential.
+
+    `exclusive` (the registrar, for other machines): refuse, with UserExists, a session that has
+    a user or a registry entry already, so nobody takes over another session's keys by asking
+    for its id again (HSETNX claims the id atomically). `member` is recorded as its owner."""
     credential = acl.Credential.new(acl.session_user(session_id))
-    entry = json.dumps({"project": project, "machine": machine, "created": clock()})
-    admin.hset(keys.ACL_USERS, credential.user, entry)  # first: a crash leaves it sweepable
+    fields = {"project": project, "machine": machine, "created": clock()}
+    entry = json.dumps({**fields, **({"member": member} if member else {})})
+    if exclusive:
+        if admin.execute_command("ACL", "GETUSER", credential.user) is not None:
+            raise UserExists(f"session {session_id} has a Redis user already")
+        if not admin.hsetnx(keys.ACL_USERS, credential.user, entry):
+            raise UserExists(f"session {session_id} has a Redis user already")
+    else:
+        admin.hset(keys.ACL_USERS, credential.user, entry)  # first: a crash leaves it sweepable
     admin.execute_command(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",
@@ -40,6 +57,31 @@ def remove_session_user(admin: redis.Redis, session_id: str) -> None:
     user = acl.session_user(session_id)
     admin.execute_command("ACL", "DELUSER", user)
     admin.hdel(keys.ACL_USERS, user)
+
+
+def owner(admin: redis.Redis, session_id: str) -> str | None:
+    """The member recorded as the owner of a session's user (None: unknown or none)."""
+    raw = admin.hget(keys.ACL_USERS, acl.session_user(session_id))
+    try:
+        found = json.loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    member = found.get("member") if isinstance(found, dict) else None
+    return member if isinstance(member, str) and member else None
+
+
+def owned_by(admin: redis.Redis, member: str) -> dict[str, str]:
+    """The registry entries of the session users `member` asked for: {user: entry}."""
+    found = {}
+    for user, raw in admin.hgetall(keys.ACL_USERS).items():
+        text = raw.decode(errors="replace")
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("member") == member:
+            found[user.decode()] = text
+    return found
 
 
 def session_users(admin: redis.Redis) -> list[str]:

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..approval.settings import Settings
@@ -48,9 +49,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_environ()
     try:
-        client = connect(settings.redis_url, settings.redis_password_file, timeout_s=10)
+        client = connect(
+            settings.redis_url,
+            settings.redis_password_file,
+            ca_file=settings.redis_ca_file,
+            timeout_s=10,
+        )
     except (OSError, ValueError) as exc:
-        print(f"worker: cannot read the Redis credential: {exc}", file=sys.stderr)
+        print(f"worker: cannot read the Redis credential or CA file: {exc}", file=sys.stderr)
         return 2
     queue = dispatch.queue(client)
     if args.health:
@@ -58,11 +64,26 @@ def _run(args: argparse.Namespace) -> int:
     name = f"ironcurtain-{socket.gethostname()}"
     # The auto-reviewer runs only with a key file; without one no review job is ever enqueued.
     reviewer = bool(os.environ.get("IRONCURTAIN_REVIEWER_KEY_FILE"))
+    from .webhook import DEFAULT_FILE, load
+
+    try:  # the team's webhook, if it configured one; a malformed file is refused loudly
+        webhook = load(Path(os.environ.get("IRONCURTAIN_WEBHOOK_FILE", DEFAULT_FILE))) is not None
+    except (OSError, ValueError) as exc:
+        print(f"worker: the webhook file is unusable, no webhook is called: {exc}", file=sys.stderr)
+        webhook = False
     stop = threading.Event()
     inbox = threading.Thread(
         target=dispatch.forever,
-        args=(connect(settings.redis_url, settings.redis_password_file, timeout_s=10), stop),
-        kwargs={"reviewer": reviewer},
+        args=(
+            connect(
+                settings.redis_url,
+                settings.redis_password_file,
+                ca_file=settings.redis_ca_file,
+                timeout_s=10,
+            ),
+            stop,
+        ),
+        kwargs={"reviewer": reviewer, "webhook": webhook},
         name="inbox",
         daemon=True,
     )

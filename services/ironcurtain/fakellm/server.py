@@ -8,6 +8,9 @@
 - "hang": never answers (the proxy's timeout must fire);
 - "ticks-N-MS": SSE, N events MS milliseconds apart, each carrying its send time (benchmarks).
 
+Subscriptions (`oauth`, see oauth.py): bearer OAuth tokens are checked (beta header, expiry:
+401 as the vendor answers) and the token endpoint answers refresh grants with rotating tokens.
+
 Scripted answers: text put in `replies` is the next non-streamed Messages answer, in order (a
 test scripts what "the model" says, hostile answers included); empty: the usual greeting.
 
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import h11
 
+from . import oauth as oauthing
 from . import play as playing
 
 INPUT_TOKENS = 12
@@ -110,6 +114,7 @@ class FakeVendor:
     replies: deque[str] = field(default_factory=deque)  # scripted answers, first in first out
     script: playing.Script | None = None  # Messages requests answered from it (play.py)
     record_to: Path | None = None  # every request appended here, one JSON line each
+    oauth: oauthing.Issuer | None = None  # subscription logins (oauth.py), when set
 
     async def start(self, context: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> int:
         self.server = await asyncio.start_server(self._handle, host, port, ssl=context)
@@ -190,6 +195,12 @@ class FakeVendor:
             doc = json.loads(body) if body else {}
         except json.JSONDecodeError:
             doc = {}
+        if self.oauth is not None:
+            if path == oauthing.TOKEN_PATH and req.method == b"POST":
+                return self._json(conn, writer, *self.oauth.grant(body))
+            refused = self.oauth.check(headers)
+            if refused is not None:
+                return self._json(conn, writer, *refused)
         model = str(doc.get("model", "")) if isinstance(doc, dict) else ""
         openai = (
             path.startswith("/v1/chat") or path.startswith("/v1/responses") or path == "/v1/models"

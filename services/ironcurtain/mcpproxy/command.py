@@ -55,6 +55,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     run.add_argument("--redis-password-file", type=Path, default=None)
     run.add_argument(
+        "--redis-ca-file",
+        type=Path,
+        default=None,
+        help="the team CA the Redis server must chain to",
+    )
+    run.add_argument(
         "--sandbox",
         default="",
         help="where command servers run: unix:DIR, the rooms' folders (server NAME's socket "
@@ -114,7 +120,11 @@ def _escalator(args: argparse.Namespace) -> Escalator | None:
         return None
     from ..escalation.escalator import RedisEscalator
 
-    return RedisEscalator.connect(args.redis_url, args.redis_password_file)
+    if args.redis_ca_file is None:
+        raise ValueError("--redis-ca-file is required with --redis-url (TLS, the team CA)")
+    return RedisEscalator.connect(
+        args.redis_url, args.redis_password_file, ca_file=args.redis_ca_file
+    )
 
 
 async def _until_signalled(
@@ -170,8 +180,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         escalator = _escalator(args)
-    except OSError as exc:
-        print(f"mcp-proxy: refusing to start: the Redis password file: {exc}", file=sys.stderr)
+    except OSError as exc:  # ssl.SSLError too: a CA file that is no certificate
+        print(
+            f"mcp-proxy: refusing to start: the Redis credential or CA file: {exc}",
+            file=sys.stderr,
+        )
         return 2
     except ValueError as exc:
         print(f"mcp-proxy: refusing to start: --redis-url: {exc}", file=sys.stderr)

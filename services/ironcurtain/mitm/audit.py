@@ -23,7 +23,7 @@ _AFTER_THE_FACT = frozenset({"refuse", "done", "error", "cancelled"})
 class Entry:
     session: str
     event: str  # "connect" | "request" | "response"
-    decision: str  # "allow" | "refuse" | "local" | "done" | "error"
+    decision: str  # "allow" | "refuse" | "local" | "done" | "error" | "cancelled" | "limit"
     rule: str  # which rule decided (endpoint glob or refusal code)
     host: str = ""
     provider: str = ""

@@ -116,14 +116,28 @@ def header_allowlist(flow: Flow, admission: Admission) -> Refusal | None:
     return None
 
 
-def key(flow: Flow, fake_keys: Mapping[str, str], real_keys: Mapping[str, str]) -> Refusal | None:
-    """Every key header presented must carry this provider's fake key; one is required."""
+def key(
+    flow: Flow,
+    fake_keys: Mapping[str, str],
+    real_keys: Mapping[str, str],
+    oauth: bool = False,
+) -> Refusal | None:
+    """Every key header presented must carry this provider's fake key; one is required.
+
+    `oauth`: a subscription session, whose fake token travels only as "Authorization: Bearer"
+    (as Claude Code sends it); the real token is set later (it is asked of the host)."""
     provider = flow.provider
     present = flow.presented
     if provider.auth is Auth.NONE:
         if present:
             return Refusal(403, "key", f"{provider.name} takes no credentials; refused")
         return None
+    if oauth and any(name != b"authorization" for name, _ in present):
+        return Refusal(
+            401, "key", "a subscription session's token goes in 'Authorization: Bearer' only"
+        )
+    if oauth and not present:
+        present = [(b"authorization", b"")]
     if not present:
         present = [(provider.key_headers[0].encode(), b"")]
     for name, value in present:
@@ -132,7 +146,7 @@ def key(flow: Flow, fake_keys: Mapping[str, str], real_keys: Mapping[str, str]) 
         if not verdict.ok:
             flag = "foreign_fake_key" if verdict.foreign else None
             return Refusal(verdict.status, "key", verdict.reason, flag)
-    flow.real_key = real_keys[provider.name]
+    flow.real_key = None if oauth else real_keys[provider.name]
     return None
 
 

@@ -51,12 +51,27 @@ class Outgoing:
     body: bytes  # canonical JSON (shapes.admit)
 
 
-def outgoing(flow: Flow, auth_header: str | None, bearer: bool) -> Outgoing:
-    """Host, the allowlisted headers, our framing and the real key (never the agent's)."""
-    headers = [(b"host", flow.host.encode()), *flow.forward]
+def outgoing(
+    flow: Flow, auth_header: str | None, bearer: bool, beta: bytes | None = None
+) -> Outgoing:
+    """Host, the allowlisted headers, our framing and the real key (never the agent's).
+
+    `beta`: a subscription's anthropic-beta value, added when the agent's header lacks it (a
+    401 for want of it would otherwise look like an expired token and cost a refresh)."""
+    forward = flow.forward if beta is None else with_beta(flow.forward, beta)
+    headers = [(b"host", flow.host.encode()), *forward]
     headers.append((b"content-length", b"%d" % len(flow.body)))
     headers.append((b"accept-encoding", b"identity"))  # so usage can be read from the body
     if flow.real_key is not None and auth_header is not None:
         value = f"Bearer {flow.real_key}" if bearer else flow.real_key
         headers.append((auth_header.encode(), value.encode()))
     return Outgoing(flow.request.method, flow.upstream_target, headers, flow.body)
+
+
+def with_beta(headers: list[tuple[bytes, bytes]], beta: bytes) -> list[tuple[bytes, bytes]]:
+    """`headers` with `beta` among the anthropic-beta values (added once, order kept)."""
+    values = [v.strip() for n, v in headers if n == b"anthropic-beta" for v in v.split(b",")]
+    if beta in values:
+        return headers
+    kept = [(n, v) for n, v in headers if n != b"anthropic-beta"]
+    return [*kept, (b"anthropic-beta", b",".join([*(v for v in values if v), beta]))]

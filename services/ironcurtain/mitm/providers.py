@@ -51,6 +51,22 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuth:
+    """A provider's subscription login (docs/mitm.md, "Subscriptions"): the shape of its
+    tokens and where the host refreshes them. The agent never reaches `token_url`."""
+
+    token_prefix: str  # access tokens (the agent's fake has the same prefix)
+    refresh_prefix: str
+    token_url: str  # https://HOST/PATH, called by the host's `ironcurtain run`, never the agent
+    client_id: str
+    beta: str  # the anthropic-beta value clients send with such a token
+
+    @property
+    def token_host(self) -> str:
+        return self.token_url.split("/", 3)[2]
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     hosts: tuple[str, ...]
@@ -68,6 +84,7 @@ class Provider:
     headers: tuple[str, ...] = DEFAULT_HEADERS
     # How each endpoint's spend is bounded (bounds.py); None: not billed. Every endpoint has one.
     meter: tuple[tuple[Endpoint, Spec | None], ...] = ()
+    oauth: OAuth | None = None  # a subscription login, if the provider has one
 
     def meter_for(self, endpoint: Endpoint) -> Spec | None:
         for known, spec in self.meter:
@@ -110,7 +127,7 @@ class ConfigError(ValueError):
 def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
     where = f"provider {name!r}"
     known = {"hosts", "auth", "key_prefix", "error_shape", "strip_server_tools", "endpoints"}
-    extra = {"local", "prices", "accept_bearer", "client_tool_types", "headers", "meter"}
+    extra = {"local", "prices", "accept_bearer", "client_tool_types", "headers", "meter", "oauth"}
     unknown = set(raw) - known - extra
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
@@ -149,7 +166,24 @@ def _parse_one(name: str, raw: Mapping[str, Any]) -> Provider:
         client_tool_types=tuple(str(t) for t in raw.get("client_tool_types") or ("custom",)),
         headers=_headers(where, raw.get("headers")),
         meter=meter,
+        oauth=_oauth(where, raw.get("oauth")),
     )
+
+
+def _oauth(where: str, raw: object) -> OAuth | None:
+    if raw is None:
+        return None
+    fields = {"token_prefix", "refresh_prefix", "token_url", "client_id", "beta"}
+    if not isinstance(raw, Mapping) or set(raw) != fields:
+        raise ConfigError(f"{where}: oauth needs exactly {', '.join(sorted(fields))}")
+    spec = OAuth(**{k: str(v) for k, v in raw.items()})
+    scheme, _, rest = spec.token_url.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme != "https" or not _HOST.match(host) or "/" not in rest:
+        raise ConfigError(f"{where}: oauth.token_url must be https://HOST/PATH")
+    if len(spec.token_prefix) < 3 or len(spec.refresh_prefix) < 3:
+        raise ConfigError(f"{where}: oauth token prefixes need at least 3 characters")
+    return spec
 
 
 def _endpoint(raw: object) -> Endpoint:

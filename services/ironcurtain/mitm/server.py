@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import h11
 
-from . import bounds, budget, checks, depot, driver
+from . import bounds, budget, checks, depot, driver, oauth
 from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
@@ -115,6 +115,10 @@ class Proxy:
             if not _HEADER_TOKEN.fullmatch(key):
                 raise ConfigError(f"real key for {name}: not a header-safe token (visible ASCII)")
         self._real_keys = real_keys
+        # Subscriptions: the real access token is asked of the host (oauth.py), per provider.
+        self._oauth = {
+            name: oauth.TokenSource(path) for name, path in settings.oauth_sockets.items()
+        }
         self._audit = audit
         self._clock = clock
         self._ledger = budget.Ledger(settings.budget, clock())
@@ -339,17 +343,9 @@ class Proxy:
         try:
             await writer.start_tls(context, ssl_handshake_timeout=self._tuning.header_timeout_s)
         except (ssl.SSLError, ConnectionError, TimeoutError) as exc:
+            decision, reason = _handshake_failure(exc)
             self._audit_refusal(
-                Entry(
-                    self.settings.session,
-                    "connect",
-                    "refuse",
-                    "tls",
-                    host=host,
-                    reason=bounded(
-                        f"TLS handshake failed (SNI must be the CONNECT host): {exc}", 300
-                    ),
-                )
+                Entry(self.settings.session, "connect", decision, "tls", host=host, reason=reason)
             )
             return None
         return host
@@ -459,13 +455,16 @@ class Proxy:
                     await self._read_body(reader, writer, conn)
                     self._answer_local(writer, conn, flow, answer)
                     return True
+            source = self._oauth.get(provider.name)
             refusal = (
                 refusal
                 or checks.endpoint(flow)
                 or checks.header_allowlist(flow, admission)
-                or checks.key(flow, self.settings.fake_keys, self._real_keys)
+                or checks.key(flow, self.settings.fake_keys, self._real_keys, source is not None)
                 or self._check_budget()  # early: before the body is read
             )
+            if refusal is None and source is not None:
+                flow.real_key = await source.current()  # a Refusal (503) if the host is silent
             if refusal is None:
                 refusal = checks.body(flow, await self._read_body(reader, writer, conn), admission)
             if refusal is None:
@@ -613,15 +612,63 @@ class Proxy:
                 raise
         raise AssertionError("unreachable")
 
+    def _outgoing(self, flow: Flow, oauth_session: bool) -> Outgoing:
+        provider = flow.provider
+        if oauth_session and provider.oauth is not None:
+            return outgoing(flow, "authorization", True, provider.oauth.beta.encode())
+        return outgoing(flow, provider.auth.header, provider.auth is Auth.BEARER)
+
+    async def _discard(self, host: str, upstream: _Upstream) -> None:
+        """Read a (small) refused answer to its end, so the connection can be reused."""
+        try:
+            async with asyncio.timeout(self._tuning.response_timeout_s):
+                while True:
+                    event = await driver.next_event(upstream.conn, upstream.reader)
+                    if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                        break
+        except (TimeoutError, OSError, ssl.SSLError, h11.ProtocolError):
+            upstream.close()
+            return
+        self._release(host, upstream)
+
+    def _audit_oauth_retry(self, flow: Flow) -> None:
+        self._audit.write(
+            Entry(
+                self.settings.session,
+                "request",
+                "retry",
+                "oauth",
+                host=flow.host,
+                provider=flow.provider.name,
+                method=flow.method,
+                path=flow.path,
+                status=401,
+                request_id=flow.rid,
+                reason="the vendor refused the access token; sent again with a refreshed one",
+            )
+        )
+
     async def _forward(
         self, writer: Stream, conn: h11.Connection, flow: Flow, watch: _Watch
     ) -> bool:
         provider, host = flow.provider, flow.host
-        out = outgoing(flow, provider.auth.header, provider.auth is Auth.BEARER)
+        source = self._oauth.get(provider.name)
+        out = self._outgoing(flow, source is not None)
         method, path, rid, started, data = flow.method, flow.path, flow.rid, flow.started, out.body
         ask, strip_usage = flow.ask, flow.strip_usage
         try:
             upstream, response = await self._send_upstream(host, out)
+            if response.status_code == 401 and source is not None and flow.real_key:
+                # The access token was refused (expired early, revoked, rotated): the host
+                # refreshes once and the request is sent again; the agent sees one answer.
+                await self._discard(host, upstream)
+                flow.real_key = await source.refused(flow.real_key)
+                self._audit_oauth_retry(flow)
+                upstream, response = await self._send_upstream(host, self._outgoing(flow, True))
+        except Refusal as refusal:  # the host had no token to give
+            self._ledger.settle(ask, budget.unanswered(ask, False), provider.price(ask.model))
+            self._write_refusal(writer, conn, provider, host, refusal, flow)
+            return False
         except (OSError, ssl.SSLError, h11.ProtocolError) as exc:
             charged = budget.unanswered(ask, isinstance(exc, TimeoutError))
             self._ledger.settle(ask, charged, provider.price(ask.model))
@@ -736,3 +783,17 @@ def _is_ip(host: str) -> bool:
         # Also refuse forms some resolvers read as IPv4 (e.g. "2130706433", "0x7f.1").
         return all(part.isdigit() or part.startswith("0x") for part in candidate.split(".") if part)
     return True
+
+
+def _handshake_failure(exc: BaseException) -> tuple[str, str]:
+    """(decision, reason) for a TLS handshake that did not complete.
+
+    A client that hangs up after our 200 (the start-up probe does, by design) was refused
+    nothing: it is `cancelled`, so the session's refusal count holds only what the door refused.
+    """
+    if isinstance(exc, TimeoutError | ConnectionAbortedError):  # asyncio's handshake deadline
+        return "refuse", "no TLS handshake before the deadline"
+    if isinstance(exc, ssl.SSLEOFError | ConnectionError):
+        return "cancelled", "the client closed the tunnel before the TLS handshake ended"
+    text = f"TLS handshake failed (SNI must be the CONNECT host): {exc}"
+    return "refuse", bounded(text, 300)

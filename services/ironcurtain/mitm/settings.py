@@ -11,6 +11,9 @@ This is the entry point session orchestration uses (see docs/mitm.md):
     keys:                                   # enabled providers: fake key + real key FILE
       anthropic: {fake: "sk-ant-api03-...", real_file: /run/secrets/anthropic_api_key}
       claude-platform: {}                   # auth: none providers need no key
+    # or, for a Claude subscription (docs/mitm.md, "Subscriptions"): a fake OAuth token and
+    # the host's token socket instead of a real key file
+    #  anthropic: {fake: "sk-ant-oat01-...", oauth_socket: /run/ironcurtain/oauth/token.sock}
     budget: {tokens: 1000000, requests: null, seconds: 1800, cost_usd: 5}
     limits: {max_body_bytes: 10485760, max_header_bytes: 32768, header_timeout_s: 10}
     upstream:                               # tests and air-gapped mirrors only
@@ -72,6 +75,8 @@ class Settings:
     providers: Mapping[str, Provider]  # the enabled ones only
     fake_keys: Mapping[str, str]  # provider -> fake key the agent holds
     real_key_files: Mapping[str, Path]  # provider -> file holding the real key
+    # provider -> the host's token socket (a subscription: the real token is asked, not read)
+    oauth_sockets: Mapping[str, Path] = field(default_factory=dict)
     listen_host: str = "0.0.0.0"  # noqa: S104 - a container port, reached via the sidecar only
     listen_port: int = DEFAULT_PORT
     budget: Limits = field(default_factory=Limits)
@@ -119,6 +124,7 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
         enabled: dict[str, Provider] = {}
         fakes: dict[str, str] = {}
         reals: dict[str, Path] = {}
+        sockets: dict[str, Path] = {}
         for name, entry in keys.items():
             if name not in known:
                 raise ConfigError(f"keys: unknown provider {name!r}")
@@ -127,6 +133,10 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
             if provider.auth is Auth.NONE:
                 continue
             entry = entry or {}
+            if "oauth_socket" in entry:
+                sockets[name] = path(entry["oauth_socket"])
+                fakes[name] = _oauth_fake(name, provider, entry)
+                continue
             fake, real = entry.get("fake"), entry.get("real_file")
             if not fake or not real:
                 raise ConfigError(f"keys.{name}: needs both 'fake' and 'real_file'")
@@ -163,6 +173,7 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
             providers=enabled,
             fake_keys=fakes,
             real_key_files=reals,
+            oauth_sockets=sockets,
             listen_host=str(listen.get("host", "0.0.0.0")),  # noqa: S104
             listen_port=int(listen.get("port", DEFAULT_PORT)),
             budget=limits,
@@ -176,6 +187,18 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"settings: {exc!r}") from None
+
+
+def _oauth_fake(name: str, provider: Provider, entry: Mapping[str, Any]) -> str:
+    """A subscription's fake: an OAuth token of the provider's shape, and no real key file."""
+    if provider.oauth is None:
+        raise ConfigError(f"keys.{name}: {name} has no subscription login (oauth)")
+    if set(entry) != {"fake", "oauth_socket"}:
+        raise ConfigError(f"keys.{name}: a subscription needs exactly 'fake' and 'oauth_socket'")
+    fake = str(entry["fake"])
+    if not fake.startswith(provider.oauth.token_prefix):
+        raise ConfigError(f"keys.{name}: fake token must start with {provider.oauth.token_prefix}")
+    return fake
 
 
 def load(file: Path) -> Settings:

@@ -135,8 +135,8 @@ def parse_probe(output: str, listener_hits: Iterable[str]) -> ProbeResult:
     raise IsolationError(f"the isolation probe printed no result: {output[-300:]!r}")
 
 
-def check_hardening(attrs: Mapping[str, object]) -> None:
-    found = hardening.violations(attrs)
+def check_hardening(attrs: Mapping[str, object], user: str | None = None) -> None:
+    found = hardening.violations(attrs, user)
     if found:
         raise IsolationError("the agent container is not hardened: " + "; ".join(found))
 

@@ -65,6 +65,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
     register_sessions(commands)
     register_keys(commands)
+    from .login import register_login
+
+    register_login(commands)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,6 +162,7 @@ def _down(args: argparse.Namespace) -> int:
             leases.lease_dir(os.environ),
             leases.pool_from(os.environ),
             reclaim.engine_subnets(client),
+            group=leases.socket_group(os.environ),
         )
         removed, problems = reclaim.sweep(client, held)
         for problem in problems:

@@ -15,6 +15,20 @@ class ComposeError(RuntimeError):
     """A compose command failed; the message carries what it printed."""
 
 
+def missing() -> str | None:
+    """Why `docker compose` does not run for this user (None when it does): without the v2
+    plugin the docker CLI prints its whole help, which would explain nothing."""
+    try:
+        done = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if done.returncode == 0:
+        return None
+    return f"`docker compose version` exited {done.returncode}"
+
+
 @dataclass(frozen=True, slots=True)
 class Compose:
     project: str

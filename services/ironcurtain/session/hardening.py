@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from .networks import AGENT
 
-AGENT_UID = 10100  # images/agent-scripted (and every agent image) run as this user
+# The images' own user; a session runs the agent as the workspace's owner instead (identity.py).
+AGENT_UID = 10100
 IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 NO_NEW_PRIVILEGES = "no-new-privileges:true"
 # Host paths that must never be mounted into the agent (Docker API, SSH keys and agent sockets).
@@ -43,23 +44,28 @@ class AgentHardening:
     workspace: str  # host path, bind-mounted read-write at /workspace
     limits: Limits = field(default_factory=Limits)
     uid: int = AGENT_UID
+    gid: int | None = None  # default: the uid
     home: str = "/home/agent"
     workspace_target: str = "/workspace"
 
     def __post_init__(self) -> None:
-        if self.uid == 0:
-            raise HardeningError("the agent never runs as root")
+        if self.uid == 0 or self.gid == 0:
+            raise HardeningError("the agent never runs as root (uid 0) or in root's group")
         if not self.workspace.startswith("/"):
             raise HardeningError(f"workspace {self.workspace!r}: an absolute host path")
         if any(mark in self.workspace for mark in _FORBIDDEN_SOURCES):
             raise HardeningError(f"workspace {self.workspace!r} looks like a socket or SSH path")
 
     @property
+    def group(self) -> int:
+        return self.uid if self.gid is None else self.gid
+
+    @property
     def user(self) -> str:
-        return f"{self.uid}:{self.uid}"
+        return f"{self.uid}:{self.group}"
 
     def _tmpfs(self) -> dict[str, str]:
-        owner = f"uid={self.uid},gid={self.uid}"
+        owner = f"uid={self.uid},gid={self.group}"
         return {
             "/tmp": f"rw,nosuid,nodev,size={self.limits.tmp_bytes},mode=1777",  # noqa: S108 (tmpfs)
             self.home: f"rw,nosuid,nodev,size={self.limits.home_bytes},{owner}",
@@ -110,17 +116,23 @@ class AgentHardening:
         }
 
 
-def violations(attrs: Mapping[str, object]) -> list[str]:
-    """Every way an inspected container (`docker inspect` output) falls short of the hardening.
+def violations(attrs: Mapping[str, object], user: str | None = None) -> list[str]:
+    """Every way an inspected container (`docker inspect` output) falls short of the hardening;
+    `user` (`uid:gid`), when given, is whom it must run as.
 
     Used before an agent is started with a task: any violation aborts the session.
     """
     host = _mapping(attrs.get("HostConfig"))
     config = _mapping(attrs.get("Config"))
     found: list[str] = []
-    user = str(config.get("User") or "")
-    if user.split(":", 1)[0] in ("", "0", "root"):
-        found.append(f"runs as root (User={user!r})")
+    actual = str(config.get("User") or "")
+    uid, _, gid = actual.partition(":")
+    if uid in ("", "0", "root"):
+        found.append(f"runs as root (User={actual!r})")
+    elif gid in ("", "0", "root"):  # no group: Docker takes root's when the image has no entry
+        found.append(f"runs in root's group (User={actual!r})")
+    elif user is not None and actual != user:
+        found.append(f"runs as {actual}, not as the workspace's owner {user}")
     if host.get("Privileged"):
         found.append("privileged")
     if "ALL" not in [str(c).upper() for c in _list(host.get("CapDrop"))]:

@@ -35,16 +35,25 @@ class KeyStore:
             raise KeyStoreError(f"the {provider} key is empty or contains white space")
         if _PLACEHOLDER.search(value):
             raise KeyStoreError(f"the {provider} key looks like a placeholder, not a real key")
+        return self.write(provider, value + "\n")
+
+    def write(self, name: str, text: str) -> Path:
+        """Store `text` as the entry `name` (owner-only, replaced atomically)."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.path_for(provider)
+        path = self.path_for(name)
+        tmp = path.with_name(f".{path.name}.tmp")
         old = os.umask(0o077)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
-                handle.write(value + "\n")
+                handle.write(text)
+            os.replace(tmp, path)
         finally:
             os.umask(old)
         return path
+
+    def has(self, name: str) -> bool:
+        return self.path_for(name).is_file()
 
     def checked_path(self, provider: str) -> Path:
         """The key file for a session; refused when missing or readable by others."""
@@ -61,4 +70,6 @@ class KeyStore:
     def providers(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_file())
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_file() and not p.name.startswith(".")
+        )

@@ -3,6 +3,8 @@
 <state>/sessions/<project>/
     agent/     orientation files, mounted read-only into the agent      (removed at teardown)
     agent.env  the agent's environment (fake keys only)                 (removed at teardown)
+    identity/  passwd and group naming the agent (the workspace owner), mounted read-only
+               over the agent image's                                   (removed at teardown)
     mitm/      the MITM proxy's settings (fake keys, budgets)           (removed at teardown)
     secrets/   0700: files handed to containers as compose secrets     (removed at teardown)
     rooms/     0700, the MCP uid's: rooms/NAME/ (0700) holds server NAME's unix socket (and
@@ -55,6 +57,10 @@ class SessionLayout:
         return self.root / "agent.env"
 
     @property
+    def identity(self) -> Path:
+        return self.root / "identity"
+
+    @property
     def mitm(self) -> Path:
         return self.root / "mitm"
 
@@ -90,7 +96,7 @@ class SessionLayout:
         self.root.mkdir(parents=True, exist_ok=True)
         # Explicit modes: containers (other uids) enter these, whatever the process umask is.
         self.root.chmod(0o755)
-        for folder in (self.agent, self.audit, self.mitm):
+        for folder in (self.agent, self.identity, self.audit, self.mitm):
             folder.mkdir(exist_ok=True)
             folder.chmod(0o755)
         for private in (self.secrets, self.anchor):
@@ -116,6 +122,7 @@ class SessionLayout:
         for folder in (
             self.secrets,
             self.agent,
+            self.identity,
             self.mitm,
             self.rooms,
             self.room_servers,

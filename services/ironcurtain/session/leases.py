@@ -7,7 +7,9 @@ are made under one machine-wide file lock (`flock` on `<dir>/lock`), and a lease
 its session's teardown: taken = the engine's networks + the host's routes + the leases of live
 processes. A lease whose process is gone is dropped at the next allocation (the engine then holds
 whatever networks it made). The folder is `IRONCURTAIN_NETWORK_DIR`, else
-`<tmp>/ironcurtain-networks`: one per engine host, shared by every state folder and worktree.
+`<tmp>/ironcurtain-networks`: one per engine host, shared by every state folder and worktree,
+and by every user of the engine: it belongs to the Docker socket's group (setgid, 2770), whose
+members may use the engine anyway, so a second user's sessions lease from the same file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,47 @@ from . import subnets
 DIR_VARIABLE = "IRONCURTAIN_NETWORK_DIR"
 PROJECT_LABEL = "com.docker.compose.project"
 PART_LABEL = "org.ironcurtain.part"
+
+
+class LeaseError(OSError):
+    """The shared lease folder cannot be used by this user; the message says how to fix it."""
+
+
+def socket_group(environ: Mapping[str, str]) -> int | None:
+    """The Docker socket's group (who may use the engine), None when there is no such socket."""
+    try:
+        return os.stat(environ.get("IRONCURTAIN_DOCKER_SOCKET", "/var/run/docker.sock")).st_gid
+    except OSError:
+        return None
+
+
+def share(root: Path, group: int | None) -> None:
+    """Make `root` the folder of every user of the engine: the socket's group may write it.
+
+    Whoever owns it (or root) sets it up; anyone else must be able to write it already."""
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    me = os.geteuid()
+    if group is not None and group != 0:
+        for path in (root, root / "lock", root / "leases.json"):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            if me not in (0, info.st_uid):
+                continue
+            if info.st_gid != group:
+                os.chown(path, -1, group)
+            path.chmod(0o2770 if path == root else 0o660)
+    # leases.json is replaced by a rename (the folder's write bit), never written in place.
+    needs = ((root, os.W_OK | os.X_OK), (root / "lock", os.W_OK), (root / "leases.json", os.R_OK))
+    usable = all(os.access(path, mode) for path, mode in needs if path.exists())
+    if not usable:
+        info = root.stat()
+        raise LeaseError(
+            f"{root} (the address leases every user of this engine shares; uid {info.st_uid}, "
+            f"gid {info.st_gid}) is not writable by you: `sudo chgrp -R docker {root} && sudo "
+            f"chmod -R g+rwX {root}`, or let its owner run a session first"
+        )
 
 
 def lease_dir(environ: Mapping[str, str]) -> Path:
@@ -103,8 +146,10 @@ class Leases:
         pool: tuple[IPv4Network, ...],
         engine_subnets: Callable[[set[str]], Iterable[IPv4Network]],
         routes: Callable[[], Iterable[IPv4Network]] = host_routes,
+        group: int | None = None,  # the Docker socket's: who else shares the folder
     ) -> None:
         self.root = root
+        self.group = group
         self.pool = pool
         self._engine_subnets = engine_subnets
         self._routes = routes
@@ -113,8 +158,12 @@ class Leases:
     def _locked(self) -> Iterator[dict[str, Lease]]:
         """The leases, read and written back under the lock (a crash mid-write leaves the old
         file: the new one is renamed over it)."""
-        self.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        with open(self.root / "lock", "a") as lock:
+        share(self.root, self.group)
+        shared = self.group not in (None, 0)
+        fd = os.open(self.root / "lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o660)
+        if os.fstat(fd).st_uid == os.geteuid():  # ours: exactly this mode, whatever the umask
+            os.fchmod(fd, 0o660 if shared else 0o644)
+        with os.fdopen(fd, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             path = self.root / "leases.json"
             try:
@@ -127,7 +176,7 @@ class Leases:
             if leases != before:
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps({p: lease.to_json() for p, lease in leases.items()}))
-                tmp.chmod(0o644)
+                tmp.chmod(0o660 if shared else 0o644)
                 tmp.replace(path)
 
     def take(self, project: str, count: int) -> tuple[IPv4Network, ...]:

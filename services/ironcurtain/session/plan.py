@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..agents.adapter import SESSION_MOUNT, Endpoints
 from .forwards import Forward, render
+from .identity import Identity
 from .layout import SessionLayout
 from .naming import SessionName
 from .networks import SESSION_NETWORKS
@@ -62,10 +63,12 @@ class Plan:
     workspace: Path
     policy_dir: Path
     task: str
-    mcp_uid: int
+    owner: Identity  # the workspace's owner: the agent, the MCP proxy and its rooms run as it
+    mitm_user: str  # uid:gid of the MITM proxy (who can read the files we hand it)
     docker_socket: str
     docker_socket_gid: int
     shared_network: str
+    redis_url: str = "rediss://redis:6379/0"  # the team Redis as the MCP proxy dials it
     test_run: str = ""
     escalation_timeout_s: float = 300.0
     forwards: tuple[Forward, ...] = FORWARDS
@@ -90,11 +93,14 @@ class Plan:
             "IRONCURTAIN_WORKTREE": self.name.worktree,
             "IRONCURTAIN_TASK": self.task,
             "IRONCURTAIN_FORWARDS": render(self.forwards),
-            "IRONCURTAIN_MCP_UID": str(self.mcp_uid),
+            "IRONCURTAIN_AGENT_UID": str(self.owner.uid),
+            "IRONCURTAIN_AGENT_GID": str(self.owner.gid),
+            "IRONCURTAIN_MITM_USER": self.mitm_user,
             "IRONCURTAIN_DOCKER_SOCKET": self.docker_socket,
             "IRONCURTAIN_SOCKET_PROXY_PORT": str(SOCKET_PROXY_PORT),
             "IRONCURTAIN_DOCKER_SOCKET_GID": str(self.docker_socket_gid),
             "IRONCURTAIN_SHARED_NETWORK": self.shared_network,
+            "IRONCURTAIN_REDIS_URL": self.redis_url,
             "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",
             "IRONCURTAIN_TEST_RUN": self.test_run,
             "IRONCURTAIN_AGENT_RUNTIME": self.agent_runtime,
@@ -110,10 +116,20 @@ class Plan:
         subnet = self.subnets.get(role)
         return str(ip_network(subnet).network_address + 1) if subnet else ""
 
-    def mitm_settings(self, fake_keys: Mapping[str, str]) -> dict[str, object]:
-        """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them."""
+    def mitm_settings(
+        self,
+        fake_keys: Mapping[str, str],
+        oauth: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> dict[str, object]:
+        """The MITM proxy's settings document (docs/mitm.md), paths as the container sees them.
+
+        `oauth`: providers on a subscription login, whose entry names the host's token socket
+        instead of a real key file (session/subscription.py)."""
+        oauth = oauth or {}
         keys: dict[str, object] = {
-            provider: {"fake": fake, "real_file": f"/run/secrets/{secret_name(provider)}"}
+            provider: dict(oauth[provider])
+            if provider in oauth
+            else {"fake": fake, "real_file": f"/run/secrets/{secret_name(provider)}"}
             for provider, fake in sorted(fake_keys.items())
         }
         doc: dict[str, object] = {

@@ -8,6 +8,7 @@ SIGTERM, crashes, failed starts) -> summary.json. See docs/session.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -41,7 +42,8 @@ from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
 from ..mitm.keys import new_fake_key
 from ..policy import PolicyError
-from ..shared.command import COMPOSE_FILE as SHARED_COMPOSE_FILE
+from ..registrar.client import Registrar, Team
+from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
 from . import (
@@ -53,17 +55,20 @@ from . import (
     runtime,
     siblings,
     subnets,
+    subscription,
     summary,
     terminal,
     workspace,
 )
 from .compose import Compose, ComposeError
+from .compose import missing as compose_missing
 from .keys import KeyStore, KeyStoreError
 from .layout import SessionLayout, state_dir
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
+LOCAL_REDIS_URL = "rediss://redis:6379/0"  # the stack's Redis by its certificate's name
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
 SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
 START_TIMEOUT_S = 120.0
@@ -104,6 +109,14 @@ def _home() -> Home:
         return locate()
     except HomeMissing as exc:
         raise Refused(str(exc)) from None
+
+
+def mitm_user() -> str:
+    """Root hands the MITM its files as uid 10001; anyone else runs it as themselves, the owner
+    of the files (a user cannot give files away)."""
+    if workspace.is_root():
+        return f"{MITM_UID}:{MITM_UID}"
+    return f"{os.getuid()}:{os.getgid()}"
 
 
 @contextmanager
@@ -160,6 +173,7 @@ class Session:
         )
         self._anchorer = threading.Thread(target=self._anchor, name="audit-anchor", daemon=True)
         self._stop_anchoring = threading.Event()
+        self.subscription: subscription.Subscription | None = None  # a Claude subscription login
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -205,9 +219,9 @@ class Session:
         policy_dir = (self.options.policy or self.repo / "policy").resolve()
         keys = KeyStore(self.state / "keys")
         try:
-            real_keys = {
-                p: keys.checked_path(p).read_text().strip() for p in self.adapter.providers
-            }
+            self.subscription = self._subscription(keys)
+            needed = [p for p in self.adapter.providers if p not in self._subscribed()]
+            real_keys = {p: keys.checked_path(p).read_text().strip() for p in needed}
         except KeyStoreError as exc:
             raise Refused(str(exc)) from None
         ca_dir = self._ensure_ca()
@@ -221,6 +235,7 @@ class Session:
         # Cheap refusals first: a bad workspace or policy says so before images or shared infra.
         try:
             work = workspace.check(self.options.workspace, policy_dir / "policy.yaml", variables)
+            owner = workspace.owner(work)
         except workspace.WorkspaceError as exc:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
@@ -232,13 +247,18 @@ class Session:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
         chosen = self._runtimes()
+        problem = compose_missing()
+        if problem:
+            raise Refused(
+                f"docker compose does not run for this user ({problem}): install the Compose v2 "
+                "plugin for this user (in a checkout: make engine)"
+            )
         leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
         shared = self._ensure_shared()
         self.layout.create()
         self._created = True
-        mcp_uid = workspace.proxy_uid(work)
         socket_path = self.environ.get("IRONCURTAIN_DOCKER_SOCKET", "/var/run/docker.sock")
         try:
             socket_gid = os.stat(socket_path).st_gid
@@ -253,10 +273,12 @@ class Session:
             workspace=work,
             policy_dir=policy_dir,
             task=self.options.task or "",
-            mcp_uid=mcp_uid,
+            owner=owner,
+            mitm_user=mitm_user(),
             docker_socket=socket_path,
             docker_socket_gid=socket_gid,
             shared_network=shared["IRONCURTAIN_SHARED_NETWORK"],
+            redis_url=self._team_redis_url or LOCAL_REDIS_URL,
             test_run=self.environ.get("IRONCURTAIN_TEST_RUN", ""),
             escalation_timeout_s=self.options.escalation_timeout_s,
             upstreams=self.options.upstreams,
@@ -298,6 +320,22 @@ class Session:
         self.say(f"run: {self.runtimes.describe()}")
         return self.runtimes
 
+    def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
+        """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
+        if not hasattr(self.adapter, "subscription"):
+            return None
+        known = providers.builtin()
+        for name in self.adapter.providers:
+            found = subscription.load(keys, known[name], self.options.upstreams)
+            if found is not None:
+                self.adapter = dataclasses.replace(self.adapter, subscription=True)
+                self.say(f"run: {name} through your subscription login (the agent: a fake token)")
+                return found
+        return None
+
+    def _subscribed(self) -> frozenset[str]:
+        return frozenset({self.subscription.provider.name} if self.subscription else ())
+
     def _build_settings(self) -> BuildSettings:
         return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)
 
@@ -310,11 +348,14 @@ class Session:
         except subnets.PoolError as exc:
             raise Refused(str(exc)) from None
         sweeper = reclaim.Sweeper(self.client, pool)
-        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper)
+        group = leases.socket_group(self.environ)
+        held = leases.Leases(leases.lease_dir(self.environ), pool, sweeper, group=group)
         try:
             chosen = held.take(self.name.project, len(SESSION_NETWORKS))
         except subnets.Exhausted as exc:
             raise Refused(f"no addresses for the session's networks: {exc}") from None
+        except leases.LeaseError as exc:
+            raise Refused(str(exc)) from None
         finally:
             if sweeper.removed:
                 removed = ", ".join(sweeper.removed)
@@ -476,7 +517,8 @@ class Session:
         assert self.compose is not None
         began = time.monotonic()
         agent = self._container("agent")
-        checks.check_hardening(agent.attrs)
+        assert self.plan is not None
+        checks.check_hardening(agent.attrs, self.plan.owner.user)
         gateways = self._gateways()
         startup, self._startup = self._startup, None
         if startup is not None and set(gateways) <= startup[1]:
@@ -526,6 +568,8 @@ class Session:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()  # in-process runs (tests) would otherwise leak the pipe
             stop.set()
         self.answer = self.adapter.final_answer(self.lines)
         if self._died:
@@ -577,11 +621,21 @@ class Session:
             except ComposeError as exc:
                 self.say(f"run: teardown: {exc}")
                 _force_remove(self.client, self.name.project, self.say)
+        if self.subscription is not None:
+            self.subscription.close()  # after the MITM is gone: nobody asks any more
         self._stop_anchoring.set()
         if self._anchorer.is_alive():
             self._anchorer.join(timeout=START_TIMEOUT_S)
         if self._user_admin is not None:
             self._remove_session_user()
+        if self._registered and self._registrar is not None:
+            from ..registrar.client import RegistrarError
+
+            try:
+                self._registrar.remove_user(self.name.session_id)
+            except RegistrarError as exc:
+                self.say(f"run: teardown: the session's Redis user stays until a sweep: {exc}")
+            self._registered = False
         if self._leases is not None:  # after the networks are gone: their subnets are free
             self._leases.release(self.name.project)
         if self._created:
@@ -624,6 +678,10 @@ class Session:
     _died: str | None = None
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists
+    _registrar: Registrar | None = None  # a joined machine's registrar (no admin credential)
+    _team_redis_url: str = ""
+    _team_ca: Path | None = None
+    _registered = False  # the registrar made this session's user
     _leases: leases.Leases | None = None
     # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
     _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
@@ -651,6 +709,9 @@ class Session:
     def _ensure_shared(self) -> dict[str, str]:
         environ = shared_environ(self.environ)
         environ["IRONCURTAIN_IMAGE_TAG"] = self.tag  # the loader's (env > user config > .env)
+        team = Team(self.state / "team")
+        if team.joined():
+            return self._join_team(team, environ)
         files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
         project = environ.get("IRONCURTAIN_SHARED_PROJECT", "ironcurtain-shared")
         # Held while checking and starting: concurrent first sessions start the stack once.
@@ -666,12 +727,34 @@ class Session:
                 return environ
             self.say("run: starting the team-shared stack (redis, approval, worker)")
             shared = Compose(
-                project, files=(self.repo / SHARED_COMPOSE_FILE,), env=environ, cwd=self.repo
+                project, files=shared_compose_files(self.repo, environ), env=environ, cwd=self.repo
             )
             try:
                 shared.up(timeout_s=120)
             except ComposeError as exc:
                 raise Refused(f"the shared stack did not start: {exc}") from None
+        return environ
+
+    def _join_team(self, team: Team, environ: dict[str, str]) -> dict[str, str]:
+        """A machine that joined a team server starts no stack: its sessions dial the team's
+        Redis (through the MCP proxy's egress leg) and get their users from the registrar. The
+        `shared` network the compose file names is made empty and internal, for nothing."""
+        try:
+            self._registrar, self._team_redis_url = team.load()
+        except (OSError, ValueError, KeyError) as exc:
+            raise Refused(
+                f"this machine joined a team server but its files are unusable ({exc}); "
+                "run `ironcurtain shared join` again or `ironcurtain shared leave`"
+            ) from None
+        self._team_ca = team.ca
+        name = environ["IRONCURTAIN_SHARED_NETWORK"]
+        try:
+            self.client.networks.get(name)
+        except docker.errors.NotFound:
+            labels = {"org.ironcurtain.part": "shared"}
+            if self.environ.get("IRONCURTAIN_TEST_RUN"):
+                labels["org.ironcurtain.test-run"] = self.environ["IRONCURTAIN_TEST_RUN"]
+            self.client.networks.create(name, driver="bridge", internal=True, labels=labels)
         return environ
 
     def _write_files(self, real_keys: dict[str, str], ca_dir: Path, shared_dir: Path) -> None:
@@ -681,24 +764,24 @@ class Session:
         # folder is shared by the MCP proxy and its sandbox, which run as the same uid: nobody
         # else may enter it (and it is never mounted into the agent).
         for folder, uid in (
-            (layout.audit / "mcp", self.plan.mcp_uid),
+            (layout.audit / "mcp", self.plan.owner.uid),
             (layout.audit / "mitm", MITM_UID),
-            (layout.rooms, self.plan.mcp_uid),
-            *((layout.rooms / s.name, self.plan.mcp_uid) for s in self.rooms),
-            (layout.room_servers, self.plan.mcp_uid),
-            (layout.wake, self.plan.mcp_uid),
+            (layout.rooms, self.plan.owner.uid),
+            *((layout.rooms / s.name, self.plan.owner.uid) for s in self.rooms),
+            (layout.room_servers, self.plan.owner.uid),
+            (layout.wake, self.plan.owner.uid),
         ):
             folder.mkdir(mode=0o700, exist_ok=True)
             folder.chmod(0o700)  # exactly this, whatever the umask took away
             if workspace.is_root():
                 os.chown(folder, uid, uid)
         for spec in self.rooms:  # each room's server, for that room alone (no policy there)
-            layout.write_room_server(spec.name, dump_spec(spec), self.plan.mcp_uid)
+            layout.write_room_server(spec.name, dump_spec(spec), self.plan.owner.uid)
         # Real keys: one file per provider the compose file declares (empty when unused).
         for provider in plan.SECRET_PROVIDERS:
             layout.write_secret(plan.secret_name(provider), real_keys.get(provider, ""), MITM_UID)
         # Each writing proxy's audit key: a secret for it alone, and a copy kept in anchor/.
-        for log, uid in zip(self._audit_logs(), (self.plan.mcp_uid, MITM_UID), strict=True):
+        for log, uid in zip(self._audit_logs(), (self.plan.owner.uid, MITM_UID), strict=True):
             key = audit_keys.new_key()
             audit_keys.write_key(key_path(layout.anchor, log), key)
             layout.write_secret(f"audit_key_{log.stem}", audit_keys.encode(key), uid)
@@ -713,23 +796,42 @@ class Session:
         known = providers.builtin()
         for provider in self.adapter.providers:
             fakes[provider] = new_fake_key(known[provider].key_prefix)
-        _write_public(
-            layout.mitm / "mitm.yaml", json.dumps(self.plan.mitm_settings(fakes), indent=2)
-        )
+        oauth_entries: dict[str, dict[str, str]] = {}
+        oauth_dir = layout.root / subscription.SOCKET_DIR  # mounted into the MITM only
+        oauth_dir.mkdir(mode=0o700, exist_ok=True)
+        if workspace.is_root():
+            os.chown(oauth_dir, MITM_UID, MITM_UID)
+        if self.subscription is not None:
+            name = self.subscription.provider.name
+            fakes[name] = self.subscription.fake_access
+            oauth_entries[name] = self.subscription.mitm_entry()
+            # The host answers the MITM's token requests from here on (teardown stops it).
+            self.subscription.serve(oauth_dir, MITM_UID if workspace.is_root() else None)
+        settings_doc = self.plan.mitm_settings(fakes, oauth_entries)
+        _write_public(layout.mitm / "mitm.yaml", json.dumps(settings_doc, indent=2))
         for name, source in plan.upstream_ca_files(self.plan.upstreams).items():
             _write_public(layout.mitm / name, source.read_text())
         # The agent: orientation files, the CA certificate, its environment (fakes only).
         _write_public(layout.agent / "ca.pem", (ca_dir / ca.CERT_FILE).read_text())
         for item in self.adapter.orientation_files(plan.ENDPOINTS):
             _write_public(layout.agent / item.path, item.content)
+        if self.subscription is not None:  # the agent's own login: the same shape, fakes only
+            creds = layout.agent / ".claude" / ".credentials.json"
+            _write_public(creds, self.subscription.agent_credentials())
         env = self.adapter.environment(plan.ENDPOINTS, fakes)
         _write_public(layout.agent_env, plan.agent_env_file(env))
+        # Who the agent is (mounted over the image's /etc/passwd and /etc/group, read-only).
+        _write_public(layout.identity / "passwd", self.plan.owner.passwd())
+        _write_public(layout.identity / "group", self.plan.owner.group())
 
     def _admin_channel(self, admin_file: Path) -> Any:
+        """The admin's channel to this machine's stack: the Redis container's address dialled,
+        the certificate's name `redis` checked against the team CA."""
         from ..escalation.channel import Channel, connect
 
         address = _redis_address(self.client, self.plan.shared_network if self.plan else "")
-        return Channel(connect(f"redis://{address}:6379/0", admin_file))
+        ca_file = SharedFiles(admin_file.parent).tls.ca
+        return Channel(connect(LOCAL_REDIS_URL, admin_file, ca_file=ca_file, address=address))
 
     def _session_user(self, shared_dir: Path) -> None:
         """The session's own Redis user (made with the admin credential, which stays here): its
@@ -739,6 +841,9 @@ class Session:
         from ..escalation import users
 
         assert self.plan is not None
+        if self._registrar is not None:
+            self._team_session_user()
+            return
         admin_file = SharedFiles(shared_dir).redis_admin
         try:
             channel = self._admin_channel(admin_file)
@@ -750,8 +855,14 @@ class Session:
             removed = users.sweep(channel.redis, machine=machine, live_projects=live)
             if removed:
                 self.say(f"run: removed {len(removed)} stale session user(s) from Redis")
+            # Exclusive: a session id someone claimed already (a member's machine, through the
+            # registrar) is refused, never re-made under a connection that user still holds.
             credential = users.create_session_user(
-                channel.redis, self.name.session_id, project=self.name.project, machine=machine
+                channel.redis,
+                self.name.session_id,
+                project=self.name.project,
+                machine=machine,
+                exclusive=True,
             )
             self._user_admin = admin_file
             channel.register(
@@ -764,7 +875,43 @@ class Session:
         except (redis.RedisError, OSError, ValueError, SessionFailed) as exc:
             raise Refused(f"cannot make the session's Redis user: {exc}") from None
         # Named `redis_password` in compose.yaml; it holds `USER PASSWORD` (escalation/acl.py).
-        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.mcp_uid)
+        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.owner.uid)
+        # The team CA's certificate (public): the one trust anchor the proxy has for Redis.
+        ca_pem = SharedFiles(shared_dir).tls.ca.read_text()
+        self.layout.write_secret("redis_ca", ca_pem, self.plan.owner.uid)
+
+    def _team_session_user(self) -> None:
+        """On a joined machine: the registrar makes the session's user (this machine holds no
+        Redis admin credential) and returns its password once; the proxy gets it and the CA."""
+        from ..registrar.client import RegistrarError
+
+        assert self.plan is not None
+        assert self._registrar is not None
+        live = sorted(
+            {
+                c.labels.get(PROJECT_LABEL, "")
+                for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
+            }
+            - {""}
+        )
+        try:
+            credential = self._registrar.create_user(
+                self.name.session_id,
+                project=self.name.project,
+                machine=_machine(self.client),
+                worktree=self.name.worktree,
+                agent=self.adapter.name,
+                task=self.options.task or "",
+                live=live,
+            )
+        except RegistrarError as exc:
+            raise Refused(
+                f"the team's registrar made no Redis user for this session: {exc}"
+            ) from None
+        self._registered = True
+        self.layout.write_secret("redis_password", credential.line().strip(), self.plan.owner.uid)
+        assert self._team_ca is not None
+        self.layout.write_secret("redis_ca", self._team_ca.read_text(), self.plan.owner.uid)
 
     def _remove_session_user(self) -> None:
         import redis
@@ -826,8 +973,17 @@ class Session:
         said = False
         while not stop.is_set():
             try:
-                address = _redis_address(self.client, self.plan.shared_network)
-                channel = Channel(connect(f"redis://{address}:6379/0", credential_file))
+                # Local: the container's address, the name `redis` checked; joined: the team host.
+                local = self._registrar is None
+                address = _redis_address(self.client, self.plan.shared_network) if local else None
+                channel = Channel(
+                    connect(
+                        self.plan.redis_url,
+                        credential_file,
+                        ca_file=self.layout.secrets / "redis_ca",
+                        address=address,
+                    )
+                )
                 for line in channel.follow(self.name.session_id, timeout_s=0.5):
                     if stop.is_set():
                         return

@@ -1,19 +1,17 @@
-"""The workspace a session works on: refused when it holds protected paths or the agent cannot
-write it. The checks read the filesystem; the decisions are the policy engine's."""
+"""The workspace a session works on: refused when it holds protected paths or its owner (whom the
+agent runs as) is root or cannot write it. The checks read the filesystem; the decisions are the
+policy engine's."""
 
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from ..policy import Engine, load_policy
 from ..policy.resolver import FsResolver
-from .hardening import AGENT_UID
-
-SERVICE_UID = 10001  # our python images' user
+from .identity import Identity, IdentityError, of_workspace
 
 
 class WorkspaceError(ValueError):
@@ -36,29 +34,26 @@ def check(workspace: Path, policy_file: Path, variables: Mapping[str, str]) -> P
             f"workspace {real} contains protected paths ({', '.join(inside)}): "
             "choose a folder that holds only the project (WORKSPACE=path)"
         )
-    writable_by(real, AGENT_UID)
+    owner(real)
     return real
 
 
-def writable_by(path: Path, uid: int) -> None:
-    info = path.stat()
-    mode = stat.S_IMODE(info.st_mode)
-    if info.st_uid == uid and mode & 0o300 == 0o300:
-        return
-    if info.st_gid == uid and mode & 0o030 == 0o030:
-        return
-    if mode & 0o003 == 0o003:
-        return
-    raise WorkspaceError(
-        f"workspace {path} is not writable by the agent (uid {uid}); give it the folder with "
-        f"`sudo chown -R {uid}:{uid} {path}` (or `chmod -R o+rwX {path}` on a throw-away copy)"
-    )
+def owner(workspace: Path) -> Identity:
+    """Whom the agent and the MCP proxy run as: the workspace's owner (never root).
 
-
-def proxy_uid(workspace: Path) -> int:
-    """The MCP proxy runs as the workspace's owner (its files stay the user's); never as root."""
-    owner = workspace.stat().st_uid
-    return owner if owner != 0 else SERVICE_UID
+    Without root, the session's files (audit, sockets) are ours and cannot be given away: the
+    workspace must then be ours too, or its owner's containers could not write them.
+    """
+    try:
+        found = of_workspace(workspace)
+    except IdentityError as exc:
+        raise WorkspaceError(str(exc)) from None
+    if not is_root() and found.uid != os.geteuid():
+        raise WorkspaceError(
+            f"workspace {workspace} belongs to uid {found.uid}, not to you (uid {os.geteuid()}): "
+            "run the session as the workspace's owner"
+        )
+    return found
 
 
 def is_root() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import secrets
 import subprocess
@@ -21,14 +22,37 @@ from ..home import HomeMissing, locate
 from .files import SharedFiles
 
 COMPOSE_FILE = "compose.shared.yaml"
+TEAM_COMPOSE_FILE = "compose.team.yaml"  # a team server: Redis and the registrar published
 NETWORK = "ironcurtain-shared"
+REDIS_PORT, REGISTRAR_PORT = "6379", "8443"
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("shared", help="start or stop the team-shared infrastructure")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="make missing secret files, then start (and wait healthy)")
+    up.add_argument(
+        "--host",
+        action="append",
+        default=None,
+        help="serve as a team server under this host name or address (repeatable; replaces the "
+        "stored names): Redis (TLS) and the registrar (HTTPS) are published for other machines",
+    )
+    up.add_argument("--single", action="store_true", help="stop being a team server")
     up.set_defaults(handler=_up)
+    invite = actions.add_parser("invite", help="what another machine needs to join this server")
+    invite.set_defaults(handler=_invite)
+    join = actions.add_parser(
+        "join", help="use a team server's Redis: store its CA and your member token (stdin)"
+    )
+    join.add_argument("url", help="the team's registrar, https://HOST:PORT (`shared invite`)")
+    join.add_argument("--ca", type=Path, required=True, help="the team CA file the operator gave")
+    join.add_argument(
+        "--fingerprint", default="", help="sha256:... of the CA, as `shared invite` printed it"
+    )
+    join.set_defaults(handler=_join)
+    leave = actions.add_parser("leave", help="forget the team server (sessions go local again)")
+    leave.set_defaults(handler=_leave)
     down = actions.add_parser("down", help="stop it (secret files stay)")
     down.set_defaults(handler=_down)
     env = actions.add_parser("env", help="print what sessions need to join it")
@@ -57,12 +81,29 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def shared_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     directory = Path(environ.get("IRONCURTAIN_SHARED_DIR") or state_dir(environ) / "shared")
-    return {
+    found = {
         **environ,
         "IRONCURTAIN_SHARED_DIR": str(directory),
         "IRONCURTAIN_SHARED_NETWORK": environ.get("IRONCURTAIN_SHARED_NETWORK", NETWORK),
         "IRONCURTAIN_APPROVAL_PORT": environ.get("IRONCURTAIN_APPROVAL_PORT", str(DEFAULT_PORT)),
+        "IRONCURTAIN_TEAM_REDIS_PORT": environ.get("IRONCURTAIN_TEAM_REDIS_PORT", REDIS_PORT),
+        "IRONCURTAIN_TEAM_REGISTRAR_PORT": environ.get(
+            "IRONCURTAIN_TEAM_REGISTRAR_PORT", REGISTRAR_PORT
+        ),
     }
+    hosts = SharedFiles(directory).team_hosts()
+    if hosts:
+        found["IRONCURTAIN_TEAM_HOST"] = hosts[0]
+        found["IRONCURTAIN_TEAM_REDIS_URL"] = (
+            f"rediss://{hosts[0]}:{found['IRONCURTAIN_TEAM_REDIS_PORT']}/0"
+        )
+    return found
+
+
+def compose_files(root: Path, environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """The stack's compose files: the team overlay only on a team server (`up --host`)."""
+    team = "IRONCURTAIN_TEAM_HOST" in environ
+    return (root / COMPOSE_FILE, *((root / TEAM_COMPOSE_FILE,) if team else ()))
 
 
 def _compose(environ: Mapping[str, str], *args: str) -> int:
@@ -71,7 +112,8 @@ def _compose(environ: Mapping[str, str], *args: str) -> int:
     except HomeMissing as exc:
         print(f"shared: {exc}", file=sys.stderr)
         return 2
-    command = ["docker", "compose", "-f", str(root / COMPOSE_FILE), *args]
+    files = [w for f in compose_files(root, environ) for w in ("-f", str(f))]
+    command = ["docker", "compose", *files, *args]
     return subprocess.run(command, env=dict(environ), cwd=root, check=False).returncode
 
 
@@ -80,14 +122,97 @@ def _up(args: argparse.Namespace) -> int:
     files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
     with files.lock():  # the same lock as sessions starting the stack on demand
         try:
+            files.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if args.host or args.single:
+                files.set_team_hosts([] if args.single else args.host)
+                environ = shared_environ()
+            before = _certificates(files)
             environ["IRONCURTAIN_SECRETS_UID"] = str(files.ensure())
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             print(f"shared: cannot prepare the secret files: {exc}", file=sys.stderr)
             return 2
-        code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120")
+        extra = ("--remove-orphans",) if args.single else ()
+        if _certificates(files) != before:  # compose does not see a secret file change
+            extra = (*extra, "--force-recreate")
+        code = _compose(environ, "up", "--detach", "--wait", "--wait-timeout", "120", *extra)
     if code == 0:
         print(f"shared: up; approvals at http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return code
+
+
+def _certificates(files: SharedFiles) -> list[bytes]:
+    paths = (files.tls.ca, files.tls.server_cert, files.tls.cert("registrar"))
+    return [p.read_bytes() if p.exists() else b"" for p in paths]
+
+
+def _invite(args: argparse.Namespace) -> int:
+    environ = shared_environ()
+    files = SharedFiles(Path(environ["IRONCURTAIN_SHARED_DIR"]))
+    if "IRONCURTAIN_TEAM_HOST" not in environ or not files.tls.ca.exists():
+        print("invite: not a team server; run `ironcurtain shared up --host NAME`", file=sys.stderr)
+        return 1
+    from .pki import fingerprint
+
+    url = f"https://{environ['IRONCURTAIN_TEAM_HOST']}:{environ['IRONCURTAIN_TEAM_REGISTRAR_PORT']}"
+    print(f"team CA: {files.tls.ca} ({fingerprint(files.tls.ca.read_bytes())})")
+    print("Hand the CA file (public) and a member token (`shared member add NAME`) over; there:")
+    print(f"  ironcurtain shared join {url} --ca ca.pem --fingerprint "
+          f"{fingerprint(files.tls.ca.read_bytes())}")  # fmt: skip
+    return 0
+
+
+def _join(args: argparse.Namespace) -> int:
+    from ..registrar.client import Registrar, RegistrarError, Team
+    from .pki import fingerprint
+
+    try:
+        ca_pem = args.ca.read_bytes()
+        found = fingerprint(ca_pem)
+    except (OSError, ValueError) as exc:
+        print(f"join: refused: the CA file {args.ca}: {exc}", file=sys.stderr)
+        return 1
+    if args.fingerprint and args.fingerprint.lower() != found:
+        print(f"join: refused: the CA file is {found}, not {args.fingerprint}", file=sys.stderr)
+        return 1
+    token = getpass.getpass("member token: ") if sys.stdin.isatty() else sys.stdin.readline()
+    team = Team(state_dir() / "team")
+    team.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    team.directory.chmod(0o700)
+    staged = team.directory / f".ca.{secrets.token_hex(4)}.pem"
+    staged.write_bytes(ca_pem)
+    try:
+        answer = Registrar(args.url, staged, token.strip()).team()
+    except RegistrarError as exc:
+        staged.unlink()
+        print(f"join: refused: {exc}", file=sys.stderr)
+        return 1
+    os.replace(staged, team.ca)
+    _write_private(team.token_file, token.strip() + "\n")
+    _write_private(
+        team.settings,
+        json.dumps({"registrar": args.url, "redis_url": answer["redis_url"]}) + "\n",
+    )
+    print(f"join: you are {answer['member']!r}; sessions here escalate to {answer['redis_url']}")
+    print(f"join: trusting only the team CA {found} for it; `shared leave` undoes this")
+    return 0
+
+
+def _leave(args: argparse.Namespace) -> int:
+    from ..registrar.client import Team
+
+    team = Team(state_dir() / "team")
+    for path in (team.settings, team.token_file, team.ca):
+        path.unlink(missing_ok=True)
+    print("leave: sessions here use this machine's own stack again")
+    return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -98,8 +223,9 @@ def _env(args: argparse.Namespace) -> int:
     environ = shared_environ()
     directory = Path(environ["IRONCURTAIN_SHARED_DIR"])
     print(f"IRONCURTAIN_SHARED_NETWORK={environ['IRONCURTAIN_SHARED_NETWORK']}")
-    print("IRONCURTAIN_REDIS_URL=redis://redis:6379/0")
+    print("IRONCURTAIN_REDIS_URL=rediss://redis:6379/0")
     print(f"IRONCURTAIN_REDIS_CREDENTIAL_FILE={directory / 'redis_approval'}")
+    print(f"IRONCURTAIN_REDIS_CA_FILE={directory / 'tls' / 'ca.pem'}")
     print(f"IRONCURTAIN_APPROVAL_MEMBERS_FILE={directory / 'people' / 'members.json'}")
     print(f"IRONCURTAIN_APPROVAL_URL=http://127.0.0.1:{environ['IRONCURTAIN_APPROVAL_PORT']}")
     return 0

@@ -9,6 +9,11 @@ The containers that read them run as our service user (uid 10001): as root we ha
 files to that uid; as anyone else the python services run as the caller's uid instead (compose
 reads IRONCURTAIN_SECRETS_UID), so the files never need to be readable by others.
 
+TLS: `tls/` (shared/pki.py): the team CA (its key 0600, mounted nowhere) and Redis's certificate
+and key (mounted into Redis only), made on the first start; the certificate names `redis` and the
+host names in `team_hosts` (one a line, written by `shared up --host NAME`: what other machines
+dial), re-issued when those change.
+
 People: `people/members.json` holds each member's token digest (members.py); the folder is
 mounted read-only into the approval service only. On first start a member `admin` is made whose
 token is `approval_token` here (the operator's own credential, readable by them alone, mounted
@@ -30,6 +35,7 @@ from .. import once
 from ..approval.members import MembersFile
 from ..approval.secret import load_or_create
 from ..escalation import acl
+from .pki import TeamTLS
 
 SERVICE_UID = 10001
 
@@ -61,8 +67,37 @@ class SharedFiles:
         return self.directory / "approval_token"
 
     @property
+    def tls(self) -> TeamTLS:
+        return TeamTLS(self.directory / "tls")
+
+    @property
+    def team_hosts_file(self) -> Path:
+        return self.directory / "team_hosts"
+
+    def team_hosts(self) -> list[str]:
+        """The names other machines reach this stack by (none: a single-machine stack)."""
+        if not self.team_hosts_file.exists():
+            return []
+        return [w for w in self.team_hosts_file.read_text().split() if w]
+
+    def set_team_hosts(self, hosts: list[str]) -> None:
+        from .pki import check_names
+
+        check_names(hosts or ["redis"])
+        # The operator's order: the first is the name other machines' sessions dial.
+        text = "".join(f"{h}\n" for h in dict.fromkeys(hosts))
+        self.team_hosts_file.unlink(missing_ok=True)
+        if text:
+            once.publish(self.team_hosts_file, text.encode(), 0o600)
+
+    @property
     def people(self) -> Path:
         return self.directory / "people"
+
+    @property
+    def notify(self) -> Path:
+        """The team's notifier settings (`webhook.json`), mounted read-only into the worker."""
+        return self.directory / "notify"
 
     def members(self) -> MembersFile:
         owner = SERVICE_UID if os.geteuid() == 0 else None
@@ -95,21 +130,29 @@ class SharedFiles:
             with os.fdopen(fd, "wb") as out:
                 out.write(text)
             os.replace(tmp, self.redis_acl)
+        self.tls.ensure(self.team_hosts(), say=say)
         migrating = self.approval_token.exists() and not self.members().path.exists()
         token = load_or_create(self.approval_token, say=say)
         self.people.mkdir(exist_ok=True, mode=0o700)
         self.people.chmod(0o700)
+        self.notify.mkdir(exist_ok=True, mode=0o700)
         if not self.members().path.exists():
             self.members().add_with_token("admin", token)
             if migrating:
                 where = self.approval_token
                 say(f"shared: the old approval token is the member `admin` now: {where}")
         service_files = (self.credential_file(acl.APPROVAL), self.credential_file(acl.WORKER))
-        for path in (self.redis_admin, self.redis_acl, *service_files, self.approval_token):
+        private = (self.redis_admin, self.redis_acl, *service_files, self.approval_token)
+        for path in (*private, self.tls.ca_key, self.tls.server_key):
             if path.stat().st_mode & 0o077:
                 raise PermissionError(f"{path} is readable by others; fix its mode (0600)")
         if os.geteuid() == 0:
-            for path in (*service_files, self.people, self.members().path):
+            for path in (*service_files, self.people, self.members().path, self.notify):
                 os.chown(path, SERVICE_UID, SERVICE_UID)
+            if self.team_hosts():  # a team server: the registrar (uid 10001) reads these
+                for path in (self.redis_admin, self.tls.key("registrar")):
+                    os.chown(path, SERVICE_UID, SERVICE_UID)
+            else:  # the host CLI's alone again
+                os.chown(self.redis_admin, 0, 0)
             return SERVICE_UID
         return os.geteuid()

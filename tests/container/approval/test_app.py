@@ -46,10 +46,12 @@ def request(session: str = "s1", **extra: Any) -> EscalationRequest:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    admin = connect(team_redis.url, team_redis.admin_file)
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
     admin.close()
-    client = connect(team_redis.url, team_redis.approval_file)  # the service's own user
+    client = connect(
+        team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file
+    )  # the service's own user
     yield Channel(client)
     client.close()
 
@@ -342,7 +344,7 @@ def test_the_escalation_page_shows_the_full_context(browser: FlaskClient, channe
     page = browser.get(f"/escalations/{escalation.id}").data
     for text in (b"filesystem__write_file", b"writes-need-a-human", b"task &lt;script&gt;"):
         assert text in page
-    assert b"&#34;event&#34;:&#34;call&#34;" in page  # the recent audit line
+    assert b"<td>call</td><td>read_file</td>" in page  # the recent audit line, as a table row
     assert b"/work/src/a.py" in page
 
 

@@ -96,6 +96,7 @@ def service(
         "IRONCURTAIN_APPROVAL_WORKERS": "2",
         "IRONCURTAIN_REDIS_URL": team_redis.url,
         "IRONCURTAIN_REDIS_CREDENTIAL_FILE": str(team_redis.approval_file),
+        "IRONCURTAIN_REDIS_CA_FILE": str(team_redis.ca_file),
         "IRONCURTAIN_APPROVAL_MEMBERS_FILE": str(members.path),
         "IRONCURTAIN_APPROVAL_SESSION_DIR": str(state / "web-sessions"),
     }
@@ -133,10 +134,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
-    admin = connect(team_redis.url, team_redis.admin_file)
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
     admin.close()
-    client = connect(team_redis.url, team_redis.approval_file)
+    client = connect(team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file)
     yield Channel(client)
     client.close()
 
@@ -177,7 +178,9 @@ def test_a_human_sees_it_arrive_live_clicks_approve_and_the_call_resumes(
     expect(page.locator("#pending-rows")).to_contain_text("Nothing is waiting.")
     loaded = page.evaluate("performance.timeOrigin")
 
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file("browser-session"))
+    escalator = RedisEscalator.connect(
+        team_redis.url, team_redis.session_file("browser-session"), ca_file=team_redis.ca_file
+    )
     try:
         waiting = escalate_in_thread(escalator)
         row = page.locator("#pending-rows tr[data-id]")
@@ -291,7 +294,9 @@ def test_a_forged_record_is_shown_invalid_in_the_browser_and_offers_no_decision(
 ) -> None:
     url, token = service
     genuine = channel.create(request(), 60)
-    forger = connect(team_redis.url, team_redis.session_file("forger-session"))
+    forger = connect(
+        team_redis.url, team_redis.session_file("forger-session"), ca_file=team_redis.ca_file
+    )
     forged = "forger-session.0123456789abcdef"
     try:
         forger.set(keys.record(forged), "{}")  # the record that once broke the page for everyone
@@ -439,3 +444,109 @@ def test_an_app_on_another_host_name_never_receives_the_cookie(
     # Browsers do not isolate ports (RFC 6265 8.5): the same host name on another port is sent
     # the cookie. docs/approval.md says what that means and how to give the UI its own host.
     assert any("ironcurtain_approval_" in c for c in seen["127.0.0.1"]), seen
+
+
+# -- the pending list for daily use ----------------------------------------------------------
+
+
+def fill(team_redis: RedisServer, n: int, session: str = "page-session") -> list[str]:
+    """n pending escalations of one session, written as its proxy writes them (one pipeline)."""
+    client = connect(team_redis.url, team_redis.session_file(session), ca_file=team_redis.ca_file)
+    channel = Channel(client)
+    try:
+        return [
+            channel.create(request(session_id=session, paths=(f"/work/f{i}.py",)), 600 + i).id
+            for i in range(n)
+        ]
+    finally:
+        client.close()
+
+
+def test_pagination_reaches_every_pending_escalation_in_deadline_order(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    ids = fill(team_redis, 120)
+    url, token = service
+    log_in(page, url, token)
+    expect(page.locator("#count")).to_have_text("(120)")
+    page.select_option("select[name=order]", "soonest")
+    page.click("#filters button[type=submit]")
+    seen: list[str] = []
+    for _ in range(5):
+        rows = page.locator("#pending-rows tr[data-id]")
+        expect(rows.first).to_be_visible()
+        seen += [rows.nth(i).get_attribute("data-id") or "" for i in range(rows.count())]
+        if page.locator("#next-page").count() == 0:
+            break
+        page.click("#next-page")
+    assert seen == ids  # each once, the oldest deadline first
+
+
+def test_a_new_escalation_is_pushed_to_an_open_page_within_a_second(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    fill(team_redis, 30)
+    url, token = service
+    log_in(page, url, token)
+    expect(page.locator("#live-status")).to_have_text("Updates live.")
+    loaded = page.evaluate("performance.timeOrigin")
+    (new,) = fill(team_redis, 1, session="late-session")
+    expect(page.locator(f'#pending-rows tr[data-id="{new}"]')).to_have_count(1, timeout=2000)
+    assert page.evaluate("performance.timeOrigin") == loaded  # pushed, not reloaded
+    expect(page.locator("#count")).to_have_text("(31)")
+
+
+def test_the_detail_page_shows_a_colleagues_decision_as_it_is_made(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    (escalation_id,) = fill(team_redis, 1)
+    url, token = service
+    log_in(page, url, token)
+    page.goto(f"{url}/escalations/{escalation_id}")
+    expect(page.locator("#approve")).to_be_visible()
+    expect(page.locator("#live-detail")).to_have_attribute("data-live", "open")
+    channel.decide(escalation_id, Verdict.DENIED, by="bob", reason="not today")
+    expect(page.locator("#decision")).to_contain_text("denied by bob", timeout=3000)
+    expect(page.locator("#approve")).to_have_count(0)
+
+
+def test_bulk_deny_from_the_page_denies_the_checked_ones(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    ids = fill(team_redis, 3)
+    url, token = service
+    log_in(page, url, token)
+    for escalation_id in ids[:2]:
+        page.check(f'#pending-rows tr[data-id="{escalation_id}"] input[name=id]')
+    page.fill("#bulk input[name=reason]", "not now")
+    page.click("#bulk-deny")
+    expect(page.locator(".flash")).to_contain_text("Denied 2.")
+    decisions = [channel.decision(i) for i in ids]
+    assert [d.by if d else None for d in decisions] == ["alice", "alice", None]
+
+
+def test_bidi_and_zero_width_text_is_shown_as_escapes_in_the_browser(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(
+        request(
+            rule="ok\u202egpj.exe",
+            paths=("/work/a\u200bb.py",),
+            arguments={"url": "https://good.example@evil.example/\u2066"},
+        ),
+        60,
+    )
+    row = page.locator(f'#pending-rows tr[data-id="{escalation.id}"]')  # built by the script
+    expect(row).to_contain_text("ok\\u202egpj.exe")
+    expect(row).to_contain_text("/work/a\\u200bb.py")
+    expect(row.locator(".host")).to_have_text("evil.example")
+    assert "\u202e" not in row.inner_text()
+    assert "\u200b" not in row.inner_text()
+    page.goto(f"{url}/escalations/{escalation.id}")
+    text = page.locator("main").inner_text()
+    assert "\u202e" not in text
+    assert "\u200b" not in text
+    assert "\u2066" not in text
+    assert "\\u2066" in text

@@ -102,7 +102,7 @@ def fake(
 
 @pytest.fixture
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(team_redis.url, team_redis.admin_file)
+    found = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     found.flushdb()
     yield found
     found.close()

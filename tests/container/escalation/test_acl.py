@@ -55,7 +55,7 @@ def request(session: str, **extra: Any) -> EscalationRequest:
 
 @pytest.fixture
 def admin(team_redis: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(team_redis.url, team_redis.admin_file)
+    found = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     found.flushdb()
     yield found
     found.close()
@@ -64,21 +64,21 @@ def admin(team_redis: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture
 def attacker(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
     """Session A's channel, as its MCP proxy would open it."""
-    client = connect(team_redis.url, team_redis.session_file(A))
+    client = connect(team_redis.url, team_redis.session_file(A), ca_file=team_redis.ca_file)
     yield Channel(client)
     client.close()
 
 
 @pytest.fixture
 def victim(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
-    client = connect(team_redis.url, team_redis.session_file(B))
+    client = connect(team_redis.url, team_redis.session_file(B), ca_file=team_redis.ca_file)
     yield Channel(client)
     client.close()
 
 
 @pytest.fixture
 def approval(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Channel]:
-    client = connect(team_redis.url, team_redis.approval_file)
+    client = connect(team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file)
     yield Channel(client)
     client.close()
 
@@ -167,7 +167,7 @@ def test_the_worker_refuses_a_job_naming_os_system_even_if_one_got_in(
     team_redis: RedisServer, admin: redis.Redis, tmp_path: Path
 ) -> None:
     # Defence in depth: a job planted with a full-power credential still never runs.
-    worker_client = connect(team_redis.url, team_redis.worker_file)
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         jobs = dispatch.queue(admin)
         marker = tmp_path / "pwned"
@@ -220,7 +220,9 @@ def test_a_record_rewritten_under_a_waiting_proxy_is_refused_by_that_proxy(
     # Suppose a breach let someone rewrite B's record to a harmless call, which a human then
     # approved: the decision names the harmless request, B's proxy holds the move: refused.
     audited: list[Mapping[str, Any]] = []
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file(B))
+    escalator = RedisEscalator.connect(
+        team_redis.url, team_redis.session_file(B), ca_file=team_redis.ca_file
+    )
     escalator._audit = audited.append
     try:
         waiting = escalate_in_thread(escalator, request(B))
@@ -294,7 +296,7 @@ def test_a_session_has_no_admin_reach_and_the_default_user_is_off(
     for command in (("ACL", "LIST"), ("ACL", "SETUSER", "x", "on"), ("KEYS", "*"), ("FLUSHALL",),
                     ("CONFIG", "GET", "*"), ("SCAN", "0"), ("EVAL", "return 1", "0")):  # fmt: skip
         refused(lambda c=command: attacker.redis.execute_command(*c))
-    anonymous = redis.Redis.from_url(team_redis.url, socket_timeout=5)
+    anonymous = connect(team_redis.url, ca_file=team_redis.ca_file)  # TLS, but no user
     with pytest.raises(redis.exceptions.AuthenticationError):
         anonymous.ping()
     anonymous.close()
@@ -304,7 +306,7 @@ def test_a_removed_session_user_can_do_nothing_and_the_sweep_finds_strays(
     team_redis: RedisServer, admin: redis.Redis
 ) -> None:
     credential_file = team_redis.session_file("gone0001")
-    client = connect(team_redis.url, credential_file)
+    client = connect(team_redis.url, credential_file, ca_file=team_redis.ca_file)
     assert client.ping()
     users.remove_session_user(admin, "gone0001")
     with pytest.raises(redis.exceptions.RedisError):
@@ -324,7 +326,9 @@ def test_a_removed_session_user_can_do_nothing_and_the_sweep_finds_strays(
 def test_control_a_sessions_own_round_trip_through_the_approval_api_resumes_it(
     team_redis: RedisServer, admin: redis.Redis, api: FlaskClient, approval: Channel
 ) -> None:
-    escalator = RedisEscalator.connect(team_redis.url, team_redis.session_file(A))
+    escalator = RedisEscalator.connect(
+        team_redis.url, team_redis.session_file(A), ca_file=team_redis.ca_file
+    )
     try:
         waiting = escalate_in_thread(escalator, request(A))
         escalation_id = next_inbox_id(admin)
@@ -348,7 +352,7 @@ def test_control_a_sessions_own_round_trip_through_the_approval_api_resumes_it(
     finally:
         escalator.close()
     # The worker puts the remembered approval into the history after checking the scope.
-    worker_client = connect(team_redis.url, team_redis.worker_file)
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         channel = Channel(worker_client)
         while (entry := admin.lpop(keys.INBOX)) is not None:
@@ -363,7 +367,7 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
 ) -> None:
     listener = victim.redis.pubsub(ignore_subscribe_messages=True)
     listener.subscribe(keys.notices(B))  # the session follows its own notices (as `run` does)
-    worker_client = connect(team_redis.url, team_redis.worker_file)
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         escalation = victim.create(request(B), 30)
         entry = admin.blpop([keys.INBOX], timeout=5)
@@ -389,7 +393,7 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
 def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
     team_redis: RedisServer, victim: Channel, approval: Channel
 ) -> None:
-    worker_client = connect(team_redis.url, team_redis.worker_file)
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         worker = Channel(worker_client)
         first = victim.create(request(B), 60)

@@ -47,7 +47,7 @@ def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -
 
 @pytest.fixture
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
-    found = connect(team_redis.url, team_redis.admin_file)
+    found = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     found.flushdb()
     yield found
     found.close()
@@ -240,9 +240,9 @@ def test_history_filters_by_session_verdict_and_text(channel: Channel) -> None:
     assert [e.decision.reason for e in channel.history(text="BECAUSE S1")] == ["because s1"]
 
 
-def test_redis_unreachable_denies_at_once_saying_so() -> None:
+def test_redis_unreachable_denies_at_once_saying_so(team_redis: RedisServer) -> None:
     escalator = RedisEscalator.connect(
-        f"redis://127.0.0.1:{free_port()}/0", _password_file_nowhere()
+        f"rediss://127.0.0.1:{free_port()}/0", _password_file_nowhere(), ca_file=team_redis.ca_file
     )
     started = time.monotonic()
     outcome = asyncio.run(escalator.escalate(request(), 30))
@@ -338,8 +338,8 @@ class TestRedisKilledAndBack:
         self, own_server: RedisServer
     ) -> None:
         session_file = own_server.session_file("s1")
-        escalator = RedisEscalator.connect(own_server.url, session_file)
-        observer = connect(own_server.url, own_server.admin_file)
+        escalator = RedisEscalator.connect(own_server.url, session_file, ca_file=own_server.ca_file)
+        observer = connect(own_server.url, own_server.admin_file, ca_file=own_server.ca_file)
         try:
             waiting = escalate_in_thread(escalator, request(), 60)
             next_escalation_id(observer)

@@ -193,7 +193,12 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
     assert summary["tools"]["total"] == counted.total == 2
     metered = llm_counts(json_lines(mitm_log.read_text()))
     assert summary["llm"]["requests"] == metered.requests == len(seen)
-    assert summary["llm"]["refused"] == 0
+    refused = [
+        (e.get("event"), e.get("rule"), e.get("reason"), e.get("path"))
+        for e in json_lines(mitm_log.read_text())
+        if e.get("decision") == "refuse"
+    ]
+    assert summary["llm"]["refused"] == 0, refused  # what was refused, and why
 
     for path in (mcp_log, mitm_log, root / "agent-output.log", root / "summary.json"):
         assert REAL_KEY not in path.read_text(), path

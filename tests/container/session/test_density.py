@@ -6,6 +6,7 @@ from the others; and networks a crashed session left behind are reclaimed by the
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from ironcurtain.session.naming import session_name
 from ironcurtain.session.networks import SESSION_NETWORKS
 from ironcurtain.session.run import Options, Session
 
-from .conftest import Env, cli, popen, project_leftovers
+from .conftest import AGENT_UID, Env, cli, popen, project_leftovers
 
 SESSIONS = 12  # 36 session networks: more than the default pools' ~31
 PARALLEL = 4
@@ -77,7 +78,7 @@ def _addresses(container: Container) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def many(session_env: Env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Session]]:
     workspace = tmp_path_factory.mktemp("density-ws")
-    workspace.chmod(0o777)
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     sessions = [_session(session_env, workspace) for _ in range(SESSIONS)]
 
     def start(session: Session) -> None:

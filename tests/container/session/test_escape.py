@@ -76,7 +76,7 @@ def other(
 ) -> Iterator[dict[str, Container]]:
     """Another session running beside the probed one (its containers)."""
     workspace = tmp_path_factory.mktemp("other-ws")
-    workspace.chmod(0o777)
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     session = _start(session_env, workspace)
     try:
         session.prepare()
@@ -108,7 +108,7 @@ def running(
     env = Env({**session_env.environ, "IRONCURTAIN_RUNTIME": wanted}, session_env.state,
               session_env.vendor)  # fmt: skip
     workspace = tmp_path_factory.mktemp("escape-ws")
-    workspace.chmod(0o777)
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     session = _start(env, workspace)
     try:
         session.prepare()
@@ -380,8 +380,9 @@ def test_no_secret_is_in_any_session_containers_inspect_output(running: Running)
 
 def test_the_agent_mounts_only_the_workspace_and_its_orientation(running: Running) -> None:
     mounts = {m["Destination"]: m for m in running.containers["agent"].attrs["Mounts"]}
-    assert set(mounts) == {"/workspace", "/run/ironcurtain/session"}
-    assert mounts["/run/ironcurtain/session"]["RW"] is False
+    assert set(mounts) == {"/workspace", "/run/ironcurtain/session", "/etc/passwd", "/etc/group"}
+    for read_only in ("/run/ironcurtain/session", "/etc/passwd", "/etc/group"):
+        assert mounts[read_only]["RW"] is False, read_only
     listing = running.agent_sh("ls -a /run/ironcurtain/session; ls /run/secrets 2>&1; env")
     assert "ca-key.pem" not in listing
     for secret in running.secrets():
@@ -782,13 +783,14 @@ def test_a_symlink_swap_race_from_the_agent_reaches_no_canary_in_any_container(
 def test_each_room_folder_is_for_the_proxy_and_its_room_only(
     running: Running, woken: dict[str, Container]
 ) -> None:
-    """rooms/NAME/: the MCP uid's, 0700, mounted into the proxy and room NAME only; another
-    uid is refused even where it is mounted, and the agent does not have it."""
+    """rooms/NAME/: the MCP uid's (the workspace owner's, whom the agent also runs as), 0700,
+    mounted into the proxy and room NAME only: another uid is refused even where it is mounted,
+    and the agent, with the same uid, never has it mounted."""
     assert running.session.plan is not None
     for name in ROOMS:
         folder = running.session.layout.rooms / name
         info = folder.stat()
-        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (running.session.plan.mcp_uid, 0o700)
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (running.session.plan.owner.uid, 0o700)
         assert stat.S_ISSOCK((folder / f"{name}.sock").stat().st_mode)
         mounted = {
             service: [m["RW"] for m in c.attrs["Mounts"] if Path(m["Source"]) == folder]
@@ -799,7 +801,8 @@ def test_each_room_folder_is_for_the_proxy_and_its_room_only(
     assert "absent" in running.agent_sh(f"ls {SOCKETS} 2>/dev/null || echo absent")
     connect = f"import socket; socket.socket(socket.AF_UNIX).connect('{SOCKETS}/git/git.sock')"
     proxy = running.containers["mcp-proxy"]
-    refused = proxy.exec_run(["python3", "-c", connect], user=str(AGENT_UID))
+    stranger = "4242:4242"  # neither the owner nor any service's uid
+    refused = proxy.exec_run(["python3", "-c", connect], user=stranger)
     assert b"PermissionError" in refused.output, refused.output
     assert refused.exit_code != 0
     # control: the proxy's own user connects

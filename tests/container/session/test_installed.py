@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +21,11 @@ import docker
 import pytest
 
 from ironcurtain.config.settings import KEYS, load
+from ironcurtain.session.keys import KeyStore
 
 from ..conftest import REPO_ROOT
-from .conftest import AGENT_UID, FAKELLM_COMPOSE, Env, project_leftovers
+from ..redisserver import free_port
+from .conftest import AGENT_UID, FAKELLM_COMPOSE, REAL_KEY, Env, project_leftovers
 from .test_run import NOTICE, approve, session_dir
 
 
@@ -119,3 +122,110 @@ def test_an_installed_command_runs_a_session_in_any_repository(
     assert root.name.startswith("ic-my-project-"), root.name  # named after the repository
     assert json.loads((root / "summary.json").read_text())["outcome"] == "ok"
     assert project_leftovers(docker_client, root.name) == []
+
+
+USER_UID = 1000  # a developer's usual first account, in the Docker socket's group
+PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins",
+               "/usr/lib/docker/cli-plugins")  # fmt: skip
+
+
+def _compose_plugin() -> Path:
+    """The compose plugin this (root) user runs, to give the other user the same one."""
+    here = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+    for candidate in (here, *(Path(d) / "docker-compose" for d in PLUGIN_DIRS)):
+        if candidate.exists():
+            return candidate.resolve()
+    found = shutil.which("docker-compose")
+    assert found, "no docker compose plugin found for this user"
+    return Path(found)
+
+
+@pytest.fixture(scope="module")
+def installed_for_anyone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel in a venv any user can run: the system's Python, in a folder others may enter."""
+    system_python = Path("/usr/bin/python3")
+    if not system_python.exists():
+        pytest.skip("no system python3 for a venv outside root's home")
+    root = tmp_path_factory.mktemp("anyone")
+    for folder in (root, *root.parents):
+        if folder == Path("/tmp"):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)  # pytest's base folder is 0700
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root), str(REPO_ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (wheel,) = root.glob("ironcurtain-*.whl")
+    venv = root / "venv"
+    subprocess.run([str(system_python), "-m", "venv", str(venv)], check=True, timeout=120)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", str(wheel)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return venv / "bin" / "ironcurtain"
+
+
+def test_a_user_who_is_not_root_runs_a_session_in_their_own_repository(
+    session_env: Env,
+    installed_for_anyone: Path,
+) -> None:
+    # Everything is the user's: state, key store, team stack (started by the run itself), repo.
+    home = installed_for_anyone.parents[2] / "home"
+    state, repo = home / "state", home / "my-project"
+    KeyStore(state / "keys").set("anthropic", REAL_KEY)
+    repo.mkdir(parents=True)
+    (repo / "hello.txt").write_text("hello from the workspace\n")
+    (repo / "old.txt").write_text("to be moved\n")
+    plugin = _compose_plugin()
+    plugins = home / ".docker" / "cli-plugins"
+    plugins.mkdir(parents=True)
+    shutil.copy(plugin, plugins / "docker-compose")  # the user's own compose plugin
+    subprocess.run(["chown", "-R", f"{USER_UID}:{USER_UID}", str(home)], check=True, timeout=30)
+    environ = _user_config(session_env, home / ".config")
+    environ.update(
+        HOME=str(home),
+        IRONCURTAIN_STATE_DIR=str(state),
+        IRONCURTAIN_SHARED_DIR=str(state / "shared"),
+        IRONCURTAIN_SHARED_PROJECT=f"{environ['IRONCURTAIN_SHARED_PROJECT']}-u",
+        IRONCURTAIN_SHARED_NETWORK=f"{environ['IRONCURTAIN_SHARED_NETWORK']}-u",
+        IRONCURTAIN_APPROVAL_PORT=str(free_port()),
+    )
+    subprocess.run(["chown", "-R", f"{USER_UID}:{USER_UID}", str(home)], check=True, timeout=30)
+    socket_group = os.stat("/var/run/docker.sock").st_gid
+    as_user = {"user": USER_UID, "group": USER_UID, "extra_groups": [socket_group]}
+    argv = [
+        str(installed_for_anyone), "run", "say hello", "--agent", "scripted", "--no-build",
+        "--compose-file", str(FAKELLM_COMPOSE),
+        "--upstream", "api.anthropic.com=fakellm:8443",
+        "--upstream-ca", str(session_env.vendor / "fake-ca.pem"),
+        "--escalation-timeout", "120",
+    ]  # fmt: skip
+    output, approved = [], None
+    try:
+        with subprocess.Popen(
+            argv, cwd=repo, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1, **as_user,
+        ) as proc:  # fmt: skip
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                output.append(line)
+                found = NOTICE.search(line)
+                if found and approved is None:
+                    user_env = Env(environ, state, session_env.vendor)
+                    approved = approve(user_env, found.group(1))
+            code = proc.wait(timeout=60)
+    finally:
+        down = subprocess.run(
+            [str(installed_for_anyone), "shared", "down"], env=environ, capture_output=True,
+            text=True, timeout=240, check=False, **as_user,
+        )  # fmt: skip
+    text = "".join(output)
+    assert code == 0, text
+    assert approved is not None, text
+    assert down.returncode == 0, down.stdout + down.stderr
+    moved = repo / "new.txt"
+    assert moved.read_text() == "to be moved\n"
+    assert (moved.stat().st_uid, moved.stat().st_gid) == (USER_UID, USER_UID)  # the user's file
+    for path in state.rglob("*"):  # nothing of the user's state became someone else's
+        assert path.lstat().st_uid in (USER_UID, 10001), path

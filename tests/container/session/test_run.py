@@ -135,7 +135,12 @@ def assert_no_redis_user_left(env: Env, client: docker.DockerClient, session_id:
     """The session's own Redis user was removed at teardown (with the admin credential)."""
     shared = shared_environ(env.environ)
     address = _redis_address(client, shared["IRONCURTAIN_SHARED_NETWORK"])
-    admin = connect(f"redis://{address}:6379/0", env.shared_dir / "redis_admin")
+    admin = connect(
+        "rediss://redis:6379/0",
+        env.shared_dir / "redis_admin",
+        ca_file=env.shared_dir / "tls" / "ca.pem",
+        address=address,
+    )
     try:
         assert acl.session_user(session_id) not in users.session_users(admin)
     finally:
@@ -196,11 +201,13 @@ def test_an_agent_that_crashes_ends_the_session_and_leaves_nothing(
     assert_nothing_left(session_env, docker_client, session_id)
 
 
-def test_a_workspace_the_agent_cannot_write_is_refused_before_anything_starts(
+def test_a_workspace_of_root_is_refused_before_anything_starts(
     session_env: Env, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
+    # The agent runs as the workspace's owner: never root, even with every mode bit set.
     closed = tmp_path / "closed"
-    closed.mkdir(mode=0o755)  # root's, not writable by uid 10100
+    closed.mkdir()
+    closed.chmod(0o777)
     session_id = secrets.token_hex(4)
     args = session_env.run_args(
         "--agent", "scripted", "--task", "x", "--workspace", str(closed),
@@ -208,8 +215,8 @@ def test_a_workspace_the_agent_cannot_write_is_refused_before_anything_starts(
     )  # fmt: skip
     done = cli(session_env, *args)
     assert done.returncode == 2, done.stdout
-    assert "not writable by the agent (uid 10100)" in done.stdout
-    assert "chown -R 10100:10100" in done.stdout
+    assert "belongs to root" in done.stdout
+    assert "sudo chown -R USER:GROUP" in done.stdout
     assert_nothing_left(session_env, docker_client, session_id)
 
 

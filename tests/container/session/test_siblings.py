@@ -6,6 +6,7 @@ are 403; the doors are never offered to the team network; bad declarations are r
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from ironcurtain.session.run import Refused, Session
 from ..conftest import TEST_LABELS
 from ..probes import probe
 from ..waiting import wait_logged
-from .conftest import Env
+from .conftest import AGENT_UID, Env
 
 Container = docker.models.containers.Container
 PORT = 7000
@@ -130,7 +131,7 @@ def running(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
     workspace = tmp_path_factory.mktemp("siblings-ws")
-    workspace.chmod(0o777)
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     declared = _declare(
         tmp_path_factory.mktemp("siblings-cfg"),
         {
@@ -246,8 +247,8 @@ def test_a_bad_declaration_refuses_the_session_before_anything_starts(
     session_env: Env, team: Team, tmp_path: Path, entry: dict[str, object], reason: str
 ) -> None:
     workspace = tmp_path / "ws"
-    workspace.mkdir(mode=0o777)
-    workspace.chmod(0o777)
+    workspace.mkdir()
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     shared = session_env.environ["IRONCURTAIN_SHARED_NETWORK"]
     base = {"name": "echo", "network": team.network, "host": team.declared.name, "port": PORT}
     declared = {**base, **entry}
@@ -263,8 +264,8 @@ def test_a_declaration_inside_the_workspace_is_refused(
     session_env: Env, team: Team, tmp_path: Path
 ) -> None:
     workspace = tmp_path / "ws"
-    workspace.mkdir(mode=0o777)
-    workspace.chmod(0o777)
+    workspace.mkdir()
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     entry = {"name": "echo", "network": team.network, "host": team.declared.name, "port": PORT}
     session = _session(session_env, workspace, _declare(workspace, entry))
     with pytest.raises(Refused, match="inside the workspace"):

@@ -28,10 +28,10 @@ import asyncio, threading
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest
-URL, SECRET = "redis://redis:6379/0", "/run/secrets/redis_password"
+URL, SECRET, CA = "rediss://redis:6379/0", "/run/secrets/redis_password", "/run/secrets/redis_ca"
 notices, subscribed = [], threading.Event()
 def listen():
-    lines = Channel(connect(URL, SECRET)).follow("compose-session")
+    lines = Channel(connect(URL, SECRET, ca_file=CA)).follow("compose-session")
     next(lines)  # subscribed (the first read returns None or a line)
     subscribed.set()
     for line in lines:
@@ -40,7 +40,7 @@ def listen():
             return
 threading.Thread(target=listen, daemon=True).start()
 subscribed.wait(10)
-escalator = RedisEscalator.connect(URL, SECRET)
+escalator = RedisEscalator.connect(URL, SECRET, ca_file=CA)
 request = EscalationRequest(
     session_id="compose-session", worktree="wt", agent="claude-code", server="filesystem",
     tool="write_file", arguments={"path": "/work/a"}, rule="r", reason="needs a human",
@@ -93,6 +93,9 @@ def test_the_secret_files_are_private(stack: dict[str, str]) -> None:
     assert directory.stat().st_mode & 0o777 == 0o700
     for name in ("redis_admin", "redis_approval", "redis_worker", "redis_acl", "approval_token"):
         assert (directory / name).stat().st_mode & 0o777 == 0o600
+    assert (directory / "tls").stat().st_mode & 0o777 == 0o700
+    for name in ("ca-key.pem", "redis-key.pem"):
+        assert (directory / "tls" / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_the_admin_credential_is_in_no_container_and_the_worker_is_not_root(
@@ -109,12 +112,21 @@ def test_the_admin_credential_is_in_no_container_and_the_worker_is_not_root(
         assert str(directory / "redis_admin") not in sources, container.name
         assert admin_password not in repr(container.attrs["Config"]), container.name
         service = container.labels["com.docker.compose.service"]
+        tls = directory / "tls"
+        assert str(tls / "ca-key.pem") not in sources, container.name  # the CA key: nowhere
         if service == "worker":
-            assert sources == [str(directory / "redis_worker")]  # no LLM key, nothing else
+            # its credential, the public CA and the webhook folder (read-only): no LLM key
+            expected = (directory / "redis_worker", tls / "ca.pem", directory / "notify")
+            assert sorted(sources) == sorted(str(p) for p in expected)
             uid = container.exec_run(["id", "-u"]).output.decode().strip()
             assert uid != "0"
-        if service == "redis":
-            assert sources == [str(directory / "redis_acl")]
+        if service == "redis":  # the server key is Redis's alone
+            assert sorted(sources) == sorted(
+                str(p) for p in (directory / "redis_acl", tls / "redis.pem", tls / "redis-key.pem",
+                                 tls / "ca.pem")
+            )  # fmt: skip
+        else:
+            assert str(tls / "redis-key.pem") not in sources, container.name
 
 
 def session_credential(stack: dict[str, str], docker_client: docker.DockerClient) -> Path:
@@ -126,7 +138,12 @@ def session_credential(stack: dict[str, str], docker_client: docker.DockerClient
         if c["Name"].endswith("redis-1")
     ]
     directory = Path(stack["IRONCURTAIN_SHARED_DIR"])
-    admin = connect(f"redis://{address}:6379/0", directory / "redis_admin")
+    admin = connect(
+        "rediss://redis:6379/0",
+        directory / "redis_admin",
+        ca_file=directory / "tls" / "ca.pem",
+        address=address,
+    )
     try:
         credential = users.create_session_user(
             admin, "compose-session", project="ic-test-compose", machine="test"
@@ -137,6 +154,15 @@ def session_credential(stack: dict[str, str], docker_client: docker.DockerClient
     path.write_text(credential.line())
     path.chmod(0o644)  # read by the container's user
     return path
+
+
+def session_volumes(stack: dict[str, str], secret: Path) -> dict[str, dict[str, str]]:
+    """What `ironcurtain run` mounts into the MCP proxy: its credential and the team CA."""
+    ca = Path(stack["IRONCURTAIN_SHARED_DIR"]) / "tls" / "ca.pem"
+    return {
+        str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"},
+        str(ca): {"bind": "/run/secrets/redis_ca", "mode": "ro"},
+    }
 
 
 def test_every_service_is_healthy_and_the_approval_port_is_on_loopback_only(
@@ -192,7 +218,7 @@ def test_a_session_on_the_shared_network_escalates_and_the_cli_approves(
         detach=True,
         network=stack["IRONCURTAIN_SHARED_NETWORK"],
         user="10001",
-        volumes={str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
+        volumes=session_volumes(stack, secret),
         labels=TEST_LABELS,
     )
     try:
@@ -312,7 +338,7 @@ def test_a_new_member_decides_with_their_own_token_and_removal_revokes_it(
         detach=True,
         network=stack["IRONCURTAIN_SHARED_NETWORK"],
         user="10001",
-        volumes={str(secret): {"bind": "/run/secrets/redis_password", "mode": "ro"}},
+        volumes=session_volumes(stack, secret),
         labels=TEST_LABELS,
     )
     try:

@@ -4,8 +4,10 @@ tested on a real Redis in tests/container/approval)."""
 
 from __future__ import annotations
 
+import queue
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ironcurtain.approval import create_app
+from ironcurtain.approval.events import Hub
 from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation.channel import HistoryEntry, Outcome, Ruling, SessionInfo
-from ironcurtain.escalation.record import Decision, Escalation
+from ironcurtain.escalation.paging import Cursor, Order, Page, PageQuery, merge
+from ironcurtain.escalation.record import Decision, Escalation, Invalid
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
@@ -28,6 +32,7 @@ class MemoryChannel:
         self.records: dict[str, Escalation] = {}
         self.decisions: dict[str, Decision] = {}
         self.remembered: dict[str, dict[str, Scope]] = {}
+        self.reviewed: set[str] = set()
 
     def create(self, request: EscalationRequest, timeout_s: float = 60) -> Escalation:
         escalation = Escalation.from_request(
@@ -44,6 +49,26 @@ class MemoryChannel:
 
     def pending(self) -> list[Escalation]:
         return [e for i, e in self.records.items() if i not in self.decisions]
+
+    def page(self, query: PageQuery) -> tuple[Page, list[Escalation | Invalid]]:
+        """As Channel.page, over the records in memory (the same pure merge)."""
+        runs: dict[str, list[Cursor]] = {}
+        for e in self.pending():
+            if query.session and e.session_id != query.session:
+                continue
+            if query.worktree and e.worktree != query.worktree:
+                continue
+            runs.setdefault(e.session_id, []).append(Cursor(e.deadline, e.id))
+        latest = query.order is Order.LATEST
+        ordered = [sorted(r, reverse=latest) for r in runs.values()]
+        merged = merge(ordered, query.cursor, query.order, query.limit + 1)
+        total = sum(len(r) for r in ordered)
+        entries = merged[: query.limit]
+        page = Page(tuple(entries), len(merged) > query.limit, total)
+        return page, [self.records[c.escalation_id] for c in entries]
+
+    def auto_reviewed(self, session_ids: list[str]) -> set[str]:
+        return {s for s in session_ids if s in self.reviewed}
 
     def decide(self, escalation_id: str, verdict: Verdict, *, by: str, **kw: Any) -> Ruling:
         if escalation_id not in self.records:
@@ -109,8 +134,41 @@ def channel() -> MemoryChannel:
     return MemoryChannel()
 
 
+class FakePubSub:
+    """A Redis subscription that delivers what a test puts in `messages` (keyspace style)."""
+
+    def __init__(self, messages: queue.SimpleQueue[dict[str, Any]]) -> None:
+        self.messages = messages
+        self.patterns: tuple[str, ...] = ()
+
+    def psubscribe(self, *patterns: str) -> None:
+        self.patterns = patterns
+        self.messages.put({"type": "psubscribe", "channel": patterns[0].encode()})
+
+    def get_message(self, timeout: float) -> dict[str, Any] | None:
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
-def app(channel: MemoryChannel, members: MembersFile, tmp_path: Path) -> Flask:
+def messages() -> queue.SimpleQueue[dict[str, Any]]:
+    return queue.SimpleQueue()
+
+
+@pytest.fixture
+def hub(messages: queue.SimpleQueue[dict[str, Any]]) -> Iterator[Hub]:
+    found = Hub(lambda: FakePubSub(messages), 0, slots=2, retry_s=0.05)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def app(channel: MemoryChannel, members: MembersFile, tmp_path: Path, hub: Hub) -> Flask:
     return create_app(
         {
             "CHANNEL": channel,
@@ -118,6 +176,7 @@ def app(channel: MemoryChannel, members: MembersFile, tmp_path: Path) -> Flask:
             "SESSION_DIR": tmp_path / "sessions",
             "PUBLIC_PORT": 8470,
             "TESTING": True,
+            "HUB": hub,
         }
     )
 

@@ -106,11 +106,11 @@ def test_escalations_lists_one_neutral_line_each(
     )
     assert main(["escalations", *as_alice]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
-    assert "filesystem__write_file  [writes-need-a-human]  /work/src/a.py" in lines[0]
-    assert "(host evil.example)" in lines[1]
-    assert "\\u202e" in lines[1]
-    assert "s2\\x1b]0;x\\x07" in lines[1]
+    assert len(lines) == 2  # latest deadline first: the second one created comes first
+    assert "filesystem__write_file  [writes-need-a-human]  /work/src/a.py" in lines[1]
+    assert "(host evil.example)" in lines[0]
+    assert "\\u202e" in lines[0]
+    assert "s2\\x1b]0;x\\x07" in lines[0]
     assert not any(c in "".join(lines) for c in "\x1b\x07\u202e")
 
 

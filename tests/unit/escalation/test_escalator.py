@@ -17,6 +17,7 @@ from ironcurtain.escalation.escalator import RedisEscalator, audit_entry, messag
 from ironcurtain.escalation.notify import notice, webhook_body
 from ironcurtain.escalation.record import Decision, Escalation
 from ironcurtain.escalation.types import EscalationRequest, Verdict
+from ironcurtain.shared.pki import TeamTLS
 
 REQUEST = EscalationRequest(
     session_id="s1",
@@ -95,11 +96,14 @@ def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Pa
     # Most sessions never escalate: Redis and RQ would cost every MCP proxy's start ~65 ms CPU.
     secret = tmp_path / "redis_password"
     secret.write_text(f"ironcurtain-session-s {'a' * 64}\n")
+    ca = tmp_path / "tls"
+    TeamTLS(ca).ensure([], say=lambda _: None)
     probe = (
         "import asyncio, sys\n"
         "from ironcurtain.escalation.escalator import RedisEscalator\n"
         "from ironcurtain.escalation.types import EscalationRequest\n"
-        f"e = RedisEscalator.connect('redis://127.0.0.1:1/0', {str(secret)!r})\n"
+        f"e = RedisEscalator.connect('rediss://127.0.0.1:1/0', {str(secret)!r},\n"
+        f"    ca_file={str(ca / 'ca.pem')!r})\n"
         "before = sorted(m for m in ('redis', 'rq') if m in sys.modules)\n"
         "r = EscalationRequest(session_id='s', worktree='w', agent='a', server='fs', tool='t',\n"
         "    arguments={}, rule='r', reason='why')\n"
@@ -114,14 +118,20 @@ def test_the_proxy_loads_no_redis_client_until_its_first_escalation(tmp_path: Pa
 
 
 def test_a_missing_credential_file_or_a_bad_url_stops_the_proxy_at_start(tmp_path: Path) -> None:
+    TeamTLS(tmp_path / "tls").ensure([], say=lambda _: None)
+    ca = tmp_path / "tls" / "ca.pem"
     with pytest.raises(FileNotFoundError):
-        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "missing")
+        RedisEscalator.connect("rediss://redis:6379/0", tmp_path / "missing", ca_file=ca)
     (tmp_path / "pw").write_text("just-a-password-without-a-user")
     with pytest.raises(ValueError, match="USER PASSWORD"):
-        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "pw")
+        RedisEscalator.connect("rediss://redis:6379/0", tmp_path / "pw", ca_file=ca)
     (tmp_path / "pw").write_text(f"ironcurtain-session-s {'a' * 64}")
-    with pytest.raises(ValueError, match="not a Redis URL"):
-        RedisEscalator.connect("http://redis:6379/0", tmp_path / "pw")
+    with pytest.raises(ValueError, match="not a rediss:// URL"):
+        RedisEscalator.connect("http://redis:6379/0", tmp_path / "pw", ca_file=ca)
+    with pytest.raises(ValueError, match="plaintext Redis is refused"):
+        RedisEscalator.connect("redis://redis:6379/0", tmp_path / "pw", ca_file=ca)
+    with pytest.raises(FileNotFoundError):  # no team CA: no start (never an unchecked TLS)
+        RedisEscalator.connect("rediss://redis:6379/0", tmp_path / "pw", ca_file=tmp_path / "no")
 
 
 class FakeChannel:

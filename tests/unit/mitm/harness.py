@@ -62,6 +62,8 @@ class Stack:
     fakes: dict[str, str]
     audit_path: Path
     _cm: Any = field(default=None, repr=False)
+    vendor_ca: Path | None = None  # trusts the fake vendor (its token endpoint too)
+    vendor_port: int = 0
 
     @property
     def url(self) -> str:
@@ -115,7 +117,9 @@ def start(directory: Path, untrusted: tuple[str, ...] = (), **overrides: Any) ->
     ca_dir = directory / "ca"
     if not (ca_dir / ca.KEY_FILE).exists():
         ca.init(ca_dir, hosts)
-    vendor_files = certs.write(directory / "vendor", hosts)
+    # The fake vendor also answers for the subscription token hosts (the host refreshes there).
+    token_hosts = [p.oauth.token_host for p in providers.builtin().values() if p.oauth]
+    vendor_files = certs.write(directory / "vendor", [*hosts, *token_hosts])
     vendor_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     vendor_ctx.load_cert_chain(vendor_files.cert, vendor_files.key)
     vendor = FakeVendor()
@@ -151,7 +155,17 @@ def start(directory: Path, untrusted: tuple[str, ...] = (), **overrides: Any) ->
     cm = app.running(parsed, port=0)
     proxy, port = loop.run(cm.__aenter__())
     return Stack(
-        directory, loop, vendor, proxy, port, ca_dir / ca.CERT_FILE, fakes, parsed.audit_path, cm
+        directory,
+        loop,
+        vendor,
+        proxy,
+        port,
+        ca_dir / ca.CERT_FILE,
+        fakes,
+        parsed.audit_path,
+        cm,
+        vendor_files.ca,
+        vport,
     )
 
 

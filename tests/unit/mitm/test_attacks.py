@@ -74,7 +74,19 @@ def test_h2c_upgrade_on_the_proxy_connection_is_refused(stack: Stack) -> None:
 def test_tls_with_sni_other_than_the_connect_host_is_refused(stack: Stack, sni: str) -> None:
     with pytest.raises((ssl.SSLError, ConnectionError)):
         tunnel(stack, "api.anthropic.com", sni=sni).close()
-    stack.audit_until(lambda line: line["rule"] == "tls")
+    lines = stack.audit_until(lambda line: line["rule"] == "tls")
+    assert lines[-1]["decision"] == "refuse"
+
+
+def test_a_client_that_hangs_up_after_the_200_is_cancelled_not_refused(stack: Stack) -> None:
+    # The start-up probe does exactly this; a refusal here would count against every session.
+    sock, reply = connect(stack.port, "api.anthropic.com:443")
+    assert reply.status == 200
+    sock.close()
+    # The stack is shared: wait for this tunnel's own line, not an earlier test's late one.
+    lines = stack.audit_until(lambda line: line["decision"] == "cancelled")
+    assert lines[-1]["rule"] == "tls"
+    assert "closed the tunnel" in lines[-1]["reason"]
 
 
 def test_our_leaf_is_not_trusted_without_our_ca(stack: Stack) -> None:

@@ -16,6 +16,7 @@ import yaml
 from ironcurtain.mcpproxy.rooms import room_specs
 from ironcurtain.session import rooms
 from ironcurtain.session.hardening import AgentHardening, sidecar_compose_service
+from ironcurtain.session.identity import Identity
 from ironcurtain.session.layout import SessionLayout
 from ironcurtain.session.naming import SessionName
 from ironcurtain.session.networks import AGENT, CONTROL, EGRESS
@@ -42,7 +43,8 @@ def _plan() -> Plan:
         workspace=Path("/srv/ws"),
         policy_dir=Path("/repo/policy"),
         task="fix it",
-        mcp_uid=10100,
+        owner=Identity(4242, 4343),
+        mitm_user="10001:10001",
         docker_socket="/var/run/docker.sock",
         docker_socket_gid=998,
         shared_network="ironcurtain-shared",
@@ -56,8 +58,13 @@ def test_every_required_variable_is_provided_by_the_plan() -> None:
 
 
 def test_the_agent_service_has_exactly_the_hardening_settings() -> None:
-    expected = AgentHardening(workspace="/srv/ws").compose_service()
-    agent = SERVICES["agent"]
+    # The agent's identity is the plan's: compose.yaml as the plan's variables fill it in.
+    env = _plan().compose_env()
+    filled = re.sub(
+        r"\$\{(IRONCURTAIN_AGENT_[UG]ID)(?::\?[^}]*)?\}", lambda m: env[m.group(1)], TEXT
+    )
+    expected = AgentHardening(workspace="/srv/ws", uid=4242, gid=4343).compose_service()
+    agent = yaml.safe_load(filled)["services"]["agent"]
     for key, value in expected.items():
         if key == "volumes":
             workspace = agent["volumes"][0]
@@ -186,12 +193,15 @@ def test_every_container_is_labelled_for_the_session_and_test_runs() -> None:
 def test_secrets_are_files_and_only_the_proxies_get_them() -> None:
     declared = set(DOC["secrets"])
     audit_keys = {"audit_key_mcp", "audit_key_mitm"}
-    assert {secret_name(p) for p in SECRET_PROVIDERS} | {"redis_password"} | audit_keys == declared
+    assert {secret_name(p) for p in SECRET_PROVIDERS} | {
+        "redis_password",
+        "redis_ca",
+    } | audit_keys == declared
     assert all("file" in entry for entry in DOC["secrets"].values())
     assert set(SERVICES["mitm-proxy"]["secrets"]) == {secret_name(p) for p in SECRET_PROVIDERS} | {
         "audit_key_mitm"
     }
-    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password", "audit_key_mcp"]
+    assert SERVICES["mcp-proxy"]["secrets"] == ["redis_password", "redis_ca", "audit_key_mcp"]
     for name in ("agent", "sidecar", "socket-proxy"):
         assert "secrets" not in SERVICES[name], name
 

@@ -75,6 +75,9 @@ WEAKENED = [
     (_set("Config.User", ""), "runs as root"),
     (_set("Config.User", "root"), "runs as root"),
     (_set("Config.User", "0:0"), "runs as root"),
+    (_set("Config.User", "10100"), "root's group"),
+    (_set("Config.User", "10100:0"), "root's group"),
+    (_set("Config.User", "10100:root"), "root's group"),
     (_set("HostConfig.Privileged", True), "privileged"),
     (_set("HostConfig.CapDrop", ["NET_RAW"]), "CapDrop lacks ALL"),
     (_set("HostConfig.CapDrop", None), "CapDrop lacks ALL"),
@@ -109,6 +112,12 @@ def test_each_weakening_is_named(attrs: dict[str, Any], named: str) -> None:
     found = violations(attrs)
     assert len(found) == 1, found
     assert named in found[0]
+
+
+def test_an_agent_running_as_anyone_but_the_workspace_owner_is_named() -> None:
+    assert violations(_set("Config.User", "1000:1000"), user="1000:1000") == []
+    (found,) = violations(_set("Config.User", "10100:10100"), user="1000:1000")
+    assert "not as the workspace's owner 1000:1000" in found
 
 
 def test_an_empty_inspect_fails_everything_that_must_be_set() -> None:

@@ -4,6 +4,8 @@ networks a stopped session left behind."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from ipaddress import IPv4Network
@@ -13,10 +15,12 @@ import pytest
 
 from ironcurtain.session.leases import (
     EngineNetwork,
+    LeaseError,
     Leases,
     host_routes,
     parse_networks,
     pool_from,
+    share,
     stale,
 )
 from ironcurtain.session.subnets import Exhausted, PoolError, parse_pool
@@ -164,3 +168,26 @@ def test_host_routes_are_read_without_the_default_route(tmp_path: Path) -> None:
         "tun0\t0000D50A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
     )
     assert host_routes(table) == [IPv4Network("172.17.0.0/16"), IPv4Network("10.213.0.0/24")]
+
+
+def test_the_folder_is_shared_with_the_sockets_group(tmp_path: Path) -> None:
+    # Every user of the engine leases from one file: the socket's group may write it (setgid).
+    root = tmp_path / "leases"
+    store = Leases(root, POOL, lambda _live: [], routes=lambda: [], group=4343)
+    store.take("ic-a-00000001", 1)
+    assert (root.stat().st_gid, stat.S_IMODE(root.stat().st_mode)) == (4343, 0o2770)
+    for name in ("lock", "leases.json"):
+        info = (root / name).stat()
+        assert (info.st_gid, stat.S_IMODE(info.st_mode)) == (4343, 0o660), name
+
+
+def test_a_folder_this_user_cannot_write_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "leases"
+    root.mkdir()
+    (root / "lock").touch()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # someone else's folder, as another user
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(LeaseError, match="sudo chgrp -R docker"):
+        share(root, 4343)

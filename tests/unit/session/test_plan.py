@@ -42,7 +42,7 @@ def test_the_compose_env_names_the_session_and_its_forwards() -> None:
     assert env["IRONCURTAIN_FORWARDS"] == (
         "8080:mcp-proxy:8080,3128:mitm-proxy:3128,2375:localhost:2376"
     )
-    assert env["IRONCURTAIN_MCP_UID"] == "10100"
+    assert (env["IRONCURTAIN_AGENT_UID"], env["IRONCURTAIN_AGENT_GID"]) == ("4242", "4343")
     assert not any("KEY" in k for k in env)
     # No sibling declared: the socket proxy serves no container at all.
     assert (env["IRONCURTAIN_DOCKER_CONTAINERS"], env["IRONCURTAIN_VISIBLE_CONTAINERS"]) == (

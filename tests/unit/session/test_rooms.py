@@ -52,7 +52,7 @@ def test_no_room_mounts_the_policy_audit_secrets_or_wake_folder_and_none_has_a_n
         assert service["cap_drop"] == ["ALL"]
         assert service["security_opt"] == ["no-new-privileges:true"]
         assert service["privileged"] is False
-        assert service["user"] == "${IRONCURTAIN_MCP_UID}"
+        assert service["user"] == "${IRONCURTAIN_AGENT_UID}:${IRONCURTAIN_AGENT_GID}"
         assert service["labels"][rooms.LABEL] == name.removeprefix("mcp-room-")
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.session.workspace import WorkspaceError, check, proxy_uid, writable_by
+from ironcurtain.session import run, workspace
+from ironcurtain.session.identity import Identity
+from ironcurtain.session.workspace import WorkspaceError, check, owner
 
 POLICY = Path(__file__).resolve().parents[3] / "policy" / "policy.yaml"
 
@@ -31,7 +33,7 @@ def test_a_workspace_holding_the_state_directory_is_refused(tmp_path: Path) -> N
 def test_a_project_folder_beside_the_state_is_accepted(tmp_path: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    project.chmod(0o777)
+    os.chown(project, 4242, 4242)
     assert check(project, POLICY, _variables(tmp_path)) == project.resolve()
 
 
@@ -40,22 +42,53 @@ def test_a_missing_workspace_is_refused(tmp_path: Path) -> None:
         check(tmp_path / "nope", POLICY, _variables(tmp_path))
 
 
-@pytest.mark.parametrize(
-    ("mode", "owned", "ok"),
-    [(0o700, True, True), (0o500, True, False), (0o755, False, False), (0o777, False, True)],
-)
-def test_writable_by_the_agent_uid(tmp_path: Path, mode: int, owned: bool, ok: bool) -> None:
+def test_the_workspace_owner_is_the_agent(tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    folder.mkdir(mode=0o700)
+    os.chown(folder, 4242, 4343)
+    assert owner(folder) == Identity(4242, 4343)
+
+
+@pytest.mark.parametrize(("uid", "gid"), [(0, 0), (0, 4343), (4242, 0)])
+def test_a_workspace_of_root_is_refused_with_the_way_out(
+    tmp_path: Path, uid: int, gid: int
+) -> None:
+    folder = tmp_path / "ws"
+    folder.mkdir(mode=0o777)
+    os.chown(folder, uid, gid)
+    with pytest.raises(WorkspaceError, match=r"never as root.*sudo chown -R USER:GROUP"):
+        owner(folder)
+
+
+@pytest.mark.parametrize("mode", [0o500, 0o600, 0o077])
+def test_a_workspace_its_owner_cannot_write_is_refused(tmp_path: Path, mode: int) -> None:
     folder = tmp_path / "ws"
     folder.mkdir()
+    os.chown(folder, 4242, 4242)
     folder.chmod(mode)
-    uid = os.geteuid() if owned else 54321
-    if ok:
-        writable_by(folder, uid)
-    else:
-        with pytest.raises(WorkspaceError, match=f"chown -R {uid}:{uid}"):
-            writable_by(folder, uid)
+    with pytest.raises(WorkspaceError, match="chmod u\\+rwx"):
+        owner(folder)
 
 
-def test_the_mcp_proxy_never_runs_as_root(tmp_path: Path) -> None:
-    owner = tmp_path.stat().st_uid
-    assert proxy_uid(tmp_path) == (owner if owner else 10001)
+def test_without_root_the_workspace_must_be_the_callers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A user cannot give the session's files away: another owner's containers could not use them.
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    os.chown(folder, 4242, 4242)
+    monkeypatch.setattr(workspace, "is_root", lambda: False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(WorkspaceError, match=r"belongs to uid 4242, not to you \(uid 1000\)"):
+        owner(folder)
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
+    assert owner(folder) == Identity(4242, 4242)  # control: the caller's own folder
+
+
+def test_the_mitm_runs_as_the_caller_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workspace, "is_root", lambda: True)
+    assert run.mitm_user() == "10001:10001"
+    monkeypatch.setattr(workspace, "is_root", lambda: False)
+    monkeypatch.setattr(os, "getuid", lambda: 1000)
+    monkeypatch.setattr(os, "getgid", lambda: 1001)
+    assert run.mitm_user() == "1000:1001"

@@ -63,11 +63,13 @@ def test_sessions_starting_together_share_one_set_of_credentials(tmp_path: Path)
         p.name for p in (tmp_path / "shared").iterdir() if not p.name.startswith(".")
     ) == [
         "approval_token",
+        "notify",
         "people",
         "redis_acl",
         "redis_admin",
         "redis_approval",
         "redis_worker",
+        "tls",
     ]
 
 
