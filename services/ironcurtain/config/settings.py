@@ -109,14 +109,21 @@ def parse_dotenv(text: str, source: str = ".env") -> dict[str, str]:
     return {k: v for k, v in values.items() if k in _BY_ENV}
 
 
+# Sections of the user config file that are tables, not string settings: each has its module.
+TABLES = frozenset({"prices", "session", "budget"})  # config/prices.py, config/user.py
+
+
 def parse_user_config(text: str, source: str = "config.toml") -> dict[str, str]:
-    """The user config file: a flat TOML table of string settings, under their toml names."""
+    """The user config file: a flat TOML table of string settings, under their toml names
+    (and the structured sections of TABLES, left to user_table)."""
     try:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{source}: not valid TOML: {exc}") from None
     values: dict[str, str] = {}
     for name, value in table.items():
+        if name in TABLES:
+            continue  # a structured section, read by its own module (user_table)
         key = _BY_TOML.get(name)
         if key is None:
             raise SettingsError(f"{source}: unknown setting {name!r}{_secret_hint(name)}")
@@ -179,6 +186,19 @@ def load(environ: Mapping[str, str], checkout: Path | None) -> Settings:
     if dotenv_file is not None and dotenv_file.is_file():
         dotenv = parse_dotenv(dotenv_file.read_text(), str(dotenv_file))
     return resolve(environ, user, dotenv, str(user_file), str(dotenv_file))
+
+
+def user_table(environ: Mapping[str, str], name: str) -> tuple[object, str]:
+    """A structured section of the user config file (None when absent) and where it is."""
+    assert name in TABLES
+    user_file = user_config_path(environ)
+    if user_file is None or not user_file.is_file():
+        return None, str(user_file)
+    try:
+        table = tomllib.loads(user_file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{user_file}: not valid TOML: {exc}") from None
+    return table.get(name), str(user_file)
 
 
 def _secret_hint(name: str) -> str:

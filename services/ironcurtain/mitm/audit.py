@@ -34,6 +34,8 @@ class Entry:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    model: str = ""  # the model the vendor reported (responses), bounded
+    priced_as: str = ""  # the price entry's glob that priced it; "*" is the fallback
     bytes_in: int = 0
     bytes_out: int = 0
     duration_ms: float = 0.0

@@ -765,6 +765,8 @@ class Proxy:
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 cost_usd=round(budget.cost(usage, price), 6),
+                model=bounded(usage.model or "", 100),
+                priced_as=price.model,
                 bytes_in=len(data),
                 bytes_out=sent,
                 request_id=rid,

@@ -15,6 +15,8 @@ This is the entry point session orchestration uses (see docs/mitm.md):
     # the host's token socket instead of a real key file
     #  anthropic: {fake: "sk-ant-oat01-...", oauth_socket: /run/ironcurtain/oauth/token.sock}
     budget: {tokens: 1000000, requests: null, seconds: 1800, cost_usd: 5}
+    prices:                                 # the user's own, before the built-in table
+      anthropic: [{model: "claude-opus-4-5*", input: 5.0, output: 25.0}]
     limits: {max_body_bytes: 10485760, max_header_bytes: 32768, header_timeout_s: 10}
     upstream:                               # tests and air-gapped mirrors only
       api.anthropic.com: {address: "127.0.0.1:8443", ca_file: /path/test-ca.pem}
@@ -27,17 +29,18 @@ This is the entry point session orchestration uses (see docs/mitm.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..config import prices as prices_mod
 from . import providers as providers_mod
 from . import registries as registries_mod
 from .budget import Limits
 from .keys import same
-from .providers import Auth, ConfigError, Provider
+from .providers import Auth, ConfigError, Price, Provider
 
 DEFAULT_PORT = 3128
 
@@ -144,6 +147,7 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
                 raise ConfigError(f"keys.{name}: fake key must start with {provider.key_prefix}")
             fakes[name] = str(fake)
             reals[name] = path(real)
+        enabled = _priced(enabled, doc.get("prices"), frozenset(known))
         for a, fa in fakes.items():
             for b, fb in fakes.items():
                 if a < b and same(fa, fb):
@@ -187,6 +191,23 @@ def parse(doc: Mapping[str, Any], base: Path = Path()) -> Settings:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"settings: {exc!r}") from None
+
+
+def _priced(
+    enabled: dict[str, Provider], raw: object, known: frozenset[str]
+) -> dict[str, Provider]:
+    """The user's prices (config/prices.py) before each provider's built-in ones: first wins."""
+    if raw is None:
+        return enabled
+    try:
+        table = prices_mod.parse(raw, known)
+    except prices_mod.PriceError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, entries in table.items():
+        if name in enabled:
+            own = tuple(Price(e["model"], e["input"], e["output"]) for e in entries)
+            enabled[name] = replace(enabled[name], prices=own + enabled[name].prices)
+    return enabled
 
 
 def _oauth_fake(name: str, provider: Provider, entry: Mapping[str, Any]) -> str:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config.user import SessionDefaults
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,8 +32,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--agent",
-        default="claude-code",
-        help="claude-code | codex | scripted (default claude-code)",
+        default=None,
+        help="claude-code | codex | scripted (default: the user config's session.agent, "
+        "else claude-code)",
     )
     parser.add_argument(
         "--workspace", type=Path, default=None, help="the folder the agent works on (default: .)"
@@ -51,7 +58,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="send a provider host's traffic elsewhere (tests, air-gapped mirrors)",
     )
     parser.add_argument("--upstream-ca", type=Path, default=None, help="CA for --upstream")
-    parser.add_argument("--escalation-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--escalation-timeout",
+        type=float,
+        default=None,
+        help="seconds a call waits for a human (default: session.escalation_timeout_s, else 300)",
+    )
     parser.add_argument(
         "--siblings",
         type=Path,
@@ -95,22 +107,38 @@ def _run(args: argparse.Namespace) -> int:
         upstreams = tuple(
             replace(parse_upstream(text), ca_file=args.upstream_ca) for text in args.upstream
         )
+        defaults = user_defaults(os.environ)
     except ValueError as exc:
         print(f"run: refused: {exc}")
         return EXIT_REFUSED
     options = Options(
         task=args.task,
-        agent=args.agent,
+        agent=args.agent or defaults.agent or "claude-code",
         workspace=args.workspace or Path.cwd(),
         policy=args.policy,
         session_id=args.session_id,
         compose_files=tuple(p.resolve() for p in args.compose_file),
         upstreams=upstreams,
-        escalation_timeout_s=args.escalation_timeout,
+        escalation_timeout_s=args.escalation_timeout or defaults.escalation_timeout_s or 300.0,
         build_images=not args.no_build,
         siblings=args.siblings.resolve() if args.siblings else None,
+        budget=defaults.budget,
     )
     return run_session(options)
+
+
+def user_defaults(environ: Mapping[str, str]) -> SessionDefaults:
+    """The user config's [session] and [budget] (config/user.py); ValueError names the field."""
+    from ..agents.registry import ADAPTERS
+    from ..config import user
+    from ..config.settings import user_table
+
+    session, where = user_table(environ, "session")
+    budget, _ = user_table(environ, "budget")
+    try:
+        return user.parse(session, budget, ADAPTERS)
+    except user.UserConfigError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def register_sessions(commands: argparse._SubParsersAction) -> None:

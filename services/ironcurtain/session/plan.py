@@ -74,6 +74,8 @@ class Plan:
     forwards: tuple[Forward, ...] = FORWARDS
     upstreams: tuple[Upstream, ...] = ()
     budget: Mapping[str, object] = field(default_factory=dict)
+    # the user's model prices (config/prices.py), ahead of the built-in table in the MITM
+    prices: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
     visible_containers: tuple[str, ...] = ()  # served by the socket proxy (sibling services)
     subnets: Mapping[str, str] = field(default_factory=dict)  # network role -> leased CIDR
     # OCI runtimes (session/runtime.py): the agent under runsc where the engine has it.
@@ -142,6 +144,8 @@ class Plan:
         }
         if self.budget:
             doc["budget"] = dict(self.budget)
+        if self.prices:
+            doc["prices"] = {name: [dict(e) for e in rows] for name, rows in self.prices.items()}
         if self.upstreams:
             doc["upstream"] = {
                 u.host: {

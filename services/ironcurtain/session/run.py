@@ -16,7 +16,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,8 @@ from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
-from ..config.settings import SettingsError
+from ..config import prices as user_prices
+from ..config.settings import SettingsError, user_table
 from ..config.settings import load as settings_load
 from ..home import Home, HomeMissing, locate
 from ..images.build import BuildError, BuildSettings, ImageBuilder
@@ -102,6 +103,8 @@ class Options:
     escalation_timeout_s: float = 300.0
     build_images: bool = True
     siblings: Path | None = None  # sibling services file (session/siblings.py)
+    # the MITM's limits the user set ([budget] in the user config); absent: its defaults
+    budget: Mapping[str, float | int | None] = field(default_factory=dict)
 
 
 def _home() -> Home:
@@ -247,6 +250,7 @@ class Session:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
         chosen = self._runtimes()
+        priced = self._prices()
         problem = compose_missing()
         if problem:
             raise Refused(
@@ -286,6 +290,8 @@ class Session:
             subnets=leased,
             agent_runtime=chosen.agent,
             room_runtime=chosen.rooms,
+            prices=priced,
+            budget=dict(self.options.budget),
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
@@ -335,6 +341,16 @@ class Session:
 
     def _subscribed(self) -> frozenset[str]:
         return frozenset({self.subscription.provider.name} if self.subscription else ())
+
+    def _prices(self) -> user_prices.Table:
+        """The user's own model prices (`[[prices.PROVIDER]]`), checked before anything starts."""
+        try:
+            raw, where = user_table(self.environ, "prices")
+            if raw is None:
+                return {}
+            return user_prices.parse(raw, frozenset(providers.builtin()), f"{where}: prices")
+        except (user_prices.PriceError, SettingsError) as exc:
+            raise Refused(f"the user config is refused: {exc}") from None
 
     def _build_settings(self) -> BuildSettings:
         return BuildSettings.from_environ(self.repo, self.environ, checkout=self.home.checkout)

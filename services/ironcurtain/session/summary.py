@@ -25,6 +25,8 @@ class LlmCounts:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    # "provider:model" priced by the provider's fallback entry ("*"): the cost is a guess
+    unpriced: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,11 @@ class Summary:
         ]
         if self.runtime:
             lines.append(f"  runtime: agent under {self.runtime}, rooms under {self.room_runtime}")
+        if m.unpriced:
+            lines.append(
+                f"  prices: no price known for {', '.join(m.unpriced)}; estimated with the "
+                "provider's fallback price (set yours: [[prices.PROVIDER]] in the user config)"
+            )
         lines += [f"  audit ({name}): {path}" for name, path in sorted(self.audit.items())]
         if self.answer:
             lines.append(f"  answer: {self.answer}")
@@ -104,6 +111,7 @@ def llm_counts(entries: Iterable[Mapping[str, Any]], since: float = 0.0) -> LlmC
     """
     requests = refused = tokens_in = tokens_out = 0
     cost = 0.0
+    unpriced: set[str] = set()
     for entry in entries:
         if float(entry.get("time") or 0.0) < since:
             continue
@@ -116,4 +124,9 @@ def llm_counts(entries: Iterable[Mapping[str, Any]], since: float = 0.0) -> LlmC
             tokens_in += int(entry.get("input_tokens") or 0)
             tokens_out += int(entry.get("output_tokens") or 0)
             cost += float(entry.get("cost_usd") or 0.0)
-    return LlmCounts(requests, refused, tokens_in, tokens_out, round(cost, 6))
+            spent = entry.get("input_tokens") or entry.get("output_tokens")
+            if entry.get("priced_as") == "*" and spent:
+                unpriced.add(f"{entry.get('provider', '')}:{entry.get('model') or '(unnamed)'}")
+    return LlmCounts(
+        requests, refused, tokens_in, tokens_out, round(cost, 6), tuple(sorted(unpriced))
+    )

@@ -15,6 +15,8 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -141,16 +143,23 @@ def _compose_plugin() -> Path:
 
 
 @pytest.fixture(scope="module")
-def installed_for_anyone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel in a venv any user can run: the system's Python, in a folder others may enter."""
+def installed_for_anyone() -> Iterator[Path]:
+    """The wheel in a venv any user can run: the system's Python, in a folder others may enter.
+
+    Not under pytest's base folder: any other pytest process on the machine sets that back to
+    0700 when it starts, which would lock the user out mid-test."""
     system_python = Path("/usr/bin/python3")
     if not system_python.exists():
         pytest.skip("no system python3 for a venv outside root's home")
-    root = tmp_path_factory.mktemp("anyone")
-    for folder in (root, *root.parents):
-        if folder == Path("/tmp"):
-            break
-        folder.chmod(folder.stat().st_mode | 0o755)  # pytest's base folder is 0700
+    root = Path(tempfile.mkdtemp(prefix="ic-anyone-"))
+    try:
+        root.chmod(0o755)
+        yield _install_for_anyone(root, system_python)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _install_for_anyone(root: Path, system_python: Path) -> Path:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(root), str(REPO_ROOT)],
         check=True, capture_output=True, timeout=600,
@@ -181,6 +190,7 @@ def test_a_user_who_is_not_root_runs_a_session_in_their_own_repository(
     plugins = home / ".docker" / "cli-plugins"
     plugins.mkdir(parents=True)
     shutil.copy(plugin, plugins / "docker-compose")  # the user's own compose plugin
+    vendor_ca = shutil.copy(session_env.vendor / "fake-ca.pem", home / "fake-ca.pem")
     subprocess.run(["chown", "-R", f"{USER_UID}:{USER_UID}", str(home)], check=True, timeout=30)
     environ = _user_config(session_env, home / ".config")
     environ.update(
@@ -198,7 +208,7 @@ def test_a_user_who_is_not_root_runs_a_session_in_their_own_repository(
         str(installed_for_anyone), "run", "say hello", "--agent", "scripted", "--no-build",
         "--compose-file", str(FAKELLM_COMPOSE),
         "--upstream", "api.anthropic.com=fakellm:8443",
-        "--upstream-ca", str(session_env.vendor / "fake-ca.pem"),
+        "--upstream-ca", str(vendor_ca),
         "--escalation-timeout", "120",
     ]  # fmt: skip
     output, approved = [], None

@@ -26,6 +26,16 @@ def test_the_mitm_settings_parse_with_the_fake_key_and_the_secret_file() -> None
     assert parsed.audit_key_file == Path("/run/secrets/audit_key_mitm")  # a secret, not env
 
 
+def test_the_users_prices_reach_the_mitm_ahead_of_the_built_in_ones() -> None:
+    mine = {"anthropic": [{"model": "house-*", "input": 2.0, "output": 4.0}]}
+    parsed = mitm_settings.parse(
+        replace(_plan(), prices=mine).mitm_settings({"anthropic": new_fake_key("sk-ant-api03-")})
+    )
+    anthropic = parsed.providers["anthropic"]
+    assert anthropic.price("house-9").input == 2.0
+    assert anthropic.price("claude-sonnet-4-5").input == 3.0  # the built-in table after it
+
+
 def test_an_upstream_override_points_at_the_copied_ca() -> None:
     plan = replace(
         _plan(), upstreams=(Upstream("api.anthropic.com", "fakellm:8443", Path("/t/ca.pem")),)

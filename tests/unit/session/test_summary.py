@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from ironcurtain.session.summary import (
     LlmCounts,
@@ -70,3 +71,24 @@ def test_the_summary_says_which_runtime_the_agent_ran_under() -> None:
     )  # fmt: skip
     assert json.loads(summary.to_json())["runtime"] == "runsc"
     assert "runtime: agent under runsc, rooms under runc" in summary.render()
+
+
+def test_a_cost_estimated_with_a_fallback_price_is_named_in_the_summary() -> None:
+    lines = [
+        {"event": "response", "provider": "openai", "model": "gpt-9", "priced_as": "*",
+         "input_tokens": 5, "output_tokens": 1, "cost_usd": 0.1},
+        {"event": "response", "provider": "openai", "model": "gpt-4o", "priced_as": "gpt-4o*",
+         "input_tokens": 5, "output_tokens": 1},
+        # free calls (no tokens) priced by "*" are not a guess worth naming
+        {"event": "response", "provider": "claude-platform", "priced_as": "*"},
+    ]  # fmt: skip
+    counts = llm_counts(lines)
+    assert counts.unpriced == ("openai:gpt-9",)
+    summary = Summary(
+        session="s1", project="p", agent="codex", task="t", outcome="ok", duration_s=1.0,
+        tools=tool_counts([]), llm=counts, audit={},
+    )  # fmt: skip
+    assert "no price known for openai:gpt-9" in summary.render()
+    assert json.loads(summary.to_json())["llm"]["unpriced"] == ["openai:gpt-9"]
+    control = replace(summary, llm=llm_counts(lines[1:]))
+    assert "no price known" not in control.render()
