@@ -51,9 +51,11 @@ shared-up: images ## start the team-shared Redis, approval service and worker (m
 shared-down: $(STAMP) ## stop the team-shared infrastructure (secret files stay)
 	@$(BIN)/ironcurtain shared down
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, the import contracts and mypy (their settings: pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 lua: ## make sure lua5.3 exists (the socket proxy's Lua is unit-tested outside HAProxy)
 	@scripts/lua.sh

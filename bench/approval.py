@@ -34,13 +34,13 @@ from typing import Any
 
 import docker
 
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation import acl, keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.images.build import BuildSettings, ImageBuilder
 from ironcurtain.images.catalog import image_ref
+from ironcurtain.people.members import MembersFile
 from ironcurtain.shared.pki import TeamTLS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

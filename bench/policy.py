@@ -207,7 +207,7 @@ async def latency(url: str, fs: str, ws: Path, proxy_pid: int) -> dict[str, floa
 async def gate_only(root: Path, ws: Path) -> dict[str, float]:
     """The proxy's own work without HTTP: Gate.call (decide, schema, fsynced audit, forward)
     versus the same backend's client called directly, in one process."""
-    from ironcurtain.mcpproxy import ProxySettings, running_gate
+    from ironcurtain.mcpproxy.service import ProxySettings, running_gate
 
     settings = ProxySettings(
         policy_dir=root / "policy",

@@ -9,7 +9,7 @@ first starts that server's room on demand, the second is its baseline (target fo
 1.5 s). Then the same start for 8 concurrent sessions; `concurrent_start_ratio` compares
 their slowest start with one session's start measured in the same run (target <= 2). The
 team-shared stack is started once, before timing (a real team has it running already), and
-stopped at the end.
+stopped at the end. The builtin agent's per-step figures (bench/builtin.py) come with them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+from bench import builtin
+from ironcurtain.keystore import KeyStore
 from ironcurtain.session.hardening import AGENT_UID
-from ironcurtain.session.keys import KeyStore
 from ironcurtain.session.run import Options, Session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,4 +205,6 @@ def run() -> dict[str, float | int | str]:
         "target_first_call_s": 1.5,
         "target_teardown_s": 5,
         "target_concurrent_start_ratio": 2,
+        # the builtin agent's per-step overhead (bench/builtin.py, no Docker): issue 20
+        **builtin.step_overhead(),
     }

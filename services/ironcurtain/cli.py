@@ -19,7 +19,7 @@ from . import __version__
 COMMANDS: dict[str, str] = {
     "images": "ironcurtain.images.command",
     "settings": "ironcurtain.config.command",
-    "config": "ironcurtain.config.command",
+    "config": "ironcurtain.session.config_command",
     "run": "ironcurtain.session.command",
     "sessions": "ironcurtain.session.command",
     "down": "ironcurtain.session.command",

@@ -8,8 +8,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation.channel import Channel
+from ironcurtain.people.members import MembersFile
 
 
 def approval_config(channel: Channel, folder: Path, tokens: dict[str, str]) -> dict[str, Any]:

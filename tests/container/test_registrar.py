@@ -17,11 +17,11 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation import acl, keys, users
 from ironcurtain.escalation.acl import Credential
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest
+from ironcurtain.people.members import MembersFile
 from ironcurtain.registrar import app as registrar
 
 from .redisserver import RedisServer

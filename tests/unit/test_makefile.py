@@ -49,3 +49,10 @@ def test_make_takes_the_base_image_from_the_one_settings_loader() -> None:
     assert "ironcurtain settings BASE_IMAGE" in result.stdout
     makefile = (REPO / "Makefile").read_text()
     assert "include .env" not in makefile  # make reading .env itself would shadow the user config
+
+
+def test_lint_runs_the_import_contracts_and_the_type_checker() -> None:
+    result = _make("lint")
+    assert result.returncode == 0, result.stderr
+    for tool in ("ruff check .", "ruff format --check .", "lint-imports", "mypy"):
+        assert tool in result.stdout

@@ -39,9 +39,21 @@ class OrientationFile:
 
 
 class AgentAdapter(Protocol):
-    name: str  # e.g. "claude-code"
-    image: str  # images/<image>/Dockerfile
-    providers: tuple[str, ...]  # MITM provider names the agent needs (their fake keys)
+    # Read-only (properties), so frozen dataclasses satisfy the protocol.
+    @property
+    def name(self) -> str:
+        """e.g. "claude-code"."""
+        ...
+
+    @property
+    def image(self) -> str:
+        """images/<image>/Dockerfile."""
+        ...
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """MITM provider names the agent needs (their fake keys)."""
+        ...
 
     def environment(self, endpoints: Endpoints, fake_keys: Mapping[str, str]) -> dict[str, str]:
         """The agent's environment: proxies, CA, fake keys — never a real secret."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .adapter import AgentAdapter
+from .builtin import Builtin
 from .claude_code import ClaudeCode
 from .codex import Codex
 from .scripted import Scripted
 
 ADAPTERS: dict[str, AgentAdapter] = {
-    adapter.name: adapter for adapter in (ClaudeCode(), Codex(), Scripted())
+    adapter.name: adapter for adapter in (Builtin(), ClaudeCode(), Codex(), Scripted())
 }
 
 

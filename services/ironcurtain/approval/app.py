@@ -13,10 +13,10 @@ import redis
 from flask import Flask, render_template
 
 from ..escalation.channel import Channel, connect
+from ..people.members import MembersCache, MembersFile
 from . import api, auth, guard, views
 from .events import Hub
 from .gunicorn_conf import sse_slots
-from .members import MembersCache, MembersFile
 from .sessions import SessionStore, signing_key
 from .settings import DEFAULT_PORT, Settings
 from .throttle import Throttle
@@ -68,6 +68,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=False,  # served over http on the host's loopback only
         PERMANENT_SESSION_LIFETIME=lifetime,
+        # Set the cookie only when the session changed: the live list refetches while a form
+        # posts, and a refreshed copy of the old cookie arriving last would drop the form's
+        # flash. The server-side record holds the real expiry (12 hours from login) anyway.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=64 * 1024,
         JSON_SORT_KEYS=False,
     )

@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 
-from .members import Member, MembersCache, find
+from ..people.members import Member, MembersCache, find
 from .sessions import SessionsFull, SessionStore
 from .throttle import Throttle
 

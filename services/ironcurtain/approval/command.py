@@ -13,18 +13,14 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from . import terminal
-from .client import ApiError, Client
-from .secret import TokenError, read
-from .settings import DEFAULT_PORT, state_dir
+from ..escalation import terminal
+from ..people.client import DEFAULT_PORT, ApiError, Client
+from ..people.tokens import TokenError, read
+from ..state import member_token_file
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 2
 LIST_SCOPES = object()  # `--remember` given without a scope id: list the offered ones
-
-
-def member_token_file() -> Path:
-    return state_dir() / "member_token"
 
 
 def register(commands: argparse._SubParsersAction) -> None:

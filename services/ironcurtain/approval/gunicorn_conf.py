@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-wsgi_app = "ironcurtain.approval:create_app()"
+wsgi_app = "ironcurtain.approval.app:create_app()"
 bind = os.environ.get("IRONCURTAIN_APPROVAL_BIND", "127.0.0.1:8470")
 workers = int(os.environ.get("IRONCURTAIN_APPROVAL_WORKERS", "2"))
 worker_class = "gthread"

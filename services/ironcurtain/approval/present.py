@@ -9,12 +9,12 @@ import time
 from typing import Any
 
 from ..audit.redact import REDACTED
+from ..escalation import terminal
 from ..escalation.channel import HistoryEntry, Ruling, SessionInfo
 from ..escalation.paging import Page, PageQuery
 from ..escalation.record import Decision, Escalation, Invalid
 from ..escalation.remember import Scope, choices
-from . import terminal
-from .terminal import neutral
+from ..escalation.terminal import neutral
 
 # How the proxy cuts long text in what it logs and shows (mcpproxy/gate.py _abbreviate).
 _CUT = re.compile(r"\.\.\.\[\d+ chars, sha256 [0-9a-f]+\]$")

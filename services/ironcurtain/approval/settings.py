@@ -7,12 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_PORT = 8470
-
-
-def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(environ.get("IRONCURTAIN_STATE_DIR") or Path(base) / "ironcurtain")
+from ..escalation.settings import RedisSettings
+from ..people.client import DEFAULT_PORT
+from ..state import state_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +25,11 @@ class Settings:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         shared = state_dir(environ) / "shared"
+        redis = RedisSettings.from_environ(environ)
         return cls(
-            redis_url=environ.get("IRONCURTAIN_REDIS_URL", "rediss://redis:6379/0"),
-            redis_password_file=Path(
-                environ.get("IRONCURTAIN_REDIS_CREDENTIAL_FILE") or shared / "redis_approval"
-            ),
-            redis_ca_file=Path(
-                environ.get("IRONCURTAIN_REDIS_CA_FILE") or shared / "tls" / "ca.pem"
-            ),
+            redis_url=redis.url,
+            redis_password_file=redis.credential_file,
+            redis_ca_file=redis.ca_file,
             members_file=Path(
                 environ.get("IRONCURTAIN_APPROVAL_MEMBERS_FILE")
                 or shared / "people" / "members.json"

@@ -29,6 +29,12 @@ bp = Blueprint("views", __name__)
 VERDICTS = {"approve": Verdict.APPROVED, "deny": Verdict.DENIED}
 
 
+def _url(endpoint: str, params: dict[str, str]) -> str:
+    """url_for with query parameters (typed apart from url_for's own `_external`, ...)."""
+    values: dict[str, Any] = dict(params)
+    return url_for(endpoint, **values)
+
+
 def channel() -> Channel:
     return current_app.extensions["ironcurtain.channel"]
 
@@ -52,9 +58,9 @@ def pending() -> Any:
         listing=listing,
         rows=listing["escalations"],
         query=query,
-        next_url=url_for("views.pending", **query.after(following)) if following else "",
-        first_url=url_for("views.pending", **query.after(None)) if query.cursor else "",
-        live_url=url_for("api.pending", **query.after(query.cursor)),
+        next_url=_url("views.pending", query.after(following)) if following else "",
+        first_url=_url("views.pending", query.after(None)) if query.cursor else "",
+        live_url=_url("api.pending", query.after(query.cursor)),
     )
 
 
@@ -139,7 +145,10 @@ def history() -> Any:
         "text": request.args.get("q", "")[:200],
     }
     now = time.time()
-    rows = [present.history_json(h, now) for h in channel().history(**filters)]
+    found = channel().history(
+        session_id=filters["session_id"], verdict=filters["verdict"], text=filters["text"]
+    )
+    rows = [present.history_json(h, now) for h in found]
     return render_template("history.html", rows=rows, filters=filters)
 
 

@@ -16,9 +16,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("key", nargs="?", help="print this setting's value alone (for make)")
     parser.set_defaults(handler=_show)
-    from .config_command import register_config
-
-    register_config(commands)
 
 
 def checkout() -> Path | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import tomlkit
 import tomlkit.exceptions
+import tomlkit.items
 
 from . import prices, user
 from .settings import KEYS, SettingsError, parse_user_config
@@ -56,9 +57,17 @@ def value_of(name: str, text: str) -> object:
     return int(number) if number.is_integer() else number
 
 
-def apply(text: str, name: str, value: object | None, agents: Iterable[str]) -> str:
-    """`text` with `name` set to `value` (None: removed), validated as a run would read it."""
+def apply(
+    text: str,
+    name: str,
+    value: object | None,
+    agents: Iterable[str],
+    providers: frozenset[str] | None = None,
+) -> str:
+    """`text` with `name` set to `value` (None: removed), validated as a run would read it
+    (`providers`: the names a price may be for, as a run checks them)."""
     _setting(name)
+    check(text, agents, providers=providers)  # a file a run refuses is named before any edit
     try:
         doc = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
@@ -70,26 +79,33 @@ def apply(text: str, name: str, value: object | None, agents: Iterable[str]) -> 
             if value is None:
                 return text
             doc.add(section, tomlkit.table())
-        table = doc[section]  # type: ignore[assignment]
+        table = doc[section]
+        if not isinstance(table, tomlkit.items.Table):
+            raise EditError(f"{section}: a table ([{section}]), not {type(table).__name__}")
     if value is None:
-        table.pop(key, None)  # type: ignore[union-attr]
-        if section and not doc[section]:  # type: ignore[arg-type]
+        table.pop(key, None)
+        if section and not doc[section]:
             doc.pop(section)
     else:
-        table[key] = value  # type: ignore[index]
+        table[key] = value
     edited = tomlkit.dumps(doc)
-    check(edited, agents)
+    check(edited, agents, providers=providers)
     return edited
 
 
-def check(text: str, agents: Iterable[str], source: str = "the user config") -> None:
+def check(
+    text: str,
+    agents: Iterable[str],
+    source: str = "the user config",
+    providers: frozenset[str] | None = None,
+) -> None:
     """The whole file as `ironcurtain run` reads it; EditError naming the first problem."""
     try:
         parse_user_config(text, source)
         doc = tomllib.loads(text)
         user.parse(doc.get("session"), doc.get("budget"), agents)
         if "prices" in doc:
-            prices.parse(doc["prices"])
+            prices.parse(doc["prices"], providers)
     except (SettingsError, user.UserConfigError, prices.PriceError, tomllib.TOMLDecodeError) as exc:
         raise EditError(str(exc)) from None
 

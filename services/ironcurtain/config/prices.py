@@ -69,7 +69,10 @@ def _entry(where: str, entry: object) -> dict[str, Any]:
 def _usd(where: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PriceError(f"{where}: a number (USD per million tokens)")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit TOML integer
+        number = math.inf
     if not math.isfinite(number) or not 0.0 <= number <= MAX_PRICE:
         raise PriceError(f"{where}: between 0 and {MAX_PRICE:g} USD per million tokens")
     return number

@@ -37,6 +37,9 @@ KEYS: tuple[Key, ...] = (
     Key("IRONCURTAIN_IMAGE_TAG", "image_tag", DEFAULT_IMAGE_TAG),
     # auto | runc | runsc: gVisor for the agent (session/runtime.py checks the value).
     Key("IRONCURTAIN_RUNTIME", "runtime", DEFAULT_RUNTIME),
+    # The builtin agent's budgets (agents/builtin_budget.py: `steps=50,seconds=10m`); `run
+    # --budget` outranks it. Empty: the defaults.
+    Key("IRONCURTAIN_BUILTIN_BUDGETS", "builtin_budgets", ""),
 )
 _BY_ENV = {k.env: k for k in KEYS}
 _BY_TOML = {k.toml: k for k in KEYS}
@@ -60,6 +63,7 @@ class Settings:
     runtime: str = DEFAULT_RUNTIME
     # Where each value came from ("environment", a file, "default"), for `ironcurtain settings`.
     sources: tuple[tuple[str, str], ...] = ()
+    builtin_budgets: str = ""
 
     def as_env(self) -> dict[str, str]:
         """The settings under their environment names (empty for no extra CA)."""
@@ -68,6 +72,7 @@ class Settings:
             "EXTRA_CA_CERT": str(self.extra_ca_cert or ""),
             "IRONCURTAIN_IMAGE_TAG": self.image_tag,
             "IRONCURTAIN_RUNTIME": self.runtime,
+            "IRONCURTAIN_BUILTIN_BUDGETS": self.builtin_budgets,
         }
 
 
@@ -165,6 +170,7 @@ def resolve(
         image_tag=chosen["IRONCURTAIN_IMAGE_TAG"],
         runtime=chosen["IRONCURTAIN_RUNTIME"],
         sources=tuple(sources),
+        builtin_budgets=chosen["IRONCURTAIN_BUILTIN_BUDGETS"],
     )
 
 
@@ -196,7 +202,7 @@ def user_table(environ: Mapping[str, str], name: str) -> tuple[object, str]:
         return None, str(user_file)
     try:
         table = tomllib.loads(user_file.read_text())
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{user_file}: not valid TOML: {exc}") from None
     return table.get(name), str(user_file)
 

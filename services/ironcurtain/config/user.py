@@ -81,7 +81,10 @@ def _limit(name: str, value: object) -> float | int | None:
 def _number(where: str, value: object, upper: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise UserConfigError(f"{where}: a number" + (" or false" if "budget" in where else ""))
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a 400-digit TOML integer
+        number = math.inf
     if not math.isfinite(number) or not 0 < number <= upper:
         raise UserConfigError(f"{where}: above 0 and at most {upper:g}")
     return number

@@ -16,10 +16,10 @@ from pathlib import Path
 import anyio
 import yaml
 
+from ..keystore import KeyStore, KeyStoreError
 from ..mcpproxy.config import ConfigError, load_backends
 from ..policy import PolicyError, parse_policy
-from ..session.keys import KeyStore, KeyStoreError
-from ..session.layout import state_dir
+from ..state import state_dir
 from . import annotate, compile, invariants, refresh
 from .accept import offer
 from .cache import Cache

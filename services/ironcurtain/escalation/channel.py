@@ -22,6 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.connection import Connection
 from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
 
 from . import keys, tls
 from .acl import Credential
@@ -29,14 +30,12 @@ from .paging import Cursor, Order, Page, PageQuery, merge
 from .paging import beyond as paging_beyond
 from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
 from .remember import Scope
+from .replies import text as reply_text
 from .script import DECIDE
 from .types import EscalationRequest, Verdict
 
 logger = logging.getLogger(__name__)
 
-NOTIFY_JOB = "ironcurtain.escalation.notify.notify"
-WEBHOOK_JOB = "ironcurtain.escalation.webhook.deliver"  # the team's webhook (webhook.py)
-REVIEW_JOB = "ironcurtain.english.review.review"  # the optional auto-reviewer (off by default)
 DEFAULT_RETENTION_S = 24 * 3600  # records, decisions and remembered scopes
 DEFAULT_HISTORY_MAXLEN = 10_000
 WAIT_GRACE_S = 2.0  # a blocked read may take this much longer than its BLPOP timeout
@@ -183,7 +182,7 @@ class Channel:
 
     def register(self, session_id: str, *, worktree: str, agent: str, task: str) -> None:
         """The session as `ironcurtain run` started it (admin): what the sessions page shows."""
-        info = {
+        info: dict[FieldT, EncodableT] = {
             "worktree": worktree,
             "agent": agent,
             "task": task,
@@ -480,10 +479,11 @@ class Channel:
         """Decisions, newest first, filtered; reads at most `scan` stream entries (bounded)."""
         found: list[HistoryEntry] = []
         needle = text.lower()
-        for _id, fields in self.redis.xrevrange(keys.HISTORY, count=scan):
-            if session_id and fields.get(b"session_id", b"").decode() != session_id:
+        for _id, found_fields in self.redis.xrevrange(keys.HISTORY, count=scan) or []:
+            fields = found_fields or {}
+            if session_id and reply_text(fields.get(b"session_id", b"")) != session_id:
                 continue
-            if verdict and fields.get(b"verdict", b"").decode() != verdict:
+            if verdict and reply_text(fields.get(b"verdict", b"")) != verdict:
                 continue
             try:
                 entry = HistoryEntry(
@@ -502,17 +502,20 @@ class Channel:
 
     def sessions(self, limit: int = 200) -> list[SessionInfo]:
         """Registered sessions and any with pending escalations or remembered scopes."""
-        ids = [i.decode() for i in self.redis.zrevrange(keys.SESSIONS, 0, limit - 1)]
+        ids = [reply_text(i) for i in self.redis.zrevrange(keys.SESSIONS, 0, limit - 1)]
         pending_by_session = self.pending_counts()
         for key in self.redis.scan_iter(match=keys.REMEMBERED_PATTERN, count=1000):
-            found_id = keys.session_of_key(key.decode())
+            found_id = keys.session_of_key(reply_text(key))
             if found_id and found_id not in ids:
                 ids.append(found_id)
         ids += [i for i in pending_by_session if i not in ids]
         found = []
         for session_id in ids[:limit]:
             raw = self.redis.hgetall(keys.session(session_id))
-            info = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+            info = {
+                reply_text(k, errors="replace"): reply_text(v, errors="replace")
+                for k, v in raw.items()
+            }
             try:
                 last_seen = float(info.get("last_seen", "0"))
             except ValueError:
@@ -545,7 +548,7 @@ class Channel:
             except ValueError:
                 logger.warning("ignoring a malformed remembered scope in session %s", session_id)
                 continue
-            if scope.id != name.decode(errors="replace"):
+            if scope.id != reply_text(name, errors="replace"):
                 logger.warning("ignoring a remembered scope stored under another name")
                 continue
             scopes.append(scope)

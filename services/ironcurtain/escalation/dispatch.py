@@ -15,10 +15,13 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from . import keys
-from .channel import NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB, Channel
+from . import keys, replies
+from .channel import Channel
+from .jobs import REVIEW_JOB
+from .notify import notify
 from .record import Decision, Escalation
 from .types import Verdict
+from .webhook import deliver
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +50,10 @@ def handle(
     if channel.decision(found.id) is not None:
         return "decided"
     timeout = max(1, int(found.deadline - found.created_at))
-    jobs.enqueue(NOTIFY_JOB, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
+    jobs.enqueue(notify, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
     done = "notify"
     if webhook:  # the team configured one (webhook.py): its own job, so a slow hook delays nothing
-        jobs.enqueue(WEBHOOK_JOB, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
+        jobs.enqueue(deliver, found.id, job_timeout=30, ttl=timeout, result_ttl=60)
         done += "+webhook"
     if reviewer and channel.auto_review(found.session_id):
         # It may only approve, first-wins; without it a human decides as always.
@@ -89,7 +92,8 @@ def forever(
         try:
             popped = client.blpop([keys.INBOX], timeout=1)
             if popped is not None:
-                handle(channel, jobs, popped[1], reviewer=reviewer, webhook=webhook)
+                entry = replies.raw(popped[1])
+                handle(channel, jobs, entry, reviewer=reviewer, webhook=webhook)
         except redis.RedisError as exc:  # Redis may come and go: try again
             logger.warning("inbox: %s", exc)
             stop.wait(1.0)

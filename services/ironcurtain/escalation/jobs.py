@@ -8,15 +8,25 @@ job can neither name a Python object nor carry a pickle.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from rq.job import Job
 
-from .channel import NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB
+from . import notify, webhook
 
 logger = logging.getLogger(__name__)
 
-ALLOWED = frozenset({NOTIFY_JOB, REVIEW_JOB, WEBHOOK_JOB})
+
+def job_name(func: Callable[..., object]) -> str:
+    """The dotted name RQ stores for a job function given as an object (and imports again)."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+# The optional auto-reviewer (off by default) is the one job named, not referenced: it lives in
+# english/, above this layer, with the LLM client (test_jobs.py checks that the name resolves).
+REVIEW_JOB = "ironcurtain.english.review.review"
+ALLOWED = frozenset({job_name(notify.notify), job_name(webhook.deliver), REVIEW_JOB})
 
 
 class Refused(Exception):

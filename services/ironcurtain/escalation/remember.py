@@ -118,10 +118,11 @@ class Scope:
 def narrowest_directory(paths: Iterable[str]) -> str | None:
     """The deepest directory holding every path, or None when that is the workspace itself,
     anything above it, or the paths are unusual (fail closed: no directory scope offered)."""
-    cleaned = [_clean_path(p) for p in paths]
-    if not cleaned or None in cleaned:
+    found = [_clean_path(p) for p in paths]
+    cleaned = [p for p in found if p is not None]
+    if not cleaned or len(cleaned) < len(found):
         return None
-    directory = posixpath.commonpath([posixpath.dirname(p) for p in cleaned])  # type: ignore[arg-type]
+    directory = posixpath.commonpath([posixpath.dirname(p) for p in cleaned])
     if directory == "/" or directory == WORKSPACE or WORKSPACE.startswith(directory + "/"):
         return None
     return directory

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import redis
 
 from . import acl, keys
+from .replies import text as reply_text
 
 
 class UserExists(ValueError):
@@ -74,13 +75,13 @@ def owned_by(admin: redis.Redis, member: str) -> dict[str, str]:
     """The registry entries of the session users `member` asked for: {user: entry}."""
     found = {}
     for user, raw in admin.hgetall(keys.ACL_USERS).items():
-        text = raw.decode(errors="replace")
+        text = reply_text(raw, errors="replace")
         try:
             entry = json.loads(text)
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("member") == member:
-            found[user.decode()] = text
+            found[reply_text(user)] = text
     return found
 
 
@@ -120,7 +121,8 @@ def stale(
 
 def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[str]:
     registry = {
-        k.decode(): v.decode(errors="replace") for k, v in admin.hgetall(keys.ACL_USERS).items()
+        reply_text(k): reply_text(v, errors="replace")
+        for k, v in admin.hgetall(keys.ACL_USERS).items()
     }
     removed = stale(session_users(admin), registry, machine=machine, live_projects=live_projects)
     for user in removed:

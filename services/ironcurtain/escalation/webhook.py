@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..approval.terminal import neutral
 from .record import Escalation
+from .terminal import neutral
 
 logger = logging.getLogger(__name__)
 

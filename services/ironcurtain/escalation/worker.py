@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..approval.settings import Settings
 from . import keys
+from .settings import RedisSettings
 
 if TYPE_CHECKING:  # loaded when the worker runs, not for every CLI command
     import redis
@@ -47,12 +47,12 @@ def _run(args: argparse.Namespace) -> int:
     if problem and not args.health:
         print(problem, file=sys.stderr)
         return 2
-    settings = Settings.from_environ()
+    settings = RedisSettings.from_environ()
     try:
         client = connect(
-            settings.redis_url,
-            settings.redis_password_file,
-            ca_file=settings.redis_ca_file,
+            settings.url,
+            settings.credential_file,
+            ca_file=settings.ca_file,
             timeout_s=10,
         )
     except (OSError, ValueError) as exc:
@@ -76,9 +76,9 @@ def _run(args: argparse.Namespace) -> int:
         target=dispatch.forever,
         args=(
             connect(
-                settings.redis_url,
-                settings.redis_password_file,
-                ca_file=settings.redis_ca_file,
+                settings.url,
+                settings.credential_file,
+                ca_file=settings.ca_file,
                 timeout_s=10,
             ),
             stop,

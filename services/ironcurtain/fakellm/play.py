@@ -150,6 +150,7 @@ def sse_events(model: str, number: int, turn: Turn) -> list[bytes]:
     events = [_sse("message_start", {"type": "message_start", "message": start})]
     events.append(_sse("ping", {"type": "ping"}))
     for index, block in enumerate(_blocks(number, turn)):
+        opening: dict[str, Any]
         if block["type"] == "text":
             opening = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": block["text"]}]

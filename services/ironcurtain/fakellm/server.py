@@ -399,7 +399,9 @@ class FakeVendor:
         model: str,
         include_usage: bool = False,
     ) -> None:
-        def chunk(delta: dict[str, object], usage: object = None, finish: object = None) -> bytes:
+        def chunk(
+            delta: dict[str, object] | None, usage: object = None, finish: object = None
+        ) -> bytes:
             doc = {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion.chunk",

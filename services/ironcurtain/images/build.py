@@ -108,12 +108,15 @@ class ImageBuilder:
 
     def _base_image_id(self) -> str:
         try:
-            return self._client.images.get(self._settings.base_image).id
+            found = self._client.images.get(self._settings.base_image).id
         except docker.errors.ImageNotFound as exc:
             raise BuildError(
                 f"base image {self._settings.base_image} is not in the engine; "
                 "pull or load it (in a checkout: make base)"
             ) from exc
+        if not found:  # the engine always gives an image an ID; never hash a base without one
+            raise BuildError(f"base image {self._settings.base_image} has no ID")
+        return found
 
     def _current_hash(self, tag: str) -> str | None:
         try:

@@ -160,7 +160,7 @@ class Backend:
         self._cached = None if cached is None else cache.ordered(listing.check_all(list(cached)))
         self._first_start_s = first_start_s
         self.drifted = False  # the live listing differs from the saved one
-        if cached is None:
+        if self._cached is None:
             self._wanted.set()
         else:
             self._set_tools({t["name"]: t for t in self._cached})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the proxy's imports are heavy: load them when serving, not for every CLI call
+    from ..escalation.escalator import RedisEscalator
     from ..escalation.types import Escalator
     from .service import ProxySettings
 
@@ -114,7 +115,7 @@ def _announce(host: str, port: int) -> None:
     print(f"mcp-proxy: serving on http://{host}:{port}/mcp", flush=True)
 
 
-def _escalator(args: argparse.Namespace) -> Escalator | None:
+def _escalator(args: argparse.Namespace) -> RedisEscalator | None:
     """The Redis escalation channel when configured; None leaves escalations denied (said so)."""
     if not args.redis_url:
         return None

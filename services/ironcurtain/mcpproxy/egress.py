@@ -114,7 +114,7 @@ class Egress:
             )
         except OSError as exc:
             return None, f"host {host} does not resolve ({exc.strerror})"
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not addresses:
             return None, f"host {host} has no address"
         excepted = True

@@ -41,6 +41,7 @@ class Entry:
     duration_ms: float = 0.0
     request_id: str = ""
     flag: str = ""
+    count: int = 0  # a rate-limit summary: how many lines it stands for
     package: str = ""  # package registries: name, version and SHA-256 of a served file
     version: str = ""
     sha256: str = ""

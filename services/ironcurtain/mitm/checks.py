@@ -14,7 +14,7 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import driver, headers, keys, shapes
+from . import headers, keys, shapes
 from .errors import Refusal, bounded
 from .flow import Flow
 from .paths import PathError, Target, admit_query, first_match, normalise
@@ -59,7 +59,7 @@ def head(flow: Flow, max_body_bytes: int) -> Refusal | None:
         return Refusal(
             403, "host-header", f"the Host header must be {flow.host} (the tunnel's host)"
         )
-    upgrade = driver.upgrade_refused(names)
+    upgrade = headers.upgrade_refused(names)
     if upgrade is not None:
         return upgrade
     encodings = [v.strip().lower() for n, v in items if n == b"content-encoding"]

@@ -30,6 +30,7 @@ from . import driver, quarantine
 from .audit import Audit, Entry
 from .errors import Refusal, bounded, http_error
 from .fetch import Fetched, FetchError, fetch
+from .headers import upgrade_refused
 from .inventory import Inventory, Item
 from .providers import ConfigError
 from .registries import Kind, Registry
@@ -163,7 +164,7 @@ class Depot:
         hosts = [v for n, v in request.headers if n == b"host"]
         if len(hosts) != 1 or hosts[0].lower() not in (host.encode(), host.encode() + b":443"):
             raise Refusal(403, "host-header", f"the Host header must be {host} (the tunnel's host)")
-        upgrade = driver.upgrade_refused(n for n, _ in request.headers)
+        upgrade = upgrade_refused(n for n, _ in request.headers)
         if upgrade is not None:
             raise upgrade
         target = request.target.decode("ascii", "replace")
@@ -190,7 +191,12 @@ class Depot:
         request: h11.Request,
         path: str,
         size: int,
-        **extra: str,
+        *,
+        package: str = "",
+        version: str = "",
+        sha256: str = "",
+        reason: str = "",
+        flag: str = "",
     ) -> None:
         """The audit line of an answer served with 200, written before any byte is sent."""
         self._audit.write(
@@ -205,7 +211,11 @@ class Depot:
                 path=path,
                 status=200,
                 bytes_out=size,
-                **extra,
+                package=package,
+                version=version,
+                sha256=sha256,
+                reason=reason,
+                flag=flag,
             )
         )
 

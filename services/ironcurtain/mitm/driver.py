@@ -8,7 +8,6 @@ both doors frame, bound and answer the same way. The upgrade refusal is here too
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 
 import h11
 
@@ -16,7 +15,6 @@ from .errors import Refusal
 from .stream import Stream
 
 READ_SIZE = 65536
-_UPGRADE = (b"upgrade", b"http2-settings")
 
 
 async def next_event(conn: h11.Connection, reader: Stream) -> h11.Event:
@@ -96,12 +94,3 @@ def answer(
     if data and not head:
         out += conn.send(h11.Data(data))
     return out + conn.send(h11.EndOfMessage())
-
-
-def upgrade_refused(names: Iterable[bytes]) -> Refusal | None:
-    """WebSocket / h2c upgrades are never served, on CONNECT or inside a tunnel."""
-    if any(name in _UPGRADE for name in names):
-        return Refusal(
-            403, "upgrade", "protocol upgrades (WebSocket, h2c) are refused; use HTTP/1.1"
-        )
-    return None

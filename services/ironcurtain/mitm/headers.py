@@ -77,3 +77,16 @@ def admit(
         elif name.startswith(prefixes):  # a glob (x-stainless-*), after the credential check
             forward.append((name, value))
     return forward, presented
+
+
+# Header names that ask to leave HTTP/1.1 for another protocol.
+_UPGRADE = (b"upgrade", b"http2-settings")
+
+
+def upgrade_refused(names: Iterable[bytes]) -> Refusal | None:
+    """WebSocket / h2c upgrades are never served, on CONNECT or inside a tunnel."""
+    if any(name in _UPGRADE for name in names):
+        return Refusal(
+            403, "upgrade", "protocol upgrades (WebSocket, h2c) are refused; use HTTP/1.1"
+        )
+    return None

@@ -183,7 +183,8 @@ def pypi_page(
         filename, url = entry.get("filename"), entry.get("url")
         if not isinstance(filename, str) or not isinstance(url, str) or not filename:
             raise MetadataError("PEP 691 file entry without filename or url")
-        hashes = entry.get("hashes") if isinstance(entry.get("hashes"), dict) else {}
+        raw_hashes = entry.get("hashes")
+        hashes = raw_hashes if isinstance(raw_hashes, dict) else {}
         digests = tuple(
             (algo, value.lower())
             for algo, value in sorted(hashes.items())
@@ -257,7 +258,8 @@ def npm_packument(
     """A full npm packument -> the packument the agent sees, and the tarballs it lists."""
     doc = _object(data)
     versions = doc.get("versions")
-    times = doc.get("time") if isinstance(doc.get("time"), dict) else {}
+    raw_times = doc.get("time")
+    times = raw_times if isinstance(raw_times, dict) else {}
     if not isinstance(versions, dict):
         raise MetadataError("npm packument without a 'versions' object")
     remembered: dict[str, File] = {}
@@ -294,7 +296,8 @@ def npm_packument(
             admitted[version] = published
         elif rules.quarantine_days <= 0:
             admitted[version] = dt.datetime.min.replace(tzinfo=dt.UTC)
-    raw_tags = doc.get("dist-tags") if isinstance(doc.get("dist-tags"), dict) else {}
+    found_tags = doc.get("dist-tags")
+    raw_tags = found_tags if isinstance(found_tags, dict) else {}
     tags = {str(k): v for k, v in raw_tags.items() if isinstance(v, str)}
     moved: dict[str, str] = {}
     for tag, version in tags.items():

@@ -28,6 +28,7 @@ from .audit import Audit, Entry
 from .ca import Authority
 from .errors import Refusal, body, bounded, http_error
 from .flow import Flow, Outgoing, outgoing
+from .headers import upgrade_refused
 from .providers import Auth, ConfigError, Provider
 from .settings import Settings
 from .stream import Listener, Stream, connect, listen
@@ -126,6 +127,11 @@ class Proxy:
         self._throttle = Throttle(
             clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
         )
+        # Clients that hang up before TLS (`cancelled`) have a bucket of their own: a flood of
+        # cheap hang-ups must not push real refusals out of the log (and out of the summary).
+        self._hangups = Throttle(
+            clock, settings.tuning.refusals_per_s, settings.tuning.refusals_burst
+        )
         self._pools: dict[str, list[_Upstream]] = {}
         self._upstream_tls: dict[str, ssl.SSLContext] = {}
         self._ids = itertools.count(1)
@@ -220,41 +226,47 @@ class Proxy:
 
     def _audit_refusal(self, entry: Entry) -> bool:
         """Write a refusal's line unless over the rate limit (throttle.py); False = close now."""
-        verdict, dropped = self._throttle.admit()
+        hangup = entry.decision == "cancelled"
+        throttle = self._hangups if hangup else self._throttle
+        verdict, dropped = throttle.admit()
         if dropped:
-            self._write_summary(dropped)
+            self._write_summary(dropped, hangup)
         if verdict is Verdict.WRITE:
             self._audit.write(entry)
             return True
         if verdict is Verdict.LIMIT:
+            what = "hang-ups" if hangup else "refusals"
             self._audit.write(
                 Entry(
                     self.settings.session,
                     entry.event,
                     "limit",
                     "rate",
-                    reason=f"over {self._throttle.rate:g} refusals/s: further refused "
-                    "connections are closed unanswered and counted, not written",
+                    reason=f"over {throttle.rate:g} {what}/s: further ones are closed "
+                    "unanswered and counted, not written",
                 )
             )
         return False
 
-    def _write_summary(self, dropped: int) -> None:
+    def _write_summary(self, dropped: int, hangup: bool = False) -> None:
+        what = "hang-up(s) before TLS" if hangup else "refused connection(s)"
         self._audit.write(
             Entry(
                 self.settings.session,
-                "refusals",
+                "hangups" if hangup else "refusals",
                 "limit",
                 "rate",
-                reason=f"{dropped} refused connection(s) closed unanswered, not written",
+                reason=f"{dropped} {what} closed unanswered, not written",
+                count=dropped,
             )
         )
 
     def flush_refusals(self) -> None:
         """At shutdown: the count of refusals the rate limit kept out of the log."""
-        dropped = self._throttle.flush()
-        if dropped:
-            self._write_summary(dropped)
+        for throttle, hangup in ((self._throttle, False), (self._hangups, True)):
+            dropped = throttle.flush()
+            if dropped:
+                self._write_summary(dropped, hangup)
 
     async def _tunnel(self, reader: Stream, writer: Stream) -> str | None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._tuning.max_header_bytes)
@@ -285,7 +297,7 @@ class Proxy:
                 "(absolute-form and plain-HTTP proxying are refused)",
             )
             return None
-        upgrade = driver.upgrade_refused(name for name, _ in event.headers)
+        upgrade = upgrade_refused(name for name, _ in event.headers)
         if upgrade is not None:
             self._refuse_connect(writer, conn, target, 403, "upgrade", upgrade.reason)
             return None

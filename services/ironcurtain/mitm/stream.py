@@ -22,7 +22,8 @@ import ipaddress
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,12 @@ class Stream:
 
     async def _ready(self, add: Callable[..., object], remove: Callable[[int], object]) -> None:
         waiter = self._loop.create_future()
-        add(self._fd, lambda: waiter.done() or waiter.set_result(None))
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        add(self._fd, wake)
         try:
             await waiter
         finally:
@@ -347,7 +353,7 @@ async def connect(
     try:
         ip = ipaddress.ip_address(address)
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        candidates = [(family, (address, port))]
+        candidates: list[tuple[socket.AddressFamily, tuple[Any, ...]]] = [(family, (address, port))]
     except ValueError:
         infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
         candidates = [(info[0], info[4]) for info in infos]
@@ -374,7 +380,7 @@ async def connect(
     raise error
 
 
-Handler = Callable[[Stream, Stream], Awaitable[None]]
+Handler = Callable[[Stream, Stream], Coroutine[Any, Any, None]]
 
 
 class Listener:

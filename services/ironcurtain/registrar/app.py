@@ -22,9 +22,9 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..approval.members import MembersCache, MembersFile, find
 from ..escalation import acl, keys, users
 from ..escalation.channel import Channel, connect
+from ..people.members import MembersCache, MembersFile, find
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("registrar", __name__)

@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--agent",
         default=None,
-        help="claude-code | codex | scripted (default: the user config's session.agent, "
+        help="claude-code | codex | builtin | scripted (default: the user config's session.agent, "
         "else claude-code)",
     )
     parser.add_argument(
@@ -70,6 +70,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         metavar="FILE",
         help="sibling services the agent may reach (YAML, outside the workspace; docs/session.md)",
+    )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        metavar="SPEC",
+        help="the builtin agent's budgets, e.g. tokens=500000,steps=50,seconds=10m,cost_usd=2 "
+        "('off' switches one off; defaults 1M tokens, 200 steps, 30m, $5)",
     )
     parser.add_argument(
         "--no-build", action="store_true", help="do not check or build images first"
@@ -111,9 +118,27 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"run: refused: {exc}")
         return EXIT_REFUSED
+    agent = args.agent or defaults.agent or "claude-code"
+    budgets = None
+    if args.budget is not None and agent != "builtin":
+        print("run: refused: --budget is for --agent builtin (other agents: the MITM's)")
+        return EXIT_REFUSED
+    if agent == "builtin":
+        from ..agents.builtin_budget import BudgetError, parse
+        from ..config.command import checkout
+        from ..config.settings import SettingsError, load
+
+        try:  # --budget, else the settings' builtin_budgets (user config, .env, environment)
+            spec = args.budget
+            if spec is None:
+                spec = load(os.environ, checkout()).builtin_budgets
+            budgets = parse(spec)
+        except (BudgetError, SettingsError) as exc:
+            print(f"run: refused: {exc}")
+            return EXIT_REFUSED
     options = Options(
         task=args.task,
-        agent=args.agent or defaults.agent or "claude-code",
+        agent=agent,
         workspace=args.workspace or Path.cwd(),
         policy=args.policy,
         session_id=args.session_id,
@@ -123,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         build_images=not args.no_build,
         siblings=args.siblings.resolve() if args.siblings else None,
         budget=defaults.budget,
+        budgets=budgets,
     )
     return run_session(options)
 
@@ -174,13 +200,13 @@ def _sessions(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    import os
 
     import docker
 
+    from ..state import state_dir
     from . import leases, reclaim
     from .compose import Compose, ComposeError
-    from .layout import SessionLayout, state_dir
+    from .layout import SessionLayout
     from .naming import SessionName
     from .sessions import running_sessions
 
@@ -237,8 +263,8 @@ def _keys_set(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
-    from .keys import KeyStore, KeyStoreError
-    from .layout import state_dir
+    from ..keystore import KeyStore, KeyStoreError
+    from ..state import state_dir
 
     prompt = f"{args.provider} API key (not echoed): "
     value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
@@ -252,8 +278,8 @@ def _keys_set(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    from .keys import KeyStore
-    from .layout import state_dir
+    from ..keystore import KeyStore
+    from ..state import state_dir
 
     store = KeyStore(state_dir() / "keys")
     names = store.providers()

@@ -148,7 +148,8 @@ def violations(attrs: Mapping[str, object], user: str | None = None) -> list[str
     sysctls = _mapping(host.get("Sysctls"))
     if str(sysctls.get("net.ipv6.conf.all.disable_ipv6")) != "1":
         found.append("IPv6 not disabled")
-    if not isinstance(host.get("PidsLimit"), int) or host["PidsLimit"] <= 0:
+    pids = host.get("PidsLimit")
+    if not isinstance(pids, int) or pids <= 0:
         found.append("no pids limit")
     if not host.get("Memory"):
         found.append("no memory limit")

@@ -30,16 +30,6 @@ from pathlib import Path
 from .naming import SessionName
 
 
-def state_dir(environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get("IRONCURTAIN_STATE_DIR"):
-        return Path(env["IRONCURTAIN_STATE_DIR"])
-    base = env.get("XDG_STATE_HOME") or str(
-        Path(env.get("HOME", "~")).expanduser() / ".local/state"
-    )
-    return Path(base) / "ironcurtain"
-
-
 @dataclass(frozen=True, slots=True)
 class SessionLayout:
     root: Path

@@ -114,8 +114,11 @@ class Lease:
 
     @classmethod
     def from_json(cls, project: str, doc: Mapping[str, object]) -> Lease:
-        nets = tuple(ip_network(str(s)) for s in doc["subnets"])  # type: ignore[union-attr]
-        return cls(project, int(doc["pid"]), str(doc["token"]), nets)  # type: ignore[arg-type]
+        subnets, pid = doc["subnets"], doc["pid"]
+        if not isinstance(subnets, list) or not isinstance(pid, (int, float, str)):
+            raise TypeError(f"the lease of {project} is malformed")
+        nets = tuple(IPv4Network(str(s)) for s in subnets)
+        return cls(project, int(pid), str(doc["token"]), nets)
 
 
 def host_routes(path: Path = Path("/proc/net/route")) -> list[IPv4Network]:

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .keys import KeyStore, KeyStoreError
+from ..keystore import KeyStore, KeyStoreError
 from .oauth import (
     STORE_NAME,
     OAuthCredentials,
@@ -66,7 +66,7 @@ def _login_claude(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
-    from .layout import state_dir
+    from ..state import state_dir
 
     store = KeyStore(state_dir() / "keys")
     try:

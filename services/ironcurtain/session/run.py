@@ -21,23 +21,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import docker
 import docker.errors
+import docker.models.containers
 import yaml
 
 from ..agents.adapter import AgentAdapter
+from ..agents.builtin_budget import Budgets
+from ..agents.claude_code import ClaudeCode
 from ..agents.registry import adapter_for
 from ..audit import Anchor
 from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
 from ..config import prices as user_prices
-from ..config.settings import SettingsError, user_table
+from ..config.settings import SettingsError, user_config_path, user_table
 from ..config.settings import load as settings_load
 from ..home import Home, HomeMissing, locate
+from ..images import project_build
 from ..images.build import BuildError, BuildSettings, ImageBuilder
 from ..images.catalog import CatalogError, image_ref
+from ..keystore import KeyStore, KeyStoreError
 from ..mcpproxy.config import BackendSpec, ConfigError
 from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
@@ -47,6 +52,7 @@ from ..registrar.client import Registrar, Team
 from ..shared.command import compose_files as shared_compose_files
 from ..shared.command import shared_environ
 from ..shared.files import SharedFiles
+from ..state import state_dir
 from . import (
     checks,
     leases,
@@ -63,12 +69,12 @@ from . import (
 )
 from .compose import Compose, ComposeError
 from .compose import missing as compose_missing
-from .keys import KeyStore, KeyStoreError
-from .layout import SessionLayout, state_dir
+from .layout import SessionLayout
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
 
 MITM_UID = 10001
+SIBLINGS_FILE = "siblings.yaml"  # in the repository's .ironcurtain/ (trusted like its image)
 LOCAL_REDIS_URL = "rediss://redis:6379/0"  # the stack's Redis by its certificate's name
 SESSION_IMAGES = ("python", "mcp-proxy", "sidecar", "socket-proxy", "redis")
 SERVICES = ("agent", "sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy")
@@ -105,6 +111,7 @@ class Options:
     siblings: Path | None = None  # sibling services file (session/siblings.py)
     # the MITM's limits the user set ([budget] in the user config); absent: its defaults
     budget: Mapping[str, float | int | None] = field(default_factory=dict)
+    budgets: Budgets | None = None  # the builtin agent's (agents/builtin_budget.py)
 
 
 def _home() -> Home:
@@ -149,6 +156,8 @@ class Session:
         self.home = _home()  # compose files, image contexts, default policy
         self.repo = self.home.root
         self.adapter: AgentAdapter = adapter_for(options.agent)
+        if options.budgets is not None:  # only the builtin agent has budgets of its own
+            self.adapter = dataclasses.replace(self.adapter, budgets=options.budgets)  # type: ignore[type-var]
         self.state = state_dir(self.environ)
         # Named after the workspace: approvers see which repository asks, wherever we are installed.
         self.name = session_name(options.workspace, options.session_id)
@@ -243,6 +252,7 @@ class Session:
             raise Refused(str(exc)) from None
         except PolicyError as exc:
             raise Refused(f"the policy is refused: {exc}") from None
+        self._config_outside(work)
         servers = policy_dir / "servers.yaml"
         try:
             self.rooms = room_specs(yaml.safe_load(servers.read_text()), str(servers))
@@ -260,6 +270,7 @@ class Session:
         leased = self._lease_subnets()
         if self.options.build_images:
             self._ensure_images()
+        agent_image = self._project_image(work) or image_ref(self.adapter.image, self.tag)
         shared = self._ensure_shared()
         self.layout.create()
         self._created = True
@@ -272,7 +283,7 @@ class Session:
             name=self.name,
             layout=self.layout,
             agent=self.adapter.name,
-            agent_image=image_ref(self.adapter.image, self.tag),
+            agent_image=agent_image,
             image_tag=self.tag,
             workspace=work,
             policy_dir=policy_dir,
@@ -328,7 +339,7 @@ class Session:
 
     def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
         """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
-        if not hasattr(self.adapter, "subscription"):
+        if not isinstance(self.adapter, ClaudeCode):  # the one agent that takes a subscription
             return None
         known = providers.builtin()
         for name in self.adapter.providers:
@@ -341,6 +352,19 @@ class Session:
 
     def _subscribed(self) -> frozenset[str]:
         return frozenset({self.subscription.provider.name} if self.subscription else ())
+
+    def _config_outside(self, work: Path) -> None:
+        """The user config (budgets, prices, the default agent) must not be the agent's to
+        write: refused when it, or what its symlink names, lies in the workspace."""
+        config = user_config_path(self.environ)
+        if config is None:
+            return
+        for place in (config.parent.resolve(), config.resolve()):
+            if place.is_relative_to(work):
+                raise Refused(
+                    f"the user config {config} lies in the workspace {work} (as {place}), where "
+                    "the agent can write: keep it outside"
+                )
 
     def _prices(self) -> user_prices.Table:
         """The user's own model prices (`[[prices.PROVIDER]]`), checked before anything starts."""
@@ -480,17 +504,18 @@ class Session:
         """The declared sibling services, refused unless each network exists, is not one of
         IronCurtain's, and each docker-visible service is a container on it."""
         path = self.options.siblings
-        if path is None:
-            return ()
-        path = path.resolve()
-        if path.is_relative_to(work):
-            raise Refused(
-                f"the sibling services file {path} is inside the workspace, where the agent "
-                "can write: keep it outside"
-            )
         doors = (plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT)
         try:
-            found = siblings.load(path, doors)
+            if path is None:
+                found = self._project_siblings(work, doors)
+            else:
+                path = path.resolve()
+                if path.is_relative_to(work):
+                    raise Refused(
+                        f"the sibling services file {path} is inside the workspace, where the "
+                        "agent can write: keep it outside (or in .ironcurtain/, trusted)"
+                    )
+                found = siblings.load(path, doors)
         except siblings.SiblingError as exc:
             raise Refused(str(exc)) from None
         environ = shared_environ(self.environ)
@@ -591,7 +616,9 @@ class Session:
         if self._died:
             raise SessionFailed(f"{self._died} stopped while the agent was running")
         if code != 0:
-            raise SessionFailed(f"the agent exited with {code}")
+            failure = getattr(self.adapter, "failure", None)  # an adapter that says why
+            reason = failure(self.lines) if failure is not None else None
+            raise SessionFailed(reason or f"the agent exited with {code}")
         self.outcome = "ok"
         return EXIT_OK
 
@@ -702,6 +729,38 @@ class Session:
     # the start-up probe's answer and the gateways it tried (check_isolation reads it once)
     _startup: tuple[checks.ProbeResult, frozenset[str]] | None = None
     agent_started_at = 0.0
+
+    def _project_siblings(self, work: Path, doors: tuple[int, ...]) -> tuple[siblings.Sibling, ...]:
+        """The repository's `.ironcurtain/siblings.yaml`, as the user trusted it (none: ())."""
+        where = f"{project_build.PROJECT_DIR}/{SIBLINGS_FILE}"
+        try:
+            data = project_build.trusted_file(
+                work, project_build.trusted_dir(self.state), SIBLINGS_FILE
+            )
+            if data is None:
+                return ()
+            doc = yaml.safe_load(data.decode("utf-8"))
+        except project_build.ProjectImageError as exc:
+            raise Refused(str(exc)) from None
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise Refused(f"{where}: cannot read the sibling services: {exc}") from None
+        return siblings.parse(doc, where, doors)
+
+    def _project_image(self, work: Path) -> str | None:
+        """The repository's own agent image (.ironcurtain/agent.Dockerfile), built and checked
+        (images/project.py) before anything starts; None when it brings none."""
+        try:
+            return project_build.ensure(
+                self.client,
+                work,
+                self.adapter.image,
+                self.tag,
+                self.adapter.oneshot_command("")[0],
+                project_build.verdicts_dir(self.state),
+                self.say,
+            )
+        except project_build.ProjectImageError as exc:
+            raise Refused(str(exc)) from None
 
     def _ensure_images(self) -> None:
         wanted = [*SESSION_IMAGES, self.adapter.image]
@@ -1116,7 +1175,8 @@ def _exec(container: docker.models.containers.Container, argv: list[str]) -> str
         result = container.exec_run(argv, stdout=True, stderr=True)
     except docker.errors.DockerException as exc:
         raise SessionFailed(f"cannot run the probe in {container.name}: {exc}") from None
-    return result.output.decode(errors="replace")
+    output = cast(bytes, result.output)  # bytes, not an iterator: stream is off
+    return output.decode(errors="replace")
 
 
 def copy_ca(ca_dir: Path, dest: Path) -> None:

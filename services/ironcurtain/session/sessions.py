@@ -21,7 +21,7 @@ def running_sessions(client: docker.DockerClient) -> list[RunningSession]:
     by_project: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for container in client.containers.list(all=True, filters={"label": PROJECT_LABEL}):
         project = container.labels.get(PROJECT_LABEL, "")
-        service = container.labels.get("com.docker.compose.service", container.name)
+        service = container.labels.get("com.docker.compose.service", container.name or "")
         by_project[project].append((service, container.status))
     sessions = []
     for project, members in sorted(by_project.items()):

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..keystore import KeyStore, KeyStoreError
 from ..mitm.keys import new_fake_key
 from ..mitm.providers import Provider
-from .keys import KeyStore, KeyStoreError
 from .oauth import (
     STORE_NAME,
     OAuthCredentials,

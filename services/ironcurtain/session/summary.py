@@ -120,6 +120,8 @@ def llm_counts(entries: Iterable[Mapping[str, Any]], since: float = 0.0) -> LlmC
             requests += 1
         if decision == "refuse":
             refused += 1
+        if entry.get("event") == "refusals":  # refusals the rate limit left unwritten
+            refused += int(entry.get("count") or 0)
         if entry.get("event") == "response":
             tokens_in += int(entry.get("input_tokens") or 0)
             tokens_out += int(entry.get("output_tokens") or 0)

@@ -14,11 +14,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..approval.client import ApiError, Client
-from ..approval.command import member_token_file
-from ..approval.members import MemberError
-from ..approval.settings import DEFAULT_PORT, state_dir
 from ..home import HomeMissing, locate
+from ..people.client import DEFAULT_PORT, ApiError, Client
+from ..people.members import MemberError
+from ..state import member_token_file, shared_dir, state_dir
 from .files import SharedFiles
 
 COMPOSE_FILE = "compose.shared.yaml"
@@ -80,7 +79,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def shared_environ(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    directory = Path(environ.get("IRONCURTAIN_SHARED_DIR") or state_dir(environ) / "shared")
+    directory = shared_dir(environ)
     found = {
         **environ,
         "IRONCURTAIN_SHARED_DIR": str(directory),

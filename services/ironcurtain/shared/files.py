@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import once
-from ..approval.members import MembersFile
-from ..approval.secret import load_or_create
 from ..escalation import acl
+from ..people.members import MembersFile
+from ..people.tokens import load_or_create
 from .pki import TeamTLS
 
 SERVICE_UID = 10001

@@ -160,7 +160,7 @@ def _rules(settings: Settings) -> list[tuple[Rule, tuple[int, int]]]:
     if settings.on("INFO"):
         add(Rule("info", get, r"/info"))
     if settings.on("IMAGES"):
-        keys = ("dangling", "label", "reference", "before", "since")
+        keys: tuple[str, ...] = ("dangling", "label", "reference", "before", "since")
         params = (Param("all", BOOL), Param("digests", BOOL), Param("filters", Kind.FILTERS, keys))
         add(Rule("images", get, r"/images/json", params=params))
     if settings.on("NETWORKS"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,16 @@ def test_the_pinned_agent_runs(run: Run, agent: str) -> None:
     status, out = run(agent, command)
     assert status == 0, out
     assert pinned in out
+
+
+@EVERY_AGENT
+def test_the_agent_runs_on_a_supported_node_lts(run: Run, agent: str) -> None:
+    # Debian 12's nodejs is 18, past its end of life: node and npm must find Node 22 first.
+    status, out = run(agent, ["node", "--version"])
+    assert (status, out[:4]) == (0, "v22."), out
+    status, out = run(agent, ["npm", "version", "--json"])  # the node npm itself runs on
+    assert status == 0, out
+    assert json.loads(out)["node"].startswith("22."), out
 
 
 @EVERY_AGENT

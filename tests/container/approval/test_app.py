@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 

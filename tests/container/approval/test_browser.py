@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation import keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
+from ironcurtain.people.members import MembersFile
 
 from ..redisserver import RedisServer, free_port
 

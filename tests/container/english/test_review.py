@@ -21,7 +21,7 @@ from rq import SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.escalation import dispatch, keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator

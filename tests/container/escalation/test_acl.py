@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.escalation import acl, dispatch, keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator

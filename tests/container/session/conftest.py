@@ -16,8 +16,8 @@ import docker
 import pytest
 
 from ironcurtain.fakellm import certs
+from ironcurtain.keystore import KeyStore
 from ironcurtain.session import plan
-from ironcurtain.session.keys import KeyStore
 from ironcurtain.session.run import Options, Session
 
 from ..conftest import REPO_ROOT, RUN_ID

@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from ironcurtain.fakellm import play
-from ironcurtain.session.keys import KeyStore
+from ironcurtain.keystore import KeyStore
 from ironcurtain.session.login import import_login
 from ironcurtain.session.oauth import STORE_NAME, load_store, parse_claude_file
 from ironcurtain.session.plan import Upstream

@@ -23,7 +23,7 @@ import docker
 import pytest
 
 from ironcurtain.config.settings import KEYS, load
-from ironcurtain.session.keys import KeyStore
+from ironcurtain.keystore import KeyStore
 
 from ..conftest import REPO_ROOT
 from ..redisserver import free_port

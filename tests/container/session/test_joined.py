@@ -22,7 +22,7 @@ import pytest
 from ironcurtain.escalation import users
 from ironcurtain.escalation.channel import connect
 from ironcurtain.fakellm import certs
-from ironcurtain.session.keys import KeyStore
+from ironcurtain.keystore import KeyStore
 
 from ..conftest import RUN_ID
 from ..redisserver import free_port

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import signal
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import docker
+import pytest
 
 from ironcurtain.audit import read_key, verify_file
 from ironcurtain.audit.anchor import checkpoints_path, key_path
@@ -29,7 +31,7 @@ from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 from ironcurtain.shared.command import shared_environ
 
 from ..conftest import REPO_ROOT
-from .conftest import REAL_KEY, Env, cli, popen
+from .conftest import AGENT_UID, REAL_KEY, Env, cli, popen
 
 NOTICE = re.compile(r"\[ironcurtain\] escalation ([0-9a-f]+\.[0-9a-f]{16}): filesystem__move_file")
 
@@ -217,6 +219,34 @@ def test_a_workspace_of_root_is_refused_before_anything_starts(
     assert done.returncode == 2, done.stdout
     assert "belongs to root" in done.stdout
     assert "sudo chown -R USER:GROUP" in done.stdout
+    assert_nothing_left(session_env, docker_client, session_id)
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_user_config_the_agent_could_write_is_refused(
+    session_env: Env, tmp_path: Path, docker_client: docker.DockerClient, linked: bool
+) -> None:
+    # Budgets off and prices at zero would be one write away for the agent.
+    work = tmp_path / "ws"
+    (work / "dotfiles" / "ironcurtain").mkdir(parents=True)
+    (work / "dotfiles" / "ironcurtain" / "config.toml").write_text("[budget]\ntokens = false\n")
+    os.chown(work, AGENT_UID, AGENT_UID)
+    config_home = work / "dotfiles"
+    if linked:  # the config folder elsewhere, its file a link into the workspace
+        config_home = tmp_path / "cfg"
+        (config_home / "ironcurtain").mkdir(parents=True)
+        (config_home / "ironcurtain" / "config.toml").symlink_to(
+            work / "dotfiles" / "ironcurtain" / "config.toml"
+        )
+    session_id = secrets.token_hex(4)
+    env = Env({**session_env.environ, "XDG_CONFIG_HOME": str(config_home)}, session_env.state,
+              session_env.vendor)  # fmt: skip
+    args = env.run_args(
+        "--agent", "scripted", "--task", "x", "--workspace", str(work), "--session-id", session_id,
+    )  # fmt: skip
+    done = cli(env, *args)
+    assert done.returncode == 2, done.stdout
+    assert "lies in the workspace" in done.stdout
     assert_nothing_left(session_env, docker_client, session_id)
 
 

@@ -17,6 +17,7 @@ import docker.models.containers
 import pytest
 import yaml
 
+from ironcurtain.images.project_build import trust
 from ironcurtain.session import plan
 from ironcurtain.session.run import Refused, Session
 
@@ -270,3 +271,30 @@ def test_a_declaration_inside_the_workspace_is_refused(
     session = _session(session_env, workspace, _declare(workspace, entry))
     with pytest.raises(Refused, match="inside the workspace"):
         session.prepare()
+
+
+def test_a_declaration_in_the_projects_folder_is_used_only_as_the_user_trusted_it(
+    session_env: Env, team: Team, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    folder = workspace / ".ironcurtain"
+    folder.mkdir(parents=True)
+    os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
+    entry = {"name": "echo", "network": team.network, "host": team.declared.name, "port": PORT}
+    _declare(folder, entry)
+    trusted = session_env.state / "project-images" / "trusted"
+    # Untrusted (as an agent could have left it): refused before anything starts.
+    session = session_env.session(workspace, "(siblings)")
+    with pytest.raises(Refused, match="ironcurtain images trust"):
+        session.prepare()
+    assert not session.layout.root.exists()
+    # Trusted, then changed by the agent to reach the door ports: refused again.
+    trust(workspace, trusted)
+    _declare(folder, {**entry, "port": 22})
+    with pytest.raises(Refused, match="changed since you last trusted it"):
+        session_env.session(workspace, "(siblings)").prepare()
+    # Trusted as it is: read from the bytes that were hashed, and checked like any declaration.
+    _declare(folder, {**entry, "network": "ic-no-such-network"})
+    trust(workspace, trusted)
+    with pytest.raises(Refused, match="ic-no-such-network"):
+        session_env.session(workspace, "(siblings)").prepare()

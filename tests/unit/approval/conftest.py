@@ -15,14 +15,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.approval.events import Hub
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation.channel import HistoryEntry, Outcome, Ruling, SessionInfo
 from ironcurtain.escalation.paging import Cursor, Order, Page, PageQuery, merge
 from ironcurtain.escalation.record import Decision, Escalation, Invalid
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
+from ironcurtain.people.members import MembersFile
 
 
 class MemoryChannel:

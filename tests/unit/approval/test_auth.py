@@ -10,10 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ironcurtain.approval import create_app
+from ironcurtain.approval.app import create_app
 from ironcurtain.approval.auth import safe_next
-from ironcurtain.approval.members import MembersFile
 from ironcurtain.escalation.types import Verdict
+from ironcurtain.people.members import MembersFile
 
 from .conftest import MemoryChannel, bearer, csrf_of, escalation_request, log_in
 

@@ -10,8 +10,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from ironcurtain.approval import present
-from ironcurtain.approval.client import ApiError, Client
 from ironcurtain.cli import main
+from ironcurtain.people.client import ApiError, Client
 
 from .conftest import MemoryChannel, bearer, escalation_request
 

@@ -124,6 +124,24 @@ def test_bulk_deny_decides_the_checked_ones_as_the_member(
     assert b"Denied 2." in alice.get("/").data
 
 
+def test_the_live_refetch_racing_a_deny_does_not_wipe_its_message(
+    alice: FlaskClient, channel: MemoryChannel
+) -> None:
+    """The deny changes the pending set, so the old page's script refetches the listing with the
+    cookie it had before the deny. Were that response to set the cookie again, it could land
+    after the deny's and drop the flash the next page shows (seen in CI)."""
+    ids = fill(channel, 2)
+    csrf = csrf_of(alice.get("/").data)
+    before = alice.get_cookie(alice.application.config["SESSION_COOKIE_NAME"])
+    assert before is not None
+    alice.post("/escalations/deny", data={"id": ids, "reason": "", "csrf_token": csrf})
+    stale = alice.application.test_client()
+    stale.set_cookie(before.key, before.value)
+    for path in ("/api/v1/escalations", "/api/v1/whoami", "/"):
+        assert "Set-Cookie" not in stale.get(path).headers, path
+    assert b"Denied 2." in alice.get("/").data
+
+
 @pytest.mark.parametrize(
     ("csrf", "headers"),
     [(None, {}), ("forged", {}), ("right", {"Sec-Fetch-Site": "cross-site"})],

@@ -10,13 +10,8 @@ from ironcurtain.cli import main
 def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(home, "locate", lambda: home.Home(tmp_path, checkout=True))
     monkeypatch.chdir("/")  # found from the package's place, not from the current directory
-    for name in (
-        "BASE_IMAGE",
-        "EXTRA_CA_CERT",
-        "IRONCURTAIN_IMAGE_TAG",
-        "IRONCURTAIN_RUNTIME",
-        "XDG_CONFIG_HOME",
-    ):
+    for name in ("BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "XDG_CONFIG_HOME",
+                 "IRONCURTAIN_BUILTIN_BUDGETS", "IRONCURTAIN_RUNTIME"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return tmp_path
@@ -33,6 +28,7 @@ def test_settings_show_each_value_and_its_source(
         f"EXTRA_CA_CERT=/corp.pem  # {checkout / '.env'}",
         "IRONCURTAIN_IMAGE_TAG=wt  # environment",
         "IRONCURTAIN_RUNTIME=auto  # default",
+        "IRONCURTAIN_BUILTIN_BUDGETS=  # default",
     ]
     assert main(["settings", "EXTRA_CA_CERT"]) == 0
     assert capsys.readouterr().out == "/corp.pem\n"

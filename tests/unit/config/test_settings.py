@@ -53,6 +53,7 @@ def test_layers_are_chosen_per_key() -> None:
         "EXTRA_CA_CERT": "",
         "IRONCURTAIN_IMAGE_TAG": "latest",
         "IRONCURTAIN_RUNTIME": "auto",
+        "IRONCURTAIN_BUILTIN_BUDGETS": "",
     }
 
 
@@ -109,11 +110,9 @@ def test_dotenv_parser_either_parses_or_refuses(text: str) -> None:
     except SettingsError:
         return
     assert set(values) <= {
-        "BASE_IMAGE",
-        "EXTRA_CA_CERT",
-        "IRONCURTAIN_IMAGE_TAG",
+        "BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "IRONCURTAIN_BUILTIN_BUDGETS",
         "IRONCURTAIN_RUNTIME",
-    }
+    }  # fmt: skip
 
 
 def test_user_config_names_its_settings_in_toml() -> None:

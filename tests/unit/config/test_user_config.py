@@ -10,8 +10,8 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from ironcurtain.config import edit, user
-from ironcurtain.config.config_command import interactive, save, show
 from ironcurtain.session.command import user_defaults
+from ironcurtain.session.config_command import interactive, save, show
 
 AGENTS = ("claude-code", "codex", "scripted")
 DOWN, ENTER = "\x1b[B", "\r"
@@ -144,3 +144,38 @@ def test_quitting_the_interactive_editor_saves_nothing() -> None:
     with create_pipe_input() as pipe:
         pipe.send_text(DOWN * (len(edit.SETTINGS) + 1) + ENTER)
         assert interactive(COMMENTED, AGENTS, input=pipe, output=DummyOutput()) is None
+
+
+def test_an_edit_is_checked_against_the_providers_a_run_knows() -> None:
+    typo = '[[prices.antropic]]\nmodel = "m"\ninput = 1\noutput = 1\n'
+    with pytest.raises(edit.EditError, match=r"prices\.antropic: unknown provider"):
+        edit.apply(typo, "budget.tokens", 1000, AGENTS, frozenset({"anthropic"}))
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[budget]\ntokens = " + "9" * 400 + "\n", "budget.tokens: above 0 and at most"),
+        ("[[prices.anthropic]]\nmodel = 'm'\ninput = " + "9" * 400 + "\noutput = 1\n",
+         "input: between"),
+        ('session = "codex"\n', "session: a table"),
+        ("[[budget]]\ntokens = 5\n", "budget: a table"),
+    ],
+)  # fmt: skip
+def test_a_malformed_file_is_refused_not_a_traceback(text: str, named: str) -> None:
+    with pytest.raises(edit.EditError) as caught:
+        edit.apply(text, "budget.cost_usd", 2, AGENTS)
+    assert named in str(caught.value)
+
+
+def test_save_keeps_the_files_mode_and_writes_through_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "config.toml"
+    real.parent.mkdir()
+    real.write_text("")
+    real.chmod(0o600)
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    save(link, COMMENTED)
+    assert link.is_symlink()
+    assert real.read_text() == COMMENTED
+    assert oct(real.stat().st_mode & 0o777) == "0o600"

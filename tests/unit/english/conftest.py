@@ -17,8 +17,8 @@ from ironcurtain.english.annotate import ToolInfo
 from ironcurtain.english.listing import list_all
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
+from ironcurtain.keystore import KeyStore
 from ironcurtain.mcpproxy.config import load_backends
-from ironcurtain.session.keys import KeyStore
 
 from ..mcpproxy.conftest import filesystem_server, write_servers
 from ..mitm.harness import LoopThread

@@ -14,9 +14,10 @@ import anyio
 import mcp_types as types
 import pytest
 
-from ironcurtain.mcpproxy import Gate, ProxySettings, running_gate
 from ironcurtain.mcpproxy.cache import ToolCache, identity, key
 from ironcurtain.mcpproxy.config import BackendSpec, load_backends
+from ironcurtain.mcpproxy.gate import Gate
+from ironcurtain.mcpproxy.service import ProxySettings, running_gate
 
 from .conftest import write_servers
 from .test_gate import _children_named, text

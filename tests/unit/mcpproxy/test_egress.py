@@ -15,8 +15,8 @@ import mcp_types as types
 import pytest
 
 from ironcurtain.escalation.types import Verdict
-from ironcurtain.mcpproxy import ProxySettings, running_gate
 from ironcurtain.mcpproxy.egress import Egress, EgressRules, address_problem
+from ironcurtain.mcpproxy.service import ProxySettings, running_gate
 
 from .conftest import write_servers
 from .test_gate import FakeEscalator

@@ -15,7 +15,8 @@ import pytest
 
 from ironcurtain.audit import read_key, verify_file, write_key
 from ironcurtain.escalation.types import EscalationOutcome, EscalationRequest, Verdict
-from ironcurtain.mcpproxy import Gate, ProxySettings, StartupError, running_gate
+from ironcurtain.mcpproxy.gate import Gate
+from ironcurtain.mcpproxy.service import ProxySettings, StartupError, running_gate
 
 
 class FakeEscalator:

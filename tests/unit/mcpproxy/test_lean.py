@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 
-from ironcurtain.mcpproxy import ProxySettings, serve
+from ironcurtain.mcpproxy.service import ProxySettings, serve
 
 dirs = json.loads(sys.argv[1])
 settings = ProxySettings(

@@ -15,7 +15,7 @@ import yaml
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
-from ironcurtain.mcpproxy import ProxySettings, running_gate
+from ironcurtain.mcpproxy.service import ProxySettings, running_gate
 
 POLICY = """\
 version: 1

@@ -21,7 +21,7 @@ import mcp_types as types
 import pytest
 import yaml
 
-from ironcurtain.mcpproxy import ProxySettings, landlock, running_gate
+from ironcurtain.mcpproxy import landlock
 from ironcurtain.mcpproxy.cache import ToolCache
 from ironcurtain.mcpproxy.config import (
     INLINE,
@@ -34,7 +34,7 @@ from ironcurtain.mcpproxy.config import (
 )
 from ironcurtain.mcpproxy.rooms import dump_spec
 from ironcurtain.mcpproxy.sandbox import LandlockRefused, child_environment, serve_sandbox
-from ironcurtain.mcpproxy.service import _asker
+from ironcurtain.mcpproxy.service import ProxySettings, _asker, running_gate
 from ironcurtain.mcpproxy.stdio import SocketClient
 
 from .conftest import BIN

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from ironcurtain.session.summary import json_lines, llm_counts
+
 from .harness import REAL, Reply, Stack, post, raw, read_reply, start
 
 ANTHROPIC = "api.anthropic.com"
@@ -487,6 +489,29 @@ def test_refused_connects_with_huge_hosts_write_bounded_lines_and_are_rate_limit
     summary = json.loads(stack.audit_path.read_text().splitlines()[-1])  # at shutdown
     assert summary["event"] == "refusals"
     assert "closed unanswered" in summary["reason"]
+    # The session's count holds every refusal, the unwritten ones too (the summary line's count).
+    assert summary["count"] == 300 - len(refusals)
+    assert llm_counts(json_lines(stack.audit_path.read_text())).refused == 300
+
+
+def test_a_flood_of_hang_ups_does_not_push_real_refusals_out_of_the_log(tmp_path: Path) -> None:
+    stack = start(tmp_path, limits={"refusals_per_s": 0.1, "refusals_burst": 20})
+    try:
+        for _ in range(60):  # CONNECT, our 200, then gone before TLS: `cancelled`
+            with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+                sock.sendall(b"CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        stack.until(lambda: stack.proxy.connections == 0)
+        with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as sock:
+            sock.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 403 ")  # answered, so written
+        stack.until(lambda: stack.proxy.connections == 0)
+    finally:
+        stack.close()
+    lines = json_lines(stack.audit_path.read_text())
+    assert [x["host"] for x in lines if x["decision"] == "refuse"] == ["example.com:443"]
+    assert sum(x["decision"] == "cancelled" for x in lines) <= 20 + 1
+    assert llm_counts(lines).refused == 1
 
 
 def test_a_refused_query_and_path_are_not_echoed(stack: Stack) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.session.layout import SessionLayout, state_dir
+from ironcurtain.session.layout import SessionLayout
 from ironcurtain.session.naming import SessionName
 
 
@@ -17,12 +17,6 @@ def layout(tmp_path: Path) -> SessionLayout:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def test_state_dir_follows_the_override_then_xdg_then_home() -> None:
-    assert state_dir({"IRONCURTAIN_STATE_DIR": "/s"}) == Path("/s")
-    assert state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/ironcurtain")
-    assert state_dir({"HOME": "/h"}) == Path("/h/.local/state/ironcurtain")
 
 
 def test_the_secrets_folder_is_private(layout: SessionLayout) -> None:

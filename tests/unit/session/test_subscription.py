@@ -11,10 +11,10 @@ import pytest
 
 from ironcurtain.agents.adapter import Endpoints
 from ironcurtain.agents.claude_code import FAKE_KEY_ENV, ClaudeCode
+from ironcurtain.keystore import KeyStore, KeyStoreError
 from ironcurtain.mitm import settings as mitm_settings
 from ironcurtain.mitm.providers import builtin
 from ironcurtain.session import subscription
-from ironcurtain.session.keys import KeyStore, KeyStoreError
 from ironcurtain.session.login import claude_credentials_file, import_login
 from ironcurtain.session.oauth import STORE_NAME, OAuthError, load_store
 

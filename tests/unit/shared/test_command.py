@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.approval.client import ApiError, Client
-from ironcurtain.approval.members import find
 from ironcurtain.cli import main
+from ironcurtain.people.client import ApiError, Client
+from ironcurtain.people.members import find
 from ironcurtain.shared.files import SharedFiles
 
 

@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.approval.members import MemberError, MembersCache, MembersFile, find
+from ironcurtain.people.members import MemberError, MembersCache, MembersFile, find
 
 from ..racers import race
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> MembersFile:
+    return MembersFile(tmp_path / "people" / "members.json")
 
 
 def test_a_new_member_token_is_random_and_only_its_digest_is_stored(members: MembersFile) -> None:
@@ -104,7 +109,7 @@ def test_members_added_at_the_same_moment_from_many_processes_are_all_kept(
     members: MembersFile,
 ) -> None:
     results = race(
-        "import os\nfrom pathlib import Path\nfrom ironcurtain.approval.members import MembersFile",
+        "import os\nfrom pathlib import Path\nfrom ironcurtain.people.members import MembersFile",
         f"members = MembersFile(Path({str(members.path)!r}))\n"
         "result = [f'm{os.getpid()}', members.add(f'm{os.getpid()}')]",
     )

@@ -9,6 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+DEFAULT_PORT = 8470  # the approval service's, on the host's 127.0.0.1
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import edit
-from .settings import user_config_path
+from ..config import edit
+from ..config.settings import user_config_path
 
 SAVE, QUIT = "save and quit", "quit without saving"
 
 
-def register_config(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "config", help="show and edit your settings (agent, budgets, timeouts, images, prices)"
     )
@@ -41,31 +41,42 @@ def _agents() -> list[str]:
     return sorted(ADAPTERS)
 
 
+def _providers() -> frozenset[str]:
+    """The names a price may be for, as `ironcurtain run` checks them."""
+    from ..mitm import providers
+
+    return frozenset(providers.builtin())
+
+
 def _config(args: argparse.Namespace) -> int:
     path = user_config_path(os.environ)
     if path is None:
         print("config: error: neither XDG_CONFIG_HOME nor HOME is set")
         return 1
-    text = path.read_text() if path.is_file() else ""
+    try:
+        text = path.read_text() if path.is_file() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"config: error: cannot read {path}: {exc}")
+        return 1
     action = args.action or "show"
     try:
         if action == "show":
-            edit.check(text, _agents(), str(path))
+            edit.check(text, _agents(), str(path), _providers())
             print(show(text, path))
             return 0
         if action == "edit":
             if not (sys.stdin.isatty() and sys.stdout.isatty()):
                 print("config: error: edit needs a terminal; use `config set NAME VALUE`")
                 return 1
-            edited = interactive(text, _agents())
+            edited = interactive(text, _agents(), _providers())
             if edited is None:
                 print("config: nothing saved")
                 return 0
         elif action == "set":
             value = edit.value_of(args.name, args.value)
-            edited = edit.apply(text, args.name, value, _agents())
+            edited = edit.apply(text, args.name, value, _agents(), _providers())
         else:
-            edited = edit.apply(text, args.name, None, _agents())
+            edited = edit.apply(text, args.name, None, _agents(), _providers())
     except edit.EditError as exc:
         print(f"config: refused: {exc}")
         return 1
@@ -88,20 +99,25 @@ def show(text: str, path: Path) -> str:
 
 
 def save(path: Path, text: str) -> None:
-    """Written whole or not at all: a temporary file beside it, then renamed over it."""
+    """Written whole or not at all: a temporary file beside it, then renamed over it (over the
+    file a symlink names, keeping its mode)."""
+    path = path.resolve()
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config-", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
-        os.chmod(tmp, 0o644)  # settings, never a secret (those refuse to load here)
+        os.chmod(tmp, mode)  # settings, never a secret (those refuse to load here)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def interactive(text: str, agents: Iterable[str], **io: Any) -> str | None:
+def interactive(
+    text: str, agents: Iterable[str], providers: frozenset[str] | None = None, **io: Any
+) -> str | None:
     """Pick a setting, give its value (checked as you type), repeat; the edited text on save,
     None on quit. `io`: prompt_toolkit's `input`/`output` (tests drive a pipe)."""
     import questionary
@@ -123,24 +139,26 @@ def interactive(text: str, agents: Iterable[str], **io: Any) -> str | None:
         setting = edit.BY_NAME[picked]
         if setting.kind == "agent":
             value: object = questionary.select(
-                setting.help, choices=known, default=found.get(picked) or None, **io
+                setting.help, choices=known, default=str(found.get(picked) or "") or None, **io
             ).unsafe_ask()
         else:
             answer = questionary.text(
                 f"{setting.name} ({setting.help}; empty: default)",
                 default=_shown(found.get(picked), blank=True),
-                validate=_validator(text, picked, known),
+                validate=_validator(text, picked, known, providers),
                 **io,
             ).unsafe_ask()
             value = edit.value_of(picked, answer) if answer.strip() else None
-        text = edit.apply(text, picked, value, known)
+        text = edit.apply(text, picked, value, known, providers)
 
 
-def _validator(text: str, name: str, agents: list[str]) -> Callable[[str], bool | str]:
+def _validator(
+    text: str, name: str, agents: list[str], providers: frozenset[str] | None
+) -> Callable[[str], bool | str]:
     def valid(answer: str) -> bool | str:
         try:
             value = edit.value_of(name, answer) if answer.strip() else None
-            edit.apply(text, name, value, agents)
+            edit.apply(text, name, value, agents, providers)
         except edit.EditError as exc:
             return str(exc)
         return True

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.approval.secret import TokenError, load_or_create
+from ironcurtain.people.tokens import TokenError, load_or_create
 
 
 def test_a_missing_token_is_generated_private_and_shown_once(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ironcurtain.cli import main
-from ironcurtain.session.keys import KeyStore, KeyStoreError
+from ironcurtain.keystore import KeyStore, KeyStoreError
 
 REAL_LOOKING = "sk-ant-api03-" + "Ab1" * 30
 

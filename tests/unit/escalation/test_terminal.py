@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ironcurtain.approval import terminal
+from ironcurtain.escalation import terminal
 
 HOSTILE = [
     ("\u202e", "\\u202e"),  # right-to-left override
