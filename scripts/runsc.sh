@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# gVisor for an engine we installed: sessions run the agent and the MCP servers' rooms under
-# `runsc` (a user-space kernel) when the engine has it registered (session/runtime.py).
+# gVisor for an engine we installed: sessions run the agent under
+# `runsc` (a user-space kernel) when the engine has it registered; rooms keep runc, where
+# Landlock confines their children (session/runtime.py).
 # - An engine that already lists runsc: nothing to do.
 # - An engine we did not start (docker-ce, Docker Desktop, anyone else's dockerd) is never
 #   edited: sessions use runc there, and this says how to register runsc by hand.

@@ -24,7 +24,7 @@ from ironcurtain.session import plan, rooms, runtime
 from ironcurtain.session.run import Session
 
 from ..probes import host_server, probe
-from .conftest import AGENT_UID, REAL_KEY, Env
+from .conftest import AGENT_UID, REAL_KEY, RUNTIMES, Env, under_runtime
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
@@ -86,11 +86,6 @@ def other(
         session.teardown()
 
 
-RUNTIMES = tuple(
-    r.strip() for r in os.environ.get("IRONCURTAIN_TEST_RUNTIMES", "runc,runsc").split(",")
-)
-
-
 @pytest.fixture(scope="module", params=RUNTIMES)
 def running(
     request: pytest.FixtureRequest,
@@ -100,13 +95,7 @@ def running(
 ) -> Iterator[Running]:
     """The probed session, its agent under the runtime of this round (IRONCURTAIN_RUNTIME set
     to it, so a runsc round never quietly falls back to runc)."""
-    wanted: str = request.param
-    if wanted == runtime.RUNSC:
-        found = runtime.registered(docker_client.info().get("Runtimes"))
-        if runtime.RUNSC not in found:
-            pytest.skip("this engine has no runsc registered (make deps registers it for ours)")
-    env = Env({**session_env.environ, "IRONCURTAIN_RUNTIME": wanted}, session_env.state,
-              session_env.vendor)  # fmt: skip
+    env = under_runtime(session_env, request.param, docker_client)
     workspace = tmp_path_factory.mktemp("escape-ws")
     os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
     session = _start(env, workspace)
