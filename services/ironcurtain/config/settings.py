@@ -20,6 +20,7 @@ from pathlib import Path
 
 DEFAULT_BASE_IMAGE = "debian:bookworm-slim"
 DEFAULT_IMAGE_TAG = "latest"
+DEFAULT_RUNTIME = "auto"
 USER_CONFIG = Path("ironcurtain") / "config.toml"
 
 
@@ -34,6 +35,8 @@ KEYS: tuple[Key, ...] = (
     Key("BASE_IMAGE", "base_image", DEFAULT_BASE_IMAGE),
     Key("EXTRA_CA_CERT", "extra_ca_cert", ""),
     Key("IRONCURTAIN_IMAGE_TAG", "image_tag", DEFAULT_IMAGE_TAG),
+    # auto | runc | runsc: gVisor for the agent (session/runtime.py checks the value).
+    Key("IRONCURTAIN_RUNTIME", "runtime", DEFAULT_RUNTIME),
     # The builtin agent's budgets (agents/builtin_budget.py: `steps=50,seconds=10m`); `run
     # --budget` outranks it. Empty: the defaults.
     Key("IRONCURTAIN_BUILTIN_BUDGETS", "builtin_budgets", ""),
@@ -57,6 +60,7 @@ class Settings:
     base_image: str = DEFAULT_BASE_IMAGE
     extra_ca_cert: Path | None = None
     image_tag: str = DEFAULT_IMAGE_TAG
+    runtime: str = DEFAULT_RUNTIME
     # Where each value came from ("environment", a file, "default"), for `ironcurtain settings`.
     sources: tuple[tuple[str, str], ...] = ()
     builtin_budgets: str = ""
@@ -67,6 +71,7 @@ class Settings:
             "BASE_IMAGE": self.base_image,
             "EXTRA_CA_CERT": str(self.extra_ca_cert or ""),
             "IRONCURTAIN_IMAGE_TAG": self.image_tag,
+            "IRONCURTAIN_RUNTIME": self.runtime,
             "IRONCURTAIN_BUILTIN_BUDGETS": self.builtin_budgets,
         }
 
@@ -163,6 +168,7 @@ def resolve(
         base_image=chosen["BASE_IMAGE"],
         extra_ca_cert=Path(extra) if extra else None,
         image_tag=chosen["IRONCURTAIN_IMAGE_TAG"],
+        runtime=chosen["IRONCURTAIN_RUNTIME"],
         sources=tuple(sources),
         builtin_budgets=chosen["IRONCURTAIN_BUILTIN_BUDGETS"],
     )

@@ -50,6 +50,10 @@ GRACE_S = 2.0  # for a child to exit after its stdin closes, and again after SIG
 MAX_PIPES = 4  # children per server at once: the proxy needs one, restarts briefly two
 
 
+class LandlockRefused(ValueError):
+    """Confinement was asked for and the kernel has no Landlock: the room does not serve."""
+
+
 def child_environment(spec: BackendSpec, environ: Mapping[str, str]) -> dict[str, str]:
     """A short list of ordinary variables, then the server's own settings over them."""
     return {**inherited(environ), **spec.env}
@@ -240,7 +244,7 @@ async def serve_sandbox(
 ) -> None:
     """Serve every server that needs a room on its socket in `folder` until cancelled (a
     session's room serves one); the sockets are removed again when it ends. With `confine`,
-    each child runs under Landlock where the kernel has it (a warning where it has not)."""
+    each child runs under Landlock, and a kernel without it is refused (LandlockRefused)."""
     boxed = [spec for spec in specs if spec.sandbox]
     if not boxed:
         raise ValueError("no server to serve: none runs a command in a room")
@@ -248,11 +252,16 @@ async def serve_sandbox(
     paths = {spec.name: socket_path(str(folder), spec.name) for spec in boxed}
     env = dict(os.environ if environ is None else environ)
     if confine:
+        # Fail closed: a child that is not confined could open whatever its server resolves
+        # (the symlink-swap race). gVisor's runsc has no Landlock, so rooms run under runc.
         try:
             logger.info("Landlock ABI %d: children confined to their rooms", landlock.abi())
         except landlock.LandlockUnavailable:
-            logger.warning("no Landlock here: children rely on the room's mounts alone")
-            confine = False
+            raise LandlockRefused(
+                "this kernel offers no Landlock (gVisor's runsc has none), so the children "
+                f"of {', '.join(s.name for s in boxed)} cannot be confined to the room: "
+                "refusing to serve (run rooms under runc; docs/isolation.md, 'gVisor')"
+            ) from None
     servers: list[asyncio.Server] = []
     pipes: list[Pipe] = []
     try:

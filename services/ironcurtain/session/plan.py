@@ -78,6 +78,9 @@ class Plan:
     prices: Mapping[str, Sequence[Mapping[str, object]]] = field(default_factory=dict)
     visible_containers: tuple[str, ...] = ()  # served by the socket proxy (sibling services)
     subnets: Mapping[str, str] = field(default_factory=dict)  # network role -> leased CIDR
+    # OCI runtimes (session/runtime.py): the agent under runsc where the engine has it.
+    agent_runtime: str = "runc"
+    room_runtime: str = "runc"
 
     def compose_env(self) -> dict[str, str]:
         """The variables compose.yaml interpolates (every `${X:?}` in it)."""
@@ -102,6 +105,8 @@ class Plan:
             "IRONCURTAIN_REDIS_URL": self.redis_url,
             "IRONCURTAIN_ESCALATION_TIMEOUT": f"{self.escalation_timeout_s:g}",
             "IRONCURTAIN_TEST_RUN": self.test_run,
+            "IRONCURTAIN_AGENT_RUNTIME": self.agent_runtime,
+            "IRONCURTAIN_ROOM_RUNTIME": self.room_runtime,
             "IRONCURTAIN_VISIBLE_CONTAINERS": ",".join(self.visible_containers),
             "IRONCURTAIN_DOCKER_CONTAINERS": "1" if self.visible_containers else "0",
             **{n.subnet_variable: self.subnets.get(n.role, "") for n in SESSION_NETWORKS},

@@ -76,6 +76,8 @@ def _service(spec: BackendSpec) -> dict[str, Any]:
             LABEL: spec.name,
         },
         "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+        # runc: Landlock confines the child there; gVisor has none (session/runtime.py).
+        "runtime": "${IRONCURTAIN_ROOM_RUNTIME:?set by ironcurtain run (session/runtime.py)}",
         "user": "${IRONCURTAIN_AGENT_UID}:${IRONCURTAIN_AGENT_GID}",  # the workspace's owner
         "read_only": True,
         "cap_drop": ["ALL"],

@@ -37,6 +37,7 @@ from ..audit import keys as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
 from ..config import prices as user_prices
 from ..config.settings import SettingsError, user_config_path, user_table
+from ..config.settings import load as settings_load
 from ..home import Home, HomeMissing, locate
 from ..images import project_build
 from ..images.build import BuildError, BuildSettings, ImageBuilder
@@ -58,6 +59,7 @@ from . import (
     plan,
     reclaim,
     rooms,
+    runtime,
     siblings,
     subnets,
     subscription,
@@ -176,6 +178,7 @@ class Session:
         self._stop_waking = threading.Event()
         self.rooms_up: set[str] = set()  # rooms started (on demand)
         self.room_errors: dict[str, str] = {}
+        self.runtimes: runtime.Choice | None = None  # chosen in prepare (session/runtime.py)
         # The host copies each audit log's head into anchor/ (no container can write there).
         self._anchors = tuple(
             Anchor(log, checkpoints_path(self.layout.anchor, log)) for log in self._audit_logs()
@@ -256,6 +259,7 @@ class Session:
         except (OSError, yaml.YAMLError, ConfigError) as exc:
             raise Refused(f"the backends file is refused: {exc}") from None
         found = self._siblings(work)
+        chosen = self._runtimes()
         priced = self._prices()
         problem = compose_missing()
         if problem:
@@ -295,6 +299,8 @@ class Session:
             upstreams=self.options.upstreams,
             visible_containers=siblings.visible(found),
             subnets=leased,
+            agent_runtime=chosen.agent,
+            room_runtime=chosen.rooms,
             prices=priced,
             budget=dict(self.options.budget),
         )
@@ -316,6 +322,20 @@ class Session:
             env={**self.environ, **self.plan.compose_env()},
             cwd=self.repo,
         )
+
+    def _runtimes(self) -> runtime.Choice:
+        """The runtimes this session's containers run under: the setting against the engine's
+        registered runtimes (asked once); a required runsc the engine lacks refuses the session."""
+        try:
+            setting = settings_load(self.environ, self.repo if self.home.checkout else None).runtime
+            found = runtime.registered(self.client.info().get("Runtimes"))
+            self.runtimes = runtime.choose(setting, found)
+        except (runtime.RuntimeRefused, SettingsError) as exc:
+            raise Refused(str(exc)) from None
+        except docker.errors.DockerException as exc:
+            raise Refused(f"the Docker engine did not say which runtimes it has: {exc}") from None
+        self.say(f"run: {self.runtimes.describe()}")
+        return self.runtimes
 
     def _subscription(self, keys: KeyStore) -> subscription.Subscription | None:
         """A stored subscription login (`ironcurtain login claude`) for an agent that takes one."""
@@ -684,6 +704,8 @@ class Session:
             llm=summary.llm_counts(summary.json_lines(texts["mitm"]), self.agent_started_at),
             audit={k: str(p) for k, p in audit.items() if p.exists()},
             answer=self.answer,
+            runtime=self.runtimes.agent if self.runtimes else "",
+            room_runtime=self.runtimes.rooms if self.runtimes else "",
         )
         if self.layout.root.exists():
             self.layout.summary.write_text(result.to_json())

@@ -41,6 +41,8 @@ class Summary:
     llm: LlmCounts
     audit: Mapping[str, str]  # name -> host path
     answer: str | None = None
+    runtime: str = ""  # the agent container's OCI runtime (runsc: gVisor), "" if none started
+    room_runtime: str = ""  # the MCP servers' rooms'
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -54,6 +56,8 @@ class Summary:
             f"  LLM: {m.requests} requests ({m.refused} refused), tokens in {m.input_tokens} "
             f"out {m.output_tokens}, estimated cost ${m.cost_usd:.4f}",
         ]
+        if self.runtime:
+            lines.append(f"  runtime: agent under {self.runtime}, rooms under {self.room_runtime}")
         if m.unpriced:
             lines.append(
                 f"  prices: no price known for {', '.join(m.unpriced)}; estimated with the "

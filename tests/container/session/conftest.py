@@ -1,5 +1,11 @@
 """Fixtures for whole sessions: the team-shared stack (test names), a key store with a real key,
-the fake vendor's certificates, and a way to run `ironcurtain run` as the user would."""
+the fake vendor's certificates, and a way to run `ironcurtain run` as the user would.
+
+Sessions here run their agent under runc unless a test asks for a runtime (`under_runtime`): the
+escape suite and a real agent's session run once per runtime (runc, and gVisor's runsc where the
+engine has it registered); the rest test behaviour that does not depend on the kernel behind the
+agent, and keep CI's time where the security claims are.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import pytest
 
 from ironcurtain.fakellm import certs
 from ironcurtain.keystore import KeyStore
-from ironcurtain.session import plan
+from ironcurtain.session import plan, runtime
 from ironcurtain.session.run import Options, Session
 
 from ..conftest import REPO_ROOT, RUN_ID
@@ -122,6 +128,7 @@ def session_env(
         "IRONCURTAIN_APPROVAL_PORT": str(free_port()),
         "IRONCURTAIN_FAKELLM_DIR": str(vendor),
         "IRONCURTAIN_TEST_RUN": RUN_ID,
+        "IRONCURTAIN_RUNTIME": runtime.RUNC,  # see the module's docstring; under_runtime
     }
     env = Env(environ, state, vendor)
     up = cli(env, "shared", "up")
@@ -131,6 +138,21 @@ def session_env(
     finally:
         down = cli(env, "shared", "down")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+# The runtimes a per-runtime test runs under; IRONCURTAIN_TEST_RUNTIMES=runc (or runsc) keeps one.
+RUNTIMES = tuple(
+    r.strip() for r in os.environ.get("IRONCURTAIN_TEST_RUNTIMES", "runc,runsc").split(",")
+)
+
+
+def under_runtime(env: Env, wanted: str, client: docker.DockerClient) -> Env:
+    """`env` with the agent under `wanted`, required (a runsc round never quietly falls back to
+    runc); skipped, saying so, where the engine has no runsc registered."""
+    have = runtime.registered(client.info().get("Runtimes"))
+    if wanted == runtime.RUNSC and runtime.RUNSC not in have:
+        pytest.skip("this engine has no runsc registered (make deps registers it for ours)")
+    return Env({**env.environ, "IRONCURTAIN_RUNTIME": wanted}, env.state, env.vendor)
 
 
 @pytest.fixture

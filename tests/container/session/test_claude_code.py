@@ -32,7 +32,7 @@ from ironcurtain.audit.anchor import checkpoints_path, key_path
 from ironcurtain.fakellm import play
 from ironcurtain.session.summary import json_lines, llm_counts, tool_counts
 
-from .conftest import REAL_KEY, SERVICE_UID, Env, cli, popen
+from .conftest import REAL_KEY, RUNTIMES, SERVICE_UID, Env, cli, popen, under_runtime
 from .test_run import NOTICE, approve, assert_nothing_left, session_dir
 
 PLAY_COMPOSE = Path(__file__).parent / "play.compose.yaml"
@@ -105,15 +105,18 @@ def _text(block: dict[str, Any]) -> str:
     return " ".join(str(c.get("text", "")) for c in content or [] if isinstance(c, dict))
 
 
+@pytest.mark.parametrize("agent_runtime", RUNTIMES)
 def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_answer(
     session_env: Env,
     workspace: Path,
     play_dir: Path,
     image: Callable[[str], str],
     docker_client: docker.DockerClient,
+    agent_runtime: str,
 ) -> None:
+    """Once per runtime: the real client works under gVisor too, where the engine has it."""
     image("agent-claude-code")
-    env = _env(session_env, play_dir)
+    env = under_runtime(_env(session_env, play_dir), agent_runtime, docker_client)
     session_id = secrets.token_hex(4)
     args = env.run_args(
         "--compose-file", str(PLAY_COMPOSE), "--agent", "claude-code",
@@ -124,6 +127,7 @@ def test_claude_code_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "MCP server ironcurtain: connected" in output, output
+    assert f"run: agent under {agent_runtime}," in output
     assert f"[answer] {FINAL}" in output  # rendered as it arrived
     assert "refused by Claude Code" not in output
 

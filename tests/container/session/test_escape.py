@@ -1,5 +1,9 @@
 """The escape suite through a compose-built session (the real compose.yaml, `Session` steps):
 the agent, assumed hostile, tries every way out; each blocked probe has a control that succeeds.
+
+The whole suite runs once per runtime: runc, and runsc (gVisor) where the engine has it
+registered (skipped, saying so, where it has not). `IRONCURTAIN_TEST_RUNTIMES=runc` (or `runsc`)
+runs one of them only.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import docker
 import docker.models.containers
 import pytest
 
-from ironcurtain.session import plan, rooms
+from ironcurtain.session import plan, rooms, runtime
 from ironcurtain.session.run import Session
 
 from ..probes import host_server, probe
-from .conftest import AGENT_UID, REAL_KEY, Env
+from .conftest import AGENT_UID, REAL_KEY, RUNTIMES, Env, under_runtime
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
@@ -82,21 +86,58 @@ def other(
         session.teardown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=RUNTIMES)
 def running(
-    session_env: Env, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    session_env: Env,
+    docker_client: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Running]:
+    """The probed session, its agent under the runtime of this round (IRONCURTAIN_RUNTIME set
+    to it, so a runsc round never quietly falls back to runc)."""
+    env = under_runtime(session_env, request.param, docker_client)
     workspace = tmp_path_factory.mktemp("escape-ws")
     os.chown(workspace, AGENT_UID, AGENT_UID)  # the agent runs as the owner
-    session = _start(session_env, workspace)
+    session = _start(env, workspace)
     try:
         session.prepare()
         session.up()
         session.check_isolation()  # the run's own start-up check passes on this session
         containers = _containers(docker_client, session)
-        yield Running(session, containers, session_env)
+        yield Running(session, containers, env)
     finally:
         session.teardown()
+
+
+# -- runtime -------------------------------------------------------------------------------
+
+
+def test_the_agent_runs_under_the_chosen_runtime_and_the_rest_under_runc(
+    running: Running,
+) -> None:
+    """Under runsc the agent's system calls go to gVisor's kernel, not the host's; the proxies
+    (our code) and the rooms (Landlock, which gVisor lacks) stay on runc. Control: the runc
+    round finds runc everywhere, read the same way."""
+    wanted = running.env.environ["IRONCURTAIN_RUNTIME"]
+    assert running.session.runtimes is not None
+    assert running.session.runtimes.agent == wanted
+    for service, container in running.containers.items():
+        container.reload()
+        expected = wanted if service == "agent" else runtime.RUNC
+        assert container.attrs["HostConfig"]["Runtime"] == expected, service
+    # What the agent itself sees: gVisor answers uname with its own fixed kernel version.
+    kernel = running.agent_sh("cat /proc/version")
+    host = Path("/proc/version").read_text()
+    assert (kernel.strip() != host.strip()) == (wanted == runtime.RUNSC), kernel
+
+
+def test_every_room_runs_under_runc_where_landlock_confines_its_child(
+    running: Running, woken: dict[str, Container]
+) -> None:
+    for name, room in woken.items():
+        room.reload()
+        assert room.attrs["HostConfig"]["Runtime"] == runtime.RUNC, name
+        assert "Landlock ABI" in room.logs().decode(errors="replace"), name
 
 
 # -- network -------------------------------------------------------------------------------
@@ -654,10 +695,24 @@ from mcp import Client
 libc = ctypes.CDLL(None, use_errno=True)
 stop = threading.Event()
 swaps = [0]
+method = ["exchange"]
 
 def swapper():  # renameat2(RENAME_EXCHANGE) between a folder and a symlink out, bounded
+    d, swap, aside = b"/workspace/race/d", b"/workspace/race/swap", b"/workspace/race/aside"
+    exchange = True
     while not stop.is_set() and swaps[0] < 2_000_000:
-        if libc.syscall(316, -100, b"/workspace/race/d", -100, b"/workspace/race/swap", 2) == 0:
+        if exchange:
+            if libc.syscall(316, -100, d, -100, swap, 2) == 0:
+                swaps[0] += 1
+            elif ctypes.get_errno() in (22, 38):  # gVisor has no RENAME_EXCHANGE: plain renames
+                exchange = False
+                method[0] = "rename"
+            continue
+        # d -> aside, the symlink -> d (d now leads out), back again: each rename atomic.
+        if libc.rename(d, aside) == 0:
+            libc.rename(swap, d)
+            libc.rename(d, swap)
+            libc.rename(aside, d)
             swaps[0] += 1
 
 async def main():
@@ -681,7 +736,7 @@ try:
 finally:
     stop.set()
     thread.join(10)
-print(json.dumps({"swaps": swaps[0], "answers": answers}))
+print(json.dumps({"swaps": swaps[0], "method": method[0], "answers": answers}))
 """
 
 
@@ -705,7 +760,7 @@ def test_a_symlink_swap_race_from_the_agent_reaches_no_canary_in_any_container(
     done = running.containers["agent"].exec_run(["python3", "-c", RACE])
     assert done.exit_code == 0, done.output
     report = json.loads(done.output.decode().strip().splitlines()[-1])
-    assert report["swaps"] > 0
+    assert report["swaps"] > 0, report["method"]
     leaked = [a for a in report["answers"] if "CANARY" in a]
     assert not leaked, leaked[:3]
     assert any(a.strip() == "inside" for a in report["answers"])  # control

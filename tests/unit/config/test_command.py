@@ -11,7 +11,7 @@ def checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(home, "locate", lambda: home.Home(tmp_path, checkout=True))
     monkeypatch.chdir("/")  # found from the package's place, not from the current directory
     for name in ("BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "XDG_CONFIG_HOME",
-                 "IRONCURTAIN_BUILTIN_BUDGETS"):  # fmt: skip
+                 "IRONCURTAIN_BUILTIN_BUDGETS", "IRONCURTAIN_RUNTIME"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return tmp_path
@@ -27,6 +27,7 @@ def test_settings_show_each_value_and_its_source(
         "BASE_IMAGE=debian:bookworm-slim  # default",
         f"EXTRA_CA_CERT=/corp.pem  # {checkout / '.env'}",
         "IRONCURTAIN_IMAGE_TAG=wt  # environment",
+        "IRONCURTAIN_RUNTIME=auto  # default",
         "IRONCURTAIN_BUILTIN_BUDGETS=  # default",
     ]
     assert main(["settings", "EXTRA_CA_CERT"]) == 0

@@ -47,11 +47,12 @@ def test_layers_are_chosen_per_key() -> None:
     settings = resolve(
         {"IRONCURTAIN_IMAGE_TAG": "wt"}, {"EXTRA_CA_CERT": "/u.pem"}, {"BASE_IMAGE": "d:1"}
     )
-    assert settings == Settings("d:1", Path("/u.pem"), "wt", settings.sources)
+    assert settings == Settings("d:1", Path("/u.pem"), "wt", "auto", settings.sources)
     assert resolve({}).as_env() == {
         "BASE_IMAGE": DEFAULT_BASE_IMAGE,
         "EXTRA_CA_CERT": "",
         "IRONCURTAIN_IMAGE_TAG": "latest",
+        "IRONCURTAIN_RUNTIME": "auto",
         "IRONCURTAIN_BUILTIN_BUDGETS": "",
     }
 
@@ -109,16 +110,18 @@ def test_dotenv_parser_either_parses_or_refuses(text: str) -> None:
     except SettingsError:
         return
     assert set(values) <= {
-        "BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "IRONCURTAIN_BUILTIN_BUDGETS"
+        "BASE_IMAGE", "EXTRA_CA_CERT", "IRONCURTAIN_IMAGE_TAG", "IRONCURTAIN_BUILTIN_BUDGETS",
+        "IRONCURTAIN_RUNTIME",
     }  # fmt: skip
 
 
 def test_user_config_names_its_settings_in_toml() -> None:
-    text = 'base_image = "u:1"\nextra_ca_cert = "/c.pem"\nimage_tag = "mine"\n'
+    text = 'base_image = "u:1"\nextra_ca_cert = "/c.pem"\nimage_tag = "mine"\nruntime = "runc"\n'
     assert parse_user_config(text) == {
         "BASE_IMAGE": "u:1",
         "EXTRA_CA_CERT": "/c.pem",
         "IRONCURTAIN_IMAGE_TAG": "mine",
+        "IRONCURTAIN_RUNTIME": "runc",
     }
 
 

@@ -21,6 +21,7 @@ import mcp_types as types
 import pytest
 import yaml
 
+from ironcurtain.mcpproxy import landlock
 from ironcurtain.mcpproxy.cache import ToolCache
 from ironcurtain.mcpproxy.config import (
     INLINE,
@@ -32,7 +33,7 @@ from ironcurtain.mcpproxy.config import (
     socket_path,
 )
 from ironcurtain.mcpproxy.rooms import dump_spec
-from ironcurtain.mcpproxy.sandbox import child_environment, serve_sandbox
+from ironcurtain.mcpproxy.sandbox import LandlockRefused, child_environment, serve_sandbox
 from ironcurtain.mcpproxy.service import ProxySettings, _asker, running_gate
 from ironcurtain.mcpproxy.stdio import SocketClient
 
@@ -499,3 +500,31 @@ def test_asking_for_the_sandbox_creates_its_file_once_and_never_through_a_link(
     _asker(tmp_path / "linked")()  # a link planted there is never followed (O_EXCL)
     assert target.read_text() == "kept\n"
     assert (tmp_path / "linked").is_symlink()
+
+
+def test_a_kernel_without_landlock_makes_the_room_refuse_to_serve_not_run_unconfined(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gVisor's runsc answers landlock_create_ruleset with ENOSYS: the room says why and binds
+    no socket, so no call reaches an unconfined child (control: unconfined on request serves)."""
+
+    def unavailable() -> int:
+        raise landlock.LandlockUnavailable(38, "Landlock is not available")
+
+    monkeypatch.setattr(landlock, "abi", unavailable)
+    folder = _folder(tmp_path)
+
+    async def refused() -> None:
+        with anyio.fail_after(10):
+            await serve_sandbox([GIT], folder, confine=True, workspace=str(tmp_path))
+
+    with pytest.raises(LandlockRefused, match=r"no Landlock.*git.*refusing to serve"):
+        anyio.run(refused)
+    assert list(folder.iterdir()) == []
+
+    async def control() -> list[str]:
+        with anyio.fail_after(10):
+            async with serving([GIT], folder) as paths:
+                return sorted(paths)
+
+    assert anyio.run(control) == ["git"]

@@ -236,3 +236,12 @@ def test_no_container_mounts_the_sessions_anchor_folder() -> None:
         for volume in service.get("volumes", []):
             source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             assert "anchor" not in source, name
+
+
+def test_the_agent_and_every_room_run_under_the_runtime_the_session_chose() -> None:
+    assert SERVICES["agent"]["runtime"].startswith("${IRONCURTAIN_AGENT_RUNTIME:?")
+    assert ROOMS
+    for name, room in ROOMS.items():
+        assert room["runtime"].startswith("${IRONCURTAIN_ROOM_RUNTIME:?"), name
+    # Our own proxies keep the engine's default (runc): no runtime key of theirs to forget.
+    assert not [s for s, service in SERVICES.items() if s != "agent" and "runtime" in service]

@@ -88,3 +88,10 @@ def test_upstream_option(text: str, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="HOST=ADDRESS:PORT"):
             parse_upstream(text)
+
+
+def test_the_compose_env_carries_the_chosen_runtimes_runc_unless_chosen() -> None:
+    env = _plan().compose_env()
+    assert (env["IRONCURTAIN_AGENT_RUNTIME"], env["IRONCURTAIN_ROOM_RUNTIME"]) == ("runc", "runc")
+    env = replace(_plan(), agent_runtime="runsc").compose_env()
+    assert (env["IRONCURTAIN_AGENT_RUNTIME"], env["IRONCURTAIN_ROOM_RUNTIME"]) == ("runsc", "runc")

@@ -63,6 +63,16 @@ def test_the_summary_renders_and_round_trips_as_json() -> None:
     assert "/a/mcp.jsonl" in shown
 
 
+def test_the_summary_says_which_runtime_the_agent_ran_under() -> None:
+    summary = Summary(
+        session="s1", project="ic-x-s1", agent="scripted", task="t", outcome="ok",
+        duration_s=3.2, tools=tool_counts(MCP), llm=llm_counts(MITM),
+        audit={}, runtime="runsc", room_runtime="runc",
+    )  # fmt: skip
+    assert json.loads(summary.to_json())["runtime"] == "runsc"
+    assert "runtime: agent under runsc, rooms under runc" in summary.render()
+
+
 def test_a_cost_estimated_with_a_fallback_price_is_named_in_the_summary() -> None:
     lines = [
         {"event": "response", "provider": "openai", "model": "gpt-9", "priced_as": "*",
