@@ -73,7 +73,9 @@ class Stack:
         return ssl.create_default_context(cafile=str(self.ca_file))
 
     def audit(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+        """The complete lines: one the proxy's thread is still writing has no newline yet."""
+        text = self.audit_path.read_text()
+        return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
     def audit_until(self, predicate: Any, deadline_s: float = 5.0) -> list[dict[str, Any]]:
         """The audit once its last line satisfies `predicate` (the proxy writes from its thread)."""
