@@ -5,10 +5,13 @@ Everything runs on loopback: the fake vendor (`python -m ironcurtain.fakellm`), 
 installed into a throwaway venv at bench/.venv-mitmproxy; skipped with a message if that fails),
 each its own process. Measured:
 - added p50/p99 latency of small POSTs on one kept-alive connection (rounds interleaved so the
-  three paths share the machine's noise);
+  three paths share the machine's noise), and each proxy's CPU ms per request meanwhile (user +
+  system time from /proc: on a loaded machine it moves far less than latency does);
 - requests/s with 32 concurrent clients;
 - per-SSE-event added latency (the vendor stamps each event with its monotonic send time);
 - RSS of the proxy at 500 concurrent streams, and how many of them failed;
+- the disk: p50 of a 300-byte append + fdatasync in the audit's folder, before and after (our
+  proxy's allowed line is synced before it is forwarded; mitmproxy writes nothing);
 - budget overshoot: 20 requests released at once (every head seen, then every body sent) against
   a second proxy with a 100-token budget, in reservations (one request's output bound + input
   estimate); the baseline is the same 20 requests through the unbudgeted proxy (what they spend
@@ -39,7 +42,7 @@ import h11
 
 from ironcurtain.fakellm import certs
 from ironcurtain.mitm import ca, providers
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 
 HERE = Path(__file__).parent
 MITM_VENV = HERE / ".venv-mitmproxy"
@@ -165,7 +168,33 @@ def _exchange(
             raise RuntimeError(f"unexpected {event!r}")
 
 
-def latency(paths: list[Path_], fake: str) -> dict[str, list[float]]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: a figure the machine's load changes
+    far less than latency (the wait for a core is not in it)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def fdatasync_ms(folder: Path, count: int = 200) -> float:
+    """p50 of appending a 300-byte line and fdatasyncing it, in the audit's folder: what the
+    disk alone adds to every allowed request (its line is on disk before it is forwarded)."""
+    path = folder / "sync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    times = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            os.write(fd, b"x" * 299 + b"\n")
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times)
+
+
+def latency(paths: list[Path_], fake: str) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per-request latencies (ms) per path, and each proxy's CPU ms per request meanwhile."""
     socks = {p.name: (_connect(p), h11.Connection(h11.CLIENT)) for p in paths}
     for name, (sock, conn) in socks.items():
         try:
@@ -174,16 +203,21 @@ def latency(paths: list[Path_], fake: str) -> dict[str, list[float]]:
         except (OSError, RuntimeError) as exc:
             raise RuntimeError(f"{name}: warm-up failed: {exc!r}") from exc
     samples: dict[str, list[float]] = {p.name: [] for p in paths}
+    cpu: dict[str, float] = {p.name: 0.0 for p in paths if p.pid}
     for _ in range(LATENCY_ROUNDS):
         for p in paths:
             sock, conn = socks[p.name]
+            before = _cpu_s(p.pid) if p.pid else 0.0
             for _ in range(LATENCY_PER_ROUND):
                 start = time.perf_counter()
                 _exchange(sock, conn, fake)
                 samples[p.name].append((time.perf_counter() - start) * 1000)
+            if p.pid:
+                cpu[p.name] += _cpu_s(p.pid) - before
     for sock, _ in socks.values():
         sock.close()
-    return samples
+    count = LATENCY_ROUNDS * LATENCY_PER_ROUND
+    return samples, {name: seconds * 1000 / count for name, seconds in cpu.items()}
 
 
 def sse(path: Path_, fake: str) -> list[float]:
@@ -506,7 +540,15 @@ def _run(tmp: Path) -> dict[str, float | int | str]:
         else:
             figures["mitmproxy_skipped"] = "mitmproxy could not be installed; column left out"
 
-        samples = latency(paths, fake)
+        figures["load_1min_at_start"] = round(os.getloadavg()[0], 2)
+        figures["disk_append_fdatasync_p50_ms"] = round(fdatasync_ms(tmp), 3)
+        samples, cpu_ms = latency(paths, fake)
+        for name, ms in cpu_ms.items():
+            figures[f"{name}_cpu_ms_per_request"] = round(ms, 3)
+        if "mitmproxy" in cpu_ms:
+            figures["cpu_ratio_mitmproxy_over_ours"] = round(
+                cpu_ms["mitmproxy"] / max(cpu_ms["ours"], 1e-3), 2
+            )
         for p in paths:
             figures[f"{p.name}_p50_ms"] = round(statistics.median(samples[p.name]), 3)
             figures[f"{p.name}_p99_ms"] = round(_percentile(samples[p.name], 0.99), 3)
@@ -581,6 +623,8 @@ def _run(tmp: Path) -> dict[str, float | int | str]:
         figures["ours_audit_bytes_per_refusal"] = _audit_bytes_per_refusal(
             proxy_port, tmp / "audit.jsonl"
         )
+        figures["disk_append_fdatasync_p50_ms_at_end"] = round(fdatasync_ms(tmp), 3)
+        figures["load_1min_at_end"] = round(os.getloadavg()[0], 2)
     return figures
 
 

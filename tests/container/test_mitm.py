@@ -23,7 +23,7 @@ from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 from ironcurtain.fakellm import certs
 from ironcurtain.mitm import ca, providers
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 
 from .conftest import TEST_LABELS
 

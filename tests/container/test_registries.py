@@ -25,7 +25,6 @@ from ironcurtain.fakellm import certs
 from ironcurtain.fakeregistry import artifacts
 from ironcurtain.mitm import ca, registries
 from ironcurtain.session.hardening import AGENT_UID as HARDENED_AGENT_UID
-from ironcurtain.session.hardening import AgentHardening
 
 from .conftest import TEST_LABELS
 
@@ -150,7 +149,29 @@ def stack(image: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory)
         )
         (root / "workspace").mkdir()
         os.chown(root / "workspace", AGENT_UID, AGENT_UID)
-        confined = AgentHardening(workspace=str(root / "workspace"), uid=AGENT_UID).run_kwargs()
+        # A session's agent is confined by compose.yaml (tested in session/test_escape.py); this
+        # stand-in keeps what matters to the install paths: non-root, nothing writable but the
+        # workspace and the tmpfs scratch, no capabilities, compose.yaml's limits.
+        confined: dict[str, object] = {
+            "user": f"{AGENT_UID}:{AGENT_UID}",
+            "read_only": True,
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "tmpfs": {
+                "/tmp": "rw,nosuid,nodev,size=1073741824,mode=1777",
+                "/home/agent": f"rw,nosuid,nodev,size=268435456,uid={AGENT_UID},gid={AGENT_UID}",
+            },
+            "volumes": {str(root / "workspace"): {"bind": "/workspace", "mode": "rw"}},
+            "working_dir": "/workspace",
+            "sysctls": {
+                "net.ipv6.conf.all.disable_ipv6": "1",
+                "net.ipv6.conf.default.disable_ipv6": "1",
+            },
+            "pids_limit": 512,
+            "mem_limit": 4 * 1024**3,
+            "memswap_limit": 4 * 1024**3,
+            "nano_cpus": 2 * 10**9,
+        }
 
         def agent_container(**kwargs: object) -> DockerContainer:
             container = DockerContainer(image("agent-base"))

@@ -1,18 +1,17 @@
 """Which registries the host's own package tools use: pure parsers over config text and output.
 
-pip: `pip config list` output (`global.index-url='URL'`), pip.conf (INI) and PIP_INDEX_URL /
-PIP_EXTRA_INDEX_URL. npm: `npm config get registry` output and .npmrc (`registry=URL`,
-`@scope:registry=URL`; auth lines are never read: a token stays on the host and is configured as a
-secret file). apt: one-line `deb [opts] URI SUITE COMP...` lists and deb822 `.sources` stanzas.
+pip: `pip config list` output (`global.index-url='URL'`) and PIP_INDEX_URL / PIP_EXTRA_INDEX_URL
+(pip itself reads its config files). npm: `npm config get registry` output (npm reads .npmrc;
+its auth lines are never asked for: a token stays on the host and is configured as a secret
+file). apt: one-line `deb [opts] URI SUITE COMP...` lists and deb822 `.sources` stanzas.
 
 Every parser takes text and returns URLs or sources; reading files and running commands is done
-by `registries.adopt_from_host`, so the parsers are tested (Hypothesis) without a host.
+by `host_registries.adopt_from_host`, so the parsers are tested (Hypothesis) without a host.
 """
 
 from __future__ import annotations
 
 import ast
-import configparser
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,22 +54,6 @@ def pip_config_list(output: str) -> list[str]:
     return _unique(index + extra)
 
 
-def pip_conf(text: str) -> list[str]:
-    """pip.conf / pip.ini text -> index URLs ([global] then [install]; later sections win)."""
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text)
-    except configparser.Error:
-        return []
-    index: list[str] = []
-    extra: list[str] = []
-    for section in ("global", "install"):
-        if parser.has_section(section):
-            index = _urls(parser.get(section, "index-url", fallback=""))[:1] or index
-            extra += _urls(parser.get(section, "extra-index-url", fallback=""))
-    return _unique(index + extra)
-
-
 def pip_env(env: Mapping[str, str]) -> list[str]:
     """PIP_INDEX_URL and PIP_EXTRA_INDEX_URL (space-separated) -> index URLs."""
     return _unique(
@@ -81,25 +64,6 @@ def pip_env(env: Mapping[str, str]) -> list[str]:
 def npm_registry_output(output: str) -> list[str]:
     """`npm config get registry` output -> [URL] (or [] for anything but one URL)."""
     return _urls(output.strip())[:1] if len(output.split()) == 1 else []
-
-
-def npmrc(text: str) -> list[str]:
-    """.npmrc text -> registry URLs: `registry=` first, then scoped `@scope:registry=`."""
-    main: list[str] = []
-    scoped: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;":
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            continue
-        key, value = key.strip(), value.strip().strip("'\"")
-        if key == "registry":
-            main = _urls(value)[:1]
-        elif key.startswith("@") and key.endswith(":registry"):
-            scoped += _urls(value)[:1]
-    return _unique(main + scoped)
 
 
 def apt_one_line(text: str) -> list[AptSource]:

@@ -147,16 +147,22 @@ def _load(body: bytes, watched: frozenset[str], needles: tuple[bytes, ...]) -> d
     return doc
 
 
-def prepare(spec: Spec | None, body: bytes, path: str) -> tuple[bytes, Bound]:
+def prepare(
+    spec: Spec | None, body: bytes, path: str, parsed: dict[str, Any] | None = None
+) -> tuple[bytes, Bound]:
     """The body to forward (changed only if a default or stream option was added) and its Bound.
 
     Raises Refusal (400, rule `budget`) for a body whose spend cannot be bounded: not JSON, a
     bound that is missing (when required) or not a positive integer, a repeated bound, or a
     field such as `background: true` that makes the answer unmeterable.
+
+    `parsed`: the document `body` is the canonical serialisation of, already read by the
+    strict parser (shapes.admit_parsed: duplicate keys anywhere refused), so it is not parsed
+    again; it is changed in place when a default or stream option is written.
     """
     if spec is None:
         return body, FREE
-    doc = _load(body, *_watched(spec))
+    doc = parsed if parsed is not None else _load(body, *_watched(spec))
     for field in spec.refuse:
         if _get(doc, field) not in (None, False):
             raise Refusal(

@@ -14,8 +14,10 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import headers, keys, shapes
+from . import headers, shapes
 from .errors import Refusal, bounded
+from .fake_keys import check as check_fake_key
+from .fake_keys import presented_key
 from .flow import Flow
 from .paths import PathError, Target, admit_query, first_match, normalise
 from .providers import RESERVED_HEADERS, Auth, Provider
@@ -49,7 +51,8 @@ def _parse_target(raw: bytes) -> Target:
 
 def head(flow: Flow, max_body_bytes: int) -> Refusal | None:
     """Framing, Host, upgrades, encoding, the path, the declared size; sets target and path."""
-    items = list(flow.request.headers)  # iterating h11's Headers costs a Python call per item
+    # Iterating h11's Headers costs Python calls per item: listed once, kept for the allowlist.
+    items = flow.items = list(flow.request.headers)
     names = [name for name, _ in items]
     if b"transfer-encoding" in names and b"content-length" in names:
         return Refusal(400, "smuggling", "both Transfer-Encoding and Content-Length are set")
@@ -109,7 +112,10 @@ def header_allowlist(flow: Flow, admission: Admission) -> Refusal | None:
     """The headers to forward (the allowlist) and the key headers presented."""
     try:
         flow.forward, flow.presented = headers.admit(
-            flow.request.headers, admission.key_headers, admission.allowed, _RESERVED
+            flow.items or list(flow.request.headers),
+            admission.key_headers,
+            admission.allowed,
+            _RESERVED,
         )
     except Refusal as refusal:
         return refusal
@@ -141,8 +147,8 @@ def key(
     if not present:
         present = [(provider.key_headers[0].encode(), b"")]
     for name, value in present:
-        presented = keys.presented_key(name.decode(), value.decode("latin-1"))
-        verdict = keys.check(presented, provider.name, fake_keys)
+        presented = presented_key(name.decode(), value.decode("latin-1"))
+        verdict = check_fake_key(presented, provider.name, fake_keys)
         if not verdict.ok:
             flag = "foreign_fake_key" if verdict.foreign else None
             return Refusal(verdict.status, "key", verdict.reason, flag)
@@ -154,7 +160,7 @@ def body(flow: Flow, raw: bytes, admission: Admission) -> Refusal | None:
     """The body in the endpoint's shape, re-serialised (shapes.py)."""
     assert flow.endpoint is not None  # endpoint() passed
     try:
-        flow.body = shapes.admit(flow.endpoint.body, raw, admission.tools)
+        flow.body, flow.doc = shapes.admit_parsed(flow.endpoint.body, raw, admission.tools)
     except Refusal as refusal:
         return refusal
     return None

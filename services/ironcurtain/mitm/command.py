@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from . import ca, providers
-from .keys import new_fake_key
+from .fake_keys import new_fake_key
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -60,7 +60,7 @@ def _ca_init(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from ..audit import AuditError
-    from ..audit.keys import KeyFileError
+    from ..audit.key_files import KeyFileError
     from . import settings as settings_mod
     from .app import serve
 
@@ -87,11 +87,11 @@ def _registries(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from . import registries
+    from . import host_registries, registries
 
     try:
         config = yaml.safe_load(args.config.read_text()) if args.config else None
-        chosen = registries.plan(registries.adopt_from_host(), config)
+        chosen = registries.plan(host_registries.adopt_from_host(), config)
     except (OSError, yaml.YAMLError, providers.ConfigError) as exc:
         print(f"mitm: error: {exc}")
         return 1

@@ -9,6 +9,7 @@ alone, so nothing the checks did not admit can reach the vendor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import h11
 
@@ -27,12 +28,14 @@ class Flow:
     method: str
     path: str = ""  # normalised path, once the target parsed (audited; never the query)
     target: Target | None = None
+    items: list[tuple[bytes, bytes]] = field(default_factory=list)  # request headers, listed
     endpoint: Endpoint | None = None
     upstream_target: bytes = b""  # canonical path + admitted query
     forward: list[tuple[bytes, bytes]] = field(default_factory=list)  # allowlisted headers
     presented: list[tuple[bytes, bytes]] = field(default_factory=list)  # key headers sent
     real_key: str | None = None
     body: bytes = b""  # canonical body (shapes.admit), then with its bound written (bounds.py)
+    doc: dict[str, Any] | None = None  # the checked document `body` serialises (read once)
     ask: Ask = field(default_factory=Ask)  # what admission reserved (budget.Ledger.admit)
     strip_usage: bool = False  # remove the usage chunk we asked for from the agent's stream
 

@@ -1,7 +1,7 @@
 """Request headers: a per-provider allowlist; credential-like names refused in any spelling.
 
 Pure functions over h11's (lower-cased) header list. What the agent may send to a vendor:
-the provider's key header(s), carrying the session's fake key (checked in keys.py), and the
+the provider's key header(s), carrying the session's fake key (checked in fake_keys.py), and the
 names on the provider's `headers` list. Everything else is dropped, except a name that looks
 like a credential (`x_api_key`, `anthropic-api-key`, `x-auth-token`, ...): that is refused,
 because a second credential beside ours means the agent holds a key we did not give it.

@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 FORMAT = "ironcurtain-packages/1"
-FILE_NAME = "packages.json"
 
 
 @dataclass(frozen=True, slots=True)

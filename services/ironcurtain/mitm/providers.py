@@ -7,7 +7,7 @@ import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -85,6 +85,12 @@ class Provider:
     # How each endpoint's spend is bounded (bounds.py); None: not billed. Every endpoint has one.
     meter: tuple[tuple[Endpoint, Spec | None], ...] = ()
     oauth: OAuth | None = None  # a subscription login, if the provider has one
+    # model -> its Price, filled as models are seen (price() runs twice per request; keying a
+    # shared cache by the prices tuple hashed every Price each time). Not an init field, so
+    # dataclasses.replace() with other prices starts an empty one.
+    _priced: dict[str, Price] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     def meter_for(self, endpoint: Endpoint) -> Spec | None:
         for known, spec in self.meter:
@@ -103,7 +109,16 @@ class Provider:
         return (header,)
 
     def price(self, model: str | None) -> Price:
-        return _price(self.prices, model or "")
+        model = model or ""
+        found = self._priced.get(model)
+        if found is None:
+            found = _price(self.prices, model)
+            if len(self._priced) < _PRICED_MODELS:  # bounded: model names come from vendors
+                self._priced[model] = found
+        return found
+
+
+_PRICED_MODELS = 256
 
 
 @functools.lru_cache(maxsize=256)

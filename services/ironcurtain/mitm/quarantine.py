@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 FILES_PREFIX = "/.ironcurtain/files"  # where files from another host are served on the index host
 
@@ -309,14 +309,3 @@ def npm_packument(
     doc["dist-tags"] = moved if admitted else tags
     body = json.dumps(doc, separators=(",", ":")).encode()
     return Page(body, remembered, tuple(quarantined))
-
-
-def deb_name_version(filename: str) -> tuple[str, str]:
-    """`name_version_arch.deb` (percent-encoded epoch allowed) -> (name, version)."""
-    decoded = unquote(filename)
-    if not decoded.endswith(".deb") or decoded.count("_") != 2:
-        raise MetadataError(f"not a Debian package file name: {filename}")
-    name, version, _arch = decoded[:-4].split("_")
-    if not name or not version:
-        raise MetadataError(f"not a Debian package file name: {filename}")
-    return name, version

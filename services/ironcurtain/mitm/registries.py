@@ -1,7 +1,8 @@
-"""Package registries as configuration: which ones, adopted from the host, and the agent's side.
+"""Package registries as configuration: which ones, merged with the host's, and the agent's side.
 
 IronCurtain ships no registry names. By default it adopts what the user's own tools use on the
-host (`adopt_from_host`: pip's index URLs, npm's registry, apt's sources), and a config can add,
+host (`host_registries.adopt_from_host`: pip's index URLs, npm's registry, apt's sources; the
+merge is `adopted` here, pure), and a config can add,
 remove or replace them (`plan`). The result goes into the MITM proxy's settings (`registries:`)
 and into the agent's environment (`agent_environment`): the agent always reaches a registry as
 `https://HOST/BASE` through the proxy, whatever scheme the proxy then uses upstream.
@@ -13,11 +14,8 @@ most machines). The agent's leg is TLS in every case, and LLM providers stay HTT
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -227,53 +225,6 @@ def plan(found: Sequence[Registry], config: Mapping[str, Any] | None) -> list[Re
         chosen = [r for r in chosen if (r.host, r.base) != (reg.host, reg.base)]
         chosen = [r for r in chosen if r.name != reg.name] + [reg]
     return chosen
-
-
-def _run(argv: list[str]) -> str | None:
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        result = subprocess.run(  # fixed argv: the user's own tools
-            argv, capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout if result.returncode == 0 else None
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return None
-
-
-def adopt_from_host(
-    run: Callable[[list[str]], str | None] = _run,
-    read: Callable[[Path], str | None] = _read,
-    env: Mapping[str, str] | None = None,
-    apt_dir: Path = Path("/etc/apt"),
-) -> list[Registry]:
-    """Ask the host's pip, npm and apt which registries they use (I/O at the edge)."""
-    env = os.environ if env is None else env
-    pip_urls = adopt.pip_env(env) or adopt.pip_config_list(run(["pip", "config", "list"]) or "")
-    if not pip_urls:
-        # pip's own built-in default, asked from pip itself (we ship no registry name).
-        default = run(
-            ["python3", "-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"]
-        )
-        pip_urls = adopt.npm_registry_output(default or "")
-    npm_urls = adopt.npm_registry_output(run(["npm", "config", "get", "registry"]) or "")
-    sources: list[adopt.AptSource] = []
-    main = read(apt_dir / "sources.list")
-    if main:
-        sources += adopt.apt_one_line(main)
-    parts = apt_dir / "sources.list.d"
-    for file in sorted(parts.glob("*.list")) if parts.is_dir() else ():
-        sources += adopt.apt_one_line(read(file) or "")
-    for file in sorted(parts.glob("*.sources")) if parts.is_dir() else ():
-        sources += adopt.apt_deb822(read(file) or "")
-    return adopted(pip_urls, npm_urls, sources)
 
 
 def to_config(registries: Iterable[Registry]) -> list[dict[str, Any]]:

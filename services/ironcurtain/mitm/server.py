@@ -517,9 +517,10 @@ class Proxy:
         """Admission: the checked body's bound is reserved and counted, in one locked step."""
         assert flow.endpoint is not None  # checks.endpoint() passed
         provider = flow.provider
-        # bounds.prepare parses the body shapes.admit just re-serialised: a second parse, kept
-        # apart so the two modules stay independent (a shared parsed document would save it).
-        flow.body, bound = bounds.prepare(provider.meter_for(flow.endpoint), flow.body, flow.path)
+        # The document shapes.admit_parsed checked and serialised is read, not parsed again.
+        spec = provider.meter_for(flow.endpoint)
+        flow.body, bound = bounds.prepare(spec, flow.body, flow.path, flow.doc)
+        flow.doc = None  # bounds may have changed it; `body` is what goes out
         flow.ask = budget.ask(bound, provider.price(bound.model))
         flow.strip_usage = bound.strip_usage_chunk
         exhausted = self._ledger.admit(flow.ask, self._clock())
@@ -694,7 +695,9 @@ class Proxy:
             return False
         content_type = ""
         out_headers = []
-        for name, value in response.headers:
+        # raw_items() and lower(): the names h11 iterates, without a Python call per item
+        for raw_name, value in response.headers.raw_items():
+            name = raw_name.lower()
             if name in _DROP_RESPONSE:
                 continue
             if name == b"content-type":

@@ -39,7 +39,7 @@ from ..config import prices as prices_mod
 from . import providers as providers_mod
 from . import registries as registries_mod
 from .budget import Limits
-from .keys import same
+from .fake_keys import same
 from .providers import Auth, ConfigError, Price, Provider
 
 DEFAULT_PORT = 3128

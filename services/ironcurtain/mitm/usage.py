@@ -157,14 +157,17 @@ class Meter:
             if line.startswith(b"data:"):
                 self._absorb(line[5:])
 
-    def _absorb(self, payload: bytes) -> None:
-        # Not JSON (e.g. "[DONE]"): nothing to count.
-        with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    def _absorb(self, payload: bytes | bytearray) -> None:
+        # Not JSON (e.g. "[DONE]"): nothing to count. (try, not contextlib.suppress: this runs
+        # for every event of every stream.)
+        try:
             doc = json.loads(payload)
             if b"sage" in payload:  # only events that can carry usage are searched for it
                 self.usage = self.usage.merge(extract(doc))
             if self._sse:
                 self._chars += content_chars(doc)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            pass
 
     def _absorb_tail(self) -> None:
         tail = bytes(self._buffer)
@@ -187,7 +190,7 @@ class Meter:
             if self._overflow:
                 self._absorb_tail()
             elif self._buffer:
-                self._absorb(bytes(self._buffer))
+                self._absorb(self._buffer)  # json reads a bytearray as it is: no copy
             streamed = math.ceil(self._size / CHARS_PER_TOKEN)
         self._buffer.clear()
         return Reading(self.usage, streamed, not self._overflow)

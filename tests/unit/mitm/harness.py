@@ -22,7 +22,7 @@ import h11
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
 from ironcurtain.mitm import app, ca, providers, settings
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 from ironcurtain.mitm.server import Proxy
 
 HOSTS = ("api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com")

@@ -28,25 +28,9 @@ def test_pip_config_list_of_an_unconfigured_pip_is_empty() -> None:
     assert adopt.pip_config_list("") == []
 
 
-def test_pip_conf_reads_global_and_install_sections() -> None:
-    text = f"[global]\nindex-url = {MIRROR}\n[install]\nextra-index-url =\n  {EXTRA}\n"
-    assert adopt.pip_conf(text) == [MIRROR, EXTRA]
-
-
 def test_pip_env_splits_extra_index_urls_on_spaces() -> None:
     env = {"PIP_INDEX_URL": MIRROR, "PIP_EXTRA_INDEX_URL": f"{EXTRA} not-a-url"}
     assert adopt.pip_env(env) == [MIRROR, EXTRA]
-
-
-def test_npmrc_reads_the_registry_and_scoped_registries_but_no_tokens() -> None:
-    text = (
-        "; comment\nregistry=https://npm.mirror.test.internal/\n"
-        "@corp:registry=https://corp.test.internal/npm/\n"
-        "//npm.mirror.test.internal/:_authToken=secret-token\n"
-    )
-    urls = adopt.npmrc(text)
-    assert urls == ["https://npm.mirror.test.internal/", "https://corp.test.internal/npm/"]
-    assert not any("secret" in u for u in urls)
 
 
 def test_npm_config_get_registry_output_is_one_url() -> None:
@@ -115,7 +99,7 @@ _lines = st.lists(
 
 @given(_lines)
 def test_every_parser_takes_any_text_and_returns_only_http_urls(text: str) -> None:
-    for parse in (adopt.pip_config_list, adopt.pip_conf, adopt.npmrc, adopt.npm_registry_output):
+    for parse in (adopt.pip_config_list, adopt.npm_registry_output):
         for url in parse(text):
             assert url.startswith(("http://", "https://"))
             assert not any(c.isspace() for c in url)

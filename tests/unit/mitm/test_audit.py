@@ -252,3 +252,43 @@ def test_a_failed_sync_off_the_loop_refuses_every_waiter_and_breaks_the_log(
     with pytest.raises(AuditError, match="broken"):
         audit.write(_entry(99))
     audit.close()
+
+
+def test_a_failed_sync_of_a_lone_request_refuses_it_and_breaks_the_log(tmp_path: Path) -> None:
+    """The lone request's sync (on the loop, no checkpoint, no thread) fails as the shared one
+    does: the request is refused and every later line too."""
+    import asyncio
+    import errno
+
+    from ironcurtain.audit import AuditError
+
+    def sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    audit = Audit(AuditLog(tmp_path / "m.jsonl", KEY, ops=FileOps(fdatasync=sync)))
+    with pytest.raises(AuditError) as refused:
+        asyncio.run(audit.write_durably(_entry(1), alone=True))
+    assert refused.value.reason == "Input/output error"
+    with pytest.raises(AuditError, match="broken"):
+        asyncio.run(audit.write_durably(_entry(2), alone=True))
+    audit.close()
+
+
+def test_a_lone_request_returns_only_once_a_sync_covered_its_line(tmp_path: Path) -> None:
+    import asyncio
+
+    path = tmp_path / "m.jsonl"
+    covered: list[int] = []
+
+    def sync(fd: int) -> None:
+        os.fdatasync(fd)
+        covered.append(os.fstat(fd).st_size)
+
+    audit = Audit(AuditLog(path, KEY, ops=FileOps(fdatasync=sync), redacting=False))
+    for n in range(3):
+        asyncio.run(audit.write_durably(_entry(n), alone=True))
+        assert covered  # its line, synced, before return
+        assert covered[-1] == path.stat().st_size
+    audit.close()
+    assert len(covered) == 3
+    assert verify_file(path, KEY).ok

@@ -205,3 +205,54 @@ def test_every_endpoint_needs_a_valid_meter_entry(meter: dict, message: str) -> 
     }
     with pytest.raises(ConfigError, match=message):
         providers.parse(doc)
+
+
+SHAPE = {"messages": "anthropic-messages", "chat": "openai-chat", "responses": "openai-responses"}
+SPECS = {"messages": MESSAGES, "chat": CHAT, "responses": RESPONSES, "gemini": GEMINI}
+
+
+def _admitted(kind: str, doc: dict) -> tuple[bytes, dict]:
+    from ironcurtain.mitm import shapes
+
+    canonical, parsed = shapes.admit_parsed(SHAPE.get(kind, kind), _body(doc), shapes.Tools())
+    assert parsed is not None
+    return canonical, parsed
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc", "path"),
+    [
+        ("messages", {"model": "claude-x", "max_tokens": 300, "messages": []}, "/v1/messages"),
+        ("chat", {"model": "gpt-4o", "stream": True, "messages": []}, "/v1/chat/completions"),
+        ("chat", {"max_tokens": 7, "n": 3, "temperature": 0.1, "user": "\u00e9"}, "/v1/chat"),
+        ("responses", {"model": "gpt-4.1", "input": "hi"}, "/v1/responses"),
+        ("gemini", {"contents": [], "generationConfig": {"temperature": 1e-7}}, GEMINI_PATH),
+    ],
+)
+def test_the_document_read_by_shapes_gives_what_a_fresh_parse_gives(
+    kind: str, doc: dict, path: str
+) -> None:
+    """server.py hands bounds the document shapes.admit_parsed checked (one parse, not two):
+    the forwarded bytes and the bound are those of parsing the canonical body again."""
+    canonical, parsed = _admitted(kind, doc)
+    spec = SPECS[kind]
+    assert bounds.prepare(spec, canonical, path, parsed) == bounds.prepare(spec, canonical, path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "doc"),
+    [
+        ("messages", {"messages": []}),  # the required bound is missing
+        ("responses", {"max_output_tokens": 5, "background": True}),
+        ("messages", {"max_tokens": 0}),
+        ("chat", {"max_tokens": 5, "stream": True, "stream_options": 3}),
+        ("gemini", {"generationConfig": {"maxOutputTokens": 5, "candidateCount": -1}}),
+    ],
+)
+def test_refusals_are_the_same_with_the_shared_document(kind: str, doc: dict) -> None:
+    canonical, parsed = _admitted(kind, doc)
+    with pytest.raises(Refusal) as fresh:
+        bounds.prepare(SPECS[kind], canonical, "/p")
+    with pytest.raises(Refusal) as shared:
+        bounds.prepare(SPECS[kind], canonical, "/p", parsed)
+    assert (shared.value.rule, shared.value.reason) == (fresh.value.rule, fresh.value.reason)

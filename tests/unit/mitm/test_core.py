@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from ironcurtain.mitm import budget, errors, keys, providers, settings
+from ironcurtain.mitm import budget, errors, fake_keys, providers, settings
 from ironcurtain.mitm.providers import ConfigError, ErrorShape, Price
 from ironcurtain.mitm.usage import Meter, Usage, extract
 
@@ -22,10 +22,10 @@ DEEP = hsettings(max_examples=1000 if os.environ.get("CI") == "true" else 100, d
 
 
 def test_a_fake_key_is_the_prefix_and_192_random_bits() -> None:
-    key = keys.new_fake_key("sk-ant-api03-")
+    key = fake_keys.new_fake_key("sk-ant-api03-")
     assert key.startswith("sk-ant-api03-")
     assert len(key) - len("sk-ant-api03-") == 32  # 24 bytes base64url
-    assert key != keys.new_fake_key("sk-ant-api03-")
+    assert key != fake_keys.new_fake_key("sk-ant-api03-")
 
 
 FAKES = {"anthropic": "sk-ant-api03-AAA", "openai": "sk-proj-BBB"}
@@ -47,7 +47,7 @@ FAKES = {"anthropic": "sk-ant-api03-AAA", "openai": "sk-proj-BBB"}
 def test_key_check_table(
     presented: str | None, provider: str, ok: bool, status: int, foreign: str | None
 ) -> None:
-    verdict = keys.check(presented, provider, FAKES)
+    verdict = fake_keys.check(presented, provider, FAKES)
     assert (verdict.ok, verdict.status, verdict.foreign) == (ok, status, foreign)
     assert "AAA" not in verdict.reason
     assert "BBB" not in verdict.reason
@@ -64,7 +64,7 @@ def test_key_check_table(
     ],
 )
 def test_presented_key_extraction(header: str, value: str | None, key: str | None) -> None:
-    assert keys.presented_key(header, value) == key
+    assert fake_keys.presented_key(header, value) == key
 
 
 # ---- usage --------------------------------------------------------------------------------------
@@ -366,7 +366,9 @@ def _settings_doc(tmp_path: Path, **changes: object) -> dict:
     doc = {
         "ca_dir": "ca",
         "audit": "audit.jsonl",
-        "keys": {"anthropic": {"fake": keys.new_fake_key("sk-ant-api03-"), "real_file": "real"}},
+        "keys": {
+            "anthropic": {"fake": fake_keys.new_fake_key("sk-ant-api03-"), "real_file": "real"}
+        },
     }
     doc.update(changes)
     return doc

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ironcurtain.fakellm.oauth import Issuer
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 from ironcurtain.mitm.providers import builtin
 from ironcurtain.session.oauth import OAuthCredentials, refresh_body
 from ironcurtain.session.refresh import Refresher

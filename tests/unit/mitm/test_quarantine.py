@@ -204,17 +204,6 @@ def test_npm_integrity_is_kept_as_digests() -> None:
     assert [a for a, _ in file.digests] == ["sha512", "sha1"]
 
 
-@pytest.mark.parametrize(
-    ("filename", "expected"),
-    [
-        ("hello_2.10-3_amd64.deb", ("hello", "2.10-3")),
-        ("libc6_1%3a2.36-9_amd64.deb", ("libc6", "1:2.36-9")),
-    ],
-)
-def test_deb_file_names_give_name_and_version(filename: str, expected: tuple[str, str]) -> None:
-    assert quarantine.deb_name_version(filename) == expected
-
-
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
     lambda inner: (

@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 
 from ironcurtain.cli import main
-from ironcurtain.mitm import adopt, ca, registries
+from ironcurtain.mitm import adopt, ca, host_registries, registries
 from ironcurtain.mitm.providers import ConfigError
 from ironcurtain.mitm.registries import Kind, from_url
 
@@ -84,7 +84,7 @@ def test_adopt_from_host_asks_the_tools_and_reads_apt_sources(tmp_path: Path) ->
         "pip": "global.index-url='https://pypi.test.internal/simple'\n",
         "npm": "https://npm.test.internal/\n",
     }
-    found = registries.adopt_from_host(
+    found = host_registries.adopt_from_host(
         run=lambda argv: answers.get(argv[0]), env={}, apt_dir=tmp_path
     )
     assert [r.agent_url for r in found] == [
@@ -98,7 +98,7 @@ def test_without_pip_config_pips_own_default_is_asked_from_pip() -> None:
     def run(argv: list[str]) -> str | None:
         return "https://default.test.internal/simple\n" if argv[0] == "python3" else None
 
-    found = registries.adopt_from_host(run=run, env={}, apt_dir=Path("/nonexistent"))
+    found = host_registries.adopt_from_host(run=run, env={}, apt_dir=Path("/nonexistent"))
     assert [r.host for r in found] == ["default.test.internal"]
 
 
