@@ -34,7 +34,7 @@ from typing import Any
 
 import docker
 
-from ironcurtain.escalation import acl, keys, users
+from ironcurtain.escalation import acl, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -171,10 +171,19 @@ def request(n: int) -> EscalationRequest:
     )
 
 
-def approve(url: str, token: str, escalation_id: str) -> None:
+def shown_digest(url: str, token: str, escalation_id: str) -> str:
+    """The digest of the escalation as a human is shown it (what an approval must name)."""
+    call = urllib.request.Request(  # noqa: S310 - loopback http
+        f"{url}/api/v1/escalations/{escalation_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(call, timeout=10) as response:  # noqa: S310
+        return str(json.loads(response.read())["escalation"]["digest"])
+
+
+def approve(url: str, token: str, escalation_id: str, digest: str) -> None:
     call = urllib.request.Request(  # noqa: S310 - loopback http
         f"{url}/api/v1/escalations/{escalation_id}/approve",
-        data=json.dumps({"by": "bench"}).encode(),
+        data=json.dumps({"by": "bench", "digest": digest}).encode(),
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -206,11 +215,12 @@ def decision_to_resume(url: str, token: str, redis_url: str, password: Path) -> 
     try:
         for n in range(ESCALATIONS):
             waiting = pool.submit(asyncio.run, timed(n))
-            popped = observer.blpop([keys.INBOX], timeout=4)
+            popped = observer.blpop([redis_keys.INBOX], timeout=4)
             assert popped is not None, "the escalation did not reach the inbox"
             escalation_id = popped[1].decode()
+            digest = shown_digest(url, token, escalation_id)  # the human looks first
             started = time.perf_counter()
-            approve(url, token, escalation_id)
+            approve(url, token, escalation_id, digest)
             verdict, resumed = waiting.result(timeout=30)
             assert verdict is Verdict.APPROVED
             latencies.append((resumed - started) * 1000)
@@ -253,7 +263,7 @@ def redis_round_trips(redis_url: str, password: Path) -> tuple[list[float], list
 
 def fill(channel: Channel, count: int) -> None:
     """`count` pending escalations over 7 sessions, written as the proxies write them, the
-    sessions registered as `ironcurtain run` registers them (which lists them: keys.OPEN)."""
+    sessions registered as `ironcurtain run` registers them (which lists them: redis_keys.OPEN)."""
     for n in range(7):
         channel.register(f"bench-{n}", worktree="bench", agent="claude-code", task="benchmark")
     for n in range(count):
@@ -269,7 +279,7 @@ def session_lookups(channel: Channel, rounds: int = 50) -> tuple[list[float], li
         channel.pending_counts()
         indexed.append((time.perf_counter() - began) * 1000)
         began = time.perf_counter()
-        list(channel.redis.scan_iter(match=f"{keys.PREFIX}:s:*:pending", count=10_000))
+        list(channel.redis.scan_iter(match=f"{redis_keys.PREFIX}:s:*:pending", count=10_000))
         scanned.append((time.perf_counter() - began) * 1000)
     return indexed, scanned, int(channel.redis.dbsize())
 

@@ -40,3 +40,13 @@ def shared_dir(environ: Mapping[str, str] | None = None) -> Path:
 def member_token_file(environ: Mapping[str, str] | None = None) -> Path:
     """Where `ironcurtain shared login` stores this person's approval token."""
     return state_dir(environ) / "member_token"
+
+
+def team_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """A joined machine's team server files (`ironcurtain shared join`; registrar/client.py)."""
+    return state_dir(environ) / "team"
+
+
+def team_ca_file(environ: Mapping[str, str] | None = None) -> Path:
+    """The team CA `shared join` stored: the only anchor for the team's HTTPS services."""
+    return team_dir(environ) / "ca.pem"

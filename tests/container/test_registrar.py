@@ -21,7 +21,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from ironcurtain.escalation import acl, keys, users
+from ironcurtain.escalation import acl, redis_keys, users
 from ironcurtain.escalation.acl import Credential
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
@@ -109,7 +109,7 @@ def test_control_a_member_gets_a_user_for_a_new_session_that_works_as_that_sessi
         own.redis.execute_command("ACL", "LIST")
     other = Channel(admin).create(request("other"), 60)
     with pytest.raises(redis.exceptions.NoPermissionError):
-        own.redis.get(keys.record(other.id))
+        own.redis.get(redis_keys.record(other.id))
     own.redis.close()
     assert api.delete("/v1/sessions/s1/user", headers=as_(ALICE)).status_code == 204
     with pytest.raises(redis.exceptions.AuthenticationError):
@@ -214,7 +214,7 @@ def forget(admin: redis.Redis, *sessions: str) -> None:
     """What a Redis restart does to session users (a real one: the test below)."""
     for session in sessions:
         admin.execute_command("ACL", "DELUSER", acl.session_user(session))
-        admin.hdel(keys.ACL_USERS, acl.session_user(session))
+        admin.hdel(redis_keys.ACL_USERS, acl.session_user(session))
 
 
 class TestRedisRestart:
@@ -314,10 +314,36 @@ def test_a_restore_never_takes_a_session_another_member_holds_or_changes_a_live_
     # The registry says bob holds s1 (as if he claimed it first after a restart).
     forget(admin, "s1")
     bobs = '{"project": "p", "machine": "m", "member": "bob"}'
-    admin.hset(keys.ACL_USERS, acl.session_user("s1"), bobs)
+    admin.hset(redis_keys.ACL_USERS, acl.session_user("s1"), bobs)
     assert restore(api, "s1", alices).status_code == 404
     assert users.session_users(admin) == []
-    admin.hdel(keys.ACL_USERS, acl.session_user("s1"))
+    admin.hdel(redis_keys.ACL_USERS, acl.session_user("s1"))
     assert restore(api, "s1", alices).json["restored"] is True
     assert restore(api, "s1", alices).json["restored"] is False  # there: nothing changes
     assert pings(team_redis, Credential(acl.session_user("s1"), alices))
+
+
+def test_an_ended_sessions_id_is_never_given_out_again_and_its_scopes_are_gone(
+    api: FlaskClient, team_redis: RedisServer, admin: redis.Redis
+) -> None:
+    """alice's session C remembered a scope and ended; bob asking for C's id would have got a
+    user that inherits the scope (his calls approved with no human) and reads C's decisions."""
+    from ironcurtain.escalation.remember import Scope
+
+    made = make(api, "c1")
+    assert made.status_code == 201
+    own = channel_of(team_redis, Credential(made.json["user"], made.json["password"]))
+    pending = own.create(request("c1"), 60)
+    own.redis.close()
+    scope = Scope.from_dict({"kind": "prefix", "value": "/workspace/src/", "server": "filesystem",
+                             "tool": "move_file", "label": "moves under src/"})  # fmt: skip
+    admin.hset(redis_keys.remembered("c1"), scope.id, scope.to_json())  # as the approval does
+    assert api.delete("/v1/sessions/c1/user", headers=as_(ALICE)).status_code == 204
+    assert admin.exists(redis_keys.remembered("c1")) == 0  # teardown forgets its scopes
+    for token in (BOB, ALICE):  # nobody gets the id again, its member included
+        again = make(api, "c1", token)
+        assert again.status_code == 409
+        assert "password" not in again.get_data(as_text=True)
+    Channel(admin).decide(pending.id, Verdict.DENIED, by="alice")  # nothing pending any more
+    assert make(api, "c1", BOB).status_code == 409  # its registration is still known
+    assert make(api, "c2", BOB).status_code == 201  # control: a new id is made

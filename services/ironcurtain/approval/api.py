@@ -2,7 +2,9 @@
 
 Reads accept a member's bearer token or a logged-in browser session; anything that changes state
 needs the bearer token (no cookies, so no cross-site request can ride on a browser's login). A
-decision names the member whose token it carries; a `by` in the body is ignored.
+decision names the member whose token it carries; a `by` in the body is ignored. An approval
+names the `digest` of the escalation as the member was shown it (required; a denial may name
+one): refused (409, `changed`) when the record stored now has another.
 """
 
 from __future__ import annotations
@@ -128,6 +130,11 @@ def decide(escalation_id: str, action: str) -> Any:
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         abort(400, "reason must be a string")
+    digest = body.get("digest")
+    if digest is None and verdict is Verdict.APPROVED:
+        abort(400, present.DIGEST_REQUIRED)
+    if digest is not None and not present.is_digest(digest):
+        abort(400, "digest must be the 64 hex digits of `escalation.digest` as shown")
     remember = None
     scope_id = body.get("remember") or ""
     if scope_id:
@@ -143,7 +150,12 @@ def decide(escalation_id: str, action: str) -> Any:
         except ValueError as exc:
             abort(400, str(exc))
     ruling = channel().decide(
-        escalation_id, verdict, by=g.bearer, reason=reason[:2000], remember=remember
+        escalation_id,
+        verdict,
+        by=g.bearer,
+        reason=reason[:2000],
+        remember=remember,
+        shown_digest=digest,
     )
     return jsonify(
         outcome=ruling.outcome.value,

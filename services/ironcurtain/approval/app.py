@@ -13,6 +13,7 @@ import redis
 from flask import Flask, render_template
 
 from ..escalation.channel import Channel, connect
+from ..escalation.terminal import neutral
 from ..people.members import MembersCache, MembersFile
 from . import api, auth, guard, views
 from .events import Hub
@@ -82,11 +83,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ironcurtain.channel"] = channel
     app.extensions["ironcurtain.members"] = MembersCache(MembersFile(members_file))
     app.extensions["ironcurtain.sessions"] = SessionStore(session_dir, lifetime.total_seconds())
+    # Failed logins: 5 per (member name, client address) pair, 20 per address (auth.login).
     app.extensions["ironcurtain.throttle"] = Throttle(limit=5, window_s=60)
+    app.extensions["ironcurtain.address_throttle"] = Throttle(limit=20, window_s=60)
     app.extensions["ironcurtain.hub"] = config.get("HUB") or redis_hub(channel)
     app.jinja_env.autoescape = True  # every template, whatever its name: arguments are hostile
 
     app.jinja_env.globals["current_member"] = auth.current_member
+    # Hostile text made visible (bidi overrides, zero-width, controls) wherever a page shows it.
+    app.jinja_env.filters["neutral"] = lambda value: neutral(str(value))
     guard.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)

@@ -93,17 +93,22 @@ def client_address() -> str:
 def login() -> Any:
     if request.method != "POST":
         return render_template("login.html")
-    throttle: Throttle = current_app.extensions["ironcurtain.throttle"]
     name = request.form.get("name", "").strip()[:64]
-    keys = (f"name:{name}", f"addr:{client_address()}")
-    if any(throttle.blocked(k) for k in keys):
+    address = client_address()
+    # Per (name, address) pair and per address, never per name alone: failures for alice from
+    # elsewhere do not lock alice out (the address comes first and holds no space).
+    throttles: tuple[tuple[Throttle, str], ...] = (
+        (current_app.extensions["ironcurtain.throttle"], f"{address} {name}"),
+        (current_app.extensions["ironcurtain.address_throttle"], address),
+    )
+    if any(throttle.blocked(key) for throttle, key in throttles):
         flash("Too many failed logins; wait a minute and try again.")
         return render_template("login.html"), 429
     member = members().current().get(name)
     given = request.form.get("token", "").strip()
     # An unknown name costs the same digest as a known one: the answer's time names nobody.
     if not (member or UNKNOWN).holds(given) or member is None:
-        for key in keys:
+        for throttle, key in throttles:
             throttle.failed(key)
         flash("That name and token do not match a member.")
         return render_template("login.html"), 403

@@ -13,8 +13,8 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from ..escalation import terminal
-from ..people.client import DEFAULT_PORT, ApiError, Client
+from ..escalation import terminal, tls
+from ..people.client import DEFAULT_PORT, ApiError, Client, add_ca_option
 from ..people.tokens import TokenError, read
 from ..state import member_token_file
 
@@ -82,16 +82,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="file holding your member token (default: %(default)s, written by "
         "`ironcurtain shared login`)",
     )
+    add_ca_option(parser)
 
 
 def _client(args: argparse.Namespace) -> Client:
     try:
-        return Client(args.url, read(args.token_file))
+        token = read(args.token_file)
     except (OSError, TokenError) as exc:
         raise SystemExit(
             f"ironcurtain: cannot read your member token: {exc}; run `ironcurtain shared login` "
             "or pass --token-file"
         ) from None
+    try:
+        return Client(args.url, token, context=tls.https_context(args.url, args.ca))
+    except OSError as exc:  # ssl.SSLError included
+        raise SystemExit(f"ironcurtain: the CA {args.ca}: {exc}") from None
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -133,9 +138,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
+    """An approval is bound to the escalation as fetched here (its digest), whether it was
+    shown and confirmed or `--yes` skipped that: the service refuses if it changed since."""
     client = _client(args)
     remember = getattr(args, "remember", "")
-    if args.action == "approve" and (remember is LIST_SCOPES or not args.yes):
+    digest = None
+    if args.action == "approve":
         try:
             found = client.call("GET", _escalation_path(args.id))
         except ApiError as exc:
@@ -143,10 +151,15 @@ def _decide(args: argparse.Namespace) -> int:
         choices: list[dict[str, Any]] = found.get("choices") or []
         if remember is LIST_SCOPES:
             return _list_scopes(args.id, choices)
-        if not _confirmed(found["escalation"], choices, remember):
+        if not args.yes and not _confirmed(found["escalation"], choices, remember):
             return EXIT_REFUSED
+        digest = str(found["escalation"].get("digest") or "")
+        if not digest:  # an invalid record: the service refuses it, and says why
+            digest = None
     try:
-        result = client.decide(args.id, args.action, reason=args.reason, remember=remember)
+        result = client.decide(
+            args.id, args.action, reason=args.reason, remember=remember, digest=digest
+        )
     except ApiError as exc:
         return _refused(args.action, exc)
     print(f"{args.action}: {terminal.neutral(str(result['message']))}")

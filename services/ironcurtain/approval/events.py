@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from ..escalation import keys
+from ..escalation import redis_keys
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Event:
 
 def patterns(db: int) -> tuple[str, str]:
     """The keyspace channels of every pending set and every decision (literal ACL patterns)."""
-    space = f"__keyspace@{db}__:{keys.PREFIX}:s:*:"
+    space = f"__keyspace@{db}__:{redis_keys.PREFIX}:s:*:"
     return f"{space}pending", f"{space}decision:*"
 
 
@@ -53,16 +53,16 @@ def parse(channel: bytes | str, db: int) -> Event | None:
     if not name.startswith(head):
         return None
     key = name[len(head) :]
-    session_id = keys.session_of_key(key)
+    session_id = redis_keys.session_of_key(key)
     if session_id is None:
         return None
-    rest = key[len(keys.space(session_id)) :]
+    rest = key[len(redis_keys.space(session_id)) :]
     if rest == "pending":
         return Event("pending", session_id)
     if rest.startswith("decision:"):
         escalation_id = rest[len("decision:") :]
         try:
-            if keys.session_of(escalation_id) == session_id:
+            if redis_keys.session_of(escalation_id) == session_id:
                 return Event("decided", session_id, escalation_id)
         except ValueError:
             return None

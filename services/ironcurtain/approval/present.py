@@ -168,11 +168,27 @@ def escalation_json(escalation: Escalation, now: float) -> dict[str, Any]:
 def decision_json(decision: Decision | None) -> dict[str, Any] | None:
     if decision is None:
         return None
-    return {**decision.to_dict(), "when": stamp(decision.at)}
+    return {
+        **decision.to_dict(),
+        "when": stamp(decision.at),
+        "shown": {"by": neutral(decision.by), "reason": neutral(decision.reason)},
+    }
 
 
 def scope_json(scope: Scope) -> dict[str, Any]:
     return {**scope.to_dict(), "id": scope.id, "description": scope.describe()}
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+DIGEST_REQUIRED = (
+    "digest required: an approval names the `digest` of the escalation as it was shown "
+    "(GET /api/v1/escalations/ID gives it as escalation.digest)"
+)
+
+
+def is_digest(value: Any) -> bool:
+    """An Escalation.digest() as a client sends it back: 64 lowercase hex digits."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def ruling_text(ruling: Ruling) -> str:
@@ -184,7 +200,8 @@ def ruling_text(ruling: Ruling) -> str:
         "late": "Refused: too late, the deadline had passed; it is recorded as expired.",
         "missing": "Refused: no such escalation (it may have been cleaned up).",
         "invalid": "Refused: the record is forged or malformed; nothing can be decided on it.",
-        "changed": "Refused: the record changed while deciding; look at it again.",
+        "changed": "Refused: the request changed since it was shown to you (its digest "
+        "differs); nothing was decided; look at it again.",
     }[ruling.outcome.value]
 
 

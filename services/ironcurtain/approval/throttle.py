@@ -1,5 +1,5 @@
-"""Login throttling: at most `limit` failed logins per key (a member name, a client address) in a
-sliding window; bounded memory (the least recently failed keys are forgotten first).
+"""Login throttling: at most `limit` failed logins per key (a name and address pair, an address)
+in a sliding window; bounded memory (the least recently failed keys are forgotten first).
 
 Per gunicorn worker: with W workers an attacker gets W times the limit, which is still nothing
 against a 256-bit token; the throttle is there to make guessing loud and slow, not to be the lock.

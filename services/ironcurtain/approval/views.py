@@ -16,7 +16,7 @@ from flask import (
     url_for,
 )
 
-from ..escalation.channel import Channel
+from ..escalation.channel import Channel, Outcome
 from ..escalation.paging import BadParameter, PageQuery
 from ..escalation.record import Escalation, Invalid
 from ..escalation.remember import pick
@@ -118,6 +118,9 @@ def decide(escalation_id: str) -> Any:
         abort(404, "no such escalation (it may have been cleaned up)")
     if isinstance(found, Invalid):
         abort(422, "the record is forged or malformed; nothing can be decided on it")
+    digest = request.form.get("digest", "")
+    if not present.is_digest(digest):
+        abort(400, "the form lacks the digest of the escalation as shown; reload the page")
     remember = None
     scope_id = request.form.get("remember", "")
     if scope_id and verdict is Verdict.APPROVED:
@@ -131,8 +134,11 @@ def decide(escalation_id: str) -> Any:
         by=current_member() or "",  # login_required: never empty here
         reason=request.form.get("reason", "")[:2000],
         remember=remember,
+        shown_digest=digest,  # the record as this page showed it, or nothing is decided
     )
     flash(present.ruling_text(ruling))
+    if ruling.outcome is Outcome.CHANGED:  # show the request as it is now, and say so
+        return escalation(escalation_id), 409
     return redirect(url_for("views.escalation", escalation_id=escalation_id))
 
 

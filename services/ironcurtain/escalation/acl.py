@@ -5,7 +5,8 @@ only: every user starts from `reset` (no keys, no channels, no commands, off) an
 needs. The `default` user is off, so nothing without a name and password gets in.
 
 - a session (its MCP proxy): write its own escalation records and pending set, pop its own wake
-  keys, read its own decisions and remembered scopes, push ids onto the inbox, publish and
+  keys, read its own decisions and remembered scopes, push ids onto the inbox (RPUSH alone, a
+  Redis 7 selector), publish and
   subscribe to its own notices. No scripts, no RQ keys, nothing of another session.
 - the approval service: the escalation keys of every session (decisions, remembered scopes, the
   auto-review switch, the history); no RQ keys, no ACL commands.
@@ -20,7 +21,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from . import keys
+from . import redis_keys
 
 ADMIN = "ironcurtain-admin"
 APPROVAL = "ironcurtain-approval"
@@ -84,12 +85,12 @@ class Credential:
 
 
 def session_user(session_id: str) -> str:
-    return SESSION_PREFIX + keys.check_session(session_id)
+    return SESSION_PREFIX + redis_keys.check_session(session_id)
 
 
 def session_rules(session_id: str) -> list[str]:
     """ACL SETUSER words for a session's user (after the name; the password comes separately)."""
-    space = keys.space(session_id)
+    space = redis_keys.space(session_id)
     return [
         "reset",
         f"~{space}record:*",
@@ -97,9 +98,12 @@ def session_rules(session_id: str) -> list[str]:
         f"~{space}wake:*",
         f"%R~{space}decision:*",
         f"%R~{space}remember",
-        f"%W~{keys.INBOX}",
-        f"&{keys.notices(session_id)}",
+        f"&{redis_keys.notices(session_id)}",
         *SESSION_COMMANDS,
+        # The shared inbox, in a selector of its own: RPUSH only. Key permissions alone do not
+        # do it: SET, EXPIRE and ZADD count as writes too, and one session turning the inbox
+        # into a string stopped every session's escalations.
+        f"(%W~{redis_keys.INBOX} +rpush)",
     ]
 
 
@@ -112,13 +116,13 @@ def _service_commands() -> list[str]:
 def approval_rules() -> list[str]:
     # The keyspace channels of pending sets and decisions, for live updates (approval/events.py;
     # PSUBSCRIBE patterns are checked literally against these). Database 0 and 1-15 alike.
-    live = [f"&__keyspace@{db}__:{keys.PREFIX}:s:*:{what}" for db in range(16)
+    live = [f"&__keyspace@{db}__:{redis_keys.PREFIX}:s:*:{what}" for db in range(16)
             for what in ("pending", "decision:*")]  # fmt: skip
-    return ["reset", f"~{keys.PREFIX}:*", *live, *_service_commands()]
+    return ["reset", f"~{redis_keys.PREFIX}:*", *live, *_service_commands()]
 
 
 def worker_rules() -> list[str]:
-    every = f"{keys.PREFIX}:s:*:"
+    every = f"{redis_keys.PREFIX}:s:*:"
     return [
         "reset",
         "~rq:*",
@@ -128,8 +132,9 @@ def worker_rules() -> list[str]:
         f"~{every}decision:*",
         f"~{every}wake:*",
         f"~{every}pending",
-        f"~{keys.INBOX}",
-        f"~{keys.HISTORY}",
+        f"~{every}handled:*",
+        f"~{redis_keys.INBOX}",
+        f"~{redis_keys.HISTORY}",
         f"&{every}notices",
         *_service_commands(),
     ]

@@ -24,7 +24,7 @@ from redis.connection import Connection
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from . import keys, tls
+from . import redis_keys, tls
 from .acl import Credential
 from .paging import Cursor, Order, Page, PageQuery, merge
 from .paging import beyond as paging_beyond
@@ -174,12 +174,12 @@ class Channel:
             request, id=new_id(request.session_id), now=self._clock(), timeout_s=timeout_s
         )
         ttl = int(timeout_s) + self._retention_s
-        pending = keys.pending(escalation.session_id)
+        pending = redis_keys.pending(escalation.session_id)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.record(escalation.id), escalation.to_json(), ex=ttl)
+            pipe.set(redis_keys.record(escalation.id), escalation.to_json(), ex=ttl)
             pipe.zadd(pending, {escalation.id: escalation.deadline})  # pages go by deadline
             pipe.expire(pending, ttl)
-            pipe.rpush(keys.INBOX, escalation.id)
+            pipe.rpush(redis_keys.INBOX, escalation.id)
             pipe.execute()
         return escalation
 
@@ -192,37 +192,37 @@ class Channel:
             "last_seen": repr(self._clock()),
         }
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.SESSIONS, {session_id: self._clock()})
-            pipe.zadd(keys.OPEN, {session_id: 0})
-            pipe.hset(keys.session(session_id), mapping=info)
-            pipe.expire(keys.session(session_id), self._retention_s)
+            pipe.zadd(redis_keys.SESSIONS, {session_id: self._clock()})
+            pipe.zadd(redis_keys.OPEN, {session_id: 0})
+            pipe.hset(redis_keys.session(session_id), mapping=info)
+            pipe.expire(redis_keys.session(session_id), self._retention_s)
             pipe.execute()
 
     # -- the auto-reviewer switch (per session, off unless a human turned it on) -----------
 
     def auto_review(self, session_id: str) -> bool:
         try:
-            key = keys.autoreview(session_id)
+            key = redis_keys.autoreview(session_id)
         except ValueError:
             return False
         return self.redis.get(key) == b"on"
 
     def auto_reviewed(self, session_ids: list[str]) -> set[str]:
         """Which of these sessions have their auto-reviewer on (one pipelined read)."""
-        wanted = [s for s in dict.fromkeys(session_ids) if keys.SESSION_ID.fullmatch(s)]
+        wanted = [s for s in dict.fromkeys(session_ids) if redis_keys.SESSION_ID.fullmatch(s)]
         if not wanted:
             return set()
         with self.redis.pipeline(transaction=False) as pipe:
             for session_id in wanted:
-                pipe.get(keys.autoreview(session_id))
+                pipe.get(redis_keys.autoreview(session_id))
             found = pipe.execute()
         return {s for s, v in zip(wanted, found, strict=True) if v == b"on"}
 
     def set_auto_review(self, session_id: str, on: bool) -> None:
         if on:
-            self.redis.set(keys.autoreview(session_id), "on", ex=self._retention_s)
+            self.redis.set(redis_keys.autoreview(session_id), "on", ex=self._retention_s)
         else:
-            self.redis.delete(keys.autoreview(session_id))
+            self.redis.delete(redis_keys.autoreview(session_id))
 
     def wait(self, escalation: Escalation) -> Decision:
         """Block (BLPOP, no polling) until decided or just past the deadline. No decision then
@@ -230,8 +230,8 @@ class Channel:
         it in the history when it next lists the pending ones)."""
         remaining = escalation.deadline + SETTLE_S - self._clock()
         if remaining > 0:
-            self._block(keys.wake(escalation.id), remaining)
-        raw = self.redis.get(keys.decision(escalation.id))
+            self._block(redis_keys.wake(escalation.id), remaining)
+        raw = self.redis.get(redis_keys.decision(escalation.id))
         if raw is not None:
             return Decision.from_json(raw)
         return Decision(escalation.id, Verdict.EXPIRED, DEADLINE, self._clock())
@@ -261,38 +261,45 @@ class Channel:
         reason: str = "",
         remember: Scope | None = None,
         expiry: bool = False,
+        shown_digest: str | None = None,
     ) -> Ruling:
         """Decide on the record as read now: the decision names its digest, and the script
-        refuses if the record changed since (check and effect on the same bytes)."""
+        refuses if the record changed since (check and effect on the same bytes).
+
+        `shown_digest`: the digest of the record as shown to the human; CHANGED, nothing
+        decided, if the record read now has another. Atomic with the decision: the script
+        compares the stored bytes with exactly the bytes whose digest was compared here."""
         if verdict not in (Verdict.APPROVED, Verdict.DENIED, Verdict.EXPIRED):
             raise ValueError(f"cannot decide {verdict.value}")
         if remember is not None and verdict is not Verdict.APPROVED:
             raise ValueError("only an approval can be remembered")
         try:
-            session_id = keys.session_of(escalation_id)
+            session_id = redis_keys.session_of(escalation_id)
         except ValueError:
             return Ruling(Outcome.MISSING, None)
-        raw = self.redis.get(keys.record(escalation_id))
+        raw = self.redis.get(redis_keys.record(escalation_id))
         if raw is None:
             return Ruling(Outcome.MISSING, None)
         found = read_record(escalation_id, raw)
         if isinstance(found, Invalid):
             if expiry:  # off the pending list; nothing is decided on a forged record
-                self.redis.zrem(keys.pending(session_id), escalation_id)
+                self.redis.zrem(redis_keys.pending(session_id), escalation_id)
             return Ruling(Outcome.INVALID, None)
         now = self._clock()
         digest = found.digest()
+        if shown_digest is not None and digest != shown_digest:
+            return Ruling(Outcome.CHANGED, None)  # rewritten since the human was shown it
         decision = Decision(escalation_id, verdict, by, now, reason, remember, digest)
         expired = Decision(escalation_id, Verdict.EXPIRED, DEADLINE, now, request_digest=digest)
         touched = [
-            keys.record(escalation_id),
-            keys.decision(escalation_id),
-            keys.wake(escalation_id),
-            keys.pending(session_id),
-            keys.HISTORY,
+            redis_keys.record(escalation_id),
+            redis_keys.decision(escalation_id),
+            redis_keys.wake(escalation_id),
+            redis_keys.pending(session_id),
+            redis_keys.HISTORY,
         ]
         if remember is not None:  # only then: the worker's user may not touch remembered scopes
-            touched.append(keys.remembered(session_id))
+            touched.append(redis_keys.remembered(session_id))
         result = self._decide(
             keys=touched,
             args=[
@@ -327,7 +334,7 @@ class Channel:
     def get(self, escalation_id: str) -> Escalation | Invalid | None:
         """The record under that id: an Escalation, Invalid (forged or malformed), or None."""
         try:
-            key = keys.record(escalation_id)
+            key = redis_keys.record(escalation_id)
         except ValueError:
             return None
         raw = self.redis.get(key)
@@ -335,7 +342,7 @@ class Channel:
 
     def decision(self, escalation_id: str) -> Decision | None:
         try:
-            key = keys.decision(escalation_id)
+            key = redis_keys.decision(escalation_id)
         except ValueError:
             return None
         raw = self.redis.get(key)
@@ -349,26 +356,34 @@ class Channel:
         return found if found.escalation_id == escalation_id else None
 
     def _open_sessions(self) -> list[str]:
-        """The sessions whose pending sets a listing reads: the index (keys.OPEN), never a scan
-        of the key space. Ended sessions whose pending set is empty are dropped from it here."""
+        """The sessions whose pending sets a listing reads: the index (redis_keys.OPEN), never a
+        scan of the key space. Ended sessions whose pending set is empty are dropped from it
+        here."""
         # withscores: (member, score) pairs, which redis-py's stubs do not narrow to
         entries = cast(
-            list[tuple[bytes, float]], self.redis.zrange(keys.OPEN, 0, -1, withscores=True)
+            list[tuple[bytes, float]], self.redis.zrange(redis_keys.OPEN, 0, -1, withscores=True)
         )
         found = [(reply_text(m, errors="replace"), float(score)) for m, score in entries]
-        found = [(m, score) for m, score in found if keys.SESSION_ID.fullmatch(m)]
+        found = [(m, score) for m, score in found if redis_keys.SESSION_ID.fullmatch(m)]
         ended = [m for m, score in found if score > 0]
         if ended:
-            with self.redis.pipeline(transaction=False) as pipe:
-                for session_id in ended:
-                    pipe.zcard(keys.pending(session_id))
-                counts = pipe.execute()
-            done = [s for s, n in zip(ended, counts, strict=True) if not int(n)]
+            counts = self._zcards(ended)
+            done = [s for s, n in zip(ended, counts, strict=True) if not n]
             if done:
-                self.redis.zrem(keys.OPEN, *done)
+                self.redis.zrem(redis_keys.OPEN, *done)
             gone = set(done)
             found = [(m, score) for m, score in found if m not in gone]
         return sorted(m for m, _ in found)
+
+    def _zcards(self, sessions: list[str]) -> list[int]:
+        """Each session's pending count. A session's own user can write its pending key as any
+        type (a string, say): such a session counts 0 and lists nothing (every read of pending
+        sets here tolerates a wrong type), never breaking the listing for everyone."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in sessions:
+                pipe.zcard(redis_keys.pending(session_id))
+            answers = pipe.execute(raise_on_error=False)
+        return [0 if isinstance(n, Exception) else int(n) for n in answers]
 
     def _sessions_pending(self, query: PageQuery) -> list[str]:
         """The sessions whose pending sets the query looks at (filters applied)."""
@@ -377,7 +392,7 @@ class Channel:
             # The worktree the host CLI registered (admin), not what a record claims.
             with self.redis.pipeline(transaction=False) as pipe:
                 for session_id in found:
-                    pipe.hget(keys.session(session_id), "worktree")
+                    pipe.hget(redis_keys.session(session_id), "worktree")
                 worktrees = pipe.execute()
             found = [
                 s
@@ -397,23 +412,24 @@ class Channel:
         while todo:
             with self.redis.pipeline(transaction=False) as pipe:
                 for session_id in todo:
-                    key, start = keys.pending(session_id), offsets[session_id]
+                    key, start = redis_keys.pending(session_id), offsets[session_id]
                     if soonest:
                         low = cursor.score if cursor else "-inf"
                         pipe.zrangebyscore(key, low, "+inf", start, want, withscores=True)
                     else:
                         high = cursor.score if cursor else "+inf"
                         pipe.zrevrangebyscore(key, high, "-inf", start, want, withscores=True)
-                answers = pipe.execute()
+                answers = pipe.execute(raise_on_error=False)
+            answers = [[] if isinstance(a, Exception) else a for a in answers]
             again = []
             for session_id, chunk in zip(todo, answers, strict=True):
                 for member, score in chunk:
                     entry = Cursor(float(score), member.decode(errors="replace"))
                     try:
-                        if keys.session_of(entry.escalation_id) != session_id:
+                        if redis_keys.session_of(entry.escalation_id) != session_id:
                             raise ValueError("listed under another session")
                     except ValueError:
-                        self.redis.zrem(keys.pending(session_id), member)
+                        self.redis.zrem(redis_keys.pending(session_id), member)
                         continue
                     if paging_beyond(entry, cursor, query.order):
                         runs[session_id].append(entry)
@@ -431,20 +447,19 @@ class Channel:
         if not sessions:
             return Page((), False, 0), []
         self._sweep(sessions)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for session_id in sessions:
-                pipe.zcard(keys.pending(session_id))
-            total = sum(int(n) for n in pipe.execute())
+        total = sum(self._zcards(sessions))
         merged = merge(self._runs(sessions, query), query.cursor, query.order, query.limit + 1)
         entries = merged[: query.limit]
         found: list[Escalation | Invalid] = []
         if entries:
-            raws = self.redis.mget([keys.record(e.escalation_id) for e in entries])
+            raws = self.redis.mget([redis_keys.record(e.escalation_id) for e in entries])
             now = self._clock()
             for entry, raw in zip(entries, raws, strict=True):
                 escalation_id = entry.escalation_id
                 if raw is None:
-                    self.redis.zrem(keys.pending(keys.session_of(escalation_id)), escalation_id)
+                    self.redis.zrem(
+                        redis_keys.pending(redis_keys.session_of(escalation_id)), escalation_id
+                    )
                     continue
                 escalation = read_record(escalation_id, raw)
                 if (
@@ -463,8 +478,9 @@ class Channel:
         cutoff = self._clock() - ABANDONED_AFTER_S
         with self.redis.pipeline(transaction=False) as pipe:
             for session_id in sessions:
-                pipe.zrangebyscore(keys.pending(session_id), "-inf", cutoff, 0, most)
-            found = pipe.execute()
+                pipe.zrangebyscore(redis_keys.pending(session_id), "-inf", cutoff, 0, most)
+            answers = pipe.execute(raise_on_error=False)
+        found = [[] if isinstance(f, Exception) else f for f in answers]
         for session_id, members in zip(sessions, found, strict=True):
             for member in members:
                 escalation_id = member.decode(errors="replace")
@@ -479,11 +495,8 @@ class Channel:
     def pending_counts(self) -> dict[str, int]:
         """Open escalations per session (one ZCARD each, no record read)."""
         sessions = self._open_sessions()
-        with self.redis.pipeline(transaction=False) as pipe:
-            for session_id in sessions:
-                pipe.zcard(keys.pending(session_id))
-            counts = pipe.execute()
-        return {s: int(n) for s, n in zip(sessions, counts, strict=True) if int(n)}
+        counts = self._zcards(sessions)
+        return {s: n for s, n in zip(sessions, counts, strict=True) if n}
 
     def history(
         self,
@@ -497,7 +510,7 @@ class Channel:
         """Decisions, newest first, filtered; reads at most `scan` stream entries (bounded)."""
         found: list[HistoryEntry] = []
         needle = text.lower()
-        for _id, found_fields in self.redis.xrevrange(keys.HISTORY, count=scan) or []:
+        for _id, found_fields in self.redis.xrevrange(redis_keys.HISTORY, count=scan) or []:
             fields = found_fields or {}
             if session_id and reply_text(fields.get(b"session_id", b"")) != session_id:
                 continue
@@ -520,16 +533,16 @@ class Channel:
 
     def sessions(self, limit: int = 200) -> list[SessionInfo]:
         """Registered sessions and any with pending escalations or remembered scopes."""
-        ids = [reply_text(i) for i in self.redis.zrevrange(keys.SESSIONS, 0, limit - 1)]
+        ids = [reply_text(i) for i in self.redis.zrevrange(redis_keys.SESSIONS, 0, limit - 1)]
         pending_by_session = self.pending_counts()
-        for key in self.redis.scan_iter(match=keys.REMEMBERED_PATTERN, count=1000):
-            found_id = keys.session_of_key(reply_text(key))
+        for key in self.redis.scan_iter(match=redis_keys.REMEMBERED_PATTERN, count=1000):
+            found_id = redis_keys.session_of_key(reply_text(key))
             if found_id and found_id not in ids:
                 ids.append(found_id)
         ids += [i for i in pending_by_session if i not in ids]
         found = []
         for session_id in ids[:limit]:
-            raw = self.redis.hgetall(keys.session(session_id))
+            raw = self.redis.hgetall(redis_keys.session(session_id))
             info = {
                 reply_text(k, errors="replace"): reply_text(v, errors="replace")
                 for k, v in raw.items()
@@ -560,7 +573,7 @@ class Channel:
         """The session's remembered scopes; one stored under a name that is not its id (so the
         UI could not revoke it) or malformed is ignored."""
         scopes = []
-        for name, raw in self.redis.hgetall(keys.remembered(session_id)).items():
+        for name, raw in self.redis.hgetall(redis_keys.remembered(session_id)).items():
             try:
                 scope = Scope.from_json(raw)
             except ValueError:
@@ -574,7 +587,7 @@ class Channel:
 
     def revoke(self, session_id: str, scope_id: str) -> bool:
         try:
-            key = keys.remembered(session_id)
+            key = redis_keys.remembered(session_id)
         except ValueError:
             return False
         return bool(self.redis.hdel(key, scope_id))
@@ -588,15 +601,22 @@ class Channel:
             f"approved earlier for {scope.describe()}", scope, escalation.digest(),
         )  # fmt: skip
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.record(escalation.id), escalation.to_json(), ex=self._retention_s)
-            pipe.rpush(keys.INBOX, f"{escalation.id} {scope.id}")
+            pipe.set(redis_keys.record(escalation.id), escalation.to_json(), ex=self._retention_s)
+            pipe.rpush(redis_keys.INBOX, f"{escalation.id} {scope.id}")
             pipe.execute()
         return decision
+
+    def first_handling(self, escalation_id: str) -> bool:
+        """True the first time (within the retention) the worker handles this escalation's
+        inbox line; a line pushed again is a duplicate (a session may push what it likes)."""
+        return bool(
+            self.redis.set(redis_keys.handled(escalation_id), "1", nx=True, ex=self._retention_s)
+        )
 
     def record_remembered(self, escalation: Escalation, decision: Decision) -> None:
         """The history entry of a remembered approval (the worker's side)."""
         self.redis.xadd(
-            keys.HISTORY,
+            redis_keys.HISTORY,
             {
                 "id": escalation.id,
                 "session_id": escalation.session_id,
@@ -611,12 +631,12 @@ class Channel:
     # -- notices for the session's terminal ------------------------------------------------
 
     def announce(self, session_id: str, line: str) -> int:
-        return int(self.redis.publish(keys.notices(session_id), line))
+        return int(self.redis.publish(redis_keys.notices(session_id), line))
 
     def follow(self, session_id: str, *, timeout_s: float = 1.0) -> Iterator[str | None]:
         """A session's terminal lines as they come (None each timeout_s, so callers can stop)."""
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(keys.notices(session_id))
+        pubsub.subscribe(redis_keys.notices(session_id))
         try:
             while True:
                 message = pubsub.get_message(timeout=timeout_s)

@@ -15,7 +15,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from . import keys, replies
+from . import redis_keys, replies
 from .channel import Channel
 from .jobs import REVIEW_JOB
 from .notify import notify
@@ -30,7 +30,7 @@ MAX_ENTRY = 200  # an id and a scope id; anything longer is not ours
 
 def queue(client: redis.Redis) -> Queue:
     """The RQ queue, JSON-serialized (no pickle: a job's data cannot name a Python object)."""
-    return Queue(keys.QUEUE, connection=client, serializer=JSONSerializer)
+    return Queue(redis_keys.QUEUE, connection=client, serializer=JSONSerializer)
 
 
 def handle(
@@ -45,6 +45,8 @@ def handle(
     found = channel.get(words[0])
     if not isinstance(found, Escalation):
         return "ignored"
+    if not channel.first_handling(found.id):  # pushed again: one notice, job, history line
+        return "duplicate"
     if len(words) == 2:
         return _remembered(channel, found, words[1])
     if channel.decision(found.id) is not None:
@@ -90,7 +92,7 @@ def forever(
     jobs = queue(client)
     while not stop.is_set():
         try:
-            popped = client.blpop([keys.INBOX], timeout=1)
+            popped = client.blpop([redis_keys.INBOX], timeout=1)
             if popped is not None:
                 entry = replies.raw(popped[1])
                 handle(channel, jobs, entry, reviewer=reviewer, webhook=webhook)

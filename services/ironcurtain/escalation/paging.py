@@ -1,6 +1,6 @@
 """Pages of the pending list (pure): the query as typed data, keyset cursors, the k-way merge.
 
-Every session keeps its open escalations in a sorted set scored by deadline (keys.pending). A
+Every session keeps its open escalations in a sorted set scored by deadline (redis_keys.pending). A
 page is the first `limit` entries, across all sessions, after a cursor, in (deadline, id) order
 or its reverse. A keyset cursor (the last row's deadline and id) keeps every entry reachable
 exactly once while others arrive and leave, which page numbers would not.
@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from . import keys
+from . import redis_keys
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -92,7 +92,7 @@ class PageQuery:
             raise BadParameter("order", "latest or soonest") from None
         cursor = Cursor.decode(seen["cursor"]) if seen.get("cursor") else None
         session = seen.get("session", "")
-        if session and not keys.SESSION_ID.fullmatch(session):
+        if session and not redis_keys.SESSION_ID.fullmatch(session):
             raise BadParameter("session", "not a session id")
         worktree = seen.get("worktree", "")
         if worktree and not _WORKTREE.fullmatch(worktree):

@@ -13,17 +13,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import keys
+from .. import strictjson
+from ..strictjson import StrictJSONError
+from . import redis_keys
 from .remember import Scope
 from .types import EscalationRequest, Verdict
 
 # Who decides when nobody did: recorded as the decider of an expired escalation.
 DEADLINE = "deadline"
+MAX_RECORD_BYTES = 256 * 1024  # a proxy's records are a few KB (arguments bounded at the edge)
+MAX_RECORD_DEPTH = 32
+LATEST_TIME = 32503680000.0  # 3000-01-01: later "times" are refused as not times
 
 
 def new_id(session_id: str) -> str:
-    """Unguessable, URL-safe, and naming its session (see keys.py): `<session>.<16 hex>`."""
-    return f"{keys.check_session(session_id)}.{secrets.token_hex(8)}"
+    """Unguessable, URL-safe, and naming its session (see redis_keys.py): `<session>.<16 hex>`."""
+    return f"{redis_keys.check_session(session_id)}.{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +163,7 @@ class Invalid:
 def read_record(escalation_id: str, raw: bytes | str) -> Escalation | Invalid:
     """The record stored under `escalation_id`'s key, checked against the key it came from."""
     try:
-        session_id = keys.session_of(escalation_id)
+        session_id = redis_keys.session_of(escalation_id)
     except ValueError as exc:
         return Invalid(escalation_id, "", str(exc), "")
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -219,10 +224,17 @@ class Decision:
 
 
 def _object(text: str | bytes) -> dict[str, Any]:
+    """A record as a session (or anyone with its credential) may have written it: read strictly,
+    bounded in size and depth, so one record can make itself invalid but never break a page."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(raw) > MAX_RECORD_BYTES:
+        raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
+        data = strictjson.loads(raw, max_depth=MAX_RECORD_DEPTH)
+    except StrictJSONError as exc:
+        if exc.kind == "invalid":
+            raise ValueError("not JSON") from None
+        raise ValueError(f"not strict JSON ({exc.kind.replace('_', ' ')})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
@@ -236,9 +248,13 @@ def _str(data: dict[str, Any], key: str) -> str:
 
 
 def _num(data: dict[str, Any], key: str) -> float:
+    """A time in seconds since the epoch: a number within what a clock can say (a page formats
+    it; 1e20 or a negative year would fail there)."""
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} is not a number")
+    if not 0 <= value <= LATEST_TIME:
+        raise ValueError(f"{key} is not a time")
     return float(value)
 
 

@@ -60,3 +60,11 @@ def context(ca_file: Path | str) -> ssl.SSLContext:
     if found.verify_mode is not ssl.CERT_REQUIRED or not found.check_hostname:
         raise ssl.SSLError("the team TLS context must verify the certificate and its name")
     return found
+
+
+def https_context(url: str, ca_file: Path | None) -> ssl.SSLContext | None:
+    """For a person's CLI calling an https service of the team: the CA given (or `shared join`'s)
+    as the only anchor; None (the system store) when there is none or the URL is plain http."""
+    if not url.startswith("https://") or ca_file is None:
+        return None
+    return context(ca_file)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import redis
 
-from . import acl, keys
+from . import acl, redis_keys
 from .replies import text as reply_text
 
 
@@ -46,34 +46,56 @@ def create_session_user(
     if exclusive:
         if admin.execute_command("ACL", "GETUSER", credential.user) is not None:
             raise UserExists(f"session {session_id} has a Redis user already")
-        if not admin.hsetnx(keys.ACL_USERS, credential.user, entry):
+        if used_before(admin, session_id):
+            # An ended session's keys outlive its user (its pending escalations stay listed):
+            # whoever took its id would inherit its remembered scopes and read its decisions.
+            raise UserExists(f"session id {session_id} was used before; start with a new one")
+        if not admin.hsetnx(redis_keys.ACL_USERS, credential.user, entry):
             raise UserExists(f"session {session_id} has a Redis user already")
     else:
-        admin.hset(keys.ACL_USERS, credential.user, entry)  # first: a crash leaves it sweepable
+        admin.hset(
+            redis_keys.ACL_USERS, credential.user, entry
+        )  # first: a crash leaves it sweepable
     admin.execute_command(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",
     )  # fmt: skip
-    admin.zadd(keys.OPEN, {session_id: 0})  # listed from now on (keys.OPEN)
+    admin.zadd(redis_keys.OPEN, {session_id: 0})  # listed from now on (redis_keys.OPEN)
     return credential
 
 
 def end(admin: redis.Redis, session_id: str, clock: Callable[[], float] = time.time) -> None:
     """The session's entry in the pending index marked ended (XX: only one that is there); the
     listing drops it once its pending set is empty."""
-    admin.zadd(keys.OPEN, {session_id: clock()}, xx=True)
+    admin.zadd(redis_keys.OPEN, {session_id: clock()}, xx=True)
+
+
+def used_before(admin: redis.Redis, session_id: str) -> bool:
+    """Whether the id is known to the team Redis already: listed in the pending index, or
+    holding remembered scopes, pending escalations or its registration."""
+    if admin.zscore(redis_keys.OPEN, session_id) is not None:
+        return True
+    found = admin.exists(
+        redis_keys.remembered(session_id),
+        redis_keys.pending(session_id),
+        redis_keys.session(session_id),
+    )
+    return bool(found)
 
 
 def remove_session_user(admin: redis.Redis, session_id: str) -> None:
+    """Teardown: the user goes, and with it the session's remembered scopes (nothing of an
+    ended session may approve anything again); its pending escalations stay listed."""
     user = acl.session_user(session_id)
     admin.execute_command("ACL", "DELUSER", user)
-    admin.hdel(keys.ACL_USERS, user)
+    admin.hdel(redis_keys.ACL_USERS, user)
+    admin.delete(redis_keys.remembered(session_id))
     end(admin, session_id)
 
 
 def owner(admin: redis.Redis, session_id: str) -> str | None:
     """The member recorded as the owner of a session's user (None: unknown or none)."""
-    raw = admin.hget(keys.ACL_USERS, acl.session_user(session_id))
+    raw = admin.hget(redis_keys.ACL_USERS, acl.session_user(session_id))
     try:
         found = json.loads(raw) if raw is not None else None
     except ValueError:
@@ -85,7 +107,7 @@ def owner(admin: redis.Redis, session_id: str) -> str | None:
 def owned_by(admin: redis.Redis, member: str) -> dict[str, str]:
     """The registry entries of the session users `member` asked for: {user: entry}."""
     found = {}
-    for user, raw in admin.hgetall(keys.ACL_USERS).items():
+    for user, raw in admin.hgetall(redis_keys.ACL_USERS).items():
         text = reply_text(raw, errors="replace")
         try:
             entry = json.loads(text)
@@ -133,12 +155,12 @@ def stale(
 def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[str]:
     registry = {
         reply_text(k): reply_text(v, errors="replace")
-        for k, v in admin.hgetall(keys.ACL_USERS).items()
+        for k, v in admin.hgetall(redis_keys.ACL_USERS).items()
     }
     removed = stale(session_users(admin), registry, machine=machine, live_projects=live_projects)
     for user in removed:
         admin.execute_command("ACL", "DELUSER", user)
-        admin.hdel(keys.ACL_USERS, user)
+        admin.hdel(redis_keys.ACL_USERS, user)
         end(admin, user.removeprefix(acl.SESSION_PREFIX))
     return removed
 
@@ -163,10 +185,10 @@ def restore_session_user(
         return False
     fields = {"project": project, "machine": machine, "created": clock()}
     entry = json.dumps({**fields, **({"member": member} if member else {})})
-    admin.hsetnx(keys.ACL_USERS, credential.user, entry)
+    admin.hsetnx(redis_keys.ACL_USERS, credential.user, entry)
     admin.execute_command(
         "ACL", "SETUSER", credential.user, *acl.session_rules(session_id), "on",
         f">{credential.password}",
     )  # fmt: skip
-    admin.zadd(keys.OPEN, {session_id: 0})  # the index went with the restart too
+    admin.zadd(redis_keys.OPEN, {session_id: 0})  # the index went with the restart too
     return True

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import keys
+from . import redis_keys
 from .settings import RedisSettings
 
 if TYPE_CHECKING:  # loaded when the worker runs, not for every CLI command
@@ -114,6 +114,6 @@ def _health(client: redis.Redis, queue: Queue) -> int:
         return 1
     name = f"ironcurtain-{socket.gethostname()}"
     if name not in names:
-        print(f"worker: {name} is not registered on {keys.QUEUE}", file=sys.stderr)
+        print(f"worker: {name} is not registered on {redis_keys.QUEUE}", file=sys.stderr)
         return 1
     return 0

@@ -2,56 +2,46 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
+import argparse
+import ssl
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .. import bearer
+from ..state import team_ca_file
 
 DEFAULT_PORT = 8470  # the approval service's, on the host's 127.0.0.1
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body or {}
+class ApiError(bearer.CallError):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
 class Client:
+    """`context` is the only trust anchor over https (the CLI passes the team CA's); None: the
+    system store. The token goes to `base_url` alone: no redirect is followed, no proxy used."""
+
     base_url: str
     token: str
+    context: ssl.SSLContext | None = None
     timeout_s: float = 10.0
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         if not self.base_url.startswith(("http://", "https://")):
-            raise ApiError(0, f"the approval URL must be http(s): {self.base_url!r}")
-        request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            self.base_url.rstrip("/") + path,
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-            },
-        )
+            raise ApiError(0, f"the approval URL must be http(s): {self.base_url[:100]!r}")
+        url = self.base_url.rstrip("/") + path
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-                return json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                data = json.loads(exc.read())
-            except ValueError:
-                data = {}
-            message = data.get("message") or data.get("error") or exc.reason
-            raise ApiError(exc.code, str(message), data) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise ApiError(
-                0, f"the approval service at {self.base_url} is unreachable ({exc})"
-            ) from None
+            return bearer.call(
+                url, method, self.token, body, context=self.context, timeout_s=self.timeout_s
+            )
+        except bearer.CallError as exc:
+            if exc.status and not 300 <= exc.status < 400:
+                raise ApiError(exc.status, str(exc), exc.body) from None
+            where = f"the approval service at {self.base_url[:100]}"
+            raise ApiError(exc.status, f"{where} {exc}", exc.body) from None
 
     def whoami(self) -> str:
         return str(self.call("GET", "/api/v1/whoami")["member"])
@@ -69,8 +59,30 @@ class Client:
         return found[:most]
 
     def decide(
-        self, escalation_id: str, action: str, *, reason: str = "", remember: str = ""
+        self,
+        escalation_id: str,
+        action: str,
+        *,
+        reason: str = "",
+        remember: str = "",
+        digest: str | None = None,
     ) -> dict[str, Any]:
+        """`digest`: of the escalation as it was shown (`escalation.digest` of a GET); the
+        service refuses (409) if the record is not that one any more. Required to approve."""
         # No `by`: the service records the member whose token this is.
-        body = {"reason": reason, "remember": remember}
+        body: dict[str, Any] = {"reason": reason, "remember": remember}
+        if digest is not None:
+            body["digest"] = digest
         return self.call("POST", f"/api/v1/escalations/{escalation_id}/{action}", body)
+
+
+def add_ca_option(parser: argparse.ArgumentParser) -> None:
+    """`--ca`: the only CA trusted for an https approval URL (the team's page)."""
+    stored = team_ca_file()
+    parser.add_argument(
+        "--ca",
+        type=Path,
+        default=stored if stored.exists() else None,
+        help="over https, trust only this CA (default: the team CA `shared join` stored, "
+        "if any; else the system's)",
+    )

@@ -26,7 +26,7 @@ import redis
 from flask import Blueprint, Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..escalation import acl, keys, users
+from ..escalation import acl, redis_keys, users
 from ..escalation.channel import Channel, connect, read_credential
 from ..people.members import MembersCache, MembersFile, find
 from . import passwords
@@ -63,7 +63,7 @@ def _text(body: dict[str, Any], name: str, limit: int = 4096) -> str:
 
 def _session(session_id: str) -> str:
     try:
-        return keys.check_session(session_id)
+        return redis_keys.check_session(session_id)
     except ValueError:
         abort(400, "not a session id")
 
@@ -115,7 +115,7 @@ def create(session_id: str) -> Any:
     if live is not None:  # the machine says which of its sessions still run
         for user in users.stale(own, own, machine=machine, live_projects=set(live)):
             admin.execute_command("ACL", "DELUSER", user)
-            admin.hdel(keys.ACL_USERS, user)
+            admin.hdel(redis_keys.ACL_USERS, user)
             own.pop(user, None)
     if len(own) >= MAX_USERS:
         abort(429, f"member {member} holds {MAX_USERS} session users already")

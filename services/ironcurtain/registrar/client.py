@@ -8,12 +8,11 @@ and the member's token (0600). Nothing else of the team server is ever on this m
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import bearer
 from ..escalation import tls
 from ..escalation.acl import Credential
 
@@ -38,31 +37,15 @@ class Registrar:
             context = tls.context(self.ca_file)
         except OSError as exc:
             raise RegistrarError(0, f"the team CA {self.ca_file}: {exc}") from None
-        request = urllib.request.Request(  # noqa: S310 - https only, checked above
-            self.url.rstrip("/") + path,
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-            },
-        )
+        url = self.url.rstrip("/") + path
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s, context=context) as found:  # noqa: S310
-                data = found.read()
-                return json.loads(data) if data else {}
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read()).get("message", exc.reason)
-            except ValueError:
-                message = exc.reason
-            raise RegistrarError(exc.code, str(message)) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RegistrarError(
-                0, f"the registrar at {self.url} is unreachable ({reason})"
-            ) from None
+            return bearer.call(
+                url, method, self.token, body, context=context, timeout_s=self.timeout_s
+            )
+        except bearer.CallError as exc:
+            if exc.status and not 300 <= exc.status < 400:
+                raise RegistrarError(exc.status, str(exc)) from None
+            raise RegistrarError(exc.status, f"the registrar at {self.url[:100]} {exc}") from None
 
     def team(self) -> dict[str, str]:
         found = self.call("GET", "/v1/team")
@@ -90,7 +73,7 @@ class Team:
 
     @property
     def ca(self) -> Path:
-        return self.directory / "ca.pem"
+        return self.directory / "ca.pem"  # state.team_ca_file() for the default directory
 
     @property
     def settings(self) -> Path:

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ironcurtain.approval.app import create_app
-from ironcurtain.escalation import keys
+from ironcurtain.escalation import redis_keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
@@ -52,7 +52,7 @@ LISTED = ("s1", "s2", "s3", "late-session")  # the sessions these tests escalate
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
     admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
-    admin.zadd(keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
+    admin.zadd(redis_keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
     admin.close()
     client = connect(
         team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file
@@ -182,6 +182,12 @@ def test_a_browser_session_cannot_change_state_through_the_api(
 # -- CSRF ------------------------------------------------------------------------------------
 
 
+def digest_of(page: bytes) -> str:
+    found = re.search(rb'name="digest" value="([0-9a-f]{64})"', page)
+    assert found, "no digest in the page's form"
+    return found.group(1).decode()
+
+
 def decide_form(browser: FlaskClient, escalation_id: str, **fields: str) -> Any:
     return browser.post(f"/escalations/{escalation_id}/decide", data=fields)
 
@@ -190,8 +196,11 @@ def test_a_form_decision_with_the_csrf_token_is_recorded(
     browser: FlaskClient, channel: Channel
 ) -> None:
     escalation = channel.create(request(), 30)
-    csrf = csrf_of(browser.get(f"/escalations/{escalation.id}").data)
-    response = decide_form(browser, escalation.id, action="deny", reason="no", csrf_token=csrf)
+    page = browser.get(f"/escalations/{escalation.id}").data
+    response = decide_form(
+        browser, escalation.id, action="deny", reason="no", csrf_token=csrf_of(page),
+        digest=digest_of(page),
+    )  # fmt: skip
     assert response.status_code == 302
     decision = channel.decision(escalation.id)
     assert decision is not None
@@ -244,7 +253,7 @@ def test_a_second_decision_is_refused_and_shown_as_such(
     first = client.post(
         f"/api/v1/escalations/{escalation.id}/approve",
         headers=bearer(),
-        json={"reason": "fine", "by": "bob"},  # ignored: the token is alice's
+        json={"reason": "fine", "by": "bob", "digest": escalation.digest()},  # `by` ignored
     )
     assert first.status_code == 200
     assert first.json["outcome"] == "decided"
@@ -266,7 +275,7 @@ def test_approve_and_remember_through_the_api_keeps_the_offered_scope(
     response = client.post(
         f"/api/v1/escalations/{escalation.id}/approve",
         headers=bearer(),
-        json={"remember": prefix["id"]},
+        json={"remember": prefix["id"], "digest": details["escalation"]["digest"]},
     )
     assert response.status_code == 200
     assert [s.value for s in channel.remembered("s1")] == ["/work/src"]
@@ -287,7 +296,7 @@ def test_a_scope_that_was_not_offered_or_on_a_denial_is_refused(
     response = client.post(
         f"/api/v1/escalations/{escalation.id}/{action}",
         headers=bearer(),
-        json={"remember": remember},
+        json={"remember": remember, "digest": escalation.digest()},
     )
     assert response.status_code == 400
     assert channel.decision(escalation.id) is None
@@ -300,8 +309,9 @@ def test_remembered_approvals_are_shown_and_revocable_in_the_ui(
     page = browser.get(f"/escalations/{escalation.id}").data
     scope_id = re.findall(rb'name="remember" value="([0-9a-f]+)"', page)[0].decode()
     decide_form(
-        browser, escalation.id, action="approve", remember=scope_id, csrf_token=csrf_of(page)
-    )
+        browser, escalation.id, action="approve", remember=scope_id, csrf_token=csrf_of(page),
+        digest=digest_of(page),
+    )  # fmt: skip
     sessions = browser.get("/sessions").data
     assert b"paths under /work/src/" in sessions
     response = browser.post(
@@ -394,7 +404,9 @@ def test_with_redis_down_the_service_says_so_and_decides_nothing(tmp_path: Path)
     down = Channel(redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1))
     client = create_app(config(down, tmp_path)).test_client()
     response = client.post(
-        "/api/v1/escalations/s1.0123456789abcdef/approve", headers=bearer(), json={}
+        "/api/v1/escalations/s1.0123456789abcdef/approve",
+        headers=bearer(),
+        json={"digest": "0" * 64},
     )
     assert response.status_code == 503
     assert "unreachable" in response.json["error"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from ironcurtain.escalation import keys
+from ironcurtain.escalation import redis_keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -139,7 +140,7 @@ def browser() -> Iterator[Browser]:
 def channel(team_redis: RedisServer) -> Iterator[Channel]:
     admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     admin.flushdb()
-    admin.zadd(keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
+    admin.zadd(redis_keys.OPEN, dict.fromkeys(LISTED, 0))  # as `ironcurtain run` makes them
     admin.close()
     client = connect(team_redis.url, team_redis.approval_file, ca_file=team_redis.ca_file)
     yield Channel(client)
@@ -303,8 +304,10 @@ def test_a_forged_record_is_shown_invalid_in_the_browser_and_offers_no_decision(
     )
     forged = "forger-session.0123456789abcdef"
     try:
-        forger.set(keys.record(forged), "{}")  # the record that once broke the page for everyone
-        forger.zadd(keys.pending("forger-session"), {forged: time.time()})
+        forger.set(
+            redis_keys.record(forged), "{}"
+        )  # the record that once broke the page for everyone
+        forger.zadd(redis_keys.pending("forger-session"), {forged: time.time()})
     finally:
         forger.close()
     log_in(page, url, token)
@@ -554,3 +557,28 @@ def test_bidi_and_zero_width_text_is_shown_as_escapes_in_the_browser(
     assert "\u200b" not in text
     assert "\u2066" not in text
     assert "\\u2066" in text
+
+
+def test_an_approval_click_on_a_request_rewritten_since_the_page_loaded_decides_nothing(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    url, token = service
+    log_in(page, url, token)
+    escalation = channel.create(request(tool="move_file"), 60)
+    page.goto(f"{url}/escalations/{escalation.id}")
+    expect(page.locator("#approve")).to_be_visible()
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
+    try:  # what the session does with its own record while the human reads the page
+        stored = json.loads(admin.get(redis_keys.record(escalation.id)))
+        admin.set(redis_keys.record(escalation.id), json.dumps({**stored, "tool": "read_file"}))
+    finally:
+        admin.close()
+    page.click("#approve")
+    expect(page.locator(".flash")).to_contain_text("changed since it was shown")
+    assert channel.decision(escalation.id) is None
+    expect(page.locator("dd code").first).to_contain_text("read_file")  # shown as it is now
+    page.click("#approve")  # control: approving what is shown now is recorded
+    expect(page.locator(".flash")).to_contain_text("Recorded: approved by alice")
+    decision = channel.decision(escalation.id)
+    assert decision is not None
+    assert decision.request_digest != escalation.digest()

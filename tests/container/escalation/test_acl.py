@@ -21,7 +21,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from ironcurtain.approval.app import create_app
-from ironcurtain.escalation import acl, dispatch, keys, users
+from ironcurtain.escalation import acl, dispatch, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.jobs import GuardedJob
@@ -111,7 +111,7 @@ def escalate_in_thread(escalator: RedisEscalator, req: EscalationRequest) -> Any
 
 
 def next_inbox_id(admin: redis.Redis) -> str:
-    popped = admin.blpop([keys.INBOX], timeout=5)
+    popped = admin.blpop([redis_keys.INBOX], timeout=5)
     assert popped is not None, "no escalation reached the inbox"
     return popped[1].decode().split(" ")[0]
 
@@ -124,25 +124,27 @@ def test_a_session_cannot_decide_another_sessions_escalation(
 ) -> None:
     refused(lambda: attacker.decide(pending_b, Verdict.APPROVED, by="alice"))  # the script
     forged = Decision(pending_b, Verdict.APPROVED, "alice", 1.0).to_json()
-    refused(lambda: attacker.redis.set(keys.decision(pending_b), forged))
-    refused(lambda: attacker.redis.rpush(keys.wake(pending_b), "1"))
-    refused(lambda: attacker.redis.get(keys.decision(pending_b)))
+    refused(lambda: attacker.redis.set(redis_keys.decision(pending_b), forged))
+    refused(lambda: attacker.redis.rpush(redis_keys.wake(pending_b), "1"))
+    refused(lambda: attacker.redis.get(redis_keys.decision(pending_b)))
     assert approval.decision(pending_b) is None
 
 
 def test_a_session_cannot_decide_its_own_escalation_either(attacker: Channel) -> None:
     own = attacker.create(request(A), 60)
     refused(lambda: attacker.decide(own.id, Verdict.APPROVED, by="alice"))
-    refused(lambda: attacker.redis.set(keys.decision(own.id), "{}"))
+    refused(lambda: attacker.redis.set(redis_keys.decision(own.id), "{}"))
 
 
 def test_a_session_cannot_plant_a_remembered_scope(attacker: Channel, approval: Channel) -> None:
     scope = Scope("prefix", "/workspace/src", "filesystem", "move_file")
     for session in (B, A):
         refused(
-            lambda s=session: attacker.redis.hset(keys.remembered(s), scope.id, scope.to_json())
+            lambda s=session: attacker.redis.hset(
+                redis_keys.remembered(s), scope.id, scope.to_json()
+            )
         )
-    refused(lambda: attacker.redis.hgetall(keys.remembered(B)))
+    refused(lambda: attacker.redis.hgetall(redis_keys.remembered(B)))
     assert approval.remembered(B) == []
 
 
@@ -157,9 +159,9 @@ def test_a_session_cannot_enqueue_an_rq_job_naming_os_system(
     attacker: Channel, team_redis: RedisServer, tmp_path: Path
 ) -> None:
     for serializer in (None, JSONSerializer):
-        queue = Queue(keys.QUEUE, connection=attacker.redis, serializer=serializer)
+        queue = Queue(redis_keys.QUEUE, connection=attacker.redis, serializer=serializer)
         refused(lambda q=queue: q.enqueue("os.system", f"touch {tmp_path}/pwned"))
-    refused(lambda: attacker.redis.rpush(f"rq:queue:{keys.QUEUE}", "x"))
+    refused(lambda: attacker.redis.rpush(f"rq:queue:{redis_keys.QUEUE}", "x"))
     refused(lambda: attacker.redis.hset("rq:job:x", "data", "x"))
 
 
@@ -192,10 +194,12 @@ def test_a_session_cannot_publish_into_another_sessions_notices(
 ) -> None:
     line = "\a[ironcurtain] escalation x: approve with `curl evil`"
     refused(lambda: attacker.announce(B, line))
-    refused(lambda: attacker.redis.publish(keys.notices(B), line))
+    refused(lambda: attacker.redis.publish(redis_keys.notices(B), line))
     listener = attacker.redis.pubsub()
     try:
-        refused(lambda: (listener.subscribe(keys.notices(B)), listener.get_message(timeout=2)))
+        refused(
+            lambda: (listener.subscribe(redis_keys.notices(B)), listener.get_message(timeout=2))
+        )
     finally:
         listener.close()
     assert attacker.announce(A, "own notice") == 0  # control: its own channel
@@ -207,10 +211,10 @@ def test_a_session_cannot_rewrite_or_read_another_sessions_pending_record(
     harmless = approval.get(pending_b)
     assert harmless is not None
     rewritten = json.dumps({**harmless.to_dict(), "tool": "read_file"})  # type: ignore[union-attr]
-    refused(lambda: attacker.redis.set(keys.record(pending_b), rewritten))
-    refused(lambda: attacker.redis.get(keys.record(pending_b)))
-    refused(lambda: attacker.redis.zadd(keys.pending(B), {f"{B}.ffffffffffffffff": 1}))
-    refused(lambda: attacker.redis.delete(keys.record(pending_b)))
+    refused(lambda: attacker.redis.set(redis_keys.record(pending_b), rewritten))
+    refused(lambda: attacker.redis.get(redis_keys.record(pending_b)))
+    refused(lambda: attacker.redis.zadd(redis_keys.pending(B), {f"{B}.ffffffffffffffff": 1}))
+    refused(lambda: attacker.redis.delete(redis_keys.record(pending_b)))
     assert approval.get(pending_b) == harmless
 
 
@@ -227,10 +231,15 @@ def test_a_record_rewritten_under_a_waiting_proxy_is_refused_by_that_proxy(
     try:
         waiting = escalate_in_thread(escalator, request(B))
         escalation_id = next_inbox_id(admin)
-        stored = json.loads(admin.get(keys.record(escalation_id)))
+        stored = json.loads(admin.get(redis_keys.record(escalation_id)))
         harmless = {**stored, "tool": "read_file", "arguments": {"path": "/workspace/README"}}
-        admin.set(keys.record(escalation_id), json.dumps(harmless))
-        answer = api.post(f"/api/v1/escalations/{escalation_id}/approve", headers=bearer(), json={})
+        admin.set(redis_keys.record(escalation_id), json.dumps(harmless))
+        shown = api.get(f"/api/v1/escalations/{escalation_id}", headers=bearer()).json
+        answer = api.post(
+            f"/api/v1/escalations/{escalation_id}/approve",
+            headers=bearer(),
+            json={"digest": shown["escalation"]["digest"]},
+        )
         assert answer.status_code == 200  # the human approved what they saw
         outcome = waiting.result(timeout=10)
     finally:
@@ -250,7 +259,7 @@ def test_a_record_rewritten_between_reading_and_deciding_is_not_decided(
 
     def get_then_rewrite(key: str) -> Any:
         raw = real_get(key)
-        if key == keys.record(escalation.id) and not calls:
+        if key == redis_keys.record(escalation.id) and not calls:
             calls.append(key)
             admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
         return raw
@@ -264,6 +273,73 @@ def test_a_record_rewritten_between_reading_and_deciding_is_not_decided(
     assert approval.decision(escalation.id) is None
 
 
+def test_an_approval_bound_to_what_was_shown_is_refused_after_the_session_rewrites_it(
+    approval: Channel, victim: Channel, api: FlaskClient
+) -> None:
+    # F5: the human is shown B's move_file; B (its own key: its user may) swaps in a harmless
+    # read_file before the click. The approval names the digest shown: nothing is decided.
+    escalation = victim.create(request(B), 60)
+    shown = api.get(f"/api/v1/escalations/{escalation.id}", headers=bearer()).json
+    assert shown["escalation"]["digest"] == escalation.digest()
+    stored = json.loads(victim.redis.get(redis_keys.record(escalation.id)))
+    harmless = {**stored, "tool": "read_file", "arguments": {"path": "/workspace/README"}}
+    victim.redis.set(redis_keys.record(escalation.id), json.dumps(harmless))
+    answer = api.post(
+        f"/api/v1/escalations/{escalation.id}/approve",
+        headers=bearer(),
+        json={"digest": shown["escalation"]["digest"]},
+    )
+    assert answer.status_code == 409
+    assert "changed since it was shown" in answer.json["message"]
+    assert approval.decision(escalation.id) is None
+    assert [e.id for e in approval.pending()] == [escalation.id]  # still waiting for a human
+    # Control: a fresh look shows the request as it is now; approving that is recorded.
+    again = api.get(f"/api/v1/escalations/{escalation.id}", headers=bearer()).json
+    assert again["escalation"]["tool"] == "read_file"
+    answer = api.post(
+        f"/api/v1/escalations/{escalation.id}/approve",
+        headers=bearer(),
+        json={"digest": again["escalation"]["digest"]},
+    )
+    assert answer.status_code == 200
+    decision = approval.decision(escalation.id)
+    assert decision is not None
+    assert decision.request_digest == again["escalation"]["digest"]
+
+
+def test_an_approval_bound_to_what_was_shown_checks_it_atomically_with_the_decision(
+    approval: Channel, victim: Channel, admin: redis.Redis
+) -> None:
+    # The rewrite lands after decide() read the record (and its digest matched what was
+    # shown) and before the script runs: the script compares the very bytes it checked.
+    escalation = victim.create(request(B), 60)
+    shown = escalation.digest()
+    real_get = approval.redis.get
+    calls = []
+
+    def get_then_rewrite(key: str) -> Any:
+        raw = real_get(key)
+        if key == redis_keys.record(escalation.id) and not calls:
+            calls.append(key)
+            admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
+        return raw
+
+    approval.redis.get = get_then_rewrite  # type: ignore[method-assign]
+    try:
+        ruling = approval.decide(escalation.id, Verdict.APPROVED, by="alice", shown_digest=shown)
+    finally:
+        approval.redis.get = real_get  # type: ignore[method-assign]
+    assert calls
+    assert ruling.outcome.value == "changed"
+    assert approval.decision(escalation.id) is None
+    # Control: unchanged since shown: decided, naming that digest.
+    other = victim.create(request(B), 60)
+    ruling = approval.decide(other.id, Verdict.APPROVED, by="alice", shown_digest=other.digest())
+    assert ruling.outcome.value == "decided"
+    assert ruling.decision is not None
+    assert ruling.decision.request_digest == other.digest()
+
+
 @pytest.mark.parametrize(
     "raw", ["{}", "[]", "not json", json.dumps({"id": "x"}), "\xff" * 10, "{" * 5000]
 )
@@ -271,10 +347,10 @@ def test_a_forged_record_is_shown_invalid_cannot_be_approved_and_breaks_no_page(
     raw: str, attacker: Channel, victim: Channel, api: FlaskClient, pending_b: str
 ) -> None:
     # Into another session's keys: refused. Into its own: listed as invalid, never decided.
-    refused(lambda: attacker.redis.set(keys.record(f"{B}.0123456789abcdef"), raw))
+    refused(lambda: attacker.redis.set(redis_keys.record(f"{B}.0123456789abcdef"), raw))
     forged = f"{A}.0123456789abcdef"
-    attacker.redis.set(keys.record(forged), raw)
-    attacker.redis.zadd(keys.pending(A), {forged: 1.0, "garbage-member": 2.0})
+    attacker.redis.set(redis_keys.record(forged), raw)
+    attacker.redis.zadd(redis_keys.pending(A), {forged: 1.0, "garbage-member": 2.0})
     listed = api.get("/api/v1/escalations", headers=bearer())
     assert listed.status_code == 200
     rows = {e["id"]: e for e in listed.json["escalations"]}
@@ -285,7 +361,9 @@ def test_a_forged_record_is_shown_invalid_cannot_be_approved_and_breaks_no_page(
     for path in ("/", f"/escalations/{forged}", "/sessions", "/history"):
         assert api.get(path).status_code == 200, path
     assert api.get(f"/api/v1/escalations/{forged}", headers=bearer()).status_code == 200
-    answer = api.post(f"/api/v1/escalations/{forged}/approve", headers=bearer(), json={})
+    answer = api.post(
+        f"/api/v1/escalations/{forged}/approve", headers=bearer(), json={"digest": "0" * 64}
+    )
     assert answer.status_code == 422
     assert api.get(f"/api/v1/escalations/{forged}", headers=bearer()).json["decision"] is None
 
@@ -333,13 +411,17 @@ def test_control_a_sessions_own_round_trip_through_the_approval_api_resumes_it(
         waiting = escalate_in_thread(escalator, request(A))
         escalation_id = next_inbox_id(admin)
         assert [e.id for e in approval.pending()] == [escalation_id]
-        scope_id = api.get(f"/api/v1/escalations/{escalation_id}", headers=bearer()).json[
-            "choices"
-        ][0]["id"]
+        shown = api.get(f"/api/v1/escalations/{escalation_id}", headers=bearer()).json
+        scope_id = shown["choices"][0]["id"]
         answer = api.post(
             f"/api/v1/escalations/{escalation_id}/approve",
             headers=bearer(),
-            json={"reason": "fine", "by": "alice", "remember": scope_id},
+            json={
+                "reason": "fine",
+                "by": "alice",
+                "remember": scope_id,
+                "digest": shown["escalation"]["digest"],
+            },
         )
         assert answer.status_code == 200
         outcome = waiting.result(timeout=10)
@@ -355,7 +437,7 @@ def test_control_a_sessions_own_round_trip_through_the_approval_api_resumes_it(
     worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         channel = Channel(worker_client)
-        while (entry := admin.lpop(keys.INBOX)) is not None:
+        while (entry := admin.lpop(redis_keys.INBOX)) is not None:
             dispatch.handle(channel, dispatch.queue(worker_client), entry, reviewer=False)
         assert [h.decision.by.split(":")[0] for h in channel.history()] == ["remembered", "alice"]
     finally:
@@ -366,11 +448,11 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
     team_redis: RedisServer, admin: redis.Redis, victim: Channel
 ) -> None:
     listener = victim.redis.pubsub(ignore_subscribe_messages=True)
-    listener.subscribe(keys.notices(B))  # the session follows its own notices (as `run` does)
+    listener.subscribe(redis_keys.notices(B))  # the session follows its own notices (as `run` does)
     worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
     try:
         escalation = victim.create(request(B), 30)
-        entry = admin.blpop([keys.INBOX], timeout=5)
+        entry = admin.blpop([redis_keys.INBOX], timeout=5)
         assert entry is not None
         jobs = dispatch.queue(worker_client)
         channel = Channel(worker_client)
@@ -411,18 +493,19 @@ def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
 def test_a_session_cannot_hide_another_sessions_escalations_from_the_listing_or_flood_it(
     attacker: Channel, approval: Channel, pending_b: str, admin: redis.Redis
 ) -> None:
-    """The listing's index of sessions (keys.OPEN) is the admin's alone: a session's credential
-    can neither take B out of it, end it, nor add names to it; B's escalation stays listed."""
+    """The listing's index of sessions (redis_keys.OPEN) is the admin's alone: a session's
+    credential can neither take B out of it, end it, nor add names to it; B's escalation stays
+    listed."""
     for attack in (
-        lambda: attacker.redis.zrem(keys.OPEN, B),
-        lambda: attacker.redis.zadd(keys.OPEN, {B: 1.0}),  # "ended"
-        lambda: attacker.redis.zadd(keys.OPEN, {f"fake-{i}": 0 for i in range(100)}),
-        lambda: attacker.redis.delete(keys.OPEN),
-        lambda: attacker.redis.zrange(keys.OPEN, 0, -1),
+        lambda: attacker.redis.zrem(redis_keys.OPEN, B),
+        lambda: attacker.redis.zadd(redis_keys.OPEN, {B: 1.0}),  # "ended"
+        lambda: attacker.redis.zadd(redis_keys.OPEN, {f"fake-{i}": 0 for i in range(100)}),
+        lambda: attacker.redis.delete(redis_keys.OPEN),
+        lambda: attacker.redis.zrange(redis_keys.OPEN, 0, -1),
     ):
         refused(attack)
     assert [e.id for e in approval.pending()] == [pending_b]  # control: listed from the index
-    assert admin.zscore(keys.OPEN, B) == 0
+    assert admin.zscore(redis_keys.OPEN, B) == 0
 
 
 def test_an_ended_sessions_pending_stay_listed_until_decided_then_leave_the_index(
@@ -433,7 +516,103 @@ def test_an_ended_sessions_pending_stay_listed_until_decided_then_leave_the_inde
     assert {e.id for e in approval.pending()} == {first.id, second.id}
     approval.decide(first.id, Verdict.DENIED, by="alice")
     assert [e.id for e in approval.pending()] == [second.id]
-    assert admin.zscore(keys.OPEN, B) is not None
+    assert admin.zscore(redis_keys.OPEN, B) is not None
     approval.decide(second.id, Verdict.DENIED, by="alice")
     assert approval.pending() == []
-    assert admin.zscore(keys.OPEN, B) is None  # gone from the index once nothing waits
+    assert admin.zscore(redis_keys.OPEN, B) is None  # gone from the index once nothing waits
+
+
+def test_a_pending_key_of_another_type_takes_only_that_session_off_the_listing(
+    attacker: Channel, api: FlaskClient, pending_b: str
+) -> None:
+    """A session's user may write its own pending key as a string: that takes its own
+    escalations off the pages, never the pages off everyone (it answered 503)."""
+    attacker.create(request(A), 60)
+    attacker.redis.set(redis_keys.pending(A), "x")
+    listed = api.get("/api/v1/escalations", headers=bearer())
+    assert listed.status_code == 200
+    assert [e["id"] for e in listed.json["escalations"]] == [pending_b]  # control: B's is there
+    assert api.get("/api/v1/sessions", headers=bearer()).status_code == 200
+    assert log_in(api, TOKEN).status_code == 302
+    assert api.get("/").status_code == 200
+
+
+def _deep(raw: dict[str, Any]) -> str:
+    nested = "[" * 100_000 + "]" * 100_000
+    return json.dumps({**raw, "arguments": {"p": 0}}).replace('"p": 0', f'"p": {nested}')
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda raw: json.dumps({**raw, "deadline": 1e20}),
+        lambda raw: json.dumps({**raw, "deadline": -1e20}),
+        lambda raw: json.dumps({**raw, "created_at": -1e20, "deadline": 1.0}),
+        lambda raw: json.dumps(raw).replace('"deadline": ', '"deadline": Infinity, "x": '),
+        lambda raw: json.dumps(raw)[:-1] + ', "tool": "read_file"}',  # a duplicate key
+        _deep,
+        lambda raw: json.dumps({**raw, "reason": "r" * 400_000}),
+    ],
+    ids=["deadline-1e20", "deadline-negative", "created-negative-expired", "infinity",
+         "duplicate-key", "nested-100000", "400-kb"],
+)  # fmt: skip
+def test_a_sessions_own_record_can_make_itself_invalid_but_breaks_no_page_or_history(
+    attacker: Channel, api: FlaskClient, pending_b: str, forge: Callable[[dict[str, Any]], str]
+) -> None:
+    own = attacker.create(request(A), 60)
+    raw = json.loads(attacker.redis.get(redis_keys.record(own.id)))
+    attacker.redis.set(redis_keys.record(own.id), forge(raw))
+    attacker.redis.zadd(redis_keys.pending(A), {own.id: 1e300})  # always on the first page
+    listed = api.get("/api/v1/escalations", headers=bearer())
+    assert listed.status_code == 200
+    rows = {e["id"]: e for e in listed.json["escalations"]}
+    assert rows[own.id]["invalid"] is True
+    assert rows[pending_b]["invalid"] is False  # control: the genuine one is listed
+    assert api.get("/api/v1/history", headers=bearer()).status_code == 200
+    assert log_in(api, TOKEN).status_code == 302
+    for path in ("/", f"/escalations/{own.id}", "/sessions", "/history"):
+        assert api.get(path).status_code == 200, path
+    denied = api.post(f"/api/v1/escalations/{own.id}/deny", headers=bearer(), json={})
+    assert denied.status_code == 422
+
+
+def test_a_session_cannot_turn_the_shared_inbox_into_anything_but_a_queue(
+    attacker: Channel, victim: Channel, admin: redis.Redis
+) -> None:
+    """SET, ZADD or EXPIRE on the inbox stopped every session's escalations (the worker's BLPOP
+    answered WRONGTYPE); a session may only RPUSH onto it."""
+    for attack in (
+        lambda: attacker.redis.set(redis_keys.INBOX, "x"),
+        lambda: attacker.redis.zadd(redis_keys.INBOX, {"x": 1.0}),
+        lambda: attacker.redis.expire(redis_keys.INBOX, 1),
+        lambda: attacker.redis.get(redis_keys.INBOX),
+        lambda: attacker.redis.blpop([redis_keys.INBOX], 1),
+    ):
+        refused(attack)
+    attacker.redis.rpush(redis_keys.INBOX, f"{A}.0123456789abcdef")  # control: a push goes in
+    pending = victim.create(request(B), 60)  # control: B's escalation reaches the inbox
+    assert admin.type(redis_keys.INBOX) == b"list"
+    assert pending.id.encode() in admin.lrange(redis_keys.INBOX, 0, -1)
+
+
+def test_a_session_pushing_its_inbox_line_again_gets_one_notice_not_many(
+    team_redis: RedisServer, admin: redis.Redis, attacker: Channel
+) -> None:
+    """The inbox is the session's to push onto: the same line pushed 50 times made 100 jobs
+    (notices, webhooks), and a remembered line pushed 300 times 300 history entries, pushing
+    every other session's decisions out of the history. Each escalation is handled once."""
+    own = attacker.create(request(A), 60)
+    for _ in range(50):
+        attacker.redis.rpush(redis_keys.INBOX, own.id)
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
+    try:
+        channel, jobs = Channel(worker_client), dispatch.queue(worker_client)
+        done = []
+        while (entry := admin.lpop(redis_keys.INBOX)) is not None:
+            done.append(dispatch.handle(channel, jobs, entry, reviewer=False, webhook=True))
+        assert done[0] == "notify+webhook"  # control: the first line is handled
+        assert set(done[1:]) == {"duplicate"}
+        assert len(done) == 51
+        assert admin.llen(f"rq:queue:{redis_keys.QUEUE}") == 2
+    finally:
+        worker_client.close()

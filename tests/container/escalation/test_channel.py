@@ -17,7 +17,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from ironcurtain.escalation import dispatch, keys
+from ironcurtain.escalation import dispatch, redis_keys
 from ironcurtain.escalation.channel import Channel, Outcome, connect, read_credential
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.jobs import GuardedJob
@@ -51,7 +51,7 @@ def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -
 def client(team_redis: RedisServer) -> Iterator[redis.Redis]:
     found = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     found.flushdb()
-    found.zadd(keys.OPEN, {"s1": 0, "s2": 0})  # listed, as `ironcurtain run` makes them
+    found.zadd(redis_keys.OPEN, {"s1": 0, "s2": 0})  # listed, as `ironcurtain run` makes them
     yield found
     found.close()
 
@@ -63,7 +63,7 @@ def channel(client: redis.Redis) -> Channel:
 
 def next_escalation_id(client: redis.Redis, timeout_s: float = 4) -> str:
     """Block until the session pushes the escalation onto the inbox (no polling): its id."""
-    popped = client.blpop([keys.INBOX], timeout=timeout_s)
+    popped = client.blpop([redis_keys.INBOX], timeout=timeout_s)
     assert popped is not None, "no escalation reached the inbox"
     return popped[1].decode().split(" ")[0]
 
@@ -230,7 +230,7 @@ def test_the_history_stream_is_bounded(client: redis.Redis) -> None:
     for n in range(12):
         escalation = channel.create(request(), 30)
         channel.decide(escalation.id, Verdict.DENIED, by=f"h{n}")
-    assert client.xlen(keys.HISTORY) == 5
+    assert client.xlen(redis_keys.HISTORY) == 5
     assert [e.decision.by for e in channel.history()] == [f"h{n}" for n in range(11, 6, -1)]
 
 
@@ -297,7 +297,7 @@ class Receiver:
 
 def _run_jobs(channel: Channel, *, webhook: bool) -> str:
     """What the worker does for the next inbox entry: dispatch it, then run its jobs."""
-    entry = channel.redis.blpop([keys.INBOX], timeout=4)
+    entry = channel.redis.blpop([redis_keys.INBOX], timeout=4)
     assert entry is not None
     jobs = dispatch.queue(channel.redis)
     done = dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=webhook)
@@ -318,7 +318,7 @@ def test_the_notify_job_prints_a_line_for_the_session_and_the_webhook_file_is_ca
     # The old variable, set too: a URL in the environment is never read (it is a credential).
     monkeypatch.setenv("IRONCURTAIN_WEBHOOK_URL", hook.url("/from-the-environment"))
     pubsub = channel.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(keys.notices("s1"))
+    pubsub.subscribe(redis_keys.notices("s1"))
     try:
         escalation = channel.create(request(arguments={"path": "/x", "secret": "hunter2"}), 30)
         assert _run_jobs(channel, webhook=load(config) is not None) == "notify+webhook"
@@ -351,7 +351,7 @@ def test_a_webhook_url_in_the_environment_alone_is_never_called(
         # Even a deliver job enqueued by hand finds no file and calls nothing.
         jobs = dispatch.queue(channel.redis)
         channel.create(request(), 30)
-        entry = channel.redis.blpop([keys.INBOX], timeout=4)
+        entry = channel.redis.blpop([redis_keys.INBOX], timeout=4)
         assert entry is not None
         dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=True)
         worker = SimpleWorker(

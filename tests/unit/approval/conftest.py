@@ -75,6 +75,9 @@ class MemoryChannel:
             return Ruling(Outcome.MISSING, None)
         if escalation_id in self.decisions:
             return Ruling(Outcome.ALREADY, self.decisions[escalation_id])
+        shown = kw.get("shown_digest")
+        if shown is not None and shown != self.records[escalation_id].digest():
+            return Ruling(Outcome.CHANGED, None)  # as Channel.decide (atomic there: test_channel)
         scope = kw.get("remember")
         decision = Decision(escalation_id, verdict, by, time.time(), kw.get("reason", ""), scope)
         self.decisions[escalation_id] = decision
@@ -189,6 +192,13 @@ def client(app: Flask) -> FlaskClient:
 def csrf_of(page: bytes) -> str:
     found = re.search(rb'name="csrf_token" value="([^"]+)"', page)
     assert found, "no CSRF token on the page"
+    return found.group(1).decode()
+
+
+def digest_of(page: bytes) -> str:
+    """The digest of the escalation as the page shows it (its form's hidden field)."""
+    found = re.search(rb'name="digest" value="([0-9a-f]{64})"', page)
+    assert found, "no digest on the page"
     return found.group(1).decode()
 
 

@@ -15,7 +15,7 @@ from ironcurtain.approval.auth import safe_next
 from ironcurtain.escalation.types import Verdict
 from ironcurtain.people.members import MembersFile
 
-from .conftest import MemoryChannel, bearer, csrf_of, escalation_request, log_in
+from .conftest import MemoryChannel, bearer, csrf_of, digest_of, escalation_request, log_in
 
 COOKIE = "ironcurtain_approval_8470"
 
@@ -33,8 +33,8 @@ def client_at(app: Flask, address: str) -> FlaskClient:
 
 
 def decide_in_form(client: FlaskClient, escalation_id: str, **extra: str) -> int:
-    csrf = csrf_of(client.get(f"/escalations/{escalation_id}").data)
-    data = {"action": "approve", "csrf_token": csrf, **extra}
+    page = client.get(f"/escalations/{escalation_id}").data
+    data = {"action": "approve", "csrf_token": csrf_of(page), "digest": digest_of(page), **extra}
     return client.post(f"/escalations/{escalation_id}/decide", data=data).status_code
 
 
@@ -99,8 +99,9 @@ def test_a_removed_members_token_no_longer_decides_through_the_api(
     members.remove("bob")
     escalation = channel.create(escalation_request())
     path = f"/api/v1/escalations/{escalation.id}/approve"
-    assert client.post(path, json={}, headers=bearer(tokens["bob"])).status_code == 401
-    assert client.post(path, json={}, headers=bearer(tokens["alice"])).status_code == 200  # control
+    shown = {"digest": escalation.digest()}
+    assert client.post(path, json=shown, headers=bearer(tokens["bob"])).status_code == 401
+    assert client.post(path, json=shown, headers=bearer(tokens["alice"])).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -172,30 +173,56 @@ def test_a_made_up_session_id_in_a_signed_cookie_is_not_a_login(
     assert client.get("/").status_code == 302
 
 
-def test_failed_logins_are_throttled_per_name(app: Flask, tokens: dict[str, str]) -> None:
-    attacker = app.test_client()
+def test_failed_logins_are_throttled_per_name_and_address(
+    app: Flask, tokens: dict[str, str]
+) -> None:
+    attacker = client_at(app, "10.0.0.7")
     for _ in range(5):
         assert log_in(attacker, "alice", "w" * 43).status_code == 403
-    # Even the right token is refused while the name is throttled (from another address too).
-    other = client_at(app, "10.0.0.9")
-    assert log_in(other, "alice", tokens["alice"]).status_code == 429
-    assert log_in(other, "bob", tokens["bob"]).status_code == 302  # control: bob is not blocked
+    # From that address even the right token is refused while the pair is throttled.
+    assert log_in(attacker, "alice", tokens["alice"]).status_code == 429
+    assert log_in(attacker, "bob", tokens["bob"]).status_code == 302  # another name: its own
+
+
+def test_wrong_tokens_for_a_name_from_anywhere_do_not_lock_that_member_out(
+    app: Flask, tokens: dict[str, str]
+) -> None:
+    # F11 of the attacker review: 5 wrong tokens for "alice" used to lock alice out everywhere.
+    for n in range(10):
+        attacker = client_at(app, f"10.0.1.{n}")
+        for _ in range(5):
+            assert log_in(attacker, "alice", "w" * 43).status_code == 403
+        assert log_in(attacker, "alice", "w" * 43).status_code == 429
+    alice = client_at(app, "10.0.0.9")
+    assert log_in(alice, "alice", tokens["alice"]).status_code == 302  # her own address: in
 
 
 def test_failed_logins_are_throttled_per_address(app: Flask, tokens: dict[str, str]) -> None:
     attacker = client_at(app, "10.0.0.7")
-    for i in range(5):
+    for i in range(20):  # a name each: no pair reaches its limit, the address does
         assert log_in(attacker, f"guess{i}", "w" * 43).status_code == 403
     assert log_in(attacker, "bob", tokens["bob"]).status_code == 429
     elsewhere = client_at(app, "10.0.0.8")
     assert log_in(elsewhere, "bob", tokens["bob"]).status_code == 302  # control
 
 
-def test_the_throttle_memory_is_bounded(app: Flask) -> None:
-    throttle = app.extensions["ironcurtain.throttle"]
-    for i in range(20_000):
-        throttle.failed(f"name:n{i}")
-    assert len(throttle) <= throttle.max_keys
+def test_a_few_failures_of_other_names_do_not_block_an_address(
+    app: Flask, tokens: dict[str, str]
+) -> None:
+    shared = client_at(app, "10.0.0.7")  # colleagues behind one address
+    for i in range(19):
+        assert log_in(shared, f"typo{i % 4}", "w" * 43).status_code == 403
+    assert log_in(shared, "bob", tokens["bob"]).status_code == 302
+
+
+def test_the_throttle_memory_is_bounded(app: Flask, tokens: dict[str, str]) -> None:
+    for name in ("ironcurtain.throttle", "ironcurtain.address_throttle"):
+        throttle = app.extensions[name]
+        for i in range(20_000):
+            throttle.failed(f"10.0.{i // 256}.{i % 256} n{i}")
+        assert len(throttle) <= throttle.max_keys
+    fresh = client_at(app, "10.9.9.9")
+    assert log_in(fresh, "alice", tokens["alice"]).status_code == 302  # control
 
 
 NEXT_TABLE = [
@@ -308,8 +335,9 @@ def test_a_decision_by_an_api_member_is_refused_for_a_second_member(
 ) -> None:
     escalation = channel.create(escalation_request())
     path = f"/api/v1/escalations/{escalation.id}/approve"
-    assert client.post(path, json={}, headers=bearer(tokens["alice"])).status_code == 200
-    second = client.post(path, json={"by": "alice"}, headers=bearer(tokens["bob"]))
+    shown = {"digest": escalation.digest()}
+    assert client.post(path, json=shown, headers=bearer(tokens["alice"])).status_code == 200
+    second = client.post(path, json={"by": "alice", **shown}, headers=bearer(tokens["bob"]))
     assert second.status_code == 409
     assert channel.decisions[escalation.id].verdict is Verdict.APPROVED
     assert channel.decisions[escalation.id].by == "alice"

@@ -25,15 +25,19 @@ def test_approve_sends_the_token_from_the_file_and_no_by(
 
     def call(self: Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         sent.append((self, path, body))
+        if method == "GET":
+            return {"escalation": {"id": "e1", "digest": "d" * 64}, "choices": []}
         return {"message": "Recorded: approved by alice."}
 
     monkeypatch.setattr(Client, "call", call)
     assert main(["approve", "e1", "--yes", "--token-file", str(token_file), "--reason", "ok"]) == 0
-    ((client, path, body),) = sent
+    (_, fetched, _), (client, path, body) = sent
+    assert fetched == "/api/v1/escalations/e1"
     assert client.token == "m" * 43
     assert path == "/api/v1/escalations/e1/approve"
     assert body is not None
     assert "by" not in body
+    assert body["digest"] == "d" * 64  # --yes: bound to what it fetched
 
 
 def test_the_default_token_file_is_the_members_own_in_the_state_folder(

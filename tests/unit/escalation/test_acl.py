@@ -6,7 +6,7 @@ import fnmatch
 
 import pytest
 
-from ironcurtain.escalation import acl, keys
+from ironcurtain.escalation import acl, redis_keys
 
 A = "a1b2c3d4"
 B = "e5f6a7b8"
@@ -17,7 +17,9 @@ ID_B = f"{B}.0123456789abcdef"
 def _patterns(rules: list[str]) -> list[tuple[str, str]]:
     found = []
     for rule in rules:
-        if rule.startswith("~"):
+        if rule.startswith("(") and rule.endswith(")"):  # a selector: its own keys
+            found += _patterns(rule[1:-1].split())
+        elif rule.startswith("~"):
             found.append(("RW", rule[1:]))
         elif rule.startswith("%"):
             perm, _, pattern = rule[1:].partition("~")
@@ -32,28 +34,28 @@ def _may(rules: list[str], key: str, perm: str) -> bool:
 @pytest.mark.parametrize(
     ("key", "perm", "allowed"),
     [
-        (keys.record(ID_A), "W", True),
-        (keys.pending(A), "W", True),
-        (keys.wake(ID_A), "W", True),
-        (keys.decision(ID_A), "R", True),
-        (keys.remembered(A), "R", True),
-        (keys.INBOX, "W", True),
+        (redis_keys.record(ID_A), "W", True),
+        (redis_keys.pending(A), "W", True),
+        (redis_keys.wake(ID_A), "W", True),
+        (redis_keys.decision(ID_A), "R", True),
+        (redis_keys.remembered(A), "R", True),
+        (redis_keys.INBOX, "W", True),
         # Nothing the session may write that decides, remembers, or reaches another session.
-        (keys.decision(ID_A), "W", False),
-        (keys.remembered(A), "W", False),
-        (keys.autoreview(A), "W", False),
-        (keys.autoreview(A), "R", False),
-        (keys.session(A), "W", False),
-        (keys.INBOX, "R", False),
-        (keys.HISTORY, "W", False),
-        (keys.record(ID_B), "W", False),
-        (keys.record(ID_B), "R", False),
-        (keys.decision(ID_B), "R", False),
-        (keys.remembered(B), "R", False),
-        (keys.pending(B), "W", False),
+        (redis_keys.decision(ID_A), "W", False),
+        (redis_keys.remembered(A), "W", False),
+        (redis_keys.autoreview(A), "W", False),
+        (redis_keys.autoreview(A), "R", False),
+        (redis_keys.session(A), "W", False),
+        (redis_keys.INBOX, "R", False),
+        (redis_keys.HISTORY, "W", False),
+        (redis_keys.record(ID_B), "W", False),
+        (redis_keys.record(ID_B), "R", False),
+        (redis_keys.decision(ID_B), "R", False),
+        (redis_keys.remembered(B), "R", False),
+        (redis_keys.pending(B), "W", False),
         ("rq:queue:escalations", "W", False),
         ("rq:job:x", "W", False),
-        (keys.ACL_USERS, "R", False),
+        (redis_keys.ACL_USERS, "R", False),
     ],
 )
 def test_a_session_user_reaches_only_its_own_keys(key: str, perm: str, allowed: bool) -> None:
@@ -67,7 +69,14 @@ def test_a_session_user_starts_from_nothing_and_runs_no_scripts_or_admin_command
     assert all("@" not in c for c in commands)  # single commands, no categories
     for forbidden in ("+eval", "+evalsha", "+acl", "+config", "+hset", "+del", "+keys", "+flushdb"):
         assert forbidden not in commands
-    assert [r for r in rules if r.startswith("&")] == [f"&{keys.notices(A)}"]
+    assert [r for r in rules if r.startswith("&")] == [f"&{redis_keys.notices(A)}"]
+
+
+def test_the_shared_inbox_takes_only_rpush_from_a_session() -> None:
+    """SET, EXPIRE or ZADD on the inbox would stop every session's escalations."""
+    rules = acl.session_rules(A)
+    assert not [r for r in rules if redis_keys.INBOX in r and not r.startswith("(")]
+    assert f"(%W~{redis_keys.INBOX} +rpush)" in rules
 
 
 @pytest.mark.parametrize("session_id", ["*", "a*", "a?", "a[b]", "a:b", "a b", "", "x" * 65, "é"])
@@ -78,16 +87,16 @@ def test_a_session_id_that_could_widen_a_key_pattern_is_refused(session_id: str)
 
 def test_the_worker_may_not_write_remembered_scopes_or_switches() -> None:
     rules = acl.worker_rules()
-    assert not _may(rules, keys.remembered(A), "W")
-    assert not _may(rules, keys.autoreview(A), "W")
-    assert _may(rules, keys.record(ID_A), "R")
+    assert not _may(rules, redis_keys.remembered(A), "W")
+    assert not _may(rules, redis_keys.autoreview(A), "W")
+    assert _may(rules, redis_keys.record(ID_A), "R")
     assert _may(rules, "rq:queue:escalations", "W")
 
 
 def test_the_approval_service_has_no_rq_keys_and_no_admin_commands() -> None:
     rules = acl.approval_rules()
     assert not _may(rules, "rq:queue:escalations", "W")
-    assert not _may(rules, keys.ACL_USERS, "R")
+    assert not _may(rules, redis_keys.ACL_USERS, "R")
     assert "-@admin" in rules
     assert "-@dangerous" in rules
 

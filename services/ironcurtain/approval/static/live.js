@@ -209,7 +209,7 @@
       verdict.textContent = d.verdict;
       p.appendChild(verdict);
       p.appendChild(document.createTextNode(
-        " by " + d.by + " at " + d.when + (d.reason ? ": " + d.reason : "")));
+        " by " + d.shown.by + " at " + d.when + (d.reason ? ": " + d.shown.reason : "")));
       const form = document.getElementById("decide");
       const standing = document.getElementById("decision");
       if (form) form.replaceWith(p);

@@ -59,6 +59,12 @@ def wake(escalation_id: str) -> str:
     return f"{space(session_of(escalation_id))}wake:{escalation_id}"
 
 
+def handled(escalation_id: str) -> str:
+    """Set (NX) by the worker the first time an inbox line names the escalation: a session
+    pushing the same line again gets no second notice, job or history entry. Worker only."""
+    return f"{space(session_of(escalation_id))}handled:{escalation_id}"
+
+
 def pending(session_id: str) -> str:
     """Zset: the session's open escalation ids -> created_at."""
     return f"{space(session_id)}pending"
