@@ -253,6 +253,58 @@ async def gate_only(root: Path, ws: Path) -> dict[str, float]:
     }
 
 
+RESOURCE_POLICY = """\
+version: 1
+protected: {paths: ["${state_dir}"], names: [".env"]}
+lists: {workspace: ["${workspace}"]}
+servers:
+  ref:
+    root: ${workspace}
+    tools: {}
+rules:
+  - name: workspace-read
+    effect: allow
+    reason: the workspace is readable
+    when: {roles: [read-path], paths_within: workspace}
+"""
+
+
+async def resource_reads(root: Path, ws: Path) -> dict[str, float]:
+    """A resource read's added p50: Gate.read_resource (route, decide the file: URI as a read
+    path, fsynced audit, forward) versus the same backend asked directly, in one process, on
+    the reference backend (ironcurtain.fakemcp) serving the workspace's files by file: URI."""
+    from ironcurtain.mcpproxy.service import ProxySettings, running_gate
+
+    folder = root / "resource-policy"
+    folder.mkdir()
+    (folder / "policy.yaml").write_text(RESOURCE_POLICY)
+    backend = {"command": sys.executable, "args": ["-m", "ironcurtain.fakemcp", "--files", str(ws)]}
+    (folder / "servers.yaml").write_text(yaml.safe_dump({"mcpServers": {"ref": backend}}))
+    settings = ProxySettings(
+        policy_dir=folder,
+        workspace=ws,
+        audit_file=root / "audit" / "resources.jsonl",
+        state_dir=root / "state",
+    )
+    uris = [f"file://{ws}/f{i % 400}.txt" for i in range(SEQUENTIAL)]
+    async with running_gate(settings) as gate:
+        ref = gate.backends["ref"]
+        await gate.read_resource(uris[1])  # the listing, kept until the backend restarts
+        g, d = [], []
+        for i, uri in enumerate(uris):
+            start = time.perf_counter()
+            if i % 2:
+                await gate.read_resource(uri)
+                g.append((time.perf_counter() - start) * 1000)
+            else:
+                await ref.request("resources/read", {"uri": uri}, 30)
+                d.append((time.perf_counter() - start) * 1000)
+    return {
+        "resource_read_direct_p50_ms": round(_pct(d, 0.5), 3),
+        "resource_read_added_p50_ms": round(_pct(g, 0.5) - _pct(d, 0.5), 3),
+    }
+
+
 def lean_throughput(url: str, ws: Path) -> dict[str, float]:
     """16 kept-alive connections from a separate, lean client process (bench/_load.py)."""
     paths = [str(ws / f"f{i}.txt") for i in range(400)]
@@ -314,6 +366,7 @@ def run() -> dict[str, float | int | str]:
             process.wait(timeout=30)
             process.stdout.close()
         figures |= anyio.run(gate_only, root, ws)
+        figures |= anyio.run(resource_reads, root, ws)
         figures["load_average_1m"] = round(os.getloadavg()[0], 2)
         figures["concurrent_clients"] = CONCURRENT_CLIENTS
         figures["cores"] = os.cpu_count() or 0

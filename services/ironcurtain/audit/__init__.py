@@ -3,11 +3,13 @@
 from .anchor import Anchor
 from .bound import Limits, bounded
 from .chain import Report
-from .keys import new_key, read_key, write_key
+from .key_files import new_key, read_key, write_key
 from .verify import verify_file
-from .writer import AuditError, AuditLog
+from .writer import DEFAULT_MAX_BYTES, DEFAULT_RESERVE_BYTES, AuditError, AuditLog
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_RESERVE_BYTES",
     "Anchor",
     "AuditError",
     "AuditLog",

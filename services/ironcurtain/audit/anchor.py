@@ -10,6 +10,7 @@ last checkpoint no longer matches it, key or no key.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from .chain import HEAD_BYTES, Head
@@ -24,19 +25,32 @@ def key_path(anchor: Path, log: Path) -> Path:
     return anchor / f"{log.stem}.key"
 
 
-def read_head(log: Path) -> Head | None:
-    """The head beside `log` as its writer left it (None: none, or not a head). Never through
-    a link, and never more than a head's size: the folder is the container's to fill."""
+def read_head_bytes(log: Path) -> bytes | None:
+    """The head file beside `log` (None: there is none). Never through a link, never a FIFO or
+    device, never more than a head's size: the folder is the container's to fill. ValueError
+    (saying what) for anything but a small regular file."""
     try:
         fd = os.open(head_path(log), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as exc:  # ELOOP: a link
+        raise ValueError(f"{head_path(log)}: not a head file ({exc.strerror})") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{head_path(log)}: not a regular file")
         data = os.read(fd, HEAD_BYTES + 1)
     finally:
         os.close(fd)
+    if len(data) > HEAD_BYTES:
+        raise ValueError(f"{head_path(log)}: longer than a head")
+    return data
+
+
+def read_head(log: Path) -> Head | None:
+    """The head beside `log` as its writer left it (None: none, or not a head)."""
     try:
-        return Head.decode(data) if len(data) <= HEAD_BYTES else None
+        data = read_head_bytes(log)
+        return Head.decode(data) if data is not None else None
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .keys import KeyFileError, read_key
-from .verify import checkpoints_path, find_anchor, key_path, verify_file
+from .key_files import KeyFileError, read_key
+from .verify import AnchorError, checkpoints_path, find_anchor, key_path, verify_file
 
 EXIT_TAMPERED = 1
 EXIT_CANNOT_CHECK = 2
@@ -35,7 +35,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    anchor = find_anchor(args.file)
+    try:
+        anchor = find_anchor(args.file)
+    except AnchorError as exc:
+        print(f"{args.file}: cannot check: {exc}")
+        return EXIT_CANNOT_CHECK
     key_file = args.key or (key_path(anchor, args.file) if anchor else None)
     if key_file is None:
         print(f"{args.file}: cannot check: no key (give --key; a session keeps it in anchor/)")

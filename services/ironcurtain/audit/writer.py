@@ -2,13 +2,18 @@
 
 One writer per file. The MCP proxy, the MITM proxy and the escalation channel each use this class;
 `append()` returns only after the line is on disk, so a caller can act on what it just logged.
-The key (keys.py) is held by this process alone; the host copies the head into checkpoints
+The key (key_files.py) is held by this process alone; the host copies the head into checkpoints
 (anchor.py) where no container can write.
 
 A failed write (a full disk: ENOSPC) leaves no partial line: the file is cut back to the end of
 the last whole line, and the caller gets AuditError and must refuse what it was about to do.
 A failed sync cannot be undone (the kernel may have dropped the pages), so it breaks the log for
 good: every later append fails too, and nothing is acted on unaudited.
+
+A log has a size limit (`max_bytes`, 1 GiB by default): a hostile caller must not fill the
+host's disk with refused calls. `admit()` refuses a new call once less than `reserve_bytes` is
+left, so the lines of calls already under way (outcomes, escalations) still fit; no append ever
+takes the file past the limit.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 TAIL_BYTES = 16384  # what tail() reads from the end at most
 TAIL_LINE_CHARS = 1024  # what it keeps of each line
+DEFAULT_MAX_BYTES = 1 << 30  # a session's log; about a million calls
+DEFAULT_RESERVE_BYTES = 16 << 20  # kept for the lines of calls already under way
 
 
 class AuditError(RuntimeError):
@@ -80,11 +87,16 @@ class AuditLog:
         limits: Limits = DEFAULT,
         ops: FileOps | None = None,
         redacting: bool = True,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
     ) -> None:
         """`redacting=False` for a writer whose records are its own typed fields (the MITM's:
         never a body or a key), where names like `input_tokens` are not secrets."""
         if len(key) < KEY_BYTES:
             raise ValueError(f"an audit key has at least {KEY_BYTES} bytes")
+        if not 0 <= reserve_bytes < max_bytes:
+            raise ValueError("an audit log's reserve is smaller than its size limit")
+        self.max_bytes, self.reserve_bytes = max_bytes, reserve_bytes
         self.path = path
         self._key = key
         self._clock = clock
@@ -150,15 +162,18 @@ class AuditLog:
         waking a thread and then the loop again costs more than the sync itself."""
         value, count = self._write(record, durable=False)
         while self._synced < count:
-            if self._sync_done is None:
+            if self._sync_done is None and inline:
+                # Alone: no line to wait for and nobody to share the sync with, so no
+                # checkpoint, no event and no thread; the sync itself is the same.
+                target = self._seq
+                self._sync()
+                self._synced = max(self._synced, target)
+            elif self._sync_done is None:
                 done = self._sync_done = anyio.Event()
                 try:
                     await anyio.lowlevel.checkpoint()  # let the other ready tasks write first
                     target = self._seq
-                    if inline:
-                        self._sync()
-                    else:
-                        await anyio.to_thread.run_sync(self._sync)
+                    await anyio.to_thread.run_sync(self._sync)
                 finally:
                     self._sync_done = None
                     done.set()
@@ -215,8 +230,29 @@ class AuditLog:
                 logger.warning("the audit head %s is behind: %s", head_path(self.path), _why(exc))
             return value, self._seq
 
+    def admit(self) -> None:
+        """AuditError if a new call must be refused: the log is broken, or so near its size
+        limit that the lines of the calls already under way might not fit."""
+        with self._lock:
+            if self._broken:
+                raise AuditError(
+                    f"the audit log {self.path} is broken: {self._broken}", self._broken
+                )
+            if self._size + self.reserve_bytes >= self.max_bytes:
+                raise AuditError(
+                    f"the audit log {self.path} is full ({self._size} bytes; its limit is "
+                    f"{self.max_bytes})",
+                    f"the audit log reached its size limit of {self.max_bytes} bytes",
+                )
+
     def _append_whole(self, data: bytes) -> None:
         """All of `data` after the last whole line, or nothing of it (and AuditError)."""
+        if self._size + len(data) > self.max_bytes:
+            raise AuditError(
+                f"the audit log {self.path} is full ({self._size} bytes; its limit is "
+                f"{self.max_bytes})",
+                f"the audit log reached its size limit of {self.max_bytes} bytes",
+            )
         done = 0
         try:
             while done < len(data):

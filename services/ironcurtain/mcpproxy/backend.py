@@ -85,6 +85,23 @@ class Session(Protocol):
         self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
     ) -> types.CallToolResult: ...
 
+    async def request(
+        self, method: str, params: Mapping[str, Any], timeout_s: float
+    ) -> dict[str, Any]: ...  # resources and prompts (REQUESTS): the result as plain JSON
+
+
+# What a backend is asked besides tools: resources and prompts, each result plain JSON.
+REQUESTS = frozenset(
+    {
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+    }
+)
+
 
 class RemoteSession:
     """The SDK's client for a `url` backend, raising BackendError like our own sessions. The SDK
@@ -114,6 +131,40 @@ class RemoteSession:
             return await self._client.call_tool(
                 name, dict(arguments), read_timeout_seconds=read_timeout_seconds
             )
+
+    async def request(
+        self, method: str, params: Mapping[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        client = self._client
+        cursor = params.get("cursor")
+        with _as_backend_error(), anyio.fail_after(timeout_s):
+            if method == "resources/list":
+                result: Any = await client.list_resources(cursor=cursor, cache_mode="bypass")
+            elif method == "resources/templates/list":
+                result = await client.list_resource_templates(cursor=cursor, cache_mode="bypass")
+            elif method == "resources/read":
+                result = await client.read_resource(params["uri"], cache_mode="bypass")
+            elif method == "prompts/list":
+                result = await client.list_prompts(cursor=cursor, cache_mode="bypass")
+            elif method == "prompts/get":
+                result = await client.get_prompt(params["name"], params.get("arguments"))
+            elif method == "completion/complete":
+                import mcp_types as types
+
+                ref = params["ref"]
+                reference: types.PromptReference | types.ResourceTemplateReference = (
+                    types.PromptReference.model_validate(ref)
+                    if ref.get("type") == "ref/prompt"
+                    else types.ResourceTemplateReference.model_validate(ref)
+                )
+                context = params.get("context") or {}
+                result = await client.complete(
+                    reference, params["argument"], context.get("arguments")
+                )
+            else:
+                raise ValueError(f"not a request a backend is asked: {method}")
+        dumped: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+        return dumped
 
 
 @contextmanager
@@ -306,9 +357,22 @@ class Backend:
         where = "/".join(str(p) for p in error.absolute_path) or "arguments"
         return f"{where}: {error.message[:300]}"
 
-    async def call(
-        self, tool: str, arguments: Mapping[str, Any], timeout_s: float
-    ) -> types.CallToolResult:
+    async def request(
+        self, method: str, params: Mapping[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
+        """One of REQUESTS (resources, prompts) forwarded as it is; the result plain JSON."""
+        if method not in REQUESTS:
+            raise ValueError(f"not a request a backend is asked: {method}")
+        client = await self._connected()
+        try:
+            return await client.request(method, dict(params), timeout_s)
+        except BackendError as exc:
+            if exc.code == CONNECTION_CLOSED:
+                self._dead.set()
+                raise BackendDown(f"backend {self.name!r} stopped during the request") from None
+            raise
+
+    async def _connected(self) -> Session:
         client = self._client
         if client is None:
             first = not self._wanted.is_set()
@@ -321,6 +385,12 @@ class Backend:
                     why = self.last_error or "not ready in time"
                     raise BackendDown(f"backend {self.name!r} did not start: {why}")
                 raise BackendDown(f"backend {self.name!r} is not running (it is being restarted)")
+        return client
+
+    async def call(
+        self, tool: str, arguments: Mapping[str, Any], timeout_s: float
+    ) -> types.CallToolResult:
+        client = await self._connected()
         if self.drifted:
             # The caller checked the saved listing; the live one differs: check again.
             if tool not in self.tools:

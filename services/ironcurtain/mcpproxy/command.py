@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace) -> int:
     import anyio
 
     from ..audit import AuditError
-    from ..audit.keys import KeyFileError
+    from ..audit.key_files import KeyFileError
     from ..policy import PolicyError
     from .config import ConfigError
     from .gate import SessionInfo, Timeouts

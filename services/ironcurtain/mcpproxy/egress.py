@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -58,25 +59,31 @@ def address_problem(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
 class Egress:
     def __init__(self, rules: EgressRules) -> None:
         self.rules = rules
-        self._permitted: dict[str, int] = {}
+        # (leg, host) -> calls in flight permitting it. A room's leg is its server's name: a
+        # permit for one room's call opens nothing to another room. The loopback listener (the
+        # proxy's own children) is the leg None.
+        self._permitted: dict[tuple[str | None, str], int] = {}
+        self._leg_names: set[str] = set()
         self._server: asyncio.base_events.Server | None = None
         self._legs: list[asyncio.base_events.Server] = []  # unix sockets into rooms
         self.port = 0
         self.refused: list[str] = []  # recent refusals, newest last (bounded), for logs and tests
 
     @contextlib.contextmanager
-    def permit(self, hosts: Iterable[str]) -> Iterator[None]:
-        """While an allowed call runs, its URL hosts may be reached (and only while)."""
-        names = [h.lower().rstrip(".") for h in hosts]
-        for h in names:
-            self._permitted[h] = self._permitted.get(h, 0) + 1
+    def permit(self, hosts: Iterable[str], server: str | None = None) -> Iterator[None]:
+        """While an allowed call of `server` runs, its URL hosts may be reached (and only
+        while), through that server's own leg (its room's socket) alone."""
+        leg = server if server in self._leg_names else None
+        keys = [(leg, h.lower().rstrip(".")) for h in hosts]
+        for key in keys:
+            self._permitted[key] = self._permitted.get(key, 0) + 1
         try:
             yield
         finally:
-            for h in names:
-                self._permitted[h] -= 1
-                if not self._permitted[h]:
-                    del self._permitted[h]
+            for key in keys:
+                self._permitted[key] -= 1
+                if not self._permitted[key]:
+                    del self._permitted[key]
 
     def env(self) -> dict[str, str]:
         url = f"http://127.0.0.1:{self.port}"
@@ -89,10 +96,12 @@ class Egress:
         self._server = await asyncio.start_server(self._handle, host, port, limit=_MAX_HEAD)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def serve_unix(self, path: str) -> None:
-        """The same checker on a unix socket: a room's only way out (sandbox.py relays its
-        loopback port here); only the room's uid can reach the 0700 folder it is in."""
-        self._legs.append(await asyncio.start_unix_server(self._handle, path, limit=_MAX_HEAD))
+    async def serve_unix(self, path: str, server: str) -> None:
+        """The same checker on a unix socket: `server`'s room's only way out (sandbox.py relays
+        its loopback port here); only the room's uid can reach the 0700 folder it is in."""
+        self._leg_names.add(server)
+        handle = functools.partial(self._handle, leg=server)
+        self._legs.append(await asyncio.start_unix_server(handle, path, limit=_MAX_HEAD))
         os.chmod(path, 0o600)
 
     async def close(self) -> None:
@@ -103,10 +112,11 @@ class Egress:
             self._server.close()
             await self._server.wait_closed()
 
-    async def check(self, host: str, port: int) -> tuple[str | None, str]:
-        """(address to connect to, "") or (None, why it is refused)."""
+    async def check(self, host: str, port: int, leg: str | None = None) -> tuple[str | None, str]:
+        """(address to connect to, "") or (None, why it is refused), for a connection that
+        came in on `leg` (a room's server name; None: the loopback listener)."""
         host = host.lower().rstrip(".").strip("[]")
-        if host not in self._permitted and host not in self.rules.hosts:
+        if (leg, host) not in self._permitted and host not in self.rules.hosts:
             return None, f"host {host} is not allowed by the policy for this call"
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
@@ -130,9 +140,11 @@ class Egress:
             return None, f"port {port} is not allowed"
         return addresses[0], ""
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leg: str | None = None
+    ) -> None:
         try:
-            await self._serve(reader, writer)
+            await self._serve(reader, writer, leg)
         except (OSError, h11.ProtocolError, asyncio.IncompleteReadError, TimeoutError):
             pass
         except Exception:
@@ -142,7 +154,9 @@ class Egress:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, leg: str | None
+    ) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
         request = await _next_event(conn, reader)
         if not isinstance(request, h11.Request):
@@ -159,7 +173,7 @@ class Egress:
             await _refuse(conn, writer, 400, f"malformed proxy request target {target!r}")
             return
         port = int(port_text)
-        address, why = await self.check(host, port)
+        address, why = await self.check(host, port, leg)
         if address is None:
             self.refused = [*self.refused[-99:], f"{method} {target}: {why}"]
             logger.warning("egress refused %s %s: %s", method, target, why)

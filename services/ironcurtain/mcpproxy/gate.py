@@ -10,11 +10,13 @@ The tool list is plain JSON (listing.py); the SDK's result models load with the 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +28,12 @@ from ..escalation.remember import arguments_digest
 from ..escalation.types import EscalationOutcome, EscalationRequest, Escalator, Verdict
 from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
+from ..policy.resources import PROMPT_GET, RESERVED, RESOURCE_READ
 from .backend import Backend, BackendDown
+from .catalog import Catalog, prompt_problem
 from .egress import Egress
 from .errors import BackendError, ResultTooLarge
-from .jsonrpc import INVALID_PARAMS, RpcError
+from .jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .stdio import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
@@ -39,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 SEPARATOR = "__"
 MALFORMED_REQUEST = "malformed-request"  # refused at the edge, before any tool is named
+COMPLETE = "completion/complete"  # audited as SERVER__completion/complete
+UNKNOWN_RESOURCE = "unknown-resource"  # no backend lists the URI (or a template it fits)
+AMBIGUOUS_RESOURCE = "ambiguous-resource"  # several backends do: which one would read it?
+RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for a resource nobody offers
+POLICY_DENIED = -32010  # ours: a resource read or prompt get the policy refused (no isError
+# result exists for those), `data` naming the rule and the reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +96,7 @@ class Gate:
         self._schemas: dict[str, Mapping[str, Any]] = {}
         self._tools_generation: tuple[int, ...] = ()
         self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
+        self.catalog = Catalog(self.backends)  # resources and prompts
         # Keys the digest of raw arguments an escalation carries (remember.arguments_digest):
         # in this process's memory only, so nobody reading Redis can test guesses against it.
         self._digest_key = secrets.token_bytes(32)
@@ -110,7 +121,7 @@ class Gate:
 
     def _decide(self, server: str, tool: str, arguments: Mapping[str, Any]) -> Decision:
         backend = self.backends.get(server)
-        if backend is None or tool not in backend.tools:
+        if backend is None or tool not in backend.tools or tool in RESERVED:
             return Decision(
                 Effect.DENY, UNKNOWN_TOOL, f"no backend offers {server}{SEPARATOR}{tool}"
             )
@@ -123,17 +134,32 @@ class Gate:
             )
         return self.engine.decide(Call(server, tool, arguments))
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """One request in flight (a lone one syncs its audit line inline)."""
         self._in_flight += 1
         try:
-            return await self._call(name, arguments)
+            yield
         finally:
             self._in_flight -= 1
+
+    def _egress_for(
+        self, decision: Decision, server: str
+    ) -> contextlib.AbstractContextManager[None]:
+        """While an allowed request runs, its URL hosts open to `server`'s own egress leg."""
+        if self.egress is None or not decision.domains:
+            return contextlib.nullcontext()
+        return self.egress.permit(decision.domains, server)
+
+    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+        with self._counted():
+            return await self._call(name, arguments)
 
     async def refuse(self, request: str, reason: str) -> None:
         """A request refused at the edge as malformed: one deny line, no tool, no arguments.
         The refusal stands whether or not the line could be written."""
         try:
+            self.audit.admit()
             await self.audit.append_durably(
                 {
                     "event": "decision",
@@ -153,6 +179,32 @@ class Gate:
         except AuditError as exc:
             logger.error("refused a malformed request, not audited: %s", exc)
 
+    async def _audit_decision(
+        self,
+        call_id: str,
+        tool: str,
+        logged_args: Any,
+        decision: Decision,
+        request: str | None = None,
+    ) -> None:
+        """The decision line, on disk before anything is done (AuditError: refuse); a log near
+        its size limit takes no new call or request."""
+        self.audit.admit()
+        line = {
+            "event": "decision",
+            "call": call_id,
+            "session": self.session.session_id,
+            "tool": tool,
+            **({"request": request} if request is not None else {}),
+            "arguments": logged_args,
+            "effect": decision.effect.value,
+            "rule": decision.rule,
+            "reason": decision.reason,
+            "paths": list(decision.paths),
+            "domains": list(decision.domains),
+        }
+        await self.audit.append_durably(line, inline=self._in_flight == 1)
+
     async def _call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
         call_id = uuid.uuid4().hex[:16]
         server, sep, tool = name.partition(SEPARATOR)
@@ -169,21 +221,7 @@ class Gate:
         # an escalation's record in the team store.
         logged_args = redact(bounded(args))
         try:
-            await self.audit.append_durably(
-                {
-                    "event": "decision",
-                    "call": call_id,
-                    "session": self.session.session_id,
-                    "tool": name,
-                    "arguments": logged_args,
-                    "effect": decision.effect.value,
-                    "rule": decision.rule,
-                    "reason": decision.reason,
-                    "paths": list(decision.paths),
-                    "domains": list(decision.domains),
-                },
-                inline=self._in_flight == 1,
-            )
+            await self._audit_decision(call_id, name, logged_args, decision)
         except AuditError as exc:
             logger.error("refusing %s: %s", name, exc)
             return _unaudited(name, exc)
@@ -273,10 +311,7 @@ class Gate:
         error = None
         result: types.CallToolResult
         try:
-            if self.egress is not None and decision.domains:
-                with self.egress.permit(decision.domains):
-                    result = await backend.call(tool, args, self.timeouts.call_s)
-            else:
+            with self._egress_for(decision, server):
                 result = await backend.call(tool, args, self.timeouts.call_s)
         except BackendDown as exc:
             error = str(exc)
@@ -286,13 +321,21 @@ class Gate:
             error = f"backend {server!r} answered with an error: {exc.message[:500]}"
         except TimeoutError:
             error = f"backend {server!r} did not answer within {self.timeouts.call_s:g} s"
+        except anyio.get_cancelled_exc_class():  # the client cancelled it (or went away)
+            self._cancelled(call_id, began)
+            raise
         except Exception:  # the decision line is on disk: the outcome line must follow it
             logger.exception("forwarding %s failed", name)
             error = f"forwarding to backend {server!r} failed (an internal error)"
         duration_ms = round((time.perf_counter() - began) * 1000, 3)
         if error is not None:
             result = error_result(f"IronCurtain: {name} failed: {error}")
-        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        try:
+            size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        except Exception:  # e.g. a lone surrogate: no UTF-8 form, so nothing we could send
+            error = f"backend {server!r} answered a result that cannot be encoded as JSON text"
+            result = error_result(f"IronCurtain: {name} failed: {error}")
+            size = 0
         if error is None and size > self.max_result_bytes:  # e.g. a url backend (read whole)
             error = ResultTooLarge(self.max_result_bytes).message
             result = error_result(f"IronCurtain: {name} failed: {error}")
@@ -314,10 +357,240 @@ class Gate:
             logger.error("outcome of %s not audited: %s", call_id, exc)
         return result
 
+    # -- resources and prompts: each read and get a decision, audited before it is forwarded --
+
+    async def list_resources(self) -> dict[str, Any]:
+        return {"resources": await self.catalog.listed("resources/list")}
+
+    async def list_resource_templates(self) -> dict[str, Any]:
+        return {"resourceTemplates": await self.catalog.listed("resources/templates/list")}
+
+    async def list_prompts(self) -> dict[str, Any]:
+        return {"prompts": await self.catalog.listed("prompts/list")}
+
+    async def read_resource(self, uri: str) -> dict[str, Any]:
+        with self._counted():
+            owners = await self.catalog.owners(uri)
+            server = owners[0] if len(owners) == 1 else None
+            if not owners:
+                decision = Decision(
+                    Effect.DENY, UNKNOWN_RESOURCE, "no backend lists this resource URI"
+                )
+            elif server is None:
+                decision = Decision(
+                    Effect.DENY,
+                    AMBIGUOUS_RESOURCE,
+                    f"several backends list this URI ({', '.join(owners)}); none is asked",
+                )
+            else:
+                decision = self._decided(lambda: self.engine.decide_read(server, uri))
+            return await self._govern(
+                server, RESOURCE_READ, {"uri": uri}, decision, "resources/read", {"uri": uri}
+            )
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        with self._counted():
+            server, sep, prompt = name.partition(SEPARATOR)
+            backend = self.backends.get(server) if sep else None
+            listed = None if backend is None else await self.catalog.prompt(backend, prompt)
+            args = dict(arguments)
+            if backend is None or listed is None:
+                decision = Decision(Effect.DENY, UNKNOWN_TOOL, f"no backend offers prompt {name}")
+            else:
+                problem = prompt_problem(listed, args)
+                decision = (
+                    Decision(Effect.DENY, BAD_ARGUMENTS, f"prompt arguments refused: {problem}")
+                    if problem is not None
+                    else self._decided(
+                        lambda: self.engine.decide(
+                            Call(server, PROMPT_GET, {"name": prompt, "arguments": args})
+                        )
+                    )
+                )
+            forwarded = {"name": prompt, "arguments": args}
+            return await self._govern(
+                server if backend is not None else None,
+                PROMPT_GET,
+                {"name": name, "arguments": args},
+                decision,
+                "prompts/get",
+                forwarded,
+            )
+
+    async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`completion/complete` for a prompt's or a resource template's argument: decided as a
+        get of that prompt (its rule), or a read of the template's URI as written (`file:`
+        templates under the workspace rules: a completion lists names there), then forwarded
+        with the prompt's own name."""
+        with self._counted():
+            ref = params.get("ref")
+            argument = params.get("argument")
+            if not isinstance(ref, dict) or not isinstance(argument, dict):
+                raise RpcError(INVALID_PARAMS, "completion/complete needs params.ref and argument")
+            forwarded = {k: v for k, v in params.items() if k in ("argument", "context")}
+            server: str | None = None
+            if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+                server, sep, prompt = ref["name"].partition(SEPARATOR)
+                backend = self.backends.get(server) if sep else None
+                listed = None if backend is None else await self.catalog.prompt(backend, prompt)
+                if backend is None or listed is None:
+                    server = None
+                    decision = Decision(
+                        Effect.DENY, UNKNOWN_TOOL, f"no backend offers prompt {ref['name'][:200]}"
+                    )
+                else:
+                    call = Call(server, PROMPT_GET, {"name": prompt, "arguments": {}})
+                    decision = self._decided(lambda: self.engine.decide(call))
+                    forwarded["ref"] = {"type": "ref/prompt", "name": prompt}
+            elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+                template = ref["uri"]
+                owners = [
+                    b.name
+                    for b in self.backends.values()
+                    if any(
+                        t.get("uriTemplate") == template
+                        for t in await self.catalog.listing(b, "resources/templates/list")
+                    )
+                ]
+                server = owners[0] if len(owners) == 1 else None
+                decision = (
+                    self._decided(lambda: self.engine.decide_read(owners[0], template))
+                    if server is not None
+                    else Decision(
+                        Effect.DENY,
+                        UNKNOWN_RESOURCE if not owners else AMBIGUOUS_RESOURCE,
+                        "no single backend lists this resource template",
+                    )
+                )
+                forwarded["ref"] = {"type": "ref/resource", "uri": template}
+            else:
+                raise RpcError(INVALID_PARAMS, "completion/complete: ref/prompt or ref/resource")
+            logged = {"ref": ref, "argument": argument}
+            return await self._govern(
+                server, COMPLETE, logged, decision, "completion/complete", forwarded
+            )
+
+    @staticmethod
+    def _decided(decide: Any) -> Decision:
+        try:
+            decision: Decision = decide()
+        except Exception:  # a request's top level: log it, and fail closed
+            logger.exception("deciding a resource or prompt request failed; denying")
+            return Decision(Effect.DENY, "internal-error", "the policy check failed")
+        return decision
+
+    async def _govern(
+        self,
+        server: str | None,
+        what: str,
+        args: dict[str, Any],
+        decision: Decision,
+        method: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Audit the decision (durably), then refuse, escalate or forward `method` to `server`;
+        the outcome audited after a forwarded request. A refusal is a JSON-RPC error."""
+        call_id = uuid.uuid4().hex[:16]
+        label = f"{server}{SEPARATOR}{what}" if server else what
+        logged_args = redact(bounded(args))
+        try:
+            await self._audit_decision(call_id, label, logged_args, decision, request=method)
+        except AuditError as exc:
+            logger.error("refusing %s: %s", label, exc)
+            raise RpcError(INTERNAL_ERROR, _unaudited_text(label, exc)) from None
+        if decision.rule == UNKNOWN_RESOURCE:
+            uri = args.get("uri", args.get("ref", {}).get("uri"))
+            raise RpcError(RESOURCE_NOT_FOUND, "Resource not found", data={"uri": uri})
+        if decision.rule == UNKNOWN_TOOL and method == "prompts/get":
+            raise RpcError(INVALID_PARAMS, f"Unknown prompt: {str(args['name'])[:200]}")
+        if decision.rule == UNKNOWN_TOOL and method == "completion/complete":
+            raise RpcError(INVALID_PARAMS, decision.reason)
+        denied = f"IronCurtain policy denied {label} (rule {decision.rule!r}): {decision.reason}"
+        if decision.effect is Effect.DENY:
+            raise RpcError(
+                POLICY_DENIED, denied, data={"rule": decision.rule, "reason": decision.reason}
+            )
+        assert server is not None  # only a request routed to one server is allowed or escalated
+        if decision.effect is Effect.ESCALATE:
+            outcome = await self._escalate(call_id, server, what, args, logged_args, decision)
+            if isinstance(outcome, AuditError):
+                raise RpcError(INTERNAL_ERROR, _unaudited_text(label, outcome))
+            if not outcome.allowed:
+                raise RpcError(
+                    POLICY_DENIED,
+                    f"IronCurtain escalated {label} (rule {decision.rule!r}: {decision.reason}); "
+                    f"not approved ({outcome.verdict.value}): {outcome.message}",
+                    data={"rule": decision.rule, "verdict": outcome.verdict.value},
+                )
+        backend = self.backends[server]
+        began = time.perf_counter()
+        error: RpcError | None = None
+        result: dict[str, Any] = {}
+        try:
+            with self._egress_for(decision, server):
+                result = await backend.request(method, params, self.timeouts.call_s)
+        except BackendDown as exc:
+            error = RpcError(INTERNAL_ERROR, f"IronCurtain: {label} failed: {exc}")
+        except BackendError as exc:  # the backend's own error (e.g. not found), passed on
+            error = RpcError(exc.code, exc.message[:500])
+        except TimeoutError:
+            why = f"backend {server!r} did not answer within {self.timeouts.call_s:g} s"
+            error = RpcError(INTERNAL_ERROR, f"IronCurtain: {label} failed: {why}")
+        except anyio.get_cancelled_exc_class():
+            self._cancelled(call_id, began)
+            raise
+        except Exception:  # the decision line is on disk: the outcome line must follow it
+            logger.exception("forwarding %s failed", label)
+            error = RpcError(INTERNAL_ERROR, f"IronCurtain: {label} failed (an internal error)")
+        size = len(json.dumps(result, separators=(",", ":")))
+        if error is None and size > self.max_result_bytes:
+            error = RpcError(INTERNAL_ERROR, ResultTooLarge(self.max_result_bytes).message)
+        try:
+            self.audit.append(
+                {
+                    "event": "outcome",
+                    "call": call_id,
+                    "ok": error is None,
+                    "error": None if error is None else error.message,
+                    "tool_error": False,
+                    "result_bytes": size,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+                },
+                durable=False,  # after the fact; the decision line before it is on disk
+            )
+        except AuditError as exc:
+            logger.error("outcome of %s not audited: %s", call_id, exc)
+        if error is not None:
+            raise error
+        return result
+
+    def _cancelled(self, call_id: str, began: float) -> None:
+        """The outcome of a forwarded request the client cancelled (the backend was told)."""
+        try:
+            self.audit.append(
+                {
+                    "event": "outcome",
+                    "call": call_id,
+                    "ok": False,
+                    "error": "cancelled",
+                    "cancelled": True,
+                    "tool_error": False,
+                    "result_bytes": 0,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+                },
+                durable=False,
+            )
+        except AuditError as exc:
+            logger.error("outcome of %s not audited: %s", call_id, exc)
+
 
 def _unaudited(name: str, exc: AuditError) -> types.CallToolResult:
     """Nothing happens unaudited: the refusal says why (e.g. no space left on the disk)."""
-    return error_result(
+    return error_result(_unaudited_text(name, exc))
+
+
+def _unaudited_text(name: str, exc: AuditError) -> str:
+    return (
         f"IronCurtain refused {name}: the audit log cannot be written ({exc.reason}); "
         "every call is refused until it can"
     )

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
+
 if TYPE_CHECKING:
     import mcp_types as types
     from mcp.shared.inbound import InboundLadderRejection
@@ -49,6 +51,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+REQUEST_CANCELLED = -32800  # as the SDK's server answers a request the client cancelled
 MAX_BODY_BYTES = 4 * 1024 * 1024  # as the SDK's server: a tool call's arguments, not uploads
 MAX_SESSIONS = 1024  # beyond this the least recently used session is forgotten (its client
 # gets 404 and, as the spec says, initializes again): a bound, never a lock-out
@@ -73,6 +76,19 @@ class Tools(Protocol):
     ) -> types.CallToolResult: ...
 
     async def refuse(self, request: str, reason: str) -> None: ...  # audited, never raises
+
+    # Resources and prompts (gate.py): plain JSON results; a refusal raises RpcError.
+    async def list_resources(self) -> dict[str, Any]: ...
+
+    async def list_resource_templates(self) -> dict[str, Any]: ...
+
+    async def list_prompts(self) -> dict[str, Any]: ...
+
+    async def read_resource(self, uri: str) -> dict[str, Any]: ...
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class Responder(Protocol):
@@ -180,6 +196,7 @@ class McpHttp:
         self.max_sessions = max_sessions
         self.sessions: OrderedDict[str, str] = OrderedDict()  # id -> negotiated version
         self._listing: tuple[object, dict[str, dict[str, Any]]] = (None, {})
+        self._calls: dict[tuple[str, object], anyio.CancelScope] = {}  # requests in flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI, for any ASGI server and for tests; `server.py` calls `respond` directly."""
@@ -308,14 +325,33 @@ class McpHttp:
             return _json(400, error.body())
         self.sessions.move_to_end(session)
         if not isinstance(message, Request):
+            if isinstance(message, Notification) and message.method == "notifications/cancelled":
+                self._cancel(session, message.params.get("requestId"))
             return Reply(202, b"", ((b"mcp-session-id", session.encode()),))
         version = self.sessions[session]
+        key = (session, message.id)
         try:
-            result = await self._dispatch(message, version)
+            with anyio.CancelScope() as scope:
+                # `notifications/cancelled` naming this request cancels it here, and the
+                # backend session tells the backend (stdio.py); the outcome line says so.
+                self._calls[key] = scope
+                try:
+                    result = await self._dispatch(message, version)
+                finally:
+                    self._calls.pop(key, None)
         except RpcError as exc:
             exc.id = message.id
             return _json(200, exc.body(), session)  # in-session errors ride a 200, as the SDK
+        if scope.cancelled_caught:
+            error = RpcError(REQUEST_CANCELLED, "Request cancelled", id=message.id)
+            return _json(200, error.body(), session)
         return _json(200, result_body(message.id, result), session)
+
+    def _cancel(self, session: str, request_id: object) -> None:
+        if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
+            scope = self._calls.get((session, request_id))
+            if scope is not None:
+                scope.cancel()
 
     def _initialize(self, message: Request, session: str | None) -> Reply:
         try:
@@ -386,9 +422,29 @@ class McpHttp:
             return self._tools(version)
         if method == "ping":
             return protocol.shape(self.info, method, version, {})
+        if method == "logging/setLevel" and version in HANDSHAKE_PROTOCOL_VERSIONS:
+            protocol.log_level(message.params)  # checked; nothing relayed, nothing to set
+            return protocol.shape(self.info, method, version, {})
+        if method in protocol.CATALOG_METHODS:
+            return protocol.shape(self.info, method, version, await self._catalog(message))
         if method == "server/discover" and version in MODERN_PROTOCOL_VERSIONS:
             return protocol.discover_result(self.info, version)
         raise RpcError(METHOD_NOT_FOUND, "Method not found", data=method, status=404)
+
+    async def _catalog(self, message: Request) -> dict[str, Any]:
+        method, params = message.method, message.params
+        if method == "resources/list":
+            return await self.gate.list_resources()
+        if method == "resources/templates/list":
+            return await self.gate.list_resource_templates()
+        if method == "prompts/list":
+            return await self.gate.list_prompts()
+        if method == "resources/read":
+            return await self.gate.read_resource(protocol.read_uri(params))
+        if method == "completion/complete":
+            return await self.gate.complete(params)
+        name, arguments = protocol.prompt_arguments(params)
+        return await self.gate.get_prompt(name, arguments)
 
     def _check_param_headers(
         self, name: str, arguments: dict[str, Any], headers: dict[str, str]

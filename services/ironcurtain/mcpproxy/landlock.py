@@ -11,6 +11,10 @@ What a child may touch: its program's folders read-only (and executable), /dev, 
 workspace when the room holds it (read-only or read-write). /tmp only in a room without the
 workspace (a server with path arguments has no business outside the workspace). Stat calls are
 outside Landlock's reach (a `get_file_info` learns sizes and times, never contents).
+
+Where the kernel has ABI 6, the child is also scoped: it cannot signal a process outside its own
+domain (the room's supervisor, which would stay down for the session) nor connect to an abstract
+unix socket made outside it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ MAKE_BLOCK = 1 << 11
 MAKE_SYM = 1 << 12
 REFER = 1 << 13  # ABI 2
 TRUNCATE = 1 << 14  # ABI 3
+SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1  # ABI 6
 
 READ = EXECUTE | READ_FILE | READ_DIR
 WRITE = (
@@ -68,6 +74,14 @@ class LandlockUnavailable(OSError):
 
 class _Attr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+
+
+class _ScopedAttr(ctypes.Structure):  # ABI 6: no network rights handled (rooms have no network)
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneath(ctypes.Structure):
@@ -118,8 +132,13 @@ def _handled(version: int) -> int:
 def restrict(rules: Rules, missing_ok: Sequence[str] = SYSTEM) -> None:
     """Apply `rules` to this process and its future children (irreversibly)."""
     libc = _libc()
-    handled = _handled(abi())
-    attr = _Attr(handled)
+    version = abi()
+    handled = _handled(version)
+    attr: ctypes.Structure = (
+        _ScopedAttr(handled, 0, SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL)
+        if version >= 6
+        else _Attr(handled)
+    )
     ruleset = libc.syscall(_SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0)
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")

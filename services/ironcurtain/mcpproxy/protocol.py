@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import listing
-from .jsonrpc import INVALID_PARAMS, RpcError
+from .jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .wire import (
     HANDSHAKE_PROTOCOL_VERSIONS,
     KNOWN_PROTOCOL_VERSIONS,
@@ -28,10 +28,44 @@ from .wire import (
 )
 
 SERVER_INFO_META_KEY = "io.modelcontextprotocol/serverInfo"
-CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
+CAPABILITIES: dict[str, Any] = {
+    "completions": {},
+    "prompts": {"listChanged": False},
+    "resources": {"listChanged": False, "subscribe": False},
+    "tools": {"listChanged": False},
+}
+# Handshake-era clients may set a log level (2026-07-28 has no logging/setLevel). The proxy
+# relays no server's log notifications, so every level is honoured: none below it is sent.
+HANDSHAKE_CAPABILITIES: dict[str, Any] = dict(sorted({**CAPABILITIES, "logging": {}}.items()))
+LOG_LEVELS = frozenset(
+    {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
+)
+# Resources and prompts: listed per server, each read and get decided (gate.py, catalog.py).
+CATALOG_METHODS = frozenset(
+    {
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+    }
+)
 # Results a client may cache, and for how long: nothing here is cacheable (policy can change).
 _CACHE_HINT: dict[str, Any] = {"ttlMs": 0, "cacheScope": "private"}
-_CACHEABLE = frozenset({"tools/list", "server/discover"})
+_CACHEABLE = frozenset(
+    {
+        "tools/list",
+        "server/discover",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+    }
+)
+# A result that may also be an InputRequiredResult (2026-07-28): one whose own field did not
+# survive the shaping was not valid as itself, and is refused rather than sent empty.
+_MUST_KEEP = {"resources/read": "contents", "prompts/get": "messages", "tools/call": "content"}
 # Built here already in every version's wire form (no field a version lacks, no None). The
 # SDK's wire models for initialize and server/discover, generated from the schema, declare
 # their fields in sorted order: sorted here too, the same bytes on the wire.
@@ -73,7 +107,7 @@ def initialize_result(info: ServerInfo, params: Mapping[str, Any]) -> dict[str, 
         version,
         {
             "protocolVersion": version,
-            "capabilities": CAPABILITIES,
+            "capabilities": HANDSHAKE_CAPABILITIES,
             "serverInfo": {"name": info.name, "version": info.version},
             "instructions": info.instructions,
         },
@@ -106,6 +140,33 @@ def call_arguments(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, arguments
 
 
+def log_level(params: Mapping[str, Any]) -> str:
+    level = params.get("level")
+    if not isinstance(level, str) or level not in LOG_LEVELS:
+        raise RpcError(INVALID_PARAMS, "logging/setLevel needs params.level (a syslog level)")
+    return level
+
+
+def read_uri(params: Mapping[str, Any]) -> str:
+    uri = params.get("uri")
+    if not isinstance(uri, str):
+        raise RpcError(INVALID_PARAMS, "resources/read needs params.uri (a string)")
+    return uri
+
+
+def prompt_arguments(params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(prompt name, arguments) of a prompts/get, or INVALID_PARAMS."""
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise RpcError(INVALID_PARAMS, "prompts/get needs params.name (a string)")
+    arguments = params.get("arguments")
+    if arguments is None:
+        return name, {}
+    if not isinstance(arguments, dict):
+        raise RpcError(INVALID_PARAMS, "prompts/get params.arguments must be an object")
+    return name, arguments
+
+
 def shape(info: ServerInfo, method: str, version: str, result: dict[str, Any]) -> dict[str, Any]:
     """A result in `version`'s wire form: sieved by its surface, stamped as 2026 requires."""
     if version not in KNOWN_PROTOCOL_VERSIONS:
@@ -125,7 +186,14 @@ def shape(info: ServerInfo, method: str, version: str, result: dict[str, Any]) -
         from mcp_types import methods  # the first tools/call loads it: see the module doc
 
         if (method, version) in methods.SERVER_RESULTS:
+            kept = _MUST_KEEP.get(method)
+            had = kept is not None and kept in result
             result = methods.serialize_server_result(method, version, result)
+            if had and kept not in result:
+                raise RpcError(
+                    INTERNAL_ERROR,
+                    f"the backend's {method} result does not fit protocol version {version}",
+                )
     if modern:
         meta = result.get("_meta")
         stamp = {SERVER_INFO_META_KEY: {"name": info.name, "version": info.version}}

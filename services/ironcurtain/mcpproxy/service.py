@@ -23,7 +23,7 @@ from pathlib import Path
 import anyio
 
 from .. import __version__
-from ..audit import AuditLog, new_key, read_key
+from ..audit import DEFAULT_MAX_BYTES, DEFAULT_RESERVE_BYTES, AuditLog, new_key, read_key
 from ..escalation.types import Escalator, UnavailableEscalator
 from ..policy import Engine, FsResolver, load_policy
 from .backend import Backend
@@ -71,6 +71,9 @@ class ProxySettings:
     # alone (tests), which `ironcurtain audit verify` cannot have.
     audit_key_file: Path | None = None
     max_result_bytes: int = MAX_LINE_BYTES  # a backend's larger answers are refused unread
+    # The audit log's size limit: past it (less its reserve) every new call is refused.
+    audit_max_bytes: int = DEFAULT_MAX_BYTES
+    audit_reserve_bytes: int = DEFAULT_RESERVE_BYTES
 
     def variables(self) -> dict[str, str]:
         return {
@@ -126,13 +129,18 @@ async def running_gate(
     if settings.audit_key_file is None:
         logger.warning("no audit key file: the chain is keyed for this process only")
     key = read_key(settings.audit_key_file) if settings.audit_key_file else new_key()
-    audit = AuditLog(settings.audit_file, key)
+    audit = AuditLog(
+        settings.audit_file,
+        key,
+        max_bytes=settings.audit_max_bytes,
+        reserve_bytes=settings.audit_reserve_bytes,
+    )
     try:
         if settings.sandbox.startswith(UNIX):  # each room with network: egress gets its leg
             rooms = settings.sandbox.removeprefix(UNIX)
             for spec in loaded:
                 if spec.sandbox and spec.egress:
-                    await egress.serve_unix(egress_socket(rooms, spec.name))
+                    await egress.serve_unix(egress_socket(rooms, spec.name), spec.name)
         saved = ToolCache(settings.tools_cache) if settings.tools_cache else None
         backends: dict[str, Backend] = {
             spec.name: Backend(

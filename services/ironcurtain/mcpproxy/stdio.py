@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio
 from anyio.abc import ByteReceiveStream, ByteSendStream, Process, SocketStream
 
-from .. import __version__
+from .. import __version__, strictjson
+from ..strictjson import StrictJSONError
 from .childenv import inherited
 from .errors import BackendError, ResultTooLarge
 from .jsonrpc import METHOD_NOT_FOUND
@@ -228,9 +229,12 @@ class LineSession:
 
     async def _handle(self, line: bytes) -> None:
         try:
-            message = json.loads(line)
-        except (ValueError, RecursionError):
-            logger.warning("backend %s wrote a line that is not JSON; ignored", self.label)
+            message = strictjson.loads(line, max_depth=None)
+        except StrictJSONError as exc:
+            if exc.kind == "invalid":  # not JSON at all (a stray print): nobody's answer
+                logger.warning("backend %s wrote a line that is not JSON; ignored", self.label)
+            else:  # JSON that readers disagree on: its call fails rather than wait or guess
+                self._refuse_ambiguous(line[:_ID_WINDOW] + line[-_ID_WINDOW:], exc.kind)
             return
         if not isinstance(message, dict):
             logger.warning("backend %s wrote a JSON value that is not a message", self.label)
@@ -260,16 +264,27 @@ class LineSession:
             future.set_exception(BackendError(-32603, "the backend answered without a result"))
 
     def _refuse_oversize(self, ends: bytes) -> None:
-        """An answer too large to read: its request (found by the id near either end, or the
-        only one waiting) fails with ResultTooLarge; with no id to go by, every waiting one
-        does (fail closed: none gets a result it did not ask for)."""
+        """An answer too large to read fails its request with ResultTooLarge."""
         logger.warning(
             "backend %s wrote a message over %d bytes; refused", self.label, self.max_line_bytes
         )
+        self._fail_answer_to(ends, lambda: ResultTooLarge(self.max_line_bytes))
+
+    def _refuse_ambiguous(self, ends: bytes, kind: str) -> None:
+        """A duplicate key, NaN, a lone surrogate, a non-UTF-8 line: the answer is not read
+        (what would be forwarded is not what a stricter reader sees) and its request fails."""
+        logger.warning("backend %s wrote a message that is not strict JSON (%s)", self.label, kind)
+        why = f"the backend answered JSON that is refused ({kind.replace('_', ' ')})"
+        self._fail_answer_to(ends, lambda: BackendError(-32603, why))
+
+    def _fail_answer_to(self, ends: bytes, error: Callable[[], Exception]) -> None:
+        """The request an unread answer was for (found by the id near either end, or the only
+        one waiting) fails; with no id to go by, every waiting one does (fail closed: none gets
+        a result it did not ask for)."""
         waiting = [i for i, f in self._pending.items() if not f.done()]
         found = {int(m) for m in _ID.findall(ends)} & set(waiting)
         for request_id in found if len(found) == 1 else waiting:
-            self._pending[request_id].set_exception(ResultTooLarge(self.max_line_bytes))
+            self._pending[request_id].set_exception(error())
 
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message["id"]

@@ -16,6 +16,7 @@ import yaml
 
 from .domains import entry_problem
 from .model import Argument, Condition, Effect, Policy, Role, Rule, Server, Tool
+from .resources import PSEUDO_TOOLS
 
 
 class PolicyError(ValueError):
@@ -236,6 +237,12 @@ def _servers(reader: _Reader, top: _Map) -> dict[str, Server]:
         tools = {}
         for tool_name, args in tools_map.items():
             tline = tools_map.key_lines[tool_name]
+            if tool_name in PSEUDO_TOOLS:
+                raise reader.fail(
+                    tline,
+                    f"server {name!r}: {tool_name!r} is not a tool to declare: every server "
+                    "has it (resources and prompts, docs/policy.md); a rule names it",
+                )
             args = _Map() if args is None else reader.mapping(args, tline, f"tool {tool_name!r}")
             arguments = {}
             for arg_name, role_text in args.items():
@@ -302,7 +309,7 @@ def _rules(
             rule_tools = frozenset(
                 reader.texts(body["tools"], reader.line_of(body, "tools"), f"rule {name!r} tools")
             )
-            known = {t for s in (rule_servers or servers) for t in servers[s].tools}
+            known = {t for s in (rule_servers or servers) for t in servers[s].tools} | PSEUDO_TOOLS
             for t in sorted(rule_tools - known):
                 raise reader.fail(
                     reader.line_of(body, "tools"), f"rule {name!r}: unknown tool {t!r}"

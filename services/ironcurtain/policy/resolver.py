@@ -54,7 +54,7 @@ class FsResolver:
         if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
             # Another name for the same file, maybe a protected one (`ln .env notes.txt`): the
             # policy cannot tell which name it stands for, so it stands for none.
-            return f"{real} is a hard link ({info.st_nlink} names for one file)"
+            return f"{real} is a hard link (another name for the same file)"
         return None
 
     def names_under(self, real: str) -> tuple[str, ...] | None:
@@ -86,7 +86,9 @@ def _equivalent_entry(real: str) -> str | None:
         return None
     for entry in entries:
         if entry != name and _nfc(entry) == wanted:
-            return f"{real} does not exist, but {entry!r} is the same name normalised"
+            # The entry's own name is not said: the folder may be outside the workspace, and
+            # the refusal must not list it.
+            return f"{real} does not exist, but its folder holds the same name normalised"
     return None
 
 

@@ -1,10 +1,11 @@
-"""The one module that drives `docker compose` for a session (all of its I/O is here)."""
+"""Builds every `docker compose` command line of a session and runs it (the interactive `exec` on
+terminal.py's pty); the team stack's compose is shared/command.py's."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,33 +113,4 @@ class Compose:
         extra = [f"--tail={tail}"] if tail else []
         return self._check(
             "logs", "--no-color", *extra, *([service] if service else []), timeout_s=timeout_s
-        )
-
-    def run_streaming(self, service: str, argv: Sequence[str]) -> Iterator[str]:
-        """Run a one-off container of `service`, yielding its output lines as they come.
-
-        The process's exit code is raised as ComposeError when it is not 0, after the output.
-        """
-        with subprocess.Popen(
-            self._argv("run", "--rm", "--no-deps", "-T", service, *argv),
-            cwd=self.cwd,
-            env=self._environ(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-        ) as proc:
-            assert proc.stdout is not None
-            yield from proc.stdout
-            code = proc.wait()
-        if code != 0:
-            raise ComposeError(f"{service} exited with {code}")
-
-    def run_interactive(self, service: str, argv: Sequence[str]) -> int:
-        """Attach this terminal to a one-off container of `service` (TTY, resize included)."""
-        return subprocess.call(
-            self._argv("run", "--rm", "--no-deps", service, *argv),
-            cwd=self.cwd,
-            env=self._environ(),
         )

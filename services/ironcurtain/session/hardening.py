@@ -1,5 +1,7 @@
-"""The agent container's confinement: settings for compose and the docker SDK, and a checker that
-reads an inspected container back and names every way it falls short. Pure, no Docker here.
+"""The agent container's confinement: the settings compose.yaml's agent service must have (the one
+that runs; tests/unit/session/test_compose_file.py holds the file to these), the sidecar settings
+siblings.py writes, and a checker that reads an inspected container back and names every way it
+falls short. Pure, no Docker here.
 
 What it guarantees (docs/isolation.md): a non-root user, no capabilities, no-new-privileges, a
 read-only root filesystem with tmpfs scratch (/tmp, $HOME), the workspace as the only writable
@@ -72,7 +74,8 @@ class AgentHardening:
         }
 
     def compose_service(self) -> dict[str, object]:
-        """The agent service's hardening keys (the caller adds image, command, environment)."""
+        """The agent service's hardening keys, as compose.yaml must have them (the file adds
+        image, command, environment, the orientation mounts)."""
         return {
             "user": self.user,
             "read_only": True,
@@ -95,24 +98,6 @@ class AgentHardening:
             "memswap_limit": self.limits.memory_bytes,
             "cpus": self.limits.cpus,
             "networks": [AGENT.role],
-        }
-
-    def run_kwargs(self) -> dict[str, object]:
-        """The same settings as keyword arguments for docker SDK `containers.run`."""
-        return {
-            "user": self.user,
-            "read_only": True,
-            "cap_drop": ["ALL"],
-            "security_opt": [NO_NEW_PRIVILEGES],
-            "privileged": False,
-            "tmpfs": self._tmpfs(),
-            "volumes": {self.workspace: {"bind": self.workspace_target, "mode": "rw"}},
-            "working_dir": self.workspace_target,
-            "sysctls": dict(IPV6_OFF),
-            "pids_limit": self.limits.pids,
-            "mem_limit": self.limits.memory_bytes,
-            "memswap_limit": self.limits.memory_bytes,
-            "nano_cpus": int(self.limits.cpus * 1e9),
         }
 
 
@@ -187,8 +172,8 @@ def _list(value: object) -> list[object]:
 SIDECAR_SYSCTLS = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.forwarding": "0", **IPV6_OFF}
 
 
-def sidecar_run_kwargs() -> dict[str, object]:
-    """Settings for the sidecar container (docker SDK `containers.create`/`run`)."""
+def sidecar_compose_service() -> dict[str, object]:
+    """The sidecar's hardening keys (compose.yaml's sidecar and every sibling sidecar)."""
     return {
         "read_only": True,
         "cap_drop": ["ALL"],
@@ -199,24 +184,13 @@ def sidecar_run_kwargs() -> dict[str, object]:
     }
 
 
-def sidecar_compose_service() -> dict[str, object]:
-    """The same settings as keys of the sidecar's compose service."""
-    return sidecar_run_kwargs()
-
-
-def socket_proxy_run_kwargs(socket_path: str, socket_gid: int) -> dict[str, object]:
-    """Settings for the socket proxy: non-root with only the socket's group, the socket mounted
-    read-only, read-only root with a small tmpfs for the rendered config, no capabilities."""
-    if socket_gid == 0:
-        raise HardeningError("the socket's group is root's: give the socket its own group")
-    return {
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,nosuid,nodev,noexec,size=4m"},  # noqa: S108 (a tmpfs)
-        "cap_drop": ["ALL"],
-        "security_opt": [NO_NEW_PRIVILEGES],
-        "privileged": False,
-        "group_add": [str(socket_gid)],
-        "volumes": {socket_path: {"bind": "/var/run/docker.sock", "mode": "ro"}},
-        "sysctls": dict(IPV6_OFF),
-        "pids_limit": 128,
-    }
+def socket_group_problem(socket_path: str, gid: int) -> str | None:
+    """Why the socket proxy must not get the Docker socket's group (it joins that group to
+    read the socket), or None: a socket of root's group would make it a member of root's."""
+    if gid == 0:
+        return (
+            f"the Docker socket {socket_path} belongs to group root (gid 0), which the socket "
+            "proxy would have to join; give the socket a group of its own (e.g. `docker`: "
+            f"`sudo groupadd -f docker && sudo chgrp docker {socket_path}`)"
+        )
+    return None

@@ -1,4 +1,4 @@
-"""The session's networks, as data shared by the compose file and the tests. Pure.
+"""The session's networks, as data compose.yaml's are checked against (test_compose_file). Pure.
 
 The agent network is internal *and* has no gateway address on the host bridge: on an internal
 network the gateway is the host itself (PLATFORM.md), reachable by anything bound to 0.0.0.0.
@@ -38,10 +38,6 @@ class NetworkSpec:
         gateway = f"${{{self.gateway_variable}:?set by ironcurtain run (session/subnets.py)}}"
         entry["ipam"] = {"config": [{"subnet": subnet, "gateway": gateway}]}
         return entry
-
-    def create_kwargs(self) -> dict[str, object]:
-        """Keyword arguments for docker SDK `networks.create` (same settings as compose)."""
-        return {"driver": "bridge", "internal": self.internal, "options": dict(self.options)}
 
 
 # The agent's only network: it and the sidecar, nothing else, no route anywhere.

@@ -28,10 +28,6 @@ def service(name: str) -> str:
     return f"{PREFIX}{name}"
 
 
-def room_of(service_name: str) -> str | None:
-    return service_name.removeprefix(PREFIX) if service_name.startswith(PREFIX) else None
-
-
 def _service(spec: BackendSpec) -> dict[str, Any]:
     assert spec.room is not None
     command = [

@@ -33,7 +33,7 @@ from ..agents.builtin_budget import Budgets
 from ..agents.claude_code import ClaudeCode
 from ..agents.registry import adapter_for
 from ..audit import Anchor
-from ..audit import keys as audit_keys
+from ..audit import key_files as audit_keys
 from ..audit.anchor import checkpoints_path, key_path
 from ..config import prices as user_prices
 from ..config.settings import SettingsError, user_config_path, user_table
@@ -46,7 +46,7 @@ from ..keystore import KeyStore, KeyStoreError
 from ..mcpproxy.config import BackendSpec, ConfigError
 from ..mcpproxy.rooms import dump_spec, room_specs
 from ..mitm import ca, providers
-from ..mitm.keys import new_fake_key
+from ..mitm.fake_keys import new_fake_key
 from ..policy import PolicyError
 from ..registrar.client import Registrar, Team
 from ..shared.command import compose_files as shared_compose_files
@@ -55,6 +55,7 @@ from ..shared.files import SharedFiles
 from ..state import state_dir
 from . import (
     checks,
+    hardening,
     leases,
     plan,
     reclaim,
@@ -279,6 +280,9 @@ class Session:
             socket_gid = os.stat(socket_path).st_gid
         except OSError as exc:
             raise Refused(f"the Docker socket {socket_path}: {exc}") from None
+        problem = hardening.socket_group_problem(socket_path, socket_gid)
+        if problem is not None:
+            raise Refused(problem)
         self.plan = plan.Plan(
             name=self.name,
             layout=self.layout,
@@ -560,6 +564,10 @@ class Session:
         agent = self._container("agent")
         assert self.plan is not None
         checks.check_hardening(agent.attrs, self.plan.owner.user)
+        if self.runtimes is not None:  # what ran, not what was asked for
+            wrong = runtime.mismatch(agent.attrs, self.runtimes.agent)
+            if wrong is not None:
+                raise checks.IsolationError(f"the agent container: {wrong}")
         gateways = self._gateways()
         startup, self._startup = self._startup, None
         if startup is not None and set(gateways) <= startup[1]:

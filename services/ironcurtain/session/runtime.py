@@ -68,3 +68,20 @@ def choose(setting: str, available: Iterable[str]) -> Choice:
             f"see {HOW}, or set IRONCURTAIN_RUNTIME=auto"
         )
     return Choice(RUNC, RUNC, f"the engine has no runsc registered ({HOW})")
+
+
+def ran_under(attrs: Mapping[str, object]) -> str:
+    """The runtime a container really runs under, from `docker inspect` (the engine reports
+    the default, runc, by name too)."""
+    host = attrs.get("HostConfig")
+    found = host.get("Runtime") if isinstance(host, Mapping) else None
+    return found if isinstance(found, str) and found else RUNC
+
+
+def mismatch(attrs: Mapping[str, object], wanted: str) -> str | None:
+    """Why a started container is not under the runtime chosen for it (a compose override,
+    a file edited between the choice and the start), or None."""
+    found = ran_under(attrs)
+    if found != wanted:
+        return f"it runs under {found!r}, but {wanted!r} was chosen"
+    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..keystore import KeyStore, KeyStoreError
-from ..mitm.keys import new_fake_key
+from ..mitm.fake_keys import new_fake_key
 from ..mitm.providers import Provider
 from .oauth import (
     STORE_NAME,

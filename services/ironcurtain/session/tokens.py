@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .oauth import OAuthCredentials, OAuthError
+from .oauth import OAuthError
 from .refresh import Refresher
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,3 @@ def grant_client(
         return data
 
     return post
-
-
-def stored(creds: OAuthCredentials) -> str:
-    """For messages: which login this is, never the token."""
-    kind = "refreshable" if creds.refreshable else "long-lived"
-    return f"{creds.subscription or 'Claude'} subscription ({kind})"

@@ -168,7 +168,7 @@ def session_log(tmp_path: Path) -> Path:
     """A session's layout: <root>/audit/mcp/mcp.jsonl, <root>/anchor/mcp.{key,checkpoints}."""
     log = tmp_path / "audit" / "mcp" / "mcp.jsonl"
     anchor = tmp_path / "anchor"
-    anchor.mkdir(mode=0o700)
+    anchor.mkdir(mode=0o700, parents=True)
     write_key(key_path(anchor, log), KEY)
     decisions(log, ["allow", "deny"], Anchor(log, checkpoints_path(anchor, log)))
     return log
@@ -204,3 +204,79 @@ def test_a_key_file_is_private_and_never_overwritten(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(FileExistsError):
         write_key(path, KEY)
+
+
+def plant_anchor(folder: Path, log: Path, key: bytes) -> None:
+    """What whoever writes the log's folder does after recomputing the chain under `key`."""
+    folder.mkdir(mode=0o700, parents=True)
+    write_key(key_path(folder, log), key)
+    checkpoints_path(folder, log).write_bytes(b"")
+
+
+def rewritten_under_own_key(log: Path, key: bytes) -> None:
+    lines = allow_instead_of_deny(log.read_bytes().splitlines(keepends=True))
+    forge(log, lines, lambda line: mac(key, line))
+
+
+@pytest.mark.parametrize(
+    "plant", ["audit/mcp/anchor", "audit/anchor"], ids=["beside-the-log", "under-audit"]
+)
+def test_an_anchor_planted_in_the_audit_tree_is_never_the_one_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], plant: str
+) -> None:
+    log = session_log(tmp_path)
+    own = bytes(range(1, 33))
+    rewritten_under_own_key(log, own)
+    plant_anchor(tmp_path / plant, log, own)
+    assert main(["audit", "verify", str(log)]) == 1
+    assert "TAMPERED" in capsys.readouterr().out
+
+
+def test_a_link_to_the_log_does_not_choose_the_anchor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder's writer leaves a link where the log was, to a copy in a layout of its own."""
+    log = session_log(tmp_path / "session")
+    own = bytes(range(1, 33))
+    fake = tmp_path / "session" / "audit" / "mcp" / "x" / "audit" / "y" / "mcp.jsonl"
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(log.read_bytes())
+    rewritten_under_own_key(fake, own)
+    plant_anchor(fake.parents[2] / "anchor", fake, own)
+    log.unlink()
+    log.symlink_to(fake)
+    assert main(["audit", "verify", str(log)]) == 1
+    assert "a link, not the log" in capsys.readouterr().out
+
+
+def test_an_anchor_that_is_a_link_or_open_to_others_cannot_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = session_log(tmp_path / "session")
+    anchor = tmp_path / "session" / "anchor"
+    anchor.chmod(0o755)
+    assert main(["audit", "verify", str(log)]) == 2
+    assert "not your private folder" in capsys.readouterr().out
+    anchor.chmod(0o700)
+    anchor.rename(tmp_path / "elsewhere")
+    anchor.symlink_to(tmp_path / "elsewhere")
+    assert main(["audit", "verify", str(log)]) == 2
+    assert "not a folder" in capsys.readouterr().out
+    anchor.unlink()
+    (tmp_path / "elsewhere").rename(anchor)  # control: the real anchor checks the log
+    assert main(["audit", "verify", str(log)]) == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-zero", "huge"])
+def test_a_head_that_is_no_small_file_fails_at_once(log: Path, kind: str) -> None:
+    head = head_path(log)
+    head.unlink()
+    if kind == "fifo":
+        os.mkfifo(head)  # reading it would block forever
+    elif kind == "link-to-zero":
+        head.symlink_to("/dev/zero")  # reading it would never end
+    else:
+        head.write_bytes(b"0 " + b"f" * 10_000 + b"\n")
+    report = verify_file(log, KEY)
+    assert not report.ok
+    assert "malformed head" in report.problem

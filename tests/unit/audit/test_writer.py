@@ -206,3 +206,44 @@ def test_a_short_write_is_completed_not_torn(tmp_path: Path) -> None:
         audit.append({"n": n})
     audit.close()
     assert verify_file(path, KEY).ok
+
+
+def test_a_log_near_its_size_limit_admits_no_new_call_but_keeps_the_lines_under_way(
+    tmp_path: Path,
+) -> None:
+    """A hostile caller must not fill the host's disk: past the limit (less the reserve) new
+    calls are refused, the lines of calls already under way still fit, and no append takes
+    the file past the limit."""
+    path = tmp_path / "a.jsonl"
+    audit = AuditLog(path, KEY, max_bytes=64_000, reserve_bytes=16_000)
+    admitted, refusal = 0, ""
+    while admitted < 100:
+        try:
+            audit.admit()
+        except AuditError as exc:
+            refusal = exc.reason
+            break
+        audit.append({"event": "decision", "arguments": {"x": "é" * 2000}})
+        admitted += 1
+    assert "size limit of 64000 bytes" in refusal
+    assert admitted > 0  # control: a log with room admits calls
+    assert path.stat().st_size + 16_000 >= 64_000
+    audit.append({"event": "outcome", "ok": True})  # a call under way still gets its line
+    big = {"event": "outcome", "arguments": {"x": "é" * 2000}}
+    appended = 0
+    for _ in range(100):  # only the reserve is left, and nothing goes past it
+        try:
+            audit.append(big)
+        except AuditError as exc:
+            assert "is full" in str(exc)  # noqa: PT017 - the loop ends at the first refusal
+            break
+        appended += 1
+    assert appended < 100
+    assert path.stat().st_size <= 64_000
+    audit.close()
+    assert verify_file(path, KEY).ok  # refused lines left nothing behind
+
+
+def test_a_reserve_as_large_as_the_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reserve"):
+        AuditLog(tmp_path / "a.jsonl", KEY, max_bytes=1000, reserve_bytes=1000)

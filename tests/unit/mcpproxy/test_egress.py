@@ -56,6 +56,40 @@ def test_a_host_is_reachable_only_while_a_call_permits_it() -> None:
     assert "not allowed by the policy" in after
 
 
+def test_a_permit_for_one_rooms_call_opens_nothing_to_another_room(tmp_path: Path) -> None:
+    """Two egress rooms, each with its own leg: while `fetch`'s call runs, its host is
+    reachable through `fetch`'s socket only (not `other`'s, not the loopback listener)."""
+
+    async def ask(socket: Path, port: int) -> bytes:
+        stream = await anyio.connect_unix(str(socket))
+        await stream.send(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = await stream.receive(200)
+        await stream.aclose()
+        return answer.split(b"\r\n", 1)[0]
+
+    async def go() -> dict[str, bytes | str]:
+        with Site() as site:
+            egress = Egress(EgressRules(addresses=frozenset({f"127.0.0.1:{site.port}"})))
+            await egress.serve_unix(str(tmp_path / "fetch.sock"), "fetch")
+            await egress.serve_unix(str(tmp_path / "other.sock"), "other")
+            try:
+                with anyio.fail_after(20), egress.permit(["127.0.0.1"], "fetch"):
+                    return {
+                        "fetch": await ask(tmp_path / "fetch.sock", site.port),
+                        "other": await ask(tmp_path / "other.sock", site.port),
+                        "loopback": (await egress.check("127.0.0.1", site.port))[1],
+                        "other-leg": (await egress.check("127.0.0.1", site.port, "other"))[1],
+                    }
+            finally:
+                await egress.close()
+
+    found = anyio.run(go)
+    assert found["fetch"] == b"HTTP/1.1 200 "  # control: the permitted room gets through
+    assert found["other"].startswith(b"HTTP/1.1 403")
+    assert "not allowed by the policy" in str(found["loopback"])
+    assert "not allowed by the policy" in str(found["other-leg"])
+
+
 class Site:
     """A loopback site: /page (allowed), /hop-port and /hop-name redirect to forbidden places."""
 

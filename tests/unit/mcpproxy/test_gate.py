@@ -337,20 +337,31 @@ def test_a_refused_request_leaves_a_deny_line_in_the_audit(layout: dict[str, Pat
     assert verify_file(log, read_key(key_file(layout))).ok
 
 
+async def _raises_encoding_error(*args: Any) -> types.CallToolResult:
+    raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+
+async def _answers_a_lone_surrogate(*args: Any) -> types.CallToolResult:
+    # A hostile backend's answer with no UTF-8 form: an error to the agent, never a 500.
+    return types.CallToolResult(content=[types.TextContent(type="text", text="\ud800")])
+
+
+@pytest.mark.parametrize(
+    ("backend", "said"),
+    [(_raises_encoding_error, "internal error"), (_answers_a_lone_surrogate, "cannot be encoded")],
+    ids=["forwarding-raises", "result-has-no-utf8-form"],
+)
 def test_a_forwarding_failure_of_any_kind_still_writes_the_outcome_line(
-    layout: dict[str, Path],
+    layout: dict[str, Path], backend: Callable[..., Awaitable[types.CallToolResult]], said: str
 ) -> None:
     async def body(gate: Gate) -> types.CallToolResult:
-        async def broken(*args: Any) -> types.CallToolResult:
-            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
-
-        gate.backends["filesystem"].call = broken  # type: ignore[method-assign]
+        gate.backends["filesystem"].call = backend  # type: ignore[method-assign]
         path = str(layout["workspace"] / "hello.txt")
         return await gate.call("filesystem__read_text_file", {"path": path})
 
     result = with_gate(layout, None, body)
     assert result.is_error
-    assert "internal error" in text(result)
+    assert said in text(result)
     lines = [json.loads(x) for x in (layout["audit"] / "session.jsonl").read_text().splitlines()]
     decision, outcome = lines[-2:]
     assert (decision["event"], decision["effect"]) == ("decision", "allow")
@@ -359,3 +370,33 @@ def test_a_forwarding_failure_of_any_kind_still_writes_the_outcome_line(
         decision["call"],
         False,
     )
+
+
+def test_refused_calls_with_large_arguments_cannot_grow_the_log_past_its_limit(
+    layout: dict[str, Path],
+) -> None:
+    """The attack: denied calls whose arguments are as large as a line may hold, as fast as
+    the agent can send them. Past the limit every call is refused, saying why, and the log
+    stays whole and within it."""
+    import dataclasses
+
+    limited = dataclasses.replace(
+        settings(layout), audit_max_bytes=400_000, audit_reserve_bytes=100_000
+    )
+    outside = {"path": "/etc/passwd", "junk": {f"k{n}": "é" * 2000 for n in range(5)}}
+    hello = {"path": str(layout["workspace"] / "hello.txt")}
+
+    async def go() -> tuple[types.CallToolResult, list[types.CallToolResult]]:
+        with anyio.fail_after(120):
+            async with running_gate(limited, None) as gate:
+                control = await gate.call("filesystem__read_text_file", hello)
+                flood = [await gate.call("filesystem__read_text_file", outside) for _ in range(60)]
+                flood.append(await gate.call("filesystem__read_text_file", hello))
+                return control, flood
+
+    control, flood = anyio.run(go)
+    assert not control.is_error, text(control)  # control: a log with room serves calls
+    assert "size limit of 400000 bytes" in text(flood[-1])  # the allowed call too, once full
+    log = layout["audit"] / "session.jsonl"
+    assert log.stat().st_size <= 400_000
+    assert verify_file(log, read_key(key_file(layout))).ok

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ironcurtain.mcpproxy import protocol
 from ironcurtain.mcpproxy.http import McpHttp, accepts_json, json_media_type
 from ironcurtain.mcpproxy.protocol import SERVER_INFO_META_KEY, ServerInfo
 from ironcurtain.mcpproxy.wire import HEADER_MISMATCH
@@ -49,6 +50,26 @@ class RecordingGate:
 
     async def refuse(self, request: str, reason: str) -> None:
         self.refusals.append((request, reason))
+
+    async def list_resources(self) -> dict[str, Any]:
+        return {"resources": [{"uri": "note://a", "name": "fs__a"}]}
+
+    async def list_resource_templates(self) -> dict[str, Any]:
+        return {"resourceTemplates": []}
+
+    async def list_prompts(self) -> dict[str, Any]:
+        return {"prompts": []}
+
+    async def read_resource(self, uri: str) -> dict[str, Any]:
+        self.calls.append(("resources/read", {"uri": uri}))
+        return {"contents": [{"uri": uri, "text": "a note"}]}
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("prompts/get", {"name": name, **arguments}))
+        return {"messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}]}
+
+    async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"completion": {"values": []}}
 
 
 class Exchange:
@@ -158,7 +179,14 @@ def test_a_handshake_session_negotiates_lists_calls_and_ends(offered: str, answe
     result = init.json["result"]
     assert result["protocolVersion"] == answered
     assert result["serverInfo"] == {"name": "ironcurtain-mcp-proxy", "version": "9.9"}
-    assert result["capabilities"] == {"tools": {"listChanged": False}}
+    assert result["capabilities"] == protocol.HANDSHAKE_CAPABILITIES
+    assert set(result["capabilities"]) == {
+        "tools",
+        "resources",
+        "prompts",
+        "completions",
+        "logging",
+    }
     session = init.headers["mcp-session-id"]
     assert len(session) >= 32
     assert session.isascii()
@@ -174,6 +202,13 @@ def test_a_handshake_session_negotiates_lists_calls_and_ends(offered: str, answe
         "id": "p",
         "result": {},
     }
+    # A log level is checked and honoured (no server's log notifications are relayed).
+    leveled = exchange(
+        app, body=rpc("logging/setLevel", {"level": "info"}, id="l"), headers=headers
+    )
+    assert leveled.json == {"jsonrpc": "2.0", "id": "l", "result": {}}
+    bad = exchange(app, body=rpc("logging/setLevel", {"level": "loud"}, id="b"), headers=headers)
+    assert bad.json["error"]["code"] == -32602
     listed = exchange(app, body=rpc("tools/list", id=2), headers=headers).json["result"]
     assert [t["name"] for t in listed["tools"]] == ["fs__read"]
     assert "resultType" not in listed  # a 2026 field never reaches an older client
@@ -207,7 +242,7 @@ REFUSALS: list[tuple[str, str, Any, dict[str, str], int, int | None]] = [
     ("a batch", "POST", [CALL], HS, 400, -32600),
     ("null id", "POST", rpc("tools/call", READ, id=None), HS, 400, -32600),
     ("unsupported version", "POST", CALL, {**HS, "MCP-Protocol-Version": "1999"}, 400, -32022),
-    ("unknown method", "POST", rpc("resources/list"), HS, 200, -32601),
+    ("unknown method", "POST", rpc("sampling/createMessage"), HS, 200, -32601),
     ("tools/call without a name", "POST", rpc("tools/call", {"arguments": {}}), HS, 200, -32602),
     ("list arguments", "POST", rpc("tools/call", {**READ, "arguments": [1]}), HS, 200, -32602),
     ("init without clientInfo", "POST", {**initialize(), "params": NO_CLIENT}, H, 400, -32602),
@@ -373,7 +408,7 @@ def test_modern_discovery_and_listing_carry_cache_hints() -> None:
 
 
 MCALL = rpc("tools/call", {**READ, "_meta": META})
-MLIST = rpc("resources/list", {"_meta": META})
+MLIST = rpc("sampling/createMessage", {"_meta": META})
 MINIT = {**initialize(), "params": {**initialize()["params"], "_meta": META}}
 TWICE = [*modern_headers("tools/call", "fs__read"), ("Mcp-Method", "tools/call")]
 MODERN_REFUSALS: list[tuple[str, Any, list[tuple[str, str]], int, int]] = [
@@ -381,7 +416,7 @@ MODERN_REFUSALS: list[tuple[str, Any, list[tuple[str, str]], int, int]] = [
     ("Mcp-Name disagrees", MCALL, modern_headers("tools/call", "fs__write"), 400, HEADER_MISMATCH),
     ("Mcp-Method disagrees", MCALL, modern_headers("tools/list", "fs__read"), 400, HEADER_MISMATCH),
     ("Mcp-Method sent twice", MCALL, TWICE, 400, HEADER_MISMATCH),
-    ("unknown method", MLIST, modern_headers("resources/list"), 404, -32601),
+    ("unknown method", MLIST, modern_headers("sampling/createMessage"), 404, -32601),
     ("initialize is not a 2026 method", MINIT, modern_headers("initialize"), 404, -32601),
     ("a posted response", {"jsonrpc": "2.0", "id": 1, "result": {}}, TWICE[:4], 400, -32600),
     ("not JSON", b"{", modern_headers("tools/call"), 400, -32700),
@@ -586,3 +621,30 @@ def test_odd_arguments_reach_the_gate_exactly_or_are_refused_and_audited(value: 
         assert answer.status == 400
         assert answer.json["error"]["code"] == -32700
         assert len(gate.refusals) == 1
+
+
+def test_modern_reads_and_gets_reach_the_gate_only_when_mcp_name_agrees() -> None:
+    gate = RecordingGate()
+    app = make_app(gate)
+    read = rpc("resources/read", {"uri": "note://a", "_meta": META})
+    answer = exchange(app, body=read, headers=modern_headers("resources/read", "note://a"))
+    assert answer.status == 200, answer.body
+    assert answer.json["result"]["contents"][0]["text"] == "a note"
+    assert answer.json["result"]["resultType"] == "complete"
+    got = rpc("prompts/get", {"name": "fs__p", "arguments": {"x": "1"}, "_meta": META})
+    gotten = exchange(app, body=got, headers=modern_headers("prompts/get", "fs__p"))
+    assert gotten.json["result"]["messages"][0]["content"]["text"] == "hi"
+    assert gate.calls == [
+        ("resources/read", {"uri": "note://a"}),
+        ("prompts/get", {"name": "fs__p", "x": "1"}),
+    ]
+    # Routing headers that disagree with the body never reach the gate.
+    for body, headers in (
+        (read, modern_headers("resources/read", "note://b")),
+        (read, modern_headers("resources/read")),
+        (got, modern_headers("prompts/get", "fs__q")),
+    ):
+        refused = exchange(app, body=body, headers=headers)
+        assert refused.status == 400, refused.body
+        assert refused.json["error"]["code"] == HEADER_MISMATCH
+    assert len(gate.calls) == 2

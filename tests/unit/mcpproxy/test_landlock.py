@@ -132,3 +132,48 @@ def test_a_child_that_cannot_be_confined_is_never_started() -> None:
     confine = functools.partial(landlock.restrict, rules)
     with pytest.raises(subprocess.SubprocessError):
         subprocess.run(["/bin/true"], preexec_fn=confine, check=False)
+
+
+@pytest.mark.skipif(landlock.abi() < 6, reason="Landlock scopes need ABI 6")
+def test_a_confined_child_cannot_signal_the_room_or_reach_an_outside_abstract_socket(
+    tmp_path: Path,
+) -> None:
+    """A child killing the room's supervisor would leave the room down for the session (the
+    wake happens once); an abstract socket is outside the filesystem rules."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0ironcurtain-test-" + tmp_path.name)
+    listener.listen(1)
+    script = (
+        "import os, signal, socket, sys\n"
+        "try:\n"
+        "    os.kill(int(sys.argv[1]), 0)\n"
+        "    print('signal sent')\n"
+        "except PermissionError:\n"
+        "    print('signal refused')\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "try:\n"
+        "    s.connect('\\0' + sys.argv[2])\n"
+        "    print('socket reached')\n"
+        "except PermissionError:\n"
+        "    print('socket refused')\n"
+        "os.kill(os.getpid(), 0)\n"  # control: itself, inside its own domain
+        "print('self ok')\n"
+    )
+    import os
+    import sys
+
+    argv = [sys.executable, "-c", script, str(os.getpid()), "ironcurtain-test-" + tmp_path.name]
+    room = landlock.room_rules(str(tmp_path), writable=False)
+    python = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parents[1])}
+    rules = landlock.Rules(room.grants + tuple((p, landlock.READ) for p in sorted(python)))
+    confined = subprocess.run(
+        argv, preexec_fn=functools.partial(landlock.restrict, rules), capture_output=True, text=True
+    )
+    free = subprocess.run(argv, capture_output=True, text=True)  # control: unconfined
+    listener.close()
+    assert confined.stdout.split("\n")[:3] == ["signal refused", "socket refused", "self ok"], (
+        confined.stderr
+    )
+    assert free.stdout.split("\n")[:3] == ["signal sent", "socket reached", "self ok"]

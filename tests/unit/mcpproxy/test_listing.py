@@ -162,7 +162,7 @@ def test_initialize_and_ping_are_the_sdks_for_every_handshake_version(version: s
     ours = protocol.initialize_result(INFO, params)
     raw = {
         "protocolVersion": version,
-        "capabilities": protocol.CAPABILITIES,
+        "capabilities": protocol.HANDSHAKE_CAPABILITIES,
         "serverInfo": {"name": INFO.name, "version": INFO.version},
         "instructions": INFO.instructions,
     }

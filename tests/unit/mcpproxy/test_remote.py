@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import mcp_types as types
@@ -15,6 +17,8 @@ import yaml
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
+from ironcurtain.mcpproxy.gate import RESOURCE_NOT_FOUND
+from ironcurtain.mcpproxy.jsonrpc import RpcError
 from ironcurtain.mcpproxy.service import ProxySettings, running_gate
 
 POLICY = """\
@@ -26,6 +30,11 @@ servers:
     tools:
       greet: {name: none}
 rules:
+  - name: remote-resources-and-prompts
+    effect: allow
+    reason: the remote's own notes and prompts
+    server: remote
+    tools: [resources/read, prompts/get]
   - name: greet-anyone
     effect: allow
     reason: greeting is harmless
@@ -42,6 +51,14 @@ def remote_url() -> Iterator[str]:
     def greet(name: str) -> str:
         """Say hello."""
         return f"hello, {name}"
+
+    @server.resource("note://greeting", name="greeting", description="A greeting")
+    def greeting() -> str:
+        return "hello from a resource"
+
+    @server.prompt(description="Greets someone")
+    def welcome(who: str) -> str:
+        return f"Welcome, {who}."
 
     @server.tool()
     def undeclared() -> str:
@@ -96,3 +113,41 @@ def test_a_url_backend_is_listed_and_policed(tmp_path: Path, remote_url: str) ->
     assert "hello, ada" in allowed.content[0].text
     assert refused.is_error
     assert "unknown-tool" in refused.content[0].text
+
+
+def test_a_url_backends_resources_and_prompts_are_listed_and_decided(
+    tmp_path: Path, remote_url: str
+) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    (policy / "policy.yaml").write_text(POLICY)
+    (policy / "servers.yaml").write_text(
+        yaml.safe_dump({"mcpServers": {"remote": {"url": remote_url}}})
+    )
+    (tmp_path / "ws").mkdir()
+    settings = ProxySettings(
+        policy_dir=policy,
+        workspace=tmp_path / "ws",
+        audit_file=tmp_path / "audit" / "a.jsonl",
+        state_dir=tmp_path / "state",
+    )
+
+    async def go() -> tuple[Any, ...]:
+        with anyio.fail_after(30):
+            async with running_gate(settings) as gate:
+                listed = await gate.list_resources()
+                prompts = await gate.list_prompts()
+                read = await gate.read_resource("note://greeting")
+                got = await gate.get_prompt("remote__welcome", {"who": "ada"})
+                try:
+                    await gate.read_resource("note://missing")
+                except RpcError as exc:
+                    missing = exc.code
+                return listed, prompts, read, got, missing
+
+    listed, prompts, read, got, missing = anyio.run(go)
+    assert [r["name"] for r in listed["resources"]] == ["remote__greeting"]
+    assert [p["name"] for p in prompts["prompts"]] == ["remote__welcome"]
+    assert read["contents"][0]["text"] == "hello from a resource"
+    assert "Welcome, ada." in json.dumps(got)
+    assert missing == RESOURCE_NOT_FOUND

@@ -45,7 +45,7 @@ def test_a_room_reaches_only_what_the_egress_checker_allows(tmp_path: Path) -> N
 
         async def go() -> list[str]:
             egress = Egress(rules)
-            await egress.serve_unix(str(folder / EGRESS_SOCKET))
+            await egress.serve_unix(str(folder / EGRESS_SOCKET), "fetch")
             try:
                 with anyio.fail_after(30):
                     async with serving([spec], folder) as socks:

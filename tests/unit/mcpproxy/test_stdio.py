@@ -72,6 +72,9 @@ for line in sys.stdin:
                   "error": {"code": -32602, "message": "bad arguments", "data": "x"}})
         elif name == "env":
             result(request_id, text(json.dumps(dict(os.environ))))
+        elif name == "ambiguous":  # what a hostile server writes: readers disagree on it
+            sys.stdout.write(args["template"].replace("ID", str(request_id)) + "\n")
+            sys.stdout.flush()
         elif name == "big":
             result(request_id, text("x" * args["size"]))
 """
@@ -289,3 +292,27 @@ def test_an_answer_just_under_the_limit_is_read(peer: tuple[Path, Path]) -> None
                 return text(await client.call_tool("big", {"size": 900_000}, 30))
 
     assert len(anyio.run(go)) == 900_000
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"jsonrpc":"2.0","id":ID,"result":{"content":[],"isError":true},'
+        '"result":{"content":[{"type":"text","text":"second"}]}}',
+        '{"jsonrpc":"2.0","id":ID,"result":{"content":[{"type":"text","text":"\\ud800"}]}}',
+        '{"jsonrpc":"2.0","id":ID,"result":{"content":[],"n":NaN}}',
+        '{"jsonrpc":"2.0","id":ID,"result":{"content":[],"n":1e999}}',
+    ],
+    ids=["duplicate-key", "lone-surrogate", "nan", "out-of-range"],
+)
+def test_an_answer_readers_disagree_on_fails_its_call_at_once_and_the_session_goes_on(
+    peer: tuple[Path, Path], template: str
+) -> None:
+    async def body(client: StdioClient) -> tuple[BackendError, str]:
+        with pytest.raises(BackendError) as refused:
+            await client.call_tool("ambiguous", {"template": template}, 30)
+        return refused.value, text(await client.call_tool("echo", {"ok": 1}, 10))
+
+    error, after = with_client(peer, body)
+    assert "JSON that is refused" in error.message
+    assert after == json.dumps({"ok": 1})  # control: the next call is answered

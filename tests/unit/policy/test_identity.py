@@ -166,7 +166,21 @@ def test_git_add_of_a_folder_holding_a_protected_file_or_a_wildcard_is_refused(
     assert effect is Effect.DENY
 
 
+@pytest.mark.parametrize("pathspec", ["src", "src/", "./src", "src/deeper/.."])
+def test_git_add_of_a_folder_holding_a_hard_link_to_a_protected_file_is_refused(
+    engine: Engine, ws: Path, pathspec: str
+) -> None:
+    """`ln .env src/notes.txt`, then `git add src`: the file staged is .env by another name."""
+    (ws / "src" / "deeper").mkdir()
+    os.link(ws / ".env", ws / "src" / "deeper" / "notes.txt")
+    effect, rule = _decide(engine, "git", "git_add", repo_path=str(ws), files=[pathspec])
+    assert (effect, rule) == (Effect.DENY, "protected-path")
+
+
 def test_git_add_of_ordinary_files_and_folders_is_allowed(engine: Engine, ws: Path) -> None:
+    (ws / "src" / ".git" / "objects").mkdir(parents=True)  # a local clone's linked objects
+    (ws / "src" / ".git" / "objects" / "pack").write_text("x")
+    os.link(ws / "src" / ".git" / "objects" / "pack", ws / "src" / ".git" / "objects" / "pack2")
     effect, rule = _decide(
         engine, "git", "git_add", repo_path=str(ws), files=["src/main.py", "src"]
     )
@@ -186,3 +200,22 @@ def test_an_ordinary_branch_name_is_allowed(engine: Engine, ws: Path) -> None:
     for branch in ("main", "feature/x", "fix-14"):
         effect, _ = _decide(engine, "git", "git_checkout", repo_path=str(ws), branch_name=branch)
         assert effect is Effect.ALLOW, branch
+
+
+def test_a_refusal_never_names_what_a_folder_outside_the_workspace_holds(
+    engine: Engine, ws: Path
+) -> None:
+    """The reason reaches the agent: it must not list a folder the agent cannot read."""
+    outside = ws.parent / "outside"
+    outside.mkdir()
+    (outside / "Secret-Name-7f3a.txt").write_text("x")
+    (outside / "linked").write_text("y")
+    os.link(outside / "linked", outside / "second-name-91c2")
+    for asked in ("secret-name-7f3a.txt", "linked"):
+        decision = engine.decide(
+            Call("filesystem", "read_text_file", {"path": f"{outside}/{asked}"})
+        )
+        assert decision.effect is Effect.DENY
+        assert "Secret-Name" not in decision.reason
+        assert "second-name" not in decision.reason
+        assert "2 names" not in decision.reason

@@ -11,8 +11,7 @@ from ironcurtain.session.hardening import (
     HardeningError,
     Limits,
     sidecar_compose_service,
-    sidecar_run_kwargs,
-    socket_proxy_run_kwargs,
+    socket_group_problem,
     violations,
 )
 from ironcurtain.session.networks import AGENT, CONTROL, INHIBIT_IPV4
@@ -21,7 +20,7 @@ HARDENING = AgentHardening(workspace="/srv/sessions/s1/workspace")
 
 
 def _inspected() -> dict[str, Any]:
-    """What `docker inspect` shows for a container started with HARDENING.run_kwargs()."""
+    """What `docker inspect` shows for an agent container compose started with HARDENING."""
     return {
         "Config": {"User": "10100:10100", "Env": ["PATH=/usr/bin", "HOME=/home/agent"]},
         "HostConfig": {
@@ -128,27 +127,19 @@ def test_docker_host_over_tcp_to_the_sidecar_is_fine() -> None:
     assert violations(_env("DOCKER_HOST=tcp://sidecar:2375")) == []
 
 
-def test_run_kwargs_drop_everything_and_limit_resources() -> None:
-    kwargs = HARDENING.run_kwargs()
-    assert kwargs["user"] == "10100:10100"
-    assert kwargs["read_only"] is True
-    assert kwargs["cap_drop"] == ["ALL"]
-    assert kwargs["security_opt"] == ["no-new-privileges:true"]
-    assert kwargs["privileged"] is False
-    assert kwargs["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
-    assert kwargs["pids_limit"] == 512
-    assert kwargs["nano_cpus"] == 2_000_000_000
-    assert kwargs["volumes"] == {"/srv/sessions/s1/workspace": {"bind": "/workspace", "mode": "rw"}}
-    assert set(kwargs["tmpfs"]) == {"/tmp", "/home/agent"}
-    assert all("nosuid" in options for options in kwargs["tmpfs"].values())
-
-
-def test_compose_service_has_the_same_settings_and_only_the_agent_network() -> None:
+def test_the_compose_service_drops_everything_limits_resources_and_has_only_the_agent_network() -> (
+    None
+):
     service = HARDENING.compose_service()
-    kwargs = HARDENING.run_kwargs()
-    for key in ("user", "read_only", "cap_drop", "security_opt", "sysctls", "pids_limit"):
-        assert service[key] == kwargs[key]
+    assert service["user"] == "10100:10100"
+    assert service["read_only"] is True
+    assert service["cap_drop"] == ["ALL"]
+    assert service["security_opt"] == ["no-new-privileges:true"]
+    assert service["privileged"] is False
+    assert service["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"  # type: ignore[index]
+    assert service["pids_limit"] == 512
     assert service["cpus"] == 2.0
+    assert service["mem_limit"] == service["memswap_limit"] == 4 * 1024**3
     assert service["networks"] == ["agent"]
     assert service["volumes"] == [
         {
@@ -158,7 +149,9 @@ def test_compose_service_has_the_same_settings_and_only_the_agent_network() -> N
             "read_only": False,
         }
     ]
-    assert "/tmp:" in service["tmpfs"][0]
+    tmpfs = service["tmpfs"]
+    assert [entry.split(":", 1)[0] for entry in tmpfs] == ["/tmp", "/home/agent"]  # type: ignore[attr-defined]
+    assert all("nosuid" in entry for entry in tmpfs)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -195,28 +188,22 @@ def test_the_agent_network_is_internal_without_a_host_gateway() -> None:
         ]
     }
     assert agent == {"driver": "bridge", "internal": True, "driver_opts": {INHIBIT_IPV4: "true"}}
-    assert AGENT.create_kwargs()["options"] == {INHIBIT_IPV4: "true"}
     control = CONTROL.compose()
     control.pop("ipam")
     assert control == {"driver": "bridge", "internal": True}
 
 
 def test_the_sidecar_never_routes_and_keeps_no_privileges() -> None:
-    kwargs = sidecar_run_kwargs()
-    assert kwargs["sysctls"]["net.ipv4.ip_forward"] == "0"
-    assert kwargs["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
-    assert kwargs["cap_drop"] == ["ALL"]
-    assert kwargs["read_only"] is True
-    assert sidecar_compose_service() == kwargs
+    service = sidecar_compose_service()
+    assert service["sysctls"]["net.ipv4.ip_forward"] == "0"  # type: ignore[index]
+    assert service["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"  # type: ignore[index]
+    assert service["cap_drop"] == ["ALL"]
+    assert service["read_only"] is True
 
 
-def test_the_socket_proxy_gets_the_socket_read_only_and_its_group_only() -> None:
-    kwargs = socket_proxy_run_kwargs("/var/run/docker.sock", 105)
-    assert kwargs["volumes"] == {
-        "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "ro"}
-    }
-    assert kwargs["group_add"] == ["105"]
-    assert kwargs["cap_drop"] == ["ALL"]
-    assert kwargs["read_only"] is True
-    with pytest.raises(HardeningError, match="root"):
-        socket_proxy_run_kwargs("/var/run/docker.sock", 0)
+def test_a_docker_socket_of_roots_group_is_refused_saying_how_to_fix_it() -> None:
+    """The socket proxy joins the socket's group (compose.yaml's group_add): never root's."""
+    problem = socket_group_problem("/var/run/docker.sock", 0)
+    assert problem is not None
+    assert "chgrp docker /var/run/docker.sock" in problem
+    assert socket_group_problem("/var/run/docker.sock", 105) is None  # control

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 from ironcurtain.mitm.providers import builtin
 from ironcurtain.session import oauth
 from ironcurtain.session.oauth import OAuthCredentials, OAuthError

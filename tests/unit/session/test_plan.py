@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ironcurtain.mitm import settings as mitm_settings
-from ironcurtain.mitm.keys import new_fake_key
+from ironcurtain.mitm.fake_keys import new_fake_key
 from ironcurtain.session.plan import Upstream, agent_env_file, parse_upstream
 
 from .test_compose_file import _plan

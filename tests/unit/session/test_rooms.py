@@ -83,8 +83,3 @@ def test_a_rooms_server_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
     path.write_text('{"name": "x", "url": "http://x"}')
     with pytest.raises(ConfigError, match="room"):
         read_spec(path)
-
-
-def test_a_room_service_name_maps_back_to_its_server() -> None:
-    assert rooms.room_of(rooms.service("git")) == "git"
-    assert rooms.room_of("mcp-proxy") is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from ironcurtain.session import runtime
 from ironcurtain.session.run import Options, Refused, Session
 from ironcurtain.session.runtime import Choice, RuntimeRefused, choose, registered
 
@@ -106,3 +107,28 @@ def test_control_a_session_on_an_engine_with_runsc_puts_its_agent_under_it(
     engine.runtimes = ENGINE_WITH
     assert _session(tmp_path, "auto")._runtimes().agent == "runsc"
     assert _session(tmp_path, "runc")._runtimes().agent == "runc"
+
+
+@pytest.mark.parametrize(
+    ("attrs", "wanted", "wrong"),
+    [
+        ({"HostConfig": {"Runtime": "runsc"}}, "runsc", None),  # control
+        ({"HostConfig": {"Runtime": "runc"}}, "runc", None),  # control
+        ({"HostConfig": {}}, "runc", None),  # the engine's default is runc
+        ({"HostConfig": {"Runtime": "runc"}}, "runsc", "it runs under 'runc', but 'runsc'"),
+        ({"HostConfig": {}}, "runsc", "it runs under 'runc', but 'runsc'"),
+        ({}, "runsc", "it runs under 'runc', but 'runsc'"),
+        ({"HostConfig": {"Runtime": "runsc-debug"}}, "runsc", "'runsc-debug'"),
+    ],
+)
+def test_a_started_agent_under_another_runtime_than_chosen_is_caught(
+    attrs: dict[str, object], wanted: str, wrong: str | None
+) -> None:
+    """What runs is read back from the engine: a compose override or an edited file that puts
+    the agent under runc when runsc was chosen fails the isolation check."""
+    found = runtime.mismatch(attrs, wanted)
+    if wrong is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert wrong in found
