@@ -16,7 +16,7 @@ export VENV
 
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps venv install engine base images browser node lua test test-unit test-container lint up bench clean-venv shared-up shared-down
+.PHONY: help deps venv install engine base images browser node conformance lua test test-unit test-container lint up bench clean-venv shared-up shared-down
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ shared-up: images ## start the team-shared Redis, approval service and worker (m
 shared-down: $(STAMP) ## stop the team-shared infrastructure (secret files stay)
 	@$(BIN)/ironcurtain shared down
 
+conformance: node ## provide Node 22 and the MCP conformance suite in .cache/conformance
+	@scripts/conformance.sh
+
 lint: $(STAMP) ## ruff, the import contracts and mypy (their settings: pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -66,7 +69,7 @@ test-unit: $(STAMP) node lua ## fast tests, no Docker
 test-container: images browser ## tests against the real engine and our images
 	$(BIN)/pytest -m container tests/container $(PYTEST_ARGS)
 
-test: images browser node lua ## all tests (sets up the engine and images first)
+test: images browser node conformance lua ## all tests (sets up the engine and images first)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The agent works on WORKSPACE; never a default (the checkout itself is refused: protected paths).

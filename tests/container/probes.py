@@ -211,3 +211,14 @@ def listening_ports(container: docker.models.containers.Container) -> set[int]:
             if fields[3] == "0A" and address != DOCKER_DNS:  # 0A: TCP_LISTEN
                 ports.add(int(port, 16))
     return ports
+
+
+def bridge_host(client: docker.DockerClient) -> str:
+    """This machine's address on Docker's default bridge, as containers there reach it: the
+    network's gateway when the engine reports one (some engines leave it out of the default
+    bridge's IPAM), else docker0's own address."""
+    config = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    (address, *_) = host_ipv4_of("docker0")
+    return address

@@ -25,8 +25,7 @@ import docker.errors
 import docker.models.containers
 import pytest
 
-from ironcurtain.session.hardening import socket_proxy_run_kwargs
-
+from .compose_service import run_kwargs
 from .conftest import RUN_ID, TEST_LABELS
 from .waiting import wait_healthy
 
@@ -129,7 +128,13 @@ def _run_proxy(
         detach=True,
         labels=TEST_LABELS,
         environment=env,
-        **socket_proxy_run_kwargs(SOCKET, os.stat(SOCKET).st_gid),
+        **run_kwargs(
+            "socket-proxy",
+            {
+                "IRONCURTAIN_DOCKER_SOCKET": SOCKET,
+                "IRONCURTAIN_DOCKER_SOCKET_GID": str(os.stat(SOCKET).st_gid),
+            },
+        ),
         **kwargs,
     )
 

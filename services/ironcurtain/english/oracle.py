@@ -1,9 +1,10 @@
 """The LLM behind a small typed interface: a question in, a validated answer out.
 
-`Oracle.ask(system, prompt) -> str` is all the commands need; `consult()` runs a `Question`
-(prompt + pure parser) through it. The parsers never trust the text: anything they cannot check
-raises `Rejected` with a message a human can act on. `AnthropicOracle` is the real one: the
-vendor SDK, called host-side with the key from the key store (a file, never an env var).
+`Oracle.ask(system, prompt) -> str` is all the commands need; a `Question` (prompt + pure
+parser) is asked through it and its answer parsed. The parsers never trust the text: anything
+they cannot check raises `Rejected` with a message a human can act on. `AnthropicOracle` is the
+real one: the vendor SDK, called host-side with the key from the key store (a file, never an env
+var).
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ class Question(Generic[T]):
     system: str
     prompt: str
     parse: Callable[[str], T]  # raises Rejected
-
-
-def consult(oracle: Oracle, question: Question[T]) -> T:
-    return question.parse(oracle.ask(question.system, question.prompt))
 
 
 _FENCE = re.compile(r"^```[A-Za-z]*[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)

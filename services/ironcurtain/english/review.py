@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rq import get_current_job
 
-from ..escalation.channel import Channel
+from ..escalation.channel import Channel, Outcome
 from ..escalation.record import Escalation
 from ..escalation.types import Verdict
 from .oracle import DEFAULT_BASE_URL, DEFAULT_MODEL, Oracle, OracleError, Rejected, block, connect
@@ -67,7 +67,9 @@ def parse(text: str) -> Approval | None:
 
 
 def review_with(channel: Channel, oracle: Oracle, escalation_id: str) -> str:
-    """What the job did: approved / abstained / already / off / gone / no-task / failed."""
+    """What the job did: approved / abstained / already / changed / off / gone / no-task /
+    failed. The approval is bound to the record the model reviewed (its digest): `changed`, and
+    nothing decided, if the session rewrote it while the model was asked."""
     escalation = channel.get(escalation_id)
     if not isinstance(escalation, Escalation) or channel.decision(escalation_id) is not None:
         return "gone"
@@ -86,8 +88,14 @@ def review_with(channel: Channel, oracle: Oracle, escalation_id: str) -> str:
     if not channel.auto_review(escalation.session_id):  # a human switched it off meanwhile
         return "off"
     ruling = channel.decide(
-        escalation_id, Verdict.APPROVED, by=AUTO_REVIEWER, reason=approval.reason
+        escalation_id,
+        Verdict.APPROVED,
+        by=AUTO_REVIEWER,
+        reason=approval.reason,
+        shown_digest=escalation.digest(),
     )
+    if ruling.outcome is Outcome.CHANGED:
+        return "changed"
     return "approved" if ruling.accepted else "already"
 
 

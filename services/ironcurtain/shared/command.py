@@ -14,10 +14,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..escalation import tls
 from ..home import HomeMissing, locate
-from ..people.client import DEFAULT_PORT, ApiError, Client
+from ..people.client import DEFAULT_PORT, ApiError, Client, add_ca_option
 from ..people.members import MemberError
-from ..state import member_token_file, shared_dir, state_dir
+from ..state import member_token_file, shared_dir, team_dir
 from .files import SharedFiles
 
 COMPOSE_FILE = "compose.shared.yaml"
@@ -75,6 +76,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the approval service that checks the token (default: %(default)s)",
     )
     login.add_argument("--token-file", type=Path, default=member_token_file())
+    add_ca_option(login)
     login.set_defaults(handler=_login)
 
 
@@ -187,7 +189,7 @@ def _join(args: argparse.Namespace) -> int:
         print(f"join: refused: the CA file is {found}, not {args.fingerprint}", file=sys.stderr)
         return 1
     token = getpass.getpass("member token: ") if sys.stdin.isatty() else sys.stdin.readline()
-    team = Team(state_dir() / "team")
+    team = Team(team_dir())
     team.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     team.directory.chmod(0o700)
     staged = team.directory / f".ca.{secrets.token_hex(4)}.pem"
@@ -212,7 +214,7 @@ def _join(args: argparse.Namespace) -> int:
 def _leave(args: argparse.Namespace) -> int:
     from ..registrar.client import Team
 
-    team = Team(state_dir() / "team")
+    team = Team(team_dir())
     for path in (team.settings, team.token_file, team.ca):
         path.unlink(missing_ok=True)
     print("leave: sessions here use this machine's own stack again")
@@ -291,8 +293,8 @@ def _login(args: argparse.Namespace) -> int:
     token = getpass.getpass("member token: ") if sys.stdin.isatty() else sys.stdin.readline()
     token = token.strip()
     try:
-        member = Client(args.url, token).whoami()
-    except ApiError as exc:
+        member = Client(args.url, token, context=tls.https_context(args.url, args.ca)).whoami()
+    except (ApiError, OSError) as exc:
         print(f"login: refused: {exc}", file=sys.stderr)
         return 1
     path: Path = args.token_file

@@ -117,3 +117,20 @@ def test_orientation_files_are_copied_into_home(run: Run, agent: str, tmp_path: 
         volumes={str(tmp_path): {"bind": "/run/ironcurtain/session", "mode": "ro"}},
     )
     assert (status, out) == (0, "guide\n")
+
+
+def test_the_scripted_agent_image_has_no_setuid_or_setgid_binaries_even_for_root(
+    docker_client: docker.DockerClient, image: Callable[[str], str]
+) -> None:
+    """Searched as root, so no folder is unreadable to the search (the image the escape suite's
+    agent runs; the adapters' images are searched as their user above)."""
+
+    def setuid_files(ref: str) -> str:
+        find = ["find", "/", "-xdev", "-type", "f", "-perm", "/6000"]
+        output = docker_client.containers.run(
+            ref, find, user="0", remove=True, labels=TEST_LABELS, network_mode="none"
+        )
+        return output.decode().strip()
+
+    assert setuid_files(image("python"))  # control: the search finds su, mount, ... there
+    assert setuid_files(image("agent-scripted")) == ""

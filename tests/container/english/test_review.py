@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,8 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from ironcurtain.approval.app import create_app
-from ironcurtain.escalation import dispatch, keys
+from ironcurtain.english.review import review_with
+from ironcurtain.escalation import dispatch, redis_keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.jobs import GuardedJob
@@ -115,20 +117,20 @@ def channel(client: redis.Redis) -> Channel:
 
 def drain_inbox(client: redis.Redis) -> None:
     """What the worker's inbox thread does: new escalation ids become our jobs."""
-    while (entry := client.lpop(keys.INBOX)) is not None:
+    while (entry := client.lpop(redis_keys.INBOX)) is not None:
         dispatch.handle(Channel(client), dispatch.queue(client), entry, reviewer=True)
 
 
 def queued(client: redis.Redis) -> list[str]:
     drain_inbox(client)
-    ids = [i.decode() for i in client.lrange(f"rq:queue:{keys.QUEUE}", 0, -1)]
+    ids = [i.decode() for i in client.lrange(f"rq:queue:{redis_keys.QUEUE}", 0, -1)]
     return [Job.fetch(i, connection=client, serializer=JSONSerializer).func_name for i in ids]
 
 
 def run_jobs(client: redis.Redis) -> dict[str, Any]:
     """Run what is queued, in this process (the fake vendor lives here), and return results."""
     drain_inbox(client)
-    ids = [i.decode() for i in client.lrange(f"rq:queue:{keys.QUEUE}", 0, -1)]
+    ids = [i.decode() for i in client.lrange(f"rq:queue:{redis_keys.QUEUE}", 0, -1)]
     SimpleWorker(
         [dispatch.queue(client)], connection=client, job_class=GuardedJob, serializer=JSONSerializer
     ).work(burst=True)
@@ -154,10 +156,10 @@ def escalate(channel: Channel, audit: Audit, req: EscalationRequest, timeout_s: 
 
 def wait_created(client: redis.Redis, jobs: int) -> None:
     """Block until the escalation reaches the inbox (BLPOP: no polling), then queue its jobs."""
-    popped = client.blpop([keys.INBOX], timeout=5)
+    popped = client.blpop([redis_keys.INBOX], timeout=5)
     assert popped is not None, "the escalation did not reach the inbox"
     dispatch.handle(Channel(client), dispatch.queue(client), popped[1], reviewer=True)
-    assert client.llen(f"rq:queue:{keys.QUEUE}") == jobs
+    assert client.llen(f"rq:queue:{redis_keys.QUEUE}") == jobs
 
 
 def test_without_the_switch_only_the_notification_is_queued(
@@ -298,3 +300,37 @@ def test_the_api_switches_the_reviewer_with_the_bearer_token_only(
     assert web.get(path, headers=auth).get_json()["on"] is True
     assert web.put(path, json={"on": False}, headers=auth).status_code == 200
     assert channel.auto_review("s1") is False
+
+
+class RewritingOracle:
+    """A model that approves, while the session rewrites its pending record under it."""
+
+    def __init__(self, client: redis.Redis, escalation_id: str) -> None:
+        self.client, self.escalation_id = client, escalation_id
+
+    def ask(self, system: str, prompt: str) -> str:
+        key = redis_keys.record(self.escalation_id)
+        stored = json.loads(self.client.get(key))
+        self.client.set(key, json.dumps({**stored, "arguments": {"url": "https://evil.example/"}}))
+        return APPROVE
+
+
+class PlainOracle:
+    def ask(self, system: str, prompt: str) -> str:
+        return APPROVE
+
+
+def test_the_reviewer_does_not_approve_a_record_rewritten_while_it_was_asked(
+    channel: Channel, client: redis.Redis
+) -> None:
+    channel.set_auto_review("s1", True)
+    escalation = channel.create(request(), 30)
+    oracle = RewritingOracle(client, escalation.id)
+    assert review_with(channel, oracle, escalation.id) == "changed"
+    assert channel.decision(escalation.id) is None
+    # Control: unchanged while asked: approved, bound to what the model was shown.
+    other = channel.create(request(), 30)
+    assert review_with(channel, PlainOracle(), other.id) == "approved"
+    decision = channel.decision(other.id)
+    assert decision is not None
+    assert decision.request_digest == other.digest()

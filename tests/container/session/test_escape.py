@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +20,20 @@ from pathlib import Path
 import docker
 import docker.models.containers
 import pytest
+import yaml
 
 from ironcurtain.session import plan, rooms, runtime
+from ironcurtain.session.hardening import violations
 from ironcurtain.session.run import Session
 
-from ..probes import host_server, probe
+from ..conftest import TEST_LABELS
+from ..probes import host_ipv4_of, host_server, link_local_of, probe, resolve
 from .conftest import AGENT_UID, REAL_KEY, RUNTIMES, Env, under_runtime
 
 Container = docker.models.containers.Container
 CA = plan.CA_IN_AGENT
 SOCKETS = "/run/ironcurtain/rooms"  # the rooms' folders in the MCP proxy (compose.yaml)
+COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[3] / "compose.yaml").read_text())
 
 
 @dataclass(frozen=True)
@@ -410,6 +415,242 @@ def test_the_agent_cannot_reach_another_sessions_containers(
     assert check.exit_code == 0, check.output
 
 
+# -- the agent container as compose.yaml confines it (each weakening: tests/unit/session/
+# test_hardening.py; the controls: the same image run without compose's settings) -----------
+
+IPV6_ON = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0"}
+
+
+def _agent_run(running: Running, *argv: str) -> tuple[int, str]:
+    result = running.containers["agent"].exec_run(list(argv))
+    return result.exit_code, result.output.decode(errors="replace")
+
+
+def _status(container: Container) -> dict[str, str]:
+    result = container.exec_run(["cat", "/proc/self/status"])
+    assert result.exit_code == 0, result.output
+    text = result.output.decode()
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+@pytest.fixture(scope="module")
+def unconfined(running: Running, docker_client: docker.DockerClient) -> Iterator[Container]:
+    """The control: the agent's own image on the agent's own network, with none of compose's
+    settings but IPv6 switched on (runc, the engine's defaults otherwise)."""
+    agent = running.containers["agent"]
+    control = docker_client.containers.run(
+        agent.attrs["Config"]["Image"],
+        ["sleep", "infinity"],
+        entrypoint=[],
+        detach=True,
+        labels=TEST_LABELS,
+        network=f"{running.session.name.project}_agent",
+        sysctls=IPV6_ON,
+    )
+    try:
+        yield control
+    finally:
+        control.remove(force=True, v=True)
+
+
+def test_control_the_agent_can_write_its_workspace_tmp_and_home(running: Running) -> None:
+    for path in ("/workspace/probe", "/tmp/probe", "/home/agent/probe"):
+        assert _agent_run(running, "touch", path)[0] == 0, path
+
+
+def test_the_agent_runs_as_the_workspaces_owner_never_root(running: Running) -> None:
+    uids = _status(running.containers["agent"])["Uid"].split()
+    assert set(uids) == {str(AGENT_UID)}  # the workspace's owner (chowned above), real to saved
+
+
+def _under_runsc(running: Running) -> bool:
+    return running.env.environ["IRONCURTAIN_RUNTIME"] == runtime.RUNSC
+
+
+def test_the_agent_has_no_capabilities(running: Running, unconfined: Container) -> None:
+    status = _status(running.containers["agent"])
+    # gVisor's /proc/self/status has no CapAmb line; every set it shows must be empty.
+    wanted = ("CapEff", "CapPrm", "CapInh", "CapBnd") + (
+        () if _under_runsc(running) else ("CapAmb",)
+    )
+    for field in wanted:
+        assert int(status[field], 16) == 0, field
+    assert int(_status(unconfined)["CapBnd"], 16) != 0  # control: the engine's default set
+
+
+# prctl(PR_GET_NO_NEW_PRIVS): asked of the kernel the agent has (gVisor's status lacks the line).
+NO_NEW_PRIVS = "import ctypes; print(ctypes.CDLL(None, use_errno=True).prctl(39, 0, 0, 0, 0))"
+
+
+def test_the_agent_cannot_gain_privileges(running: Running, unconfined: Container) -> None:
+    assert _agent_run(running, "python3", "-c", NO_NEW_PRIVS) == (0, "1\n")
+    control = unconfined.exec_run(["python3", "-c", NO_NEW_PRIVS])
+    assert (control.exit_code, control.output) == (0, b"0\n")  # control
+
+
+def _root_mount_options(container: Container) -> list[str]:
+    mounts = container.exec_run(["cat", "/proc/self/mounts"]).output.decode()
+    (options,) = [line.split()[3] for line in mounts.splitlines() if line.split()[1:2] == ["/"]]
+    return options.split(",")
+
+
+def test_the_agent_cannot_write_its_root_filesystem(
+    running: Running, unconfined: Container
+) -> None:
+    for path in ("/usr/local/bin/implant", "/etc/implant", "/opt/implant"):
+        code, output = _agent_run(running, "touch", path)
+        assert code != 0, path
+        # runc checks the mount first (EROFS); gVisor the permission (EACCES): either refuses.
+        assert "Read-only file system" in output or _under_runsc(running), output
+    assert "ro" in _root_mount_options(running.containers["agent"])
+    assert "rw" in _root_mount_options(unconfined)  # control
+    assert unconfined.exec_run(["touch", "/home/agent/x"]).exit_code == 0  # control
+
+
+def test_the_agent_cannot_become_root(running: Running) -> None:
+    code, output = _agent_run(running, "python3", "-c", "import os; os.setuid(0)")
+    assert code != 0
+    assert "PermissionError" in output
+    assert _agent_run(running, "su", "-c", "id", "root")[0] != 0
+
+
+@pytest.mark.parametrize("tool", ["sudo", "ssh", "sshd", "ssh-agent", "docker", "doas"])
+def test_the_agent_has_no_escalation_or_remote_tool(running: Running, tool: str) -> None:
+    assert _agent_run(running, "sh", "-c", f"command -v {tool}")[0] != 0
+    assert _agent_run(running, "sh", "-c", "command -v python3")[0] == 0  # control
+
+
+def test_the_agent_has_no_ssh_keys_agent_or_docker_socket(running: Running) -> None:
+    code, env = _agent_run(running, "env")
+    assert code == 0
+    assert "SSH_AUTH_SOCK" not in env
+    assert "DOCKER_HOST=unix:" not in env  # the Docker door is tcp://sidecar, never a socket
+    for path in ("/home/agent/.ssh", "/root/.ssh", *DOCKER_SOCKETS):
+        assert _agent_run(running, "test", "-e", path)[0] != 0, path
+    assert _agent_run(running, "test", "-e", "/workspace")[0] == 0  # control
+
+
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/docker.sock")
+
+
+def test_the_agent_container_passes_the_hardening_check(
+    running: Running, unconfined: Container
+) -> None:
+    agent = running.containers["agent"]
+    agent.reload()
+    assert running.session.plan is not None
+    assert violations(agent.attrs, running.session.plan.owner.user) == []
+    unconfined.reload()
+    assert violations(unconfined.attrs)  # control: the unhardened one is named short
+
+
+def _cgroup_value(running: Running, v1: str, v2: str) -> str:
+    for path in (v1, v2):
+        code, value = _agent_run(running, "cat", path)
+        if code == 0:
+            return value.strip()
+    raise AssertionError(f"neither {v1} nor {v2} is readable")
+
+
+def test_the_agent_has_compose_yamls_pids_and_memory_limits(running: Running) -> None:
+    service = COMPOSE["services"]["agent"]
+    if not _under_runsc(running):  # gVisor shows the agent no cgroup files: the engine's view only
+        pids = _cgroup_value(running, "/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max")
+        memory = _cgroup_value(
+            running, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"
+        )
+        assert int(pids) == service["pids_limit"]
+        assert int(memory) == service["mem_limit"]
+    host = running.containers["agent"].attrs["HostConfig"]
+    assert (host["PidsLimit"], host["Memory"]) == (service["pids_limit"], service["mem_limit"])
+    assert host["NanoCpus"] == int(service["cpus"] * 1e9)
+
+
+def test_the_agent_has_ipv6_disabled(running: Running, unconfined: Container) -> None:
+    read = "cat /proc/sys/net/ipv6/conf/all/disable_ipv6"
+    if not _under_runsc(running):  # gVisor has no such sysctl file: no address is what counts
+        assert running.agent_sh(read).strip() == "1"
+    code, addresses = _agent_run(running, "cat", "/proc/net/if_inet6")
+    assert code != 0 or addresses.strip() == ""
+    assert unconfined.exec_run(["sh", "-c", read]).output.decode().strip() == "0"  # control
+
+
+def _bridge(docker_client: docker.DockerClient, running: Running, role: str) -> str:
+    return "br-" + docker_client.networks.get(f"{running.session.name.project}_{role}").id[:12]
+
+
+def test_the_agent_cannot_reach_the_host_over_ipv6_link_local(
+    running: Running, unconfined: Container, docker_client: docker.DockerClient
+) -> None:
+    """The host bridge keeps an IPv6 link-local address even with inhibit_ipv4; a container with
+    IPv6 on reaches a host service through it (the control). compose.yaml's sysctl closes it."""
+    address = link_local_of(_bridge(docker_client, running, "agent"))
+    assert address is not None, "the agent bridge has no IPv6 link-local address"
+    target = f"{address}%eth0"
+    with host_server("host-v6") as port:
+        deadline = time.monotonic() + 10  # the control's own link-local address may be tentative
+        while not (control := probe(unconfined, target, port)).opened:
+            assert time.monotonic() < deadline, f"IPv6 on never reached the host: {control}"
+            time.sleep(0.2)  # polling until duplicate address detection finishes, with a deadline
+        assert control.detail == "host-v6"
+        outcome = probe(running.containers["agent"], target, port)
+        assert not outcome.opened, outcome
+
+
+def test_the_agent_networks_gateway_address_is_on_no_host_interface(
+    running: Running, docker_client: docker.DockerClient
+) -> None:
+    """With inhibit_ipv4 the address the agent routes to is assigned to no host interface
+    (control: the control network's bridge holds its gateway)."""
+    control = running.containers["mitm-proxy"].attrs["NetworkSettings"]["Networks"][
+        f"{running.session.name.project}_control"
+    ]["Gateway"]
+    assert control in host_ipv4_of(_bridge(docker_client, running, "control"))
+    assert host_ipv4_of(_bridge(docker_client, running, "agent")) == []
+
+
+def test_the_agent_cannot_reach_a_host_service_via_docker0(running: Running) -> None:
+    docker0 = host_ipv4_of("docker0")
+    if not docker0:
+        pytest.skip("this engine has no docker0 bridge")
+    with host_server("host-docker0") as port:
+        assert not probe(running.containers["agent"], docker0[0], port).opened
+        # control: the MITM, on a normal bridge, reaches the host service there
+        assert probe(running.containers["mitm-proxy"], docker0[0], port).opened
+
+
+def test_the_agent_resolves_only_through_dockers_embedded_resolver(running: Running) -> None:
+    code, resolv = _agent_run(running, "cat", "/etc/resolv.conf")
+    assert code == 0
+    servers = [line.split()[1] for line in resolv.splitlines() if line.startswith("nameserver")]
+    assert servers == ["127.0.0.11"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["host.docker.internal", "gateway.docker.internal", "outside-name.example"],
+)
+def test_the_agent_cannot_resolve_outside_names_or_host_aliases(
+    running: Running, name: str
+) -> None:
+    agent = running.containers["agent"]
+    assert resolve(agent, "sidecar") is not None  # control: the embedded resolver answers
+    assert resolve(agent, name) is None
+
+
+def test_the_sidecar_does_not_route_between_its_networks(
+    running: Running, docker_client: docker.DockerClient
+) -> None:
+    read = ["cat", "/proc/sys/net/ipv4/ip_forward"]
+    sidecar = running.containers["sidecar"]
+    assert sidecar.exec_run(read).output.decode().strip() == "0"
+    # control: without compose's setting a container's namespace forwards (from the host)
+    default = docker_client.containers.run(
+        sidecar.attrs["Config"]["Image"], read, entrypoint=[], remove=True, labels=TEST_LABELS
+    )
+    assert default.decode().strip() == "1"
+
+
 # -- programs the agent writes for the MCP servers to run ------------------------------------
 
 # Run by git as a clean filter the agent configured in the workspace repository: where does it
@@ -586,7 +827,7 @@ def _call(running: Running, tool: str, arguments: dict[str, object]) -> str:
 def woken(running: Running) -> dict[str, Container]:
     """Every room, each started by its server's first call (git on a folder that is no
     repository, fetch of a trusted host the room cannot resolve: error answers, through it)."""
-    assert not [s for s in running.containers if rooms.room_of(s)]  # none before
+    assert not [s for s in running.containers if s.startswith(rooms.PREFIX)]  # none before
     calls = {
         "filesystem": ("filesystem__list_directory", {"path": "/workspace"}),
         "git": ("git__git_status", {"repo_path": "/workspace"}),
@@ -602,7 +843,7 @@ def test_each_room_starts_on_its_servers_first_call_and_not_before(
     running: Running, woken: dict[str, Container]
 ) -> None:
     # Sessions that never call a server never start its container.
-    assert not [s for s in running.containers if rooms.room_of(s)]  # none after start-up
+    assert not [s for s in running.containers if s.startswith(rooms.PREFIX)]  # none after start-up
     for name, room in woken.items():  # control: the calls started them
         assert room.status == "running", name
         assert running.session.timings.get(f"room-{name}", 0) > 0, name
@@ -673,10 +914,14 @@ def test_no_third_party_process_runs_in_the_proxys_container(
         assert done.exit_code == 0, done.output
         return json.loads(done.output)
 
-    listed = processes(running.containers["mcp-proxy"])
+    proxy = running.containers["mcp-proxy"]
+    listed = processes(proxy)
     assert listed, listed
+    # The engine's health check (compose's `test`, exactly) may be running at that moment.
+    test = proxy.attrs["Config"].get("Healthcheck", {}).get("Test") or []
+    health = " ".join(test[1:]) if test[:1] == ["CMD"] else None
     for command in listed:
-        assert "ironcurtain mcp-proxy serve" in command, listed
+        assert "ironcurtain mcp-proxy serve" in command or command == health, listed
     servers = {
         "filesystem": "mcp-server-filesystem",
         "git": "mcp-server-git",

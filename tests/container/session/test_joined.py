@@ -25,6 +25,7 @@ from ironcurtain.fakellm import certs
 from ironcurtain.keystore import KeyStore
 
 from ..conftest import RUN_ID
+from ..probes import bridge_host
 from ..redisserver import free_port
 from ..shared.test_team import _base_env
 from ..shared.test_team import cli as run_cli
@@ -43,7 +44,7 @@ def joined(
         image(name)
     root = tmp_path_factory.mktemp("joined")
     root.chmod(0o755)
-    host = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    host = bridge_host(docker_client)
     a = {
         **_base_env(root / "a"),
         "IRONCURTAIN_SHARED_DIR": str(root / "a" / "shared"),
@@ -91,10 +92,13 @@ def joined(
 
 
 def approve_as(a: dict[str, str], token: str, escalation_id: str) -> dict[str, object]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{a['IRONCURTAIN_APPROVAL_PORT']}/api/v1/escalations/"
-        f"{escalation_id}/approve",
-        data=json.dumps({"reason": "bob approves"}).encode(),
+    path = f"http://127.0.0.1:{a['IRONCURTAIN_APPROVAL_PORT']}/api/v1/escalations/{escalation_id}"
+    shown = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(shown, timeout=10) as answer:  # noqa: S310 - http://127.0.0.1
+        digest = json.loads(answer.read())["escalation"]["digest"]  # what bob is shown
+    request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1
+        f"{path}/approve",
+        data=json.dumps({"reason": "bob approves", "digest": digest}).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )

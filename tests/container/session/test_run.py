@@ -39,9 +39,15 @@ NOTICE = re.compile(r"\[ironcurtain\] escalation ([0-9a-f]+\.[0-9a-f]{16}): file
 def approve(env: Env, escalation_id: str) -> dict[str, object]:
     token = (env.shared_dir / "approval_token").read_text().strip()
     port = env.environ["IRONCURTAIN_APPROVAL_PORT"]
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1/escalations/{escalation_id}/approve",
-        data=json.dumps({"reason": "the test approves", "by": "session-test"}).encode(),
+    path = f"http://127.0.0.1:{port}/api/v1/escalations/{escalation_id}"
+    shown = urllib.request.Request(path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(shown, timeout=10) as answer:  # noqa: S310 - http://127.0.0.1
+        digest = json.loads(answer.read())["escalation"]["digest"]  # what the human is shown
+    request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1
+        f"{path}/approve",
+        data=json.dumps(
+            {"reason": "the test approves", "by": "session-test", "digest": digest}
+        ).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )

@@ -22,6 +22,7 @@ from ironcurtain.escalation.channel import connect
 
 from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
 from ..redisserver import free_port
+from .reach import assert_sessions_reach_redis_only, service
 
 ESCALATE = """
 import asyncio, threading
@@ -248,48 +249,12 @@ def test_the_login_page_is_served_from_the_image(stack: dict[str, str]) -> None:
         assert b"textContent" in response.read()
 
 
-PROBE = """
-import socket, sys
-for host, port in [tuple(a.rsplit(":", 1)) for a in sys.argv[1:]]:
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-        print(host, "open")
-    except OSError as exc:
-        print(host, "closed", type(exc).__name__)
-"""
-
-
 def test_a_container_on_the_sessions_network_reaches_redis_but_never_the_approval_service(
     stack: dict[str, str], docker_client: docker.DockerClient, image: Callable[[str], str]
 ) -> None:
-    project = stack["IRONCURTAIN_SHARED_PROJECT"]
-    (approval,) = docker_client.containers.list(
-        filters={
-            "label": [
-                f"com.docker.compose.project={project}",
-                "com.docker.compose.service=approval",
-            ]
-        }
-    )
-    networks = approval.attrs["NetworkSettings"]["Networks"]
-    assert stack["IRONCURTAIN_SHARED_NETWORK"] not in networks
-    addresses = [n["IPAddress"] for n in networks.values() if n["IPAddress"]]
-    targets = ["redis:6379", "approval:8000", *(f"{a}:8000" for a in addresses)]
-    probe = docker_client.containers.run(
-        image("python"),
-        ["python3", "-c", PROBE, *targets],
-        detach=True,
-        network=stack["IRONCURTAIN_SHARED_NETWORK"],
-        labels=TEST_LABELS,
-    )
-    try:
-        assert probe.wait(timeout=60)["StatusCode"] == 0
-        lines = probe.logs().decode().splitlines()
-    finally:
-        probe.remove(force=True)
-    assert lines[0] == "redis open"  # control: what sessions need is there
-    assert len(lines) == len(targets)
-    assert all(" closed " in line for line in lines[1:]), lines
+    approval = service(docker_client, stack["IRONCURTAIN_SHARED_PROJECT"], "approval")
+    network = stack["IRONCURTAIN_SHARED_NETWORK"]
+    assert_sessions_reach_redis_only(docker_client, image("python"), network, approval, 8000)
 
 
 def test_a_new_member_decides_with_their_own_token_and_removal_revokes_it(

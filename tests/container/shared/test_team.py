@@ -27,7 +27,7 @@ import docker
 import pytest
 import redis
 
-from ironcurtain.escalation import keys, tls, users
+from ironcurtain.escalation import redis_keys, tls, users
 from ironcurtain.escalation.acl import Credential
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -35,9 +35,11 @@ from ironcurtain.registrar.client import Registrar, RegistrarError, Team
 from ironcurtain.shared.pki import TeamTLS
 
 from ..conftest import REPO_ROOT, RUN_ID, TEST_LABELS
+from ..probes import bridge_host
 from ..redisserver import free_port
 from ..waiting import wait_healthy
-from .test_compose import PROBE, pending_ids
+from .reach import assert_sessions_reach_redis_only, service
+from .test_compose import pending_ids
 
 ESCALATE = """
 import asyncio, sys
@@ -112,7 +114,7 @@ def machines(
     image("redis")
     image("python")
     root = tmp_path_factory.mktemp("two-machines")
-    host = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    host = bridge_host(docker_client)
     a = {
         **_base_env(root / "a"),
         "IRONCURTAIN_SHARED_DIR": str(root / "a" / "shared"),
@@ -303,35 +305,12 @@ def test_people_on_other_machines_reach_the_team_approval_page_over_https_at_the
 def test_the_team_approval_page_is_on_no_network_a_session_joins(
     machines: Machines, docker_client: docker.DockerClient, image: Callable[[str], str]
 ) -> None:
-    project = machines.a["IRONCURTAIN_SHARED_PROJECT"]
-    [page] = docker_client.containers.list(
-        filters={
-            "label": [
-                f"com.docker.compose.project={project}",
-                "com.docker.compose.service=approval-team",
-            ]
-        }
+    page = service(docker_client, machines.a["IRONCURTAIN_SHARED_PROJECT"], "approval-team")
+    published = f"{machines.host}:{machines.a['IRONCURTAIN_TEAM_APPROVAL_PORT']}"
+    network = machines.a["IRONCURTAIN_SHARED_NETWORK"]  # where sessions' proxies are
+    assert_sessions_reach_redis_only(
+        docker_client, image("python"), network, page, 8443, extra=[published]
     )
-    networks = page.attrs["NetworkSettings"]["Networks"]
-    assert machines.a["IRONCURTAIN_SHARED_NETWORK"] not in networks
-    addresses = [n["IPAddress"] for n in networks.values() if n["IPAddress"]]
-    targets = ["redis:6379", "approval-team:8443", *(f"{a}:8443" for a in addresses)]
-    targets.append(f"{machines.host}:{machines.a['IRONCURTAIN_TEAM_APPROVAL_PORT']}")
-    probe = docker_client.containers.run(
-        image("python"),
-        ["python3", "-c", PROBE, *targets],
-        detach=True,
-        network=machines.a["IRONCURTAIN_SHARED_NETWORK"],  # where sessions' proxies are
-        labels=TEST_LABELS,
-    )
-    try:
-        assert probe.wait(timeout=60)["StatusCode"] == 0
-        lines = probe.logs().decode().splitlines()
-    finally:
-        probe.remove(force=True)
-    assert lines[0] == "redis open"  # control: what sessions need is there
-    assert len(lines) == len(targets)
-    assert all(" closed " in line for line in lines[1:]), lines
 
 
 def _request(session: str) -> EscalationRequest:
@@ -353,18 +332,18 @@ def test_a_joined_machines_session_credential_cannot_read_or_alter_another_sessi
     attacker = Channel(connect(redis_url, credential=credential, ca_file=ca))
     try:
         for attack in (
-            lambda: attacker.redis.get(keys.record(pending.id)),
-            lambda: attacker.redis.set(keys.record(pending.id), "{}"),
-            lambda: attacker.redis.set(keys.decision(pending.id), "{}"),
-            lambda: attacker.redis.rpush(keys.wake(pending.id), "1"),
+            lambda: attacker.redis.get(redis_keys.record(pending.id)),
+            lambda: attacker.redis.set(redis_keys.record(pending.id), "{}"),
+            lambda: attacker.redis.set(redis_keys.decision(pending.id), "{}"),
+            lambda: attacker.redis.rpush(redis_keys.wake(pending.id), "1"),
             lambda: attacker.decide(pending.id, Verdict.APPROVED, by="bob"),
-            lambda: attacker.redis.publish(keys.notices("on-a-1"), "forged"),
+            lambda: attacker.redis.publish(redis_keys.notices("on-a-1"), "forged"),
             lambda: attacker.redis.execute_command("ACL", "SETUSER", "x", "on", "+@all"),
             lambda: attacker.redis.execute_command("KEYS", "*"),
         ):
             with pytest.raises(redis.exceptions.NoPermissionError):
                 attack()
-        assert victim.redis.get(keys.record(pending.id)) is not None  # untouched
+        assert victim.redis.get(redis_keys.record(pending.id)) is not None  # untouched
         assert Channel(admin).decision(pending.id) is None
         # Nor can B's member get a second password for the team server's own session.
         registrar, _ = Team(machines.b_state / "team").load()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ironcurtain.english.oracle import OracleError, Question, Rejected, block, connect, consult
+from ironcurtain.english.oracle import OracleError, Question, Rejected, block, connect
 
 from .conftest import Vendor
 
@@ -21,7 +21,8 @@ def test_a_question_gets_the_scripted_answer_parsed(vendor: Vendor, tmp_path: Pa
     vendor.script("```json\n[1, 2]\n```")
     found = oracle(vendor, tmp_path)
     try:
-        assert consult(found, Question("sys", "prompt", lambda t: block(t).strip())) == "[1, 2]"
+        q = Question("sys", "prompt", lambda t: block(t).strip())
+        assert q.parse(found.ask(q.system, q.prompt)) == "[1, 2]"
     finally:
         found.close()
     (seen,) = vendor.fake.seen
