@@ -2,7 +2,9 @@
 
 The same surface `Backend` uses of the SDK's `Client` (`list_tools`, `call_tool`, an async
 context that starts and stops the child), without the SDK's per-request machinery: a request is
-one line written to the pipe and a future keyed by its id; one reader task resolves them.
+one line written to the pipe and a future keyed by its id; one reader task resolves them, and
+hands the backend's notifications to `on_notification` (streams.Router.deliver: routed or
+dropped).
 The child is started in its own process group with a short list of ordinary inherited variables
 plus the configured ones (stderr inherited), and stopped with stdin closed, a grace period, then
 the whole group terminated, then killed.
@@ -58,8 +60,10 @@ class LineSession:
         *,
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.label = label  # names the backend in log lines
+        self.on_notification = on_notification  # streams.Router.deliver: never blocks
         self.max_line_bytes = max_line_bytes
         self.initialize_timeout_s = initialize_timeout_s
         self.protocol_version = ""
@@ -159,9 +163,15 @@ class LineSession:
         return types.ListToolsResult.model_validate(result, by_name=False)
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        read_timeout_seconds: float,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
-        params = {"name": name, "arguments": dict(arguments)}
+        params: dict[str, Any] = {"name": name, "arguments": dict(arguments)}
+        if meta:
+            params["_meta"] = dict(meta)  # our own progress token (streams.py), never the client's
         result = await self.request("tools/call", params, read_timeout_seconds)
         import mcp_types as types
 
@@ -242,7 +252,12 @@ class LineSession:
         if "method" in message:
             if "id" in message:  # a request to us: we offer nothing but ping
                 await self._answer(message)
-            return  # notifications (logging, list_changed, progress): nothing to do
+            elif self.on_notification is not None:  # progress, logs, updates: routed or dropped
+                try:
+                    self.on_notification(message)
+                except Exception:  # one odd notification must not stop the reader
+                    logger.exception("backend %s: a notification could not be routed", self.label)
+            return
         request_id = message.get("id")
         future = self._pending.get(request_id) if isinstance(request_id, int) else None
         if future is None or future.done():
@@ -316,9 +331,13 @@ class StdioClient(LineSession):
         *,
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__(
-            command, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+            command,
+            initialize_timeout_s=initialize_timeout_s,
+            max_line_bytes=max_line_bytes,
+            on_notification=on_notification,
         )
         self.command = command
         self.args = list(args)
@@ -366,9 +385,13 @@ class SocketClient(LineSession):
         wake: Callable[[], None] | None = None,
         wake_wait_s: float = WAKE_WAIT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         super().__init__(
-            path, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+            path,
+            initialize_timeout_s=initialize_timeout_s,
+            max_line_bytes=max_line_bytes,
+            on_notification=on_notification,
         )
         self.path = path
         self._stream: SocketStream | None = None

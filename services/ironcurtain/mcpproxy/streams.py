@@ -1,0 +1,155 @@
+"""A backend's notifications, each routed to the one client stream it belongs to, or dropped.
+
+A backend is shared by every client of the proxy, so what it sends is attributed here, never
+broadcast:
+- progress: a client's `progressToken` never reaches the backend. Each forwarded request that
+  carries one gets a fresh random token of ours (`Router.forwarding`); a backend's progress with
+  a token we did not hand out for a request in flight is dropped, and one with ours goes to that
+  request's stream only, under the client's own token.
+- log messages: MCP ties them to no request, so one is relayed only while exactly one request is
+  in flight on that backend and its client asked for logs (`logging/setLevel`); with two or
+  more in flight nobody can tell whose it is, and it is dropped.
+- resource updates: only to the streams of sessions that subscribed to that URI (a subscribe
+  is decided like a read of the URI, gate.py).
+What is relayed is rebuilt by notices.py. A stream holds at most `MAX_EVENTS` waiting events;
+more are dropped (progress and logs are advisory), so a chatty backend cannot grow memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import anyio
+
+from . import notices
+
+MAX_EVENTS = 64
+
+
+class Listener:
+    """One client stream: a request's SSE answer, or a session's standalone GET stream."""
+
+    def __init__(
+        self,
+        progress_token: str | int | None = None,
+        log_level: str | None = None,
+        *,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
+        self.progress_token = progress_token
+        self.log_level = log_level
+        self.max_events = max_events
+        self.dropped = 0
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wake = anyio.Event()
+        self._closed = False
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """Never blocks (called from a backend's reader): a full or closed stream drops it."""
+        if self._closed or len(self._queue) >= self.max_events:
+            self.dropped += 1
+            return
+        self._queue.append(message)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    async def next(self) -> dict[str, Any] | None:
+        """The next event, or None once closed and drained."""
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._closed:
+                return None
+            await self._wake.wait()
+            self._wake = anyio.Event()
+
+
+class Router:
+    """One backend's notifications to the streams of the requests it is serving."""
+
+    def __init__(self) -> None:
+        self._progress: dict[str, Listener] = {}  # our token -> the request's stream
+        self._logs: list[Listener] = []
+        self._in_flight = 0
+        self._watchers: dict[str, list[Listener]] = {}  # URI -> subscribed sessions' streams
+        self.dropped = 0
+
+    @contextlib.contextmanager
+    def forwarding(self, listener: Listener | None) -> Iterator[dict[str, Any] | None]:
+        """While one request is forwarded: the `_meta` to send with it (our progress token)."""
+        self._in_flight += 1
+        token = None
+        if listener is not None and listener.progress_token is not None:
+            token = "ic-" + secrets.token_urlsafe(16)
+            self._progress[token] = listener
+        logs = listener is not None and listener.log_level is not None
+        if logs:
+            assert listener is not None
+            self._logs.append(listener)
+        try:
+            yield None if token is None else {"progressToken": token}
+        finally:
+            self._in_flight -= 1
+            if token is not None:
+                del self._progress[token]
+            if logs:
+                assert listener is not None
+                self._logs.remove(listener)
+
+    def watch(self, uri: str, listener: Listener) -> None:
+        watchers = self._watchers.setdefault(uri, [])
+        if listener not in watchers:
+            watchers.append(listener)
+
+    def unwatch(self, uri: str, listener: Listener) -> bool:
+        """Whether `listener` watched `uri` here (it no longer does)."""
+        watchers = self._watchers.get(uri)
+        if watchers is None or listener not in watchers:
+            return False
+        watchers.remove(listener)
+        if not watchers:
+            del self._watchers[uri]
+        return True
+
+    def watched(self, uri: str) -> bool:
+        return uri in self._watchers
+
+    def forget(self, listener: Listener) -> None:
+        for uri in [u for u, w in self._watchers.items() if listener in w]:
+            self.unwatch(uri, listener)
+
+    def deliver(self, message: Mapping[str, Any]) -> None:
+        """A notification the backend wrote (called by its reader; never blocks, never raises
+        for what the backend sent)."""
+        method, params = message.get("method"), message.get("params")
+        if method == notices.PROGRESS and isinstance(params, Mapping):
+            token = params.get("progressToken")
+            listener = self._progress.get(token) if isinstance(token, str) else None
+            if listener is not None and listener.progress_token is not None:
+                built = notices.progress(params, listener.progress_token)
+                if built is not None:
+                    listener.offer(built)
+                    return
+        elif method == notices.LOG and self._in_flight == 1 and len(self._logs) == 1:
+            listener = self._logs[0]
+            assert listener.log_level is not None
+            built = notices.log(params, listener.log_level)
+            if built is not None:
+                listener.offer(built)
+                return
+        elif method == notices.UPDATED:
+            found = notices.updated(params)
+            watchers = self._watchers.get(found[0], []) if found is not None else []
+            for listener in watchers:
+                assert found is not None
+                listener.offer(found[1])
+            if watchers:
+                return
+        self.dropped += 1
