@@ -264,6 +264,7 @@ class Backend:
                 wake=self._wake,
                 max_line_bytes=self.max_result_bytes,
                 on_notification=self.router.deliver,
+                on_request=self.router.serve,
             )
         assert self.spec.command is not None
         return StdioClient(
@@ -272,6 +273,7 @@ class Backend:
             {**self.spec.env, **self._extra_env},
             max_line_bytes=self.max_result_bytes,
             on_notification=self.router.deliver,
+            on_request=self.router.serve,
         )
 
     async def run(self) -> None:

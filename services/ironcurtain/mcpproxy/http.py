@@ -8,6 +8,9 @@ Spoken to the agent's MCP client (Claude Code, the Python SDK, ...). What it ser
   A handshake-era tools/call whose client accepts `text/event-stream` and gave a progress token
   or set a log level is answered as SSE: the backend's progress and log notifications for that
   call (streams.py routes them, notices.py rebuilds them), then the response; otherwise JSON.
+  A client that declared `sampling` / `elicitation` gets its calls as SSE too: a backend's
+  request, once the gate allowed it, goes on that stream with an id of ours, and the client's
+  answer is taken from a POST of the same session naming that id (`_ask`, `_answered`).
 - resources/subscribe (decided as a read of the URI, gate.py) and unsubscribe, per session.
 - GET: a session that subscribed to a resource gets its standalone SSE stream (its URIs'
   `notifications/resources/updated`, nothing else; one stream at a time); otherwise 405.
@@ -20,6 +23,7 @@ reaches the gate's decision, but leaves one in the audit: `Gate.refuse` writes a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import OrderedDict
@@ -246,6 +250,9 @@ class McpHttp:
         self._listing: tuple[object, dict[str, dict[str, Any]]] = (None, {})
         self._calls: dict[tuple[str, object], anyio.CancelScope] = {}  # requests in flight
         self.log_levels: dict[str, str] = {}  # session -> the level it set (logs relayed)
+        self.capabilities: dict[str, frozenset[str]] = {}  # session -> requests it can answer
+        # Requests forwarded to a client and not yet answered, with the stream they went on.
+        self._asks: dict[tuple[str, str], tuple[asyncio.Future[Any], Listener]] = {}
         self.watching: dict[str, Listener] = {}  # session -> its stream of resource updates
         self._following: set[str] = set()  # sessions whose GET stream is open
 
@@ -379,6 +386,8 @@ class McpHttp:
         if not isinstance(message, Request):
             if isinstance(message, Notification) and message.method == "notifications/cancelled":
                 self._cancel(session, message.params.get("requestId"))
+            if isinstance(message, Response):
+                self._answered(session, message)
             return Reply(202, b"", ((b"mcp-session-id", session.encode()),))
         version = self.sessions[session]
         listener = self._listener(message, session, headers)
@@ -418,9 +427,52 @@ class McpHttp:
             return None
         token = notices.client_token(message.params.get("_meta"))
         level = self.log_levels.get(session)
-        if token is None and level is None:
+        capabilities = self.capabilities.get(session, frozenset())
+        if token is None and level is None and not capabilities:
             return None
-        return Listener(token, level)
+        listener = Listener(token, level, capabilities=capabilities)
+        if capabilities:
+            listener.ask = lambda method, params: self._ask(session, listener, method, params)
+        return listener
+
+    async def _ask(
+        self, session: str, listener: Listener, method: str, params: dict[str, Any]
+    ) -> Any:
+        """A backend's request, decided already (gate.py), sent on the call's stream: the
+        client's result, or RpcError with its error. The answer must come from this session."""
+        request_id = "ic-" + secrets.token_hex(12)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        key = (session, request_id)
+        self._asks[key] = (future, listener)
+        try:
+            message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            if not listener.offer(message):
+                raise RpcError(INTERNAL_ERROR, "the call's stream is full or closed")
+            return await future
+        finally:
+            self._asks.pop(key, None)
+
+    def _unanswerable(self, listener: Listener) -> None:
+        """The call's stream ended: what was asked on it can no longer be answered."""
+        for future, on in list(self._asks.values()):
+            if on is listener and not future.done():
+                future.set_exception(RpcError(INTERNAL_ERROR, "the call ended before an answer"))
+
+    def _answered(self, session: str, message: Response) -> None:
+        """A client's answer to a request we sent it; any other is dropped."""
+        if not isinstance(message.id, str):
+            return
+        future, _ = self._asks.get((session, message.id), (None, None))
+        if future is None or future.done():
+            return
+        error = message.error
+        if isinstance(error, dict):
+            text = error.get("message")
+            future.set_exception(
+                RpcError(INTERNAL_ERROR, text if isinstance(text, str) else "an error")
+            )
+        else:
+            future.set_result(message.result)
 
     def _streamed(self, message: Request, session: str, version: str, listener: Listener) -> Reply:
         """The call's notifications as events while it runs, then its response."""
@@ -436,6 +488,7 @@ class McpHttp:
                     answer.append(RpcError(INTERNAL_ERROR, "Internal error", id=message.id).body())
                 finally:
                     listener.close()
+                    self._unanswerable(listener)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(run)
@@ -475,6 +528,7 @@ class McpHttp:
     def _forget(self, session: str) -> None:
         """A session ended or was evicted: its level, subscriptions and stream go with it."""
         self.log_levels.pop(session, None)
+        self.capabilities.pop(session, None)
         listener = self.watching.pop(session, None)
         if listener is not None:
             listener.close()
@@ -498,6 +552,12 @@ class McpHttp:
                 self._forget(self.sessions.popitem(last=False)[0])
         self.sessions[session] = result["protocolVersion"]
         self.sessions.move_to_end(session)
+        declared = message.params["capabilities"]  # checked by initialize_result
+        self.capabilities[session] = frozenset(
+            method
+            for method, name in notices.CAPABILITY.items()
+            if isinstance(declared.get(name), dict)
+        )
         return _json(200, result_body(message.id, result), session)
 
     def _delete(self, headers: dict[str, str]) -> Reply:

@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -61,9 +61,12 @@ class LineSession:
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
         on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.label = label  # names the backend in log lines
         self.on_notification = on_notification  # streams.Router.deliver: never blocks
+        self.on_request = on_request  # streams.Router.serve: a request's result or error
+        self._serving: set[asyncio.Task[None]] = set()  # its requests being answered
         self.max_line_bytes = max_line_bytes
         self.initialize_timeout_s = initialize_timeout_s
         self.protocol_version = ""
@@ -99,6 +102,8 @@ class LineSession:
         if self._send is None:
             return
         self._fail_all("the backend session was closed")
+        for task in list(self._serving):
+            task.cancel()
         with anyio.CancelScope(shield=True):
             await self._close_transport()
             self._send = None
@@ -250,7 +255,12 @@ class LineSession:
             logger.warning("backend %s wrote a JSON value that is not a message", self.label)
             return
         if "method" in message:
-            if "id" in message:  # a request to us: we offer nothing but ping
+            if "id" in message and message["method"] != "ping" and self.on_request is not None:
+                # Answered by its own task: the reader goes on (the answer may take a person).
+                task = asyncio.get_running_loop().create_task(self._serve(message))
+                self._serving.add(task)
+                task.add_done_callback(self._serving.discard)
+            elif "id" in message:  # a request to us: ping, or nothing we offer
                 await self._answer(message)
             elif self.on_notification is not None:  # progress, logs, updates: routed or dropped
                 try:
@@ -301,6 +311,17 @@ class LineSession:
         for request_id in found if len(found) == 1 else waiting:
             self._pending[request_id].set_exception(error())
 
+    async def _serve(self, message: dict[str, Any]) -> None:
+        assert self.on_request is not None
+        try:
+            reply = await self.on_request(message)
+        except Exception:  # the backend's request fails, not the session
+            logger.exception("backend %s: its request could not be answered", self.label)
+            reply = {"error": {"code": -32603, "message": "Internal error"}}
+        answer = {"jsonrpc": "2.0", "id": message["id"], **reply}
+        with contextlib.suppress(BackendError):
+            await self._write(answer)
+
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
         if message["method"] == "ping":
@@ -332,12 +353,14 @@ class StdioClient(LineSession):
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
         on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(
             command,
             initialize_timeout_s=initialize_timeout_s,
             max_line_bytes=max_line_bytes,
             on_notification=on_notification,
+            on_request=on_request,
         )
         self.command = command
         self.args = list(args)
@@ -386,12 +409,14 @@ class SocketClient(LineSession):
         wake_wait_s: float = WAKE_WAIT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
         on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(
             path,
             initialize_timeout_s=initialize_timeout_s,
             max_line_bytes=max_line_bytes,
             on_notification=on_notification,
+            on_request=on_request,
         )
         self.path = path
         self._stream: SocketStream | None = None

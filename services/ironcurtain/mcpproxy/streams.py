@@ -11,6 +11,9 @@ broadcast:
   more in flight nobody can tell whose it is, and it is dropped.
 - resource updates: only to the streams of sessions that subscribed to that URI (a subscribe
   is decided like a read of the URI, gate.py).
+- a backend's requests (sampling, elicitation): attributed as logs are (exactly one request in
+  flight, its client declared the capability and can take a stream), then decided and audited
+  by `on_request` (gate.py) before anything reaches the client; unattributable: refused.
 What is relayed is rebuilt by notices.py. A stream holds at most `MAX_EVENTS` waiting events;
 more are dropped (progress and logs are advisory), so a chatty backend cannot grow memory.
 """
@@ -20,14 +23,20 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import anyio
 
 from . import notices
+from .jsonrpc import METHOD_NOT_FOUND
 
 MAX_EVENTS = 64
+# Asks the client (http.py): (method, params) -> the client's result, or raises.
+Ask = Callable[[str, dict[str, Any]], Awaitable[Any]]
+# Decides, audits and forwards a backend's request (gate.py): (method, params, the stream of the
+# one call it can belong to, or None) -> the JSON-RPC reply's `result` or `error` member.
+OnRequest = Callable[[str, Any, "Listener | None"], Awaitable[dict[str, Any]]]
 
 
 class Listener:
@@ -39,22 +48,27 @@ class Listener:
         log_level: str | None = None,
         *,
         max_events: int = MAX_EVENTS,
+        capabilities: frozenset[str] = frozenset(),
+        ask: Ask | None = None,
     ) -> None:
         self.progress_token = progress_token
         self.log_level = log_level
+        self.capabilities = capabilities  # the requests its client can answer (methods)
+        self.ask = ask
         self.max_events = max_events
         self.dropped = 0
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = anyio.Event()
         self._closed = False
 
-    def offer(self, message: dict[str, Any]) -> None:
+    def offer(self, message: dict[str, Any]) -> bool:
         """Never blocks (called from a backend's reader): a full or closed stream drops it."""
         if self._closed or len(self._queue) >= self.max_events:
             self.dropped += 1
-            return
+            return False
         self._queue.append(message)
         self._wake.set()
+        return True
 
     def close(self) -> None:
         self._closed = True
@@ -79,6 +93,8 @@ class Router:
         self._logs: list[Listener] = []
         self._in_flight = 0
         self._watchers: dict[str, list[Listener]] = {}  # URI -> subscribed sessions' streams
+        self._askers: list[Listener] = []  # streams whose client can answer a request
+        self.on_request: OnRequest | None = None  # set by the gate
         self.dropped = 0
 
     @contextlib.contextmanager
@@ -93,6 +109,10 @@ class Router:
         if logs:
             assert listener is not None
             self._logs.append(listener)
+        asks = listener is not None and listener.ask is not None and bool(listener.capabilities)
+        if asks:
+            assert listener is not None
+            self._askers.append(listener)
         try:
             yield None if token is None else {"progressToken": token}
         finally:
@@ -102,6 +122,19 @@ class Router:
             if logs:
                 assert listener is not None
                 self._logs.remove(listener)
+            if asks:
+                assert listener is not None
+                self._askers.remove(listener)
+
+    async def serve(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """A backend's request to the client: the reply's `result` or `error` member."""
+        method = message.get("method")
+        if self.on_request is None or method not in notices.CAPABILITY:
+            return {"error": {"code": METHOD_NOT_FOUND, "message": "Method not found"}}
+        sole = self._in_flight == 1 and len(self._askers) == 1
+        return await self.on_request(
+            method, message.get("params"), self._askers[0] if sole else None
+        )
 
     def watch(self, uri: str, listener: Listener) -> None:
         watchers = self._watchers.setdefault(uri, [])

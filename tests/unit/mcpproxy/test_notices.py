@@ -129,3 +129,100 @@ def test_an_event_is_one_line_of_json() -> None:
     assert (head, end) == (b"event: message", b"\n")
     assert json.loads(data.removeprefix(b"data: "))["params"]["t"] == "a\nb\r\n\ndata: x"
     assert notices.sse({"bad": "\ud800"}) is None
+
+
+SAMPLE = {
+    "messages": [{"role": "user", "content": {"type": "text", "text": "hi"}}],
+    "maxTokens": 100,
+}
+
+
+@pytest.mark.parametrize(
+    ("params", "forwarded"),
+    [
+        (SAMPLE, True),
+        ({**SAMPLE, "systemPrompt": "be brief", "temperature": 0.5}, True),
+        ({**SAMPLE, "maxTokens": 0}, False),
+        ({**SAMPLE, "maxTokens": True}, False),
+        ({**SAMPLE, "messages": []}, False),
+        (
+            {**SAMPLE, "messages": [{"role": "system", "content": {"type": "text", "text": "x"}}]},
+            False,
+        ),
+        ({**SAMPLE, "messages": [{"role": "user", "content": {"type": "resource"}}]}, False),
+        ({**SAMPLE, "messages": [{"role": "user", "content": {"type": "text", "text": 5}}]}, False),
+        (
+            {
+                **SAMPLE,
+                "messages": [{"role": "user", "content": {"type": "text", "text": "x" * 70_000}}],
+            },
+            False,
+        ),
+        ({**SAMPLE, "temperature": float("nan")}, False),
+        ({**SAMPLE, "stopSequences": ["a", 5]}, False),
+        ([], False),
+    ],
+)
+def test_a_sampling_request_is_rebuilt_or_refused(params: Any, forwarded: bool) -> None:
+    assert (notices.server_request(notices.SAMPLING, params) is not None) is forwarded
+
+
+def test_a_sampling_request_never_asks_for_other_servers_context() -> None:
+    params = {**SAMPLE, "includeContext": "allServers", "metadata": {"x": 1}, "_meta": {"y": 2}}
+    built = notices.server_request(notices.SAMPLING, params)
+    assert built == SAMPLE
+
+
+FORM = {
+    "message": "your name?",
+    "requestedSchema": {
+        "type": "object",
+        "properties": {"name": {"type": "string", "default": "x", "x-evil": "drop me"}},
+        "required": ["name"],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("params", "forwarded"),
+    [
+        (FORM, True),
+        ({**FORM, "mode": "form"}, True),
+        ({**FORM, "mode": "url", "url": "https://phish.example/login"}, False),  # url mode
+        ({**FORM, "requestedSchema": {"type": "array"}}, False),
+        ({**FORM, "requestedSchema": {**FORM["requestedSchema"], "required": ["other"]}}, False),
+        ({**FORM, "message": 5}, False),
+        ({"message": "x"}, False),
+    ],
+)
+def test_an_elicitation_is_a_form_rebuilt_or_refused(params: Any, forwarded: bool) -> None:
+    built = notices.server_request(notices.ELICITATION, params)
+    assert (built is not None) is forwarded
+    if built is not None:
+        assert "x-evil" not in built["requestedSchema"]["properties"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("method", "result", "expected"),
+    [
+        (
+            notices.SAMPLING,
+            {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m", "x": 1},
+            {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"},
+        ),
+        (notices.SAMPLING, {"role": "assistant", "content": {"type": "text", "text": "ok"}}, None),
+        (notices.SAMPLING, {"forged": True}, None),
+        (notices.ELICITATION, {"action": "decline", "content": {"a": 1}}, {"action": "decline"}),
+        (
+            notices.ELICITATION,
+            {"action": "accept", "content": {"n": "x", "k": 3, "b": True, "l": ["a"]}},
+            {"action": "accept", "content": {"n": "x", "k": 3, "b": True, "l": ["a"]}},
+        ),
+        (notices.ELICITATION, {"action": "accept", "content": {"n": {"deep": 1}}}, None),
+        (notices.ELICITATION, {"action": "approve"}, None),
+        (notices.ELICITATION, "accept", None),
+        ("roots/list", {}, None),
+    ],
+)
+def test_the_clients_answer_is_rebuilt_or_refused(method: str, result: Any, expected: Any) -> None:
+    assert notices.client_result(method, result) == expected

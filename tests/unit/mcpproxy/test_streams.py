@@ -130,3 +130,36 @@ def test_a_stream_holds_a_bounded_number_of_events() -> None:
     assert listener.dropped == 997
     listener.offer({"n": "late"})  # closed: dropped
     assert listener.dropped == 998
+
+
+def test_a_backends_request_goes_to_the_one_call_that_can_answer_it_or_to_none() -> None:
+    seen: list[Any] = []
+
+    async def decide(method: str, params: Any, listener: Listener | None) -> dict[str, Any]:
+        seen.append(listener)
+        return {"result": {}}
+
+    async def ask(method: str, params: dict[str, Any]) -> Any:
+        return {}
+
+    async def go() -> list[dict[str, Any]]:
+        router = Router()
+        request = {"method": "sampling/createMessage", "params": {}}
+        replies = [await router.serve(request)]  # no gate wired: not carried
+        router.on_request = decide
+        able = Listener(None, capabilities=frozenset({"sampling/createMessage"}), ask=ask)
+        with router.forwarding(able):
+            replies.append(await router.serve(request))
+            with router.forwarding(None):  # another call meanwhile: whose is it?
+                replies.append(await router.serve(request))
+        with router.forwarding(Listener("t")):  # a call whose client cannot answer
+            replies.append(await router.serve(request))
+        replies.append(await router.serve({"method": "roots/list", "params": {}}))
+        return replies
+
+    replies = anyio.run(go)
+    assert replies[0]["error"]["code"] == -32601
+    assert replies[-1]["error"]["code"] == -32601
+    assert len(seen) == 3
+    assert seen[0] is not None
+    assert seen[1:] == [None, None]
