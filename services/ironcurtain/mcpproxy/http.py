@@ -52,7 +52,7 @@ from .jsonrpc import (
     result_body,
 )
 from .protocol import ServerInfo
-from .streams import Listener
+from .streams import MAX_CALL_EVENTS, Listener
 from .wire import HANDSHAKE_PROTOCOL_VERSIONS, HEADER_MISMATCH, MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
@@ -430,7 +430,7 @@ class McpHttp:
         capabilities = self.capabilities.get(session, frozenset())
         if token is None and level is None and not capabilities:
             return None
-        listener = Listener(token, level, capabilities=capabilities)
+        listener = Listener(token, level, max_total=MAX_CALL_EVENTS, capabilities=capabilities)
         if capabilities:
             listener.ask = lambda method, params: self._ask(session, listener, method, params)
         return listener

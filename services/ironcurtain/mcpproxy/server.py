@@ -40,6 +40,9 @@ MAX_CONNECTIONS = 128  # the agent's client keeps a few; a benchmark 16
 MAX_HEADERS = 100
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 MAX_QUEUED = 8  # pipelined requests waiting on one connection before it stops reading
+# A GET stream's events waiting in the socket's buffer for a client that does not read: past
+# this, further events are dropped (they are advisory), so a slow reader costs bounded memory.
+MAX_FOLLOW_BUFFER = 1024 * 1024
 
 _IDLE, _HEAD, _BODY, _QUEUED = "idle", "head", "body", "queued"  # what a connection waits for
 
@@ -249,8 +252,12 @@ class HttpConnection(asyncio.Protocol):
         assert reply.stream is not None
 
         async def write(chunk: bytes) -> None:
-            if chunk and not self.closing and self.transport is not None:
-                self.transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            transport = self.transport
+            if not chunk or self.closing or transport is None:
+                return
+            if reply.follow and transport.get_write_buffer_size() > MAX_FOLLOW_BUFFER:
+                return
+            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
 
         if not reply.follow:
             await reply.stream(write)

@@ -15,7 +15,9 @@ broadcast:
   flight, its client declared the capability and can take a stream), then decided and audited
   by `on_request` (gate.py) before anything reaches the client; unattributable: refused.
 What is relayed is rebuilt by notices.py. A stream holds at most `MAX_EVENTS` waiting events;
-more are dropped (progress and logs are advisory), so a chatty backend cannot grow memory.
+more are dropped (progress and logs are advisory), and a call's stream takes at most
+`MAX_CALL_EVENTS` in all, so a chatty backend cannot grow memory (server.py bounds what a GET
+stream's slow reader leaves in its socket's buffer).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from . import notices
 from .jsonrpc import METHOD_NOT_FOUND
 
 MAX_EVENTS = 64
+MAX_CALL_EVENTS = 1000  # events relayed to one call's stream in all: past it, dropped
 # Asks the client (http.py): (method, params) -> the client's result, or raises.
 Ask = Callable[[str, dict[str, Any]], Awaitable[Any]]
 # Decides, audits and forwards a backend's request (gate.py): (method, params, the stream of the
@@ -48,6 +51,7 @@ class Listener:
         log_level: str | None = None,
         *,
         max_events: int = MAX_EVENTS,
+        max_total: int | None = None,
         capabilities: frozenset[str] = frozenset(),
         ask: Ask | None = None,
     ) -> None:
@@ -56,6 +60,8 @@ class Listener:
         self.capabilities = capabilities  # the requests its client can answer (methods)
         self.ask = ask
         self.max_events = max_events
+        self.max_total = max_total
+        self.offered = 0
         self.dropped = 0
         self._queue: deque[dict[str, Any]] = deque()
         self._wake = anyio.Event()
@@ -63,9 +69,11 @@ class Listener:
 
     def offer(self, message: dict[str, Any]) -> bool:
         """Never blocks (called from a backend's reader): a full or closed stream drops it."""
-        if self._closed or len(self._queue) >= self.max_events:
+        full = self.max_total is not None and self.offered >= self.max_total
+        if self._closed or full or len(self._queue) >= self.max_events:
             self.dropped += 1
             return False
+        self.offered += 1
         self._queue.append(message)
         self._wake.set()
         return True

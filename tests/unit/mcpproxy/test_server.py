@@ -384,3 +384,44 @@ def test_a_streamed_answer_is_chunked_and_the_connection_kept_alive() -> None:
         assert b"transfer-encoding: chunked" in head
         assert b"content-length" not in head
         assert body == b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def test_a_get_stream_to_a_client_that_does_not_read_holds_bounded_memory() -> None:
+    from ironcurtain.mcpproxy import server as server_module
+
+    done = anyio.Event()
+    event = b"data: " + b"x" * 1000 + b"\n\n"
+
+    class Flood:
+        async def respond(
+            self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+        ) -> Reply:
+            async def follow(write: Write) -> None:
+                for _ in range(20_000):  # 20 MB to a client that reads nothing
+                    await write(event)
+                done.set()
+                await anyio.sleep_forever()
+
+            return Reply(200, b"", ((b"content-type", b"text/event-stream"),), follow, True)
+
+    async def go() -> int:
+        sock = bind("127.0.0.1", 0)
+        server = HttpServer(Flood())
+        await server.start(sock)
+        try:
+            with anyio.fail_after(10):
+                _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+                writer.write(b"GET /mcp HTTP/1.1\r\nHost: proxy\r\n\r\n")
+                await done.wait()
+                (connection,) = server.connections
+                assert connection.transport is not None
+                size = connection.transport.get_write_buffer_size()
+                writer.close()
+                return size
+        finally:
+            await server.close()
+
+    size = anyio.run(go)
+    # Really full (the kernel's buffers took their share), and no fuller than the bound.
+    assert size > server_module.MAX_FOLLOW_BUFFER / 2
+    assert size <= server_module.MAX_FOLLOW_BUFFER + len(event) + 16

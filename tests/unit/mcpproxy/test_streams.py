@@ -163,3 +163,18 @@ def test_a_backends_request_goes_to_the_one_call_that_can_answer_it_or_to_none()
     assert len(seen) == 3
     assert seen[0] is not None
     assert seen[1:] == [None, None]
+
+
+def test_a_calls_stream_takes_a_bounded_number_of_events_in_all() -> None:
+    async def go() -> tuple[int, int]:
+        listener = Listener("t", max_events=10, max_total=25)
+        taken = 0
+        for _ in range(10):  # drained as it goes: only the total bounds it
+            for n in range(10):
+                listener.offer({"n": n})
+            while listener._queue:  # what the stream writes meanwhile
+                await listener.next()
+                taken += 1
+        return taken, listener.dropped
+
+    assert anyio.run(go) == (25, 75)
