@@ -307,6 +307,7 @@ class Backend:
             self._client = client
             self._ready.set()
             logger.info("backend %s up with %d tools", self.name, len(self.tools))
+            await self._renew(client)
             while True:
                 with anyio.move_on_after(self._watch_s):
                     await self._dead.wait()
@@ -324,6 +325,15 @@ class Backend:
                 except TimeoutError:
                     logger.warning("backend %s stopped answering; restarting", self.name)
                     return
+
+    async def _renew(self, client: Session) -> None:
+        """A restarted backend forgot its subscriptions: each URI a session still watches here
+        (each subscribe was decided and audited, gate.py) is subscribed to again."""
+        for uri in self.router.watched_uris():
+            try:
+                await client.request("resources/subscribe", {"uri": uri}, self._watch_s * 2)
+            except (BackendError, TimeoutError) as exc:
+                logger.warning("backend %s: renewing a subscription failed: %s", self.name, exc)
 
     async def _list(self, client: Session) -> None:
         tools: dict[str, dict[str, Any]] = {}

@@ -162,6 +162,9 @@ class Router:
     def watched(self, uri: str) -> bool:
         return uri in self._watchers
 
+    def watched_uris(self) -> list[str]:
+        return list(self._watchers)
+
     def forget(self, listener: Listener) -> None:
         for uri in [u for u, w in self._watchers.items() if listener in w]:
             self.unwatch(uri, listener)

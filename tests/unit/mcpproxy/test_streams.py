@@ -178,3 +178,50 @@ def test_a_calls_stream_takes_a_bounded_number_of_events_in_all() -> None:
         return taken, listener.dropped
 
     assert anyio.run(go) == (25, 75)
+
+
+class _Renewing:
+    """A backend session that records what it is asked (a stand-in for a restarted child)."""
+
+    def __init__(self, asked: list[tuple[str, dict[str, Any]]], up: anyio.Event) -> None:
+        self.asked = asked
+        self.up = up
+
+    async def __aenter__(self) -> _Renewing:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def list_tools(self, cursor: str | None = None) -> Any:
+        import mcp_types as types
+
+        return types.ListToolsResult(tools=[])
+
+    async def request(self, method: str, params: dict[str, Any], timeout_s: float) -> Any:
+        self.asked.append((method, params))
+        self.up.set()
+        return {}
+
+
+def test_a_restarted_backend_is_subscribed_again_to_what_sessions_still_watch() -> None:
+    from ironcurtain.mcpproxy.backend import Backend
+    from ironcurtain.mcpproxy.config import BackendSpec
+
+    async def go() -> list[tuple[str, dict[str, Any]]]:
+        asked: list[tuple[str, dict[str, Any]]] = []
+        up = anyio.Event()
+        backend = Backend(BackendSpec("ref", command="unused"))
+        backend._session = lambda: _Renewing(asked, up)  # type: ignore[method-assign]
+        watching, gone = Listener(), Listener()
+        backend.router.watch("test://watched", watching)
+        backend.router.watch("test://gone", gone)
+        backend.router.forget(gone)  # its session ended: not renewed
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(backend.run)
+                await up.wait()
+                tg.cancel_scope.cancel()
+        return asked
+
+    assert anyio.run(go) == [("resources/subscribe", {"uri": "test://watched"})]
