@@ -1,0 +1,215 @@
+"""The budget watcher: Redis's notifications of one session's keys, measured against its budget.
+
+`ironcurtain run` (trusted, on the host) runs one per session, from before the MCP proxy can
+write until teardown, with the session's own credential (a joined machine holds no other): it
+PSUBSCRIBEs to `__keyspace@<db>__:<the session's space>*` (only Redis publishes there; the
+session's user may subscribe, never publish, acl.session_rules), and measures every key it
+hears of with MEMORY USAGE (SAMPLES 0: every element, so a set of small members in front of
+huge ones is not under-estimated). budget.py does the arithmetic; a breach is handed to
+`on_breach`, which removes the session's user (dropping its connections) and ends the session.
+
+Pub/sub delivers at most once: events sent while the watcher is not connected are lost. A
+marker key only the watcher can name (a random record key: the session cannot list keys) tells
+the two cases apart when it is back: the marker is gone -> Redis lost its data (a restart: no
+persistence), nothing is held, counting starts again; the marker is there -> Redis kept the
+session's keys but the watcher missed what happened to them -> `on_lost`, which ends the
+session (fail closed: the budget cannot be known any more).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from . import redis_keys
+from .budget import Breach, Footprint, Limits, counted
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000  # events measured in one pipelined round
+RETRY_S = 0.5
+
+
+class NotAnnounced(RuntimeError):
+    """Redis does not send keyspace notifications (notify-keyspace-events): no budget."""
+
+
+class Watcher:
+    def __init__(
+        self,
+        connect: Callable[[], redis.Redis],
+        session_id: str,
+        *,
+        db: int = 0,
+        limits: Limits | None = None,
+        on_breach: Callable[[Breach], None],
+        on_lost: Callable[[str], None],
+        restore: Callable[[], bool] = lambda: False,
+        announce_timeout_s: float = 5.0,
+    ) -> None:
+        self._connect = connect
+        self.session_id = redis_keys.check_session(session_id)
+        self._space = redis_keys.space(session_id)
+        self._head = f"__keyspace@{db}__:".encode()
+        self.pattern = f"__keyspace@{db}__:{self._space}*"
+        self.footprint = Footprint(limits or Limits())
+        self._on_breach = on_breach
+        self._on_lost = on_lost
+        self._restore = restore
+        self._announce_timeout_s = announce_timeout_s
+        self.marker = f"{self._space}record:budget-{secrets.token_hex(16)}".encode()
+        self._stop = threading.Event()
+        self._client: redis.Redis | None = None
+        self._pubsub: redis.client.PubSub | None = None
+        self._thread: threading.Thread | None = None
+        self.ended: str | None = None  # why it stopped watching before stop(), if it did
+
+    # -- the lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Subscribed, and Redis seen announcing a write of the marker, before this returns:
+        every write after it is heard. redis.RedisError, OSError or NotAnnounced otherwise."""
+        self._subscribe()
+        self._thread = threading.Thread(target=self._run, name="redis-budget", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        self._close()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch()
+                return
+            except (redis.RedisError, OSError) as exc:
+                if self._stop.is_set():
+                    return
+                logger.warning("budget watcher of %s: %s", self.session_id, exc)
+                self._close()
+                if not self._resume():
+                    return
+
+    def _watch(self) -> None:
+        assert self._pubsub is not None
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            if message is None:
+                continue
+            keys = {self._key(message)}
+            while len(keys) < BATCH:  # whatever else is waiting: one measurement per key
+                more = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                if more is None:
+                    break
+                keys.add(self._key(more))
+            if self._measure(keys - {b""}):
+                return
+
+    def _key(self, message: dict[str, object]) -> bytes:
+        channel = message.get("channel")
+        if not isinstance(channel, bytes) or not channel.startswith(self._head):
+            return b""
+        return channel[len(self._head) :]
+
+    def _measure(self, keys: set[bytes]) -> bool:
+        """Sizes from Redis for the counted keys; True if that made a breach (reported)."""
+        wanted = sorted(k for k in keys if counted(self.session_id, k))
+        if not wanted:
+            return False
+        assert self._client is not None
+        with self._client.pipeline(transaction=False) as pipe:
+            for key in wanted:
+                pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+            sizes = pipe.execute()
+        breach = None
+        for key, size in zip(wanted, sizes, strict=True):
+            breach = self.footprint.measured(key, None if size is None else int(size)) or breach
+        if breach is None:
+            return False
+        self.ended = f"over budget: {breach.describe()}"
+        self._on_breach(breach)
+        return True
+
+    # -- (re)connecting ----------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        """Connect, PSUBSCRIBE, write the marker and wait until Redis announces that write."""
+        self._client = self._connect()
+        self._pubsub = self._client.pubsub()
+        self._pubsub.psubscribe(self.pattern)
+        deadline = time.monotonic() + self._announce_timeout_s
+        confirmed = written = False
+        keys: set[bytes] = set()
+        while time.monotonic() < deadline:
+            message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message is None:
+                continue
+            if message.get("type") == "psubscribe":
+                confirmed = True
+                self._client.set(self.marker, "1")  # no expiry: teardown deletes it
+                written = True
+                continue
+            key = self._key(message)
+            if written and key == self.marker:
+                self._measure({*keys, key, redis_keys.pending(self.session_id).encode()})
+                return
+            keys.add(key)
+        what = "announced no change of its keys" if confirmed else "confirmed no subscription"
+        raise NotAnnounced(
+            f"Redis {what} within {self._announce_timeout_s:g}s (notify-keyspace-events must "
+            "include K, g, $, l, z and x): the session's Redis budget cannot be enforced"
+        )
+
+    def _resume(self) -> bool:
+        """Back to watching after the connection dropped; False if it must not (stopped, or
+        Redis kept keys whose changes were missed: on_lost was told)."""
+        while not self._stop.wait(RETRY_S):
+            try:
+                client = self._connect()
+                try:
+                    kept = client.get(self.marker) is not None
+                finally:
+                    client.close()
+                if kept:
+                    return self._lost(
+                        "its budget watcher lost Redis's notifications while Redis kept the "
+                        "session's keys, so what it holds is not known"
+                    )
+                self.footprint.forget()  # Redis lost everything (a restart): nothing is held
+                self._subscribe()
+                return True
+            except redis.AuthenticationError:
+                self._close()
+                self._restore()  # Redis forgot the user too (a restart): put it back
+            except (redis.ConnectionError, redis.TimeoutError, OSError, NotAnnounced) as exc:
+                logger.warning("budget watcher of %s: %s", self.session_id, exc)
+                self._close()
+            except redis.RedisError as exc:  # an answer, not an outage: it cannot check
+                self._close()
+                return self._lost(f"its budget watcher cannot check its keys ({exc})")
+        return False
+
+    def _lost(self, why: str) -> bool:
+        self.ended = "lost"
+        self._on_lost(why)
+        return False
+
+    def _close(self) -> None:
+        pubsub, client = self._pubsub, self._client
+        self._pubsub = self._client = None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except (redis.RedisError, OSError):
+                pass
+        if client is not None:
+            client.close()
