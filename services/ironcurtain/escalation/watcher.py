@@ -18,6 +18,7 @@ session (fail closed: the budget cannot be known any more).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
@@ -207,9 +208,7 @@ class Watcher:
         pubsub, client = self._pubsub, self._client
         self._pubsub = self._client = None
         if pubsub is not None:
-            try:
+            with contextlib.suppress(redis.RedisError, OSError):
                 pubsub.close()
-            except (redis.RedisError, OSError):
-                pass
         if client is not None:
             client.close()

@@ -112,5 +112,5 @@ def test_the_limits_default_and_come_from_the_environment() -> None:
     ],
 )
 def test_a_limit_that_is_no_whole_positive_number_is_refused(environ: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"whole number|at least"):
         Limits.from_environ(environ)
