@@ -14,7 +14,7 @@ grow: each decision or marker belongs to one of its records, so the record count
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from . import redis_keys
@@ -22,6 +22,10 @@ from . import redis_keys
 MIB = 1024 * 1024
 DEFAULT_KEYS = 2000
 DEFAULT_BYTES = 16 * MIB
+# A proxy holds one connection per waiting escalation (at most 32, escalator.py) and `run` two
+# or three; each connection's buffers (unread commands, unread replies) are Redis's memory too.
+DEFAULT_CONNECTIONS = 100
+DEFAULT_CONNECTION_BYTES = 32 * MIB
 KEYS_VARIABLE = "IRONCURTAIN_REDIS_BUDGET_KEYS"
 BYTES_VARIABLE = "IRONCURTAIN_REDIS_BUDGET_MIB"
 # The kinds of key a session's user writes (its MCP proxy): after `ironcurtain:esc:s:<id>:`.
@@ -35,10 +39,14 @@ class Limits:
 
     keys: int = DEFAULT_KEYS
     bytes: int = DEFAULT_BYTES
+    connections: int = DEFAULT_CONNECTIONS
+    connection_bytes: int = DEFAULT_CONNECTION_BYTES
 
     def __post_init__(self) -> None:
         if self.keys < 1 or self.bytes < MIB:
             raise ValueError("a Redis budget needs at least 1 key and 1 MiB")
+        if self.connections < 4 or self.connection_bytes < MIB:
+            raise ValueError("a Redis budget needs at least 4 connections and 1 MiB for them")
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Limits:
@@ -46,10 +54,13 @@ class Limits:
         value that is not a whole number."""
         keys = _number(environ, KEYS_VARIABLE, DEFAULT_KEYS)
         mib = _number(environ, BYTES_VARIABLE, DEFAULT_BYTES // MIB)
-        return cls(keys, mib * MIB)
+        return cls(keys, mib * MIB)  # the connection limits: the defaults
 
     def describe(self) -> str:
-        return f"{self.keys} keys, {self.bytes // MIB} MiB"
+        return (
+            f"{self.keys} keys, {self.bytes // MIB} MiB; {self.connections} connections, "
+            f"{self.connection_bytes // MIB} MiB in their buffers"
+        )
 
 
 def _number(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -65,18 +76,40 @@ def _number(environ: Mapping[str, str], name: str, default: int) -> int:
 class Breach:
     """Which limit a session went over, with what it holds."""
 
-    limit: str  # "keys" or "bytes"
+    limit: str  # "keys", "bytes", "connections" or "connection bytes"
     used: int
     allowed: int
 
     def describe(self) -> str:
-        if self.limit == "keys":
-            return f"{self.used} keys, more than its {self.allowed}"
-        return f"{_mib(self.used)} MiB, more than its {_mib(self.allowed)} MiB"
+        if self.limit in ("keys", "connections"):
+            return f"{self.used} {self.limit}, more than its {self.allowed}"
+        what = " in its connections' buffers" if self.limit == "connection bytes" else ""
+        return f"{_mib(self.used)} MiB{what}, more than its {_mib(self.allowed)} MiB"
 
 
 def _mib(n: int) -> str:
     return f"{n / MIB:.1f}".removesuffix(".0")
+
+
+def connections(listing: Iterable[Mapping[str, str]], user: str) -> tuple[int, int]:
+    """From CLIENT LIST (one mapping of fields per connection, as redis-py parses it): how many
+    connections `user` holds and their memory (`tot-mem`: buffers, arguments, the client)."""
+    count = memory = 0
+    for client in listing:
+        if client.get("user") != user:
+            continue
+        count += 1
+        found = str(client.get("tot-mem", ""))
+        memory += int(found) if found.isdigit() else 0
+    return count, memory
+
+
+def connections_breach(limits: Limits, count: int, memory: int) -> Breach | None:
+    if count > limits.connections:
+        return Breach("connections", count, limits.connections)
+    if memory > limits.connection_bytes:
+        return Breach("connection bytes", memory, limits.connection_bytes)
+    return None
 
 
 def counted(session_id: str, key: bytes) -> bool:

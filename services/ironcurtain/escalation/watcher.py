@@ -23,17 +23,18 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import redis
 
-from . import redis_keys
-from .budget import Breach, Footprint, Limits, counted
+from . import acl, redis_keys
+from .budget import Breach, Footprint, Limits, connections, connections_breach, counted
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000  # events measured in one pipelined round
 RETRY_S = 0.5
+CONNECTIONS_EVERY_S = 1.0
 
 
 class NotAnnounced(RuntimeError):
@@ -51,8 +52,11 @@ class Watcher:
         on_breach: Callable[[Breach], None],
         on_lost: Callable[[str], None],
         restore: Callable[[], bool] = lambda: False,
+        clients: Callable[[], Sequence[Mapping[str, str]]] | None = None,
         announce_timeout_s: float = 5.0,
     ) -> None:
+        """`clients`: CLIENT LIST as the admin sees it (only the admin may), where `run` holds
+        the admin credential: the session's connections are then counted too."""
         self._connect = connect
         self.session_id = redis_keys.check_session(session_id)
         self._space = redis_keys.space(session_id)
@@ -62,6 +66,9 @@ class Watcher:
         self._on_breach = on_breach
         self._on_lost = on_lost
         self._restore = restore
+        self._clients = clients
+        self._user = acl.session_user(session_id)
+        self._next_clients = 0.0
         self._announce_timeout_s = announce_timeout_s
         self.marker = f"{self._space}record:budget-{secrets.token_hex(16)}".encode()
         self._stop = threading.Event()
@@ -69,6 +76,8 @@ class Watcher:
         self._pubsub: redis.client.PubSub | None = None
         self._thread: threading.Thread | None = None
         self.ended: str | None = None  # why it stopped watching before stop(), if it did
+        self.subscriptions = 0  # how often it subscribed (1 + each time it came back)
+        self._changed = threading.Condition()  # after each measurement and subscription
 
     # -- the lifecycle -----------------------------------------------------------------------
 
@@ -78,6 +87,16 @@ class Watcher:
         self._subscribe()
         self._thread = threading.Thread(target=self._run, name="redis-budget", daemon=True)
         self._thread.start()
+
+    def wait_for(self, predicate: Callable[[Watcher], bool], timeout_s: float) -> bool:
+        """Block until predicate(self) holds after a measurement or subscription (tests, and
+        anyone who must know the watcher caught up); False at the deadline."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout_s)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def stop(self) -> None:
         self._stop.set()
@@ -103,6 +122,8 @@ class Watcher:
     def _watch(self) -> None:
         assert self._pubsub is not None
         while not self._stop.is_set():
+            if self._check_connections():
+                return
             message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
             if message is None:
                 continue
@@ -132,8 +153,29 @@ class Watcher:
                 pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
             sizes = pipe.execute()
         breach = None
-        for key, size in zip(wanted, sizes, strict=True):
-            breach = self.footprint.measured(key, None if size is None else int(size)) or breach
+        with self._changed:
+            for key, size in zip(wanted, sizes, strict=True):
+                size = None if size is None else int(size)
+                breach = self.footprint.measured(key, size) or breach
+            self._changed.notify_all()
+        if breach is None:
+            return False
+        self.ended = f"over budget: {breach.describe()}"
+        self._on_breach(breach)
+        return True
+
+    def _check_connections(self) -> bool:
+        """The session's connections and their buffers, once a second; True on a breach."""
+        if self._clients is None or time.monotonic() < self._next_clients:
+            return False
+        self._next_clients = time.monotonic() + CONNECTIONS_EVERY_S
+        try:
+            listing = self._clients()
+        except (redis.RedisError, OSError) as exc:  # the admin's view only: keys still count
+            logger.warning("budget watcher of %s: no client list: %s", self.session_id, exc)
+            return False
+        count, memory = connections(listing, self._user)
+        breach = connections_breach(self.footprint.limits, count, memory)
         if breach is None:
             return False
         self.ended = f"over budget: {breach.describe()}"
@@ -161,7 +203,9 @@ class Watcher:
                 continue
             key = self._key(message)
             if written and key == self.marker:
+                self.subscriptions += 1
                 self._measure({*keys, key, redis_keys.pending(self.session_id).encode()})
+                self._notify()
                 return
             keys.add(key)
         what = "announced no change of its keys" if confirmed else "confirmed no subscription"

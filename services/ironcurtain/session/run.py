@@ -689,6 +689,8 @@ class Session:
             self._anchorer.join(timeout=START_TIMEOUT_S)
         if self._budget is not None:  # the containers are gone: nothing writes any more
             self._budget.stop()
+            if self._lister is not None:
+                self._lister.close()
         self._drop_user()
         if self._leases is not None:  # after the networks are gone: their subnets are free
             self._leases.release(self.name.project)
@@ -732,6 +734,7 @@ class Session:
     _died: str | None = None
     _ended: str | None = None  # why `run` ended the session itself (its Redis budget)
     _budget: Any = None  # the session's budget watcher (escalation/watcher.py), once started
+    _lister: Any = None  # the admin's client for CLIENT LIST (_client_list)
     _dropping = threading.Lock()  # the user is removed once: at a breach or at teardown
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists
@@ -1039,6 +1042,7 @@ class Session:
             dial, self.name.session_id, db=tls.Endpoint.parse(plan_.redis_url).db,
             limits=limits, on_breach=breached, on_lost=lost,
             restore=lambda: self._restore_session_user(credential_file),
+            clients=self._client_list if self._user_admin is not None else None,
         )  # fmt: skip
         try:
             watcher.start()
@@ -1046,6 +1050,25 @@ class Session:
             raise Refused(f"cannot watch the session's Redis budget: {exc}") from None
         self._budget = watcher
         self.say(f"run: the session's Redis budget: {limits.describe()}")
+
+    def _client_list(self) -> list[dict[str, str]]:
+        """CLIENT LIST as the admin sees it (a local session: `run` holds the admin credential),
+        so the watcher counts the session's connections too; one admin connection, kept."""
+        import redis
+
+        if self._lister is None:
+            if self._user_admin is None:
+                return []
+            try:
+                self._lister = self._admin_channel(self._user_admin).redis
+            except SessionFailed as exc:  # no Redis container found: this round has no list
+                raise OSError(str(exc)) from None
+        try:
+            return cast(list[dict[str, str]], self._lister.client_list())
+        except redis.RedisError:
+            self._lister.close()  # a new connection next round (Redis restarted, say)
+            self._lister = None
+            raise
 
     def _end_session(self, reason: str) -> None:
         """`run` ends the session itself: said, the session's Redis user removed at once (its

@@ -9,7 +9,6 @@ a normal session with a few escalations never trips its budget.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +104,9 @@ def watch(team_redis: RedisServer, admin: redis.Redis) -> Iterator[Callable[...,
             holder[0].ended.set()
 
         watcher = Watcher(
-            dial, session_id, limits=limits, on_breach=breached, on_lost=lost, restore=restore
-        )
+            dial, session_id, limits=limits, on_breach=breached, on_lost=lost, restore=restore,
+            clients=lambda: as_admin(lambda c: c.client_list()),  # as a local `run` does
+        )  # fmt: skip
         found = Watched(session_id, credential_file, dial(), watcher)
         holder.append(found)
         watcher.start()
@@ -280,6 +280,58 @@ def test_a_value_key_or_member_over_1_mb_is_refused_by_redis(
     assert admin.exists(f"{space}record:over") == 0
 
 
+def test_a_session_opening_many_connections_is_stopped(
+    watch: Callable[..., Watched], admin: redis.Redis, team_redis: RedisServer, approval: Channel
+) -> None:
+    attacker = watch(A)
+    victim_file = team_redis.session_file(B)
+    opened: list[redis.Redis] = []
+    try:
+        for _ in range(150):  # the default: 100
+            client = connect(team_redis.url, attacker.credential_file, ca_file=team_redis.ca_file)
+            opened.append(client)
+            try:
+                client.ping()
+            except redis.RedisError:
+                break  # stopped already: its user is gone
+        assert_stopped(attacker, admin)
+        assert attacker.breaches[0].limit == "connections"
+        for client in opened:
+            with pytest.raises(redis.RedisError):
+                client.ping()
+    finally:
+        for client in opened:
+            client.close()
+    assert_round_trip(victim_file, team_redis, approval)
+
+
+def test_a_session_filling_its_connections_buffers_is_stopped(
+    watch: Callable[..., Watched], admin: redis.Redis, team_redis: RedisServer
+) -> None:
+    """A connection blocked in BLPOP stops reading commands but Redis keeps buffering what it
+    sends (up to client-query-buffer-limit each): memory no key holds."""
+    attacker = watch(A, Limits(keys=200, bytes=4 * MIB, connection_bytes=8 * MIB))
+    wake = redis_keys.wake(f"{A}.0123456789abcdef")
+    value = b"v" * (900 * 1024)
+    command = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+    key = f"{redis_keys.space(A)}record:queued".encode()
+    queued = command % (len(key), key, len(value), value)
+    conns = []
+    pool = attacker.proxy.connection_pool
+    try:
+        for _ in range(4):
+            conn = pool.make_connection()
+            conn.connect()
+            conn.send_command("BLPOP", wake, 0)  # blocks: what follows is only buffered
+            conn.send_packed_command([queued * 3])  # about 2.7 MB, under the 4 MB per connection
+            conns.append(conn)
+        assert_stopped(attacker, admin)
+        assert attacker.breaches[0].limit == "connection bytes"
+    finally:
+        for conn in conns:
+            conn.disconnect()
+
+
 # -- the watcher's own channel ---------------------------------------------------------
 
 
@@ -355,12 +407,11 @@ def test_control_a_normal_session_with_a_few_escalations_never_trips_its_budget(
         verdict = Verdict.APPROVED if n % 2 else Verdict.DENIED
         assert approval.decide(escalation.id, verdict, by="alice").accepted
         assert channel.wait(escalation).verdict is verdict
-    deadline = time.monotonic() + 5
-    while session.watcher.footprint.keys < 11 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the watcher measures asynchronously; bounded by the deadline
+    # Ten records and the watcher's marker, once the last events are measured (the pending
+    # set and the wake lists come and go: empty now, so gone).
+    assert session.watcher.wait_for(lambda w: w.footprint.keys == 11, 5)
     assert not session.ended.is_set()
     assert session.watcher.ended is None
-    # Ten records, the pending set (empty now: gone) and the watcher's marker.
     assert session.watcher.footprint.keys == 11
     assert session.watcher.footprint.bytes < 64 * 1024
 
@@ -384,14 +435,11 @@ def test_after_a_redis_restart_the_watcher_puts_the_user_back_and_counts_again(
     session = watch(A)
     team_redis.kill()
     team_redis.revive()  # no persistence: no keys, no session users
-    deadline = time.monotonic() + 15
     fresh = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
     try:
-        while time.monotonic() < deadline:  # the watcher restores the user and resubscribes
-            if fresh.exists(session.watcher.marker):
-                break
-            time.sleep(0.1)
-        assert fresh.exists(session.watcher.marker), "the watcher did not come back"
+        # The watcher puts the user back and subscribes again, its marker written anew.
+        assert session.watcher.wait_for(lambda w: w.subscriptions == 2, 15)
+        assert fresh.exists(session.watcher.marker)
         assert session.lost == []
         proxy = connect(team_redis.url, session.credential_file, ca_file=team_redis.ca_file)
         space, big = redis_keys.space(A), b"v" * NEAR_MIB

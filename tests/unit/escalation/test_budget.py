@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from ironcurtain.escalation import redis_keys
-from ironcurtain.escalation.budget import MIB, Breach, Footprint, Limits, counted
+from ironcurtain.escalation.budget import (
+    MIB,
+    Breach,
+    Footprint,
+    Limits,
+    connections,
+    connections_breach,
+    counted,
+)
 
 A, B = "a1b2c3d4", "e5f6a7b8"
 
@@ -97,7 +105,7 @@ def test_the_limits_default_and_come_from_the_environment() -> None:
         {"IRONCURTAIN_REDIS_BUDGET_KEYS": "500", "IRONCURTAIN_REDIS_BUDGET_MIB": " 64 "}
     )
     assert found == Limits(500, 64 * MIB)
-    assert found.describe() == "500 keys, 64 MiB"
+    assert found.describe() == "500 keys, 64 MiB; 100 connections, 32 MiB in their buffers"
 
 
 @pytest.mark.parametrize(
@@ -114,3 +122,41 @@ def test_the_limits_default_and_come_from_the_environment() -> None:
 def test_a_limit_that_is_no_whole_positive_number_is_refused(environ: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"whole number|at least"):
         Limits.from_environ(environ)
+
+
+USER = "ironcurtain-session-a1b2c3d4"
+
+
+def test_only_the_sessions_own_connections_count_with_their_memory() -> None:
+    listing = [
+        {"id": "1", "user": USER, "tot-mem": "20000"},
+        {"id": "2", "user": USER, "tot-mem": "4200000"},
+        {"id": "3", "user": "ironcurtain-session-e5f6a7b8", "tot-mem": "9999999"},
+        {"id": "4", "user": f"{USER}x", "tot-mem": "9999999"},  # a longer name, same start
+        {"id": "5", "user": "ironcurtain-approval", "tot-mem": "9999999"},
+        {"id": "6", "user": USER},  # no memory field: counted, 0 bytes
+        {"id": "7", "user": USER, "tot-mem": "-5"},  # nothing to add up
+    ]
+    assert connections(listing, USER) == (4, 4_220_000)
+    assert connections([], USER) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("count", "memory", "breach"),
+    [
+        (100, 32 * MIB, None),
+        (101, 0, Breach("connections", 101, 100)),
+        (3, 32 * MIB + 1, Breach("connection bytes", 32 * MIB + 1, 32 * MIB)),
+    ],
+)
+def test_too_many_connections_or_too_much_in_their_buffers_is_a_breach(
+    count: int, memory: int, breach: Breach | None
+) -> None:
+    assert connections_breach(Limits(), count, memory) == breach
+
+
+def test_a_connection_breach_names_what_was_over() -> None:
+    assert Breach("connections", 101, 100).describe() == "101 connections, more than its 100"
+    assert Breach("connection bytes", 33 * MIB, 32 * MIB).describe() == (
+        "33 MiB in its connections' buffers, more than its 32 MiB"
+    )
