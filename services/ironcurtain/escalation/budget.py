@@ -28,8 +28,10 @@ DEFAULT_CONNECTIONS = 100
 DEFAULT_CONNECTION_BYTES = 32 * MIB
 KEYS_VARIABLE = "IRONCURTAIN_REDIS_BUDGET_KEYS"
 BYTES_VARIABLE = "IRONCURTAIN_REDIS_BUDGET_MIB"
-# The kinds of key a session's user writes (its MCP proxy): after `ironcurtain:esc:s:<id>:`.
-COUNTED = ("record:", "pending", "wake:")
+# The kinds of key a session's user writes (its MCP proxy): after `ironcurtain:esc:s:<id>:`,
+# prefixes and one exact name (the ACL's patterns, acl.session_rules).
+COUNTED = ("record:", "wake:")
+COUNTED_EXACTLY = (b"pending",)
 _NUMBER = re.compile(r"[0-9]{1,9}")
 
 
@@ -119,7 +121,7 @@ def counted(session_id: str, key: bytes) -> bool:
     if not key.startswith(head):
         return False
     rest = key[len(head) :]
-    return any(rest.startswith(kind.encode()) for kind in COUNTED)
+    return rest in COUNTED_EXACTLY or any(rest.startswith(kind.encode()) for kind in COUNTED)
 
 
 class Footprint:

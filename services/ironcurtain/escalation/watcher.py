@@ -7,6 +7,8 @@ session's user may subscribe, never publish, acl.session_rules), and measures ev
 hears of with MEMORY USAGE (SAMPLES 0: every element, so a set of small members in front of
 huge ones is not under-estimated). budget.py does the arithmetic; a breach is handed to
 `on_breach`, which removes the session's user (dropping its connections) and ends the session.
+Where `run` holds the admin credential (a local session) it also hands in `clients` (CLIENT
+LIST), and the watcher counts the session's connections and their buffers once a second.
 
 Pub/sub delivers at most once: events sent while the watcher is not connected are lost. A
 marker key only the watcher can name (a random record key: the session cannot list keys) tells
@@ -107,7 +109,7 @@ class Watcher:
     # -- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.ended is None:
             try:
                 self._watch()
                 return
@@ -116,7 +118,7 @@ class Watcher:
                     return
                 logger.warning("budget watcher of %s: %s", self.session_id, exc)
                 self._close()
-                if not self._resume():
+                if self.ended is not None or not self._resume():
                     return
 
     def _watch(self) -> None:
@@ -218,6 +220,8 @@ class Watcher:
         """Back to watching after the connection dropped; False if it must not (stopped, or
         Redis kept keys whose changes were missed: on_lost was told)."""
         while not self._stop.wait(RETRY_S):
+            if self.ended is not None:  # a breach measured while subscribing again
+                return False
             try:
                 client = self._connect()
                 try:

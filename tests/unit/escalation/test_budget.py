@@ -28,6 +28,7 @@ def key(what: str, session: str = A) -> bytes:
         (key("record:a1b2c3d4.0123456789abcdef"), True),
         (key("record:anything the session chose"), True),
         (key("pending"), True),
+        (key("pendingx"), False),  # no such key of the session's (its ACL: exactly `pending`)
         (key("wake:a1b2c3d4.0123456789abcdef"), True),
         # Written by trusted services, one per record at most: not the session's to grow.
         (key("decision:a1b2c3d4.0123456789abcdef"), False),
