@@ -139,7 +139,8 @@ class Footprint:
         return len(self._sizes)
 
     @property
-    def bytes(self) -> int:
+    def total(self) -> int:
+        """Bytes held, as last measured."""
         return self._total
 
     def measured(self, key: bytes, size: int | None) -> Breach | None:
@@ -155,8 +156,8 @@ class Footprint:
     def breach(self) -> Breach | None:
         if self.keys > self.limits.keys:
             return Breach("keys", self.keys, self.limits.keys)
-        if self.bytes > self.limits.bytes:
-            return Breach("bytes", self.bytes, self.limits.bytes)
+        if self._total > self.limits.bytes:
+            return Breach("bytes", self._total, self.limits.bytes)
         return None
 
     def forget(self) -> None:

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import docker
 import docker.errors
@@ -73,6 +73,11 @@ from .compose import missing as compose_missing
 from .layout import SessionLayout
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
+
+if TYPE_CHECKING:  # Redis loads when a session is made, not with the CLI
+    import redis
+
+    from ..escalation.watcher import Watcher
 
 MITM_UID = 10001
 SIBLINGS_FILE = "siblings.yaml"  # in the repository's .ironcurtain/ (trusted like its image)
@@ -733,8 +738,8 @@ class Session:
 
     _died: str | None = None
     _ended: str | None = None  # why `run` ended the session itself (its Redis budget)
-    _budget: Any = None  # the session's budget watcher (escalation/watcher.py), once started
-    _lister: Any = None  # the admin's client for CLIENT LIST (_client_list)
+    _budget: Watcher | None = None  # the session's Redis budget watcher, once started
+    _lister: redis.Redis | None = None  # the admin's client for CLIENT LIST (_client_list)
     _dropping = threading.Lock()  # the user is removed once: at a breach or at teardown
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists

@@ -413,7 +413,7 @@ def test_control_a_normal_session_with_a_few_escalations_never_trips_its_budget(
     assert not session.ended.is_set()
     assert session.watcher.ended is None
     assert session.watcher.footprint.keys == 11
-    assert session.watcher.footprint.bytes < 64 * 1024
+    assert session.watcher.footprint.total < 64 * 1024
 
 
 def test_a_watcher_that_missed_notifications_while_redis_kept_the_keys_ends_the_session(

@@ -53,10 +53,10 @@ def test_a_measurement_replaces_the_keys_size_and_a_gone_key_frees_it() -> None:
     assert footprint.measured(key("record:1"), 100) is None
     assert footprint.measured(key("record:1"), 300) is None  # rewritten: 300, not 400
     assert footprint.measured(key("pending"), 50) is None
-    assert (footprint.keys, footprint.bytes) == (2, 350)
+    assert (footprint.keys, footprint.total) == (2, 350)
     assert footprint.measured(key("record:1"), None) is None  # deleted or expired
     assert footprint.measured(key("record:never-seen"), None) is None
-    assert (footprint.keys, footprint.bytes) == (1, 50)
+    assert (footprint.keys, footprint.total) == (1, 50)
 
 
 def test_one_key_too_many_is_a_breach_naming_the_key_limit() -> None:
@@ -92,7 +92,7 @@ def test_forgetting_is_for_a_redis_that_lost_everything() -> None:
     footprint = Footprint(Limits())
     footprint.measured(key("record:1"), 1000)
     footprint.forget()
-    assert (footprint.keys, footprint.bytes) == (0, 0)
+    assert (footprint.keys, footprint.total) == (0, 0)
 
 
 def test_a_negative_size_is_refused() -> None:
