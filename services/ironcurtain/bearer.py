@@ -11,9 +11,11 @@ else the system store.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -41,6 +43,23 @@ def opener(context: ssl.SSLContext | None = None) -> urllib.request.OpenerDirect
         _RefuseRedirects(),
         urllib.request.HTTPSHandler(context=context),
     )
+
+
+def is_loopback(url: str) -> bool:
+    """Whether the URL's host is this machine's loopback by its very spelling: `localhost`, an
+    address in 127.0.0.0/8 or ::1. Names are never resolved (a resolver could answer anything)."""
+    try:
+        host = urllib.parse.urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _refusal(exc: urllib.error.HTTPError) -> CallError:
@@ -72,6 +91,12 @@ def call(
     """The JSON answer of one call; CallError (with the service's own message) otherwise."""
     if not url.startswith(("http://", "https://")):
         raise CallError(0, f"not an http(s) URL: {url[:100]!r}")
+    if url.startswith("http://") and not is_loopback(url):
+        raise CallError(
+            0,
+            "refused to send a token over plain http to another machine: use the https URL "
+            "(plain http carries it only to this machine's loopback)",
+        )
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         url,
         data=json.dumps(body).encode() if body is not None else None,

@@ -351,3 +351,52 @@ def test_an_ended_sessions_id_is_never_given_out_again_and_its_scopes_are_gone(
     Channel(admin).decide(pending.id, Verdict.DENIED, by="alice")  # nothing pending any more
     assert make(api, "c1", BOB).status_code == 409  # its registration is still known
     assert make(api, "c2", BOB).status_code == 201  # control: a new id is made
+
+
+def test_removing_a_member_ends_every_session_user_their_machines_were_given(
+    api: FlaskClient, admin: redis.Redis, team_redis: RedisServer, tmp_path: Path
+) -> None:
+    """`shared member remove` revokes the token, then ends the member's session users: their
+    proxies' credentials stop working at once. Control: another member's session keeps its."""
+
+    def made(session: str, token: str = ALICE) -> Credential:
+        answer = make(api, session, token)
+        assert answer.status_code == 201, answer.get_data(as_text=True)
+        return Credential(answer.json["user"], answer.json["password"])
+
+    alices = [made("x"), made("y")]
+    bobs = made("z", BOB)
+    admin.hset(redis_keys.ACL_USERS, "not-a-session-user", '{"member": "alice"}')  # left alone
+    MembersFile(tmp_path / "members.json").remove("alice")
+    assert sorted(users.remove_member_sessions(admin, "alice")) == ["x", "y"]
+    for credential in alices:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            pings(team_redis, credential)
+    assert pings(team_redis, bobs)
+    assert users.session_users(admin) == [acl.session_user("z")]
+    assert users.owned_by(admin, "alice") == {"not-a-session-user": '{"member": "alice"}'}
+    assert make(api, "w").status_code == 401  # and the token gets no new one
+
+
+@pytest.mark.parametrize("step", ["create", "restore"])
+def test_a_member_removed_while_the_registrar_makes_their_user_is_left_without_it(
+    api: FlaskClient, admin: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    step: str,
+) -> None:  # fmt: skip
+    """The race `member remove` could lose: the token checked, then revoked and the member's
+    users swept, then the user made. The registrar checks the token again after making it."""
+    password = make(api, "s1").json["password"] if step == "restore" else ""
+    if step == "restore":
+        forget(admin, "s1")
+    real = users.create_session_user if step == "create" else users.restore_session_user
+
+    def removed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        MembersFile(tmp_path / "members.json").remove("alice")
+        assert users.remove_member_sessions(admin, "alice") == []  # the sweep ran too early
+        return real(*args, **kwargs)
+
+    name = "create_session_user" if step == "create" else "restore_session_user"
+    monkeypatch.setattr(users, name, removed_meanwhile)
+    answer = make(api, "s1") if step == "create" else restore(api, "s1", password)
+    assert answer.status_code == 401
+    assert users.session_users(admin) == []

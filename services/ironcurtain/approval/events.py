@@ -40,10 +40,11 @@ class Event:
         return f"event: {self.kind}\ndata: {json.dumps(data)}\n\n"
 
 
-def patterns(db: int) -> tuple[str, str]:
-    """The keyspace channels of every pending set and every decision (literal ACL patterns)."""
+def patterns(db: int) -> tuple[str, str, str]:
+    """The keyspace channels of every pending set and every decision, a person's or the
+    auto-reviewer's (literal ACL patterns)."""
     space = f"__keyspace@{db}__:{redis_keys.PREFIX}:s:*:"
-    return f"{space}pending", f"{space}decision:*"
+    return f"{space}pending", f"{space}decision:*", f"{space}review:*"
 
 
 def parse(channel: bytes | str, db: int) -> Event | None:
@@ -59,8 +60,8 @@ def parse(channel: bytes | str, db: int) -> Event | None:
     rest = key[len(redis_keys.space(session_id)) :]
     if rest == "pending":
         return Event("pending", session_id)
-    if rest.startswith("decision:"):
-        escalation_id = rest[len("decision:") :]
+    kind, _, escalation_id = rest.partition(":")
+    if kind in ("decision", "review") and escalation_id:
         try:
             if redis_keys.session_of(escalation_id) == session_id:
                 return Event("decided", session_id, escalation_id)

@@ -17,13 +17,12 @@ from pathlib import Path
 from rq import get_current_job
 
 from ..escalation.channel import Channel, Outcome
-from ..escalation.record import Escalation
+from ..escalation.record import AUTO_REVIEWER, Escalation
 from ..escalation.types import Verdict
 from .oracle import DEFAULT_BASE_URL, DEFAULT_MODEL, Oracle, OracleError, Rejected, block, connect
 
 logger = logging.getLogger(__name__)
 
-AUTO_REVIEWER = "auto-reviewer"
 MAX_REASON = 500
 
 SYSTEM = (

@@ -12,7 +12,8 @@ needs. The `default` user is off, so nothing without a name and password gets in
 - the approval service: the escalation keys of every session (decisions, remembered scopes, the
   auto-review switch, the history); no RQ keys, no ACL commands.
 - the worker: RQ's keys, reading every session's escalation keys, the inbox, the history, and
-  (the auto-reviewer is a decider) decisions and wake keys; never remembered scopes or switches.
+  (the auto-reviewer is a decider) its own decision keys (`review:*`, never a person's
+  `decision:*`) and wake keys; never remembered scopes or switches.
 - admin (the host CLI only, never in a container): everything, to create and remove users.
 """
 
@@ -104,6 +105,9 @@ def session_rules(session_id: str) -> list[str]:
         f"(~{space}pending +zadd +expire {_MEASURE})",
         f"(~{space}wake:* +blpop {_MEASURE})",
         f"(%R~{space}decision:* +get)",
+        f"(%R~{space}review:* +get)",
+        # An auto-review approval counts only while this is "on" (escalator.py).
+        f"(%R~{space}autoreview +get)",
         f"(%R~{space}remember +hgetall)",
         # The shared inbox: RPUSH only. Key permissions alone do not do it: SET, EXPIRE and
         # ZADD count as writes too, and one session turning the inbox into a string stopped
@@ -126,7 +130,7 @@ def approval_rules() -> list[str]:
     # The keyspace channels of pending sets and decisions, for live updates (approval/events.py;
     # PSUBSCRIBE patterns are checked literally against these). Database 0 and 1-15 alike.
     live = [f"&__keyspace@{db}__:{redis_keys.PREFIX}:s:*:{what}" for db in range(16)
-            for what in ("pending", "decision:*")]  # fmt: skip
+            for what in ("pending", "decision:*", "review:*")]  # fmt: skip
     return ["reset", f"~{redis_keys.PREFIX}:*", *live, *_service_commands()]
 
 
@@ -138,7 +142,7 @@ def worker_rules() -> list[str]:
         "&rq:*",
         f"%R~{every}*",
         f"~{every}record:*",
-        f"~{every}decision:*",
+        f"~{every}review:*",  # its decisions: under this key alone, which names it
         f"~{every}wake:*",
         f"~{every}pending",
         f"~{every}handled:*",

@@ -7,8 +7,9 @@ escalations and every decision: `ironcurtain run` ends a session that goes over 
 
 What counts is what a session's own user can create (acl.session_rules): its records, its
 pending set, and (were its ACL ever widened) its wake lists. Keys written by trusted services
-in its space (decisions, handled markers, remembered scopes, its registration) are not its to
-grow: each decision or marker belongs to one of its records, so the record count bounds them.
+in its space (decisions, the auto-reviewer's, handled markers, remembered scopes, its
+registration, its auto-review switch) are not its to grow: each decision or marker belongs to
+one of its records, so the record count bounds them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ in (see `connect`); redis errors propagate as `redis.RedisError` for the caller 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -28,7 +29,7 @@ from . import redis_keys, tls
 from .acl import Credential
 from .paging import Cursor, Order, Page, PageQuery, merge
 from .paging import beyond as paging_beyond
-from .record import DEADLINE, Decision, Escalation, Invalid, new_id, read_record
+from .record import AUTO_REVIEWER, DEADLINE, Decision, Escalation, Invalid, new_id, read_record
 from .remember import Scope
 from .replies import text as reply_text
 from .script import DECIDE
@@ -231,10 +232,24 @@ class Channel:
         remaining = escalation.deadline + SETTLE_S - self._clock()
         if remaining > 0:
             self._block(redis_keys.wake(escalation.id), remaining)
-        raw = self.redis.get(redis_keys.decision(escalation.id))
+        found = self._standing(escalation.id)
+        if found is not None:
+            return found
+        return Decision(escalation.id, Verdict.EXPIRED, DEADLINE, self._clock())
+
+    def _standing(self, escalation_id: str) -> Decision | None:
+        """The decision stored for the escalation: a person's (or the deadline's) under
+        `decision`, else the auto-reviewer's under `review` — named by that key, whatever its
+        body says. ValueError for a malformed one. (Two GETs: a session's user has no MGET.)"""
+        raw = self.redis.get(redis_keys.decision(escalation_id))
         if raw is not None:
             return Decision.from_json(raw)
-        return Decision(escalation.id, Verdict.EXPIRED, DEADLINE, self._clock())
+        raw = self.redis.get(redis_keys.review(escalation_id))
+        if raw is None:
+            return None
+        found = Decision.from_json(raw)
+        by = DEADLINE if found.verdict is Verdict.EXPIRED else AUTO_REVIEWER
+        return dataclasses.replace(found, by=by)
 
     def _block(self, key: str, timeout_s: float) -> None:
         # A dedicated read deadline for this one blocking command: the client's socket timeout
@@ -291,9 +306,14 @@ class Channel:
             return Ruling(Outcome.CHANGED, None)  # rewritten since the human was shown it
         decision = Decision(escalation_id, verdict, by, now, reason, remember, digest)
         expired = Decision(escalation_id, Verdict.EXPIRED, DEADLINE, now, request_digest=digest)
+        # The auto-reviewer decides under a key of its own (the worker's user may write no
+        # other); a person, or the deadline, under `decision`. Each script reads both.
+        mine, other = redis_keys.decision(escalation_id), redis_keys.review(escalation_id)
+        if by == AUTO_REVIEWER:
+            mine, other = other, mine
         touched = [
             redis_keys.record(escalation_id),
-            redis_keys.decision(escalation_id),
+            mine,
             redis_keys.wake(escalation_id),
             redis_keys.pending(session_id),
             redis_keys.HISTORY,
@@ -316,6 +336,7 @@ class Channel:
                 verdict.value,
                 raw,
                 repr(found.deadline),
+                other,
             ],
         )
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
@@ -342,18 +363,15 @@ class Channel:
 
     def decision(self, escalation_id: str) -> Decision | None:
         try:
-            key = redis_keys.decision(escalation_id)
+            redis_keys.session_of(escalation_id)
         except ValueError:
             return None
-        raw = self.redis.get(key)
-        if raw is None:
-            return None
         try:
-            found = Decision.from_json(raw)
+            found = self._standing(escalation_id)
         except ValueError:
             logger.warning("ignoring a malformed decision on %s", escalation_id)
             return None
-        return found if found.escalation_id == escalation_id else None
+        return found if found is not None and found.escalation_id == escalation_id else None
 
     def _open_sessions(self) -> list[str]:
         """The sessions whose pending sets a listing reads: the index (redis_keys.OPEN), never a

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .record import Decision, Escalation, new_id
+from .record import AUTO_REVIEWER, Decision, Escalation, new_id
 from .types import EscalationOutcome, EscalationRequest, Verdict
 
 if TYPE_CHECKING:  # Redis and RQ load with the first escalation: most sessions never escalate
@@ -145,7 +145,7 @@ class RedisEscalator:
 
         try:
             # A backstop: the blocking read is bounded too, this makes sure we never hang.
-            escalation, decision = await asyncio.wait_for(
+            escalation, decision, reviewer_on = await asyncio.wait_for(
                 asyncio.wrap_future(thread), timeout_s + 2 * WAIT_GRACE_S + 5.0
             )
         except (redis.RedisError, OSError, TimeoutError) as exc:
@@ -158,7 +158,7 @@ class RedisEscalator:
         except Exception:  # the edge: fail closed, say so, keep the details in the log
             logger.exception("escalation of %s failed", call)
             return _unavailable(call, "the escalation channel failed (see the proxy log)")
-        mismatch = _mismatch(escalation, decision)
+        mismatch = _mismatch(escalation, decision, reviewer_on)
         if mismatch:
             logger.error("escalation %s: refusing the decision: %s", escalation.id, mismatch)
             decision = Decision(
@@ -183,7 +183,11 @@ class RedisEscalator:
             decided_by=decision.by,
         )
 
-    def _ask(self, request: EscalationRequest, timeout_s: float) -> tuple[Escalation, Decision]:
+    def _ask(
+        self, request: EscalationRequest, timeout_s: float
+    ) -> tuple[Escalation, Decision, bool]:
+        """The escalation, its decision, and whether the session's auto-reviewer is on (read
+        only when it decided: its approval counts only while a human has it switched on)."""
         for scope in self._channel.remembered(request.session_id):
             if scope.covers(
                 request.server,
@@ -195,15 +199,19 @@ class RedisEscalator:
                 escalation = Escalation.from_request(
                     request, id=new_id(request.session_id), now=time.time(), timeout_s=0.0
                 )
-                return escalation, self._channel.remembered_approval(escalation, scope)
+                return escalation, self._channel.remembered_approval(escalation, scope), False
         escalation = self._channel.create(request, timeout_s)
-        return escalation, self._channel.wait(escalation)
+        decision = self._channel.wait(escalation)
+        by_reviewer = decision.by == AUTO_REVIEWER
+        return escalation, decision, by_reviewer and self._channel.auto_review(request.session_id)
 
 
-def _mismatch(escalation: Escalation, decision: Decision) -> str:
+def _mismatch(escalation: Escalation, decision: Decision, reviewer_on: bool = False) -> str:
     """Why an approval is not for the call this proxy holds ('' when it is)."""
     if decision.verdict is not Verdict.APPROVED:
         return ""
+    if decision.by == AUTO_REVIEWER and not reviewer_on:
+        return "the auto-reviewer approved, but it is not switched on for this session"
     if decision.escalation_id != escalation.id:
         return "the decision names another escalation"
     if decision.request_digest != escalation.digest():

@@ -21,6 +21,8 @@ from .types import EscalationRequest, Verdict
 
 # Who decides when nobody did: recorded as the decider of an expired escalation.
 DEADLINE = "deadline"
+# The auto-reviewer's name in decisions: given by the key it decides under (redis_keys.review).
+AUTO_REVIEWER = "auto-reviewer"
 MAX_RECORD_BYTES = 256 * 1024  # a proxy's records are a few KB (arguments bounded at the edge)
 MAX_RECORD_DEPTH = 32
 LATEST_TIME = 32503680000.0  # 3000-01-01: later "times" are refused as not times

@@ -54,6 +54,13 @@ def decision(escalation_id: str) -> str:
     return f"{space(session_of(escalation_id))}decision:{escalation_id}"
 
 
+def review(escalation_id: str) -> str:
+    """The auto-reviewer's decision (the worker's user writes this key, never `decision`): the
+    key, not the body, says who decided, and the proxy honours it only while the session's
+    auto-reviewer is on."""
+    return f"{space(session_of(escalation_id))}review:{escalation_id}"
+
+
 def wake(escalation_id: str) -> str:
     """A list the waiting call blocks on (BLPOP); deciding pushes one element."""
     return f"{space(session_of(escalation_id))}wake:{escalation_id}"

@@ -2,15 +2,18 @@
 
 DECIDE = """
 -- Decide an escalation atomically, first wins, on exactly the record the decider read.
--- KEYS: record, decision, wake, pending, history [, remembered: only when remembering]
+-- KEYS: record, decision (the key this decider writes: a person's, or the auto-reviewer's),
+--       wake, pending, history [, remembered: only when remembering]
 -- ARGV: decision_json, now, expiry_json, is_expiry, ttl_s, history_maxlen, id,
---       scope_id, scope_json, session_id, verdict, record_as_read, deadline
+--       scope_id, scope_json, session_id, verdict, record_as_read, deadline, other
+-- `other` is the other decider's key, read only: not among KEYS, because Redis asks read and
+-- write permission for every declared key, and neither decider may write the other's.
 -- Returns {status, decision_json}: status is ok | decided | late | missing | changed.
 local record = redis.call('GET', KEYS[1])
 if not record then
   return {'missing', ''}
 end
-local existing = redis.call('GET', KEYS[2])
+local existing = redis.call('GET', KEYS[2]) or redis.call('GET', ARGV[14])
 if existing then
   return {'decided', existing}
 end

@@ -110,6 +110,23 @@ def forget(admin: redis.Redis, session_id: str) -> None:
         admin.unlink(*batch)
 
 
+def remove_member_sessions(admin: redis.Redis, member: str) -> list[str]:
+    """A member's removal: every session user they asked for goes (its connections dropped, its
+    remembered scopes deleted). The session ids removed."""
+    ended = []
+    for user in owned_by(admin, member):
+        session_id = user.removeprefix(acl.SESSION_PREFIX)
+        if session_id == user:
+            continue  # a registry entry that names no session user: not ours to act on
+        try:
+            remove_session_user(admin, session_id)
+        except ValueError:  # not a session id: nothing made it, nothing to remove
+            admin.hdel(redis_keys.ACL_USERS, user)
+            continue
+        ended.append(session_id)
+    return ended
+
+
 def owner(admin: redis.Redis, session_id: str) -> str | None:
     """The member recorded as the owner of a session's user (None: unknown or none)."""
     raw = admin.hget(redis_keys.ACL_USERS, acl.session_user(session_id))

@@ -40,11 +40,15 @@ _PROJECT = re.compile(r"[a-z0-9][a-z0-9_.-]{0,127}")
 _MACHINE = re.compile(r"[A-Za-z0-9:._-]{1,128}")
 
 
-def _member() -> str:
+def _token() -> str:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         abort(401, "a member's bearer token is required")
-    found = find(current_app.extensions["members"].current(), given.strip())
+    return given.strip()
+
+
+def _member() -> str:
+    found = find(current_app.extensions["members"].current(), _token())
     if found is None:
         abort(401, "that bearer token is no member's")
     return found.name
@@ -128,6 +132,11 @@ def create(session_id: str) -> Any:
         )  # fmt: skip
     except users.UserExists:
         abort(409, "that session has a Redis user already")
+    if find(current_app.extensions["members"].current(), _token()) is None:
+        # Removed while we made it: `member remove` sweeps after revoking the token, so a user
+        # made between the two is caught by one of them, here or there.
+        users.remove_session_user(admin, session_id)
+        abort(401, "that bearer token is no member's")
     Channel(admin).register(session_id, **info)
     logger.info("session user %s made for member %s on %s", credential.user, member, machine)
     return jsonify(user=credential.user, password=credential.password), 201
@@ -154,6 +163,9 @@ def restore(session_id: str) -> Any:
     )  # fmt: skip
     if users.owner(admin, session_id) != member:  # another claim won the race: theirs stays
         abort(404, "no session user of yours by that id")
+    if find(current_app.extensions["members"].current(), _token()) is None:
+        users.remove_session_user(admin, session_id)  # removed meanwhile: as in create()
+        abort(401, "that bearer token is no member's")
     if restored:
         Channel(admin).register(session_id, **_info(body))
         logger.info("session user %s put back for member %s", user, member)

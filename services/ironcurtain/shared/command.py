@@ -274,6 +274,37 @@ def _member_remove(args: argparse.Namespace) -> int:
         print(f"member remove: no member {args.name!r}", file=sys.stderr)
         return 1
     print(f"member {args.name!r} removed: their token and web sessions no longer decide anything")
+    return _end_member_sessions(args.name)
+
+
+def _end_member_sessions(name: str) -> int:
+    """After the token is gone (so no new session user can be asked for with it), the session
+    users the member's machines were given go too. A stopped Redis holds no users at all, and
+    none comes back for a removed member (the registrar checks the token first)."""
+    import docker
+    import redis
+
+    from ..escalation import users
+    from .redis_admin import RedisNotRunning, admin_redis, redis_address
+
+    try:
+        client = docker.from_env()
+        try:
+            admin = admin_redis(_files(), redis_address(client, NETWORK))
+        finally:
+            client.close()
+        try:
+            ended = users.remove_member_sessions(admin, name)
+        finally:
+            admin.close()
+    except (RedisNotRunning, docker.errors.DockerException):
+        print("the team Redis is not running here: it holds no session users to remove")
+        return 0
+    except (redis.RedisError, OSError, ValueError) as exc:
+        print(f"member remove: their session users could not be removed: {exc}", file=sys.stderr)
+        return 1
+    named = f" ({', '.join(ended)})" if ended else ""
+    print(f"their session users removed: {len(ended)}{named}")
     return 0
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import redis
-from rq import SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -27,13 +26,13 @@ from ironcurtain.english.review import review_with
 from ironcurtain.escalation import dispatch, redis_keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
-from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
 
 from ..approvalconfig import approval_config
 from ..redisserver import RedisServer
+from ..rqjobs import run_burst
 
 KEY = "sk-ant-api03-REAL-reviewer-key"
 TOKEN = "approval-token-for-the-review-tests-0123456789"
@@ -70,6 +69,11 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
+
+
+# The jobs' TTL is the escalation's deadline: far enough that a loaded machine never loses one
+# between enqueueing and fetching its result (seen once in CI as NoSuchJobError).
+DEADLINE_S = 300
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +135,7 @@ def run_jobs(client: redis.Redis) -> dict[str, Any]:
     """Run what is queued, in this process (the fake vendor lives here), and return results."""
     drain_inbox(client)
     ids = [i.decode() for i in client.lrange(f"rq:queue:{redis_keys.QUEUE}", 0, -1)]
-    SimpleWorker(
-        [dispatch.queue(client)], connection=client, job_class=GuardedJob, serializer=JSONSerializer
-    ).work(burst=True)
+    run_burst(dispatch.queue(client), client)
     jobs = [Job.fetch(i, connection=client, serializer=JSONSerializer) for i in ids]
     return {j.func_name.rsplit(".", 1)[1]: j.return_value() for j in jobs}
 
@@ -165,7 +167,7 @@ def wait_created(client: redis.Redis, jobs: int) -> None:
 def test_without_the_switch_only_the_notification_is_queued(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
-    channel.create(request(), 30)
+    channel.create(request(), DEADLINE_S)
     assert queued(client) == ["ironcurtain.escalation.notify.notify"]
     assert channel.auto_review("s1") is False
 
@@ -215,7 +217,7 @@ def test_anything_but_a_clean_approval_leaves_the_decision_to_the_human(
 ) -> None:
     channel.set_auto_review("s1", True)
     fake.replies.append(answer)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert run_jobs(client)["review"] == "abstained"
     assert channel.decision(escalation.id) is None  # still pending: never denied for the human
     ruling = channel.decide(escalation.id, Verdict.DENIED, by="alice")
@@ -227,7 +229,7 @@ def test_a_human_who_decided_first_wins(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert "ironcurtain.english.review.review" in queued(client)
     channel.decide(escalation.id, Verdict.DENIED, by="alice", reason="not now")
     results = run_jobs(client)
@@ -240,7 +242,7 @@ def test_a_switch_turned_off_after_the_escalation_stops_the_reviewer(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert "ironcurtain.english.review.review" in queued(client)
     channel.set_auto_review("s1", False)
     fake.replies.append(APPROVE)
@@ -251,7 +253,7 @@ def test_a_switch_turned_off_after_the_escalation_stops_the_reviewer(
 
 def test_the_switch_is_per_session(channel: Channel, client: redis.Redis) -> None:
     channel.set_auto_review("s1", True)
-    channel.create(request(session="s2"), 30)
+    channel.create(request(session="s2"), DEADLINE_S)
     assert queued(client) == ["ironcurtain.escalation.notify.notify"]
 
 
@@ -265,7 +267,7 @@ def test_a_vendor_failure_or_a_missing_task_means_no_decision(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("IRONCURTAIN_REVIEWER_MODEL", model)
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(task=task), 30)
+    escalation = channel.create(request(task=task), DEADLINE_S)
     assert run_jobs(client)["review"] == why
     assert channel.decision(escalation.id) is None
 
@@ -276,7 +278,7 @@ def test_without_a_key_file_the_reviewer_decides_nothing(
     monkeypatch.delenv("IRONCURTAIN_REVIEWER_KEY_FILE")
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)  # an env key is never used
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert run_jobs(client)["review"] == "failed"
     assert channel.decision(escalation.id) is None
     assert not fake.seen
@@ -324,12 +326,12 @@ def test_the_reviewer_does_not_approve_a_record_rewritten_while_it_was_asked(
     channel: Channel, client: redis.Redis
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     oracle = RewritingOracle(client, escalation.id)
     assert review_with(channel, oracle, escalation.id) == "changed"
     assert channel.decision(escalation.id) is None
     # Control: unchanged while asked: approved, bound to what the model was shown.
-    other = channel.create(request(), 30)
+    other = channel.create(request(), DEADLINE_S)
     assert review_with(channel, PlainOracle(), other.id) == "approved"
     decision = channel.decision(other.id)
     assert decision is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,20 +18,20 @@ from typing import Any
 import pytest
 import redis
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from ironcurtain.approval.app import create_app
 from ironcurtain.escalation import acl, dispatch, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
-from ironcurtain.escalation.jobs import GuardedJob
-from ironcurtain.escalation.record import Decision
+from ironcurtain.escalation.record import Decision, Escalation
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 
 from ..approvalconfig import approval_config, log_in
 from ..redisserver import RedisServer
+from ..rqjobs import run_burst
 
 A, B = "aaaa1111", "bbbb2222"
 TOKEN = "t" * 40
@@ -174,13 +175,7 @@ def test_the_worker_refuses_a_job_naming_os_system_even_if_one_got_in(
         jobs = dispatch.queue(admin)
         marker = tmp_path / "pwned"
         job = jobs.enqueue("os.system", f"touch {marker}")
-        worker = SimpleWorker(
-            [dispatch.queue(worker_client)],
-            connection=worker_client,
-            job_class=GuardedJob,
-            serializer=JSONSerializer,
-        )
-        worker.work(burst=True)
+        run_burst(dispatch.queue(worker_client), worker_client)
         assert not marker.exists()
         job.refresh()
         assert job.get_status() == "failed"
@@ -457,9 +452,7 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
         jobs = dispatch.queue(worker_client)
         channel = Channel(worker_client)
         assert dispatch.handle(channel, jobs, entry[1], reviewer=False) == "notify"
-        SimpleWorker(
-            [jobs], connection=worker_client, job_class=GuardedJob, serializer=JSONSerializer
-        ).work(burst=True)
+        run_burst(jobs, worker_client)
         message = None
         for _ in range(50):
             message = listener.get_message(timeout=0.1)
@@ -488,6 +481,48 @@ def test_the_worker_may_decide_as_the_reviewer_but_never_remember_or_switch(
         assert approval.remembered(B) == []
     finally:
         worker_client.close()
+
+
+@pytest.mark.parametrize("switched_on", [False, True])
+def test_the_workers_decision_names_the_reviewer_and_counts_only_while_it_is_switched_on(
+    team_redis: RedisServer, admin: redis.Redis, approval: Channel, switched_on: bool
+) -> None:
+    """The worker's credential used by hand, not through our script: it cannot write a
+    person's decision; what it writes under its own key is the auto-reviewer's whatever the body
+    says, and B's proxy takes it only while a human has B's auto-reviewer switched on."""
+    audited: list[Mapping[str, Any]] = []
+    escalator = RedisEscalator.connect(
+        team_redis.url, team_redis.session_file(B), ca_file=team_redis.ca_file
+    )
+    escalator._audit = audited.append
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
+    try:
+        if switched_on:
+            approval.set_auto_review(B, True)
+        waiting = escalate_in_thread(escalator, request(B))
+        escalation_id = next_inbox_id(admin)
+        shown = approval.get(escalation_id)
+        assert isinstance(shown, Escalation)
+        forged = Decision(
+            escalation_id, Verdict.APPROVED, "alice", time.time(), "", None, shown.digest()
+        ).to_json()
+        refused(lambda: worker_client.set(redis_keys.decision(escalation_id), forged))
+        refused(lambda: Channel(worker_client).decide(escalation_id, Verdict.APPROVED, by="alice"))
+        assert approval.decision(escalation_id) is None
+        worker_client.set(redis_keys.review(escalation_id), forged)
+        worker_client.rpush(redis_keys.wake(escalation_id), "1")
+        outcome = waiting.result(timeout=10)
+    finally:
+        worker_client.close()
+        escalator.close()
+    assert outcome.decided_by == "auto-reviewer"
+    standing = approval.decision(escalation_id)
+    assert standing is not None
+    assert standing.by == "auto-reviewer"
+    assert outcome.allowed is switched_on
+    if not switched_on:
+        assert "not switched on for this session" in outcome.message
+        assert audited[0]["event"] == "escalation.mismatch"
 
 
 def test_a_session_cannot_hide_another_sessions_escalations_from_the_listing_or_flood_it(

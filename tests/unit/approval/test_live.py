@@ -255,14 +255,20 @@ def test_keyspace_notifications_become_events_and_nothing_else_does() -> None:
     assert patterns(0) == (
         "__keyspace@0__:ironcurtain:esc:s:*:pending",
         "__keyspace@0__:ironcurtain:esc:s:*:decision:*",
+        "__keyspace@0__:ironcurtain:esc:s:*:review:*",
     )
     assert parse(b"__keyspace@0__:ironcurtain:esc:s:s1:pending", 0) == Event("pending", "s1")
+    assert parse(b"__keyspace@0__:ironcurtain:esc:s:s1:review:s1.0123456789abcdef", 0) == Event(
+        "decided", "s1", "s1.0123456789abcdef"
+    )
     assert parse(b"__keyspace@0__:ironcurtain:esc:s:s1:decision:s1.0123456789abcdef", 0) == Event(
         "decided", "s1", "s1.0123456789abcdef"
     )
     for forged in (
         b"__keyspace@0__:ironcurtain:esc:s:s1:decision:s2.0123456789abcdef",  # another session
         b"__keyspace@0__:ironcurtain:esc:s:s1:record:s1.0123456789abcdef",
+        b"__keyspace@0__:ironcurtain:esc:s:s1:review:",
+        b"__keyspace@0__:ironcurtain:esc:s:s1:reviewer:s1.0123456789abcdef",
         b"__keyspace@1__:ironcurtain:esc:s:s1:pending",
         b"ironcurtain:esc:s:s1:notices",
         b"__keyspace@0__:ironcurtain:esc:s:s*:pending",

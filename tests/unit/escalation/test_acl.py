@@ -38,13 +38,18 @@ def _may(rules: list[str], key: str, perm: str) -> bool:
         (redis_keys.pending(A), "W", True),
         (redis_keys.wake(ID_A), "W", True),  # BLPOP pops (a write); nothing pushes
         (redis_keys.decision(ID_A), "R", True),
+        (redis_keys.review(ID_A), "R", True),
         (redis_keys.remembered(A), "R", True),
+        # Its own switch, read: the proxy honours an auto-review approval only while it is on.
+        (redis_keys.autoreview(A), "R", True),
         (redis_keys.INBOX, "W", True),
         # Nothing the session may write that decides, remembers, or reaches another session.
         (redis_keys.decision(ID_A), "W", False),
         (redis_keys.remembered(A), "W", False),
         (redis_keys.autoreview(A), "W", False),
-        (redis_keys.autoreview(A), "R", False),
+        (redis_keys.review(ID_A), "W", False),
+        (redis_keys.autoreview(B), "R", False),
+        (redis_keys.review(ID_B), "R", False),
         (redis_keys.session(A), "W", False),
         (redis_keys.INBOX, "R", False),
         (redis_keys.HISTORY, "W", False),
@@ -93,6 +98,8 @@ def _selector(rules: list[str], pattern: str) -> list[str]:
         ("pending", {"+zadd", "+expire", "+memory|usage"}),
         ("wake:*", {"+blpop", "+memory|usage"}),  # deciders push; the session only pops
         ("decision:*", {"+get"}),
+        ("review:*", {"+get"}),
+        ("autoreview", {"+get"}),
         ("remember", {"+hgetall"}),
         (redis_keys.INBOX, {"+rpush"}),
     ],
@@ -134,6 +141,10 @@ def test_the_worker_may_not_write_remembered_scopes_or_switches() -> None:
     rules = acl.worker_rules()
     assert not _may(rules, redis_keys.remembered(A), "W")
     assert not _may(rules, redis_keys.autoreview(A), "W")
+    # Its decisions go under the key that names it, never a person's decision key.
+    assert not _may(rules, redis_keys.decision(ID_A), "W")
+    assert _may(rules, redis_keys.review(ID_A), "W")
+    assert _may(rules, redis_keys.decision(ID_A), "R")
     assert _may(rules, redis_keys.record(ID_A), "R")
     assert _may(rules, "rq:queue:escalations", "W")
 

@@ -33,6 +33,7 @@ def key(what: str, session: str = A) -> bytes:
         # Written by trusted services, one per record at most: not the session's to grow.
         (key("decision:a1b2c3d4.0123456789abcdef"), False),
         (key("handled:a1b2c3d4.0123456789abcdef"), False),
+        (key("review:a1b2c3d4.0123456789abcdef"), False),
         (key("remember"), False),
         (key("info"), False),
         (key("autoreview"), False),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import ssl
 import threading
 import urllib.request
@@ -131,6 +132,37 @@ def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch)
         assert Client(url, TOKEN).whoami() == "alice"
     assert seen == [{"path": "/api/v1/whoami", "auth": f"Bearer {TOKEN}"}]
     assert len(through_proxy) == 1  # only the control's request
+
+
+def test_plain_http_carries_a_token_only_to_loopback() -> None:
+    """The machine's own name reaches a server listening on every address: spelled that way,
+    plain http is refused before anything is sent; spelled as loopback it goes (control)."""
+    seen: list[dict[str, str]] = []
+    answer = staticmethod(_json({"member": "alice"}))
+    handler = type("Handler", (_Recorder,), {"seen": seen, "answer": answer})
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), handler)  # noqa: S104 - the point
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        name = socket.gethostname()
+        assert name != "localhost"
+        for url in (
+            f"http://{name}:{port}",
+            f"http://127.0.0.1@{name}:{port}",  # userinfo that looks like loopback
+            "http://10.0.0.1:9",
+            "http://localhost.example:9",
+        ):
+            with pytest.raises(ApiError, match="plain http to another machine"):
+                Client(url, TOKEN).whoami()
+        assert seen == []
+        assert Client(f"http://localhost:{port}", TOKEN).whoami() == "alice"
+        assert Client(f"http://127.0.0.1:{port}", TOKEN).whoami() == "alice"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert len(seen) == 2
 
 
 def test_over_https_only_the_given_ca_is_trusted(tmp_path: Path) -> None:
