@@ -189,9 +189,13 @@ def test_a_member_holds_at_most_the_cap_and_their_gone_sessions_are_swept(
     assert make(api, "s2", project="ic-wt-2", live=["ic-wt-1"]).status_code == 201
     assert make(api, "s3", project="ic-wt-3", live=["ic-wt-1", "ic-wt-2"]).status_code == 429
     assert make(api, "s4", BOB, project="ic-wt-4").status_code == 201  # bob's own cap
+    held = redis_keys.record("s2.0123456789abcdef")
+    admin.set(held, "{}")  # as s2's proxy left it
     # s2's project is gone on machine-b: swept before s3 is made; s1 lives; bob's untouched.
     assert make(api, "s3", project="ic-wt-3", live=["ic-wt-1"]).status_code == 201
     assert sorted(users.session_users(admin)) == [acl.session_user(s) for s in ("s1", "s3", "s4")]
+    assert admin.exists(held) == 0  # what the gone session held is freed with its user
+    assert users.used_before(admin, "s2")  # its registration stays: the id is not given again
 
 
 def test_an_id_a_member_claimed_is_refused_to_the_servers_own_run_too(

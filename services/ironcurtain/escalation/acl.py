@@ -4,10 +4,11 @@ Pure: the rules as Redis ACL words, credentials as data. `users.py` applies them
 only: every user starts from `reset` (no keys, no channels, no commands, off) and gets the few it
 needs. The `default` user is off, so nothing without a name and password gets in.
 
-- a session (its MCP proxy): write its own escalation records and pending set, pop its own wake
-  keys, read its own decisions and remembered scopes, push ids onto the inbox (RPUSH alone, a
-  Redis 7 selector), publish and
-  subscribe to its own notices. No scripts, no RQ keys, nothing of another session.
+- a session (its MCP proxy): SET/GET its own escalation records, ZADD its pending set, pop its
+  own wake keys, read its own decisions and remembered scopes, push ids onto the inbox, publish
+  and subscribe to its own notices, subscribe to Redis's notifications of its own keys (its
+  budget watcher), measure its own keys (MEMORY USAGE). Each key pattern in a Redis 7 selector
+  with exactly its commands. No scripts, no RQ keys, nothing of another session.
 - the approval service: the escalation keys of every session (decisions, remembered scopes, the
   auto-review switch, the history); no RQ keys, no ACL commands.
 - the worker: RQ's keys, reading every session's escalation keys, the inbox, the history, and
@@ -36,15 +37,9 @@ _USER = re.compile(r"[A-Za-z0-9_-]{1,100}")
 # Commands redis-py and our clients send on every connection.
 _CONNECTION = ("+ping", "+client|setname")
 
+# A session's user outside its selectors: the connection, its own notices, transactions.
 SESSION_COMMANDS = (
     *_CONNECTION,
-    "+get",
-    "+set",
-    "+zadd",
-    "+expire",
-    "+blpop",
-    "+hgetall",
-    "+rpush",
     "+publish",
     "+subscribe",
     "+unsubscribe",
@@ -52,6 +47,10 @@ SESSION_COMMANDS = (
     "+exec",
     "+discard",
 )
+# MEMORY USAGE on the keys a session writes: what its budget watcher measures (budget.py), with
+# the session's own credential (a joined machine's `ironcurtain run` holds no other).
+_MEASURE = "+memory|usage"
+DATABASES = range(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +89,34 @@ def session_user(session_id: str) -> str:
 
 
 def session_rules(session_id: str) -> list[str]:
-    """ACL SETUSER words for a session's user (after the name; the password comes separately)."""
+    """ACL SETUSER words for a session's user (after the name; the password comes separately).
+
+    Each key pattern in a selector of its own with exactly the commands the MCP proxy sends
+    there (channel.py: create, wait, remembered_approval), so what a session can store is small
+    and countable (budget.py): strings under `record:*`, one sorted set `pending`, and nothing
+    else it can create. Wake keys are the deciders' (decide.lua pushes them): BLPOP only."""
     space = redis_keys.space(session_id)
+    keyspace = " ".join(f"&__keyspace@{db}__:{space}*" for db in DATABASES)
     return [
         "reset",
-        f"~{space}record:*",
-        f"~{space}pending",
-        f"~{space}wake:*",
-        f"%R~{space}decision:*",
-        f"%R~{space}review:*",
-        f"%R~{space}autoreview",  # an auto-review approval counts only while this is "on"
-        f"%R~{space}remember",
         f"&{redis_keys.notices(session_id)}",
         *SESSION_COMMANDS,
-        # The shared inbox, in a selector of its own: RPUSH only. Key permissions alone do not
-        # do it: SET, EXPIRE and ZADD count as writes too, and one session turning the inbox
-        # into a string stopped every session's escalations.
+        f"(~{space}record:* +set +get +expire {_MEASURE})",
+        f"(~{space}pending +zadd +expire {_MEASURE})",
+        f"(~{space}wake:* +blpop {_MEASURE})",
+        f"(%R~{space}decision:* +get)",
+        f"(%R~{space}review:* +get)",
+        # An auto-review approval counts only while this is "on" (escalator.py).
+        f"(%R~{space}autoreview +get)",
+        f"(%R~{space}remember +hgetall)",
+        # The shared inbox: RPUSH only. Key permissions alone do not do it: SET, EXPIRE and
+        # ZADD count as writes too, and one session turning the inbox into a string stopped
+        # every session's escalations.
         f"(%W~{redis_keys.INBOX} +rpush)",
+        # Redis's own announcements of changes to this session's keys, for its budget watcher:
+        # subscribing only (PUBLISH here would let a session forge them), and PSUBSCRIBE
+        # patterns are checked literally, so no pattern wider than its own key space.
+        f"({keyspace} +psubscribe +punsubscribe +subscribe +unsubscribe)",
     ]
 
 

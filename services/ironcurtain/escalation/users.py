@@ -47,8 +47,8 @@ def create_session_user(
         if admin.execute_command("ACL", "GETUSER", credential.user) is not None:
             raise UserExists(f"session {session_id} has a Redis user already")
         if used_before(admin, session_id):
-            # An ended session's keys outlive its user (its pending escalations stay listed):
-            # whoever took its id would inherit its remembered scopes and read its decisions.
+            # An ended session's registration outlives its user (and keys some services wrote
+            # late): whoever took its id would read what is left of it.
             raise UserExists(f"session id {session_id} was used before; start with a new one")
         if not admin.hsetnx(redis_keys.ACL_USERS, credential.user, entry):
             raise UserExists(f"session {session_id} has a Redis user already")
@@ -84,13 +84,30 @@ def used_before(admin: redis.Redis, session_id: str) -> bool:
 
 
 def remove_session_user(admin: redis.Redis, session_id: str) -> None:
-    """Teardown: the user goes, and with it the session's remembered scopes (nothing of an
-    ended session may approve anything again); its pending escalations stay listed."""
+    """Teardown: the user goes (its connections with it), then the session's keys (forget)."""
     user = acl.session_user(session_id)
     admin.execute_command("ACL", "DELUSER", user)
     admin.hdel(redis_keys.ACL_USERS, user)
-    admin.delete(redis_keys.remembered(session_id))
+    forget(admin, session_id)
     end(admin, session_id)
+
+
+def forget(admin: redis.Redis, session_id: str) -> None:
+    """Every key of an ended session but its registration (the sessions page, and the id never
+    reused: used_before): records, pending set, wake lists, decisions, handled markers,
+    remembered scopes, its auto-review switch. Nobody waits for an ended session's decisions;
+    what it held in the team Redis is freed at once (budget.py)."""
+    info = redis_keys.session(session_id).encode()
+    match = redis_keys.space(session_id) + "*"
+    batch: list[bytes] = []
+    for key in admin.scan_iter(match=match, count=1000):
+        if key != info:
+            batch.append(key)
+        if len(batch) >= 1000:
+            admin.unlink(*batch)
+            batch = []
+    if batch:
+        admin.unlink(*batch)
 
 
 def remove_member_sessions(admin: redis.Redis, member: str) -> list[str]:
@@ -178,6 +195,7 @@ def sweep(admin: redis.Redis, *, machine: str, live_projects: set[str]) -> list[
     for user in removed:
         admin.execute_command("ACL", "DELUSER", user)
         admin.hdel(redis_keys.ACL_USERS, user)
+        forget(admin, user.removeprefix(acl.SESSION_PREFIX))  # a crashed session's keys too
         end(admin, user.removeprefix(acl.SESSION_PREFIX))
     return removed
 

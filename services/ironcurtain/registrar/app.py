@@ -120,6 +120,7 @@ def create(session_id: str) -> Any:
         for user in users.stale(own, own, machine=machine, live_projects=set(live)):
             admin.execute_command("ACL", "DELUSER", user)
             admin.hdel(redis_keys.ACL_USERS, user)
+            users.forget(admin, user.removeprefix(acl.SESSION_PREFIX))  # what it held too
             own.pop(user, None)
     if len(own) >= MAX_USERS:
         abort(429, f"member {member} holds {MAX_USERS} session users already")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import docker
 import docker.errors
@@ -73,6 +73,11 @@ from .compose import missing as compose_missing
 from .layout import SessionLayout
 from .naming import PROJECT_LABEL, session_name
 from .networks import SESSION_NETWORKS
+
+if TYPE_CHECKING:  # Redis loads when a session is made, not with the CLI
+    import redis
+
+    from ..escalation.watcher import Watcher
 
 MITM_UID = 10001
 SIBLINGS_FILE = "siblings.yaml"  # in the repository's .ironcurtain/ (trusted like its image)
@@ -187,6 +192,7 @@ class Session:
         self._anchorer = threading.Thread(target=self._anchor, name="audit-anchor", daemon=True)
         self._stop_anchoring = threading.Event()
         self.subscription: subscription.Subscription | None = None  # a Claude subscription login
+        self._dropping = threading.Lock()
 
     # -- the lifecycle ---------------------------------------------------------------------
 
@@ -310,6 +316,7 @@ class Session:
         )
         self._write_files(real_keys, ca_dir, Path(shared["IRONCURTAIN_SHARED_DIR"]))
         self._session_user(Path(shared["IRONCURTAIN_SHARED_DIR"]))
+        self._watch_budget()  # before any container can write as the session's user
         extra: tuple[Path, ...] = ()
         if self.rooms:
             override = self.layout.root / "compose.rooms.yaml"
@@ -479,6 +486,8 @@ class Session:
         reader.start()
         try:
             while not done.wait(READY_ROUND_S):
+                if self._ended:
+                    raise SessionFailed(self._ended)
                 stopped = self._stopped()
                 if stopped:
                     raise SessionFailed(
@@ -591,6 +600,8 @@ class Session:
     def run_agent(self) -> int:
         assert self.compose is not None
         assert self.plan is not None
+        if self._ended:  # over its Redis budget while starting
+            raise SessionFailed(self._ended)
         task = self.options.task
         if task is None:
             return self._run_interactive()
@@ -621,6 +632,8 @@ class Session:
                 proc.stdout.close()  # in-process runs (tests) would otherwise leak the pipe
             stop.set()
         self.answer = self.adapter.final_answer(self.lines)
+        if self._ended:
+            raise SessionFailed(self._ended)
         if self._died:
             raise SessionFailed(f"{self._died} stopped while the agent was running")
         if code != 0:
@@ -656,6 +669,8 @@ class Session:
             raise Interrupted(str(exc)) from None
         finally:
             stop.set()
+        if self._ended:
+            raise SessionFailed(self._ended)
         if self._died:
             raise SessionFailed(f"{self._died} stopped while the agent was running")
         self.outcome = "ok" if code == 0 else f"agent exited with {code}"
@@ -677,16 +692,11 @@ class Session:
         self._stop_anchoring.set()
         if self._anchorer.is_alive():
             self._anchorer.join(timeout=START_TIMEOUT_S)
-        if self._user_admin is not None:
-            self._remove_session_user()
-        if self._registered and self._registrar is not None:
-            from ..registrar.client import RegistrarError
-
-            try:
-                self._registrar.remove_user(self.name.session_id)
-            except RegistrarError as exc:
-                self.say(f"run: teardown: the session's Redis user stays until a sweep: {exc}")
-            self._registered = False
+        if self._budget is not None:  # the containers are gone: nothing writes any more
+            self._budget.stop()
+            if self._lister is not None:
+                self._lister.close()
+        self._drop_user()
         if self._leases is not None:  # after the networks are gone: their subnets are free
             self._leases.release(self.name.project)
         if self._created:
@@ -727,6 +737,10 @@ class Session:
     # -- steps' parts ----------------------------------------------------------------------
 
     _died: str | None = None
+    _ended: str | None = None  # why `run` ended the session itself (its Redis budget)
+    _budget: Watcher | None = None  # the session's Redis budget watcher, once started
+    _lister: redis.Redis | None = None  # the admin's client for CLIENT LIST (_client_list)
+    _dropping = threading.Lock()  # the user is removed once: at a breach or at teardown
     _created = False
     _user_admin: Path | None = None  # the admin credential, once the session's user exists
     _registrar: Registrar | None = None  # a joined machine's registrar (no admin credential)
@@ -996,6 +1010,93 @@ class Session:
         assert self._team_ca is not None
         self.layout.write_secret("redis_ca", self._team_ca.read_text(), self.plan.owner.uid)
 
+    def _watch_budget(self) -> None:
+        """The session's Redis budget watched from now until teardown (escalation/watcher.py),
+        with the session's own credential: over budget, or its count no longer known, the
+        session's user is removed at once (its connections dropped) and the session ends."""
+        import redis
+
+        from ..escalation import tls
+        from ..escalation.budget import Breach, Limits
+        from ..escalation.channel import connect
+        from ..escalation.watcher import NotAnnounced, Watcher
+
+        assert self.plan is not None
+        try:
+            limits = Limits.from_environ(self.environ)
+        except ValueError as exc:
+            raise Refused(f"the session's Redis budget: {exc}") from None
+        credential_file = self.layout.secrets / "redis_password"
+        plan_ = self.plan
+
+        def dial() -> redis.Redis:
+            local = self._registrar is None
+            address = _redis_address(self.client, plan_.shared_network) if local else None
+            return connect(
+                plan_.redis_url, credential_file, ca_file=self.layout.secrets / "redis_ca",
+                address=address,
+            )  # fmt: skip
+
+        def breached(breach: Breach) -> None:
+            self._end_session(f"the session exceeded its Redis budget ({breach.describe()})")
+
+        def lost(why: str) -> None:
+            self._end_session(f"the session's Redis budget cannot be enforced: {why}")
+
+        watcher = Watcher(
+            dial, self.name.session_id, db=tls.Endpoint.parse(plan_.redis_url).db,
+            limits=limits, on_breach=breached, on_lost=lost,
+            restore=lambda: self._restore_session_user(credential_file),
+            clients=self._client_list if self._user_admin is not None else None,
+        )  # fmt: skip
+        try:
+            watcher.start()
+        except (redis.RedisError, OSError, NotAnnounced, SessionFailed) as exc:
+            raise Refused(f"cannot watch the session's Redis budget: {exc}") from None
+        self._budget = watcher
+        self.say(f"run: the session's Redis budget: {limits.describe()}")
+
+    def _client_list(self) -> list[dict[str, str]]:
+        """CLIENT LIST as the admin sees it (a local session: `run` holds the admin credential),
+        so the watcher counts the session's connections too; one admin connection, kept."""
+        import redis
+
+        if self._lister is None:
+            if self._user_admin is None:
+                return []
+            try:
+                self._lister = self._admin_channel(self._user_admin).redis
+            except SessionFailed as exc:  # no Redis container found: this round has no list
+                raise OSError(str(exc)) from None
+        try:
+            return cast(list[dict[str, str]], self._lister.client_list())
+        except redis.RedisError:
+            self._lister.close()  # a new connection next round (Redis restarted, say)
+            self._lister = None
+            raise
+
+    def _end_session(self, reason: str) -> None:
+        """`run` ends the session itself: said, the session's Redis user removed at once (its
+        connections with it; nobody puts it back), the agent killed by _watch_proxies."""
+        if self._ended:
+            return
+        self._ended = reason
+        self.say(f"run: {reason}: stopped")
+        self._drop_user()
+
+    def _drop_user(self) -> None:
+        with self._dropping:
+            if self._user_admin is not None:
+                self._remove_session_user()
+            if self._registered and self._registrar is not None:
+                from ..registrar.client import RegistrarError
+
+                try:
+                    self._registrar.remove_user(self.name.session_id)
+                except RegistrarError as exc:
+                    self.say(f"run: the session's Redis user stays until a sweep: {exc}")
+                self._registered = False
+
     def _remove_session_user(self) -> None:
         import redis
 
@@ -1094,6 +1195,8 @@ class Session:
         from ..registrar.client import RegistrarError
 
         assert self.plan is not None
+        if self._ended:  # removed on purpose: never put back
+            return False
         try:
             credential = read_credential(credential_file)
             project, machine = self.name.project, _machine(self.client)
@@ -1159,8 +1262,12 @@ class Session:
     def _watch_proxies(
         self, proc: subprocess.Popen[str] | terminal.Relay, stop: threading.Event
     ) -> None:
-        """A door that stops mid-session ends the session (the agent is killed, then teardown)."""
+        """A door that stops mid-session ends the session (the agent is killed, then teardown),
+        and so does `run` ending it (_end_session)."""
         while not stop.wait(1.0):
+            if self._ended:  # over its Redis budget: its user is gone already
+                proc.kill()
+                return
             services = ["sidecar", "mcp-proxy", "mitm-proxy", "socket-proxy"]
             services += [rooms.service(name) for name in sorted(self.rooms_up)]  # on demand
             try:

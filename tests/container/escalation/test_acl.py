@@ -543,27 +543,36 @@ def test_a_session_cannot_hide_another_sessions_escalations_from_the_listing_or_
     assert admin.zscore(redis_keys.OPEN, B) == 0
 
 
-def test_an_ended_sessions_pending_stay_listed_until_decided_then_leave_the_index(
-    victim: Channel, approval: Channel, admin: redis.Redis
+def test_an_ended_sessions_escalations_are_gone_with_its_user_and_it_leaves_the_index(
+    victim: Channel, approval: Channel, admin: redis.Redis, pending_b: str
 ) -> None:
-    first, second = victim.create(request(B), 60), victim.create(request(B), 60)
-    users.remove_session_user(admin, B)  # teardown: the index entry is marked ended
-    assert {e.id for e in approval.pending()} == {first.id, second.id}
-    approval.decide(first.id, Verdict.DENIED, by="alice")
-    assert [e.id for e in approval.pending()] == [second.id]
-    assert admin.zscore(redis_keys.OPEN, B) is not None
-    approval.decide(second.id, Verdict.DENIED, by="alice")
+    """Teardown frees what the session held (its Redis budget, budget.py): records, pending
+    set, decisions, wake lists, handled markers, remembered scopes. Nobody waits for an ended
+    session's decisions; only its registration stays (its id is never given out again)."""
+    decided = victim.create(request(B), 60)
+    approval.decide(decided.id, Verdict.DENIED, by="alice")
+    approval.first_handling(decided.id)
+    admin.hset(redis_keys.remembered(B), "s", "{}")
+    assert {e.id for e in approval.pending()} == {pending_b}
+    users.remove_session_user(admin, B)  # teardown
+    assert [k.decode() for k in admin.scan_iter(match=f"{redis_keys.space(B)}*")] == []
     assert approval.pending() == []
-    assert admin.zscore(redis_keys.OPEN, B) is None  # gone from the index once nothing waits
+    assert approval.decide(pending_b, Verdict.APPROVED, by="alice").outcome.value == "missing"
+    assert admin.zscore(redis_keys.OPEN, B) is None  # gone from the index at the first listing
+    approval.register(B, worktree="wt", agent="a", task="t")
+    users.remove_session_user(admin, B)
+    assert admin.exists(redis_keys.session(B)) == 1  # its registration stays
+    assert users.used_before(admin, B)
 
 
 def test_a_pending_key_of_another_type_takes_only_that_session_off_the_listing(
-    attacker: Channel, api: FlaskClient, pending_b: str
+    attacker: Channel, api: FlaskClient, pending_b: str, admin: redis.Redis
 ) -> None:
-    """A session's user may write its own pending key as a string: that takes its own
-    escalations off the pages, never the pages off everyone (it answered 503)."""
+    """A pending key of another type (a session's user could once SET it as a string) takes
+    that session's escalations off the pages, never the pages off everyone (it answered 503)."""
     attacker.create(request(A), 60)
-    attacker.redis.set(redis_keys.pending(A), "x")
+    refused(lambda: attacker.redis.set(redis_keys.pending(A), "x"))  # its user: ZADD only
+    admin.set(redis_keys.pending(A), "x")  # defence in depth: however it got there
     listed = api.get("/api/v1/escalations", headers=bearer())
     assert listed.status_code == 200
     assert [e["id"] for e in listed.json["escalations"]] == [pending_b]  # control: B's is there

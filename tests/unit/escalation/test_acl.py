@@ -36,7 +36,7 @@ def _may(rules: list[str], key: str, perm: str) -> bool:
     [
         (redis_keys.record(ID_A), "W", True),
         (redis_keys.pending(A), "W", True),
-        (redis_keys.wake(ID_A), "W", True),
+        (redis_keys.wake(ID_A), "W", True),  # BLPOP pops (a write); nothing pushes
         (redis_keys.decision(ID_A), "R", True),
         (redis_keys.review(ID_A), "R", True),
         (redis_keys.remembered(A), "R", True),
@@ -67,14 +67,61 @@ def test_a_session_user_reaches_only_its_own_keys(key: str, perm: str, allowed: 
     assert _may(acl.session_rules(A), key, perm) is allowed
 
 
+def _words(rules: list[str]) -> list[str]:
+    return [w for r in rules for w in r.strip("()").split()]
+
+
 def test_a_session_user_starts_from_nothing_and_runs_no_scripts_or_admin_commands() -> None:
     rules = acl.session_rules(A)
     assert rules[0] == "reset"
-    commands = [r for r in rules if r.startswith(("+", "-"))]
+    commands = [w for w in _words(rules) if w.startswith(("+", "-"))]
     assert all("@" not in c for c in commands)  # single commands, no categories
-    for forbidden in ("+eval", "+evalsha", "+acl", "+config", "+hset", "+del", "+keys", "+flushdb"):
-        assert forbidden not in commands
+    root = [r for r in rules if r.startswith(("+", "-"))]
+    for forbidden in ("+eval", "+evalsha", "+acl", "+config", "+hset", "+del", "+keys",
+                      "+flushdb", "+scan", "+rpush", "+lpush", "+append", "+setrange",
+                      "+sadd", "+xadd", "+memory", "+psubscribe", "+restore", "+copy",
+                      "+rename"):  # fmt: skip
+        assert forbidden not in root
+        assert forbidden not in commands or forbidden in ("+rpush", "+psubscribe")  # selectors
     assert [r for r in rules if r.startswith("&")] == [f"&{redis_keys.notices(A)}"]
+
+
+def _selector(rules: list[str], pattern: str) -> list[str]:
+    [found] = [r[1:-1].split() for r in rules if r.startswith("(") and pattern in r]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("pattern", "commands"),
+    [
+        ("record:*", {"+set", "+get", "+expire", "+memory|usage"}),
+        ("pending", {"+zadd", "+expire", "+memory|usage"}),
+        ("wake:*", {"+blpop", "+memory|usage"}),  # deciders push; the session only pops
+        ("decision:*", {"+get"}),
+        ("review:*", {"+get"}),
+        ("autoreview", {"+get"}),
+        ("remember", {"+hgetall"}),
+        (redis_keys.INBOX, {"+rpush"}),
+    ],
+)
+def test_each_key_of_a_session_takes_exactly_the_commands_its_proxy_sends(
+    pattern: str, commands: set[str]
+) -> None:
+    """So what a session can store is small and countable (budget.py): strings under record:*,
+    one sorted set, nothing else it can create (no RPUSH onto its wake keys, no ZADD on a
+    record, no SET of its pending key)."""
+    words = _selector(acl.session_rules(A), pattern)
+    assert {w for w in words if w.startswith("+")} == commands
+
+
+def test_a_session_may_subscribe_to_its_own_keyspace_notifications_but_never_publish_them() -> None:
+    words = _selector(acl.session_rules(A), "__keyspace@")
+    channels = [w[1:] for w in words if w.startswith("&")]
+    assert channels == [f"__keyspace@{db}__:{redis_keys.space(A)}*" for db in range(16)]
+    assert {w for w in words if w.startswith("+")} == {
+        "+psubscribe", "+punsubscribe", "+subscribe", "+unsubscribe",
+    }  # fmt: skip
+    assert not [w for w in words if w.startswith("~") or w.startswith("%")]  # no keys at all
 
 
 def test_the_shared_inbox_takes_only_rpush_from_a_session() -> None:
