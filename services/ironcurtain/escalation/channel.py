@@ -555,8 +555,8 @@ class Channel:
         deletes them with the user; no SCAN of the key space)."""
         ids = [reply_text(i) for i in self.redis.zrevrange(redis_keys.SESSIONS, 0, limit - 1)]
         pending_by_session = self.pending_counts()
-        for raw in self.redis.zrange(redis_keys.OPEN, 0, -1):
-            found_id = reply_text(raw, errors="replace")
+        for member in self.redis.zrange(redis_keys.OPEN, 0, -1):
+            found_id = reply_text(member, errors="replace")
             if redis_keys.SESSION_ID.fullmatch(found_id) and found_id not in ids:
                 ids.append(found_id)
         ids += [i for i in pending_by_session if i not in ids]

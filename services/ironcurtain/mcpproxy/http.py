@@ -632,15 +632,15 @@ class McpHttp:
             uri = protocol.uri_param(message.params, method)
             stream = self.watching.get(session)
             if method == "resources/unsubscribe":
-                result = {} if stream is None else await self.gate.unsubscribe(uri, stream)
-                return protocol.shape(self.info, method, version, result)
+                undone = {} if stream is None else await self.gate.unsubscribe(uri, stream)
+                return protocol.shape(self.info, method, version, undone)
             # One stream per session, made before the decision (a refused subscribe leaves it
             # empty), so that concurrent subscribes share it; it ends with the session.
             stream = self.watching.setdefault(session, Listener())
-            result = await self.gate.subscribe(uri, stream)
+            done = await self.gate.subscribe(uri, stream)
             if self.watching.get(session) is not stream:  # the session ended meanwhile
                 self.gate.forget(stream)
-            return protocol.shape(self.info, method, version, result)
+            return protocol.shape(self.info, method, version, done)
         if method in protocol.CATALOG_METHODS:
             return protocol.shape(self.info, method, version, await self._catalog(message))
         if method == "server/discover" and version in MODERN_PROTOCOL_VERSIONS:
