@@ -337,6 +337,7 @@ class Channel:
                 raw,
                 repr(found.deadline),
                 other,
+                found.history_json(),
             ],
         )
         status = result[0].decode() if isinstance(result[0], bytes) else result[0]
@@ -641,7 +642,7 @@ class Channel:
                 "id": escalation.id,
                 "session_id": escalation.session_id,
                 "verdict": decision.verdict.value,
-                "escalation": escalation.to_json(),
+                "escalation": escalation.history_json(),
                 "decision": decision.to_json(),
             },
             maxlen=self._history_maxlen,

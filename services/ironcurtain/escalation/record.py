@@ -10,7 +10,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import strictjson
@@ -25,6 +25,7 @@ DEADLINE = "deadline"
 AUTO_REVIEWER = "auto-reviewer"
 MAX_RECORD_BYTES = 256 * 1024  # a proxy's records are a few KB (arguments bounded at the edge)
 MAX_RECORD_DEPTH = 32
+HISTORY_RECORD_BYTES = 16 * 1024  # what the history keeps of one record (history_json)
 LATEST_TIME = 32503680000.0  # 3000-01-01: later "times" are refused as not times
 
 
@@ -119,6 +120,34 @@ class Escalation:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def history_json(self) -> str:
+        """The copy the history keeps: the record itself up to HISTORY_RECORD_BYTES, else the
+        record with its long parts cut and saying so. An honest proxy's records are a few KB;
+        a session writing 256 KB records would otherwise grow the 10,000-entry history to GBs."""
+        whole = self.to_json()
+        if len(whole.encode()) <= HISTORY_RECORD_BYTES:
+            return whole
+        note = f"(cut: the record was {len(whole.encode())} bytes; the history keeps 16 KiB)"
+        cut = replace(
+            self,
+            worktree=self.worktree[:200],
+            agent=self.agent[:200],
+            server=self.server[:200],
+            tool=self.tool[:200],
+            arguments={"(cut)": note},
+            rule=self.rule[:200],
+            reason=self.reason[:500],
+            task=self.task[:500],
+            paths=tuple(p[:200] for p in self.paths[:5]),
+            domains=tuple(d[:100] for d in self.domains[:5]),
+            recent_audit=(),
+            arguments_digest=self.arguments_digest[:128],
+        )
+        kept = cut.to_json()
+        if len(kept.encode()) > HISTORY_RECORD_BYTES:  # escaped non-ASCII text: cut deeper
+            kept = replace(cut, reason="", task="", paths=(), domains=()).to_json()
+        return kept
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Escalation:

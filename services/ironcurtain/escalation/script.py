@@ -5,7 +5,8 @@ DECIDE = """
 -- KEYS: record, decision (the key this decider writes: a person's, or the auto-reviewer's),
 --       wake, pending, history [, remembered: only when remembering]
 -- ARGV: decision_json, now, expiry_json, is_expiry, ttl_s, history_maxlen, id,
---       scope_id, scope_json, session_id, verdict, record_as_read, deadline, other
+--       scope_id, scope_json, session_id, verdict, record_as_read, deadline, other,
+--       history_record (what the history keeps of the record: Escalation.history_json)
 -- `other` is the other decider's key, read only: not among KEYS, because Redis asks read and
 -- write permission for every declared key, and neither decider may write the other's.
 -- Returns {status, decision_json}: status is ok | decided | late | missing | changed.
@@ -37,7 +38,7 @@ redis.call('EXPIRE', KEYS[3], ttl)
 redis.call('ZREM', KEYS[4], ARGV[7])
 redis.call('XADD', KEYS[5], 'MAXLEN', ARGV[6], '*',
   'id', ARGV[7], 'session_id', ARGV[10], 'verdict', verdict,
-  'escalation', record, 'decision', chosen)
+  'escalation', ARGV[15], 'decision', chosen)
 if status == 'ok' and ARGV[8] ~= '' and KEYS[6] then
   redis.call('HSET', KEYS[6], ARGV[8], ARGV[9])
   redis.call('EXPIRE', KEYS[6], ttl)

@@ -660,3 +660,21 @@ def test_a_session_pushing_its_inbox_line_again_gets_one_notice_not_many(
         assert admin.llen(f"rq:queue:{redis_keys.QUEUE}") == 2
     finally:
         worker_client.close()
+
+
+def test_a_sessions_huge_records_take_at_most_16_kib_each_in_the_history(
+    attacker: Channel, approval: Channel, admin: redis.Redis
+) -> None:
+    """The history keeps 10,000 decisions: a copy of a 250 KB record in each would be 2.5 GB.
+    Control: an ordinary record is kept whole."""
+    huge = attacker.create(request(A, arguments={"content": "x" * 250_000}), 60)
+    plain = attacker.create(request(A), 60)
+    for escalation in (huge, plain):
+        assert approval.decide(escalation.id, Verdict.DENIED, by="alice").accepted
+    kept = {
+        reply[b"id"].decode(): reply[b"escalation"] for _, reply in admin.xrange(redis_keys.HISTORY)
+    }
+    assert len(kept[huge.id]) <= 16 * 1024
+    assert len(admin.get(redis_keys.record(huge.id)) or b"") > 250_000
+    assert Escalation.from_json(kept[plain.id]) == plain
+    assert [h.escalation.id for h in approval.history(session_id=A)] == [plain.id, huge.id]

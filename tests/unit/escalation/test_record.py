@@ -111,3 +111,34 @@ def test_the_digest_binds_what_the_human_sees_and_the_raw_arguments() -> None:
     ]
     assert len({base.digest(), *(c.digest() for c in changed)}) == len(changed) + 1
     assert replace(base, task="other task", recent_audit=()).digest() == base.digest()
+
+
+def test_the_history_keeps_a_small_record_whole() -> None:
+    escalation = Escalation.from_request(REQUEST, id="s1.0123456789abcdef", now=1.0, timeout_s=30)
+    assert escalation.history_json() == escalation.to_json()
+
+
+@pytest.mark.parametrize(
+    "filler",
+    ["x" * 200_000, "\u202e" * 40_000, "\U0001f600" * 20_000],  # ASCII, bidi, astral: escaped
+)
+def test_the_history_keeps_at_most_16_kib_of_a_huge_record_and_says_it_was_cut(
+    filler: str,
+) -> None:
+    """A session that writes 256 KB records would grow the 10,000-entry history to GBs."""
+    huge = replace(
+        Escalation.from_request(REQUEST, id="s1.0123456789abcdef", now=1.0, timeout_s=30),
+        arguments={"content": filler},
+        reason=filler,
+        task=filler,
+        worktree=filler,
+        paths=tuple(filler[:4000] for _ in range(50)),
+        domains=tuple(filler[:250] for _ in range(50)),
+        recent_audit=tuple(filler[:4000] for _ in range(20)),
+    )
+    kept = huge.history_json()
+    assert len(kept.encode()) <= 16 * 1024
+    back = Escalation.from_json(kept)  # still a record the history page reads
+    assert (back.id, back.session_id, back.created_at) == (huge.id, huge.session_id, 1.0)
+    assert "cut: the record was" in back.arguments["(cut)"]
+    assert back.recent_audit == ()
