@@ -930,6 +930,19 @@ class Session:
         ca_file = SharedFiles(admin_file.parent).tls.ca
         return Channel(connect(LOCAL_REDIS_URL, admin_file, ca_file=ca_file, address=address))
 
+    def _live_projects(self) -> set[str]:
+        """This machine's sessions whose Redis users a sweep must keep: those with containers,
+        and those still starting, which hold a subnet lease (taken before their user is made)
+        but have no container yet. Without the leases a session starting beside another lost
+        its user, and its keys, to the other's sweep."""
+        live = {
+            c.labels.get(PROJECT_LABEL, "")
+            for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
+        }
+        if self._leases is not None:
+            live |= self._leases.live_projects()
+        return live
+
     def _session_user(self, shared_dir: Path) -> None:
         """The session's own Redis user (made with the admin credential, which stays here): its
         credential is the file the MCP proxy gets; stale users of gone sessions are swept."""
@@ -945,10 +958,7 @@ class Session:
         try:
             channel = self._admin_channel(admin_file)
             machine = _machine(self.client)
-            live = {
-                c.labels.get(PROJECT_LABEL, "")
-                for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
-            }
+            live = self._live_projects()
             removed = users.sweep(channel.redis, machine=machine, live_projects=live)
             if removed:
                 self.say(f"run: removed {len(removed)} stale session user(s) from Redis")
@@ -984,13 +994,7 @@ class Session:
 
         assert self.plan is not None
         assert self._registrar is not None
-        live = sorted(
-            {
-                c.labels.get(PROJECT_LABEL, "")
-                for c in self.client.containers.list(filters={"label": PROJECT_LABEL})
-            }
-            - {""}
-        )
+        live = sorted(self._live_projects() - {""})
         try:
             credential = self._registrar.create_user(
                 self.name.session_id,

@@ -269,6 +269,7 @@ def test_a_second_decision_is_refused_and_shown_as_such(
 def test_approve_and_remember_through_the_api_keeps_the_offered_scope(
     client: FlaskClient, channel: Channel
 ) -> None:
+    channel.register("s1", worktree="wt", agent="scripted", task="")  # as `ironcurtain run` does
     escalation = channel.create(request(), 30)
     details = client.get(f"/api/v1/escalations/{escalation.id}", headers=bearer()).json
     prefix = next(c for c in details["choices"] if c["kind"] == "prefix")
