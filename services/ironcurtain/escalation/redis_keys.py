@@ -46,30 +46,35 @@ def space(session_id: str) -> str:
     return f"{PREFIX}:s:{check_session(session_id)}:"
 
 
+def _of_escalation(kind: str, escalation_id: str) -> str:
+    """A per-escalation key, in the space of the session its id names."""
+    return f"{space(session_of(escalation_id))}{kind}:{escalation_id}"
+
+
 def record(escalation_id: str) -> str:
-    return f"{space(session_of(escalation_id))}record:{escalation_id}"
+    return _of_escalation("record", escalation_id)
 
 
 def decision(escalation_id: str) -> str:
-    return f"{space(session_of(escalation_id))}decision:{escalation_id}"
+    return _of_escalation("decision", escalation_id)
 
 
 def review(escalation_id: str) -> str:
     """The auto-reviewer's decision (the worker's user writes this key, never `decision`): the
     key, not the body, says who decided, and the proxy honours it only while the session's
     auto-reviewer is on."""
-    return f"{space(session_of(escalation_id))}review:{escalation_id}"
+    return _of_escalation("review", escalation_id)
 
 
 def wake(escalation_id: str) -> str:
     """A list the waiting call blocks on (BLPOP); deciding pushes one element."""
-    return f"{space(session_of(escalation_id))}wake:{escalation_id}"
+    return _of_escalation("wake", escalation_id)
 
 
 def handled(escalation_id: str) -> str:
     """Set (NX) by the worker the first time an inbox line names the escalation: a session
     pushing the same line again gets no second notice, job or history entry. Worker only."""
-    return f"{space(session_of(escalation_id))}handled:{escalation_id}"
+    return _of_escalation("handled", escalation_id)
 
 
 def pending(session_id: str) -> str:

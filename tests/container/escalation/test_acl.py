@@ -12,6 +12,7 @@ import concurrent.futures
 import json
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,29 @@ def next_inbox_id(admin: redis.Redis) -> str:
     popped = admin.blpop([redis_keys.INBOX], timeout=5)
     assert popped is not None, "no escalation reached the inbox"
     return popped[1].decode().split(" ")[0]
+
+
+@contextmanager
+def rewritten_after_first_read(
+    approval: Channel, admin: redis.Redis, escalation_id: str
+) -> Iterator[list[str]]:
+    """The record rewritten (to a read_file) right after the approval side's first GET of it,
+    before the decision script runs; yields the GETs that triggered it."""
+    real_get = approval.redis.get
+    calls: list[str] = []
+
+    def get_then_rewrite(key: str) -> Any:
+        raw = real_get(key)
+        if key == redis_keys.record(escalation_id) and not calls:
+            calls.append(key)
+            admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
+        return raw
+
+    approval.redis.get = get_then_rewrite  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        approval.redis.get = real_get  # type: ignore[method-assign]
 
 
 # -- the attacks -------------------------------------------------------------------------
@@ -249,21 +273,8 @@ def test_a_record_rewritten_between_reading_and_deciding_is_not_decided(
     approval: Channel, victim: Channel, admin: redis.Redis
 ) -> None:
     escalation = victim.create(request(B), 60)
-    real_get = approval.redis.get
-    calls = []
-
-    def get_then_rewrite(key: str) -> Any:
-        raw = real_get(key)
-        if key == redis_keys.record(escalation.id) and not calls:
-            calls.append(key)
-            admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
-        return raw
-
-    approval.redis.get = get_then_rewrite  # type: ignore[method-assign]
-    try:
+    with rewritten_after_first_read(approval, admin, escalation.id):
         ruling = approval.decide(escalation.id, Verdict.APPROVED, by="alice")
-    finally:
-        approval.redis.get = real_get  # type: ignore[method-assign]
     assert ruling.outcome.value == "changed"
     assert approval.decision(escalation.id) is None
 
@@ -309,21 +320,8 @@ def test_an_approval_bound_to_what_was_shown_checks_it_atomically_with_the_decis
     # shown) and before the script runs: the script compares the very bytes it checked.
     escalation = victim.create(request(B), 60)
     shown = escalation.digest()
-    real_get = approval.redis.get
-    calls = []
-
-    def get_then_rewrite(key: str) -> Any:
-        raw = real_get(key)
-        if key == redis_keys.record(escalation.id) and not calls:
-            calls.append(key)
-            admin.set(key, json.dumps({**json.loads(raw), "tool": "read_file"}))
-        return raw
-
-    approval.redis.get = get_then_rewrite  # type: ignore[method-assign]
-    try:
+    with rewritten_after_first_read(approval, admin, escalation.id) as calls:
         ruling = approval.decide(escalation.id, Verdict.APPROVED, by="alice", shown_digest=shown)
-    finally:
-        approval.redis.get = real_get  # type: ignore[method-assign]
     assert calls
     assert ruling.outcome.value == "changed"
     assert approval.decision(escalation.id) is None
