@@ -571,7 +571,10 @@ class Channel:
         ids += [i for i in pending_by_session if i not in ids]
         found = []
         for session_id in ids[:limit]:
-            raw = self.redis.hgetall(redis_keys.session(session_id))
+            try:
+                raw = self.redis.hgetall(redis_keys.session(session_id))
+            except redis.ResponseError:  # a registration of another type: shown as none
+                raw = {}
             info = {
                 reply_text(k, errors="replace"): reply_text(v, errors="replace")
                 for k, v in raw.items()
