@@ -354,6 +354,7 @@ def test_removing_a_member_ends_every_session_user_their_machines_were_given(
 ) -> None:
     """`shared member remove` revokes the token, then ends the member's session users: their
     proxies' credentials stop working at once. Control: another member's session keeps its."""
+
     def made(session: str, token: str = ALICE) -> Credential:
         answer = make(api, session, token)
         assert answer.status_code == 201, answer.get_data(as_text=True)

@@ -72,6 +72,11 @@ class LoopThread:
         self.loop.close()
 
 
+# The jobs' TTL is the escalation's deadline: far enough that a loaded machine never loses one
+# between enqueueing and fetching its result (seen once in CI as NoSuchJobError).
+DEADLINE_S = 300
+
+
 @pytest.fixture(scope="module")
 def vendor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeVendor, str, Path]]:
     files = certs.write(tmp_path_factory.mktemp("vendor"), ["localhost"])
@@ -165,7 +170,7 @@ def wait_created(client: redis.Redis, jobs: int) -> None:
 def test_without_the_switch_only_the_notification_is_queued(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
-    channel.create(request(), 30)
+    channel.create(request(), DEADLINE_S)
     assert queued(client) == ["ironcurtain.escalation.notify.notify"]
     assert channel.auto_review("s1") is False
 
@@ -215,7 +220,7 @@ def test_anything_but_a_clean_approval_leaves_the_decision_to_the_human(
 ) -> None:
     channel.set_auto_review("s1", True)
     fake.replies.append(answer)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert run_jobs(client)["review"] == "abstained"
     assert channel.decision(escalation.id) is None  # still pending: never denied for the human
     ruling = channel.decide(escalation.id, Verdict.DENIED, by="alice")
@@ -227,7 +232,7 @@ def test_a_human_who_decided_first_wins(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert "ironcurtain.english.review.review" in queued(client)
     channel.decide(escalation.id, Verdict.DENIED, by="alice", reason="not now")
     results = run_jobs(client)
@@ -240,7 +245,7 @@ def test_a_switch_turned_off_after_the_escalation_stops_the_reviewer(
     channel: Channel, client: redis.Redis, fake: FakeVendor
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert "ironcurtain.english.review.review" in queued(client)
     channel.set_auto_review("s1", False)
     fake.replies.append(APPROVE)
@@ -251,7 +256,7 @@ def test_a_switch_turned_off_after_the_escalation_stops_the_reviewer(
 
 def test_the_switch_is_per_session(channel: Channel, client: redis.Redis) -> None:
     channel.set_auto_review("s1", True)
-    channel.create(request(session="s2"), 30)
+    channel.create(request(session="s2"), DEADLINE_S)
     assert queued(client) == ["ironcurtain.escalation.notify.notify"]
 
 
@@ -265,7 +270,7 @@ def test_a_vendor_failure_or_a_missing_task_means_no_decision(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("IRONCURTAIN_REVIEWER_MODEL", model)
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(task=task), 30)
+    escalation = channel.create(request(task=task), DEADLINE_S)
     assert run_jobs(client)["review"] == why
     assert channel.decision(escalation.id) is None
 
@@ -276,7 +281,7 @@ def test_without_a_key_file_the_reviewer_decides_nothing(
     monkeypatch.delenv("IRONCURTAIN_REVIEWER_KEY_FILE")
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)  # an env key is never used
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     assert run_jobs(client)["review"] == "failed"
     assert channel.decision(escalation.id) is None
     assert not fake.seen
@@ -324,12 +329,12 @@ def test_the_reviewer_does_not_approve_a_record_rewritten_while_it_was_asked(
     channel: Channel, client: redis.Redis
 ) -> None:
     channel.set_auto_review("s1", True)
-    escalation = channel.create(request(), 30)
+    escalation = channel.create(request(), DEADLINE_S)
     oracle = RewritingOracle(client, escalation.id)
     assert review_with(channel, oracle, escalation.id) == "changed"
     assert channel.decision(escalation.id) is None
     # Control: unchanged while asked: approved, bound to what the model was shown.
-    other = channel.create(request(), 30)
+    other = channel.create(request(), DEADLINE_S)
     assert review_with(channel, PlainOracle(), other.id) == "approved"
     decision = channel.decision(other.id)
     assert decision is not None
