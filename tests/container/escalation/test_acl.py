@@ -26,6 +26,7 @@ from ironcurtain.escalation import acl, dispatch, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
 from ironcurtain.escalation.jobs import GuardedJob
+from ironcurtain.escalation.labels import Registration
 from ironcurtain.escalation.record import Decision, Escalation
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -747,3 +748,18 @@ def test_a_registration_missing_or_of_another_kind_leaves_labels_unverified_and_
     for path in ("/", f"/escalations/{own.id}", "/history", "/sessions"):
         assert api.get(path).status_code == 200, path
     assert "unverified: no registration" in api.get(f"/escalations/{own.id}").text
+
+
+def test_the_worker_reads_registrations_for_the_webhook_and_cannot_write_them(
+    team_redis: RedisServer, admin: redis.Redis
+) -> None:
+    """The webhook job names the registered worktree: the worker's user reads registrations in
+    one round (webhook.deliver) and writes none."""
+    register(admin, A, "wt-a")
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
+    try:
+        found = Channel(worker_client).registrations([A, B])
+        assert found == {A: Registration("wt-a", "claude-code", f"task {A}")}
+        refused(lambda: worker_client.hset(redis_keys.session(A), "worktree", "wt-b"))
+    finally:
+        worker_client.close()
