@@ -207,3 +207,18 @@ def test_the_digest_does_not_depend_on_the_labels(channel: MemoryChannel) -> Non
     before = escalation.digest()
     shown = present.escalation_json(escalation, 0.0, Registration("wt-a", "x", "y"))
     assert shown["digest"] == before == escalation.digest()
+
+
+def test_a_hostile_registered_label_is_shown_neutral_too(
+    browser: FlaskClient, channel: MemoryChannel
+) -> None:
+    """A registration comes from the host CLI, or from a member's machine through the registrar:
+    shown through the same allowlist as everything else."""
+    channel.register("s1", worktree=f"wt{RLO}-a", agent="claude-code", task="<i>t</i>")
+    own = claims(channel, "s1", f"wt{RLO}-a")
+    row = browser.get(f"/api/v1/escalations/{own}").json["escalation"]
+    assert row["shown"]["worktree"] == "wt\\u202e-a"
+    assert not row["shown"]["labels"]["worktree"]["disputed"]
+    page = browser.get(f"/escalations/{own}").text
+    assert RLO not in page
+    assert "<i>t</i>" not in page
