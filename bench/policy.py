@@ -305,6 +305,32 @@ async def resource_reads(root: Path, ws: Path) -> dict[str, float]:
     }
 
 
+async def notification_relay(count: int = 2000) -> dict[str, float]:
+    """A relayed progress notification's cost in the proxy, from the backend's line as read to
+    the SSE event as written: the strict parse, the routing by our token (streams.Router), the
+    wait in the call's stream and the rebuilt event (notices.py), in one process. What the pipe
+    and the client's socket add is the kernel's, as for any answer."""
+    from ironcurtain import strictjson
+    from ironcurtain.mcpproxy import notices
+    from ironcurtain.mcpproxy.streams import Listener, Router
+
+    router = Router()
+    listener = Listener("client-token")
+    times = []
+    with router.forwarding(listener) as meta:
+        assert meta is not None
+        for n in range(count):
+            params = {"progressToken": meta["progressToken"], "progress": n, "total": count}
+            line = json.dumps({"jsonrpc": "2.0", "method": notices.PROGRESS, "params": params})
+            start = time.perf_counter()
+            router.deliver(strictjson.loads(line.encode(), max_depth=None))
+            event = await listener.next()
+            assert event is not None
+            assert notices.sse(event) is not None
+            times.append((time.perf_counter() - start) * 1e6)
+    return {"notification_relay_p50_us": round(_pct(times, 0.5), 2)}
+
+
 def lean_throughput(url: str, ws: Path) -> dict[str, float]:
     """16 kept-alive connections from a separate, lean client process (bench/_load.py)."""
     paths = [str(ws / f"f{i}.txt") for i in range(400)]
@@ -367,6 +393,7 @@ def run() -> dict[str, float | int | str]:
             process.stdout.close()
         figures |= anyio.run(gate_only, root, ws)
         figures |= anyio.run(resource_reads, root, ws)
+        figures |= anyio.run(notification_relay)
         figures["load_average_1m"] = round(os.getloadavg()[0], 2)
         figures["concurrent_clients"] = CONCURRENT_CLIENTS
         figures["cores"] = os.cpu_count() or 0

@@ -4,7 +4,8 @@ The suite calls the reference server's tools and prompts by their own names (`te
 behind the proxy they are `ref__test_simple_text`. This relay, in front of the proxy, renames
 `tools/call`, `prompts/get` and a prompt's `completion/complete` to the prefixed names and
 strips the prefix from `tools/list` and `prompts/list` answers; everything else (headers,
-Host, status, bodies) passes as it is. It holds no policy: the proxy decides every call.
+Host, status, bodies) passes as it is, an SSE answer streamed as it comes. It holds no
+policy: the proxy decides every call.
 Prints `relay: serving on URL`.
 """
 
@@ -69,20 +70,32 @@ def app(target: str, prefix: str) -> Any:
         headers = {
             k.decode(): v.decode() for k, v in scope["headers"] if k.decode().lower() in _PASS
         }
-        reply = await client.request(
+        request = client.build_request(
             scope["method"], target, headers=headers, content=_rename_request(body, prefix)
         )
-        out = reply.content
-        if reply.headers.get("content-type", "").startswith("application/json"):
-            out = _rename_response(out, prefix)
-        passed = [
-            (k.encode(), v.encode())
-            for k, v in reply.headers.items()
-            if k.lower() in ("content-type", "mcp-session-id", "allow")
-        ]
-        passed.append((b"content-length", str(len(out)).encode()))
-        await send({"type": "http.response.start", "status": reply.status_code, "headers": passed})
-        await send({"type": "http.response.body", "body": out})
+        reply = await client.send(request, stream=True)
+        try:
+            passed = [
+                (k.encode(), v.encode())
+                for k, v in reply.headers.items()
+                if k.lower() in ("content-type", "mcp-session-id", "allow")
+            ]
+            start = {"type": "http.response.start", "status": reply.status_code}
+            if reply.headers.get("content-type", "").startswith("text/event-stream"):
+                # Streamed as it comes: a server's request on it must reach the client mid-call.
+                await send({**start, "headers": passed})
+                async for chunk in reply.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            out = await reply.aread()
+            if reply.headers.get("content-type", "").startswith("application/json"):
+                out = _rename_response(out, prefix)
+            passed.append((b"content-length", str(len(out)).encode()))
+            await send({**start, "headers": passed})
+            await send({"type": "http.response.body", "body": out})
+        finally:
+            await reply.aclose()
 
     return asgi
 

@@ -1,6 +1,8 @@
 """The conformance suite through the proxy, in front of our reference backend (fakemcp, a stdio
 child of `ironcurtain mcp-proxy serve`): with a policy that allows the backend, every scenario
-the proxy carries passes; with a deny-all policy, the scenarios that need the backend fail.
+the proxy carries passes; without the rule for the backend's requests to the client, exactly
+the sampling and elicitation scenarios fail; with a deny-all policy, the scenarios that need
+the backend fail.
 
 The suite names the reference server's tools and prompts without our `SERVER__` prefix: the
 test's relay (relay.py) maps the names, nothing else. Scenarios the proxy does not pass are
@@ -15,6 +17,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from ironcurtain.policy.engine import NO_MATCH
 
 from . import suite
 
@@ -52,25 +56,27 @@ rules:
     reason: the reference backend's own test:// resources and its prompts
     server: {SERVER}
     tools: [resources/read, prompts/get]
+  - name: reference-asks-the-client
+    effect: allow
+    reason: the suite's client answers the reference backend's sampling and elicitation
+    server: {SERVER}
+    tools: [sampling/createMessage, elicitation/create]
 """
 DENY_ALL = ALLOW.split("rules:")[0] + "rules: []\n"
+ASKED = ("sampling/createMessage", "elicitation/create")
 
-# Not carried by the proxy yet (it answers JSON only and opens no server-to-client stream):
-NOT_CARRIED = {
-    "tools-call-with-logging": "log notifications during a call are not relayed",
-    "tools-call-with-progress": "progress notifications during a call are not relayed",
-    "resources-subscribe": "resources/subscribe is not carried (no update notifications)",
-    "resources-unsubscribe": "resources/unsubscribe is not carried",
+# Not carried by the proxy yet: none. (Progress and log notifications ride the call's SSE
+# answer, subscriptions are decided as reads: docs/policy.md.)
+NOT_CARRIED: dict[str, str] = {}
+# A backend's requests to the client (sampling, elicitation) are forwarded only when a rule
+# naming them allows it for that server (the rule above); without it they are refused:
+ASKING = {
+    "tools-call-sampling",
+    "tools-call-elicitation",
+    "elicitation-sep1034-defaults",
+    "elicitation-sep1330-enums",
 }
-# Refused by design: a server's request to the agent's client needs a stream back to it and a
-# policy decision the proxy does not make yet; until then the backend's request is answered
-# with an error, so the tool fails.
-REFUSED_BY_DESIGN = {
-    "tools-call-sampling": "sampling/createMessage from a server is not forwarded to the client",
-    "tools-call-elicitation": "elicitation/create from a server is not forwarded to the user",
-    "elicitation-sep1034-defaults": "as tools-call-elicitation",
-    "elicitation-sep1330-enums": "as tools-call-elicitation",
-}
+NO_ASKING = ALLOW.split("  - name: reference-asks-the-client")[0]
 # What a deny-all proxy still passes: scenarios that need no backend, and two whose checks
 # cannot tell our denial (an isError result with text) from the tool's own answer.
 PASS_WHEN_DENIED = {
@@ -112,7 +118,7 @@ def through_proxy(tmp_path: Path, policy: str) -> tuple[dict[str, suite.Scenario
 def test_every_carried_scenario_passes_through_the_proxy(tmp_path: Path) -> None:
     results, lines = through_proxy(tmp_path, ALLOW)
     failing = {name for name, s in results.items() if not s.passed}
-    expected = set(NOT_CARRIED) | set(REFUSED_BY_DESIGN)
+    expected = set(NOT_CARRIED)
     assert failing == expected, {n: results[n].failures for n in failing ^ expected}
     assert len(results) == 30
     allowed = [x for x in lines if x.get("event") == "decision" and x["effect"] == "allow"]
@@ -121,6 +127,19 @@ def test_every_carried_scenario_passes_through_the_proxy(tmp_path: Path) -> None
         f"{SERVER}__resources/read",
         f"{SERVER}__prompts/get",
     }
+    # A subscribe is decided as a read of its URI, and audited so.
+    assert (f"{SERVER}__resources/read", "resources/subscribe") in {
+        (x["tool"], x.get("request")) for x in allowed
+    }
+
+
+def test_without_a_rule_for_them_the_backends_requests_are_refused(tmp_path: Path) -> None:
+    results, lines = through_proxy(tmp_path, NO_ASKING)
+    failing = {name for name, s in results.items() if not s.passed}
+    assert failing == ASKING, {n: results[n].failures for n in failing ^ ASKING}
+    asked = [x for x in lines if x.get("event") == "decision" and x.get("request") in ASKED]
+    assert asked
+    assert {(x["effect"], x["rule"]) for x in asked} == {("deny", NO_MATCH)}
 
 
 def test_with_a_deny_all_policy_the_suite_fails(tmp_path: Path) -> None:

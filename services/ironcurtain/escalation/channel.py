@@ -561,12 +561,14 @@ class Channel:
         return found
 
     def sessions(self, limit: int = 200) -> list[SessionInfo]:
-        """Registered sessions and any with pending escalations or remembered scopes."""
+        """Registered sessions and any with pending escalations or a Redis user (the index of
+        open sessions: only a session with a user can hold remembered scopes, and teardown
+        deletes them with the user; no SCAN of the key space)."""
         ids = [reply_text(i) for i in self.redis.zrevrange(redis_keys.SESSIONS, 0, limit - 1)]
         pending_by_session = self.pending_counts()
-        for key in self.redis.scan_iter(match=redis_keys.REMEMBERED_PATTERN, count=1000):
-            found_id = redis_keys.session_of_key(reply_text(key))
-            if found_id and found_id not in ids:
+        for raw in self.redis.zrange(redis_keys.OPEN, 0, -1):
+            found_id = reply_text(raw, errors="replace")
+            if redis_keys.SESSION_ID.fullmatch(found_id) and found_id not in ids:
                 ids.append(found_id)
         ids += [i for i in pending_by_session if i not in ids]
         found = []

@@ -97,9 +97,6 @@ def autoreview(session_id: str) -> str:
     return f"{space(session_id)}autoreview"
 
 
-REMEMBERED_PATTERN = f"{PREFIX}:s:*:remember"
-
-
 def session_of_key(key: str) -> str | None:
     """The session of a per-session key found by SCAN (None for anything unexpected)."""
     head = f"{PREFIX}:s:"

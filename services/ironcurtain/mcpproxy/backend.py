@@ -32,7 +32,9 @@ import anyio
 from . import cache, listing
 from .config import BackendSpec
 from .errors import BackendError
+from .jsonrpc import METHOD_NOT_FOUND
 from .stdio import MAX_LINE_BYTES, SocketClient, StdioClient
+from .streams import Listener, Router
 from .wire import CONNECTION_CLOSED
 
 if TYPE_CHECKING:
@@ -82,7 +84,11 @@ class Session(Protocol):
     async def list_tools(self, cursor: str | None = None) -> types.ListToolsResult: ...
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        read_timeout_seconds: float,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult: ...
 
     async def request(
@@ -99,6 +105,8 @@ REQUESTS = frozenset(
         "prompts/list",
         "prompts/get",
         "completion/complete",
+        "resources/subscribe",
+        "resources/unsubscribe",
     }
 )
 
@@ -125,8 +133,14 @@ class RemoteSession:
             return await self._client.list_tools(cursor=cursor)
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        read_timeout_seconds: float,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
+        # A url backend's notifications are not relayed (streams.py routes stdio and room
+        # backends'): our progress token is not sent to it.
         with _as_backend_error():
             return await self._client.call_tool(
                 name, dict(arguments), read_timeout_seconds=read_timeout_seconds
@@ -161,8 +175,8 @@ class RemoteSession:
                 result = await client.complete(
                     reference, params["argument"], context.get("arguments")
                 )
-            else:
-                raise ValueError(f"not a request a backend is asked: {method}")
+            else:  # subscriptions: a url backend's updates are not relayed (streams.py)
+                raise BackendError(METHOD_NOT_FOUND, f"{method} is not carried to url backends")
         dumped: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
         return dumped
 
@@ -211,6 +225,7 @@ class Backend:
         self._cached = None if cached is None else cache.ordered(listing.check_all(list(cached)))
         self._first_start_s = first_start_s
         self.drifted = False  # the live listing differs from the saved one
+        self.router = Router()  # its notifications to the client streams they belong to
         if self._cached is None:
             self._wanted.set()
         else:
@@ -245,7 +260,11 @@ class Backend:
             return RemoteSession(self.spec.url)
         if self.spec.address is not None:
             return SocketClient(
-                *self.spec.address, wake=self._wake, max_line_bytes=self.max_result_bytes
+                *self.spec.address,
+                wake=self._wake,
+                max_line_bytes=self.max_result_bytes,
+                on_notification=self.router.deliver,
+                on_request=self.router.serve,
             )
         assert self.spec.command is not None
         return StdioClient(
@@ -253,6 +272,8 @@ class Backend:
             list(self.spec.args),
             {**self.spec.env, **self._extra_env},
             max_line_bytes=self.max_result_bytes,
+            on_notification=self.router.deliver,
+            on_request=self.router.serve,
         )
 
     async def run(self) -> None:
@@ -286,6 +307,7 @@ class Backend:
             self._client = client
             self._ready.set()
             logger.info("backend %s up with %d tools", self.name, len(self.tools))
+            await self._renew(client)
             while True:
                 with anyio.move_on_after(self._watch_s):
                     await self._dead.wait()
@@ -303,6 +325,15 @@ class Backend:
                 except TimeoutError:
                     logger.warning("backend %s stopped answering; restarting", self.name)
                     return
+
+    async def _renew(self, client: Session) -> None:
+        """A restarted backend forgot its subscriptions: each URI a session still watches here
+        (each subscribe was decided and audited, gate.py) is subscribed to again."""
+        for uri in self.router.watched_uris():
+            try:
+                await client.request("resources/subscribe", {"uri": uri}, self._watch_s * 2)
+            except (BackendError, TimeoutError) as exc:
+                logger.warning("backend %s: renewing a subscription failed: %s", self.name, exc)
 
     async def _list(self, client: Session) -> None:
         tools: dict[str, dict[str, Any]] = {}
@@ -365,7 +396,8 @@ class Backend:
             raise ValueError(f"not a request a backend is asked: {method}")
         client = await self._connected()
         try:
-            return await client.request(method, dict(params), timeout_s)
+            with self.router.forwarding(None):  # counted: a log meanwhile is nobody's for sure
+                return await client.request(method, dict(params), timeout_s)
         except BackendError as exc:
             if exc.code == CONNECTION_CLOSED:
                 self._dead.set()
@@ -388,8 +420,13 @@ class Backend:
         return client
 
     async def call(
-        self, tool: str, arguments: Mapping[str, Any], timeout_s: float
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        timeout_s: float,
+        listener: Listener | None = None,
     ) -> types.CallToolResult:
+        """The tool's result; with `listener`, its progress and log notifications go to it."""
         client = await self._connected()
         if self.drifted:
             # The caller checked the saved listing; the live one differs: check again.
@@ -399,7 +436,10 @@ class Backend:
             if problem is not None:
                 raise BackendDown(f"backend {self.name!r}: the arguments no longer fit: {problem}")
         try:
-            return await client.call_tool(tool, dict(arguments), read_timeout_seconds=timeout_s)
+            with self.router.forwarding(listener) as meta:
+                return await client.call_tool(
+                    tool, dict(arguments), read_timeout_seconds=timeout_s, meta=meta
+                )
         except BackendError as exc:
             if exc.code == CONNECTION_CLOSED:
                 self._dead.set()

@@ -11,6 +11,7 @@ The tool list is plain JSON (listing.py); the SDK's result models load with the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -29,12 +30,14 @@ from ..escalation.types import EscalationOutcome, EscalationRequest, Escalator, 
 from ..policy import Call, Decision, Effect, Engine
 from ..policy.engine import BAD_ARGUMENTS, UNKNOWN_TOOL
 from ..policy.resources import PROMPT_GET, RESERVED, RESOURCE_READ
+from . import notices
 from .backend import Backend, BackendDown
 from .catalog import Catalog, prompt_problem
 from .egress import Egress
 from .errors import BackendError, ResultTooLarge
 from .jsonrpc import INTERNAL_ERROR, INVALID_PARAMS, RpcError
 from .stdio import MAX_LINE_BYTES
+from .streams import Listener
 
 if TYPE_CHECKING:
     import mcp_types as types
@@ -47,6 +50,9 @@ COMPLETE = "completion/complete"  # audited as SERVER__completion/complete
 UNKNOWN_RESOURCE = "unknown-resource"  # no backend lists the URI (or a template it fits)
 AMBIGUOUS_RESOURCE = "ambiguous-resource"  # several backends do: which one would read it?
 RESOURCE_NOT_FOUND = -32002  # the MCP spec's code for a resource nobody offers
+NO_STREAM = "no-client-stream"  # a backend's request that no single client call can take
+SERVER_REQUEST_S = 300.0  # a client's answer to sampling or elicitation (a person may answer)
+UNSUBSCRIBE_S = 10.0  # telling a backend nobody watches a URI any more: best effort
 POLICY_DENIED = -32010  # ours: a resource read or prompt get the policy refused (no isError
 # result exists for those), `data` naming the rule and the reason
 
@@ -97,6 +103,8 @@ class Gate:
         self._tools_generation: tuple[int, ...] = ()
         self._in_flight = 0  # calls inside call(): with one, nothing else needs the loop
         self.catalog = Catalog(self.backends)  # resources and prompts
+        for backend in self.backends.values():  # their requests to the client: decided here
+            backend.router.on_request = functools.partial(self._server_request, backend.name)
         # Keys the digest of raw arguments an escalation carries (remember.arguments_digest):
         # in this process's memory only, so nobody reading Redis can test guesses against it.
         self._digest_key = secrets.token_bytes(32)
@@ -151,9 +159,12 @@ class Gate:
             return contextlib.nullcontext()
         return self.egress.permit(decision.domains, server)
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, *, listener: Listener | None = None
+    ) -> types.CallToolResult:
+        """`listener`: the client's stream for this call's progress and log notifications."""
         with self._counted():
-            return await self._call(name, arguments)
+            return await self._call(name, arguments, listener)
 
     async def refuse(self, request: str, reason: str) -> None:
         """A request refused at the edge as malformed: one deny line, no tool, no arguments.
@@ -205,7 +216,9 @@ class Gate:
         }
         await self.audit.append_durably(line, inline=self._in_flight == 1)
 
-    async def _call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    async def _call(
+        self, name: str, arguments: Mapping[str, Any] | None, listener: Listener | None
+    ) -> types.CallToolResult:
         call_id = uuid.uuid4().hex[:16]
         server, sep, tool = name.partition(SEPARATOR)
         args = dict(arguments or {})
@@ -242,7 +255,7 @@ class Gate:
                     f"IronCurtain escalated {name} (rule {decision.rule!r}: {decision.reason}); "
                     f"not approved ({outcome.verdict.value}): {outcome.message}"
                 )
-        return await self._forward(call_id, name, server, tool, args, decision)
+        return await self._forward(call_id, name, server, tool, args, decision, listener)
 
     async def _escalate(
         self,
@@ -305,6 +318,7 @@ class Gate:
         tool: str,
         args: dict[str, Any],
         decision: Decision,
+        listener: Listener | None = None,
     ) -> types.CallToolResult:
         backend = self.backends[server]
         began = time.perf_counter()
@@ -312,7 +326,7 @@ class Gate:
         result: types.CallToolResult
         try:
             with self._egress_for(decision, server):
-                result = await backend.call(tool, args, self.timeouts.call_s)
+                result = await backend.call(tool, args, self.timeouts.call_s, listener)
         except BackendDown as exc:
             error = str(exc)
         except ResultTooLarge as exc:
@@ -368,25 +382,142 @@ class Gate:
     async def list_prompts(self) -> dict[str, Any]:
         return {"prompts": await self.catalog.listed("prompts/list")}
 
+    async def _read_decision(self, uri: str) -> tuple[str | None, Decision]:
+        """The one server that lists `uri` (or a template it fits), and the read's decision."""
+        owners = await self.catalog.owners(uri)
+        server = owners[0] if len(owners) == 1 else None
+        if not owners:
+            return None, Decision(
+                Effect.DENY, UNKNOWN_RESOURCE, "no backend lists this resource URI"
+            )
+        if server is None:
+            return None, Decision(
+                Effect.DENY,
+                AMBIGUOUS_RESOURCE,
+                f"several backends list this URI ({', '.join(owners)}); none is asked",
+            )
+        return server, self._decided(lambda: self.engine.decide_read(server, uri))
+
     async def read_resource(self, uri: str) -> dict[str, Any]:
         with self._counted():
-            owners = await self.catalog.owners(uri)
-            server = owners[0] if len(owners) == 1 else None
-            if not owners:
-                decision = Decision(
-                    Effect.DENY, UNKNOWN_RESOURCE, "no backend lists this resource URI"
-                )
-            elif server is None:
-                decision = Decision(
-                    Effect.DENY,
-                    AMBIGUOUS_RESOURCE,
-                    f"several backends list this URI ({', '.join(owners)}); none is asked",
-                )
-            else:
-                decision = self._decided(lambda: self.engine.decide_read(server, uri))
+            server, decision = await self._read_decision(uri)
             return await self._govern(
                 server, RESOURCE_READ, {"uri": uri}, decision, "resources/read", {"uri": uri}
             )
+
+    async def subscribe(self, uri: str, listener: Listener) -> dict[str, Any]:
+        """A subscription to `uri`'s updates is a read of it (the same decision, audited with
+        request `resources/subscribe`); once the backend has it, its updates for that URI go
+        to `listener` (the session's stream), and nobody else's."""
+        with self._counted():
+            server, decision = await self._read_decision(uri)
+            result = await self._govern(
+                server, RESOURCE_READ, {"uri": uri}, decision, "resources/subscribe", {"uri": uri}
+            )
+            assert server is not None  # _govern raised for a request routed to no server
+            self.backends[server].router.watch(uri, listener)
+            return result
+
+    async def unsubscribe(self, uri: str, listener: Listener) -> dict[str, Any]:
+        """Narrows what reaches the client, so no decision: the session stops getting `uri`'s
+        updates (audited), and a backend nobody else watches it on is told."""
+        for backend in self.backends.values():
+            if not backend.router.unwatch(uri, listener):
+                continue
+            try:
+                self.audit.append(
+                    {
+                        "event": "unsubscribe",
+                        "call": uuid.uuid4().hex[:16],
+                        "session": self.session.session_id,
+                        "tool": f"{backend.name}{SEPARATOR}{RESOURCE_READ}",
+                        "arguments": redact(bounded({"uri": uri})),
+                    },
+                    durable=False,
+                )
+            except AuditError as exc:
+                logger.error("an unsubscribe not audited: %s", exc)
+            if not backend.router.watched(uri):
+                with contextlib.suppress(BackendDown, BackendError, TimeoutError):
+                    await backend.request("resources/unsubscribe", {"uri": uri}, UNSUBSCRIBE_S)
+        return {}
+
+    async def _server_request(
+        self, server: str, method: str, params: Any, listener: Listener | None
+    ) -> dict[str, Any]:
+        """A backend's sampling or elicitation request: decided (a rule naming the pseudo-tool
+        for this server; default deny), audited, then forwarded to the one client call it can
+        belong to; its answer rebuilt for the backend. The reply's `result` or `error`."""
+        with self._counted():
+            call_id = uuid.uuid4().hex[:16]
+            label = f"{server}{SEPARATOR}{method}"
+            built = notices.server_request(method, params)
+            if built is None:
+                decision = Decision(Effect.DENY, BAD_ARGUMENTS, f"a {method} of a shape refused")
+            elif listener is None or listener.ask is None or method not in listener.capabilities:
+                decision = Decision(
+                    Effect.DENY,
+                    NO_STREAM,
+                    "no single call in flight on this backend whose client can answer it",
+                )
+            else:
+                decision = self._decided(lambda: self.engine.decide(Call(server, method, {})))
+            logged = redact(bounded(built or {}))
+            try:
+                await self._audit_decision(call_id, label, logged, decision, request=method)
+            except AuditError as exc:
+                return _error(INTERNAL_ERROR, _unaudited_text(label, exc))
+            denied = (
+                f"IronCurtain policy denied {label} (rule {decision.rule!r}): {decision.reason}"
+            )
+            if decision.effect is Effect.ESCALATE:
+                outcome = await self._escalate(call_id, server, method, {}, logged, decision)
+                if isinstance(outcome, AuditError):
+                    return _error(INTERNAL_ERROR, _unaudited_text(label, outcome))
+                if not outcome.allowed:
+                    return _error(
+                        POLICY_DENIED, f"{denied}; not approved ({outcome.verdict.value})"
+                    )
+            elif decision.effect is Effect.DENY:
+                return _error(POLICY_DENIED, denied)
+            assert listener is not None
+            assert listener.ask is not None
+            assert built is not None
+            began = time.perf_counter()
+            error: str | None = None
+            answer: dict[str, Any] | None = None
+            try:
+                with anyio.fail_after(SERVER_REQUEST_S):
+                    answer = notices.client_result(method, await listener.ask(method, built))
+                if answer is None:
+                    error = "the client's answer was refused (its shape)"
+            except TimeoutError:
+                error = f"the client did not answer within {SERVER_REQUEST_S:g} s"
+            except RpcError as exc:  # the client's own error answer
+                error = f"the client answered with an error: {exc.message[:300]}"
+            try:
+                self.audit.append(
+                    {
+                        "event": "outcome",
+                        "call": call_id,
+                        "ok": error is None,
+                        "error": error,
+                        "tool_error": False,
+                        "result_bytes": len(json.dumps(answer)) if answer is not None else 0,
+                        "duration_ms": round((time.perf_counter() - began) * 1000, 3),
+                    },
+                    durable=False,
+                )
+            except AuditError as exc:
+                logger.error("outcome of %s not audited: %s", call_id, exc)
+            if error is not None or answer is None:
+                return _error(INTERNAL_ERROR, f"IronCurtain: {label} failed: {error}")
+            return {"result": answer}
+
+    def forget(self, listener: Listener) -> None:
+        """A session ended: its stream is dropped from every backend's subscriptions."""
+        for backend in self.backends.values():
+            backend.router.forget(listener)
 
     async def get_prompt(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         with self._counted():
@@ -582,6 +713,10 @@ class Gate:
             )
         except AuditError as exc:
             logger.error("outcome of %s not audited: %s", call_id, exc)
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
 
 
 def _unaudited(name: str, exc: AuditError) -> types.CallToolResult:

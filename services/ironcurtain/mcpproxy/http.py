@@ -1,12 +1,20 @@
-"""Streamable HTTP for the proxy: one lean ASGI app, JSON responses only.
+"""Streamable HTTP for the proxy: one lean ASGI app, JSON responses, SSE where a stream is due.
 
 Spoken to the agent's MCP client (Claude Code, the Python SDK, ...). What it serves:
 - POST /mcp, one JSON-RPC message: initialize (opens a session, `Mcp-Session-Id` issued and then
   required), notifications/initialized and other notifications (202), ping, tools/list,
   tools/call; the 2026-07-28 per-request envelope (server/discover, tools/list, tools/call, with
   the routing-header checks) when `MCP-Protocol-Version` names it; anything else a JSON-RPC error.
-- GET: 405 (this server never opens a server-to-client stream; the spec allows that answer).
-- DELETE: ends a session.
+  A handshake-era tools/call whose client accepts `text/event-stream` and gave a progress token
+  or set a log level is answered as SSE: the backend's progress and log notifications for that
+  call (streams.py routes them, notices.py rebuilds them), then the response; otherwise JSON.
+  A client that declared `sampling` / `elicitation` gets its calls as SSE too: a backend's
+  request, once the gate allowed it, goes on that stream with an id of ours, and the client's
+  answer is taken from a POST of the same session naming that id (`_ask`, `_answered`).
+- resources/subscribe (decided as a read of the URI, gate.py) and unsubscribe, per session.
+- GET: a session that subscribed to a resource gets its standalone SSE stream (its URIs'
+  `notifications/resources/updated`, nothing else; one stream at a time); otherwise 405.
+- DELETE: ends a session (and its subscriptions).
 Every tools/call goes to `Gate.call`, which decides, audits and forwards exactly as before.
 A request refused here because it is malformed (strict JSON, duplicate or ambiguous headers, a
 media type that is not exactly JSON, a body over the limit, a foreign Host / Origin) never
@@ -15,6 +23,7 @@ reaches the gate's decision, but leaves one in the audit: `Gate.refuse` writes a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import OrderedDict
@@ -29,7 +38,7 @@ if TYPE_CHECKING:
     import mcp_types as types
     from mcp.shared.inbound import InboundLadderRejection
 
-from . import protocol
+from . import notices, protocol
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -43,6 +52,7 @@ from .jsonrpc import (
     result_body,
 )
 from .protocol import ServerInfo
+from .streams import MAX_CALL_EVENTS, Listener
 from .wire import HANDSHAKE_PROTOCOL_VERSIONS, HEADER_MISMATCH, MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
@@ -57,6 +67,8 @@ MAX_SESSIONS = 1024  # beyond this the least recently used session is forgotten 
 # gets 404 and, as the spec says, initializes again): a bound, never a lock-out
 _ALL_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _JSON = (b"content-type", b"application/json")
+_SSE = (b"content-type", b"text/event-stream")
+_NO_CACHE = (b"cache-control", b"no-cache")
 # Headers that mean one thing: sent twice, readers disagree on which counts (the last won here,
 # the first elsewhere), so a request that carries one twice is refused.
 SINGLE_HEADERS = frozenset(
@@ -72,7 +84,7 @@ class Tools(Protocol):
     def input_schema(self, name: str) -> Mapping[str, Any] | None: ...
 
     async def call(
-        self, name: str, arguments: Mapping[str, Any] | None
+        self, name: str, arguments: Mapping[str, Any] | None, *, listener: Listener | None = None
     ) -> types.CallToolResult: ...
 
     async def refuse(self, request: str, reason: str) -> None: ...  # audited, never raises
@@ -90,6 +102,13 @@ class Tools(Protocol):
 
     async def complete(self, params: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    # Subscriptions (gate.py): `listener` is the session's standalone stream.
+    async def subscribe(self, uri: str, listener: Listener) -> dict[str, Any]: ...
+
+    async def unsubscribe(self, uri: str, listener: Listener) -> dict[str, Any]: ...
+
+    def forget(self, listener: Listener) -> None: ...
+
 
 class Responder(Protocol):
     """What the HTTP/1.1 server (server.py) serves: McpHttp, or several by path."""
@@ -99,13 +118,34 @@ class Responder(Protocol):
     ) -> Reply: ...
 
 
+Write = Callable[[bytes], Awaitable[None]]
+Producer = Callable[[Write], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """A whole response, or with `stream` a streamed body (SSE): `stream(write)` writes its
+    events and returns when the response is complete. `follow`: the stream only follows events
+    (a GET stream), so a client that goes away ends it; a POST's stream answers a call, which
+    goes on if its client goes away (as a JSON answer's call does)."""
+
     status: int
     body: bytes = b""
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    stream: Producer | None = None
+    follow: bool = False
 
     async def send(self, send: Send) -> None:
+        if self.stream is not None:
+            start = {"type": "http.response.start", "status": self.status}
+            await send({**start, "headers": list(self.headers)})
+
+            async def write(chunk: bytes) -> None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+            await self.stream(write)
+            await send({"type": "http.response.body", "body": b""})
+            return
         headers = [*self.headers, (b"content-length", str(len(self.body)).encode())]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
@@ -141,6 +181,18 @@ def accepts_json(accept: str) -> bool:
         if media in ("application/json", "application/*", "*/*"):
             return True
     return False
+
+
+def accepts_sse(accept: str) -> bool:
+    """Whether an Accept header admits text/event-stream (by name: a wildcard alone is taken
+    as a client that never asked for a stream)."""
+    return any(
+        item.split(";", 1)[0].strip().lower() == "text/event-stream" for item in accept.split(",")
+    )
+
+
+def _event(body: bytes) -> bytes:
+    return b"event: message\ndata: " + body + b"\n\n"
 
 
 def json_media_type(value: str) -> bool:
@@ -197,6 +249,12 @@ class McpHttp:
         self.sessions: OrderedDict[str, str] = OrderedDict()  # id -> negotiated version
         self._listing: tuple[object, dict[str, dict[str, Any]]] = (None, {})
         self._calls: dict[tuple[str, object], anyio.CancelScope] = {}  # requests in flight
+        self.log_levels: dict[str, str] = {}  # session -> the level it set (logs relayed)
+        self.capabilities: dict[str, frozenset[str]] = {}  # session -> requests it can answer
+        # Requests forwarded to a client and not yet answered, with the stream they went on.
+        self._asks: dict[tuple[str, str], tuple[asyncio.Future[Any], Listener]] = {}
+        self.watching: dict[str, Listener] = {}  # session -> its stream of resource updates
+        self._following: set[str] = set()  # sessions whose GET stream is open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI, for any ASGI server and for tests; `server.py` calls `respond` directly."""
@@ -255,8 +313,9 @@ class McpHttp:
             return await self._post(raw, headers, body)
         if method == "DELETE":
             return self._delete(headers)
-        # GET would open a server-to-client SSE stream; this server sends nothing unprompted.
-        return _text(405, "Method Not Allowed", (b"allow", b"POST, DELETE"))
+        if method == "GET":
+            return self._get(headers)
+        return _text(405, "Method Not Allowed", (b"allow", b"GET, POST, DELETE"))
 
     async def _post(
         self, raw: list[tuple[str, str]], headers: dict[str, str], body: bytes | None
@@ -327,8 +386,19 @@ class McpHttp:
         if not isinstance(message, Request):
             if isinstance(message, Notification) and message.method == "notifications/cancelled":
                 self._cancel(session, message.params.get("requestId"))
+            if isinstance(message, Response):
+                self._answered(session, message)
             return Reply(202, b"", ((b"mcp-session-id", session.encode()),))
         version = self.sessions[session]
+        listener = self._listener(message, session, headers)
+        if listener is not None:
+            return self._streamed(message, session, version, listener)
+        return _json(200, await self._answer(message, session, version), session)
+
+    async def _answer(
+        self, message: Request, session: str, version: str, listener: Listener | None = None
+    ) -> bytes:
+        """The JSON-RPC response to an in-session request (errors ride a 200, as the SDK's)."""
         key = (session, message.id)
         try:
             with anyio.CancelScope() as scope:
@@ -336,16 +406,133 @@ class McpHttp:
                 # backend session tells the backend (stdio.py); the outcome line says so.
                 self._calls[key] = scope
                 try:
-                    result = await self._dispatch(message, version)
+                    result = await self._dispatch(
+                        message, version, session=session, listener=listener
+                    )
                 finally:
                     self._calls.pop(key, None)
         except RpcError as exc:
             exc.id = message.id
-            return _json(200, exc.body(), session)  # in-session errors ride a 200, as the SDK
+            return exc.body()
         if scope.cancelled_caught:
-            error = RpcError(REQUEST_CANCELLED, "Request cancelled", id=message.id)
-            return _json(200, error.body(), session)
-        return _json(200, result_body(message.id, result), session)
+            return RpcError(REQUEST_CANCELLED, "Request cancelled", id=message.id).body()
+        if message.method == "logging/setLevel":  # checked by _dispatch
+            self.log_levels[session] = message.params["level"]
+        return result_body(message.id, result)
+
+    def _listener(self, message: Request, session: str, headers: dict[str, str]) -> Listener | None:
+        """A stream for this tools/call's notifications, when its client can take one and
+        asked for something to be relayed (a progress token, a log level); else None."""
+        if message.method != "tools/call" or not accepts_sse(headers.get("accept", "")):
+            return None
+        token = notices.client_token(message.params.get("_meta"))
+        level = self.log_levels.get(session)
+        capabilities = self.capabilities.get(session, frozenset())
+        if token is None and level is None and not capabilities:
+            return None
+        listener = Listener(token, level, max_total=MAX_CALL_EVENTS, capabilities=capabilities)
+        if capabilities:
+            listener.ask = lambda method, params: self._ask(session, listener, method, params)
+        return listener
+
+    async def _ask(
+        self, session: str, listener: Listener, method: str, params: dict[str, Any]
+    ) -> Any:
+        """A backend's request, decided already (gate.py), sent on the call's stream: the
+        client's result, or RpcError with its error. The answer must come from this session."""
+        request_id = "ic-" + secrets.token_hex(12)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        key = (session, request_id)
+        self._asks[key] = (future, listener)
+        try:
+            message = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            if not listener.offer(message):
+                raise RpcError(INTERNAL_ERROR, "the call's stream is full or closed")
+            return await future
+        finally:
+            self._asks.pop(key, None)
+
+    def _unanswerable(self, listener: Listener) -> None:
+        """The call's stream ended: what was asked on it can no longer be answered."""
+        for future, on in list(self._asks.values()):
+            if on is listener and not future.done():
+                future.set_exception(RpcError(INTERNAL_ERROR, "the call ended before an answer"))
+
+    def _answered(self, session: str, message: Response) -> None:
+        """A client's answer to a request we sent it; any other is dropped."""
+        if not isinstance(message.id, str):
+            return
+        future, _ = self._asks.get((session, message.id), (None, None))
+        if future is None or future.done():
+            return
+        error = message.error
+        if isinstance(error, dict):
+            text = error.get("message")
+            future.set_exception(
+                RpcError(INTERNAL_ERROR, text if isinstance(text, str) else "an error")
+            )
+        else:
+            future.set_result(message.result)
+
+    def _streamed(self, message: Request, session: str, version: str, listener: Listener) -> Reply:
+        """The call's notifications as events while it runs, then its response."""
+
+        async def produce(write: Write) -> None:
+            answer: list[bytes] = []
+
+            async def run() -> None:
+                try:
+                    answer.append(await self._answer(message, session, version, listener))
+                except Exception:  # a request's top level: log it and fail closed
+                    logger.exception("MCP request failed")
+                    answer.append(RpcError(INTERNAL_ERROR, "Internal error", id=message.id).body())
+                finally:
+                    listener.close()
+                    self._unanswerable(listener)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                while (event := await listener.next()) is not None:
+                    data = notices.sse(event)
+                    if data is not None:
+                        await write(data)
+            await write(_event(answer[0]))
+
+        headers = (_SSE, _NO_CACHE, (b"mcp-session-id", session.encode()))
+        return Reply(200, b"", headers, stream=produce)
+
+    def _get(self, headers: dict[str, str]) -> Reply:
+        """A session's standalone stream: the updates of the resources it subscribed to."""
+        session = headers.get("mcp-session-id")
+        listener = self.watching.get(session) if session is not None else None
+        if session is None or listener is None or not accepts_sse(headers.get("accept", "")):
+            # Nothing to follow (no subscription yet): no stream, as the spec allows.
+            return _text(405, "Method Not Allowed", (b"allow", b"POST, DELETE"))
+        if session in self._following:
+            return _text(409, "Conflict: this session's stream is already open")
+        self.sessions.move_to_end(session)
+        self._following.add(session)  # until the stream ends (server.py always runs it)
+
+        async def produce(write: Write) -> None:
+            try:
+                while (event := await listener.next()) is not None:
+                    data = notices.sse(event)
+                    if data is not None:
+                        await write(data)
+            finally:
+                self._following.discard(session)
+
+        reply_headers = (_SSE, _NO_CACHE, (b"mcp-session-id", session.encode()))
+        return Reply(200, b"", reply_headers, stream=produce, follow=True)
+
+    def _forget(self, session: str) -> None:
+        """A session ended or was evicted: its level, subscriptions and stream go with it."""
+        self.log_levels.pop(session, None)
+        self.capabilities.pop(session, None)
+        listener = self.watching.pop(session, None)
+        if listener is not None:
+            listener.close()
+            self.gate.forget(listener)
 
     def _cancel(self, session: str, request_id: object) -> None:
         if isinstance(request_id, (str, int)) and not isinstance(request_id, bool):
@@ -362,9 +549,15 @@ class McpHttp:
         if session is None:
             session = secrets.token_hex(16)
             while len(self.sessions) >= self.max_sessions:
-                self.sessions.popitem(last=False)
+                self._forget(self.sessions.popitem(last=False)[0])
         self.sessions[session] = result["protocolVersion"]
         self.sessions.move_to_end(session)
+        declared = message.params["capabilities"]  # checked by initialize_result
+        self.capabilities[session] = frozenset(
+            method
+            for method, name in notices.CAPABILITY.items()
+            if isinstance(declared.get(name), dict)
+        )
         return _json(200, result_body(message.id, result), session)
 
     def _delete(self, headers: dict[str, str]) -> Reply:
@@ -373,6 +566,7 @@ class McpHttp:
             return _text(400, "Bad Request: Missing session ID")
         if self.sessions.pop(session, None) is None:
             return _text(404, "Session not found")
+        self._forget(session)
         return Reply(200)
 
     # -- per-request envelope (2026-07-28) ---------------------------------------------------
@@ -408,14 +602,23 @@ class McpHttp:
     # -- methods -----------------------------------------------------------------------------
 
     async def _dispatch(
-        self, message: Request, version: str, headers: dict[str, str] | None = None
+        self,
+        message: Request,
+        version: str,
+        headers: dict[str, str] | None = None,
+        *,
+        session: str | None = None,
+        listener: Listener | None = None,
     ) -> dict[str, Any]:
         method = message.method
         if method == "tools/call":
             name, arguments = protocol.call_arguments(message.params)
             if headers is not None:
                 self._check_param_headers(name, arguments, headers)
-            result = await self.gate.call(name, arguments)
+            if listener is None:
+                result = await self.gate.call(name, arguments)
+            else:
+                result = await self.gate.call(name, arguments, listener=listener)
             dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
             return protocol.shape(self.info, method, version, dumped)
         if method == "tools/list":
@@ -423,8 +626,21 @@ class McpHttp:
         if method == "ping":
             return protocol.shape(self.info, method, version, {})
         if method == "logging/setLevel" and version in HANDSHAKE_PROTOCOL_VERSIONS:
-            protocol.log_level(message.params)  # checked; nothing relayed, nothing to set
+            protocol.log_level(message.params)  # checked; kept per session by _answer
             return protocol.shape(self.info, method, version, {})
+        if method in protocol.SUBSCRIPTION_METHODS and session is not None:
+            uri = protocol.uri_param(message.params, method)
+            stream = self.watching.get(session)
+            if method == "resources/unsubscribe":
+                result = {} if stream is None else await self.gate.unsubscribe(uri, stream)
+                return protocol.shape(self.info, method, version, result)
+            # One stream per session, made before the decision (a refused subscribe leaves it
+            # empty), so that concurrent subscribes share it; it ends with the session.
+            stream = self.watching.setdefault(session, Listener())
+            result = await self.gate.subscribe(uri, stream)
+            if self.watching.get(session) is not stream:  # the session ended meanwhile
+                self.gate.forget(stream)
+            return protocol.shape(self.info, method, version, result)
         if method in protocol.CATALOG_METHODS:
             return protocol.shape(self.info, method, version, await self._catalog(message))
         if method == "server/discover" and version in MODERN_PROTOCOL_VERSIONS:

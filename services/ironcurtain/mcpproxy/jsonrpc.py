@@ -47,9 +47,12 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A result or error the client posts back (to a server request we never send)."""
+    """A result or error the client posts back: its answer to a backend's request the proxy
+    forwarded (sampling, elicitation: streams.py), else answered 202 and dropped."""
 
     id: RequestId
+    result: Any = None
+    error: Any = None
 
 
 Message = Request | Notification | Response
@@ -127,7 +130,7 @@ def message_from(decoded: object) -> Message:
         raise RpcError(INVALID_REQUEST, 'Invalid request: jsonrpc must be "2.0"', id=request_id)
     if "method" not in decoded:
         if has_id and (("result" in decoded) != ("error" in decoded)):
-            return Response(raw_id)  # type: ignore[arg-type]  # checked by _valid_id
+            return Response(raw_id, decoded.get("result"), decoded.get("error"))  # type: ignore[arg-type]
         raise RpcError(
             INVALID_REQUEST, "Invalid request: neither a request nor a response", id=request_id
         )

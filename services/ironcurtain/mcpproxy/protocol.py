@@ -34,9 +34,19 @@ CAPABILITIES: dict[str, Any] = {
     "resources": {"listChanged": False, "subscribe": False},
     "tools": {"listChanged": False},
 }
-# Handshake-era clients may set a log level (2026-07-28 has no logging/setLevel). The proxy
-# relays no server's log notifications, so every level is honoured: none below it is sent.
-HANDSHAKE_CAPABILITIES: dict[str, Any] = dict(sorted({**CAPABILITIES, "logging": {}}.items()))
+# Handshake-era clients may set a log level (2026-07-28 has no logging/setLevel): a backend's
+# log notifications during that client's call are relayed at that level and above (streams.py).
+# They may also subscribe to a resource's updates (http.py; 2026-07-28 has no resources/subscribe).
+HANDSHAKE_CAPABILITIES: dict[str, Any] = dict(
+    sorted(
+        {
+            **CAPABILITIES,
+            "logging": {},
+            "resources": {"listChanged": False, "subscribe": True},
+        }.items()
+    )
+)
+SUBSCRIPTION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
 LOG_LEVELS = frozenset(
     {"debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"}
 )
@@ -148,9 +158,13 @@ def log_level(params: Mapping[str, Any]) -> str:
 
 
 def read_uri(params: Mapping[str, Any]) -> str:
+    return uri_param(params, "resources/read")
+
+
+def uri_param(params: Mapping[str, Any], method: str) -> str:
     uri = params.get("uri")
     if not isinstance(uri, str):
-        raise RpcError(INVALID_PARAMS, "resources/read needs params.uri (a string)")
+        raise RpcError(INVALID_PARAMS, f"{method} needs params.uri (a string)")
     return uri
 
 

@@ -1,12 +1,13 @@
 """The proxy's HTTP/1.1 server: httptools (llhttp, C) frames each request, `McpHttp.respond`
-answers it, and the whole response goes out in one write.
+answers it, and the whole response goes out in one write (a streamed one, SSE, chunked).
 
 One write matters on these shared cores: a response written as head, then body (as ASGI servers
 do) wakes the client twice, and the client may take the core between the two. Requests on one
 connection are answered in order (pipelining included); a malformed request is answered 400 and
 the connection closed; a body over the limit 413 and closed. A client that goes away mid-call
 does not cancel the call (the gate has audited it and forwards it; the answer is dropped), as
-with uvicorn.
+with uvicorn; nor does it end a call's SSE answer early (its events are dropped), while a GET
+stream, which only follows events, ends with its connection.
 
 Slow or idle clients cannot hold the server: at most `max_connections` at once (more are
 answered 503 and closed); a new connection that sends nothing is closed after `header_s`, a
@@ -25,6 +26,7 @@ from collections import deque
 from email.utils import formatdate
 from http import HTTPStatus
 
+import anyio
 import httptools
 
 from .http import MAX_BODY_BYTES, Reply, Responder
@@ -38,6 +40,9 @@ MAX_CONNECTIONS = 128  # the agent's client keeps a few; a benchmark 16
 MAX_HEADERS = 100
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers
 MAX_QUEUED = 8  # pipelined requests waiting on one connection before it stops reading
+# A GET stream's events waiting in the socket's buffer for a client that does not read: past
+# this, further events are dropped (they are advisory), so a slow reader costs bounded memory.
+MAX_FOLLOW_BUFFER = 1024 * 1024
 
 _IDLE, _HEAD, _BODY, _QUEUED = "idle", "head", "body", "queued"  # what a connection waits for
 
@@ -65,13 +70,18 @@ def _reason(status: int) -> bytes:
 
 
 def encode(reply: Reply, keep_alive: bool, date: bytes, *, head: bool = False) -> bytes:
-    """Status line, headers and body as one buffer (no body in answer to HEAD)."""
+    """Status line, headers and body as one buffer (no body in answer to HEAD); a streamed
+    reply's head only, its body to follow chunked."""
     lines = [b"HTTP/1.1 %d %s" % (reply.status, _reason(reply.status)), b"date: " + date]
     lines += [name + b": " + value for name, value in reply.headers]
-    lines.append(b"content-length: %d" % len(reply.body))
+    if reply.stream is not None:
+        lines.append(b"transfer-encoding: chunked")
+    else:
+        lines.append(b"content-length: %d" % len(reply.body))
     if not keep_alive:
         lines.append(b"connection: close")
-    return b"\r\n".join(lines) + b"\r\n\r\n" + (b"" if head else reply.body)
+    body = b"" if head or reply.stream is not None else reply.body
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 class _Request:
@@ -118,6 +128,7 @@ class HttpConnection(asyncio.Protocol):
         self.waiting = _IDLE
         self.deadline: asyncio.TimerHandle | None = None
         self.closing = False
+        self.following: anyio.CancelScope | None = None  # a GET stream, ended by a close
 
     # -- transport events --------------------------------------------------------------------
 
@@ -137,6 +148,8 @@ class HttpConnection(asyncio.Protocol):
         self.closing = True
         self.connections.discard(self)
         self._cancel_deadline()
+        if self.following is not None:
+            self.following.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -218,14 +231,45 @@ class HttpConnection(asyncio.Protocol):
             keep_alive = request.keep_alive and not request.too_large
             reply = await self.app.respond(request.method, request.path, request.headers, body)
             if self.closing or self.transport is None:
+                if reply.follow:  # run, cancelled at once: what the stream holds is let go
+                    await self._stream(reply)
                 return  # the client went away; the call itself went through the gate
             head = request.method == "HEAD"
             self.transport.write(encode(reply, keep_alive, self.clock.date(), head=head))
+            if reply.stream is not None and not head:
+                await self._stream(reply)
+                if self.closing or self.transport is None:
+                    return
+                self.transport.write(b"0\r\n\r\n")
             if not keep_alive:
                 self.close()
                 return
         if self.waiting == _QUEUED and not self.closing:  # not while a next request arrives
             self._wait(_IDLE, self.idle_s)
+
+    async def _stream(self, reply: Reply) -> None:
+        """A streamed body, each chunk written as it comes (to a closed connection: dropped)."""
+        assert reply.stream is not None
+
+        async def write(chunk: bytes) -> None:
+            transport = self.transport
+            if not chunk or self.closing or transport is None:
+                return
+            if reply.follow and transport.get_write_buffer_size() > MAX_FOLLOW_BUFFER:
+                return
+            transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+
+        if not reply.follow:
+            await reply.stream(write)
+            return
+        with anyio.CancelScope() as scope:
+            self.following = scope
+            if self.closing:
+                scope.cancel()
+            try:
+                await reply.stream(write)
+            finally:
+                self.following = None
 
     def _refuse(self, status: int, text: bytes) -> None:
         reply = Reply(status, text, ((b"content-type", b"text/plain; charset=utf-8"),))

@@ -2,7 +2,9 @@
 
 The same surface `Backend` uses of the SDK's `Client` (`list_tools`, `call_tool`, an async
 context that starts and stops the child), without the SDK's per-request machinery: a request is
-one line written to the pipe and a future keyed by its id; one reader task resolves them.
+one line written to the pipe and a future keyed by its id; one reader task resolves them, and
+hands the backend's notifications to `on_notification` (streams.Router.deliver: routed or
+dropped).
 The child is started in its own process group with a short list of ordinary inherited variables
 plus the configured ones (stderr inherited), and stopped with stdin closed, a grace period, then
 the whole group terminated, then killed.
@@ -19,7 +21,7 @@ import logging
 import os
 import re
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
@@ -58,8 +60,13 @@ class LineSession:
         *,
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.label = label  # names the backend in log lines
+        self.on_notification = on_notification  # streams.Router.deliver: never blocks
+        self.on_request = on_request  # streams.Router.serve: a request's result or error
+        self._serving: set[asyncio.Task[None]] = set()  # its requests being answered
         self.max_line_bytes = max_line_bytes
         self.initialize_timeout_s = initialize_timeout_s
         self.protocol_version = ""
@@ -95,6 +102,8 @@ class LineSession:
         if self._send is None:
             return
         self._fail_all("the backend session was closed")
+        for task in list(self._serving):
+            task.cancel()
         with anyio.CancelScope(shield=True):
             await self._close_transport()
             self._send = None
@@ -159,9 +168,15 @@ class LineSession:
         return types.ListToolsResult.model_validate(result, by_name=False)
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any], read_timeout_seconds: float
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        read_timeout_seconds: float,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
-        params = {"name": name, "arguments": dict(arguments)}
+        params: dict[str, Any] = {"name": name, "arguments": dict(arguments)}
+        if meta:
+            params["_meta"] = dict(meta)  # our own progress token (streams.py), never the client's
         result = await self.request("tools/call", params, read_timeout_seconds)
         import mcp_types as types
 
@@ -240,9 +255,19 @@ class LineSession:
             logger.warning("backend %s wrote a JSON value that is not a message", self.label)
             return
         if "method" in message:
-            if "id" in message:  # a request to us: we offer nothing but ping
+            if "id" in message and message["method"] != "ping" and self.on_request is not None:
+                # Answered by its own task: the reader goes on (the answer may take a person).
+                task = asyncio.get_running_loop().create_task(self._serve(message))
+                self._serving.add(task)
+                task.add_done_callback(self._serving.discard)
+            elif "id" in message:  # a request to us: ping, or nothing we offer
                 await self._answer(message)
-            return  # notifications (logging, list_changed, progress): nothing to do
+            elif self.on_notification is not None:  # progress, logs, updates: routed or dropped
+                try:
+                    self.on_notification(message)
+                except Exception:  # one odd notification must not stop the reader
+                    logger.exception("backend %s: a notification could not be routed", self.label)
+            return
         request_id = message.get("id")
         future = self._pending.get(request_id) if isinstance(request_id, int) else None
         if future is None or future.done():
@@ -286,6 +311,17 @@ class LineSession:
         for request_id in found if len(found) == 1 else waiting:
             self._pending[request_id].set_exception(error())
 
+    async def _serve(self, message: dict[str, Any]) -> None:
+        assert self.on_request is not None
+        try:
+            reply = await self.on_request(message)
+        except Exception:  # the backend's request fails, not the session
+            logger.exception("backend %s: its request could not be answered", self.label)
+            reply = {"error": {"code": -32603, "message": "Internal error"}}
+        answer = {"jsonrpc": "2.0", "id": message["id"], **reply}
+        with contextlib.suppress(BackendError):
+            await self._write(answer)
+
     async def _answer(self, message: dict[str, Any]) -> None:
         request_id = message["id"]
         if message["method"] == "ping":
@@ -316,9 +352,15 @@ class StdioClient(LineSession):
         *,
         initialize_timeout_s: float = INITIALIZE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(
-            command, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+            command,
+            initialize_timeout_s=initialize_timeout_s,
+            max_line_bytes=max_line_bytes,
+            on_notification=on_notification,
+            on_request=on_request,
         )
         self.command = command
         self.args = list(args)
@@ -366,9 +408,15 @@ class SocketClient(LineSession):
         wake: Callable[[], None] | None = None,
         wake_wait_s: float = WAKE_WAIT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        on_notification: Callable[[dict[str, Any]], None] | None = None,
+        on_request: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         super().__init__(
-            path, initialize_timeout_s=initialize_timeout_s, max_line_bytes=max_line_bytes
+            path,
+            initialize_timeout_s=initialize_timeout_s,
+            max_line_bytes=max_line_bytes,
+            on_notification=on_notification,
+            on_request=on_request,
         )
         self.path = path
         self._stream: SocketStream | None = None

@@ -21,9 +21,11 @@ from .breaker import Breaker
 from .model import Call, Condition, Decision, Effect, Policy, Role, Rule, Tool
 from .resolver import Resolver
 from .resources import (
+    ELICITATION,
     LOCATED_READ,
     PROMPT_GET,
     RESOURCE_READ,
+    SAMPLING,
     UriRefused,
     pseudo_tools,
     read_arguments,
@@ -96,6 +98,11 @@ def _domains(entries: tuple[str, ...]) -> _Domains:
     return _Domains(frozenset(exact), tuple(suffixes))
 
 
+def _naming(name: str) -> Callable[[Rule], bool]:
+    """A rule that names the pseudo-tool `name` and selects no role."""
+    return lambda r: r.tools is not None and name in r.tools and not r.when.roles
+
+
 class Engine:
     def __init__(self, policy: Policy, resolver: Resolver, clock: Callable[[], float]) -> None:
         self.policy = policy
@@ -134,8 +141,9 @@ class Engine:
             # resources/read and prompts/get (resources.py). A read of a path or a URL is
             # decided by the rules that select its role (the workspace's read rule decides a
             # file: read), whether or not they name resources/read; a read of any other URI
-            # and a prompt get only by a rule naming the pseudo-tool and selecting no role. A
-            # rule over all of a server's tools reaches neither.
+            # and a prompt get only by a rule naming the pseudo-tool and selecting no role (a
+            # server's sampling and elicitation requests likewise). A rule over all of a
+            # server's tools reaches none of them.
             pseudo = pseudo_tools(server.name)
             for key, tool, applies in (
                 (
@@ -151,10 +159,9 @@ class Engine:
                         and bool(r.when.roles & _LOCATED_ROLES)
                     ),
                 ),
-                (
-                    PROMPT_GET,
-                    pseudo[PROMPT_GET],
-                    lambda r: r.tools is not None and PROMPT_GET in r.tools and not r.when.roles,
+                *(
+                    (name, pseudo[name], _naming(name))
+                    for name in (PROMPT_GET, SAMPLING, ELICITATION)
                 ),
             ):
                 rules = tuple(

@@ -49,6 +49,8 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
     result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (list, dict)):  # `[]: x` is YAML, but no key of ours
+            raise PolicyError("", key_node.start_mark.line + 1, "a key must be a scalar")
         if key in result:
             raise PolicyError("", key_node.start_mark.line + 1, f"duplicate key {key!r}")
         result[key] = loader.construct_object(value_node, deep=True)

@@ -9,6 +9,9 @@ policy has without declaring them:
   anything else a `uri` (role none: only a rule naming `resources/read` and selecting no role
   can allow it; none does by default). Such a rule never decides a path or URL read.
 - `prompts/get`, arguments `name` and `arguments` (role none: only a rule naming `prompts/get`).
+- `sampling/createMessage` and `elicitation/create`, no arguments: a server's request to the
+  agent's client (for its model; for an answer), forwarded only when a rule naming the
+  pseudo-tool allows it for that server (none does by default).
 A URI that two readers could take for different objects is refused before any rule
 (`read_arguments` raises `UriRefused`): anything but printable ASCII (an IRI, a full-width or
 look-alike scheme, spaces, controls), a `file:` URI naming another host or carrying a query or a
@@ -26,12 +29,16 @@ from .model import Argument, Role, Tool
 
 RESOURCE_READ = "resources/read"
 PROMPT_GET = "prompts/get"
+SAMPLING = "sampling/createMessage"
+ELICITATION = "elicitation/create"
 MAX_URI = 8192
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 
 _ROLES: dict[str, dict[str, Role]] = {
     RESOURCE_READ: {"path": Role.READ_PATH, "url": Role.URL, "uri": Role.NONE},
     PROMPT_GET: {"name": Role.NONE, "arguments": Role.NONE},
+    SAMPLING: {},
+    ELICITATION: {},
 }
 PSEUDO_TOOLS = frozenset(_ROLES)
 LOCATED_READ = "resources/read:located"  # the engine's table key for a path or URL read
@@ -44,7 +51,8 @@ class UriRefused(ValueError):
 
 
 def pseudo_tools(server: str) -> dict[str, Tool]:
-    """The two tools every server of the policy has: `resources/read` and `prompts/get`."""
+    """The tools every server of the policy has: `resources/read`, `prompts/get` and the two
+    server requests."""
     return {
         name: Tool(
             server,

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import redis
-from rq import SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -27,13 +26,13 @@ from ironcurtain.english.review import review_with
 from ironcurtain.escalation import dispatch, redis_keys
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
-from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.types import EscalationRequest, Verdict
 from ironcurtain.fakellm import certs
 from ironcurtain.fakellm.server import FakeVendor
 
 from ..approvalconfig import approval_config
 from ..redisserver import RedisServer
+from ..rqjobs import run_burst
 
 KEY = "sk-ant-api03-REAL-reviewer-key"
 TOKEN = "approval-token-for-the-review-tests-0123456789"
@@ -136,9 +135,7 @@ def run_jobs(client: redis.Redis) -> dict[str, Any]:
     """Run what is queued, in this process (the fake vendor lives here), and return results."""
     drain_inbox(client)
     ids = [i.decode() for i in client.lrange(f"rq:queue:{redis_keys.QUEUE}", 0, -1)]
-    SimpleWorker(
-        [dispatch.queue(client)], connection=client, job_class=GuardedJob, serializer=JSONSerializer
-    ).work(burst=True)
+    run_burst(dispatch.queue(client), client)
     jobs = [Job.fetch(i, connection=client, serializer=JSONSerializer) for i in ids]
     return {j.func_name.rsplit(".", 1)[1]: j.return_value() for j in jobs}
 

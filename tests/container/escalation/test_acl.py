@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 import redis
 from flask.testing import FlaskClient
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from ironcurtain.approval.app import create_app
 from ironcurtain.escalation import acl, dispatch, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
-from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.labels import Registration
 from ironcurtain.escalation.record import Decision, Escalation
 from ironcurtain.escalation.remember import Scope
@@ -33,6 +32,7 @@ from ironcurtain.escalation.types import EscalationRequest, Verdict
 
 from ..approvalconfig import approval_config, log_in
 from ..redisserver import RedisServer
+from ..rqjobs import run_burst
 
 A, B = "aaaa1111", "bbbb2222"
 TOKEN = "t" * 40
@@ -176,13 +176,7 @@ def test_the_worker_refuses_a_job_naming_os_system_even_if_one_got_in(
         jobs = dispatch.queue(admin)
         marker = tmp_path / "pwned"
         job = jobs.enqueue("os.system", f"touch {marker}")
-        worker = SimpleWorker(
-            [dispatch.queue(worker_client)],
-            connection=worker_client,
-            job_class=GuardedJob,
-            serializer=JSONSerializer,
-        )
-        worker.work(burst=True)
+        run_burst(dispatch.queue(worker_client), worker_client)
         assert not marker.exists()
         job.refresh()
         assert job.get_status() == "failed"
@@ -459,9 +453,7 @@ def test_control_the_worker_notifies_a_session_with_its_own_user(
         jobs = dispatch.queue(worker_client)
         channel = Channel(worker_client)
         assert dispatch.handle(channel, jobs, entry[1], reviewer=False) == "notify"
-        SimpleWorker(
-            [jobs], connection=worker_client, job_class=GuardedJob, serializer=JSONSerializer
-        ).work(burst=True)
+        run_burst(jobs, worker_client)
         message = None
         for _ in range(50):
             message = listener.get_message(timeout=0.1)

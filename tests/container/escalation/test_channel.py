@@ -14,13 +14,10 @@ from typing import Any
 
 import pytest
 import redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
 from ironcurtain.escalation import dispatch, redis_keys
 from ironcurtain.escalation.channel import Channel, Outcome, connect, read_credential
 from ironcurtain.escalation.escalator import RedisEscalator
-from ironcurtain.escalation.jobs import GuardedJob
 from ironcurtain.escalation.record import DEADLINE
 from ironcurtain.escalation.remember import Scope, choices
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -28,6 +25,7 @@ from ironcurtain.escalation.users import restore_session_user
 from ironcurtain.escalation.webhook import load
 
 from ..redisserver import RedisServer, free_port, redis_server
+from ..rqjobs import run_burst
 
 
 def request(session: str = "s1", path: str = "/work/src/app.py", **extra: Any) -> EscalationRequest:
@@ -301,10 +299,7 @@ def _run_jobs(channel: Channel, *, webhook: bool) -> str:
     assert entry is not None
     jobs = dispatch.queue(channel.redis)
     done = dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=webhook)
-    worker = SimpleWorker(
-        [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
-    )
-    assert worker.work(burst=True)
+    assert run_burst(jobs, channel.redis)
     return done
 
 
@@ -354,10 +349,7 @@ def test_a_webhook_url_in_the_environment_alone_is_never_called(
         entry = channel.redis.blpop([redis_keys.INBOX], timeout=4)
         assert entry is not None
         dispatch.handle(channel, jobs, entry[1], reviewer=False, webhook=True)
-        worker = SimpleWorker(
-            [jobs], connection=channel.redis, job_class=GuardedJob, serializer=JSONSerializer
-        )
-        assert worker.work(burst=True)
+        assert run_burst(jobs, channel.redis)
     finally:
         hook.close()
     assert hook.received == []

@@ -41,7 +41,9 @@ class RecordingGate:
     def input_schema(self, name: str) -> Mapping[str, Any] | None:
         return TOOL["inputSchema"] if name == TOOL["name"] else None
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, *, listener: Any = None
+    ) -> types.CallToolResult:
         if self.fail:
             raise RuntimeError("secret internals")
         self.calls.append((name, dict(arguments or {})))
@@ -202,7 +204,7 @@ def test_a_handshake_session_negotiates_lists_calls_and_ends(offered: str, answe
         "id": "p",
         "result": {},
     }
-    # A log level is checked and honoured (no server's log notifications are relayed).
+    # A log level is checked and kept: a later call's log notifications are relayed at it.
     leveled = exchange(
         app, body=rpc("logging/setLevel", {"level": "info"}, id="l"), headers=headers
     )
@@ -212,14 +214,16 @@ def test_a_handshake_session_negotiates_lists_calls_and_ends(offered: str, answe
     listed = exchange(app, body=rpc("tools/list", id=2), headers=headers).json["result"]
     assert [t["name"] for t in listed["tools"]] == ["fs__read"]
     assert "resultType" not in listed  # a 2026 field never reaches an older client
-    called = exchange(app, body=rpc("tools/call", READ, id=3), headers=headers)
+    # With a level set, a call whose client accepts SSE is answered as a stream (test_relay);
+    # one that accepts JSON only, as JSON.
+    called = exchange(app, body=rpc("tools/call", READ, id=3), headers={**headers, "Accept": JSON})
     assert called.status == 200
     assert called.headers["mcp-session-id"] == session
     assert called.json["result"]["content"][0]["text"] == "called fs__read"
     assert gate.calls == [("fs__read", {"path": "/ws/a.txt"})]
 
     assert exchange(app, "DELETE", headers=headers).status == 200
-    after = exchange(app, body=rpc("tools/call", READ, id=4), headers=headers)
+    after = exchange(app, body=rpc("tools/call", READ, id=4), headers={**headers, "Accept": JSON})
     assert after.status == 404
     assert len(gate.calls) == 1
 

@@ -26,8 +26,11 @@ VALID: list[tuple[Any, object]] = [
     ({"jsonrpc": "2.0", "id": "a", "method": "x", "params": {"k": 1}}, Request("a", "x", {"k": 1})),
     ({"jsonrpc": "2.0", "id": 0, "method": "x", "params": None}, Request(0, "x", {})),
     ({"jsonrpc": "2.0", "method": "n/x"}, Notification("n/x", {})),
-    ({"jsonrpc": "2.0", "id": 5, "result": {}}, Response(5)),
-    ({"jsonrpc": "2.0", "id": "r", "error": {"code": 1, "message": "m"}}, Response("r")),
+    ({"jsonrpc": "2.0", "id": 5, "result": {}}, Response(5, {})),
+    (
+        {"jsonrpc": "2.0", "id": "r", "error": {"code": 1, "message": "m"}},
+        Response("r", None, {"code": 1, "message": "m"}),
+    ),
 ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ import yaml
 from ironcurtain.mcpproxy.gate import POLICY_DENIED, RESOURCE_NOT_FOUND, Gate
 from ironcurtain.mcpproxy.jsonrpc import INVALID_PARAMS, RpcError
 from ironcurtain.mcpproxy.service import ProxySettings, running_gate
+from ironcurtain.mcpproxy.streams import Router
 
 POLICY = """\
 version: 1
@@ -217,7 +218,9 @@ def test_a_backend_tool_named_like_a_pseudo_tool_is_unknown() -> None:
         lambda: 0.0,
     )
     tools = {name: {} for name in ("resources/read", "prompts/get", "resources/read:located")}
-    fake = SimpleNamespace(tools=tools, schema_problem=lambda tool, args: None)
+    fake = SimpleNamespace(
+        name="ref", tools=tools, schema_problem=lambda tool, args: None, router=Router()
+    )
     gate = Gate(engine, {"ref": fake}, audit=None, escalator=None)  # type: ignore[arg-type]
     for name in tools:
         assert gate._decide("ref", name, {"uri": "test://static-text"}).rule == "unknown-tool"

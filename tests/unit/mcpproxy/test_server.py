@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from ironcurtain.mcpproxy.http import Reply, Write
 from ironcurtain.mcpproxy.server import HttpServer
 from ironcurtain.mcpproxy.service import bind
 
@@ -324,3 +325,103 @@ def test_an_ambiguous_body_length_is_answered_400_and_never_reaches_the_app(head
         return status
 
     assert with_server(body) == 400
+
+
+class Streaming:
+    """A responder whose POST answer is a two-event stream and whose GET only follows."""
+
+    def __init__(self) -> None:
+        self.released = anyio.Event()
+
+    async def respond(
+        self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+    ) -> Reply:
+        if method == "GET":
+
+            async def follow(write: Write) -> None:
+                try:
+                    await write(b"event: message\ndata: {}\n\n")
+                    await anyio.sleep_forever()  # until the client goes away
+                finally:
+                    self.released.set()
+
+            return Reply(200, b"", ((b"content-type", b"text/event-stream"),), follow, True)
+
+        async def answer(write: Write) -> None:
+            await write(b"data: 1\n\n")
+            await write(b"")  # nothing: no empty chunk, which would end the body
+            await write(b"data: 2\n\n")
+
+        return Reply(200, b"", ((b"content-type", b"text/event-stream"),), answer)
+
+
+def test_a_streamed_answer_is_chunked_and_the_connection_kept_alive() -> None:
+    responder = Streaming()
+
+    async def go() -> Any:
+        sock = bind("127.0.0.1", 0)
+        server = HttpServer(responder)
+        await server.start(sock)
+        try:
+            with anyio.fail_after(10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+                writer.write(post(b"{}") + post(b"{}"))
+                answers = []
+                for _ in range(2):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    body = await reader.readuntil(b"0\r\n\r\n")
+                    answers.append((head, body))
+                writer.write(b"GET /mcp HTTP/1.1\r\nHost: proxy\r\n\r\n")
+                await reader.readuntil(b"data: {}\n\n\r\n")
+                writer.close()  # a GET stream ends with its connection
+                await responder.released.wait()
+                return answers
+        finally:
+            await server.close()
+
+    answers = anyio.run(go)
+    for head, body in answers:
+        assert b"transfer-encoding: chunked" in head
+        assert b"content-length" not in head
+        assert body == b"9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n0\r\n\r\n"
+
+
+def test_a_get_stream_to_a_client_that_does_not_read_holds_bounded_memory() -> None:
+    from ironcurtain.mcpproxy import server as server_module
+
+    done = anyio.Event()
+    event = b"data: " + b"x" * 1000 + b"\n\n"
+
+    class Flood:
+        async def respond(
+            self, method: str, path: str, raw: list[tuple[str, str]], body: bytes | None
+        ) -> Reply:
+            async def follow(write: Write) -> None:
+                for _ in range(20_000):  # 20 MB to a client that reads nothing
+                    await write(event)
+                done.set()
+                await anyio.sleep_forever()
+
+            return Reply(200, b"", ((b"content-type", b"text/event-stream"),), follow, True)
+
+    async def go() -> int:
+        sock = bind("127.0.0.1", 0)
+        server = HttpServer(Flood())
+        await server.start(sock)
+        try:
+            with anyio.fail_after(10):
+                _, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+                writer.write(b"GET /mcp HTTP/1.1\r\nHost: proxy\r\n\r\n")
+                await done.wait()
+                (connection,) = server.connections
+                assert connection.transport is not None
+                size = connection.transport.get_write_buffer_size()
+                writer.close()
+                return size
+        finally:
+            await server.close()
+
+    size = anyio.run(go)
+    # Really full (the kernel's buffers took their share), and no fuller than the bound.
+    assert size > server_module.MAX_FOLLOW_BUFFER / 2
+    assert size <= server_module.MAX_FOLLOW_BUFFER + len(event) + 16

@@ -60,6 +60,12 @@ def test_a_malformed_policy_is_refused_with_its_line(text: str, line: int, fault
     assert str(refused.value).startswith(f"policy.yaml:{line}: ")
 
 
+@pytest.mark.parametrize("text", ["[]:", "{a: 1}: x", "? [a, b]\n: c"])
+def test_a_key_that_is_a_list_or_a_mapping_is_a_policy_error(text: str) -> None:
+    with pytest.raises(PolicyError):
+        parse_policy(text, "fuzz.yaml", {})
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_any_text_either_loads_or_raises_policy_error(text: str) -> None:
