@@ -72,8 +72,12 @@ def pending() -> Any:
     except BadParameter as exc:
         return jsonify(error=str(exc), parameter=exc.parameter), 400
     page, rows = channel().page(query)
-    reviewed = channel().auto_reviewed([e.session_id for e in rows])
-    return jsonify(present.page_json(page, rows, query, time.time(), reviewed))
+    sessions = [e.session_id for e in rows]
+    reviewed = channel().auto_reviewed(sessions)
+    registered = channel().registrations(sessions)
+    return jsonify(
+        present.page_json(page, rows, query, time.time(), reviewed, registered=registered)
+    )
 
 
 @bp.get("/events")
@@ -111,10 +115,12 @@ def escalation(escalation_id: str) -> Any:
     found = channel().get(escalation_id)
     if found is None:
         abort(404, "no such escalation")
+    registration = channel().registrations([found.session_id]).get(found.session_id)
     if isinstance(found, Invalid):
-        return jsonify(escalation=present.invalid_json(found), decision=None, choices=[])
+        shown = present.invalid_json(found, registration)
+        return jsonify(escalation=shown, decision=None, choices=[])
     return jsonify(
-        escalation=present.escalation_json(found, time.time()),
+        escalation=present.escalation_json(found, time.time(), registration),
         decision=present.decision_json(channel().decision(escalation_id)),
         choices=[present.scope_json(s) for s in present.scope_options(found)],
     )
@@ -172,7 +178,8 @@ def history() -> Any:
         verdict=request.args.get("verdict", "")[:20],
         text=request.args.get("q", "")[:200],
     )
-    return jsonify(history=[present.history_json(h, now) for h in entries])
+    registered = channel().registrations([h.escalation.session_id for h in entries])
+    return jsonify(history=[present.history_json(h, now, registered) for h in entries])
 
 
 @bp.get("/sessions")

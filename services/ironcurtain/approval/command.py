@@ -186,6 +186,7 @@ def _confirmed(escalation: dict[str, Any], choices: list[dict[str, Any]], rememb
         )
         return False
     print(terminal.summary(escalation, _width()))
+    print(terminal.labels_line(escalation))  # as registered; a differing claim marked
     print(
         f"rule {terminal.neutral(str(escalation.get('rule', '')))}: "
         f"{terminal.neutral(str(escalation.get('reason', '')))}"

@@ -6,11 +6,13 @@ import difflib
 import json
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..audit.redact import REDACTED
-from ..escalation import terminal
+from ..escalation import labels, terminal
 from ..escalation.channel import HistoryEntry, Ruling, SessionInfo
+from ..escalation.labels import Label, Registration
 from ..escalation.paging import Page, PageQuery
 from ..escalation.record import Decision, Escalation, Invalid
 from ..escalation.remember import Scope, choices
@@ -60,30 +62,64 @@ def targets(escalation: Escalation) -> list[dict[str, str]]:
     return found
 
 
-def shown(escalation: Escalation) -> dict[str, Any]:
+def label_json(label: Label) -> dict[str, Any]:
+    """One label as a page shows it: the registered text (empty when unverified) and, marked
+    apart from it, the session's claim where that differs (labels.py), both neutral."""
+    return {
+        "name": label.name,
+        "text": neutral(label.registered or ""),
+        "verified": label.verified,
+        "disputed": label.disputed,
+        "claim": neutral(label.claim, quote='"') if label.disputed else "",
+    }
+
+
+def labels_json(registration: Registration | None, claims: Mapping[str, Any]) -> dict[str, Any]:
+    """`worktree`, `agent`, `task` as registered (neutral; empty when unverified) and `labels`,
+    the three by name with the session's claims marked (label_json)."""
+    found = labels.of(registration, claims)
+    return {
+        **{label.name: neutral(label.registered or "") for label in found},
+        "labels": {label.name: label_json(label) for label in found},
+    }
+
+
+def _registered(registration: Registration | None) -> dict[str, str]:
+    return {n: registration.get(n) for n in labels.FIELDS} if registration else {}
+
+
+def _claims(escalation: Escalation) -> dict[str, str]:
+    return {"worktree": escalation.worktree, "agent": escalation.agent, "task": escalation.task}
+
+
+def shown(escalation: Escalation, registration: Registration | None) -> dict[str, Any]:
     """Every field a page shows, as neutral text: bidi overrides, zero-width and control
-    characters made visible as escapes (terminal.neutral: the CLI's allowlist)."""
+    characters made visible as escapes (terminal.neutral: the CLI's allowlist). The worktree,
+    agent and task are the session's registration's; the record's own are its claim."""
     return {
         "id": neutral(escalation.id),
         "call": neutral(escalation.call),
         "session_id": neutral(escalation.session_id),
-        "worktree": neutral(escalation.worktree),
-        "agent": neutral(escalation.agent),
+        **labels_json(registration, _claims(escalation)),
         "rule": neutral(escalation.rule),
         "reason": neutral(escalation.reason),
-        "task": neutral(escalation.task),
         "created": stamp(escalation.created_at),
         "deadline": stamp(escalation.deadline),
         "targets": targets(escalation),
     }
 
 
-def invalid_json(invalid: Invalid) -> dict[str, Any]:
-    """A forged or malformed record, listed so a human sees it; never decidable."""
+def invalid_json(invalid: Invalid, registration: Registration | None) -> dict[str, Any]:
+    """A forged or malformed record, listed so a human sees it (with its session's registered
+    labels: the record claims none); never decidable."""
     return {
         "id": invalid.id,
         "session_id": invalid.session_id,
-        "worktree": "",
+        "worktree": registration.worktree if registration else "",
+        "agent": registration.agent if registration else "",
+        "task": registration.task if registration else "",
+        "registered": registration is not None,
+        "claimed": dict.fromkeys(labels.FIELDS, ""),
         "call": "(invalid record)",
         "rule": "",
         "reason": f"not a valid escalation: {invalid.problem}",
@@ -95,11 +131,10 @@ def invalid_json(invalid: Invalid) -> dict[str, Any]:
             "id": neutral(invalid.id),
             "call": "(invalid record)",
             "session_id": neutral(invalid.session_id),
-            "worktree": "",
-            "agent": "",
+            # It claims nothing: its session's registered labels, undisputed.
+            **labels_json(registration, _registered(registration)),
             "rule": "",
             "reason": neutral(f"not a valid escalation: {invalid.problem}"),
-            "task": "",
             "created": "",
             "deadline": "",
             "targets": [],
@@ -108,8 +143,14 @@ def invalid_json(invalid: Invalid) -> dict[str, Any]:
     }
 
 
-def row_json(found: Escalation | Invalid, now: float) -> dict[str, Any]:
-    return invalid_json(found) if isinstance(found, Invalid) else escalation_json(found, now)
+def row_json(
+    found: Escalation | Invalid, now: float, registered: Mapping[str, Registration]
+) -> dict[str, Any]:
+    """A row of a listing; `registered`: the registrations of the sessions on it (one read)."""
+    registration = registered.get(found.session_id)
+    if isinstance(found, Invalid):
+        return invalid_json(found, registration)
+    return escalation_json(found, now, registration)
 
 
 def arguments_text(escalation: Escalation) -> str:
@@ -130,11 +171,14 @@ def page_json(
     query: PageQuery,
     now: float,
     reviewed: set[str] = frozenset(),  # type: ignore[assignment]
+    *,
+    registered: Mapping[str, Registration],
 ) -> dict[str, Any]:
     """A page of the pending list as the API answers it (and the page's script reads);
-    `reviewed`: the sessions whose auto-reviewer is on."""
+    `reviewed`: the sessions whose auto-reviewer is on; `registered`: the registrations of the
+    sessions on the page (Channel.registrations, one read)."""
     following = page.next
-    listed = [row_json(e, now) for e in rows]
+    listed = [row_json(e, now, registered) for e in rows]
     for row in listed:
         row["auto_review"] = row["session_id"] in reviewed
     return {
@@ -152,16 +196,26 @@ def left(escalation: Escalation, now: float) -> str:
     return f"{seconds}s" if seconds > 0 else "expired"
 
 
-def escalation_json(escalation: Escalation, now: float) -> dict[str, Any]:
+def escalation_json(
+    escalation: Escalation, now: float, registration: Registration | None
+) -> dict[str, Any]:
+    """The record for the API, but with `worktree`, `agent` and `task` as the session was
+    registered (empty, and `registered` false, when it was not); the record's own words are
+    under `claimed` (the session's claim; what the CLI marks where it differs)."""
     return {
         **escalation.to_dict(),
+        "worktree": registration.worktree if registration else "",
+        "agent": registration.agent if registration else "",
+        "task": registration.task if registration else "",
+        "registered": registration is not None,
+        "claimed": _claims(escalation),
         "call": escalation.call,
         "created": stamp(escalation.created_at),
         "left": left(escalation, now),
         "digest": escalation.digest(),
         "notes": notes(dict(escalation.arguments)),
         "invalid": False,
-        "shown": shown(escalation),
+        "shown": shown(escalation, registration),
     }
 
 
@@ -205,9 +259,13 @@ def ruling_text(ruling: Ruling) -> str:
     }[ruling.outcome.value]
 
 
-def history_json(entry: HistoryEntry, now: float) -> dict[str, Any]:
+def history_json(
+    entry: HistoryEntry, now: float, registered: Mapping[str, Registration]
+) -> dict[str, Any]:
     return {
-        "escalation": escalation_json(entry.escalation, now),
+        "escalation": escalation_json(
+            entry.escalation, now, registered.get(entry.escalation.session_id)
+        ),
         "decision": decision_json(entry.decision),
     }
 

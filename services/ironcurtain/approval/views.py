@@ -50,8 +50,10 @@ def pending() -> Any:
     except BadParameter as exc:
         return render_template("error.html", message=str(exc)), 400
     page, rows = channel().page(query)
-    reviewed = channel().auto_reviewed([e.session_id for e in rows])
-    listing = present.page_json(page, rows, query, time.time(), reviewed)
+    sessions = [e.session_id for e in rows]
+    reviewed = channel().auto_reviewed(sessions)
+    registered = channel().registrations(sessions)  # one read for the page's sessions
+    listing = present.page_json(page, rows, query, time.time(), reviewed, registered=registered)
     following = page.next
     return render_template(
         "pending.html",
@@ -92,12 +94,13 @@ def escalation(escalation_id: str) -> Any:
     found = channel().get(escalation_id)
     if found is None:
         abort(404, "no such escalation (it may have been cleaned up)")
+    registration = channel().registrations([found.session_id]).get(found.session_id)
     if isinstance(found, Invalid):
-        return render_template("invalid.html", e=present.invalid_json(found))
+        return render_template("invalid.html", e=present.invalid_json(found, registration))
     decision = channel().decision(escalation_id)
     return render_template(
         "escalation.html",
-        e=present.escalation_json(found, time.time()),
+        e=present.escalation_json(found, time.time(), registration),
         arguments=present.arguments_text(found),
         change=present.changes(found),
         audit=present.audit_rows(found.recent_audit),
@@ -154,7 +157,8 @@ def history() -> Any:
     found = channel().history(
         session_id=filters["session_id"], verdict=filters["verdict"], text=filters["text"]
     )
-    rows = [present.history_json(h, now) for h in found]
+    registered = channel().registrations([h.escalation.session_id for h in found])
+    rows = [present.history_json(h, now, registered) for h in found]
     return render_template("history.html", rows=rows, filters=filters)
 
 

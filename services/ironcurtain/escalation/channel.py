@@ -27,6 +27,8 @@ from redis.typing import EncodableT, FieldT
 
 from . import redis_keys, tls
 from .acl import Credential
+from .labels import FIELDS as LABEL_FIELDS
+from .labels import Registration
 from .paging import Cursor, Order, Page, PageQuery, merge
 from .paging import beyond as paging_beyond
 from .record import AUTO_REVIEWER, DEADLINE, Decision, Escalation, Invalid, new_id, read_record
@@ -198,6 +200,20 @@ class Channel:
             pipe.hset(redis_keys.session(session_id), mapping=info)
             pipe.expire(redis_keys.session(session_id), self._retention_s)
             pipe.execute()
+
+    def registrations(self, session_ids: list[str]) -> dict[str, Registration]:
+        """The labels these sessions were registered with (one pipelined read: a page reads
+        this once for the sessions on it). A session with no registration, a hash of another
+        type or one lacking a field is absent: its labels are unverified (labels.py)."""
+        wanted = [s for s in dict.fromkeys(session_ids) if redis_keys.SESSION_ID.fullmatch(s)]
+        if not wanted:
+            return {}
+        with self.redis.pipeline(transaction=False) as pipe:
+            for session_id in wanted:
+                pipe.hmget(redis_keys.session(session_id), list(LABEL_FIELDS))
+            answers = pipe.execute(raise_on_error=False)
+        found = {s: Registration.parse(a) for s, a in zip(wanted, answers, strict=True)}
+        return {s: r for s, r in found.items() if r is not None}
 
     # -- the auto-reviewer switch (per session, off unless a human turned it on) -----------
 
@@ -409,14 +425,9 @@ class Channel:
         found = [query.session] if query.session else self._open_sessions()
         if query.worktree and found:
             # The worktree the host CLI registered (admin), not what a record claims.
-            with self.redis.pipeline(transaction=False) as pipe:
-                for session_id in found:
-                    pipe.hget(redis_keys.session(session_id), "worktree")
-                worktrees = pipe.execute()
+            registered = self.registrations(found)
             found = [
-                s
-                for s, w in zip(found, worktrees, strict=True)
-                if w is not None and w.decode(errors="replace") == query.worktree
+                s for s in found if s in registered and registered[s].worktree == query.worktree
             ]
         return found
 
@@ -563,7 +574,10 @@ class Channel:
         ids += [i for i in pending_by_session if i not in ids]
         found = []
         for session_id in ids[:limit]:
-            raw = self.redis.hgetall(redis_keys.session(session_id))
+            try:
+                raw = self.redis.hgetall(redis_keys.session(session_id))
+            except redis.ResponseError:  # a registration of another type: shown as none
+                raw = {}
             info = {
                 reply_text(k, errors="replace"): reply_text(v, errors="replace")
                 for k, v in raw.items()

@@ -14,6 +14,7 @@ import os
 from rq import get_current_job
 
 from .channel import Channel
+from .labels import Registration
 from .record import Escalation
 
 logger = logging.getLogger(__name__)
@@ -43,14 +44,20 @@ def notice(escalation: Escalation, approval_url: str) -> str:
     )
 
 
-def webhook_body(escalation: Escalation, approval_url: str) -> bytes:
-    """The flat body of a webhook file with `"format": "plain"` (webhook.py)."""
+def webhook_body(
+    escalation: Escalation, approval_url: str, *, registration: Registration | None
+) -> bytes:
+    """The flat body of a webhook file with `"format": "plain"` (webhook.py): `worktree` as the
+    session was registered (empty when it was not: `registered` false), the record's own as
+    `claimed_worktree`, the session's claim (labels.py)."""
     # No arguments: a webhook leaves the machine's trust boundary; the UI shows them.
     return json.dumps(
         {
             "id": escalation.id,
             "session_id": escalation.session_id,
-            "worktree": escalation.worktree,
+            "worktree": registration.worktree if registration else "",
+            "registered": registration is not None,
+            "claimed_worktree": escalation.worktree,
             "call": escalation.call,
             "rule": escalation.rule,
             "reason": escalation.reason,

@@ -15,6 +15,9 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import labels
+from .labels import Label, Registration
+
 _SHOWN = ("L", "M", "N", "P", "S")  # Unicode major categories passed through
 # Letters and marks that draw nothing (Hangul fillers, the grapheme joiner, Khmer inherent vowels,
 # variation selectors): allowed by category, yet as invisible as a zero-width space.
@@ -108,6 +111,37 @@ def targets(row: Mapping[str, Any]) -> str:
     return ", ".join(parts) if parts else "(no paths or urls)"
 
 
+UNVERIFIED = "unverified: no registration"
+
+
+def row_labels(row: Mapping[str, Any]) -> dict[str, Label]:
+    """An API row's worktree, agent and task: as registered when the service says the session
+    is (`registered`), with the record's own words (`claimed`) as the session's claim. A row
+    without them (an older service) has unverified labels, its own fields the claims."""
+    claimed = row.get("claimed")
+    registration = None
+    if row.get("registered") is True and isinstance(claimed, Mapping):
+        registration = Registration(*(str(row.get(name, "")) for name in labels.FIELDS))
+    found = labels.of(registration, claimed if isinstance(claimed, Mapping) else row)
+    return {label.name: label for label in found}
+
+
+def label_text(label: Label) -> str:
+    """`wt-a`, `wt-a (the session claims "wt-b")`, or unverified with the claim: neutral."""
+    text = neutral(label.registered) if label.registered is not None else UNVERIFIED
+    if label.disputed:
+        text += f' (the session claims "{neutral(label.claim, quote=chr(34))}")'
+    return text
+
+
+def labels_line(row: Mapping[str, Any]) -> str:
+    """The session and its labels in full (the approval prompt shows it under the summary)."""
+    found = row_labels(row)
+    return f"session {neutral(str(row.get('session_id', '')))}  " + "  ".join(
+        f"{name} {label_text(label)}" for name, label in found.items()
+    )
+
+
 def call_name(row: Mapping[str, Any]) -> str:
     return neutral(f"{row.get('server', '')}__{row.get('tool', '')}")
 
@@ -121,7 +155,11 @@ def summary(row: Mapping[str, Any], width: int = 120) -> str:
     else:
         left = neutral(str(row.get("left", "")))
         rule = clip(neutral(str(row.get("rule", ""))), 30)
-        line = f"{ident}  {left:>7}  {session}  {call_name(row)}  [{rule}]  {targets(row)}"
+        where = label_text(row_labels(row)["worktree"])  # last: the call comes first
+        line = (
+            f"{ident}  {left:>7}  {session}  {call_name(row)}  [{rule}]  {targets(row)}  "
+            f"worktree {where}"
+        )
     return clip(line, max(width, 20))
 
 
@@ -179,10 +217,12 @@ def detail(
             f"problem   {field('reason')}",
             f"excerpt   {field('excerpt')}",
         ]
+    found = row_labels(escalation)
     lines = [
         f"escalation {field('id')}",
-        f"session   {field('session_id')}  worktree {field('worktree')}  agent {field('agent')}",
-        f"task      {field('task')}",
+        f"session   {field('session_id')}  worktree {label_text(found['worktree'])}  "
+        f"agent {label_text(found['agent'])}",
+        f"task      {label_text(found['task'])}",
         f"call      {call_name(escalation)}",
         f"targets   {targets(escalation)}",
         f"rule      {field('rule')}",

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import labels
+from .labels import Registration
 from .record import Escalation
-from .terminal import neutral
+from .terminal import label_text, neutral
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +67,30 @@ def load(path: Path) -> WebhookConfig | None:
         return None
 
 
+def _mrkdwn(shown: str) -> str:
+    """Text already neutral, escaped for Slack's mrkdwn (no link or mention can be made)."""
+    return shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _slack(text: str) -> str:
-    return neutral(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _mrkdwn(neutral(text))
 
 
-def slack_body(escalation: Escalation, approval_url: str) -> dict[str, Any]:
-    """A Slack incoming-webhook message (`text` plus blocks); other chat tools read `text`."""
+def worktree_text(escalation: Escalation, registration: Registration | None) -> str:
+    """The worktree the session was registered with; the record's own, where it differs, only
+    as the session's claim, marked (labels.py): neutral text, as the CLI shows it."""
+    return label_text(labels.of(registration, {"worktree": escalation.worktree})[0])
+
+
+def slack_body(
+    escalation: Escalation, approval_url: str, *, registration: Registration | None
+) -> dict[str, Any]:
+    """A Slack incoming-webhook message (`text` plus blocks); other chat tools read `text`.
+    `registration`: the session's (Channel.registrations), whose worktree it names."""
     link = f"{approval_url.rstrip('/')}/escalations/{escalation.id}"
     deadline = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(escalation.deadline))
     call, session = _slack(escalation.call), _slack(escalation.session_id)
-    worktree, rule = _slack(escalation.worktree), _slack(escalation.rule)
+    worktree, rule = _mrkdwn(worktree_text(escalation, registration)), _slack(escalation.rule)
     text = (
         f"IronCurtain: {call} needs approval (session {session}, worktree {worktree}, "
         f"rule {rule}; deadline {deadline})"
@@ -97,12 +113,18 @@ def slack_body(escalation: Escalation, approval_url: str) -> dict[str, Any]:
     }
 
 
-def body(config: WebhookConfig, escalation: Escalation, approval_url: str) -> bytes:
+def body(
+    config: WebhookConfig,
+    escalation: Escalation,
+    approval_url: str,
+    *,
+    registration: Registration | None,
+) -> bytes:
     if config.format == "slack":
-        return json.dumps(slack_body(escalation, approval_url)).encode()
+        return json.dumps(slack_body(escalation, approval_url, registration=registration)).encode()
     from .notify import webhook_body
 
-    return webhook_body(escalation, approval_url)
+    return webhook_body(escalation, approval_url, registration=registration)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -142,7 +164,8 @@ def deliver(escalation_id: str) -> str:
         return "gone"
     approval_url = os.environ.get("IRONCURTAIN_APPROVAL_URL", "http://127.0.0.1:8470")
     try:
-        post(config, body(config, escalation, approval_url))
+        registration = channel.registrations([escalation.session_id]).get(escalation.session_id)
+        post(config, body(config, escalation, approval_url, registration=registration))
     except OSError as exc:  # a courtesy: logged, never retried, the URL never named
         logger.warning("webhook for %s failed: %s", escalation_id, type(exc).__name__)
         return "failed"

@@ -582,3 +582,39 @@ def test_an_approval_click_on_a_request_rewritten_since_the_page_loaded_decides_
     decision = channel.decision(escalation.id)
     assert decision is not None
     assert decision.request_digest != escalation.digest()
+
+
+def test_a_claimed_worktree_is_marked_as_the_sessions_claim_in_the_browser(
+    service: tuple[str, str], team_redis: RedisServer, page: Page, channel: Channel
+) -> None:
+    """page-session's proxy labels its escalation with another worktree (hidden characters in
+    it): the live row and the detail page show its registered worktree and mark the claim;
+    control: late-session's honest labels are shown plainly."""
+    url, token = service
+    admin = connect(team_redis.url, team_redis.admin_file, ca_file=team_redis.ca_file)
+    session = connect(
+        team_redis.url, team_redis.session_file("page-session"), ca_file=team_redis.ca_file
+    )
+    try:
+        for name, worktree in (("page-session", "wt-a"), ("late-session", "wt-b")):
+            Channel(admin).register(name, worktree=worktree, agent="claude-code", task="t")
+        log_in(page, url, token)
+        forged = Channel(session).create(
+            request(session_id="page-session", worktree="wt-b\u200b"), 60
+        )
+        honest = channel.create(request(session_id="late-session", worktree="wt-b"), 60)
+    finally:
+        session.close()
+        admin.close()
+    row = page.locator(f'#pending-rows tr[data-id="{forged.id}"]')  # built by the script
+    expect(row.locator(".registered")).to_have_text("wt-a")
+    expect(row.locator(".claim")).to_have_text('(the session claims "wt-b\\u200b")')
+    plain = page.locator(f'#pending-rows tr[data-id="{honest.id}"]')
+    expect(plain.locator(".registered")).to_have_text("wt-b")
+    expect(plain.locator(".claim")).to_have_count(0)
+    assert "\u200b" not in row.inner_text()
+    page.goto(f"{url}/escalations/{forged.id}")
+    claim = page.locator("#session .claim").first
+    expect(claim).to_have_text('(the session claims "wt-b\\u200b")')
+    expect(claim).to_be_visible()
+    expect(page.locator("#session .registered").first).to_have_text("wt-a")

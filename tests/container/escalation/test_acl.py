@@ -26,6 +26,7 @@ from ironcurtain.approval.app import create_app
 from ironcurtain.escalation import acl, dispatch, redis_keys, users
 from ironcurtain.escalation.channel import Channel, connect
 from ironcurtain.escalation.escalator import RedisEscalator
+from ironcurtain.escalation.labels import Registration
 from ironcurtain.escalation.record import Decision, Escalation
 from ironcurtain.escalation.remember import Scope
 from ironcurtain.escalation.types import EscalationRequest, Verdict
@@ -676,3 +677,106 @@ def test_a_sessions_huge_records_take_at_most_16_kib_each_in_the_history(
     assert len(admin.get(redis_keys.record(huge.id)) or b"") > 250_000
     assert Escalation.from_json(kept[plain.id]) == plain
     assert [h.escalation.id for h in approval.history(session_id=A)] == [plain.id, huge.id]
+
+
+def register(admin: redis.Redis, session: str, worktree: str) -> None:
+    """As `ironcurtain run` registers a session: with the admin credential."""
+    Channel(admin).register(session, worktree=worktree, agent="claude-code", task=f"task {session}")
+
+
+def test_a_session_claiming_another_sessions_worktree_is_shown_with_its_registered_one(
+    attacker: Channel, victim: Channel, admin: redis.Redis, api: FlaskClient
+) -> None:
+    """A's proxy labels its escalation with B's worktree, agent and task, so that a human would
+    approve it as B's: the API, the worktree filter and the pages go by A's registration and show
+    the words only as A's claim. A cannot rewrite its registration or B's."""
+    register(admin, A, "wt-a")
+    register(admin, B, "wt-b")
+    for key in (redis_keys.session(A), redis_keys.session(B)):
+        for attack in (
+            lambda key=key: attacker.redis.hset(key, "worktree", "wt-b"),
+            lambda key=key: attacker.redis.set(key, "x"),
+            lambda key=key: attacker.redis.delete(key),
+            lambda key=key: attacker.redis.hgetall(key),
+        ):
+            refused(attack)
+    forged = attacker.create(request(A, worktree="wt-b", agent="codex", task=f"task {B}"), 60)
+    honest = victim.create(request(B, worktree="wt-b", task=f"task {B}"), 60)
+    rows = {
+        e["id"]: e for e in api.get("/api/v1/escalations", headers=bearer()).json["escalations"]
+    }
+    detail = api.get(f"/api/v1/escalations/{forged.id}", headers=bearer()).json["escalation"]
+    for mine in (rows[forged.id], detail):
+        assert (mine["worktree"], mine["agent"], mine["task"]) == (
+            "wt-a",
+            "claude-code",
+            f"task {A}",
+        )
+        assert mine["claimed"] == {"worktree": "wt-b", "agent": "codex", "task": f"task {B}"}
+        labels = mine["shown"]["labels"]
+        assert {n for n, label in labels.items() if label["disputed"]} == {
+            "worktree",
+            "agent",
+            "task",
+        }
+        assert labels["worktree"]["text"] == "wt-a"
+        assert labels["worktree"]["claim"] == "wt-b"
+    theirs = rows[honest.id]  # control: the honest session's labels, plainly
+    assert (theirs["worktree"], theirs["registered"]) == ("wt-b", True)
+    assert not any(label["disputed"] for label in theirs["shown"]["labels"].values())
+
+    def listed(worktree: str) -> list[str]:
+        query = {"worktree": worktree}
+        page = api.get("/api/v1/escalations", query_string=query, headers=bearer()).json
+        return [e["id"] for e in page["escalations"]]
+
+    assert listed("wt-b") == [honest.id]  # the filter is the registered worktree
+    assert listed("wt-a") == [forged.id]
+    assert log_in(api, TOKEN).status_code == 302
+    for path in ("/", f"/escalations/{forged.id}"):
+        page = api.get(path).text
+        assert '<span class="claim">(the session claims "wt-b")</span>' in page
+        assert '<span class="registered">wt-a</span>' in page
+
+
+@pytest.mark.parametrize("kind", ["absent", "string", "list", "fields-missing"])
+def test_a_registration_missing_or_of_another_kind_leaves_labels_unverified_and_no_page_broken(
+    attacker: Channel, admin: redis.Redis, api: FlaskClient, pending_b: str, kind: str
+) -> None:
+    """No session can write a registration (above); these stand for a lapsed or damaged one."""
+    register(admin, B, "wt-b")
+    key = redis_keys.session(A)
+    if kind == "string":
+        admin.set(key, "wt-b")
+    elif kind == "list":
+        admin.rpush(key, "wt-b")
+    elif kind == "fields-missing":
+        admin.hset(key, "worktree", "wt-b")
+    own = attacker.create(request(A, worktree="wt-b"), 60)
+    listed = api.get("/api/v1/escalations", headers=bearer())
+    assert listed.status_code == 200
+    rows = {e["id"]: e for e in listed.json["escalations"]}
+    assert (rows[own.id]["worktree"], rows[own.id]["registered"]) == ("", False)
+    assert rows[own.id]["shown"]["labels"]["worktree"]["claim"] == "wt-b"
+    assert rows[pending_b]["worktree"] == "wt-b"  # control: B's registration still reads
+    filtered = api.get("/api/v1/escalations", query_string={"worktree": "wt-b"}, headers=bearer())
+    assert [e["id"] for e in filtered.json["escalations"]] == [pending_b]
+    assert log_in(api, TOKEN).status_code == 302
+    for path in ("/", f"/escalations/{own.id}", "/history", "/sessions"):
+        assert api.get(path).status_code == 200, path
+    assert "unverified: no registration" in api.get(f"/escalations/{own.id}").text
+
+
+def test_the_worker_reads_registrations_for_the_webhook_and_cannot_write_them(
+    team_redis: RedisServer, admin: redis.Redis
+) -> None:
+    """The webhook job names the registered worktree: the worker's user reads registrations in
+    one round (webhook.deliver) and writes none."""
+    register(admin, A, "wt-a")
+    worker_client = connect(team_redis.url, team_redis.worker_file, ca_file=team_redis.ca_file)
+    try:
+        found = Channel(worker_client).registrations([A, B])
+        assert found == {A: Registration("wt-a", "claude-code", f"task {A}")}
+        refused(lambda: worker_client.hset(redis_keys.session(A), "worktree", "wt-b"))
+    finally:
+        worker_client.close()

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from ironcurtain.approval.app import create_app
 from ironcurtain.approval.events import Hub
 from ironcurtain.escalation.channel import HistoryEntry, Outcome, Ruling, SessionInfo
+from ironcurtain.escalation.labels import Registration
 from ironcurtain.escalation.paging import Cursor, Order, Page, PageQuery, merge
 from ironcurtain.escalation.record import Decision, Escalation, Invalid
 from ironcurtain.escalation.remember import Scope
@@ -33,6 +34,16 @@ class MemoryChannel:
         self.decisions: dict[str, Decision] = {}
         self.remembered: dict[str, dict[str, Scope]] = {}
         self.reviewed: set[str] = set()
+        # What `ironcurtain run` registered (admin), by session; a test may store anything
+        # here, as Redis hands it back (`raw`: HMGET's answer or the error of a wrong type).
+        self.raw_registrations: dict[str, Any] = {}
+
+    def register(self, session_id: str, *, worktree: str, agent: str, task: str) -> None:
+        self.raw_registrations[session_id] = [worktree, agent, task]
+
+    def registrations(self, session_ids: list[str]) -> dict[str, Registration]:
+        found = {s: Registration.parse(self.raw_registrations.get(s)) for s in session_ids}
+        return {s: r for s, r in found.items() if r is not None}
 
     def create(self, request: EscalationRequest, timeout_s: float = 60) -> Escalation:
         escalation = Escalation.from_request(
@@ -56,8 +67,9 @@ class MemoryChannel:
         for e in self.pending():
             if query.session and e.session_id != query.session:
                 continue
-            if query.worktree and e.worktree != query.worktree:
-                continue
+            registered = self.registrations([e.session_id]).get(e.session_id)
+            if query.worktree and (registered is None or registered.worktree != query.worktree):
+                continue  # as Channel: the registered worktree, never the record's claim
             runs.setdefault(e.session_id, []).append(Cursor(e.deadline, e.id))
         latest = query.order is Order.LATEST
         ordered = [sorted(r, reverse=latest) for r in runs.values()]

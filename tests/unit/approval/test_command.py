@@ -257,3 +257,19 @@ def test_revoke_needs_a_bearer_token(client: FlaskClient, channel: MemoryChannel
     channel.remembered["s1"] = {}
     assert client.delete("/api/v1/sessions/s1/remembered/abc").status_code == 401
     assert client.get("/api/v1/history").status_code == 401
+
+
+def test_approve_shows_the_registered_labels_and_marks_a_claim_before_asking(
+    as_alice: list[str],
+    channel: MemoryChannel,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    channel.register("s1", worktree="wt-a", agent="claude-code", task="fix it")
+    e = channel.create(escalation_request(worktree="wt-b"))  # s1 claims another worktree
+    answer(monkeypatch, "n")
+    assert main(["approve", e.id, *as_alice]) == 1
+    out = capsys.readouterr().out
+    assert 'session s1  worktree wt-a (the session claims "wt-b")  agent claude-code' in out
+    assert main(["show", e.id, *as_alice]) == 0
+    assert 'worktree wt-a (the session claims "wt-b")' in capsys.readouterr().out

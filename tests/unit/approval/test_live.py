@@ -99,6 +99,8 @@ def test_the_page_has_a_next_link_and_shows_the_real_total(
 def test_filters_by_session_and_worktree(
     alice: FlaskClient, channel: MemoryChannel, tokens: dict[str, str]
 ) -> None:
+    channel.register("s1", worktree="wt-a", agent="claude-code", task="")
+    channel.register("s2", worktree="wt-b", agent="claude-code", task="")
     fill(channel, 2, session_id="s1", worktree="wt-a")
     fill(channel, 3, session_id="s2", worktree="wt-b")
     get = lambda **q: alice.get("/api/v1/escalations", query_string=q).json  # noqa: E731

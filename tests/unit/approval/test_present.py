@@ -21,7 +21,7 @@ def test_redacted_and_cut_text_is_pointed_out_by_argument_path() -> None:
 
 
 def test_an_invalid_record_is_listed_as_such_with_every_field_the_page_reads() -> None:
-    row = invalid_json(Invalid("s1.0123456789abcdef", "s1", "lacks 'id'", "{}"))
+    row = invalid_json(Invalid("s1.0123456789abcdef", "s1", "lacks 'id'", "{}"), None)
     assert row["invalid"] is True
     assert row["call"] == "(invalid record)"
     assert {"id", "session_id", "worktree", "rule", "reason", "created", "left"} <= set(row)

@@ -87,7 +87,7 @@ def test_the_terminal_line_names_the_paths_but_no_other_argument_values() -> Non
 
 
 def test_the_webhook_carries_no_arguments() -> None:
-    body = json.loads(webhook_body(ESCALATION, "http://127.0.0.1:8470"))
+    body = json.loads(webhook_body(ESCALATION, "http://127.0.0.1:8470", registration=None))
     assert "arguments" not in body
     assert "sk-redacted" not in json.dumps(body)
 

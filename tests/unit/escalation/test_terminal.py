@@ -180,3 +180,57 @@ def test_urls_anywhere_in_the_arguments_show_their_hosts() -> None:
     line = terminal.summary(row(arguments=arguments, paths=[]), 400)
     assert "(host a.example)" in line
     assert "(host b.example)" in line
+
+
+# -- the session's labels: registered, the record's own words only as its claim ---------------
+
+
+def labelled(worktree: str, claimed: str, registered: bool = True) -> dict[str, Any]:
+    """An API row (approval/present.escalation_json) of a session registered with `worktree`
+    whose record claims `claimed`."""
+    return row(
+        worktree=worktree if registered else "",
+        agent="claude-code" if registered else "",
+        task="fix it" if registered else "",
+        registered=registered,
+        claimed={"worktree": claimed, "agent": "claude-code", "task": "fix it"},
+    )
+
+
+def test_detail_and_summary_show_the_registered_worktree_and_mark_the_claim() -> None:
+    shown = labelled("wt-a", "wt-b")
+    lines = terminal.detail(shown)
+    assert 'worktree wt-a (the session claims "wt-b")  agent claude-code' in lines[1]
+    assert lines[2] == "task      fix it"
+    assert 'worktree wt-a (the session claims "wt-b")' in terminal.summary(shown, 200)
+    assert terminal.labels_line(shown) == (
+        'session s1  worktree wt-a (the session claims "wt-b")  agent claude-code  task fix it'
+    )
+
+
+def test_control_an_honest_rows_labels_are_plain() -> None:
+    shown = labelled("wt-a", "wt-a")
+    assert "worktree wt-a  agent claude-code" in terminal.detail(shown)[1]
+    assert "claims" not in terminal.labels_line(shown)
+
+
+@pytest.mark.parametrize("raw", [raw for raw, _ in HOSTILE] + ['wt-a") (approved by alice'])
+def test_a_hostile_claim_reaches_the_terminal_neutral_inside_its_mark(raw: str) -> None:
+    shown = labelled("wt-a", raw)
+    for text in (terminal.labels_line(shown), terminal.detail(shown)[1]):
+        assert terminal.neutral(raw, quote='"') in text
+        claim = text.split('worktree wt-a (the session claims "', 1)[1]
+        assert claim.startswith(terminal.neutral(raw, quote='"') + '")')
+        assert all(c == " " or not unicodedata.category(c).startswith(("C", "Z")) for c in text)
+
+
+def test_an_unregistered_session_and_an_older_service_show_unverified_labels() -> None:
+    unregistered = labelled("", "wt-b", registered=False)
+    assert (
+        'worktree unverified: no registration (the session claims "wt-b")'
+        in (terminal.detail(unregistered)[1])
+    )
+    older = row(worktree="wt-b", agent="claude-code", task="t")  # no `registered`, no `claimed`
+    line = terminal.labels_line(older)
+    assert 'worktree unverified: no registration (the session claims "wt-b")' in line
+    assert 'task unverified: no registration (the session claims "t")' in line

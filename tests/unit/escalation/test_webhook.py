@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 
 from ironcurtain.escalation.jobs import ALLOWED, check
+from ironcurtain.escalation.labels import Registration
 from ironcurtain.escalation.record import Escalation
 from ironcurtain.escalation.types import EscalationRequest
 from ironcurtain.escalation.webhook import WebhookConfig, body, load, post, slack_body
 
 SECRET = "hunter2-token"
+REGISTERED = Registration("wt-main", "claude-code", "")
 
 
 def escalation(**extra: Any) -> Escalation:
@@ -66,7 +68,7 @@ def test_no_file_means_no_webhook_and_the_url_is_never_in_the_repr(tmp_path: Any
 
 def test_the_slack_message_carries_no_arguments_and_no_forged_link() -> None:
     hostile = escalation(rule="<https://evil.example|click> & \u202e", worktree="wt<x>")
-    message = slack_body(hostile, "http://127.0.0.1:8470/")
+    message = slack_body(hostile, "http://127.0.0.1:8470/", registration=None)
     text = json.dumps(message)
     assert SECRET not in text
     assert "<https://evil.example" not in text
@@ -107,7 +109,8 @@ def test_a_local_receiver_gets_the_slack_json(
 ) -> None:
     url, got = receiver
     config = WebhookConfig(f"{url}/hook")
-    assert post(config, body(config, escalation(), "http://127.0.0.1:8470")) == 200
+    message_body = body(config, escalation(), "http://127.0.0.1:8470", registration=REGISTERED)
+    assert post(config, message_body) == 200
     ((path, sent),) = got
     assert path == "/hook"
     message = json.loads(sent)
@@ -126,7 +129,7 @@ def test_a_redirecting_webhook_is_not_followed(
 
 def test_the_plain_format_is_the_old_body() -> None:
     config = WebhookConfig("https://hooks.example/x", "plain")
-    sent = json.loads(body(config, escalation(), "http://127.0.0.1:8470"))
+    sent = json.loads(body(config, escalation(), "http://127.0.0.1:8470", registration=None))
     assert sent["id"] == "s1.0123456789abcdef"
     assert "arguments" not in sent
 
@@ -135,3 +138,25 @@ def test_the_webhook_job_is_one_of_ours() -> None:
     name = "ironcurtain.escalation.webhook.deliver"
     assert name in ALLOWED
     assert check(name) == name
+
+
+def test_the_webhook_names_the_registered_worktree_and_marks_a_claimed_one() -> None:
+    """A session labelling its escalation with another worktree (the one a colleague trusts)
+    is named in the team's channel by its registered worktree, the claim marked as its own."""
+    forged = escalation(worktree="wt-b\u202e<!here>")
+    message = slack_body(forged, "http://127.0.0.1:8470", registration=Registration("wt-a", "", ""))
+    claimed = 'wt-a (the session claims "wt-b\\u202e&lt;!here&gt;")'
+    assert f"worktree {claimed}," in message["text"]
+    assert message["blocks"][1]["fields"][1]["text"] == f"*Worktree*\n{claimed}"
+    unverified = slack_body(forged, "http://127.0.0.1:8470", registration=None)["text"]
+    assert 'worktree unverified: no registration (the session claims "wt-b' in unverified
+    plain = json.loads(
+        body(
+            WebhookConfig("https://hooks.example/x", "plain"), forged, "http://x", registration=None
+        )
+    )
+    assert (plain["worktree"], plain["registered"]) == ("", False)
+    assert plain["claimed_worktree"] == "wt-b\u202e<!here>"
+    honest = slack_body(escalation(), "http://127.0.0.1:8470", registration=REGISTERED)
+    assert "worktree wt-main," in honest["text"]  # control: plainly
+    assert "claims" not in honest["text"]

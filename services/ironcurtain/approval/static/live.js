@@ -51,6 +51,22 @@
     return span;
   }
 
+  // A session's label as templates/labels.html builds it: the registered text, the session's
+  // own differing claim marked apart, "unverified" without a registration.
+  function label(l) {
+    const span = document.createElement("span");
+    span.className = "label " + l.name + (l.verified ? "" : " unverified") +
+      (l.disputed ? " disputed" : "");
+    span.dataset.label = l.name;
+    if (l.verified) span.appendChild(muted(l.text || "", "registered"));
+    else span.appendChild(muted("unverified: no registration", "unverified-mark"));
+    if (l.disputed) {
+      span.appendChild(document.createTextNode(" "));
+      span.appendChild(muted('(the session claims "' + (l.claim || "") + '")', "claim"));
+    }
+    return span;
+  }
+
   const table = document.getElementById("pending");
   if (table) {
     const rows = document.getElementById("pending-rows");
@@ -93,7 +109,9 @@
       }
       tr.appendChild(deadline);
       const session = cell((s.session_id || "") + " ");
-      session.appendChild(muted(s.worktree || ""));
+      const where = muted("");
+      where.appendChild(label((s.labels || {}).worktree || { name: "worktree" }));
+      session.appendChild(where);
       if (e.auto_review) {
         session.appendChild(document.createTextNode(" "));
         session.appendChild(muted("auto-reviewer on", "review"));
