@@ -80,7 +80,8 @@ def test_codex_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_answer
     record = folder / play.RECORD_FILE
     seen = json_lines(record.read_text()) if record.exists() else []
     assert done.returncode == 0, (output, seen)
-    assert f"[answer] {FINAL}" in output, output
+    assert f"[agent] {FINAL}" in output, output  # rendered as it arrived
+    assert f"answer: {FINAL}" in output
 
     # The vendor's side: what reached the fake through the MITM proxy.
     assert seen, "the fake vendor received nothing"
@@ -129,7 +130,22 @@ def test_codex_calls_an_allowed_and_a_denied_tool_and_prints_the_scripted_answer
     assert summary["tools"]["total"] == counted.total == 2
     metered = llm_counts(json_lines(mitm_log.read_text()))
     assert summary["llm"]["requests"] == metered.requests == len(seen)
-    assert summary["llm"]["refused"] == 0
+    assert summary["llm"]["input_tokens"] == 3 * play.INPUT_TOKENS  # what the fake reported
+    assert summary["llm"]["output_tokens"] == 3 * play.OUTPUT_TOKENS
+    assert summary["llm"]["cost_usd"] > 0
+    # No request of Codex's was refused; the only refusals are CONNECTs: the start-up door probe
+    # (a CONNECT without TLS) and Codex's side hosts, which are no door of ours.
+    refused = [
+        (e.get("event"), e.get("host"), e.get("rule"))
+        for e in json_lines(mitm_log.read_text())
+        if e.get("decision") == "refuse"
+    ]
+    assert {r for r in refused if r[2] != "tls"} <= {
+        ("connect", "github.com:443", "host"),
+        ("connect", "api.github.com:443", "host"),
+        ("connect", "chatgpt.com:443", "host"),
+    }, refused
+    assert all(event == "connect" for event, _, _ in refused), refused
     print(json.dumps(summary["llm"], indent=1))
     for path in (mcp_log, mitm_log, root / "agent-output.log", root / "summary.json"):
         assert REAL_OPENAI_KEY not in path.read_text(), path
