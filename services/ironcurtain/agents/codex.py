@@ -12,12 +12,29 @@ MCP_SERVER_NAME = "ironcurtain"
 PROVIDER_ID = "ironcurtain-openai"
 KEY_ENV = "OPENAI_API_KEY"
 
+MODEL = "gpt-5.2"
 # Codex's own sandbox is off: the container is the sandbox, and every effect beyond the
 # workspace goes through our doors. Approvals are ours (escalations), not Codex's.
+# Tools are direct: in code mode (the default of Codex 0.171's own default model) every tool,
+# MCP ones included, is reached only from inside JavaScript run by Codex's `exec` tool, so the
+# vendor would see no MCP tool at all. No update check, analytics or feedback: their hosts are
+# no door of ours (the MITM refuses them anyway).
 CONFIG = """\
 model_provider = "{provider}"
+model = "{model}"
 approval_policy = "never"
 sandbox_mode = "danger-full-access"
+check_for_update_on_startup = false
+
+[features]
+code_mode = false
+code_mode_only = false
+
+[analytics]
+enabled = false
+
+[feedback]
+enabled = false
 
 [model_providers.{provider}]
 name = "OpenAI through IronCurtain"
@@ -52,6 +69,7 @@ class Codex:
     def orientation_files(self, endpoints: Endpoints) -> list[OrientationFile]:
         config = CONFIG.format(
             provider=PROVIDER_ID,
+            model=MODEL,
             key_env=KEY_ENV,
             server=MCP_SERVER_NAME,
             url=json.dumps(endpoints.mcp_url),  # a TOML basic string is a JSON string

@@ -14,8 +14,9 @@ Subscriptions (`oauth`, see oauth.py): bearer OAuth tokens are checked (beta hea
 Scripted answers: text put in `replies` is the next non-streamed Messages answer, in order (a
 test scripts what "the model" says, hostile answers included); empty: the usual greeting.
 
-Played conversations (`play`, see play.py): Messages requests are answered from a script (tool
-calls, then a final text) and every request is recorded to a file, for real clients in a session.
+Played conversations (`play`, see play.py): Messages and Responses (responses.py) requests are
+answered from a script (tool calls, then a final text) and every request is recorded to a file,
+for real clients in a session.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import h11
 
 from . import oauth as oauthing
 from . import play as playing
+from . import responses as responding
 
 INPUT_TOKENS = 12
 OUTPUT_TOKENS = 34
@@ -248,6 +250,13 @@ class FakeVendor:
                 usage = isinstance(options, dict) and options.get("include_usage") is True
                 return await self._openai_stream(conn, writer, reader, model, usage)
             return self._json(conn, writer, 200, openai_chat(model, "hello from the fake"))
+        if path == "/v1/responses" and self.script is not None and isinstance(doc, dict):
+            number, turn = responding.turn_for(self.script, doc)
+            items = responding.output_items(number, turn, responding.namespaces(doc))
+            if doc.get("stream"):
+                played: list[bytes | None] = list(responding.sse_events(model, number, items))
+                return await self._stream(conn, writer, reader, played)
+            return self._json(conn, writer, 200, responding.response(model, number, items))
         if path == "/v1/responses":
             return self._json(
                 conn,

@@ -158,9 +158,17 @@ def _vendor_side(doc: dict[str, Any], field: str, tools: Tools) -> None:
         del doc[field]
 
 
+NAMESPACE = "namespace"  # a named group of tools (Codex lists its MCP tools in one)
+
+
 def _typed_tool(tools: Tools) -> Callable[[dict[str, Any]], str | None]:
     def kind(tool: dict[str, Any]) -> str | None:
         value = tool.get("type")
+        if value == NAMESPACE and NAMESPACE in tools.client_types:
+            # Admitted as its members are: each one a client tool (no namespace inside one).
+            inner = Tools(tuple(t for t in tools.client_types if t != NAMESPACE), tools.strip)
+            _tools(tool, inner, _typed_tool(inner))
+            return None if tool.get("tools") else "an empty namespace"
         if value is None or value in tools.client_types:
             return None
         return f"tool type {_show(value)}"
@@ -265,11 +273,12 @@ def openai_chat(doc: dict[str, Any], tools: Tools) -> None:
 # ---- OpenAI Responses ----------------------------------------------------------------------
 
 # `prompt` (a stored prompt) is not admitted: it can bring tools configured at the vendor.
+# `client_metadata`: Codex's string ids (installation, session, thread, window).
 _RESPONSES_TOP = _names(
     "model input instructions max_output_tokens max_tool_calls metadata parallel_tool_calls "
     "previous_response_id reasoning service_tier store stream stream_options temperature text "
     "tool_choice tools top_logprobs top_p truncation user include background conversation "
-    "prompt_cache_key safety_identifier"
+    "prompt_cache_key safety_identifier client_metadata"
 )
 _RESPONSES_ITEMS = _names(
     "message function_call function_call_output custom_tool_call custom_tool_call_output "

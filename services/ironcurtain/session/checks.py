@@ -74,8 +74,11 @@ def startup_program(spec: Mapping[str, Any]) -> str:
 STARTUP_FILE = "startup.py"  # in the session's agent folder (read-only in the agent)
 
 
-def door_requests(mcp_port: int, mitm_port: int, docker_port: int) -> dict[str, list[Any]]:
-    """Each door and a request it must answer as expected (the control probes)."""
+def door_requests(
+    mcp_port: int, mitm_port: int, docker_port: int, llm_host: str
+) -> dict[str, list[Any]]:
+    """Each door and a request it must answer as expected (the control probes). `llm_host` is a
+    host of the agent's own provider: the only hosts the MITM admits are its providers'."""
     return {
         "mcp": [
             "sidecar",
@@ -86,7 +89,7 @@ def door_requests(mcp_port: int, mitm_port: int, docker_port: int) -> dict[str, 
         "mitm": [
             "sidecar",
             mitm_port,
-            "CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443\r\n\r\n",
+            f"CONNECT {llm_host}:443 HTTP/1.1\r\nHost: {llm_host}:443\r\n\r\n",
             "HTTP/1.1 200",
         ],
         "docker": [

@@ -361,6 +361,11 @@ class Session:
                 return found
         return None
 
+    def _door_requests(self) -> dict[str, list[Any]]:
+        # The MITM door is probed with a CONNECT to the agent's own LLM host (Codex: OpenAI's).
+        host = providers.builtin()[self.adapter.providers[0]].hosts[0]
+        return checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT, host)
+
     def _subscribed(self) -> frozenset[str]:
         return frozenset({self.subscription.provider.name} if self.subscription else ())
 
@@ -434,7 +439,7 @@ class Session:
         try:
             canaries = self._expected_gateways()
             spec = {
-                "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                "doors": self._door_requests(),
                 "canaries": [[address, canary.port] for address in canaries],
                 "wait_s": START_TIMEOUT_S,
             }
@@ -584,7 +589,7 @@ class Session:
         else:
             with checks.Canary() as canary:
                 spec = {
-                    "doors": checks.door_requests(plan.MCP_PORT, plan.MITM_PORT, plan.DOCKER_PORT),
+                    "doors": self._door_requests(),
                     "canaries": [[address, canary.port] for address in gateways],
                 }
                 output = _exec(agent, checks.probe_argv(spec))

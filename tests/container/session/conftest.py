@@ -113,7 +113,7 @@ def session_env(
     state = root / "state"
     KeyStore(state / "keys").set("anthropic", REAL_KEY)
     vendor = root / "vendor"
-    files = certs.write(vendor, ["api.anthropic.com", "console.anthropic.com"])
+    files = certs.write(vendor, ["api.anthropic.com", "console.anthropic.com", "api.openai.com"])
     vendor.chmod(0o755)
     os.chown(files.key, SERVICE_UID, SERVICE_UID)
     for public in (files.cert, files.ca):

@@ -26,6 +26,9 @@ def test_config_points_codex_at_the_sidecar_and_the_openai_api_through_the_proxy
     provider = config["model_providers"][config["model_provider"]]
     assert provider["base_url"] == "https://api.openai.com/v1"
     assert provider["env_key"] == KEY_ENV
+    # Direct tools: in code mode the vendor would be offered no MCP tool, only Codex's `exec`.
+    assert config["features"] == {"code_mode": False, "code_mode_only": False}
+    assert config["check_for_update_on_startup"] is False
     assert "wait" in files[".codex/AGENTS.md"]
 
 

@@ -546,3 +546,53 @@ def test_any_json_object_is_refused_cleanly_or_admitted(doc: dict[str, Any]) -> 
         except Refusal as refusal:
             statuses.add(refusal.status)
     assert statuses <= {400}
+
+
+# ---- namespaces (Codex groups its MCP tools in one) ---------------------------------------
+
+CODEX = Tools(("function", "custom", "namespace"), strip=True)
+FN = {"type": "function", "name": "filesystem__read_text_file", "parameters": {}}
+
+
+def _space(*inner: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "namespace", "name": "mcp__ironcurtain__", "tools": list(inner)}
+
+
+def test_a_namespace_of_client_tools_is_kept_as_sent() -> None:
+    doc = {"model": "m", "tools": [_space(FN, {"type": "custom", "name": "c"}), FN]}
+    assert _admit("openai-responses", doc, CODEX) == doc
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        {"type": "web_search"},
+        {"type": "web_search_preview"},
+        {"type": "mcp", "server_label": "x", "server_url": "https://evil.test/mcp"},
+        {"type": "code_interpreter", "container": {"type": "auto"}},
+        {"type": "file_search", "vector_store_ids": ["vs_1"]},
+        {"type": "WEB_SEARCH"},
+        _space({"type": "web_search"}),  # a namespace in a namespace: never a client tool
+        _space(FN),
+    ],
+)
+def test_a_vendor_side_tool_hidden_in_a_namespace_is_stripped(hidden: dict[str, Any]) -> None:
+    doc = {"model": "m", "tools": [_space(FN, hidden)]}
+    assert _admit("openai-responses", doc, CODEX) == {"model": "m", "tools": [_space(FN)]}
+
+
+def test_a_namespace_left_empty_is_stripped_and_so_is_the_tool_choice() -> None:
+    doc = {"model": "m", "tools": [_space({"type": "web_search"})], "tool_choice": "auto"}
+    assert _admit("openai-responses", doc, CODEX) == {"model": "m"}
+    assert _admit("openai-responses", {"model": "m", "tools": [_space()]}, CODEX) == {"model": "m"}
+
+
+def test_a_vendor_side_tool_in_a_namespace_is_refused_when_the_provider_does_not_strip() -> None:
+    doc = {"model": "m", "tools": [_space(FN, {"type": "web_search"})]}
+    refusal = _refused("openai-responses", doc, Tools(CODEX.client_types, strip=False))
+    assert "runs on the vendor's side" in refusal.reason
+
+
+def test_a_namespace_is_not_a_client_tool_where_the_data_does_not_say_so() -> None:
+    doc = {"model": "m", "tools": [_space(FN), FN]}
+    assert _admit("openai-responses", doc, OPENAI) == {"model": "m", "tools": [FN]}
