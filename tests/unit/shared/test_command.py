@@ -44,10 +44,16 @@ def test_member_add_refuses_a_bad_name_and_a_second_add(
 
 
 def test_member_remove_revokes_and_says_when_there_is_no_such_member(
-    shared: SharedFiles, capsys: pytest.CaptureFixture[str]
+    shared: SharedFiles, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Ending their session users needs the team Redis: tests/container/test_registrar.py."""
+    ended: list[str] = []
+    monkeypatch.setattr(
+        "ironcurtain.shared.command._end_member_sessions", lambda name: ended.append(name) or 0
+    )
     main(["shared", "member", "add", "alice"])
     assert main(["shared", "member", "remove", "alice"]) == 0
+    assert ended == ["alice"]
     assert "alice" not in shared.members().load()
     assert main(["shared", "member", "remove", "alice"]) == 1
     assert "no member" in capsys.readouterr().err
